@@ -1,0 +1,18 @@
+#pragma once
+// Subcommand registration. Each Register* adds a CLI11 subcommand whose
+// callback runs the command and stores its exit code for main().
+
+namespace CLI {
+class App;
+}
+
+namespace boxwatch::app {
+
+const char* VersionString();
+int ExitCode();
+void SetExitCode(int code);
+
+void RegisterTopicsCommand(CLI::App& app);  // topics create|describe
+void RegisterDemoCommand(CLI::App& app);    // demo on the embedded broker
+
+}  // namespace boxwatch::app

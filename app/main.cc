@@ -1,0 +1,20 @@
+// boxwatch: one binary, one subcommand per role (DESIGN.md "Processes").
+#include <CLI/CLI.hpp>
+
+#include <cstdio>
+
+#include "app/commands.h"
+
+int main(int argc, char** argv) {
+  CLI::App app{"boxwatch: real-time container risk alerts on Kafka"};
+  app.require_subcommand(1);
+  app.set_version_flag("--version", boxwatch::app::VersionString());
+  boxwatch::app::RegisterTopicsCommand(app);
+  boxwatch::app::RegisterDemoCommand(app);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
+  }
+  return boxwatch::app::ExitCode();
+}

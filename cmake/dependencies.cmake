@@ -1,0 +1,11 @@
+# Every dependency comes from Debian 12 packages (scripts/setup installs them).
+find_package(PkgConfig REQUIRED)
+find_package(Threads REQUIRED)
+find_package(Protobuf REQUIRED)
+pkg_check_modules(RDKAFKA REQUIRED IMPORTED_TARGET rdkafka)
+pkg_check_modules(GRPCPP REQUIRED IMPORTED_TARGET grpc++)
+find_package(CLI11 REQUIRED)
+find_program(GRPC_CPP_PLUGIN grpc_cpp_plugin REQUIRED)
+if(BOXWATCH_BUILD_TESTS)
+  find_package(GTest REQUIRED)
+endif()

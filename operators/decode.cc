@@ -1,0 +1,198 @@
+#include "operators/decode.h"
+
+#include <google/protobuf/util/json_util.h>
+
+#include <cmath>
+
+namespace boxwatch::operators {
+namespace {
+
+Rejection Reject(RejectReason reason, std::string detail) { return {reason, std::move(detail)}; }
+
+// Parses the value into `msg`; returns a rejection on failure.
+std::optional<Rejection> Parse(const RecordView& r, const DecodeLimits& limits,
+                               google::protobuf::Message* msg) {
+  if (r.value.size() > limits.max_value_bytes) {
+    return Reject(RejectReason::kOversized, "value is " + std::to_string(r.value.size()) +
+                                                " bytes; the limit is " +
+                                                std::to_string(limits.max_value_bytes));
+  }
+  if (r.encoding == Encoding::kProtobuf) {
+    if (!msg->ParseFromArray(r.value.data(), static_cast<int>(r.value.size()))) {
+      return Reject(RejectReason::kUndecodable,
+                    "value is not a valid protobuf " + msg->GetTypeName());
+    }
+    return std::nullopt;
+  }
+  google::protobuf::util::JsonParseOptions options;
+  options.ignore_unknown_fields = true;  // newer producers may send newer fields
+  auto status = google::protobuf::util::JsonStringToMessage(
+      google::protobuf::StringPiece(r.value.data(), r.value.size()), msg, options);
+  if (!status.ok()) {
+    return Reject(RejectReason::kUndecodable,
+                  "value is not valid JSON for " + msg->GetTypeName() + ": " +
+                      std::string(status.message()));
+  }
+  return std::nullopt;
+}
+
+// Validates the container number and that the key matches it. Canonicalises
+// the number in place.
+std::optional<Rejection> CheckContainer(const RecordView& r, std::string* number) {
+  auto parsed = ContainerNumber::Parse(*number);
+  if (!parsed.ok()) return Reject(RejectReason::kInvalidContainerNumber, parsed.error().message);
+  *number = parsed->str();
+  if (r.key != *number) {
+    return Reject(RejectReason::kKeyMismatch, "record key '" + std::string(r.key) +
+                                                  "' differs from container number " + *number +
+                                                  " (producers must key by container number)");
+  }
+  return std::nullopt;
+}
+
+std::optional<Rejection> CheckTime(int64_t t, const char* field, ProcessingTimeMs now,
+                                   const DecodeLimits& limits) {
+  if (t < kEarliestPlausibleMs) {
+    return Reject(RejectReason::kImplausibleTimestamp,
+                  std::string(field) + " = " + std::to_string(t) +
+                      " is before 2000-01-01 (seconds sent as milliseconds?)");
+  }
+  Status s = ValidateEventTime(EventTimeMs(t), now, limits.max_future_ms);
+  if (!s.ok()) return Reject(RejectReason::kFutureTimestamp, std::string(field) + ": " + s.message());
+  return std::nullopt;
+}
+
+std::optional<Rejection> CheckLocode(const std::string& code, const char* field) {
+  if (code.empty()) return std::nullopt;
+  auto parsed = UnLocode::Parse(code);
+  if (!parsed.ok()) return Reject(RejectReason::kInvalidField, std::string(field) + ": " + parsed.error().message);
+  return std::nullopt;
+}
+
+#define BW_RETURN_IF_REJECTED(expr)              \
+  do {                                           \
+    if (auto rej_ = (expr)) return *std::move(rej_); \
+  } while (0)
+
+}  // namespace
+
+const char* RejectReasonName(RejectReason reason) {
+  switch (reason) {
+    case RejectReason::kOversized: return "oversized";
+    case RejectReason::kUnknownEncoding: return "unknown_encoding";
+    case RejectReason::kUndecodable: return "undecodable";
+    case RejectReason::kInvalidContainerNumber: return "invalid_container_number";
+    case RejectReason::kKeyMismatch: return "key_mismatch";
+    case RejectReason::kInvalidField: return "invalid_field";
+    case RejectReason::kFutureTimestamp: return "future_timestamp";
+    case RejectReason::kImplausibleTimestamp: return "implausible_timestamp";
+    case RejectReason::kLate: return "late";
+  }
+  return "unknown";
+}
+
+std::variant<Encoding, Rejection> EncodingFromHeader(std::string_view content_type) {
+  if (content_type.empty() || content_type == kProtobufContentType) return Encoding::kProtobuf;
+  if (content_type == kJsonContentType) return Encoding::kJson;
+  return Reject(RejectReason::kUnknownEncoding,
+                "content-type '" + std::string(content_type) + "' is neither " +
+                    std::string(kProtobufContentType) + " nor " + std::string(kJsonContentType));
+}
+
+Decoded<v1::Manifest> DecodeManifest(const RecordView& r, ProcessingTimeMs now,
+                                     const DecodeLimits& limits) {
+  v1::Manifest m;
+  BW_RETURN_IF_REJECTED(Parse(r, limits, &m));
+  BW_RETURN_IF_REJECTED(CheckContainer(r, m.mutable_container_number()));
+  if (m.version() < 1) {
+    return Reject(RejectReason::kInvalidField, "manifest version must be 1 or more (1 = original filing)");
+  }
+  BW_RETURN_IF_REJECTED(CheckTime(m.declared_at_ms(), "declared_at_ms", now, limits));
+  BW_RETURN_IF_REJECTED(CheckLocode(m.port_of_loading(), "port_of_loading"));
+  BW_RETURN_IF_REJECTED(CheckLocode(m.port_of_discharge(), "port_of_discharge"));
+  BW_RETURN_IF_REJECTED(CheckLocode(m.final_destination(), "final_destination"));
+  for (const auto& port : m.transhipment_ports()) {
+    BW_RETURN_IF_REJECTED(CheckLocode(port, "transhipment_ports"));
+  }
+  for (int i = 0; i < m.goods_size(); ++i) {
+    const auto& g = m.goods(i);
+    auto hs = HsCode::Parse(g.hs_code());
+    if (!hs.ok()) {
+      return Reject(RejectReason::kInvalidField, "goods[" + std::to_string(i) + "]: " + hs.error().message);
+    }
+    if (!(g.gross_weight_kg() >= 0) || !std::isfinite(g.gross_weight_kg())) {
+      return Reject(RejectReason::kInvalidField,
+                    "goods[" + std::to_string(i) + "]: gross_weight_kg must be a finite number >= 0");
+    }
+  }
+  return m;
+}
+
+Decoded<v1::ScanResult> DecodeScan(const RecordView& r, ProcessingTimeMs now,
+                                   const DecodeLimits& limits) {
+  v1::ScanResult s;
+  BW_RETURN_IF_REJECTED(Parse(r, limits, &s));
+  BW_RETURN_IF_REJECTED(CheckContainer(r, s.mutable_container_number()));
+  BW_RETURN_IF_REJECTED(CheckTime(s.scanned_at_ms(), "scanned_at_ms", now, limits));
+  if (s.has_nii()) {
+    const double a = s.nii().anomaly_score();
+    if (!(a >= 0 && a <= 1)) {
+      return Reject(RejectReason::kInvalidField, "nii.anomaly_score " + std::to_string(a) + " must be within 0..1");
+    }
+  }
+  if (s.has_rpm()) {
+    const auto& rpm = s.rpm();
+    for (double v : {rpm.gamma_cps(), rpm.gamma_background_cps(), rpm.neutron_cps(),
+                     rpm.neutron_background_cps()}) {
+      if (!(v >= 0) || !std::isfinite(v)) {
+        return Reject(RejectReason::kInvalidField, "rpm counts must be finite and >= 0 (counts per second)");
+      }
+    }
+  }
+  if (!s.has_nii() && !s.has_rpm()) {
+    return Reject(RejectReason::kInvalidField, "scan carries neither an NII nor an RPM result");
+  }
+  return s;
+}
+
+Decoded<v1::GpsEvent> DecodeGps(const RecordView& r, ProcessingTimeMs now, const DecodeLimits& limits) {
+  v1::GpsEvent g;
+  BW_RETURN_IF_REJECTED(Parse(r, limits, &g));
+  BW_RETURN_IF_REJECTED(CheckContainer(r, g.mutable_container_number()));
+  BW_RETURN_IF_REJECTED(CheckTime(g.fix_time_ms(), "fix_time_ms", now, limits));
+  if (!g.has_position()) return Reject(RejectReason::kInvalidField, "GPS event has no position");
+  Status c = ValidateCoordinates(g.position().lat(), g.position().lon());
+  if (!c.ok()) return Reject(RejectReason::kInvalidField, c.message());
+  if (!(g.speed_kmh() >= 0 && g.speed_kmh() <= 400)) {
+    return Reject(RejectReason::kInvalidField,
+                  "speed_kmh " + std::to_string(g.speed_kmh()) + " is outside 0..400");
+  }
+  if (g.battery_pct() < 0 || g.battery_pct() > 100) {
+    return Reject(RejectReason::kInvalidField, "battery_pct must be within 0..100");
+  }
+  return g;
+}
+
+Decoded<v1::InspectionOutcome> DecodeOutcome(const RecordView& r, ProcessingTimeMs now,
+                                             const DecodeLimits& limits) {
+  v1::InspectionOutcome o;
+  BW_RETURN_IF_REJECTED(Parse(r, limits, &o));
+  BW_RETURN_IF_REJECTED(CheckContainer(r, o.mutable_container_number()));
+  BW_RETURN_IF_REJECTED(CheckTime(o.inspected_at_ms(), "inspected_at_ms", now, limits));
+  if (o.result() == v1::InspectionOutcome::RESULT_UNSPECIFIED) {
+    return Reject(RejectReason::kInvalidField, "outcome result is unspecified");
+  }
+  return o;
+}
+
+std::string Encode(const google::protobuf::Message& message, Encoding encoding) {
+  std::string out;
+  if (encoding == Encoding::kProtobuf) {
+    message.SerializeToString(&out);
+  } else {
+    google::protobuf::util::MessageToJsonString(message, &out).IgnoreError();
+  }
+  return out;
+}
+
+}  // namespace boxwatch::operators

@@ -1,0 +1,520 @@
+#include "pipeline/kafka_client.h"
+
+#include <cstring>
+
+#include "pipeline/kafka_error.h"
+
+namespace boxwatch::pipeline {
+namespace {
+
+using PartitionList =
+    std::unique_ptr<rd_kafka_topic_partition_list_t, decltype(&rd_kafka_topic_partition_list_destroy)>;
+
+PartitionList NewList(size_t size) {
+  return PartitionList(rd_kafka_topic_partition_list_new(static_cast<int>(size)),
+                       &rd_kafka_topic_partition_list_destroy);
+}
+
+PartitionList ToList(const std::vector<TopicPartitionOffset>& offsets) {
+  PartitionList list = NewList(offsets.size());
+  for (const auto& o : offsets) {
+    rd_kafka_topic_partition_list_add(list.get(), o.topic.c_str(), o.partition)->offset = o.offset;
+  }
+  return list;
+}
+
+std::vector<TopicPartition> FromList(const rd_kafka_topic_partition_list_t* list) {
+  std::vector<TopicPartition> out;
+  if (list == nullptr) return out;
+  out.reserve(list->cnt);
+  for (int i = 0; i < list->cnt; ++i) out.push_back({list->elems[i].topic, list->elems[i].partition});
+  return out;
+}
+
+Status FirstPartitionError(const rd_kafka_topic_partition_list_t* list, const std::string& what) {
+  for (int i = 0; i < list->cnt; ++i) {
+    if (list->elems[i].err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+      return FromKafkaResp(list->elems[i].err, what + " for " + list->elems[i].topic + "[" +
+                                                   std::to_string(list->elems[i].partition) + "]");
+    }
+  }
+  return Status::Ok();
+}
+
+Status Check(rd_kafka_error_t* error, const std::string& what) {
+  if (error == nullptr) return Status::Ok();
+  return FromKafkaError(error, what);
+}
+
+}  // namespace
+
+void KafkaDeleter::operator()(rd_kafka_t* rk) const { rd_kafka_destroy(rk); }
+
+Result<KafkaHandle> NewKafkaHandle(rd_kafka_type_t type, const KafkaProperties& props, void* opaque,
+                                   void (*configure)(rd_kafka_conf_t*)) {
+  rd_kafka_conf_t* conf = rd_kafka_conf_new();
+  std::string problems;
+  char err[512];
+  for (const auto& [key, value] : props) {
+    if (rd_kafka_conf_set(conf, key.c_str(), value.c_str(), err, sizeof err) != RD_KAFKA_CONF_OK) {
+      problems += "\n  " + key + "=" + value + ": " + err;
+    }
+  }
+  if (!problems.empty()) {
+    rd_kafka_conf_destroy(conf);
+    return InvalidArgument("invalid Kafka client properties:" + problems);
+  }
+  if (opaque != nullptr) rd_kafka_conf_set_opaque(conf, opaque);
+  if (configure != nullptr) configure(conf);
+  rd_kafka_t* rk = rd_kafka_new(type, conf, err, sizeof err);
+  if (rk == nullptr) {
+    rd_kafka_conf_destroy(conf);
+    return InvalidArgument(std::string("cannot create Kafka client: ") + err);
+  }
+  return KafkaHandle(rk);
+}
+
+int64_t Message::timestamp_ms() const {
+  rd_kafka_timestamp_type_t type;
+  return rd_kafka_message_timestamp(m_.get(), &type);
+}
+
+std::optional<std::string_view> Message::header(const char* name) const {
+  rd_kafka_headers_t* headers = nullptr;
+  if (rd_kafka_message_headers(m_.get(), &headers) != RD_KAFKA_RESP_ERR_NO_ERROR) return std::nullopt;
+  const void* value = nullptr;
+  size_t size = 0;
+  if (rd_kafka_header_get_last(headers, name, &value, &size) != RD_KAFKA_RESP_ERR_NO_ERROR) {
+    return std::nullopt;
+  }
+  return std::string_view(static_cast<const char*>(value), value ? size : 0);
+}
+
+OwnedRecord Message::ToOwned() const {
+  OwnedRecord r{std::string(topic()), partition(), offset(), std::string(key()),
+                std::string(value()), timestamp_ms(), {}};
+  rd_kafka_headers_t* headers = nullptr;
+  if (rd_kafka_message_headers(m_.get(), &headers) == RD_KAFKA_RESP_ERR_NO_ERROR) {
+    const char* name = nullptr;
+    const void* v = nullptr;
+    size_t size = 0;
+    for (size_t i = 0; rd_kafka_header_get_all(headers, i, &name, &v, &size) == RD_KAFKA_RESP_ERR_NO_ERROR; ++i) {
+      r.headers.emplace_back(name, std::string(static_cast<const char*>(v), v ? size : 0));
+    }
+  }
+  return r;
+}
+
+std::optional<std::string_view> OwnedRecord::header(std::string_view name) const {
+  for (auto it = headers.rbegin(); it != headers.rend(); ++it) {
+    if (it->first == name) return std::string_view(it->second);
+  }
+  return std::nullopt;
+}
+
+// ---------------------------------------------------------------- consumer
+
+Result<std::unique_ptr<KafkaConsumer>> KafkaConsumer::Create(const Options& options) {
+  std::unique_ptr<KafkaConsumer> c(new KafkaConsumer());
+  c->listener_ = options.listener;
+  KafkaProperties props = {
+      {"bootstrap.servers", options.bootstrap},
+      {"group.id", options.group_id},
+      {"enable.auto.commit", "false"},
+      {"enable.auto.offset.store", "false"},
+      {"auto.offset.reset", "earliest"},
+      {"isolation.level", options.read_committed ? "read_committed" : "read_uncommitted"},
+      {"partition.assignment.strategy", options.assignment_strategy},
+      {"session.timeout.ms", std::to_string(options.session_timeout_ms)},
+      {"enable.partition.eof", "false"},
+  };
+  if (!options.group_instance_id.empty()) {
+    props.emplace_back("group.instance.id", options.group_instance_id);
+  }
+  props.insert(props.end(), options.extra.begin(), options.extra.end());
+  auto rk = NewKafkaHandle(RD_KAFKA_CONSUMER, props, c.get(), [](rd_kafka_conf_t* conf) {
+    rd_kafka_conf_set_rebalance_cb(conf, &KafkaConsumer::RebalanceCallback);
+  });
+  if (!rk.ok()) return rk.error();
+  c->rk_ = std::move(rk).value();
+  rd_kafka_poll_set_consumer(c->rk_.get());
+  return c;
+}
+
+KafkaConsumer::~KafkaConsumer() { Close().PermitUnchecked(); }
+
+bool KafkaConsumer::cooperative() const {
+  return std::strcmp(rd_kafka_rebalance_protocol(rk_.get()), "COOPERATIVE") == 0;
+}
+
+void KafkaConsumer::RebalanceCallback(rd_kafka_t*, rd_kafka_resp_err_t err,
+                                      rd_kafka_topic_partition_list_t* parts, void* opaque) {
+  static_cast<KafkaConsumer*>(opaque)->OnRebalance(err, parts);
+}
+
+void KafkaConsumer::OnRebalance(rd_kafka_resp_err_t err, rd_kafka_topic_partition_list_t* parts) {
+  ++rebalances_;
+  const std::vector<TopicPartition> changed = FromList(parts);
+  const bool coop = cooperative();
+  if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
+    if (listener_ != nullptr) listener_->OnAssigned(changed);
+    if (coop) {
+      if (rd_kafka_error_t* e = rd_kafka_incremental_assign(rk_.get(), parts)) {
+        rebalance_error_ = FromKafkaError(e, "incremental assign");
+      }
+    } else if (rd_kafka_resp_err_t e = rd_kafka_assign(rk_.get(), parts)) {
+      rebalance_error_ = FromKafkaResp(e, "assign");
+    }
+    return;
+  }
+  // Revoked, or an error that forces the assignment to be dropped.
+  if (listener_ != nullptr) {
+    if (rd_kafka_assignment_lost(rk_.get())) {
+      listener_->OnLost(changed);
+    } else {
+      listener_->OnRevoked(changed);
+    }
+  }
+  if (coop) {
+    if (rd_kafka_error_t* e = rd_kafka_incremental_unassign(rk_.get(), parts)) {
+      rebalance_error_ = FromKafkaError(e, "incremental unassign");
+    }
+  } else if (rd_kafka_resp_err_t e = rd_kafka_assign(rk_.get(), nullptr)) {
+    rebalance_error_ = FromKafkaResp(e, "unassign");
+  }
+}
+
+Status KafkaConsumer::Subscribe(const std::vector<std::string>& topics) {
+  PartitionList list = NewList(topics.size());
+  for (const auto& t : topics) {
+    rd_kafka_topic_partition_list_add(list.get(), t.c_str(), RD_KAFKA_PARTITION_UA);
+  }
+  if (rd_kafka_resp_err_t err = rd_kafka_subscribe(rk_.get(), list.get())) {
+    return FromKafkaResp(err, "subscribe");
+  }
+  return Status::Ok();
+}
+
+Status KafkaConsumer::Assign(const std::vector<TopicPartitionOffset>& partitions) {
+  PartitionList list = ToList(partitions);
+  if (rd_kafka_resp_err_t err = rd_kafka_assign(rk_.get(), list.get())) {
+    return FromKafkaResp(err, "assign");
+  }
+  return Status::Ok();
+}
+
+Result<std::optional<Message>> KafkaConsumer::Poll(std::chrono::milliseconds timeout) {
+  rd_kafka_message_t* m = rd_kafka_consumer_poll(rk_.get(), static_cast<int>(timeout.count()));
+  if (rebalance_error_) {
+    Error e = std::move(*rebalance_error_);
+    rebalance_error_.reset();
+    if (m != nullptr) rd_kafka_message_destroy(m);
+    return e;
+  }
+  if (m == nullptr) return std::optional<Message>();
+  if (m->err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+    const rd_kafka_resp_err_t err = m->err;
+    std::string what = "consume";
+    if (m->rkt != nullptr) {
+      what += " from " + std::string(rd_kafka_topic_name(m->rkt)) + "[" +
+              std::to_string(m->partition) + "]";
+    }
+    what += " (" + std::string(rd_kafka_message_errstr(m)) + ")";
+    rd_kafka_message_destroy(m);
+    return FromKafkaResp(rk_.get(), err, what);
+  }
+  return std::optional<Message>(Message(m));
+}
+
+std::vector<TopicPartition> KafkaConsumer::Assignment() {
+  rd_kafka_topic_partition_list_t* list = nullptr;
+  if (rd_kafka_assignment(rk_.get(), &list) != RD_KAFKA_RESP_ERR_NO_ERROR) return {};
+  std::vector<TopicPartition> out = FromList(list);
+  rd_kafka_topic_partition_list_destroy(list);
+  return out;
+}
+
+Result<std::vector<TopicPartitionOffset>> KafkaConsumer::Positions() {
+  rd_kafka_topic_partition_list_t* list = nullptr;
+  if (rd_kafka_resp_err_t err = rd_kafka_assignment(rk_.get(), &list)) {
+    return FromKafkaResp(err, "read assignment");
+  }
+  PartitionList owned(list, &rd_kafka_topic_partition_list_destroy);
+  if (rd_kafka_resp_err_t err = rd_kafka_position(rk_.get(), list)) {
+    return FromKafkaResp(err, "read positions");
+  }
+  std::vector<TopicPartitionOffset> out;
+  for (int i = 0; i < list->cnt; ++i) {
+    if (list->elems[i].offset >= 0) {
+      out.push_back({list->elems[i].topic, list->elems[i].partition, list->elems[i].offset});
+    }
+  }
+  return out;
+}
+
+Status KafkaConsumer::Seek(const TopicPartitionOffset& to, std::chrono::milliseconds timeout) {
+  PartitionList list = ToList({to});
+  if (rd_kafka_error_t* e = rd_kafka_seek_partitions(rk_.get(), list.get(),
+                                                     static_cast<int>(timeout.count()))) {
+    return FromKafkaError(e, "seek");
+  }
+  return FirstPartitionError(list.get(), "seek");
+}
+
+Status KafkaConsumer::CommitSync(const std::vector<TopicPartitionOffset>& offsets) {
+  PartitionList list = ToList(offsets);
+  if (rd_kafka_resp_err_t err = rd_kafka_commit(rk_.get(), list.get(), 0)) {
+    return FromKafkaResp(rk_.get(), err, "commit offsets");
+  }
+  return FirstPartitionError(list.get(), "commit offsets");
+}
+
+Result<std::vector<TopicPartitionOffset>> KafkaConsumer::Committed(
+    const std::vector<TopicPartition>& partitions, std::chrono::milliseconds timeout) {
+  PartitionList list = NewList(partitions.size());
+  for (const auto& p : partitions) rd_kafka_topic_partition_list_add(list.get(), p.topic.c_str(), p.partition);
+  if (rd_kafka_resp_err_t err =
+          rd_kafka_committed(rk_.get(), list.get(), static_cast<int>(timeout.count()))) {
+    return FromKafkaResp(rk_.get(), err, "read committed offsets");
+  }
+  std::vector<TopicPartitionOffset> out;
+  for (int i = 0; i < list->cnt; ++i) {
+    out.push_back({list->elems[i].topic, list->elems[i].partition, list->elems[i].offset});
+  }
+  return out;
+}
+
+Result<std::pair<int64_t, int64_t>> KafkaConsumer::Watermarks(const std::string& topic,
+                                                               int32_t partition,
+                                                               std::chrono::milliseconds timeout) {
+  int64_t low = 0;
+  int64_t high = 0;
+  if (rd_kafka_resp_err_t err = rd_kafka_query_watermark_offsets(
+          rk_.get(), topic.c_str(), partition, &low, &high, static_cast<int>(timeout.count()))) {
+    return FromKafkaResp(err, "query watermarks of " + topic + "[" + std::to_string(partition) + "]");
+  }
+  return std::make_pair(low, high);
+}
+
+GroupMetadata KafkaConsumer::GroupMetadataForTransaction() {
+  return GroupMetadata(rd_kafka_consumer_group_metadata(rk_.get()));
+}
+
+Status KafkaConsumer::Close() {
+  if (closed_ || !rk_) return Status::Ok();
+  closed_ = true;
+  if (rd_kafka_resp_err_t err = rd_kafka_consumer_close(rk_.get())) {
+    return FromKafkaResp(err, "close consumer");
+  }
+  return Status::Ok();
+}
+
+// ---------------------------------------------------------------- producer
+
+Result<std::unique_ptr<KafkaProducer>> KafkaProducer::Create(const Options& options) {
+  std::unique_ptr<KafkaProducer> p(new KafkaProducer());
+  KafkaProperties props = {
+      {"bootstrap.servers", options.bootstrap},
+      // Same key -> same partition as Kafka's Java clients.
+      {"partitioner", "murmur2_random"},
+      {"enable.idempotence", "true"},
+      {"acks", "all"},
+      {"linger.ms", "5"},
+      {"compression.type", "lz4"},
+  };
+  if (!options.transactional_id.empty()) {
+    props.emplace_back("transactional.id", options.transactional_id);
+    props.emplace_back("transaction.timeout.ms", std::to_string(options.transaction_timeout_ms));
+  }
+  props.insert(props.end(), options.extra.begin(), options.extra.end());
+  auto rk = NewKafkaHandle(RD_KAFKA_PRODUCER, props, p.get(), [](rd_kafka_conf_t* conf) {
+    rd_kafka_conf_set_dr_msg_cb(conf, &KafkaProducer::DeliveryCallback);
+  });
+  if (!rk.ok()) return rk.error();
+  p->rk_ = std::move(rk).value();
+  return p;
+}
+
+KafkaProducer::~KafkaProducer() {
+  if (rk_) rd_kafka_flush(rk_.get(), 5000);
+}
+
+void KafkaProducer::DeliveryCallback(rd_kafka_t* rk, const rd_kafka_message_t* m, void* opaque) {
+  auto* self = static_cast<KafkaProducer*>(opaque);
+  if (m->err == RD_KAFKA_RESP_ERR_NO_ERROR) {
+    ++self->delivered_;
+  } else if (m->err == RD_KAFKA_RESP_ERR__PURGE_QUEUE || m->err == RD_KAFKA_RESP_ERR__PURGE_INFLIGHT) {
+    // Records of an aborted transaction: discarded on purpose.
+  } else if (!self->delivery_error_) {
+    self->delivery_error_ = FromKafkaResp(rk, m->err, "deliver record to " +
+                                                          std::string(rd_kafka_topic_name(m->rkt)));
+  }
+}
+
+Status KafkaProducer::InitTransactions(std::chrono::milliseconds timeout) {
+  return Check(rd_kafka_init_transactions(rk_.get(), static_cast<int>(timeout.count())),
+               "init transactions");
+}
+
+Status KafkaProducer::BeginTransaction() {
+  return Check(rd_kafka_begin_transaction(rk_.get()), "begin transaction");
+}
+
+Status KafkaProducer::Produce(const OutRecord& r) {
+  rd_kafka_headers_t* headers = nullptr;
+  if (!r.headers.empty()) {
+    headers = rd_kafka_headers_new(r.headers.size());
+    for (const auto& h : r.headers) {
+      rd_kafka_header_add(headers, h.key.data(), static_cast<ssize_t>(h.key.size()), h.value.data(),
+                          static_cast<ssize_t>(h.value.size()));
+    }
+  }
+  const std::string topic(r.topic);
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  for (;;) {
+    rd_kafka_resp_err_t err = rd_kafka_producev(
+        rk_.get(), RD_KAFKA_V_TOPIC(topic.c_str()), RD_KAFKA_V_PARTITION(r.partition),
+        RD_KAFKA_V_KEY(r.key.data(), r.key.size()),
+        RD_KAFKA_V_VALUE(const_cast<char*>(r.value.data()), r.value.size()),
+        RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_TIMESTAMP(r.timestamp_ms),
+        RD_KAFKA_V_HEADERS(headers), RD_KAFKA_V_END);
+    if (err == RD_KAFKA_RESP_ERR_NO_ERROR) return Status::Ok();  // headers now owned by librdkafka
+    if (err == RD_KAFKA_RESP_ERR__QUEUE_FULL && std::chrono::steady_clock::now() < deadline) {
+      rd_kafka_poll(rk_.get(), 50);
+      continue;
+    }
+    if (headers != nullptr) rd_kafka_headers_destroy(headers);
+    return FromKafkaResp(rk_.get(), err, "produce to " + topic);
+  }
+}
+
+Status KafkaProducer::SendOffsetsToTransaction(const std::vector<TopicPartitionOffset>& offsets,
+                                               const rd_kafka_consumer_group_metadata_t* group,
+                                               std::chrono::milliseconds timeout) {
+  if (offsets.empty()) return Status::Ok();
+  PartitionList list = ToList(offsets);
+  return Check(rd_kafka_send_offsets_to_transaction(rk_.get(), list.get(), group,
+                                                    static_cast<int>(timeout.count())),
+               "send offsets to transaction");
+}
+
+Status KafkaProducer::CommitTransaction(std::chrono::milliseconds timeout) {
+  Status s = Check(rd_kafka_commit_transaction(rk_.get(), static_cast<int>(timeout.count())),
+                   "commit transaction");
+  if (s.ok() && delivery_error_) {
+    // Cannot happen for a committed transaction, but never hide it.
+    Error e = std::move(*delivery_error_);
+    delivery_error_.reset();
+    return e;
+  }
+  delivery_error_.reset();
+  return s;
+}
+
+Status KafkaProducer::AbortTransaction(std::chrono::milliseconds timeout) {
+  delivery_error_.reset();
+  return Check(rd_kafka_abort_transaction(rk_.get(), static_cast<int>(timeout.count())),
+               "abort transaction");
+}
+
+Status KafkaProducer::Flush(std::chrono::milliseconds timeout) {
+  if (rd_kafka_resp_err_t err = rd_kafka_flush(rk_.get(), static_cast<int>(timeout.count()))) {
+    return FromKafkaResp(rk_.get(), err, "flush producer");
+  }
+  if (delivery_error_) {
+    Error e = std::move(*delivery_error_);
+    delivery_error_.reset();
+    return e;
+  }
+  return Status::Ok();
+}
+
+// ---------------------------------------------------------------- admin
+
+Result<std::unique_ptr<KafkaAdmin>> KafkaAdmin::Create(const std::string& bootstrap,
+                                                       const KafkaProperties& extra) {
+  KafkaProperties props = {{"bootstrap.servers", bootstrap}};
+  props.insert(props.end(), extra.begin(), extra.end());
+  auto rk = NewKafkaHandle(RD_KAFKA_PRODUCER, props);
+  if (!rk.ok()) return rk.error();
+  auto admin = std::make_unique<KafkaAdmin>();
+  admin->rk_ = std::move(rk).value();
+  return admin;
+}
+
+Status KafkaAdmin::CreateTopics(const std::vector<TopicSpec>& topics,
+                                std::chrono::milliseconds timeout,
+                                std::vector<std::string>* existing) {
+  char err[512];
+  std::vector<rd_kafka_NewTopic_t*> news;
+  std::string problems;
+  for (const auto& t : topics) {
+    rd_kafka_NewTopic_t* nt =
+        rd_kafka_NewTopic_new(t.name.c_str(), t.partitions, t.replication, err, sizeof err);
+    if (nt == nullptr) {
+      problems += "\n  " + t.name + ": " + err;
+      continue;
+    }
+    for (const auto& [k, v] : t.configs) rd_kafka_NewTopic_set_config(nt, k.c_str(), v.c_str());
+    news.push_back(nt);
+  }
+  if (!problems.empty()) {
+    rd_kafka_NewTopic_destroy_array(news.data(), news.size());
+    return InvalidArgument("invalid topic specifications:" + problems);
+  }
+  rd_kafka_queue_t* queue = rd_kafka_queue_new(rk_.get());
+  rd_kafka_AdminOptions_t* opts = rd_kafka_AdminOptions_new(rk_.get(), RD_KAFKA_ADMIN_OP_CREATETOPICS);
+  rd_kafka_AdminOptions_set_operation_timeout(opts, static_cast<int>(timeout.count()), err, sizeof err);
+  rd_kafka_AdminOptions_set_request_timeout(opts, static_cast<int>(timeout.count()), err, sizeof err);
+  rd_kafka_CreateTopics(rk_.get(), news.data(), news.size(), opts, queue);
+  rd_kafka_event_t* ev = rd_kafka_queue_poll(queue, static_cast<int>(timeout.count()) + 1000);
+  Status status = Status::Ok();
+  if (ev == nullptr) {
+    status = Error{Errc::kTimeout, "create topics: no answer from the cluster within " +
+                                       std::to_string(timeout.count()) + " ms"};
+  } else if (rd_kafka_event_error(ev) != RD_KAFKA_RESP_ERR_NO_ERROR) {
+    status = FromKafkaResp(rd_kafka_event_error(ev),
+                           std::string("create topics (") + rd_kafka_event_error_string(ev) + ")");
+  } else {
+    size_t n = 0;
+    const rd_kafka_topic_result_t** results =
+        rd_kafka_CreateTopics_result_topics(rd_kafka_event_CreateTopics_result(ev), &n);
+    for (size_t i = 0; i < n; ++i) {
+      const rd_kafka_resp_err_t e = rd_kafka_topic_result_error(results[i]);
+      const char* name = rd_kafka_topic_result_name(results[i]);
+      if (e == RD_KAFKA_RESP_ERR_TOPIC_ALREADY_EXISTS) {
+        if (existing != nullptr) existing->push_back(name);
+      } else if (e != RD_KAFKA_RESP_ERR_NO_ERROR) {
+        const char* msg = rd_kafka_topic_result_error_string(results[i]);
+        problems += "\n  " + std::string(name) + ": " + (msg ? msg : rd_kafka_err2str(e));
+      }
+    }
+    if (!problems.empty()) status = Error{Errc::kInvalidArgument, "create topics failed:" + problems};
+  }
+  if (ev != nullptr) rd_kafka_event_destroy(ev);
+  rd_kafka_AdminOptions_destroy(opts);
+  rd_kafka_queue_destroy(queue);
+  rd_kafka_NewTopic_destroy_array(news.data(), news.size());
+  return status;
+}
+
+Result<std::map<std::string, int>> KafkaAdmin::PartitionCounts(
+    const std::vector<std::string>& topics, std::chrono::milliseconds timeout) {
+  const rd_kafka_metadata_t* md = nullptr;
+  if (rd_kafka_resp_err_t err =
+          rd_kafka_metadata(rk_.get(), 1, nullptr, &md, static_cast<int>(timeout.count()))) {
+    return FromKafkaResp(err, "read cluster metadata");
+  }
+  std::map<std::string, int> counts;
+  for (int i = 0; i < md->topic_cnt; ++i) {
+    const auto& t = md->topics[i];
+    if (t.err != RD_KAFKA_RESP_ERR_NO_ERROR) continue;
+    for (const auto& want : topics) {
+      if (want == t.topic) counts[want] = t.partition_cnt;
+    }
+  }
+  rd_kafka_metadata_destroy(md);
+  return counts;
+}
+
+}  // namespace boxwatch::pipeline

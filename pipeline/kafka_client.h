@@ -1,0 +1,250 @@
+#pragma once
+// RAII wrappers over librdkafka's C API: a consumer with cooperative-sticky
+// rebalancing and static membership, a producer (transactional or idempotent)
+// using the Java-compatible murmur2 partitioner, and an admin client.
+//
+// Errors are returned as boxwatch::Error, classified by kafka_error.h; no
+// method logs and forgets a failure. Each object is used from one thread at
+// a time (librdkafka's own threads call back into it only through the
+// callbacks documented per method).
+
+#include <librdkafka/rdkafka.h>
+
+#include <chrono>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "core/result.h"
+
+namespace boxwatch::pipeline {
+
+// librdkafka properties, applied in order (later entries win).
+using KafkaProperties = std::vector<std::pair<std::string, std::string>>;
+
+struct TopicPartition {
+  std::string topic;
+  int32_t partition = 0;
+  auto operator<=>(const TopicPartition&) const = default;
+};
+
+struct TopicPartitionOffset {
+  std::string topic;
+  int32_t partition = 0;
+  int64_t offset = 0;  // next offset to read
+  auto operator<=>(const TopicPartitionOffset&) const = default;
+};
+
+struct KafkaDeleter {
+  void operator()(rd_kafka_t* rk) const;
+  void operator()(rd_kafka_message_t* m) const { rd_kafka_message_destroy(m); }
+  void operator()(rd_kafka_consumer_group_metadata_t* g) const {
+    rd_kafka_consumer_group_metadata_destroy(g);
+  }
+};
+using KafkaHandle = std::unique_ptr<rd_kafka_t, KafkaDeleter>;
+using GroupMetadata = std::unique_ptr<rd_kafka_consumer_group_metadata_t, KafkaDeleter>;
+
+// Builds a client handle; every property error is reported at once.
+Result<KafkaHandle> NewKafkaHandle(rd_kafka_type_t type, const KafkaProperties& props,
+                                   void* opaque = nullptr,
+                                   void (*configure)(rd_kafka_conf_t*) = nullptr);
+
+// A consumed record copied out of librdkafka, safe to keep after the
+// consumer that read it is gone.
+struct OwnedRecord {
+  std::string topic;
+  int32_t partition = 0;
+  int64_t offset = 0;
+  std::string key;
+  std::string value;
+  int64_t timestamp_ms = -1;
+  std::vector<std::pair<std::string, std::string>> headers;
+  // The value of the last header named `name`, if any.
+  std::optional<std::string_view> header(std::string_view name) const;
+};
+
+// One consumed record. Owns the underlying librdkafka message, which pins
+// its consumer: destroy every Message before the consumer (or copy it with
+// ToOwned), or the consumer's destruction blocks.
+class Message {
+ public:
+  explicit Message(rd_kafka_message_t* m) : m_(m) {}
+  std::string_view topic() const { return rd_kafka_topic_name(m_->rkt); }
+  int32_t partition() const { return m_->partition; }
+  int64_t offset() const { return m_->offset; }
+  std::string_view key() const {
+    return {static_cast<const char*>(m_->key), m_->key ? m_->key_len : 0};
+  }
+  std::string_view value() const {
+    return {static_cast<const char*>(m_->payload), m_->payload ? m_->len : 0};
+  }
+  // Record timestamp (CreateTime for boxwatch producers), -1 when absent.
+  int64_t timestamp_ms() const;
+  // The value of the last header named `name`, if any.
+  std::optional<std::string_view> header(const char* name) const;
+  rd_kafka_message_t* raw() const { return m_.get(); }
+  OwnedRecord ToOwned() const;
+
+ private:
+  std::unique_ptr<rd_kafka_message_t, KafkaDeleter> m_;
+};
+
+// Receives partition changes. Called from within KafkaConsumer::Poll on the
+// polling thread, before partitions are added to / removed from the
+// assignment, so a transactional loop can commit or abort in OnRevoked.
+class RebalanceListener {
+ public:
+  virtual ~RebalanceListener() = default;
+  virtual void OnAssigned(const std::vector<TopicPartition>& partitions) = 0;
+  virtual void OnRevoked(const std::vector<TopicPartition>& partitions) = 0;
+  // Partitions taken away without a clean revoke (session expired): their
+  // uncommitted work must be discarded, not committed.
+  virtual void OnLost(const std::vector<TopicPartition>& partitions) { OnRevoked(partitions); }
+};
+
+class KafkaConsumer {
+ public:
+  struct Options {
+    std::string bootstrap;
+    std::string group_id;
+    // Static membership (group.instance.id): a restart with the same id
+    // rejoins without a rebalance. Empty: dynamic membership.
+    std::string group_instance_id;
+    bool read_committed = true;
+    // "cooperative-sticky" (default) or "range"/"roundrobin".
+    std::string assignment_strategy = "cooperative-sticky";
+    int session_timeout_ms = 10000;  // ms; broker enforces 6000..300000 by default
+    KafkaProperties extra;
+    RebalanceListener* listener = nullptr;  // not owned; may be null
+  };
+
+  static Result<std::unique_ptr<KafkaConsumer>> Create(const Options& options);
+  ~KafkaConsumer();
+  KafkaConsumer(const KafkaConsumer&) = delete;
+  KafkaConsumer& operator=(const KafkaConsumer&) = delete;
+
+  Status Subscribe(const std::vector<std::string>& topics);
+  // Manual assignment (no group rebalancing), starting at the given offsets.
+  Status Assign(const std::vector<TopicPartitionOffset>& partitions);
+  // Waits up to `timeout` for one record. Returns nullopt on timeout.
+  // Consumer-level errors (e.g. unknown topic) come back as Error.
+  Result<std::optional<Message>> Poll(std::chrono::milliseconds timeout);
+  // Positions (next offset to read) of the current assignment; partitions
+  // with no position yet are left out.
+  Result<std::vector<TopicPartitionOffset>> Positions();
+  std::vector<TopicPartition> Assignment();
+  Status Seek(const TopicPartitionOffset& to, std::chrono::milliseconds timeout);
+  Status CommitSync(const std::vector<TopicPartitionOffset>& offsets);
+  // Committed offsets of the group for `partitions` (-1001 when none).
+  Result<std::vector<TopicPartitionOffset>> Committed(const std::vector<TopicPartition>& partitions,
+                                                      std::chrono::milliseconds timeout);
+  // Low and high watermark from the broker.
+  Result<std::pair<int64_t, int64_t>> Watermarks(const std::string& topic, int32_t partition,
+                                                 std::chrono::milliseconds timeout);
+  GroupMetadata GroupMetadataForTransaction();
+  bool cooperative() const;
+  uint64_t rebalances() const { return rebalances_; }
+  // Leaves the group (static members: keeps the membership until the session
+  // times out) and stops the client. Idempotent.
+  Status Close();
+  rd_kafka_t* handle() const { return rk_.get(); }
+
+ private:
+  KafkaConsumer() = default;
+  static void RebalanceCallback(rd_kafka_t* rk, rd_kafka_resp_err_t err,
+                                rd_kafka_topic_partition_list_t* parts, void* opaque);
+  void OnRebalance(rd_kafka_resp_err_t err, rd_kafka_topic_partition_list_t* parts);
+
+  KafkaHandle rk_;
+  RebalanceListener* listener_ = nullptr;
+  uint64_t rebalances_ = 0;
+  bool closed_ = false;
+  std::optional<Error> rebalance_error_;
+};
+
+struct Header {
+  std::string key;
+  std::string value;
+};
+
+struct OutRecord {
+  std::string_view topic;
+  std::string_view key;
+  std::string_view value;
+  int64_t timestamp_ms = 0;  // 0: the producer's clock
+  int32_t partition = RD_KAFKA_PARTITION_UA;  // UA: murmur2 partitioner on the key
+  std::vector<Header> headers;
+};
+
+class KafkaProducer {
+ public:
+  struct Options {
+    std::string bootstrap;
+    // Non-empty: a transactional producer (call InitTransactions first).
+    // Empty: idempotent producer with acks=all.
+    std::string transactional_id;
+    int transaction_timeout_ms = 60000;  // ms; broker caps at transaction.max.timeout.ms
+    KafkaProperties extra;
+  };
+
+  static Result<std::unique_ptr<KafkaProducer>> Create(const Options& options);
+  ~KafkaProducer();
+  KafkaProducer(const KafkaProducer&) = delete;
+  KafkaProducer& operator=(const KafkaProducer&) = delete;
+
+  Status InitTransactions(std::chrono::milliseconds timeout);
+  Status BeginTransaction();
+  // Enqueues one record. Blocks (serving delivery reports) while the local
+  // queue is full, up to 30 s. Delivery failures surface in Flush/Commit.
+  Status Produce(const OutRecord& record);
+  Status SendOffsetsToTransaction(const std::vector<TopicPartitionOffset>& offsets,
+                                  const rd_kafka_consumer_group_metadata_t* group,
+                                  std::chrono::milliseconds timeout);
+  Status CommitTransaction(std::chrono::milliseconds timeout);
+  Status AbortTransaction(std::chrono::milliseconds timeout);
+  // Waits until every enqueued record is delivered; returns the first
+  // delivery failure since the last Flush.
+  Status Flush(std::chrono::milliseconds timeout);
+  uint64_t delivered() const { return delivered_; }
+  rd_kafka_t* handle() const { return rk_.get(); }
+
+ private:
+  KafkaProducer() = default;
+  static void DeliveryCallback(rd_kafka_t* rk, const rd_kafka_message_t* m, void* opaque);
+
+  KafkaHandle rk_;
+  uint64_t delivered_ = 0;
+  std::optional<Error> delivery_error_;
+};
+
+struct TopicSpec {
+  std::string name;
+  int partitions = 1;
+  int replication = 1;
+  std::map<std::string, std::string> configs;  // e.g. cleanup.policy=compact
+};
+
+class KafkaAdmin {
+ public:
+  static Result<std::unique_ptr<KafkaAdmin>> Create(const std::string& bootstrap,
+                                                    const KafkaProperties& extra = {});
+  // Creates the topics; a topic that already exists is not an error (its
+  // name is returned in `existing`). Every other per-topic failure is
+  // reported together.
+  Status CreateTopics(const std::vector<TopicSpec>& topics, std::chrono::milliseconds timeout,
+                      std::vector<std::string>* existing = nullptr);
+  // Partition counts of the named topics; missing topics are absent.
+  Result<std::map<std::string, int>> PartitionCounts(const std::vector<std::string>& topics,
+                                                     std::chrono::milliseconds timeout);
+
+ private:
+  KafkaHandle rk_;
+};
+
+}  // namespace boxwatch::pipeline

@@ -1,0 +1,71 @@
+#pragma once
+// The topic set of boxwatch (docs/topics.md, DESIGN.md "Topics"): names with
+// a configurable prefix, their partitioning and cleanup policies, and the
+// co-partitioning check that every worker runs at startup.
+
+#include <map>
+#include <string>
+#include <vector>
+
+#include "core/result.h"
+#include "pipeline/kafka_client.h"
+
+namespace boxwatch::pipeline {
+
+enum class TopicRole {
+  kManifests,
+  kScans,
+  kGps,
+  kOutcomes,
+  kAlerts,
+  kDeadLetter,
+  kStateChangelog,
+  kProfiles,
+  kReference,
+};
+
+inline constexpr TopicRole kAllTopicRoles[] = {
+    TopicRole::kManifests, TopicRole::kScans,          TopicRole::kGps,
+    TopicRole::kOutcomes,  TopicRole::kAlerts,         TopicRole::kDeadLetter,
+    TopicRole::kStateChangelog, TopicRole::kProfiles,  TopicRole::kReference,
+};
+
+// Input topics in the fixed order that breaks event-time ties.
+inline constexpr TopicRole kInputTopicRoles[] = {
+    TopicRole::kManifests, TopicRole::kScans, TopicRole::kGps, TopicRole::kOutcomes};
+
+// "manifests", "state-changelog", ...
+const char* TopicSuffix(TopicRole role);
+
+// True for topics that must share one partition count (co-partitioned by
+// container number): the four inputs and the state changelog.
+bool IsCoPartitioned(TopicRole role);
+
+class TopicNames {
+ public:
+  // `prefix` is prepended verbatim: "" gives "boxwatch.gps", "lab." gives
+  // "lab.boxwatch.gps".
+  explicit TopicNames(std::string prefix = "") : prefix_(std::move(prefix)) {}
+  std::string Name(TopicRole role) const;
+  const std::string& prefix() const { return prefix_; }
+
+ private:
+  std::string prefix_;
+};
+
+struct TopicSetOptions {
+  std::string prefix;
+  int partitions = 8;             // P, shared by the co-partitioned topics
+  int replication = 1;            // 3 in production
+  int64_t event_retention_ms = 7LL * 24 * 3600 * 1000;    // input topics: 7 days
+  int64_t alert_retention_ms = 365LL * 24 * 3600 * 1000;  // alerts: 1 year
+};
+
+// Specifications for every topic of the set.
+std::vector<TopicSpec> TopicSetSpecs(const TopicSetOptions& options);
+
+// Checks that every topic exists and the co-partitioned topics share one
+// partition count. Lists every problem in one error.
+Status CheckTopicSet(const TopicNames& names, const std::map<std::string, int>& partition_counts);
+
+}  // namespace boxwatch::pipeline

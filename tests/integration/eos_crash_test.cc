@@ -1,0 +1,162 @@
+// Exactly-once across crashes, on the real broker: a consume-transform-
+// produce child (eos_child) is killed with SIGKILL while its transaction is
+// open, several times, and restarted; a read_committed reader must then see
+// exactly one output for every input.
+
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <gtest/gtest.h>
+
+#include <map>
+#include <random>
+
+#include "pipeline/kafka_client.h"
+#include "tests/support/test_broker.h"
+
+namespace boxwatch::pipeline {
+namespace {
+
+using boxwatch::testing::BrokerKind;
+using boxwatch::testing::ReadAllCommitted;
+using boxwatch::testing::TestBroker;
+using namespace std::chrono_literals;
+
+// A child process whose stdout we read line by line.
+class Child {
+ public:
+  explicit Child(const std::vector<std::string>& argv) {
+    int fds[2];
+    if (::pipe(fds) != 0) return;
+    pid_ = ::fork();
+    if (pid_ == 0) {
+      ::dup2(fds[1], STDOUT_FILENO);
+      ::close(fds[0]);
+      ::close(fds[1]);
+      std::vector<char*> args;
+      for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
+      args.push_back(nullptr);
+      ::execv(args[0], args.data());
+      ::_exit(127);
+    }
+    ::close(fds[1]);
+    fd_ = fds[0];
+  }
+  ~Child() {
+    if (pid_ > 0) Kill(SIGKILL);
+    if (fd_ >= 0) ::close(fd_);
+  }
+  // Waits for a line starting with `prefix`; false on EOF or deadline.
+  bool WaitForLine(const std::string& prefix, std::chrono::milliseconds timeout) {
+    const auto deadline = std::chrono::steady_clock::now() + timeout;
+    for (;;) {
+      size_t nl;
+      while ((nl = buffer_.find('\n')) != std::string::npos) {
+        std::string line = buffer_.substr(0, nl);
+        buffer_.erase(0, nl + 1);
+        if (line.rfind(prefix, 0) == 0) return true;
+      }
+      const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+          deadline - std::chrono::steady_clock::now());
+      if (left.count() <= 0) return false;
+      pollfd p{fd_, POLLIN, 0};
+      if (::poll(&p, 1, static_cast<int>(left.count())) <= 0) continue;
+      char buf[4096];
+      const ssize_t n = ::read(fd_, buf, sizeof buf);
+      if (n <= 0) return false;
+      buffer_.append(buf, static_cast<size_t>(n));
+    }
+  }
+  // Sends `sig` and reaps the child; returns its wait status.
+  int Kill(int sig) {
+    ::kill(pid_, sig);
+    int status = 0;
+    ::waitpid(pid_, &status, 0);
+    pid_ = -1;
+    return status;
+  }
+  bool started() const { return pid_ > 0; }
+
+ private:
+  pid_t pid_ = -1;
+  int fd_ = -1;
+  std::string buffer_;
+};
+
+TEST(ExactlyOnceOnRealKafka, EveryInputHasExactlyOneOutputAfterSigkillMidTransaction) {
+  const unsigned seed = std::random_device{}();
+  SCOPED_TRACE("seed " + std::to_string(seed));
+  std::printf("seed %u\n", seed);
+  std::mt19937 rng(seed);
+
+  auto broker = TestBroker::Start(BrokerKind::kReal);
+  ASSERT_TRUE(broker.ok()) << broker.error().message;
+  const std::string bootstrap = (*broker)->bootstrap();
+  const std::string input = TestBroker::UniqueName("eos-in");
+  const std::string output = TestBroker::UniqueName("eos-out");
+  const int partitions = 3;
+  ASSERT_TRUE((*broker)->CreateTopics({{input, partitions, 1, {}}, {output, partitions, 1, {}}}).ok());
+
+  constexpr int kInputs = 3000;
+  auto producer = KafkaProducer::Create({.bootstrap = bootstrap});
+  ASSERT_TRUE(producer.ok());
+  for (int i = 0; i < kInputs; ++i) {
+    const std::string id = "in-" + std::to_string(i);
+    ASSERT_TRUE((*producer)->Produce({.topic = input, .key = id, .value = id}).ok());
+  }
+  ASSERT_TRUE((*producer)->Flush(30s).ok());
+
+  const std::vector<std::string> base = {EOS_CHILD_PATH, "--bootstrap", bootstrap, "--input", input,
+                                         "--output", output, "--group",
+                                         TestBroker::UniqueName("eos-group"), "--txn-id",
+                                         TestBroker::UniqueName("eos-txn")};
+  constexpr int kKills = 5;
+  for (int k = 0; k < kKills; ++k) {
+    auto argv = base;
+    const int hold_after = 1 + static_cast<int>(rng() % 4);
+    argv.insert(argv.end(), {"--hold-after", std::to_string(hold_after)});
+    Child child(argv);
+    ASSERT_TRUE(child.started());
+    ASSERT_TRUE(child.WaitForLine("HOLDING", 90s))
+        << "child did not reach an open transaction (kill " << k << ")";
+    const int status = child.Kill(SIGKILL);
+    ASSERT_TRUE(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
+  }
+
+  // A last run without interruption processes the rest.
+  Child finisher(base);
+  ASSERT_TRUE(finisher.started());
+  std::vector<OwnedRecord> outputs;
+  const auto deadline = std::chrono::steady_clock::now() + 180s;
+  for (;;) {
+    auto read = ReadAllCommitted(bootstrap, output, partitions, 60s);
+    ASSERT_TRUE(read.ok()) << read.error().message;
+    outputs = std::move(read).value();
+    if (outputs.size() >= static_cast<size_t>(kInputs)) break;
+    ASSERT_LT(std::chrono::steady_clock::now(), deadline)
+        << "only " << outputs.size() << " of " << kInputs << " outputs committed";
+    finisher.WaitForLine("COMMITTED", 5s);
+  }
+  const int status = finisher.Kill(SIGTERM);
+  ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << "status " << status;
+
+  // Everything committed is now visible: read again to the end.
+  auto final_read = ReadAllCommitted(bootstrap, output, partitions, 60s);
+  ASSERT_TRUE(final_read.ok()) << final_read.error().message;
+  std::map<std::string, int> count;
+  for (const auto& m : *final_read) {
+    ASSERT_EQ(m.value.substr(0, 4), "out:");
+    ++count[std::string(m.value.substr(4))];
+  }
+  EXPECT_EQ(final_read->size(), static_cast<size_t>(kInputs)) << "duplicates or losses";
+  EXPECT_EQ(count.size(), static_cast<size_t>(kInputs));
+  for (int i = 0; i < kInputs; ++i) {
+    EXPECT_EQ(count["in-" + std::to_string(i)], 1) << "in-" << i;
+  }
+}
+
+}  // namespace
+}  // namespace boxwatch::pipeline

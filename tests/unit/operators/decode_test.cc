@@ -1,0 +1,167 @@
+#include "operators/decode.h"
+
+#include <gtest/gtest.h>
+
+namespace boxwatch::operators {
+namespace {
+
+constexpr int64_t kNow = 1795000000000;  // 2026-11-18
+const ProcessingTimeMs now(kNow);
+const DecodeLimits limits;
+
+v1::Manifest ValidManifest() {
+  v1::Manifest m;
+  m.set_container_number("CSQU3054383");
+  m.set_version(1);
+  m.set_bill_of_lading("MEDUTH123456");
+  m.mutable_consignee()->set_name("Vientiane Trading Co");
+  m.set_port_of_loading("CNSHA");
+  m.add_transhipment_ports("SGSIN");
+  m.set_port_of_discharge("THLCH");
+  m.set_final_destination("LAVTE");
+  m.set_eta_ms(kNow + 86400000);
+  m.set_declared_at_ms(kNow - 86400000);
+  auto* g = m.add_goods();
+  g->set_hs_code("6907.21");
+  g->set_description("ceramic floor tiles");
+  g->set_packages(20);
+  g->set_gross_weight_kg(21000);
+  return m;
+}
+
+v1::GpsEvent ValidGps() {
+  v1::GpsEvent e;
+  e.set_container_number("CSQU3054383");
+  e.set_tracker_id("TRK-1");
+  e.set_event_id("TRK-1-000001");
+  e.set_fix_time_ms(kNow - 60000);
+  e.mutable_position()->set_lat(13.0833);
+  e.mutable_position()->set_lon(100.8833);
+  e.set_speed_kmh(62.5);
+  e.set_battery_pct(88);
+  return e;
+}
+
+template <typename T>
+const Rejection& RejectionOf(const Decoded<T>& d) {
+  static const Rejection none{RejectReason::kLate, "accepted"};
+  return std::holds_alternative<Rejection>(d) ? std::get<Rejection>(d) : none;
+}
+
+TEST(DecodeManifest, AcceptsProtobufAndCanonicalJson) {
+  const v1::Manifest m = ValidManifest();
+  for (Encoding enc : {Encoding::kProtobuf, Encoding::kJson}) {
+    const std::string bytes = Encode(m, enc);
+    auto d = DecodeManifest({"CSQU3054383", bytes, enc}, now, limits);
+    ASSERT_TRUE(std::holds_alternative<v1::Manifest>(d)) << RejectionOf(d).detail;
+    EXPECT_EQ(std::get<v1::Manifest>(d).SerializeAsString(), m.SerializeAsString());
+  }
+}
+
+TEST(DecodeManifest, JsonUsesCanonicalFieldNames) {
+  const std::string json = Encode(ValidManifest(), Encoding::kJson);
+  EXPECT_NE(json.find("\"containerNumber\":\"CSQU3054383\""), std::string::npos) << json;
+  EXPECT_NE(json.find("\"portOfDischarge\":\"THLCH\""), std::string::npos) << json;
+}
+
+TEST(DecodeGps, AcceptsProtobufAndJson) {
+  for (Encoding enc : {Encoding::kProtobuf, Encoding::kJson}) {
+    auto d = DecodeGps({"CSQU3054383", Encode(ValidGps(), enc), enc}, now, limits);
+    ASSERT_TRUE(std::holds_alternative<v1::GpsEvent>(d)) << RejectionOf(d).detail;
+    EXPECT_DOUBLE_EQ(std::get<v1::GpsEvent>(d).position().lat(), 13.0833);
+  }
+}
+
+TEST(DecodeScanAndOutcome, AcceptJson) {
+  v1::ScanResult s;
+  s.set_container_number("CSQU3054383");
+  s.set_scanned_at_ms(kNow - 1000);
+  s.mutable_rpm()->set_gamma_cps(240);
+  s.mutable_rpm()->set_gamma_background_cps(80);
+  auto ds = DecodeScan({"CSQU3054383", Encode(s, Encoding::kJson), Encoding::kJson}, now, limits);
+  ASSERT_TRUE(std::holds_alternative<v1::ScanResult>(ds)) << RejectionOf(ds).detail;
+
+  v1::InspectionOutcome o;
+  o.set_container_number("CSQU3054383");
+  o.set_inspected_at_ms(kNow - 1000);
+  o.set_result(v1::InspectionOutcome::RESULT_SEIZURE);
+  auto dout = DecodeOutcome({"CSQU3054383", Encode(o, Encoding::kJson), Encoding::kJson}, now, limits);
+  ASSERT_TRUE(std::holds_alternative<v1::InspectionOutcome>(dout)) << RejectionOf(dout).detail;
+}
+
+struct BadCase {
+  const char* name;
+  std::function<std::string()> value;  // protobuf bytes of a GPS event
+  const char* key;
+  RejectReason reason;
+};
+
+class DecodeGpsRejects : public ::testing::TestWithParam<BadCase> {};
+
+TEST_P(DecodeGpsRejects, WithReason) {
+  const BadCase& c = GetParam();
+  const std::string bytes = c.value();
+  auto d = DecodeGps({c.key, bytes, Encoding::kProtobuf}, now, limits);
+  ASSERT_TRUE(std::holds_alternative<Rejection>(d));
+  EXPECT_EQ(RejectReasonName(std::get<Rejection>(d).reason), std::string(RejectReasonName(c.reason)))
+      << std::get<Rejection>(d).detail;
+  EXPECT_FALSE(std::get<Rejection>(d).detail.empty());
+}
+
+std::string With(std::function<void(v1::GpsEvent&)> change) {
+  v1::GpsEvent e = ValidGps();
+  change(e);
+  return e.SerializeAsString();
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    BadInput, DecodeGpsRejects,
+    ::testing::Values(
+        BadCase{"GarbageBytes", [] { return std::string("\xff\xff\xff\xff garbage", 12); }, "CSQU3054383",
+                RejectReason::kUndecodable},
+        BadCase{"Oversized", [] { return std::string((1 << 20) + 1, 'x'); }, "CSQU3054383",
+                RejectReason::kOversized},
+        BadCase{"BadCheckDigit", [] { return With([](auto& e) { e.set_container_number("CSQU3054384"); }); },
+                "CSQU3054384", RejectReason::kInvalidContainerNumber},
+        BadCase{"KeyMismatch", [] { return With([](auto&) {}); }, "MSKU9070323", RejectReason::kKeyMismatch},
+        BadCase{"LatitudeOutOfRange", [] { return With([](auto& e) { e.mutable_position()->set_lat(95); }); },
+                "CSQU3054383", RejectReason::kInvalidField},
+        BadCase{"NoPosition", [] { return With([](auto& e) { e.clear_position(); }); }, "CSQU3054383",
+                RejectReason::kInvalidField},
+        BadCase{"FarFuture", [] { return With([](auto& e) { e.set_fix_time_ms(kNow + 3600000); }); },
+                "CSQU3054383", RejectReason::kFutureTimestamp},
+        BadCase{"SecondsNotMillis", [] { return With([](auto& e) { e.set_fix_time_ms(kNow / 1000); }); },
+                "CSQU3054383", RejectReason::kImplausibleTimestamp}),
+    [](const auto& info) { return info.param.name; });
+
+TEST(DecodeManifest, RejectsBadLocodeAndHsCode) {
+  v1::Manifest m = ValidManifest();
+  m.set_port_of_discharge("TH-LCH1");
+  auto d = DecodeManifest({"CSQU3054383", m.SerializeAsString(), Encoding::kProtobuf}, now, limits);
+  ASSERT_TRUE(std::holds_alternative<Rejection>(d));
+  EXPECT_EQ(std::get<Rejection>(d).reason, RejectReason::kInvalidField);
+  EXPECT_NE(std::get<Rejection>(d).detail.find("port_of_discharge"), std::string::npos);
+
+  m = ValidManifest();
+  m.mutable_goods(0)->set_hs_code("7700.11");
+  d = DecodeManifest({"CSQU3054383", m.SerializeAsString(), Encoding::kProtobuf}, now, limits);
+  ASSERT_TRUE(std::holds_alternative<Rejection>(d));
+  EXPECT_NE(std::get<Rejection>(d).detail.find("goods[0]"), std::string::npos);
+}
+
+TEST(DecodeManifest, RejectsInvalidJson) {
+  auto d = DecodeManifest({"CSQU3054383", "{\"containerNumber\": 12,", Encoding::kJson}, now, limits);
+  ASSERT_TRUE(std::holds_alternative<Rejection>(d));
+  EXPECT_EQ(std::get<Rejection>(d).reason, RejectReason::kUndecodable);
+}
+
+TEST(EncodingFromHeader, KnowsProtobufJsonAndRejectsOthers) {
+  EXPECT_EQ(std::get<Encoding>(EncodingFromHeader("")), Encoding::kProtobuf);
+  EXPECT_EQ(std::get<Encoding>(EncodingFromHeader("application/json")), Encoding::kJson);
+  auto other = EncodingFromHeader("text/csv");
+  ASSERT_TRUE(std::holds_alternative<Rejection>(other));
+  EXPECT_EQ(std::get<Rejection>(other).reason, RejectReason::kUnknownEncoding);
+}
+
+}  // namespace
+}  // namespace boxwatch::operators
