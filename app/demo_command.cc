@@ -44,8 +44,8 @@ int64_t NowMs() {
 
 // A container number with a correct ISO 6346 check digit.
 std::string MakeContainerNumber(const char* owner, int serial) {
-  char first[11];
-  std::snprintf(first, sizeof first, "%sU%06d", owner, serial);
+  char first[32];
+  std::snprintf(first, sizeof first, "%.3sU%06d", owner, serial % 1000000);
   return std::string(first) + std::to_string(ContainerNumber::CheckDigit(first));
 }
 

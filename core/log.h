@@ -36,7 +36,15 @@ class Line {
 
 }  // namespace boxwatch::log
 
-#define BW_LOG(level, component)                                      \
-  if (!::boxwatch::log::Enabled(::boxwatch::log::Level::level)) {     \
-  } else                                                              \
-    ::boxwatch::log::Line(::boxwatch::log::Level::level, component, __FILE__, __LINE__).stream()
+namespace boxwatch::log {
+// Lets BW_LOG be one expression, safe inside an unbraced if/else.
+struct Voidify {
+  void operator&(std::ostream&) {}
+};
+}  // namespace boxwatch::log
+
+#define BW_LOG(level, component)                                          \
+  !::boxwatch::log::Enabled(::boxwatch::log::Level::level)                \
+      ? (void)0                                                           \
+      : ::boxwatch::log::Voidify() &                                      \
+            ::boxwatch::log::Line(::boxwatch::log::Level::level, component, __FILE__, __LINE__).stream()

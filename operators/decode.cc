@@ -3,6 +3,7 @@
 #include <google/protobuf/util/json_util.h>
 
 #include <cmath>
+#include <optional>
 
 namespace boxwatch::operators {
 namespace {
@@ -190,7 +191,8 @@ std::string Encode(const google::protobuf::Message& message, Encoding encoding) 
   if (encoding == Encoding::kProtobuf) {
     message.SerializeToString(&out);
   } else {
-    google::protobuf::util::MessageToJsonString(message, &out).IgnoreError();
+    // Only fails for messages with unresolvable Any fields, which boxwatch has none of.
+    (void)google::protobuf::util::MessageToJsonString(message, &out);
   }
   return out;
 }
