@@ -1,6 +1,7 @@
 #include "pipeline/kafka_client.h"
 
 #include <cstring>
+#include <thread>
 
 #include "pipeline/kafka_error.h"
 
@@ -490,6 +491,23 @@ Status KafkaAdmin::CreateTopics(const std::vector<TopicSpec>& topics,
       }
     }
     if (!problems.empty()) status = Error{Errc::kInvalidArgument, "create topics failed:" + problems};
+  }
+  if (status.ok()) {
+    // Creation is acknowledged by the controller before every broker's
+    // metadata shows the topic; wait so that a describe right after agrees.
+    std::vector<std::string> names;
+    for (const auto& t : topics) names.push_back(t.name);
+    const auto deadline = std::chrono::steady_clock::now() + timeout;
+    for (;;) {
+      auto counts = PartitionCounts(names, timeout);
+      if (counts.ok() && counts->size() == names.size()) break;
+      if (std::chrono::steady_clock::now() > deadline) {
+        status = Error{Errc::kTimeout, "created topics did not appear in the cluster metadata within " +
+                                           std::to_string(timeout.count()) + " ms"};
+        break;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
   }
   if (ev != nullptr) rd_kafka_event_destroy(ev);
   rd_kafka_AdminOptions_destroy(opts);

@@ -55,10 +55,16 @@ Result<std::vector<pipeline::OwnedRecord>> ReadAllCommitted(const std::string& b
       {.bootstrap = bootstrap, .group_id = TestBroker::UniqueName("reader"), .read_committed = true});
   if (!consumer.ok()) return consumer.error();
   auto& c = **consumer;
+  // The end is the high watermark, asked with read_uncommitted: a
+  // read_committed query returns the last stable offset, which stops short of
+  // a transaction whose commit marker is not written yet.
+  auto probe = pipeline::KafkaConsumer::Create(
+      {.bootstrap = bootstrap, .group_id = TestBroker::UniqueName("probe"), .read_committed = false});
+  if (!probe.ok()) return probe.error();
   std::vector<pipeline::TopicPartitionOffset> start;
   std::map<int32_t, int64_t> end;
   for (int32_t p = 0; p < partitions; ++p) {
-    auto wm = c.Watermarks(topic, p, std::chrono::seconds(10));
+    auto wm = (*probe)->Watermarks(topic, p, std::chrono::seconds(10));
     if (!wm.ok()) return wm.error();
     end[p] = wm->second;
     start.push_back({topic, p, RD_KAFKA_OFFSET_BEGINNING});

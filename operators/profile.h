@@ -1,0 +1,121 @@
+#pragma once
+// A risk profile: the versioned set of indicator parameters, weights,
+// thresholds, reference lists and geography an analyst maintains as YAML
+// (docs/profiles.md explains every field; profiles/default.yaml ships).
+//
+// LoadProfile/ParseProfile validate the whole document and report every
+// problem at once, each as "<source>:<line>: <what is wrong>". A Profile is
+// immutable after loading and safe to share between threads.
+
+#include <array>
+#include <cstdint>
+#include <map>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <unordered_set>
+#include <vector>
+
+#include "boxwatch/v1/common.pb.h"
+#include "core/result.h"
+
+namespace boxwatch::operators {
+
+// Indicator families; each has a cap on its total contribution.
+enum class Family { kManifest = 0, kScan = 1, kGps = 2, kHistory = 3 };
+inline constexpr int kFamilyCount = 4;
+const char* FamilyName(Family f);
+
+// Every indicator the engine knows, with its family and the params it reads.
+struct IndicatorSpec {
+  const char* id;
+  Family family;
+  std::vector<const char*> params;
+};
+const std::vector<IndicatorSpec>& KnownIndicators();
+
+struct IndicatorConfig {
+  bool enabled = true;
+  double weight = 0;      // score contribution when fired, before the family cap
+  bool critical = false;  // firing makes the alert CRITICAL whatever the score
+  std::map<std::string, double> params;
+  double Param(const std::string& name, double fallback) const {
+    auto it = params.find(name);
+    return it == params.end() ? fallback : it->second;
+  }
+};
+
+struct LatLon {
+  double lat = 0;
+  double lon = 0;
+};
+
+struct Port {
+  std::string code;  // UN/LOCODE
+  std::string name;
+  LatLon at;
+  std::string country;  // ISO 3166-1 alpha-2
+};
+
+struct SensitiveHs {
+  std::string prefix;  // 2, 4 or 6 digits
+  std::string label;
+  double min_kg_per_package = 0;
+  double max_kg_per_package = 0;
+};
+
+struct Corridor {
+  std::string name;
+  double buffer_m = 0;
+  std::vector<LatLon> points;
+  // Bounding box grown by the buffer, for a cheap first test.
+  double min_lat = 0, max_lat = 0, min_lon = 0, max_lon = 0;
+};
+
+struct Zone {
+  std::string name;
+  LatLon at;
+  double radius_m = 0;
+  std::vector<std::string> countries;  // border crossings only
+};
+
+struct Profile {
+  std::string name;
+  std::string version;
+  std::string description;
+  // Minimum score per priority, indexed by v1::Priority (LOW..CRITICAL).
+  std::array<double, 5> threshold{};
+  std::array<v1::Lane, 5> lane{};
+  std::array<double, kFamilyCount> family_cap{};
+  std::unordered_map<std::string, IndicatorConfig> indicators;
+
+  std::unordered_set<std::string> high_risk_ports;
+  std::unordered_set<std::string> high_risk_countries;
+  std::vector<SensitiveHs> sensitive_hs;
+  std::vector<std::string> vague_terms;  // upper-cased
+  std::unordered_set<std::string> watchlisted_parties;  // normalised (NormaliseName)
+  std::unordered_set<std::string> watchlisted_vessels;
+  std::unordered_set<std::string> watchlisted_owner_codes;
+
+  std::unordered_map<std::string, Port> ports;
+  std::unordered_map<std::string, std::string> regions;  // country -> region
+  std::unordered_map<std::string, int> utc_offset_hours;  // country -> offset
+  std::vector<Corridor> corridors;
+  std::vector<Zone> stop_zones;
+  std::vector<Zone> border_crossings;
+
+  const IndicatorConfig& Indicator(std::string_view id) const;
+  // The sensitive-HS entry with the longest prefix matching `hs`, or null.
+  const SensitiveHs* MatchSensitiveHs(std::string_view hs) const;
+  v1::Priority PriorityFor(double score) const;
+  // Region of a UN/LOCODE's country ("" when unknown).
+  std::string RegionOfLocode(std::string_view locode) const;
+};
+
+// Upper case, punctuation dropped, runs of spaces folded: "Acme Trading, Co." -> "ACME TRADING CO".
+std::string NormaliseName(std::string_view name);
+
+Result<Profile> ParseProfile(std::string_view yaml_text, const std::string& source_name);
+Result<Profile> LoadProfile(const std::string& path);
+
+}  // namespace boxwatch::operators
