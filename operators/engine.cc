@@ -1,0 +1,839 @@
+#include "operators/engine.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <set>
+#include <tuple>
+
+#include "core/types.h"
+#include "operators/geo.h"
+
+namespace boxwatch::operators {
+namespace {
+
+using google::protobuf::RepeatedPtrField;
+
+constexpr int64_t kMinute = 60 * 1000;
+
+std::string Num(double v, int precision = 1) {
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "%.*f", precision, v);
+  return buf;
+}
+
+// Builds one fired indicator from the profile's settings for `id`.
+class Fired {
+ public:
+  Fired(const Profile& p, const char* id, Family family, int64_t t) {
+    const IndicatorConfig& cfg = p.Indicator(id);
+    f_.set_id(id);
+    f_.set_family(FamilyName(family));
+    f_.set_contribution(cfg.weight);
+    f_.set_critical(cfg.critical);
+    f_.set_fired_at_ms(t);
+  }
+  Fired& Summary(std::string s) {
+    f_.set_summary(std::move(s));
+    return *this;
+  }
+  Fired& Evidence(const std::string& key, const std::string& value) {
+    auto* e = f_.add_evidence();
+    e->set_key(key);
+    e->set_value(value);
+    return *this;
+  }
+  Fired& Scale(double factor) {
+    f_.set_contribution(f_.contribution() * factor);
+    return *this;
+  }
+  v1::FiredIndicator Take() { return std::move(f_); }
+
+ private:
+  v1::FiredIndicator f_;
+};
+
+bool IsLatched(const std::string& id) {
+  return id.rfind("scan.", 0) == 0 || id.rfind("gps.", 0) == 0 || id == "manifest.missing";
+}
+
+// Replaces the fired indicators of one family (or, for latched ids, adds
+// only those not fired yet). `fired` stays sorted by id.
+void MergeFamily(v1::ContainerState& s, const char* family, std::vector<v1::FiredIndicator> fresh,
+                 bool drop_unlatched) {
+  auto* fired = s.mutable_fired();
+  if (drop_unlatched) {
+    for (int i = fired->size() - 1; i >= 0; --i) {
+      const auto& f = fired->Get(i);
+      if (f.family() == family && !IsLatched(f.id())) fired->DeleteSubrange(i, 1);
+    }
+  }
+  for (auto& f : fresh) {
+    auto it = std::find_if(fired->begin(), fired->end(), [&](const auto& e) { return e.id() == f.id(); });
+    if (it != fired->end()) continue;  // latched and already fired: keep the first evidence
+    *fired->Add() = std::move(f);
+  }
+  std::sort(fired->begin(), fired->end(), [](const auto& a, const auto& b) { return a.id() < b.id(); });
+}
+
+bool InAnyList(const std::string& normalised, const std::unordered_set<std::string>& a,
+               const std::unordered_set<std::string>& b) {
+  return !normalised.empty() && (a.count(normalised) || b.count(normalised));
+}
+
+bool HighRiskPlace(const Profile& p, const std::string& locode) {
+  return !locode.empty() &&
+         (p.high_risk_ports.count(locode) || p.high_risk_countries.count(locode.substr(0, 2)));
+}
+
+// True when `term` occurs in `text` (both upper case) as a whole word or phrase.
+bool ContainsTerm(const std::string& text, const std::string& term) {
+  size_t pos = 0;
+  while ((pos = text.find(term, pos)) != std::string::npos) {
+    const bool left = pos == 0 || !std::isalnum(static_cast<unsigned char>(text[pos - 1]));
+    const size_t end = pos + term.size();
+    const bool right = end >= text.size() || !std::isalnum(static_cast<unsigned char>(text[end]));
+    if (left && right) return true;
+    ++pos;
+  }
+  return false;
+}
+
+std::string Upper(std::string s) {
+  std::transform(s.begin(), s.end(), s.begin(), [](unsigned char c) { return std::toupper(c); });
+  return s;
+}
+
+// Fields whose change between versions counts as an amendment of substance.
+std::vector<std::string> DiffManifests(const v1::Manifest& a, const v1::Manifest& b) {
+  std::vector<std::string> out;
+  if (NormaliseName(a.consignee().name()) != NormaliseName(b.consignee().name())) out.push_back("consignee");
+  if (NormaliseName(a.shipper().name()) != NormaliseName(b.shipper().name())) out.push_back("shipper");
+  if (NormaliseName(a.notify_party().name()) != NormaliseName(b.notify_party().name())) out.push_back("notify_party");
+  bool goods = a.goods_size() != b.goods_size();
+  for (int i = 0; !goods && i < a.goods_size(); ++i) {
+    goods = a.goods(i).hs_code() != b.goods(i).hs_code() ||
+            Upper(a.goods(i).description()) != Upper(b.goods(i).description()) ||
+            a.goods(i).packages() != b.goods(i).packages() ||
+            std::fabs(a.goods(i).gross_weight_kg() - b.goods(i).gross_weight_kg()) > 0.5;
+  }
+  if (goods) out.push_back("goods");
+  std::vector<std::string> sa(a.seal_numbers().begin(), a.seal_numbers().end());
+  std::vector<std::string> sb(b.seal_numbers().begin(), b.seal_numbers().end());
+  std::sort(sa.begin(), sa.end());
+  std::sort(sb.begin(), sb.end());
+  if (sa != sb) out.push_back("seal_numbers");
+  if (a.port_of_discharge() != b.port_of_discharge()) out.push_back("port_of_discharge");
+  if (a.final_destination() != b.final_destination()) out.push_back("final_destination");
+  if (a.vessel_imo() != b.vessel_imo()) out.push_back("vessel_imo");
+  return out;
+}
+
+// Recomputes every summary's amended_fields: what the filer said plus what
+// differs from the previous version when both are kept.
+void RefreshSummaries(v1::ContainerState& s) {
+  for (auto& sum : *s.mutable_manifest_history()) {
+    std::set<std::string> fields;
+    const v1::Manifest* self = nullptr;
+    const v1::Manifest* prev = nullptr;
+    for (const auto& m : s.manifest_versions()) {
+      if (m.version() == sum.version()) self = &m;
+      if (m.version() + 1 == sum.version()) prev = &m;
+    }
+    if (self != nullptr) {
+      fields.insert(self->amended_fields().begin(), self->amended_fields().end());
+      if (prev != nullptr) {
+        for (auto& f : DiffManifests(*prev, *self)) fields.insert(std::move(f));
+      }
+    } else {
+      fields.insert(sum.amended_fields().begin(), sum.amended_fields().end());
+    }
+    sum.clear_amended_fields();
+    for (const auto& f : fields) sum.add_amended_fields(f);
+  }
+}
+
+void TouchEventTime(v1::ContainerState& s, int64_t t) {
+  if (s.first_event_ms() == 0 || t < s.first_event_ms()) s.set_first_event_ms(t);
+  if (t > s.last_event_ms()) s.set_last_event_ms(t);
+}
+
+int UtcOffsetHours(const Profile& p, const v1::Manifest* m, double lon) {
+  if (m != nullptr && m->port_of_discharge().size() >= 2) {
+    auto it = p.utc_offset_hours.find(m->port_of_discharge().substr(0, 2));
+    if (it != p.utc_offset_hours.end()) return it->second;
+  }
+  return static_cast<int>(std::lround(lon / 15.0));
+}
+
+std::string LocalTime(int64_t t, int offset_hours) {
+  std::string iso = FormatUtc(t + offset_hours * 3600 * 1000LL);
+  char suffix[16];
+  std::snprintf(suffix, sizeof suffix, " UTC%+d", offset_hours);
+  return iso.substr(0, 16) + suffix;
+}
+
+std::string Position(const v1::GpsPoint& p) { return Num(p.lat(), 4) + "," + Num(p.lon(), 4); }
+
+}  // namespace
+
+const v1::Manifest* ManifestAsOf(const v1::ContainerState& s, int64_t t) {
+  const v1::Manifest* best = nullptr;
+  for (const auto& m : s.manifest_versions()) {
+    if (m.declared_at_ms() <= t && (best == nullptr || m.version() > best->version())) best = &m;
+  }
+  return best;
+}
+
+std::string AlertId(const std::string& container, uint32_t sequence) {
+  char buf[16];
+  std::snprintf(buf, sizeof buf, "-%04u", sequence);
+  return container + buf;
+}
+
+RiskEngine::RiskEngine(const Profile* profile, const ReferenceData* reference, EngineLimits limits)
+    : profile_(profile), reference_(reference), limits_(limits) {}
+
+void RiskEngine::AddPending(v1::ContainerState& s, int64_t t, Kind kind) const {
+  for (const auto& p : s.pending()) {
+    if (p.time_ms() == t && p.kind() == kind) return;
+  }
+  auto* p = s.add_pending();
+  p->set_time_ms(t);
+  p->set_kind(kind);
+}
+
+// ------------------------------------------------------------------ joins
+
+JoinResult RiskEngine::ApplyManifest(v1::ContainerState& s, const v1::Manifest& m,
+                                     int64_t watermark) const {
+  const int64_t t = m.declared_at_ms();
+  if (t < watermark) return JoinResult::kLate;
+  for (const auto& h : s.manifest_history()) {
+    if (h.version() == m.version()) return JoinResult::kDuplicate;
+  }
+  s.set_container_number(m.container_number());
+  auto* versions = s.mutable_manifest_versions();
+  auto pos = std::find_if(versions->begin(), versions->end(),
+                          [&](const auto& v) { return v.version() > m.version(); });
+  const int index = static_cast<int>(pos - versions->begin());
+  *versions->Add() = m;
+  for (int i = versions->size() - 1; i > index; --i) versions->SwapElements(i, i - 1);
+  while (versions->size() > limits_.max_manifest_versions) versions->DeleteSubrange(0, 1);
+
+  auto* history = s.mutable_manifest_history();
+  auto* sum = history->Add();
+  sum->set_version(m.version());
+  sum->set_declared_at_ms(t);
+  sum->set_consignee_name(m.consignee().name());
+  sum->mutable_amended_fields()->CopyFrom(m.amended_fields());
+  std::sort(history->begin(), history->end(),
+            [](const auto& a, const auto& b) { return a.version() < b.version(); });
+  RefreshSummaries(s);
+  TouchEventTime(s, t);
+  AddPending(s, t, kManifest);
+  return JoinResult::kApplied;
+}
+
+JoinResult RiskEngine::ApplyScan(v1::ContainerState& s, const v1::ScanResult& e,
+                                 int64_t watermark) const {
+  const int64_t t = e.scanned_at_ms();
+  if (t < watermark) return JoinResult::kLate;
+  auto same = [&](const v1::ScanResult& x) {
+    return e.scan_id().empty() ? (x.scan_id().empty() && x.device_id() == e.device_id() && x.scanned_at_ms() == t)
+                               : x.scan_id() == e.scan_id();
+  };
+  auto* scans = s.mutable_scans();
+  if (std::any_of(scans->begin(), scans->end(), same)) return JoinResult::kDuplicate;
+  s.set_container_number(e.container_number());
+  *scans->Add() = e;
+  std::sort(scans->begin(), scans->end(), [](const auto& a, const auto& b) {
+    return std::make_tuple(a.scanned_at_ms(), a.scan_id()) < std::make_tuple(b.scanned_at_ms(), b.scan_id());
+  });
+  while (scans->size() > limits_.max_scans) scans->DeleteSubrange(0, 1);
+  TouchEventTime(s, t);
+  AddPending(s, t, kScan);
+  return JoinResult::kApplied;
+}
+
+JoinResult RiskEngine::ApplyGps(v1::ContainerState& s, const v1::GpsEvent& e, int64_t watermark) const {
+  const int64_t t = e.fix_time_ms();
+  if (t < watermark) return JoinResult::kLate;
+  auto* track = s.mutable_gps();
+  auto* points = track->mutable_points();
+  // Points are ordered by fix time; most fixes arrive in order, so search from the end.
+  int index = points->size();
+  while (index > 0 && points->Get(index - 1).fix_time_ms() > t) --index;
+  for (int i = std::max(0, index - 8); i < std::min(points->size(), index + 8); ++i) {
+    const auto& p = points->Get(i);
+    if (e.event_id().empty() ? p.fix_time_ms() == t : p.event_id() == e.event_id()) {
+      return JoinResult::kDuplicate;
+    }
+  }
+  if (index == 0 && points->size() >= limits_.max_gps_points) {
+    // Older than the whole window: the window must cover the allowed lateness.
+    return JoinResult::kLate;
+  }
+  s.set_container_number(e.container_number());
+  v1::GpsPoint* p = points->Add();
+  p->set_fix_time_ms(t);
+  p->set_lat(e.position().lat());
+  p->set_lon(e.position().lon());
+  p->set_speed_kmh(e.speed_kmh());
+  p->set_seal_state(e.seal_state());
+  p->set_seal_number(e.seal_number());
+  p->set_event_id(e.event_id());
+  const LatLon at{e.position().lat(), e.position().lon()};
+  const CorridorFix fix = LocateInCorridors(*profile_, at);
+  p->set_outside_corridors(!fix.inside);
+  p->set_corridor_distance_m(fix.distance_m);
+  p->set_in_stop_zone(ZoneContaining(profile_->stop_zones, at) != nullptr);
+  if (e.geofence_transition() != v1::GpsEvent::GEOFENCE_TRANSITION_NONE &&
+      e.geofence_id().rfind("border", 0) == 0) {
+    p->set_border_geofence(e.geofence_id());
+    p->set_at_approved_crossing(ZoneContaining(profile_->border_crossings, at) != nullptr);
+  }
+  for (int i = points->size() - 1; i > index; --i) points->SwapElements(i, i - 1);
+  while (points->size() > limits_.max_gps_points) points->DeleteSubrange(0, 1);
+
+  if (track->first_fix_ms() == 0 || t < track->first_fix_ms()) track->set_first_fix_ms(t);
+  if (t >= track->last_fix_ms()) {
+    track->set_last_fix_ms(t);
+    track->set_last_tracker_id(e.tracker_id());
+  }
+  if (fix.inside && (track->first_corridor_fix_ms() == 0 || t < track->first_corridor_fix_ms())) {
+    track->set_first_corridor_fix_ms(t);
+  }
+  TouchEventTime(s, t);
+  AddPending(s, t, kGps);
+  return JoinResult::kApplied;
+}
+
+JoinResult RiskEngine::ApplyOutcome(v1::ContainerState& s, const v1::InspectionOutcome& o,
+                                    int64_t watermark) const {
+  const int64_t t = o.inspected_at_ms();
+  if (t < watermark) return JoinResult::kLate;
+  auto* outcomes = s.mutable_outcomes();
+  for (const auto& x : *outcomes) {
+    if (x.outcome_id() == o.outcome_id() && x.inspected_at_ms() == t) return JoinResult::kDuplicate;
+  }
+  s.set_container_number(o.container_number());
+  *outcomes->Add() = o;
+  std::sort(outcomes->begin(), outcomes->end(), [](const auto& a, const auto& b) {
+    return std::make_tuple(a.inspected_at_ms(), a.outcome_id()) < std::make_tuple(b.inspected_at_ms(), b.outcome_id());
+  });
+  while (outcomes->size() > limits_.max_outcomes) outcomes->DeleteSubrange(0, 1);
+  TouchEventTime(s, t);
+  AddPending(s, t, kOutcome);
+  return JoinResult::kApplied;
+}
+
+// ------------------------------------------------------------ evaluation
+
+void RiskEngine::Advance(v1::ContainerState& s, int64_t watermark, int64_t emit_time_ms,
+                         std::vector<v1::Alert>* alerts) const {
+  if (s.pending_size() == 0) return;
+  auto* pending = s.mutable_pending();
+  std::sort(pending->begin(), pending->end(), [](const auto& a, const auto& b) {
+    return std::make_tuple(a.time_ms(), a.kind()) < std::make_tuple(b.time_ms(), b.kind());
+  });
+  int done = 0;
+  for (; done < pending->size() && pending->Get(done).time_ms() < watermark; ++done) {
+    const auto& p = pending->Get(done);
+    Evaluate(s, p.time_ms(), p.kind(), emit_time_ms, alerts);
+    s.set_evaluated_through_ms(p.time_ms());
+  }
+  if (done > 0) pending->DeleteSubrange(0, done);
+}
+
+void RiskEngine::Evaluate(v1::ContainerState& s, int64_t t, int kind, int64_t emit_time_ms,
+                          std::vector<v1::Alert>* alerts) const {
+  switch (kind) {
+    case kManifest:
+      EvaluateManifestFamily(s, t);
+      break;
+    case kScan:
+      EvaluateScanFamily(s, t);
+      EvaluateMissingManifest(s, t);
+      break;
+    case kGps:
+      EvaluateGpsFamily(s, t);
+      EvaluateMissingManifest(s, t);
+      break;
+    default:
+      return;  // outcomes are kept on the state; they fire nothing themselves
+  }
+  ApplyAlertPolicy(s, t, emit_time_ms, alerts);
+}
+
+void RiskEngine::EvaluateManifestFamily(v1::ContainerState& s, int64_t t) const {
+  const Profile& p = *profile_;
+  const ReferenceData& ref = *reference_;
+  const v1::Manifest* m = ManifestAsOf(s, t);
+  std::vector<v1::FiredIndicator> manifest_fired;
+  std::vector<v1::FiredIndicator> history_fired;
+  if (m != nullptr) {
+    auto on = [&](const char* id) { return p.Indicator(id).enabled; };
+    const Family F = Family::kManifest;
+
+    if (on("route.high_risk_port")) {
+      for (const auto* field : {&m->port_of_loading(), &m->port_of_discharge(), &m->final_destination()}) {
+        if (HighRiskPlace(p, *field)) {
+          const char* role = field == &m->port_of_loading() ? "port_of_loading"
+                             : field == &m->port_of_discharge() ? "port_of_discharge" : "final_destination";
+          manifest_fired.push_back(Fired(p, "route.high_risk_port", F, t)
+                                       .Summary(std::string("Route touches high-risk place ") + *field + " (" + role + ")")
+                                       .Evidence(role, *field)
+                                       .Take());
+          break;
+        }
+      }
+    }
+    if (on("route.high_risk_transhipment")) {
+      for (const auto& port : m->transhipment_ports()) {
+        if (HighRiskPlace(p, port)) {
+          manifest_fired.push_back(Fired(p, "route.high_risk_transhipment", F, t)
+                                       .Summary("Transhipped through high-risk port " + port)
+                                       .Evidence("transhipment_port", port)
+                                       .Take());
+          break;
+        }
+      }
+    }
+    if (on("route.detour") && !m->port_of_loading().empty() && !m->port_of_discharge().empty()) {
+      std::vector<std::string> chain = {m->port_of_loading()};
+      chain.insert(chain.end(), m->transhipment_ports().begin(), m->transhipment_ports().end());
+      chain.push_back(m->port_of_discharge());
+      bool known = true;
+      double length = 0;
+      for (size_t i = 0; known && i + 1 < chain.size(); ++i) {
+        auto a = p.ports.find(chain[i]);
+        auto b = p.ports.find(chain[i + 1]);
+        known = a != p.ports.end() && b != p.ports.end();
+        if (known) length += HaversineM(a->second.at, b->second.at);
+      }
+      if (known) {
+        const double direct = HaversineM(p.ports.at(chain.front()).at, p.ports.at(chain.back()).at);
+        const double max_ratio = p.Indicator("route.detour").Param("max_detour_ratio", 1.6);
+        if (direct > 300000 && length / direct > max_ratio) {
+          std::string route;
+          for (const auto& c : chain) route += (route.empty() ? "" : " > ") + c;
+          manifest_fired.push_back(Fired(p, "route.detour", F, t)
+                                       .Summary("Declared route is " + Num(length / direct, 2) +
+                                                "x the direct distance (" + route + ")")
+                                       .Evidence("route", route)
+                                       .Evidence("route_km", Num(length / 1000, 0))
+                                       .Evidence("direct_km", Num(direct / 1000, 0))
+                                       .Take());
+        }
+      }
+    }
+    if (on("party.watchlisted")) {
+      for (const auto& [role, party] : {std::pair{"consignee", &m->consignee()}, std::pair{"shipper", &m->shipper()},
+                                        std::pair{"notify_party", &m->notify_party()}}) {
+        const std::string n = NormaliseName(party->name());
+        if (InAnyList(n, p.watchlisted_parties, ref.watchlisted_parties)) {
+          manifest_fired.push_back(Fired(p, "party.watchlisted", F, t)
+                                       .Summary(std::string("Watchlisted ") + role + " " + party->name())
+                                       .Evidence(role, party->name())
+                                       .Take());
+          break;
+        }
+      }
+    }
+    if (on("vessel.watchlisted") && InAnyList(m->vessel_imo(), p.watchlisted_vessels, ref.watchlisted_vessels)) {
+      manifest_fired.push_back(Fired(p, "vessel.watchlisted", F, t)
+                                   .Summary("Watchlisted vessel IMO " + m->vessel_imo() + " " + m->vessel_name())
+                                   .Evidence("vessel_imo", m->vessel_imo())
+                                   .Take());
+    }
+    const std::string owner = m->container_number().substr(0, 3);
+    if (on("owner.watchlisted") && InAnyList(owner, p.watchlisted_owner_codes, ref.watchlisted_owner_codes)) {
+      manifest_fired.push_back(Fired(p, "owner.watchlisted", F, t)
+                                   .Summary("Container owner code " + owner + " is watchlisted")
+                                   .Evidence("owner_code", owner)
+                                   .Take());
+    }
+    bool vague_done = false, hs_done = false, weight_done = false;
+    for (int i = 0; i < m->goods_size(); ++i) {
+      const auto& g = m->goods(i);
+      const std::string line = "goods[" + std::to_string(i) + "]";
+      if (on("goods.vague_description") && !vague_done) {
+        const std::string desc = Upper(g.description());
+        for (const auto& term : p.vague_terms) {
+          if (ContainsTerm(desc, term)) {
+            manifest_fired.push_back(Fired(p, "goods.vague_description", F, t)
+                                         .Summary("Vague goods description \"" + g.description() + "\"")
+                                         .Evidence(line + ".description", g.description())
+                                         .Evidence("term", term)
+                                         .Take());
+            vague_done = true;
+            break;
+          }
+        }
+      }
+      const SensitiveHs* hs = p.MatchSensitiveHs(g.hs_code());
+      if (hs == nullptr) continue;
+      if (on("goods.sensitive_hs") && !hs_done) {
+        manifest_fired.push_back(Fired(p, "goods.sensitive_hs", F, t)
+                                     .Summary("Sensitive goods: HS " + g.hs_code() + " (" + hs->label + ")")
+                                     .Evidence(line + ".hs_code", g.hs_code())
+                                     .Evidence("category", hs->label)
+                                     .Take());
+        hs_done = true;
+      }
+      if (on("goods.weight_implausible") && !weight_done && g.packages() > 0) {
+        const double tol = p.Indicator("goods.weight_implausible").Param("tolerance_fraction", 0.25);
+        const double per = g.gross_weight_kg() / g.packages();
+        if (per < hs->min_kg_per_package * (1 - tol) || per > hs->max_kg_per_package * (1 + tol)) {
+          manifest_fired.push_back(
+              Fired(p, "goods.weight_implausible", F, t)
+                  .Summary("Declared " + Num(per, 1) + " kg per package for " + hs->label + "; plausible " +
+                           Num(hs->min_kg_per_package, 0) + "-" + Num(hs->max_kg_per_package, 0) + " kg")
+                  .Evidence(line + ".gross_weight_kg", Num(g.gross_weight_kg(), 0))
+                  .Evidence(line + ".packages", std::to_string(g.packages()))
+                  .Evidence("kg_per_package", Num(per, 1))
+                  .Take());
+          weight_done = true;
+        }
+      }
+    }
+    if (on("payment.cash") && m->freight_payment() == v1::Manifest::FREIGHT_PAYMENT_CASH) {
+      manifest_fired.push_back(Fired(p, "payment.cash", F, t).Summary("Freight paid in cash").Evidence("freight_payment", "CASH").Take());
+    }
+    if (on("manifest.late_amendment") && m->eta_ms() > 0) {
+      const double cutoff_h = p.Indicator("manifest.late_amendment").Param("cutoff_hours_before_eta", 48);
+      const int64_t cutoff = m->eta_ms() - static_cast<int64_t>(cutoff_h * 3600 * 1000);
+      for (const auto& sum : s.manifest_history()) {
+        if (sum.version() <= 1 || sum.declared_at_ms() > t || sum.declared_at_ms() < cutoff) continue;
+        std::string changed;
+        for (const auto& f : sum.amended_fields()) {
+          if (f == "consignee" || f == "goods" || f == "seal_numbers") changed += (changed.empty() ? "" : ",") + f;
+        }
+        if (changed.empty()) continue;
+        const double hours_before = (m->eta_ms() - sum.declared_at_ms()) / 3600000.0;
+        manifest_fired.push_back(
+            Fired(p, "manifest.late_amendment", F, t)
+                .Summary("Version " + std::to_string(sum.version()) + " changed " + changed + " " +
+                         (hours_before >= 0 ? Num(hours_before, 1) + " h before ETA" : Num(-hours_before, 1) + " h after ETA"))
+                .Evidence("version", std::to_string(sum.version()))
+                .Evidence("declared_at", FormatUtc(sum.declared_at_ms()))
+                .Evidence("changed", changed)
+                .Take());
+        break;
+      }
+    }
+    if (p.Indicator("history.party_seizure").enabled) {
+      for (const auto& [role, party] : {std::pair{"consignee", &m->consignee()}, std::pair{"shipper", &m->shipper()},
+                                        std::pair{"notify_party", &m->notify_party()}}) {
+        auto it = ref.seized_parties.find(NormaliseName(party->name()));
+        if (it != ref.seized_parties.end() && it->second > t) {
+          history_fired.push_back(Fired(p, "history.party_seizure", Family::kHistory, t)
+                                      .Summary(std::string("The ") + role + " " + party->name() + " had a recorded seizure")
+                                      .Evidence(role, party->name())
+                                      .Take());
+          break;
+        }
+      }
+    }
+  }
+  MergeFamily(s, FamilyName(Family::kManifest), std::move(manifest_fired), true);
+  MergeFamily(s, FamilyName(Family::kHistory), std::move(history_fired), true);
+}
+
+void RiskEngine::EvaluateScanFamily(v1::ContainerState& s, int64_t t) const {
+  const Profile& p = *profile_;
+  const Family F = Family::kScan;
+  std::vector<v1::FiredIndicator> fired;
+  const v1::Manifest* m = ManifestAsOf(s, t);
+  for (const auto& scan : s.scans()) {
+    if (scan.scanned_at_ms() > t) break;
+    const std::string where = scan.site() + " " + scan.device_id();
+    if (scan.has_rpm()) {
+      const auto& r = scan.rpm();
+      const double gf = p.Indicator("scan.radiation_gamma").Param("factor", 3.0);
+      if (p.Indicator("scan.radiation_gamma").enabled &&
+          (r.gamma_alarm() || r.gamma_cps() > std::max(r.gamma_background_cps(), 1.0) * gf)) {
+        fired.push_back(Fired(p, "scan.radiation_gamma", F, t)
+                            .Summary("Gamma " + Num(r.gamma_cps(), 0) + " cps against background " +
+                                     Num(r.gamma_background_cps(), 0) + " cps at " + where)
+                            .Evidence("gamma_cps", Num(r.gamma_cps(), 1))
+                            .Evidence("gamma_background_cps", Num(r.gamma_background_cps(), 1))
+                            .Evidence("alarm", r.gamma_alarm() ? "yes" : "no")
+                            .Evidence("scanned_at", FormatUtc(scan.scanned_at_ms()))
+                            .Take());
+      }
+      const double nf = p.Indicator("scan.radiation_neutron").Param("factor", 2.0);
+      if (p.Indicator("scan.radiation_neutron").enabled &&
+          (r.neutron_alarm() || r.neutron_cps() > std::max(r.neutron_background_cps(), 0.5) * nf)) {
+        fired.push_back(Fired(p, "scan.radiation_neutron", F, t)
+                            .Summary("Neutron " + Num(r.neutron_cps(), 1) + " cps against background " +
+                                     Num(r.neutron_background_cps(), 1) + " cps at " + where)
+                            .Evidence("neutron_cps", Num(r.neutron_cps(), 1))
+                            .Evidence("neutron_background_cps", Num(r.neutron_background_cps(), 1))
+                            .Evidence("alarm", r.neutron_alarm() ? "yes" : "no")
+                            .Take());
+      }
+    }
+    if (scan.has_nii()) {
+      const auto& n = scan.nii();
+      const double min_score = p.Indicator("scan.xray_anomaly").Param("min_anomaly_score", 0.75);
+      if (p.Indicator("scan.xray_anomaly").enabled &&
+          (n.verdict() == v1::NiiResult::VERDICT_SUSPICIOUS || n.anomaly_score() >= min_score)) {
+        fired.push_back(Fired(p, "scan.xray_anomaly", F, t)
+                            .Summary("X-ray anomaly score " + Num(n.anomaly_score(), 2) +
+                                     (n.verdict() == v1::NiiResult::VERDICT_SUSPICIOUS ? ", analyst: suspicious" : "") +
+                                     " at " + where)
+                            .Evidence("anomaly_score", Num(n.anomaly_score(), 2))
+                            .Evidence("analyst_note", n.analyst_note())
+                            .Take());
+      }
+      if (p.Indicator("scan.weight_mismatch").enabled && n.has_estimated_weight_kg() && m != nullptr) {
+        double declared = m->tare_weight_kg();
+        for (const auto& g : m->goods()) declared += g.gross_weight_kg();
+        const double tol = p.Indicator("scan.weight_mismatch").Param("tolerance_fraction", 0.2);
+        if (declared > 0 && std::fabs(n.estimated_weight_kg() - declared) / declared > tol) {
+          fired.push_back(Fired(p, "scan.weight_mismatch", F, t)
+                              .Summary("Scanner estimates " + Num(n.estimated_weight_kg(), 0) + " kg; manifest declares " +
+                                       Num(declared, 0) + " kg")
+                              .Evidence("estimated_kg", Num(n.estimated_weight_kg(), 0))
+                              .Evidence("declared_kg", Num(declared, 0))
+                              .Take());
+        }
+      }
+    }
+  }
+  MergeFamily(s, FamilyName(F), std::move(fired), false);
+}
+
+void RiskEngine::EvaluateGpsFamily(v1::ContainerState& s, int64_t t) const {
+  const Profile& p = *profile_;
+  const Family F = Family::kGps;
+  const auto& pts = s.gps().points();
+  int end = pts.size();  // points [0, end) are at or before t
+  while (end > 0 && pts.Get(end - 1).fix_time_ms() > t) --end;
+  if (end == 0) return;
+  std::vector<v1::FiredIndicator> fired;
+  const v1::GpsPoint& last = pts.Get(end - 1);
+  const v1::Manifest* m = ManifestAsOf(s, t);
+
+  const IndicatorConfig& dev = p.Indicator("gps.route_deviation");
+  const int64_t corridor_since = s.gps().first_corridor_fix_ms();
+  if (dev.enabled && corridor_since != 0 && corridor_since <= t && last.outside_corridors()) {
+    int run = 0;
+    double max_dist = 0;
+    while (run < end && pts.Get(end - 1 - run).outside_corridors()) {
+      max_dist = std::max(max_dist, pts.Get(end - 1 - run).corridor_distance_m());
+      ++run;
+    }
+    const v1::GpsPoint& first = pts.Get(end - run);
+    const double minutes = (last.fix_time_ms() - first.fix_time_ms()) / double(kMinute);
+    if (run >= dev.Param("min_points", 3) || (run >= 2 && minutes >= dev.Param("min_minutes", 10))) {
+      fired.push_back(Fired(p, "gps.route_deviation", F, t)
+                          .Summary("Off every approved corridor for " + Num(minutes, 0) + " min (" +
+                                   std::to_string(run) + " fixes), up to " +
+                                   (max_dist < 0 ? std::string("far") : Num(max_dist / 1000, 1) + " km") + " away")
+                          .Evidence("left_corridor_at", FormatUtc(first.fix_time_ms()))
+                          .Evidence("fixes_outside", std::to_string(run))
+                          .Evidence("last_position", Position(last))
+                          .Take());
+    }
+  }
+
+  const IndicatorConfig& stop = p.Indicator("gps.unscheduled_stop");
+  if (stop.enabled && last.speed_kmh() <= stop.Param("max_speed_kmh", 3) && !last.in_stop_zone()) {
+    int run = 0;
+    while (run < end && pts.Get(end - 1 - run).speed_kmh() <= stop.Param("max_speed_kmh", 3) &&
+           !pts.Get(end - 1 - run).in_stop_zone()) {
+      ++run;
+    }
+    const v1::GpsPoint& first = pts.Get(end - run);
+    const double minutes = (last.fix_time_ms() - first.fix_time_ms()) / double(kMinute);
+    if (minutes >= stop.Param("min_minutes", 30)) {
+      const int offset = UtcOffsetHours(p, m, first.lon());
+      const int64_t local_ms = first.fix_time_ms() + offset * 3600 * 1000LL;
+      const int hour = static_cast<int>(((local_ms / 3600000) % 24 + 24) % 24);
+      const int night_start = static_cast<int>(stop.Param("night_start_hour", 20));
+      const int night_end = static_cast<int>(stop.Param("night_end_hour", 5));
+      const bool night = hour >= night_start || hour < night_end;
+      Fired f(p, "gps.unscheduled_stop", F, t);
+      if (night) f.Scale(stop.Param("night_factor", 1.5));
+      fired.push_back(f.Summary(std::string(night ? "Night stop" : "Stop") + " of " + Num(minutes, 0) +
+                                " min outside authorised zones at " + Position(first))
+                          .Evidence("stopped_at", LocalTime(first.fix_time_ms(), offset))
+                          .Evidence("minutes", Num(minutes, 0))
+                          .Evidence("night", night ? "yes" : "no")
+                          .Take());
+    }
+  }
+
+  const IndicatorConfig& gap = p.Indicator("gps.tracking_gap");
+  if (gap.enabled) {
+    const double max_gap = gap.Param("max_gap_minutes", 60);
+    for (int i = 1; i < end; ++i) {
+      const auto& a = pts.Get(i - 1);
+      const auto& b = pts.Get(i);
+      const double minutes = (b.fix_time_ms() - a.fix_time_ms()) / double(kMinute);
+      if (minutes > max_gap && !a.in_stop_zone()) {
+        fired.push_back(Fired(p, "gps.tracking_gap", F, t)
+                            .Summary("No position for " + Num(minutes, 0) + " min in transit after " + Position(a))
+                            .Evidence("from", FormatUtc(a.fix_time_ms()))
+                            .Evidence("to", FormatUtc(b.fix_time_ms()))
+                            .Take());
+        break;
+      }
+    }
+  }
+
+  for (int i = 0; i < end; ++i) {
+    const auto& pt = pts.Get(i);
+    if (p.Indicator("gps.seal_breach").enabled && !pt.in_stop_zone() &&
+        (pt.seal_state() == v1::GpsEvent::SEAL_STATE_OPENED || pt.seal_state() == v1::GpsEvent::SEAL_STATE_TAMPERED)) {
+      const char* state = pt.seal_state() == v1::GpsEvent::SEAL_STATE_OPENED ? "opened" : "tampered";
+      fired.push_back(Fired(p, "gps.seal_breach", F, t)
+                          .Summary(std::string("E-seal ") + state + " outside authorised zones at " + Position(pt))
+                          .Evidence("seal_state", state)
+                          .Evidence("at", FormatUtc(pt.fix_time_ms()))
+                          .Take());
+      break;
+    }
+  }
+  if (p.Indicator("gps.seal_mismatch").enabled && m != nullptr && m->seal_numbers_size() > 0) {
+    for (int i = 0; i < end; ++i) {
+      const auto& pt = pts.Get(i);
+      if (pt.seal_number().empty()) continue;
+      if (std::find(m->seal_numbers().begin(), m->seal_numbers().end(), pt.seal_number()) == m->seal_numbers().end()) {
+        fired.push_back(Fired(p, "gps.seal_mismatch", F, t)
+                            .Summary("Seal " + pt.seal_number() + " read in transit is not on the manifest (" +
+                                     m->seal_numbers(0) + ")")
+                            .Evidence("seal_read", pt.seal_number())
+                            .Evidence("seal_declared", m->seal_numbers(0))
+                            .Take());
+        break;
+      }
+    }
+  }
+  const IndicatorConfig& border = p.Indicator("gps.unapproved_border_crossing");
+  if (border.enabled) {
+    int count = 0;
+    for (int i = 0; i < end; ++i) {
+      const auto& pt = pts.Get(i);
+      if (pt.border_geofence().empty() || pt.at_approved_crossing()) continue;
+      if (++count >= border.Param("min_points", 1)) {
+        fired.push_back(Fired(p, "gps.unapproved_border_crossing", F, t)
+                            .Summary("Border geofence " + pt.border_geofence() + " crossed away from approved crossings at " +
+                                     Position(pt))
+                            .Evidence("geofence", pt.border_geofence())
+                            .Evidence("at", FormatUtc(pt.fix_time_ms()))
+                            .Take());
+        break;
+      }
+    }
+  }
+  MergeFamily(s, FamilyName(F), std::move(fired), false);
+}
+
+void RiskEngine::EvaluateMissingManifest(v1::ContainerState& s, int64_t t) const {
+  const IndicatorConfig& cfg = profile_->Indicator("manifest.missing");
+  if (!cfg.enabled || ManifestAsOf(s, t) != nullptr) return;
+  const double grace = cfg.Param("grace_minutes", 120);
+  const double minutes = (t - s.first_event_ms()) / double(kMinute);
+  if (minutes < grace) return;
+  std::vector<v1::FiredIndicator> fired;
+  fired.push_back(Fired(*profile_, "manifest.missing", Family::kManifest, t)
+                      .Summary("No manifest " + Num(minutes, 0) + " min after the box was first scanned or tracked")
+                      .Evidence("first_seen", FormatUtc(s.first_event_ms()))
+                      .Take());
+  MergeFamily(s, FamilyName(Family::kManifest), std::move(fired), false);
+}
+
+double RiskEngine::Score(const v1::ContainerState& s) const {
+  std::array<double, kFamilyCount> sum{};
+  for (const auto& f : s.fired()) {
+    for (int i = 0; i < kFamilyCount; ++i) {
+      if (f.family() == FamilyName(static_cast<Family>(i))) sum[i] += f.contribution();
+    }
+  }
+  double score = 0;
+  for (int i = 0; i < kFamilyCount; ++i) score += std::min(sum[i], profile_->family_cap[i]);
+  return score;
+}
+
+void RiskEngine::ApplyAlertPolicy(v1::ContainerState& s, int64_t t, int64_t emit_time_ms,
+                                  std::vector<v1::Alert>* alerts) const {
+  const Profile& p = *profile_;
+  const double score = Score(s);
+  v1::Priority priority = p.PriorityFor(score);
+  std::vector<std::string> new_critical;
+  for (const auto& f : s.fired()) {
+    if (!f.critical()) continue;
+    priority = v1::PRIORITY_CRITICAL;
+    const auto& done = s.alerts().emitted_critical_indicator_ids();
+    if (std::find(done.begin(), done.end(), f.id()) == done.end()) new_critical.push_back(f.id());
+  }
+  if (priority == v1::PRIORITY_UNSPECIFIED) return;
+  auto* book = s.mutable_alerts();
+  v1::Alert::AlertReason reason;
+  if (priority > book->last_priority()) {
+    reason = book->last_priority() == v1::PRIORITY_UNSPECIFIED ? v1::Alert::ALERT_REASON_FIRST_PRIORITY
+                                                               : v1::Alert::ALERT_REASON_PRIORITY_RAISED;
+  } else if (!new_critical.empty()) {
+    reason = v1::Alert::ALERT_REASON_NEW_CRITICAL_INDICATOR;
+  } else {
+    return;
+  }
+  book->set_alert_sequence(book->alert_sequence() + 1);
+  book->set_last_priority(std::max(priority, book->last_priority()));
+  book->set_last_score(score);
+  for (auto& id : new_critical) book->add_emitted_critical_indicator_ids(id);
+  const std::string id = AlertId(s.container_number(), book->alert_sequence());
+  book->set_last_alert_id(id);
+  if (alerts == nullptr) return;
+
+  v1::Alert a;
+  a.set_alert_id(id);
+  a.set_container_number(s.container_number());
+  a.set_sequence(book->alert_sequence());
+  a.set_priority(priority);
+  a.set_lane(p.lane[priority]);
+  a.set_score(score);
+  a.set_reason(reason);
+  a.set_profile_name(p.name);
+  a.set_profile_version(p.version);
+  a.set_event_time_ms(t);
+  a.set_emit_time_ms(emit_time_ms);
+  // Explanation: contributions after family caps, largest first.
+  std::array<double, kFamilyCount> sum{};
+  for (const auto& f : s.fired()) {
+    for (int i = 0; i < kFamilyCount; ++i) {
+      if (f.family() == FamilyName(static_cast<Family>(i))) sum[i] += f.contribution();
+    }
+  }
+  for (const auto& f : s.fired()) {
+    auto* out = a.add_indicators();
+    *out = f;
+    for (int i = 0; i < kFamilyCount; ++i) {
+      if (f.family() == FamilyName(static_cast<Family>(i)) && sum[i] > p.family_cap[i]) {
+        out->set_contribution(f.contribution() * p.family_cap[i] / sum[i]);
+      }
+    }
+  }
+  std::stable_sort(a.mutable_indicators()->begin(), a.mutable_indicators()->end(),
+                   [](const auto& x, const auto& y) { return x.contribution() > y.contribution(); });
+  std::set<std::string> regions;
+  if (const v1::Manifest* m = ManifestAsOf(s, t)) {
+    a.set_port_of_discharge(m->port_of_discharge());
+    a.set_final_destination(m->final_destination());
+    a.set_vessel_imo(m->vessel_imo());
+    for (const auto* code : {&m->port_of_discharge(), &m->final_destination()}) {
+      if (auto r = p.RegionOfLocode(*code); !r.empty()) regions.insert(r);
+    }
+  }
+  for (const auto& scan : s.scans()) {
+    if (auto r = p.RegionOfLocode(scan.site()); !r.empty() && scan.scanned_at_ms() <= t) regions.insert(r);
+  }
+  for (const auto& r : regions) a.add_regions(r);
+  alerts->push_back(std::move(a));
+}
+
+}  // namespace boxwatch::operators

@@ -1,0 +1,104 @@
+#pragma once
+// The risk engine: joins events into a ContainerState, evaluates the
+// profile's indicators, scores, and applies the alert policy. Pure: no I/O,
+// no clocks (callers pass the watermark and the emit time).
+//
+// Lifecycle per event:
+//   Apply*(state, event, watermark)  joins the event (idempotent; a
+//       duplicate changes nothing; an event older than the watermark is
+//       refused as late and changes nothing).
+//   Advance(state, watermark, ...)   evaluates, in event-time order, every
+//       joined event older than the watermark and emits alerts.
+// The watermark is the task's maximum event time minus the allowed
+// lateness. Because evaluation waits for it, any arrival order within the
+// lateness yields the same state and the same alerts. Flush with
+// Advance(state, kEndOfTime, ...) when input ends.
+//
+// Thread-compatibility: a RiskEngine is immutable after construction apart
+// from its profile/reference pointers, which the owner swaps at commit
+// boundaries; one engine may serve many states on one thread.
+
+#include <cstdint>
+#include <limits>
+#include <string>
+#include <unordered_map>
+#include <unordered_set>
+#include <vector>
+
+#include "boxwatch/v1/alert.pb.h"
+#include "boxwatch/v1/gps.pb.h"
+#include "boxwatch/v1/manifest.pb.h"
+#include "boxwatch/v1/outcome.pb.h"
+#include "boxwatch/v1/scan.pb.h"
+#include "boxwatch/v1/state.pb.h"
+#include "operators/profile.h"
+
+namespace boxwatch::operators {
+
+inline constexpr int64_t kEndOfTime = std::numeric_limits<int64_t>::max();
+
+// Reference data that changes without a profile release: entries from the
+// boxwatch.reference topic and what inspection outcomes feed back.
+struct ReferenceData {
+  std::unordered_set<std::string> watchlisted_parties;  // NormaliseName form
+  std::unordered_set<std::string> watchlisted_vessels;  // IMO numbers
+  std::unordered_set<std::string> watchlisted_owner_codes;
+  // Parties with a recorded seizure (NormaliseName form) -> listed until, UTC ms.
+  std::unordered_map<std::string, int64_t> seized_parties;
+};
+
+struct EngineLimits {
+  int max_gps_points = 64;        // GPS window per container
+  int max_scans = 16;
+  int max_outcomes = 8;
+  int max_manifest_versions = 4;  // full versions kept; summaries of all are kept
+};
+
+enum class JoinResult { kApplied, kDuplicate, kLate };
+
+class RiskEngine {
+ public:
+  RiskEngine(const Profile* profile, const ReferenceData* reference, EngineLimits limits = {});
+
+  void SetProfile(const Profile* profile) { profile_ = profile; }
+  void SetReference(const ReferenceData* reference) { reference_ = reference; }
+  const Profile& profile() const { return *profile_; }
+
+  JoinResult ApplyManifest(v1::ContainerState& s, const v1::Manifest& m, int64_t watermark) const;
+  JoinResult ApplyScan(v1::ContainerState& s, const v1::ScanResult& e, int64_t watermark) const;
+  JoinResult ApplyGps(v1::ContainerState& s, const v1::GpsEvent& e, int64_t watermark) const;
+  JoinResult ApplyOutcome(v1::ContainerState& s, const v1::InspectionOutcome& o, int64_t watermark) const;
+
+  // Evaluates every pending event older than `watermark` and appends the
+  // alerts the policy emits (emit_time_ms set to `emit_time_ms`).
+  void Advance(v1::ContainerState& s, int64_t watermark, int64_t emit_time_ms,
+               std::vector<v1::Alert>* alerts) const;
+
+  // Current score of the state's fired indicators (after family caps).
+  double Score(const v1::ContainerState& s) const;
+
+ private:
+  enum Kind { kManifest = 0, kScan = 1, kGps = 2, kOutcome = 3 };
+  void AddPending(v1::ContainerState& s, int64_t t, Kind kind) const;
+  void Evaluate(v1::ContainerState& s, int64_t t, int kind, int64_t emit_time_ms,
+                std::vector<v1::Alert>* alerts) const;
+  void EvaluateManifestFamily(v1::ContainerState& s, int64_t t) const;
+  void EvaluateScanFamily(v1::ContainerState& s, int64_t t) const;
+  void EvaluateGpsFamily(v1::ContainerState& s, int64_t t) const;
+  void EvaluateMissingManifest(v1::ContainerState& s, int64_t t) const;
+  void ApplyAlertPolicy(v1::ContainerState& s, int64_t t, int64_t emit_time_ms,
+                        std::vector<v1::Alert>* alerts) const;
+
+  const Profile* profile_;
+  const ReferenceData* reference_;
+  EngineLimits limits_;
+};
+
+// The manifest version in force at time t (latest version declared at or
+// before t), or null.
+const v1::Manifest* ManifestAsOf(const v1::ContainerState& s, int64_t t);
+
+// Alert id for the n-th alert of a container: "<container>-<n, 4 digits>".
+std::string AlertId(const std::string& container, uint32_t sequence);
+
+}  // namespace boxwatch::operators
