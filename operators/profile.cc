@@ -126,7 +126,9 @@ void ParseIndicators(const YAML::Node& n, Profile& prof, Problems& p) {
     IndicatorConfig cfg;
     if (v["enabled"].IsDefined()) cfg.enabled = v["enabled"].as<bool>(true);
     if (v["critical"].IsDefined()) cfg.critical = v["critical"].as<bool>(false);
-    if (GetDouble(v["weight"], "indicator " + id + ".weight", p, &cfg.weight) && cfg.weight < 0) {
+    if (!v["weight"].IsDefined()) {
+      p.Add(kv.first, "indicator " + id + " has no weight");
+    } else if (GetDouble(v["weight"], "indicator " + id + ".weight", p, &cfg.weight) && cfg.weight < 0) {
       p.Add(v["weight"], "indicator " + id + ".weight must be >= 0");
     }
     if (v["params"].IsDefined()) {

@@ -1,0 +1,296 @@
+// Scoring, the alert policy, idempotent joins and order independence.
+#include <google/protobuf/util/message_differencer.h>
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <map>
+#include <random>
+
+#include "tests/unit/operators/scenario.h"
+
+namespace boxwatch::operators::testing {
+namespace {
+
+constexpr int64_t kDay = kT0 + 3 * kHour;
+
+TEST(AlertPolicy, FirstAlertWhenTheContainerReachesAPriority) {
+  Scenario s;
+  s.Manifest([](auto& m) { m.mutable_consignee()->set_name("Golden Crescent Trading Co."); }).Finish();
+  ASSERT_EQ(s.alerts.size(), 1u);
+  const v1::Alert& a = s.alerts[0];
+  EXPECT_EQ(a.alert_id(), "CSQU3054383-0001");
+  EXPECT_EQ(a.sequence(), 1u);
+  EXPECT_EQ(a.priority(), v1::PRIORITY_HIGH);
+  EXPECT_EQ(a.lane(), v1::LANE_RED);
+  EXPECT_DOUBLE_EQ(a.score(), 50);
+  EXPECT_EQ(a.reason(), v1::Alert::ALERT_REASON_FIRST_PRIORITY);
+  EXPECT_EQ(a.profile_name(), "unit-test");
+  EXPECT_EQ(a.profile_version(), "t1");
+  ASSERT_EQ(a.indicators_size(), 1);
+  EXPECT_EQ(a.indicators(0).id(), "party.watchlisted");
+  ASSERT_EQ(a.regions_size(), 1);
+  EXPECT_EQ(a.regions(0), "mekong");
+  EXPECT_EQ(a.port_of_discharge(), "THLCH");
+}
+
+TEST(AlertPolicy, CleanContainerRaisesNothing) {
+  Scenario s;
+  s.Manifest();
+  for (int i = 0; i < 10; ++i) s.Gps(kDay + i * 5 * kMin, 13.05 + 0.004 * i, 100.0);
+  s.Rpm(kDay, 110, 100).Finish();
+  EXPECT_TRUE(s.alerts.empty());
+  EXPECT_EQ(s.state.fired_size(), 0);
+}
+
+TEST(AlertPolicy, NeverTwiceForTheSameState) {
+  Scenario s;
+  s.Manifest([](auto& m) { m.mutable_consignee()->set_name("Golden Crescent Trading Co."); });
+  s.Finish();
+  // The same manifest again, and clean movement: nothing new to say.
+  v1::Manifest again = CleanManifest();
+  again.mutable_consignee()->set_name("Golden Crescent Trading Co.");
+  EXPECT_EQ(s.engine.ApplyManifest(s.state, again, 0), JoinResult::kDuplicate);
+  for (int i = 0; i < 5; ++i) s.Gps(kDay + i * 5 * kMin, 13.05 + 0.004 * i, 100.0);
+  s.Finish();
+  EXPECT_EQ(s.alerts.size(), 1u);
+}
+
+TEST(AlertPolicy, RaisedPriorityGivesANewAlert) {
+  Scenario s;
+  s.Manifest([](auto& m) {
+    m.mutable_goods(0)->set_description("FAK");
+    m.set_freight_payment(v1::Manifest::FREIGHT_PAYMENT_CASH);
+  });
+  s.Rpm(kDay, 400, 100).Finish();
+  ASSERT_EQ(s.alerts.size(), 2u);
+  EXPECT_EQ(s.alerts[0].priority(), v1::PRIORITY_MEDIUM);  // 15 + 10
+  EXPECT_EQ(s.alerts[1].priority(), v1::PRIORITY_HIGH);    // + 50
+  EXPECT_EQ(s.alerts[1].reason(), v1::Alert::ALERT_REASON_PRIORITY_RAISED);
+  EXPECT_EQ(s.alerts[1].alert_id(), "CSQU3054383-0002");
+  EXPECT_EQ(s.alerts[1].indicators(0).id(), "scan.radiation_gamma");  // largest first
+}
+
+TEST(AlertPolicy, NewCriticalIndicatorAlertsAgainAtTheSamePriority) {
+  Scenario s;
+  s.Manifest().Rpm(kDay, 100, 100, 8, 1);
+  s.Gps(kDay + kHour, 13.2, 100.0, 30, [](auto& e) { e.set_seal_state(v1::GpsEvent::SEAL_STATE_TAMPERED); });
+  s.Finish();
+  ASSERT_EQ(s.alerts.size(), 2u);
+  EXPECT_EQ(s.alerts[0].priority(), v1::PRIORITY_CRITICAL);
+  EXPECT_EQ(s.alerts[0].reason(), v1::Alert::ALERT_REASON_FIRST_PRIORITY);
+  EXPECT_EQ(s.alerts[1].priority(), v1::PRIORITY_CRITICAL);
+  EXPECT_EQ(s.alerts[1].reason(), v1::Alert::ALERT_REASON_NEW_CRITICAL_INDICATOR);
+}
+
+TEST(Scoring, FamilyCapLimitsTheScoreAndTheExplanationAddsUp) {
+  Scenario s;
+  s.Manifest([](auto& m) {
+     m.mutable_consignee()->set_name("Golden Crescent Trading Co.");  // 50
+     m.mutable_goods(0)->set_description("STC");                      // 15
+     m.set_freight_payment(v1::Manifest::FREIGHT_PAYMENT_CASH);       // 10
+   }).Finish();
+  EXPECT_DOUBLE_EQ(s.engine.Score(s.state), 60);  // manifest family capped at 60
+  ASSERT_EQ(s.alerts.size(), 1u);
+  double sum = 0;
+  double previous = 1e9;
+  for (const auto& f : s.alerts[0].indicators()) {
+    sum += f.contribution();
+    EXPECT_LE(f.contribution(), previous);  // largest first
+    previous = f.contribution();
+  }
+  EXPECT_NEAR(sum, 60, 1e-9);
+}
+
+TEST(Join, DuplicateEventsChangeNothing) {
+  Scenario s;
+  s.Manifest();
+  v1::GpsEvent e;
+  e.set_container_number(kBox);
+  e.set_event_id("TRK-1-77");
+  e.set_fix_time_ms(kDay);
+  e.mutable_position()->set_lat(13.2);
+  e.mutable_position()->set_lon(100.0);
+  ASSERT_EQ(s.engine.ApplyGps(s.state, e, 0), JoinResult::kApplied);
+  const std::string before = s.state.SerializeAsString();
+  EXPECT_EQ(s.engine.ApplyGps(s.state, e, 0), JoinResult::kDuplicate);
+  EXPECT_EQ(s.state.SerializeAsString(), before);
+}
+
+TEST(Join, EventOlderThanTheWatermarkIsLate) {
+  Scenario s;
+  v1::ScanResult scan;
+  scan.set_container_number(kBox);
+  scan.set_scan_id("x");
+  scan.set_scanned_at_ms(kDay);
+  EXPECT_EQ(s.engine.ApplyScan(s.state, scan, kDay + 1), JoinResult::kLate);
+  EXPECT_EQ(s.state.scans_size(), 0);
+  EXPECT_EQ(s.engine.ApplyScan(s.state, scan, kDay), JoinResult::kApplied);
+}
+
+TEST(Join, GpsWindowIsBoundedAndOrdered) {
+  Scenario s;
+  int late = 0;
+  for (int i = 99; i >= 0; --i) {  // newest first: the window fills, then older fixes no longer fit
+    v1::GpsEvent e;
+    e.set_container_number(kBox);
+    e.set_event_id("E" + std::to_string(i));
+    e.set_fix_time_ms(kDay + i * kMin);
+    e.mutable_position()->set_lat(13.2);
+    e.mutable_position()->set_lon(100.0);
+    if (s.engine.ApplyGps(s.state, e, 0) == JoinResult::kLate) ++late;
+  }
+  EXPECT_EQ(late, 36);
+  const auto& pts = s.state.gps().points();
+  ASSERT_EQ(pts.size(), 64);
+  for (int i = 1; i < pts.size(); ++i) EXPECT_LT(pts[i - 1].fix_time_ms(), pts[i].fix_time_ms());
+  EXPECT_EQ(pts[63].fix_time_ms(), kDay + 99 * kMin);
+}
+
+TEST(Join, AmendmentsKeepWhatChangedAndWhen) {
+  Scenario s;
+  s.Manifest({}, kT0 - 72 * kHour, 1);
+  s.Manifest([](auto& m) { m.mutable_consignee()->set_name("Someone Else"); }, kT0 - 10 * kHour, 2);
+  ASSERT_EQ(s.state.manifest_history_size(), 2);
+  const auto& v2 = s.state.manifest_history(1);
+  EXPECT_EQ(v2.version(), 2u);
+  EXPECT_EQ(v2.declared_at_ms(), kT0 - 10 * kHour);
+  ASSERT_EQ(v2.amended_fields_size(), 1);
+  EXPECT_EQ(v2.amended_fields(0), "consignee");
+  EXPECT_EQ(ManifestAsOf(s.state, kT0 - 20 * kHour)->version(), 1u);
+  EXPECT_EQ(ManifestAsOf(s.state, kT0)->version(), 2u);
+}
+
+// ------------------------------------------------- order independence
+
+struct Arrival {
+  int container;
+  int kind;  // 0 manifest, 1 scan, 2 gps
+  int64_t time;
+  v1::Manifest manifest;
+  v1::ScanResult scan;
+  v1::GpsEvent gps;
+};
+
+std::vector<Arrival> MakeTraffic(std::mt19937& rng, int containers) {
+  std::vector<Arrival> out;
+  std::uniform_real_distribution<double> u(0, 1);
+  for (int c = 0; c < containers; ++c) {
+    char first[11];
+    std::snprintf(first, sizeof first, "MSKU%06d", 100000 + c);
+    const std::string number = std::string(first) + std::to_string(ContainerNumber::CheckDigit(first));
+    const int64_t start = kDay + static_cast<int64_t>(u(rng) * 2 * kHour);
+    Arrival m{c, 0, start - kHour, CleanManifest(number), {}, {}};
+    if (u(rng) < 0.2) m.manifest.mutable_consignee()->set_name("Golden Crescent Trading Co.");
+    if (u(rng) < 0.3) m.manifest.mutable_goods(0)->set_description("said to contain general cargo");
+    m.manifest.set_declared_at_ms(m.time);
+    out.push_back(m);
+    if (u(rng) < 0.3) {  // a late amendment
+      Arrival a = m;
+      a.time = start + 30 * kMin;
+      a.manifest.set_version(2);
+      a.manifest.set_declared_at_ms(a.time);
+      a.manifest.mutable_consignee()->set_name("Changed Consignee " + std::to_string(c));
+      out.push_back(a);
+    }
+    Arrival scan{c, 1, start + 5 * kMin, {}, {}, {}};
+    scan.scan.set_container_number(number);
+    scan.scan.set_scan_id("RPM-" + std::to_string(c));
+    scan.scan.set_site("THLCH");
+    scan.scan.set_scanned_at_ms(scan.time);
+    scan.scan.mutable_rpm()->set_gamma_background_cps(100);
+    scan.scan.mutable_rpm()->set_gamma_cps(u(rng) < 0.15 ? 450 : 110);
+    scan.scan.mutable_rpm()->set_neutron_background_cps(1);
+    scan.scan.mutable_rpm()->set_neutron_cps(u(rng) < 0.03 ? 6 : 1);
+    out.push_back(scan);
+    const bool deviates = u(rng) < 0.2, stops = u(rng) < 0.2, breach = u(rng) < 0.1;
+    double lat = 13.02;
+    for (int i = 0; i < 60; ++i) {
+      Arrival g{c, 2, start + i * (2 + static_cast<int>(u(rng) * 3)) * kMin, {}, {}, {}};
+      g.time = start + i * 3 * kMin + static_cast<int64_t>(u(rng) * 60000);
+      const bool stopped = stops && i >= 20 && i < 35;
+      const bool off = deviates && i >= 40 && i < 48;
+      if (!stopped) lat += 0.01;
+      g.gps.set_container_number(number);
+      g.gps.set_event_id("T" + std::to_string(c) + "-" + std::to_string(i));
+      g.gps.set_fix_time_ms(g.time);
+      g.gps.mutable_position()->set_lat(lat);
+      g.gps.mutable_position()->set_lon(off ? 100.2 : 100.0);
+      g.gps.set_speed_kmh(stopped ? 0 : 55);
+      g.gps.set_seal_state(breach && i == 50 ? v1::GpsEvent::SEAL_STATE_OPENED : v1::GpsEvent::SEAL_STATE_CLOSED);
+      out.push_back(g);
+      if (u(rng) < 0.05) out.push_back(g);  // a duplicate delivery
+    }
+  }
+  return out;
+}
+
+struct RunResult {
+  std::map<int, v1::ContainerState> states;
+  std::map<int, std::vector<v1::Alert>> alerts;
+  size_t late = 0;
+};
+
+RunResult RunTraffic(const std::vector<Arrival>& arrivals, int64_t lateness) {
+  RiskEngine engine(&TestProfile(), nullptr);
+  ReferenceData ref;
+  engine.SetReference(&ref);
+  RunResult r;
+  int64_t max_time = 0;
+  for (const Arrival& a : arrivals) {
+    const int64_t watermark = max_time - lateness;
+    v1::ContainerState& s = r.states[a.container];
+    JoinResult j = a.kind == 0   ? engine.ApplyManifest(s, a.manifest, watermark)
+                   : a.kind == 1 ? engine.ApplyScan(s, a.scan, watermark)
+                                 : engine.ApplyGps(s, a.gps, watermark);
+    if (j == JoinResult::kLate) ++r.late;
+    max_time = std::max(max_time, a.time);
+    engine.Advance(s, max_time - lateness, 0, &r.alerts[a.container]);
+  }
+  for (auto& [c, s] : r.states) engine.Advance(s, kEndOfTime, 0, &r.alerts[c]);
+  return r;
+}
+
+TEST(OrderIndependence, AnyArrivalOrderWithinTheLatenessGivesTheSameStateAndAlerts) {
+  const unsigned seed = std::random_device{}();
+  SCOPED_TRACE("seed " + std::to_string(seed));
+  std::printf("seed %u\n", seed);
+  std::mt19937 rng(seed);
+  constexpr int64_t kLateness = 5 * kMin;
+  std::vector<Arrival> traffic = MakeTraffic(rng, 40);
+
+  std::vector<Arrival> in_order = traffic;
+  std::stable_sort(in_order.begin(), in_order.end(), [](const auto& a, const auto& b) { return a.time < b.time; });
+  const RunResult expected = RunTraffic(in_order, kLateness);
+  ASSERT_EQ(expected.late, 0u);
+  size_t alert_count = 0;
+  for (const auto& [c, a] : expected.alerts) alert_count += a.size();
+  ASSERT_GT(alert_count, 10u) << "the traffic must exercise the alert policy";
+
+  for (int round = 0; round < 5; ++round) {
+    // Each event arrives at a random moment within the lateness after it happened.
+    std::vector<std::pair<int64_t, const Arrival*>> keyed;
+    std::uniform_int_distribution<int64_t> delay(0, kLateness - 1);
+    for (const auto& a : traffic) keyed.emplace_back(a.time + delay(rng), &a);
+    std::stable_sort(keyed.begin(), keyed.end(), [](const auto& x, const auto& y) { return x.first < y.first; });
+    std::vector<Arrival> shuffled;
+    for (const auto& [k, a] : keyed) shuffled.push_back(*a);
+
+    const RunResult got = RunTraffic(shuffled, kLateness);
+    EXPECT_EQ(got.late, 0u);
+    ASSERT_EQ(got.states.size(), expected.states.size());
+    for (const auto& [c, s] : expected.states) {
+      EXPECT_TRUE(google::protobuf::util::MessageDifferencer::Equals(s, got.states.at(c)))
+          << "round " << round << " container " << c;
+      const auto& ea = expected.alerts.at(c);
+      const auto& ga = got.alerts.at(c);
+      ASSERT_EQ(ea.size(), ga.size()) << "round " << round << " container " << c;
+      for (size_t i = 0; i < ea.size(); ++i) {
+        EXPECT_TRUE(google::protobuf::util::MessageDifferencer::Equals(ea[i], ga[i]))
+            << ea[i].ShortDebugString() << "\nvs\n" << ga[i].ShortDebugString();
+      }
+    }
+  }
+}
+
+}  // namespace
+}  // namespace boxwatch::operators::testing
