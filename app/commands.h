@@ -14,5 +14,6 @@ void SetExitCode(int code);
 
 void RegisterTopicsCommand(CLI::App& app);  // topics create|describe
 void RegisterDemoCommand(CLI::App& app);    // demo on the embedded broker
+void RegisterProfileCommand(CLI::App& app); // profile check
 
 }  // namespace boxwatch::app

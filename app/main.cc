@@ -11,6 +11,7 @@ int main(int argc, char** argv) {
   app.set_version_flag("--version", boxwatch::app::VersionString());
   boxwatch::app::RegisterTopicsCommand(app);
   boxwatch::app::RegisterDemoCommand(app);
+  boxwatch::app::RegisterProfileCommand(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

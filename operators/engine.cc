@@ -621,7 +621,7 @@ void RiskEngine::EvaluateGpsFamily(v1::ContainerState& s, int64_t t) const {
   const int64_t corridor_since = s.gps().first_corridor_fix_ms();
   if (dev.enabled && corridor_since != 0 && corridor_since <= t && last.outside_corridors()) {
     int run = 0;
-    double max_dist = 0;
+    double max_dist = 0;  // 0 when no corridor is even near (distance unknown)
     while (run < end && pts.Get(end - 1 - run).outside_corridors()) {
       max_dist = std::max(max_dist, pts.Get(end - 1 - run).corridor_distance_m());
       ++run;
@@ -632,7 +632,7 @@ void RiskEngine::EvaluateGpsFamily(v1::ContainerState& s, int64_t t) const {
       fired.push_back(Fired(p, "gps.route_deviation", F, t)
                           .Summary("Off every approved corridor for " + Num(minutes, 0) + " min (" +
                                    std::to_string(run) + " fixes), up to " +
-                                   (max_dist < 0 ? std::string("far") : Num(max_dist / 1000, 1) + " km") + " away")
+                                   (max_dist <= 0 ? std::string("more than a buffer") : Num(max_dist / 1000, 1) + " km") + " away")
                           .Evidence("left_corridor_at", FormatUtc(first.fix_time_ms()))
                           .Evidence("fixes_outside", std::to_string(run))
                           .Evidence("last_position", Position(last))

@@ -1,0 +1,46 @@
+// `boxwatch profile check FILE`: validates a profile and summarises it.
+#include <CLI/CLI.hpp>
+
+#include <cstdio>
+
+#include "app/commands.h"
+#include "operators/default_profile.h"
+#include "operators/profile.h"
+
+namespace boxwatch::app {
+
+void RegisterProfileCommand(CLI::App& app) {
+  auto file = std::make_shared<std::string>();
+  CLI::App* profile = app.add_subcommand("profile", "Work with risk profiles");
+  profile->require_subcommand(1);
+  CLI::App* check = profile->add_subcommand(
+      "check", "Validate a profile (every problem is listed with its line) and summarise it");
+  check->add_option("file", *file, "Profile YAML; omit to check the built-in default profile");
+  check->callback([file] {
+    auto p = file->empty() ? operators::ParseProfile(operators::DefaultProfileYaml(),
+                                                     operators::kDefaultProfileSource)
+                           : operators::LoadProfile(*file);
+    if (!p.ok()) {
+      std::fprintf(stderr, "%s\n", p.error().message.c_str());
+      SetExitCode(1);
+      return;
+    }
+    std::printf("profile %s version %s: OK\n", p->name.c_str(), p->version.c_str());
+    std::printf("  thresholds: critical %.0f, high %.0f, medium %.0f, low %.0f\n",
+                p->threshold[v1::PRIORITY_CRITICAL], p->threshold[v1::PRIORITY_HIGH],
+                p->threshold[v1::PRIORITY_MEDIUM], p->threshold[v1::PRIORITY_LOW]);
+    size_t enabled = 0;
+    for (const auto& [id, cfg] : p->indicators) enabled += cfg.enabled ? 1 : 0;
+    std::printf("  indicators: %zu (%zu enabled)\n", p->indicators.size(), enabled);
+    std::printf("  ports %zu, corridors %zu, stop zones %zu, border crossings %zu, regions %zu\n",
+                p->ports.size(), p->corridors.size(), p->stop_zones.size(),
+                p->border_crossings.size(), p->regions.size());
+    std::printf("  reference: %zu high-risk ports, %zu sensitive HS entries, %zu vague terms, "
+                "%zu watchlisted parties\n",
+                p->high_risk_ports.size(), p->sensitive_hs.size(), p->vague_terms.size(),
+                p->watchlisted_parties.size());
+    SetExitCode(0);
+  });
+}
+
+}  // namespace boxwatch::app
