@@ -14,6 +14,7 @@ void SetExitCode(int code);
 
 void RegisterTopicsCommand(CLI::App& app);  // topics create|describe
 void RegisterDemoCommand(CLI::App& app);    // demo on the embedded broker
-void RegisterProfileCommand(CLI::App& app); // profile check
+void RegisterProfileCommand(CLI::App& app); // profile check|publish
+void RegisterWorkerCommand(CLI::App& app);  // the stateful worker
 
 }  // namespace boxwatch::app

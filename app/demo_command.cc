@@ -62,8 +62,8 @@ enum class Scenario { kNone, kDeviation, kLongStop, kSealTamper, kGamma, kWatchl
 const char* ScenarioName(Scenario s) {
   switch (s) {
     case Scenario::kNone: return "none";
-    case Scenario::kDeviation: return "route deviation";
-    case Scenario::kLongStop: return "long stop";
+    case Scenario::kDeviation: return "deviation and stop";
+    case Scenario::kLongStop: return "night stop";
     case Scenario::kSealTamper: return "seal tampered";
     case Scenario::kGamma: return "gamma source";
     case Scenario::kWatchlisted: return "watchlisted consignee";
@@ -150,7 +150,8 @@ class DemoFleet {
     m.set_port_of_loading("CNSHA");
     m.add_transhipment_ports("SGSIN");
     if (box.scenario == Scenario::kRiskyRoute && !profile_.high_risk_ports.empty()) {
-      m.set_port_of_loading(*std::min_element(profile_.high_risk_ports.begin(), profile_.high_risk_ports.end()));
+      m.clear_transhipment_ports();
+      m.add_transhipment_ports(*std::min_element(profile_.high_risk_ports.begin(), profile_.high_risk_ports.end()));
     }
     m.set_port_of_discharge("THLCH");
     m.set_final_destination("LAVTE");
@@ -186,15 +187,19 @@ class DemoFleet {
   v1::GpsEvent Gps(const Box& box, int64_t t) {
     const auto& line = profile_.corridors.front().points;
     // With the defaults a box reports every 2 simulated minutes.
-    const bool stop_box = box.scenario == Scenario::kLongStop;
-    const bool stopped = stop_box && box.steps > 30 && box.steps < 60;
-    const int moving_steps = stopped ? 30 : (stop_box && box.steps >= 60 ? box.steps - 30 : box.steps);
+    auto stopped_at = [&](int step) {
+      return (box.scenario == Scenario::kLongStop && step > 30 && step < 60) ||
+             (box.scenario == Scenario::kDeviation && step > 45 && step < 62);
+    };
+    const bool stopped = stopped_at(box.steps);
+    int moving_steps = 0;
+    for (int i = 0; i < box.steps; ++i) moving_steps += stopped_at(i) ? 0 : 1;
     double along = std::min(box.start + moving_steps * 0.02, static_cast<double>(line.size() - 1) - 1e-6);
     const size_t seg = static_cast<size_t>(along);
     const double f = along - static_cast<double>(seg);
     double lat = line[seg].lat + f * (line[seg + 1].lat - line[seg].lat);
     double lon = line[seg].lon + f * (line[seg + 1].lon - line[seg].lon);
-    if (box.scenario == Scenario::kDeviation && box.steps > 40 && box.steps < 60) lon += 0.15;
+    if (box.scenario == Scenario::kDeviation && box.steps > 40 && box.steps < 66) lon += 0.15;
     v1::GpsEvent e;
     e.set_container_number(box.number);
     e.set_tracker_id("TRK-" + box.number.substr(4, 6));
@@ -313,7 +318,10 @@ int RunDemo(const DemoArgs& a) {
   const auto start = std::chrono::steady_clock::now();
   const auto end = start + std::chrono::seconds(a.duration_s);
   auto next_report = start + 5s;
-  const int64_t sim_start = WallMs() - 24 * 3600 * 1000LL;  // the simulated day ends before "now"
+  // The simulated clock starts at 12:00 UTC yesterday (19:00 in Thailand), so
+  // stops fall at night; it stays behind the wall clock for hours.
+  const int64_t day_ms = 24 * 3600 * 1000LL;
+  const int64_t sim_start = (WallMs() / day_ms - 1) * day_ms + 12 * 3600 * 1000LL;
   auto sim_now = [&] {
     const double wall_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     return sim_start + static_cast<int64_t>(wall_s * a.speedup * 1000);

@@ -12,6 +12,7 @@ int main(int argc, char** argv) {
   boxwatch::app::RegisterTopicsCommand(app);
   boxwatch::app::RegisterDemoCommand(app);
   boxwatch::app::RegisterProfileCommand(app);
+  boxwatch::app::RegisterWorkerCommand(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

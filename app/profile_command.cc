@@ -2,10 +2,14 @@
 #include <CLI/CLI.hpp>
 
 #include <cstdio>
+#include <fstream>
+#include <sstream>
 
 #include "app/commands.h"
 #include "operators/default_profile.h"
 #include "operators/profile.h"
+#include "pipeline/kafka_client.h"
+#include "pipeline/topics.h"
 
 namespace boxwatch::app {
 
@@ -39,6 +43,42 @@ void RegisterProfileCommand(CLI::App& app) {
                 "%zu watchlisted parties\n",
                 p->high_risk_ports.size(), p->sensitive_hs.size(), p->vague_terms.size(),
                 p->watchlisted_parties.size());
+    SetExitCode(0);
+  });
+
+  struct PublishArgs {
+    std::string file;
+    std::string bootstrap = "127.0.0.1:9092";
+    std::string prefix;
+  };
+  auto pub = std::make_shared<PublishArgs>();
+  CLI::App* publish = profile->add_subcommand(
+      "publish", "Validate a profile and publish it to the profiles topic; workers apply it at "
+                 "their next commit");
+  publish->add_option("file", pub->file, "Profile YAML")->required();
+  publish->add_option("--bootstrap", pub->bootstrap, "Kafka bootstrap servers")->capture_default_str();
+  publish->add_option("--prefix", pub->prefix, "Topic name prefix");
+  publish->callback([pub] {
+    std::ifstream in(pub->file);
+    std::stringstream text;
+    text << in.rdbuf();
+    auto p = operators::ParseProfile(text.str(), pub->file);
+    if (!in || !p.ok()) {
+      std::fprintf(stderr, "%s\n", in ? p.error().message.c_str() : ("cannot read " + pub->file).c_str());
+      SetExitCode(1);
+      return;
+    }
+    auto producer = pipeline::KafkaProducer::Create({.bootstrap = pub->bootstrap});
+    const std::string topic = pipeline::TopicNames(pub->prefix).Name(pipeline::TopicRole::kProfiles);
+    Status s = producer.ok() ? (*producer)->Produce({.topic = topic, .key = p->name, .value = text.str()})
+                             : producer.status();
+    if (s.ok()) s = (*producer)->Flush(std::chrono::seconds(30));
+    if (!s.ok()) {
+      std::fprintf(stderr, "boxwatch profile publish: %s\n", s.message().c_str());
+      SetExitCode(1);
+      return;
+    }
+    std::printf("published profile %s version %s to %s\n", p->name.c_str(), p->version.c_str(), topic.c_str());
     SetExitCode(0);
   });
 }

@@ -1,5 +1,6 @@
 #include "pipeline/kafka_client.h"
 
+#include <algorithm>
 #include <cstring>
 #include <thread>
 
@@ -118,6 +119,7 @@ std::optional<std::string_view> OwnedRecord::header(std::string_view name) const
 Result<std::unique_ptr<KafkaConsumer>> KafkaConsumer::Create(const Options& options) {
   std::unique_ptr<KafkaConsumer> c(new KafkaConsumer());
   c->listener_ = options.listener;
+  c->co_partitioned_ = options.co_partitioned_topics;
   KafkaProperties props = {
       {"bootstrap.servers", options.bootstrap},
       {"group.id", options.group_id},
@@ -153,17 +155,34 @@ void KafkaConsumer::RebalanceCallback(rd_kafka_t*, rd_kafka_resp_err_t err,
   static_cast<KafkaConsumer*>(opaque)->OnRebalance(err, parts);
 }
 
+std::vector<TopicPartition> KafkaConsumer::Expand(const std::vector<TopicPartition>& parts) const {
+  std::vector<TopicPartition> out = parts;
+  for (const auto& tp : parts) {
+    for (const auto& t : co_partitioned_) {
+      if (t != tp.topic) out.push_back({t, tp.partition});
+    }
+  }
+  std::sort(out.begin(), out.end());
+  out.erase(std::unique(out.begin(), out.end()), out.end());
+  return out;
+}
+
 void KafkaConsumer::OnRebalance(rd_kafka_resp_err_t err, rd_kafka_topic_partition_list_t* parts) {
   ++rebalances_;
-  const std::vector<TopicPartition> changed = FromList(parts);
+  const std::vector<TopicPartition> changed = Expand(FromList(parts));
+  PartitionList list = NewList(changed.size());
+  for (const auto& tp : changed) {
+    rd_kafka_topic_partition_list_add(list.get(), tp.topic.c_str(), tp.partition)->offset =
+        RD_KAFKA_OFFSET_INVALID;  // start from the group's committed offset
+  }
   const bool coop = cooperative();
   if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
     if (listener_ != nullptr) listener_->OnAssigned(changed);
     if (coop) {
-      if (rd_kafka_error_t* e = rd_kafka_incremental_assign(rk_.get(), parts)) {
+      if (rd_kafka_error_t* e = rd_kafka_incremental_assign(rk_.get(), list.get())) {
         rebalance_error_ = FromKafkaError(e, "incremental assign");
       }
-    } else if (rd_kafka_resp_err_t e = rd_kafka_assign(rk_.get(), parts)) {
+    } else if (rd_kafka_resp_err_t e = rd_kafka_assign(rk_.get(), list.get())) {
       rebalance_error_ = FromKafkaResp(e, "assign");
     }
     return;
@@ -177,7 +196,7 @@ void KafkaConsumer::OnRebalance(rd_kafka_resp_err_t err, rd_kafka_topic_partitio
     }
   }
   if (coop) {
-    if (rd_kafka_error_t* e = rd_kafka_incremental_unassign(rk_.get(), parts)) {
+    if (rd_kafka_error_t* e = rd_kafka_incremental_unassign(rk_.get(), list.get())) {
       rebalance_error_ = FromKafkaError(e, "incremental unassign");
     }
   } else if (rd_kafka_resp_err_t e = rd_kafka_assign(rk_.get(), nullptr)) {
@@ -344,12 +363,19 @@ void KafkaProducer::DeliveryCallback(rd_kafka_t* rk, const rd_kafka_message_t* m
   auto* self = static_cast<KafkaProducer*>(opaque);
   if (m->err == RD_KAFKA_RESP_ERR_NO_ERROR) {
     ++self->delivered_;
+    int64_t& last = self->last_offsets_[{rd_kafka_topic_name(m->rkt), m->partition}];
+    last = std::max(last, static_cast<int64_t>(m->offset));
   } else if (m->err == RD_KAFKA_RESP_ERR__PURGE_QUEUE || m->err == RD_KAFKA_RESP_ERR__PURGE_INFLIGHT) {
     // Records of an aborted transaction: discarded on purpose.
   } else if (!self->delivery_error_) {
     self->delivery_error_ = FromKafkaResp(rk, m->err, "deliver record to " +
                                                           std::string(rd_kafka_topic_name(m->rkt)));
   }
+}
+
+int64_t KafkaProducer::LastDeliveredOffset(const std::string& topic, int32_t partition) const {
+  auto it = last_offsets_.find({topic, partition});
+  return it == last_offsets_.end() ? -1 : it->second;
 }
 
 Status KafkaProducer::InitTransactions(std::chrono::milliseconds timeout) {

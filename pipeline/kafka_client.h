@@ -122,6 +122,11 @@ class KafkaConsumer {
     int session_timeout_ms = 10000;  // ms; broker enforces 6000..300000 by default
     KafkaProperties extra;
     RebalanceListener* listener = nullptr;  // not owned; may be null
+    // Co-partitioning: when the group assigns partition p of a subscribed
+    // topic, partition p of each of these topics is assigned with it (and
+    // revoked with it). Subscribe to one driver topic and list the others
+    // here, so that one consumer always owns partition p of all of them.
+    std::vector<std::string> co_partitioned_topics;
   };
 
   static Result<std::unique_ptr<KafkaConsumer>> Create(const Options& options);
@@ -162,7 +167,10 @@ class KafkaConsumer {
   void OnRebalance(rd_kafka_resp_err_t err, rd_kafka_topic_partition_list_t* parts);
 
   KafkaHandle rk_;
+  std::vector<TopicPartition> Expand(const std::vector<TopicPartition>& parts) const;
+
   RebalanceListener* listener_ = nullptr;
+  std::vector<std::string> co_partitioned_;
   uint64_t rebalances_ = 0;
   bool closed_ = false;
   std::optional<Error> rebalance_error_;
@@ -212,10 +220,13 @@ class KafkaProducer {
   // delivery failure since the last Flush.
   Status Flush(std::chrono::milliseconds timeout);
   uint64_t delivered() const { return delivered_; }
+  // Offset of the last record delivered to topic[partition], -1 if none.
+  int64_t LastDeliveredOffset(const std::string& topic, int32_t partition) const;
   rd_kafka_t* handle() const { return rk_.get(); }
 
  private:
   KafkaProducer() = default;
+  std::map<std::pair<std::string, int32_t>, int64_t> last_offsets_;
   static void DeliveryCallback(rd_kafka_t* rk, const rd_kafka_message_t* m, void* opaque);
 
   KafkaHandle rk_;

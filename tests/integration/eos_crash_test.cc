@@ -15,76 +15,17 @@
 #include <random>
 
 #include "pipeline/kafka_client.h"
+#include "tests/support/child_process.h"
 #include "tests/support/test_broker.h"
 
 namespace boxwatch::pipeline {
 namespace {
 
 using boxwatch::testing::BrokerKind;
+using boxwatch::testing::Child;
 using boxwatch::testing::ReadAllCommitted;
 using boxwatch::testing::TestBroker;
 using namespace std::chrono_literals;
-
-// A child process whose stdout we read line by line.
-class Child {
- public:
-  explicit Child(const std::vector<std::string>& argv) {
-    int fds[2];
-    if (::pipe(fds) != 0) return;
-    pid_ = ::fork();
-    if (pid_ == 0) {
-      ::dup2(fds[1], STDOUT_FILENO);
-      ::close(fds[0]);
-      ::close(fds[1]);
-      std::vector<char*> args;
-      for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
-      args.push_back(nullptr);
-      ::execv(args[0], args.data());
-      ::_exit(127);
-    }
-    ::close(fds[1]);
-    fd_ = fds[0];
-  }
-  ~Child() {
-    if (pid_ > 0) Kill(SIGKILL);
-    if (fd_ >= 0) ::close(fd_);
-  }
-  // Waits for a line starting with `prefix`; false on EOF or deadline.
-  bool WaitForLine(const std::string& prefix, std::chrono::milliseconds timeout) {
-    const auto deadline = std::chrono::steady_clock::now() + timeout;
-    for (;;) {
-      size_t nl;
-      while ((nl = buffer_.find('\n')) != std::string::npos) {
-        std::string line = buffer_.substr(0, nl);
-        buffer_.erase(0, nl + 1);
-        if (line.rfind(prefix, 0) == 0) return true;
-      }
-      const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
-          deadline - std::chrono::steady_clock::now());
-      if (left.count() <= 0) return false;
-      pollfd p{fd_, POLLIN, 0};
-      if (::poll(&p, 1, static_cast<int>(left.count())) <= 0) continue;
-      char buf[4096];
-      const ssize_t n = ::read(fd_, buf, sizeof buf);
-      if (n <= 0) return false;
-      buffer_.append(buf, static_cast<size_t>(n));
-    }
-  }
-  // Sends `sig` and reaps the child; returns its wait status.
-  int Kill(int sig) {
-    ::kill(pid_, sig);
-    int status = 0;
-    ::waitpid(pid_, &status, 0);
-    pid_ = -1;
-    return status;
-  }
-  bool started() const { return pid_ > 0; }
-
- private:
-  pid_t pid_ = -1;
-  int fd_ = -1;
-  std::string buffer_;
-};
 
 TEST(ExactlyOnceOnRealKafka, EveryInputHasExactlyOneOutputAfterSigkillMidTransaction) {
   const unsigned seed = std::random_device{}();

@@ -1,0 +1,63 @@
+// `boxwatch worker --config FILE`: the stateful stage (pipeline/worker.h).
+// Prints one JSON line per notable event on stdout (restores, final
+// figures) for operators and tests; logs go to stderr.
+#include <CLI/CLI.hpp>
+
+#include <atomic>
+#include <csignal>
+#include <cstdio>
+
+#include "app/commands.h"
+#include "pipeline/worker.h"
+
+namespace boxwatch::app {
+namespace {
+
+std::atomic<bool> g_stop{false};
+
+int RunWorker(const std::string& config_path) {
+  auto config = pipeline::WorkerConfig::Load(config_path);
+  if (!config.ok()) {
+    std::fprintf(stderr, "boxwatch worker: %s\n", config.error().message.c_str());
+    return 2;
+  }
+  std::signal(SIGTERM, [](int) { g_stop = true; });
+  std::signal(SIGINT, [](int) { g_stop = true; });
+  auto worker = pipeline::Worker::Create(*config);
+  if (!worker.ok()) {
+    std::fprintf(stderr, "boxwatch worker: %s\n", worker.error().message.c_str());
+    return 1;
+  }
+  std::printf("{\"event\":\"started\",\"instance\":\"%s\"}\n", config->instance_id.c_str());
+  std::fflush(stdout);
+  Status s = (*worker)->Run(g_stop);
+  const auto& st = (*worker)->stats();
+  std::printf(
+      "{\"event\":\"stopped\",\"ok\":%s,\"processed\":%llu,\"alerts\":%llu,\"dead_letters\":%llu,"
+      "\"late\":%llu,\"transactions\":%llu,\"restored_records\":%llu,\"rebuilds\":%llu}\n",
+      s.ok() ? "true" : "false", static_cast<unsigned long long>(st.processed),
+      static_cast<unsigned long long>(st.alerts), static_cast<unsigned long long>(st.dead_letters),
+      static_cast<unsigned long long>(st.late), static_cast<unsigned long long>(st.transactions),
+      static_cast<unsigned long long>(st.restored_records), static_cast<unsigned long long>(st.rebuilds));
+  std::fflush(stdout);
+  if (!s.ok()) {
+    std::fprintf(stderr, "boxwatch worker: %s\n", s.ToString().c_str());
+    return 1;
+  }
+  return 0;
+}
+
+}  // namespace
+
+void RegisterWorkerCommand(CLI::App& app) {
+  auto config = std::make_shared<std::string>();
+  CLI::App* worker = app.add_subcommand(
+      "worker",
+      "Consume the event topics, join per container, score and emit alerts exactly once "
+      "(options: docs/configuration.md; every option can be overridden by BOXWATCH_<OPTION>)");
+  worker->add_option("--config", *config, "Worker configuration YAML (may be omitted when the "
+                                          "environment sets every required option)");
+  worker->callback([config] { SetExitCode(RunWorker(*config)); });
+}
+
+}  // namespace boxwatch::app

@@ -1,0 +1,673 @@
+#include "pipeline/worker.h"
+
+#include <algorithm>
+#include <chrono>
+#include <deque>
+#include <sstream>
+#include <thread>
+#include <unordered_set>
+
+#include "core/log.h"
+#include "operators/decode.h"
+#include "operators/default_profile.h"
+#include "pipeline/kafka_error.h"
+#include "state/write_behind_cache.h"
+
+namespace boxwatch::pipeline {
+namespace {
+
+using namespace std::chrono_literals;
+constexpr const char* kLog = "worker";
+constexpr const char* kTaskMetaKey = "__task__";  // changelog key of a task's metadata
+constexpr int kInputs = 4;                         // manifests, scans, gps, outcomes
+
+int64_t NowMs() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+}  // namespace
+
+struct Worker::Task {
+  int32_t partition = 0;
+  state::PartitionStore* store = nullptr;
+  std::unique_ptr<state::WriteBehindCache<v1::ContainerState>> cache;
+  std::deque<Message> buffers[kInputs];
+  int64_t next_offset[kInputs] = {-1, -1, -1, -1};  // last processed + 1
+  // Task metadata, persisted with every commit (RocksDB and changelog):
+  int64_t max_event_ms = 0;    // latest event time joined
+  int64_t floor_ms = 0;        // events older than this are late (raised by idle flushes)
+  std::set<std::string> pending_keys;  // containers with evaluations waiting for the watermark
+  int64_t blocked_since_ms = 0;  // wall time since the merge waits for a partition
+  int64_t idle_since_ms = 0;     // wall time since the task is caught up
+
+  int64_t Watermark(int64_t lateness) const { return std::max(max_event_ms - lateness, floor_ms); }
+
+  std::string EncodeMeta() const {
+    std::string out = std::to_string(max_event_ms) + "\n" + std::to_string(floor_ms);
+    for (const auto& k : pending_keys) out += "\n" + k;
+    return out;
+  }
+  void DecodeMeta(const std::string& meta) {
+    std::istringstream in(meta);
+    std::string line;
+    if (std::getline(in, line) && !line.empty()) max_event_ms = std::stoll(line);
+    if (std::getline(in, line) && !line.empty()) floor_ms = std::stoll(line);
+    pending_keys.clear();
+    while (std::getline(in, line)) {
+      if (!line.empty()) pending_keys.insert(line);
+    }
+  }
+};
+
+Worker::Worker(const WorkerConfig& config) : config_(config), names_(config.topic_prefix) {}
+
+Worker::~Worker() = default;
+
+Result<std::unique_ptr<Worker>> Worker::Create(const WorkerConfig& config) {
+  std::unique_ptr<Worker> w(new Worker(config));
+  Status s = w->Init();
+  if (!s.ok()) return s.error();
+  return w;
+}
+
+Status Worker::Init() {
+  // 1. The topic set must exist and be co-partitioned.
+  auto admin = KafkaAdmin::Create(config_.bootstrap);
+  if (!admin.ok()) return admin.error();
+  std::vector<std::string> all;
+  for (TopicRole r : kAllTopicRoles) all.push_back(names_.Name(r));
+  auto counts = (*admin)->PartitionCounts(all, 30s);
+  if (!counts.ok()) return counts.error();
+  if (Status s = CheckTopicSet(names_, *counts); !s.ok()) return s;
+  partitions_ = counts->at(names_.Name(TopicRole::kManifests));
+
+  // 2. Profile: a file, else the built-in default; a newer one may arrive on the profiles topic.
+  auto profile = config_.profile_file.empty()
+                     ? operators::ParseProfile(operators::DefaultProfileYaml(), operators::kDefaultProfileSource)
+                     : operators::LoadProfile(config_.profile_file);
+  if (!profile.ok()) return profile.error();
+  profile_ = std::move(profile).value();
+
+  // 3. Local state.
+  auto store = state::StateStore::Open({.path = config_.state_dir,
+                                        .block_cache_bytes = static_cast<size_t>(config_.block_cache_bytes),
+                                        .write_buffer_bytes = static_cast<size_t>(config_.write_buffer_bytes)});
+  if (!store.ok()) return store.error();
+  store_ = std::move(store).value();
+
+  // 4. Control topics, read to their end before processing, then followed.
+  KafkaProperties extra(config_.kafka.begin(), config_.kafka.end());
+  auto control = KafkaConsumer::Create({.bootstrap = config_.bootstrap,
+                                        .group_id = config_.group_id + "-control-" + config_.instance_id,
+                                        .read_committed = true,
+                                        .extra = extra});
+  if (!control.ok()) return control.error();
+  control_ = std::move(control).value();
+  if (Status s = control_->Assign({{names_.Name(TopicRole::kProfiles), 0, RD_KAFKA_OFFSET_BEGINNING},
+                                   {names_.Name(TopicRole::kReference), 0, RD_KAFKA_OFFSET_BEGINNING}});
+      !s.ok()) {
+    return s;
+  }
+  for (const TopicRole role : {TopicRole::kProfiles, TopicRole::kReference}) {
+    auto wm = control_->Watermarks(names_.Name(role), 0, 30s);
+    if (!wm.ok()) return wm.error();
+    const auto deadline = std::chrono::steady_clock::now() + 60s;
+    for (;;) {
+      auto pos = control_->Positions();
+      int64_t at = -1;
+      if (pos.ok()) {
+        for (const auto& p : *pos) {
+          if (p.topic == names_.Name(role)) at = p.offset;
+        }
+      }
+      if (wm->second == 0 || at >= wm->second) break;
+      if (std::chrono::steady_clock::now() > deadline) {
+        return Error{Errc::kTimeout, "could not read " + names_.Name(role) + " to its end within 60 s"};
+      }
+      PollControlTopics();
+    }
+  }
+  if (pending_profile_) {
+    profile_ = std::move(*pending_profile_);
+    pending_profile_.reset();
+  }
+  reference_ = pending_reference_;
+  engine_ = std::make_unique<operators::RiskEngine>(&profile_, &reference_);
+  BW_LOG(kInfo, kLog) << "profile " << profile_.name << " " << profile_.version << "; " << partitions_
+                      << " partitions";
+
+  // 5. The group: subscribe to manifests; the other inputs follow partition by partition.
+  auto consumer = KafkaConsumer::Create(
+      {.bootstrap = config_.bootstrap,
+       .group_id = config_.group_id,
+       .group_instance_id = config_.instance_id,
+       .read_committed = true,
+       .extra = extra,
+       .listener = this,
+       .co_partitioned_topics = {names_.Name(TopicRole::kScans), names_.Name(TopicRole::kGps),
+                                 names_.Name(TopicRole::kOutcomes)}});
+  if (!consumer.ok()) return consumer.error();
+  consumer_ = std::move(consumer).value();
+  if (Status s = NewProducer(); !s.ok()) return s;
+  return consumer_->Subscribe({names_.Name(TopicRole::kManifests)});
+}
+
+Status Worker::NewProducer() {
+  producer_.reset();
+  KafkaProperties extra(config_.kafka.begin(), config_.kafka.end());
+  auto producer = KafkaProducer::Create({.bootstrap = config_.bootstrap,
+                                         .transactional_id = config_.group_id + "-" + config_.instance_id,
+                                         .transaction_timeout_ms = static_cast<int>(config_.transaction_timeout_ms),
+                                         .extra = extra});
+  if (!producer.ok()) return producer.error();
+  producer_ = std::move(producer).value();
+  in_transaction_ = false;
+  return producer_->InitTransactions(60s);
+}
+
+std::vector<int32_t> Worker::ActiveTasks() const {
+  std::vector<int32_t> out;
+  for (const auto& [p, t] : tasks_) out.push_back(p);
+  return out;
+}
+
+// ------------------------------------------------------------ rebalancing
+
+void Worker::OnAssigned(const std::vector<TopicPartition>& partitions) {
+  std::set<int32_t> added;
+  for (const auto& tp : partitions) {
+    if (tp.topic == names_.Name(TopicRole::kManifests)) added.insert(tp.partition);
+  }
+  for (int32_t p : added) {
+    auto task = std::make_unique<Task>();
+    task->partition = p;
+    auto store = store_->Partition(p);
+    if (!store.ok()) {
+      pending_error_ = store.error();
+      return;
+    }
+    task->store = *store;
+    Status s = RestoreTask(*task);
+    if (!s.ok()) {
+      pending_error_ = s.error();
+      return;
+    }
+    tasks_[p] = std::move(task);
+  }
+  BW_LOG(kInfo, kLog) << "assigned partitions, " << tasks_.size() << " tasks active";
+}
+
+void Worker::OnRevoked(const std::vector<TopicPartition>& partitions) {
+  // Finish the open transaction so the partitions leave with their work committed.
+  if (Status s = CommitCycle(); !s.ok()) pending_error_ = s.error();
+  std::set<int32_t> gone;
+  for (const auto& tp : partitions) gone.insert(tp.partition);
+  DropTasks(gone);
+}
+
+void Worker::OnLost(const std::vector<TopicPartition>& partitions) {
+  // Someone else may own these now: the open work must not be committed.
+  if (in_transaction_) {
+    producer_->AbortTransaction(30s).PermitUnchecked();
+    in_transaction_ = false;
+  }
+  std::set<int32_t> all;
+  for (const auto& [p, t] : tasks_) all.insert(p);
+  DropTasks(all);
+  pending_error_ = Error{Errc::kAbortable, "partitions lost; processing restarts from the committed offsets"};
+}
+
+void Worker::DropTasks(const std::set<int32_t>& partitions) {
+  for (int32_t p : partitions) tasks_.erase(p);
+}
+
+Status Worker::RestoreTask(Task& task) {
+  const int64_t checkpoint = task.store->ChangelogCheckpoint();
+  task.DecodeMeta(task.store->TaskMeta());
+  const std::string changelog = names_.Name(TopicRole::kStateChangelog);
+  auto reader = KafkaConsumer::Create({.bootstrap = config_.bootstrap,
+                                       .group_id = config_.group_id + "-restore-" + config_.instance_id,
+                                       .read_committed = true});
+  if (!reader.ok()) return reader.error();
+  auto wm = (*reader)->Watermarks(changelog, task.partition, 30s);
+  if (!wm.ok()) return wm.error();
+  const int64_t start = std::max(checkpoint, wm->first);
+  if (start >= wm->second) {
+    task.cache = std::make_unique<state::WriteBehindCache<v1::ContainerState>>(
+        task.store, static_cast<size_t>(config_.cache_max_entries));
+    return Status::Ok();  // nothing beyond the local checkpoint
+  }
+  BW_LOG(kInfo, kLog) << "restoring partition " << task.partition << " from changelog offset " << start
+                      << " to " << wm->second;
+  if (Status s = (*reader)->Assign({{changelog, task.partition, start}}); !s.ok()) return s;
+  std::vector<state::PartitionStore::Write> batch;
+  std::string meta = task.store->TaskMeta();
+  int64_t position = start;
+  const auto deadline = std::chrono::steady_clock::now() + 600s;
+  auto flush = [&]() -> Status {
+    Status s = task.store->Commit(batch, position, meta);
+    batch.clear();
+    return s;
+  };
+  while (position < wm->second) {
+    if (std::chrono::steady_clock::now() > deadline) {
+      return Error{Errc::kTimeout, "restore of partition " + std::to_string(task.partition) + " took over 600 s"};
+    }
+    auto m = (*reader)->Poll(100ms);
+    if (!m.ok()) return m.error();
+    if (!m->has_value()) {
+      auto pos = (*reader)->Positions();
+      if (pos.ok() && !pos->empty()) position = std::max(position, pos->front().offset);
+      continue;
+    }
+    const Message& rec = **m;
+    position = rec.offset() + 1;
+    ++stats_.restored_records;
+    if (rec.key() == kTaskMetaKey) {
+      meta = std::string(rec.value());
+    } else if (rec.value().empty()) {
+      batch.push_back({std::string(rec.key()), std::nullopt});
+    } else {
+      batch.push_back({std::string(rec.key()), std::string(rec.value())});
+    }
+    if (batch.size() >= 10000) {
+      if (Status s = flush(); !s.ok()) return s;
+    }
+  }
+  if (Status s = flush(); !s.ok()) return s;
+  task.DecodeMeta(meta);
+  task.cache = std::make_unique<state::WriteBehindCache<v1::ContainerState>>(
+      task.store, static_cast<size_t>(config_.cache_max_entries));
+  return Status::Ok();
+}
+
+// ------------------------------------------------------------ processing
+
+void Worker::Route(Message message) {
+  int index = -1;
+  for (int i = 0; i < kInputs; ++i) {
+    if (message.topic() == names_.Name(kInputTopicRoles[i])) index = i;
+  }
+  auto it = tasks_.find(message.partition());
+  if (index < 0 || it == tasks_.end()) return;  // revoked meanwhile: it will be read again by its owner
+  it->second->buffers[index].push_back(std::move(message));
+}
+
+bool Worker::UnreadOnBroker(const std::string& topic, int32_t partition) const {
+  int64_t lo = 0, hi = 0;
+  rd_kafka_get_watermark_offsets(consumer_->handle(), topic.c_str(), partition, &lo, &hi);
+  rd_kafka_topic_partition_list_t* list = rd_kafka_topic_partition_list_new(1);
+  rd_kafka_topic_partition_list_add(list, topic.c_str(), partition);
+  rd_kafka_position(consumer_->handle(), list);
+  const int64_t position = list->elems[0].offset;
+  rd_kafka_topic_partition_list_destroy(list);
+  if (hi < 0) return true;                // not fetched yet: unknown, so assume there is more
+  if (position < 0) return hi > lo;       // nothing consumed yet in this session
+  return position < hi;
+}
+
+Status Worker::Drain() {
+  const int64_t now = NowMs();
+  for (auto& [p, task_ptr] : tasks_) {
+    Task& task = *task_ptr;
+    for (;;) {
+      int best = -1;
+      for (int i = 0; i < kInputs; ++i) {
+        if (task.buffers[i].empty()) continue;
+        if (best < 0 || task.buffers[i].front().timestamp_ms() < task.buffers[best].front().timestamp_ms()) best = i;
+      }
+      // A partition with nothing buffered but unread records on the broker
+      // may hold something earlier: wait for it, up to idle_wait_ms.
+      bool blocked = false;
+      bool caught_up = true;
+      for (int i = 0; i < kInputs; ++i) {
+        if (!task.buffers[i].empty()) {
+          caught_up = false;
+        } else if (UnreadOnBroker(names_.Name(kInputTopicRoles[i]), p)) {
+          blocked = true;
+          caught_up = false;
+        }
+      }
+      if (best < 0) {
+        // Nothing buffered. When caught up for a while, evaluate everything held back.
+        if (caught_up && !task.pending_keys.empty()) {
+          if (task.idle_since_ms == 0) task.idle_since_ms = now;
+          if (now - task.idle_since_ms >= config_.idle_wait_ms * 4) {
+            task.floor_ms = std::max(task.floor_ms, task.max_event_ms + 1);
+            task.idle_since_ms = 0;
+          }
+        }
+        break;
+      }
+      task.idle_since_ms = 0;
+      if (blocked) {
+        if (task.blocked_since_ms == 0) task.blocked_since_ms = now;
+        if (now - task.blocked_since_ms < config_.idle_wait_ms) break;
+      }
+      task.blocked_since_ms = 0;
+      Message m = std::move(task.buffers[best].front());
+      task.buffers[best].pop_front();
+      if (Status s = ProcessRecord(task, m); !s.ok()) return s;
+      task.next_offset[best] = m.offset() + 1;
+      if (records_in_transaction_ >= config_.max_records_per_commit) return Status::Ok();
+    }
+  }
+  return Status::Ok();
+}
+
+Status Worker::EnsureTransaction() {
+  if (in_transaction_) return Status::Ok();
+  if (Status s = producer_->BeginTransaction(); !s.ok()) return s;
+  in_transaction_ = true;
+  records_in_transaction_ = 0;
+  transaction_started_ms_ = NowMs();
+  return Status::Ok();
+}
+
+Status Worker::ProduceDeadLetter(Task& task, const Message& m, const char* reason, const std::string& detail) {
+  ++stats_.dead_letters;
+  ++stats_.dead_by_reason[reason];
+  return producer_->Produce({.topic = names_.Name(TopicRole::kDeadLetter),
+                             .key = m.key(),
+                             .value = m.value(),
+                             .timestamp_ms = m.timestamp_ms() > 0 ? m.timestamp_ms() : 0,
+                             .partition = task.partition,
+                             .headers = {{"boxwatch-reason", reason},
+                                         {"boxwatch-detail", detail},
+                                         {"boxwatch-source-topic", std::string(m.topic())},
+                                         {"boxwatch-source-partition", std::to_string(m.partition())},
+                                         {"boxwatch-source-offset", std::to_string(m.offset())}}});
+}
+
+Status Worker::ProcessRecord(Task& task, const Message& m) {
+  if (Status s = EnsureTransaction(); !s.ok()) return s;
+  ++records_in_transaction_;
+  int index = 0;
+  for (int i = 0; i < kInputs; ++i) {
+    if (m.topic() == names_.Name(kInputTopicRoles[i])) index = i;
+  }
+  auto enc = operators::EncodingFromHeader(m.header("content-type").value_or(""));
+  if (auto* r = std::get_if<operators::Rejection>(&enc)) {
+    return ProduceDeadLetter(task, m, operators::RejectReasonName(r->reason), r->detail);
+  }
+  const operators::RecordView view{m.key(), m.value(), std::get<operators::Encoding>(enc)};
+  const ProcessingTimeMs now(NowMs());
+  const operators::DecodeLimits limits{.max_value_bytes = static_cast<size_t>(config_.max_value_bytes),
+                                       .max_future_ms = config_.max_future_ms};
+  std::optional<operators::Rejection> rejection;
+  std::variant<v1::Manifest, v1::ScanResult, v1::GpsEvent, v1::InspectionOutcome> event;
+  auto take = [&](auto decoded) {
+    if (auto* r = std::get_if<operators::Rejection>(&decoded)) {
+      rejection = *r;
+    } else {
+      event = std::move(std::get<0>(decoded));
+    }
+  };
+  switch (kInputTopicRoles[index]) {
+    case TopicRole::kManifests: take(operators::DecodeManifest(view, now, limits)); break;
+    case TopicRole::kScans: take(operators::DecodeScan(view, now, limits)); break;
+    case TopicRole::kGps: take(operators::DecodeGps(view, now, limits)); break;
+    default: take(operators::DecodeOutcome(view, now, limits)); break;
+  }
+  if (rejection) return ProduceDeadLetter(task, m, operators::RejectReasonName(rejection->reason), rejection->detail);
+
+  const std::string key(m.key());
+  auto loaded = task.cache->Get(key);
+  if (!loaded.ok()) return loaded.error();
+  v1::ContainerState fresh;
+  v1::ContainerState* state = *loaded != nullptr ? *loaded : &fresh;
+  const int64_t watermark = task.Watermark(config_.allowed_lateness_ms);
+  int64_t event_ms = 0;
+  operators::JoinResult joined = std::visit(
+      [&](const auto& e) {
+        using T = std::decay_t<decltype(e)>;
+        if constexpr (std::is_same_v<T, v1::Manifest>) {
+          event_ms = e.declared_at_ms();
+          return engine_->ApplyManifest(*state, e, watermark);
+        } else if constexpr (std::is_same_v<T, v1::ScanResult>) {
+          event_ms = e.scanned_at_ms();
+          return engine_->ApplyScan(*state, e, watermark);
+        } else if constexpr (std::is_same_v<T, v1::GpsEvent>) {
+          event_ms = e.fix_time_ms();
+          return engine_->ApplyGps(*state, e, watermark);
+        } else {
+          event_ms = e.inspected_at_ms();
+          return engine_->ApplyOutcome(*state, e, watermark);
+        }
+      },
+      event);
+  if (joined == operators::JoinResult::kLate) {
+    ++stats_.late;
+    return ProduceDeadLetter(task, m, operators::RejectReasonName(operators::RejectReason::kLate),
+                             "event time " + FormatUtc(event_ms) + " is older than the watermark " +
+                                 FormatUtc(watermark));
+  }
+  ++stats_.processed;
+  if (joined == operators::JoinResult::kDuplicate) return Status::Ok();
+  if (state == &fresh) {
+    state = task.cache->Put(key, std::move(fresh));
+  } else if (Status d = task.cache->MarkDirty(key); !d.ok()) {
+    return d;
+  }
+  task.max_event_ms = std::max(task.max_event_ms, event_ms);
+  state->set_expires_at_ms(state->last_event_ms() + config_.state_ttl_ms);
+  task.pending_keys.insert(key);
+  return Status::Ok();
+}
+
+// Evaluates held-back events of every pending container, flushes state to
+// the changelog, commits the transaction, then writes the RocksDB batches.
+Status Worker::CommitCycle() {
+  if (!in_transaction_) {
+    bool any_pending = false;
+    for (auto& [p, t] : tasks_) any_pending |= !t->pending_keys.empty();
+    if (!any_pending) return Status::Ok();
+    if (Status s = EnsureTransaction(); !s.ok()) return s;
+  }
+  const int64_t now = NowMs();
+  const std::string alerts_topic = names_.Name(TopicRole::kAlerts);
+  const std::string changelog = names_.Name(TopicRole::kStateChangelog);
+  std::map<int32_t, std::vector<state::PartitionStore::Write>> writes;
+  std::vector<TopicPartitionOffset> offsets;
+  for (auto& [p, task_ptr] : tasks_) {
+    Task& task = *task_ptr;
+    const int64_t watermark = task.Watermark(config_.allowed_lateness_ms);
+    for (auto it = task.pending_keys.begin(); it != task.pending_keys.end();) {
+      auto loaded = task.cache->Get(*it);
+      if (!loaded.ok()) return loaded.error();
+      v1::ContainerState* s = *loaded;
+      if (s == nullptr) {
+        it = task.pending_keys.erase(it);
+        continue;
+      }
+      std::vector<v1::Alert> alerts;
+      const int before = s->pending_size();
+      engine_->Advance(*s, watermark, now, &alerts);
+      if (s->pending_size() != before) {
+        if (Status d = task.cache->MarkDirty(*it); !d.ok()) return d;
+      }
+      for (const auto& a : alerts) {
+        const std::string value = a.SerializeAsString();
+        if (Status st = producer_->Produce({.topic = alerts_topic, .key = a.container_number(), .value = value,
+                                            .timestamp_ms = a.event_time_ms(), .partition = p});
+            !st.ok()) {
+          return st;
+        }
+        ++stats_.alerts;
+      }
+      it = s->pending_size() == 0 ? task.pending_keys.erase(it) : std::next(it);
+    }
+    auto dirty = task.cache->TakeDirty();
+    if (!dirty.ok()) return dirty.error();
+    for (auto& w : *dirty) {
+      const std::string empty;
+      if (Status st = producer_->Produce({.topic = changelog, .key = w.key,
+                                          .value = w.value ? *w.value : empty, .partition = p});
+          !st.ok()) {
+        return st;
+      }
+      writes[p].push_back(std::move(w));
+    }
+    const std::string meta = task.EncodeMeta();
+    if (Status st = producer_->Produce({.topic = changelog, .key = kTaskMetaKey, .value = meta, .partition = p});
+        !st.ok()) {
+      return st;
+    }
+    for (int i = 0; i < kInputs; ++i) {
+      if (task.next_offset[i] >= 0) offsets.push_back({names_.Name(kInputTopicRoles[i]), p, task.next_offset[i]});
+    }
+  }
+  GroupMetadata gm = consumer_->GroupMetadataForTransaction();
+  if (Status s = producer_->SendOffsetsToTransaction(offsets, gm.get(), 60s); !s.ok()) return s;
+  if (Status s = producer_->CommitTransaction(60s); !s.ok()) return s;
+  rd_kafka_poll(producer_->handle(), 0);
+  in_transaction_ = false;
+  records_in_transaction_ = 0;
+  ++stats_.transactions;
+  for (auto& [p, task_ptr] : tasks_) {
+    const int64_t last = producer_->LastDeliveredOffset(changelog, p);
+    Status s = task_ptr->store->Commit(writes[p], last + 1, task_ptr->EncodeMeta());
+    if (!s.ok()) return s;
+  }
+  if (pending_profile_) {  // a new profile applies at a commit boundary
+    profile_ = std::move(*pending_profile_);
+    pending_profile_.reset();
+    BW_LOG(kInfo, kLog) << "profile " << profile_.name << " " << profile_.version << " applied";
+  }
+  if (reference_dirty_) {
+    reference_ = pending_reference_;
+    reference_dirty_ = false;
+  }
+  return Status::Ok();
+}
+
+void Worker::PollControlTopics() {
+  for (;;) {
+    auto m = control_->Poll(std::chrono::milliseconds(0));
+    if (!m.ok() || !m->has_value()) return;
+    const Message& rec = **m;
+    if (rec.topic() == names_.Name(TopicRole::kProfiles)) {
+      if (rec.value().empty()) continue;
+      auto p = operators::ParseProfile(rec.value(), "topic " + std::string(rec.topic()) + " offset " +
+                                                        std::to_string(rec.offset()));
+      if (!p.ok()) {
+        BW_LOG(kError, kLog) << "ignoring invalid profile: " << p.error().message;
+        continue;
+      }
+      pending_profile_ = std::move(p).value();
+    } else {
+      // key "<list>:<entry>"; an empty value removes the entry.
+      const std::string key(rec.key());
+      const size_t colon = key.find(':');
+      if (colon == std::string::npos) continue;
+      const std::string list = key.substr(0, colon);
+      const std::string entry = key.substr(colon + 1);
+      const bool remove = rec.value().empty();
+      auto apply = [&](std::unordered_set<std::string>& set, const std::string& v) {
+        remove ? (void)set.erase(v) : (void)set.insert(v);
+      };
+      if (list == "watchlisted_parties") apply(pending_reference_.watchlisted_parties, operators::NormaliseName(entry));
+      if (list == "watchlisted_vessels") apply(pending_reference_.watchlisted_vessels, entry);
+      if (list == "watchlisted_owner_codes") apply(pending_reference_.watchlisted_owner_codes, entry);
+      if (list == "seized_parties") {
+        if (remove) {
+          pending_reference_.seized_parties.erase(operators::NormaliseName(entry));
+        } else {
+          pending_reference_.seized_parties[operators::NormaliseName(entry)] = std::atoll(std::string(rec.value()).c_str());
+        }
+      }
+      reference_dirty_ = true;
+    }
+  }
+}
+
+Status Worker::Recover(const Error& error) {
+  BW_LOG(kWarn, kLog) << "recovering from " << ErrcName(error.code) << ": " << error.message;
+  if (error.code == Errc::kFenced || error.code == Errc::kFatal) {
+    ++stats_.rebuilds;
+    if (Status s = NewProducer(); !s.ok()) return s;
+  } else if (in_transaction_) {
+    if (Status s = producer_->AbortTransaction(60s); !s.ok()) {
+      ++stats_.rebuilds;
+      if (Status n = NewProducer(); !n.ok()) return n;
+    }
+  }
+  in_transaction_ = false;
+  // Rebuild every task from its committed state and rewind its inputs to the committed offsets.
+  std::vector<TopicPartition> assigned = consumer_->Assignment();
+  std::set<int32_t> parts;
+  for (const auto& [p, t] : tasks_) parts.insert(p);
+  DropTasks(parts);
+  auto committed = consumer_->Committed(assigned, 30s);
+  if (!committed.ok()) return committed.error();
+  for (const auto& c : *committed) {
+    const int64_t to = c.offset >= 0 ? c.offset : RD_KAFKA_OFFSET_BEGINNING;
+    if (Status s = consumer_->Seek({c.topic, c.partition, to}, 10s); !s.ok()) return s;
+  }
+  std::vector<TopicPartition> manifests;
+  for (const auto& tp : assigned) {
+    if (tp.topic == names_.Name(TopicRole::kManifests)) manifests.push_back(tp);
+  }
+  OnAssigned(manifests);
+  if (pending_error_) {
+    Error e = std::move(*pending_error_);
+    pending_error_.reset();
+    return e;
+  }
+  return Status::Ok();
+}
+
+Status Worker::Run(const std::atomic<bool>& stop) {
+  int consecutive_failures = 0;
+  while (!stop.load()) {
+    Status step = [&]() -> Status {
+      auto m = consumer_->Poll(5ms);
+      if (pending_error_) {
+        Error e = std::move(*pending_error_);
+        pending_error_.reset();
+        return e;
+      }
+      if (!m.ok()) return m.error();
+      if (m->has_value()) Route(std::move(**m));
+      // Take what is already fetched without waiting.
+      for (int i = 0; i < 2000; ++i) {
+        auto more = consumer_->Poll(0ms);
+        if (!more.ok()) return more.error();
+        if (!more->has_value()) break;
+        Route(std::move(**more));
+      }
+      PollControlTopics();
+      if (Status s = Drain(); !s.ok()) return s;
+      const bool due = in_transaction_ && (NowMs() - transaction_started_ms_ >= config_.commit_interval_ms ||
+                                           records_in_transaction_ >= config_.max_records_per_commit);
+      bool idle_pending = false;
+      if (!in_transaction_) {
+        for (auto& [p, t] : tasks_) idle_pending |= !t->pending_keys.empty() && t->floor_ms > t->max_event_ms;
+      }
+      if (due || idle_pending) return CommitCycle();
+      return Status::Ok();
+    }();
+    if (step.ok()) {
+      consecutive_failures = 0;
+      continue;
+    }
+    if (step.code() == Errc::kInvalidArgument) return step;  // a bug or misconfiguration
+    if (++consecutive_failures > 20) {
+      return Error{step.code(), "giving up after 20 failed recoveries; last: " + step.message()};
+    }
+    if (Status r = Recover(step.error()); !r.ok()) {
+      BW_LOG(kError, kLog) << "recovery failed: " << r.ToString();
+      std::this_thread::sleep_for(std::chrono::milliseconds(200 * consecutive_failures));
+    }
+  }
+  // SIGTERM: finish the open transaction, then close.
+  if (Status s = CommitCycle(); !s.ok()) {
+    BW_LOG(kError, kLog) << "final commit failed: " << s.ToString();
+    return s;
+  }
+  return consumer_->Close();
+}
+
+}  // namespace boxwatch::pipeline

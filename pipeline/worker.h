@@ -1,0 +1,99 @@
+#pragma once
+// `boxwatch worker`: the stateful stage. One consumer group over the input
+// topics; a task per partition p owns partition p of every input topic, of
+// the changelog, and the state of the containers hashed to p. Each commit
+// interval one Kafka transaction carries the alerts, changelog records and
+// dead letters of the interval with the consumed input offsets; after it
+// commits, one RocksDB batch stores the flushed state with the changelog
+// offset it reflects (DESIGN.md "Processing semantics").
+//
+// Lifecycle: Create() validates the topic set and opens the state store;
+// Run() processes until `stop` becomes true, then commits the open
+// transaction and closes. Not thread-safe: one thread runs the worker.
+
+#include <atomic>
+#include <map>
+#include <memory>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "core/result.h"
+#include "operators/engine.h"
+#include "pipeline/kafka_client.h"
+#include "pipeline/topics.h"
+#include "pipeline/worker_config.h"
+#include "state/state_store.h"
+
+namespace boxwatch::pipeline {
+
+struct WorkerStats {
+  uint64_t processed = 0;      // input records joined
+  uint64_t alerts = 0;         // alerts produced
+  uint64_t dead_letters = 0;   // records sent to the dead-letter topic
+  uint64_t late = 0;           // of which late
+  uint64_t transactions = 0;   // committed transactions
+  uint64_t restored_records = 0;  // changelog records applied during restores
+  uint64_t rebuilds = 0;       // producer rebuilds after fencing or fatal errors
+  std::map<std::string, uint64_t> dead_by_reason;
+};
+
+class Worker : public RebalanceListener {
+ public:
+  static Result<std::unique_ptr<Worker>> Create(const WorkerConfig& config);
+  ~Worker() override;
+
+  // Processes until `stop` is set (SIGTERM) or a non-recoverable error.
+  Status Run(const std::atomic<bool>& stop);
+
+  const WorkerStats& stats() const { return stats_; }
+  // Partitions whose tasks are restored and processing.
+  std::vector<int32_t> ActiveTasks() const;
+
+  void OnAssigned(const std::vector<TopicPartition>& partitions) override;
+  void OnRevoked(const std::vector<TopicPartition>& partitions) override;
+  void OnLost(const std::vector<TopicPartition>& partitions) override;
+
+ private:
+  struct Task;
+  explicit Worker(const WorkerConfig& config);
+
+  Status Init();
+  Status NewProducer();
+  Status RestoreTask(Task& task);
+  void Route(Message message);
+  // Processes buffered records in merged timestamp order while allowed.
+  Status Drain();
+  Status ProcessRecord(Task& task, const Message& m);
+  Status EnsureTransaction();
+  Status CommitCycle();
+  Status Recover(const Error& error);
+  void DropTasks(const std::set<int32_t>& partitions);
+  Status ProduceDeadLetter(Task& task, const Message& m, const char* reason, const std::string& detail);
+  void PollControlTopics();
+  bool UnreadOnBroker(const std::string& topic, int32_t partition) const;
+
+  WorkerConfig config_;
+  TopicNames names_;
+  int32_t partitions_ = 0;
+  std::unique_ptr<state::StateStore> store_;
+  std::unique_ptr<KafkaConsumer> consumer_;
+  std::unique_ptr<KafkaProducer> producer_;
+  std::unique_ptr<KafkaConsumer> control_;  // profiles + reference, read whole
+  std::map<int32_t, std::unique_ptr<Task>> tasks_;
+
+  operators::Profile profile_;
+  std::optional<operators::Profile> pending_profile_;
+  operators::ReferenceData reference_;
+  operators::ReferenceData pending_reference_;
+  bool reference_dirty_ = false;
+  std::unique_ptr<operators::RiskEngine> engine_;
+
+  bool in_transaction_ = false;
+  int64_t records_in_transaction_ = 0;
+  int64_t transaction_started_ms_ = 0;
+  std::optional<Error> pending_error_;
+  WorkerStats stats_;
+};
+
+}  // namespace boxwatch::pipeline

@@ -1,0 +1,159 @@
+#include "pipeline/worker_config.h"
+
+#include <yaml-cpp/yaml.h>
+
+#include <algorithm>
+#include <fstream>
+#include <functional>
+#include <sstream>
+#include <vector>
+
+extern char** environ;
+
+namespace boxwatch::pipeline {
+namespace {
+
+struct Option {
+  const char* key;
+  std::function<bool(WorkerConfig&, const std::string&)> set;  // false: not a valid value
+  const char* expects;
+};
+
+bool ParseInt(const std::string& s, int64_t* out) {
+  try {
+    size_t used = 0;
+    *out = std::stoll(s, &used);
+    return used == s.size();
+  } catch (...) {
+    return false;
+  }
+}
+
+template <int64_t WorkerConfig::*Field>
+Option IntOption(const char* key, int64_t min, int64_t max) {
+  return {key,
+          [min, max](WorkerConfig& c, const std::string& v) {
+            int64_t n = 0;
+            if (!ParseInt(v, &n) || n < min || n > max) return false;
+            c.*Field = n;
+            return true;
+          },
+          "an integer"};
+}
+
+template <std::string WorkerConfig::*Field>
+Option StringOption(const char* key) {
+  return {key, [](WorkerConfig& c, const std::string& v) { c.*Field = v; return true; }, "a string"};
+}
+
+const std::vector<Option>& Options() {
+  static const std::vector<Option> kOptions = {
+      StringOption<&WorkerConfig::bootstrap>("bootstrap"),
+      StringOption<&WorkerConfig::group_id>("group_id"),
+      StringOption<&WorkerConfig::instance_id>("instance_id"),
+      StringOption<&WorkerConfig::topic_prefix>("topic_prefix"),
+      StringOption<&WorkerConfig::state_dir>("state_dir"),
+      StringOption<&WorkerConfig::profile_file>("profile_file"),
+      IntOption<&WorkerConfig::commit_interval_ms>("commit_interval_ms", 1, 60000),
+      IntOption<&WorkerConfig::max_records_per_commit>("max_records_per_commit", 1, 10000000),
+      IntOption<&WorkerConfig::allowed_lateness_ms>("allowed_lateness_ms", 0, 7LL * 24 * 3600 * 1000),
+      IntOption<&WorkerConfig::idle_wait_ms>("idle_wait_ms", 0, 600000),
+      IntOption<&WorkerConfig::max_future_ms>("max_future_ms", 0, 7LL * 24 * 3600 * 1000),
+      IntOption<&WorkerConfig::max_value_bytes>("max_value_bytes", 1024, 64LL << 20),
+      IntOption<&WorkerConfig::state_ttl_ms>("state_ttl_ms", 60000, 3650LL * 24 * 3600 * 1000),
+      IntOption<&WorkerConfig::cache_max_entries>("cache_max_entries", 1, 100000000),
+      IntOption<&WorkerConfig::block_cache_bytes>("block_cache_bytes", 1 << 20, 1LL << 40),
+      IntOption<&WorkerConfig::write_buffer_bytes>("write_buffer_bytes", 1 << 20, 1LL << 34),
+      IntOption<&WorkerConfig::transaction_timeout_ms>("transaction_timeout_ms", 1000, 900000),
+  };
+  return kOptions;
+}
+
+std::string EnvName(const std::string& key) {
+  std::string out = "BOXWATCH_";
+  for (char c : key) out.push_back(static_cast<char>(std::toupper(static_cast<unsigned char>(c))));
+  return out;
+}
+
+}  // namespace
+
+Result<WorkerConfig> WorkerConfig::Parse(const std::string& text, const std::string& source,
+                                         const std::map<std::string, std::string>& env) {
+  std::vector<std::string> problems;
+  WorkerConfig c;
+  YAML::Node root;
+  try {
+    root = YAML::Load(text);
+  } catch (const YAML::ParserException& e) {
+    return InvalidArgument("config " + source + ":" + std::to_string(e.mark.line + 1) +
+                           ": not valid YAML: " + e.msg);
+  }
+  if (root.IsDefined() && !root.IsNull() && !root.IsMap()) {
+    return InvalidArgument("config " + source + ": the document must be a mapping of option: value");
+  }
+  if (root.IsMap()) {
+    for (const auto& kv : root) {
+      const std::string key = kv.first.Scalar();
+      const std::string where = source + ":" + std::to_string(kv.first.Mark().line + 1);
+      if (key == "kafka") {
+        if (!kv.second.IsMap()) {
+          problems.push_back(where + ": kafka must be a mapping of librdkafka property: value");
+          continue;
+        }
+        for (const auto& p : kv.second) c.kafka[p.first.Scalar()] = p.second.Scalar();
+        continue;
+      }
+      auto opt = std::find_if(Options().begin(), Options().end(), [&](const Option& o) { return key == o.key; });
+      if (opt == Options().end()) {
+        problems.push_back(where + ": unknown option '" + key + "' (docs/configuration.md lists them)");
+        continue;
+      }
+      if (!kv.second.IsScalar() || !opt->set(c, kv.second.Scalar())) {
+        problems.push_back(where + ": " + key + " must be " + opt->expects + " in range, got '" +
+                           (kv.second.IsScalar() ? kv.second.Scalar() : std::string("a structure")) + "'");
+      }
+    }
+  }
+  for (const auto& opt : Options()) {
+    auto it = env.find(EnvName(opt.key));
+    if (it != env.end() && !opt.set(c, it->second)) {
+      problems.push_back("environment " + it->first + ": must be " + opt.expects + " in range, got '" +
+                         it->second + "'");
+    }
+  }
+  if (c.instance_id.empty()) {
+    problems.push_back(source + ": instance_id is required (the pod name; static membership keeps "
+                                "partitions across restarts); set it or BOXWATCH_INSTANCE_ID");
+  }
+  if (c.bootstrap.empty()) problems.push_back(source + ": bootstrap must name at least one broker");
+  if (c.state_dir.empty()) problems.push_back(source + ": state_dir must be a directory path");
+  if (c.allowed_lateness_ms > c.state_ttl_ms) {
+    problems.push_back(source + ": allowed_lateness_ms must not exceed state_ttl_ms");
+  }
+  if (!problems.empty()) {
+    std::string msg = "configuration has " + std::to_string(problems.size()) + " problem(s):";
+    for (const auto& p : problems) msg += "\n  " + p;
+    return InvalidArgument(msg);
+  }
+  return c;
+}
+
+Result<WorkerConfig> WorkerConfig::Load(const std::string& path) {
+  std::string text;
+  if (!path.empty()) {
+    std::ifstream in(path);
+    if (!in) return Error{Errc::kNotFound, "cannot read config file " + path};
+    std::stringstream ss;
+    ss << in.rdbuf();
+    text = ss.str();
+  }
+  std::map<std::string, std::string> env;
+  for (char** e = environ; *e != nullptr; ++e) {
+    const std::string kv(*e);
+    const size_t eq = kv.find('=');
+    if (eq != std::string::npos && kv.rfind("BOXWATCH_", 0) == 0) env[kv.substr(0, eq)] = kv.substr(eq + 1);
+  }
+  return Parse(text, path.empty() ? "(no file)" : path, env);
+}
+
+}  // namespace boxwatch::pipeline

@@ -1,0 +1,43 @@
+#pragma once
+// Configuration of `boxwatch worker`: one YAML file plus environment
+// overrides (BOXWATCH_<KEY in upper case>, e.g. BOXWATCH_INSTANCE_ID for
+// instance_id). Load validates everything and reports every problem at once;
+// docs/configuration.md lists each option. Every option below states its
+// default and unit.
+
+#include <cstdint>
+#include <map>
+#include <string>
+
+#include "core/result.h"
+
+namespace boxwatch::pipeline {
+
+struct WorkerConfig {
+  std::string bootstrap = "127.0.0.1:9092";  // Kafka bootstrap servers
+  std::string group_id = "boxwatch-workers";  // consumer group of all workers
+  std::string instance_id;                    // static member id (pod name); required
+  std::string topic_prefix;                   // prepended to every topic name
+  std::string state_dir = "/var/lib/boxwatch/state";  // RocksDB directory
+  std::string profile_file;  // profile YAML; empty: the built-in default profile
+  int64_t commit_interval_ms = 100;       // ms between transactions
+  int64_t max_records_per_commit = 5000;  // records; a transaction commits early when reached
+  int64_t allowed_lateness_ms = 300000;   // ms; older events are dead-lettered as late (5 min)
+  int64_t idle_wait_ms = 500;    // ms a task waits for a partition known to hold unread records
+  int64_t max_future_ms = 600000;         // ms an event time may lead the clock (10 min)
+  int64_t max_value_bytes = 1 << 20;      // bytes; larger records are dead-lettered
+  int64_t state_ttl_ms = 30LL * 24 * 3600 * 1000;  // ms after the last event before state expires
+  int64_t cache_max_entries = 100000;     // container states kept decoded in memory per task
+  int64_t block_cache_bytes = 64LL << 20;  // RocksDB block cache, bytes
+  int64_t write_buffer_bytes = 16LL << 20;  // RocksDB memtable per partition, bytes
+  int64_t transaction_timeout_ms = 60000;   // Kafka transaction timeout, ms
+  std::map<std::string, std::string> kafka;  // extra librdkafka properties
+
+  // Parses YAML text (source names the file in messages), applies the
+  // environment `env` (name -> value), validates.
+  static Result<WorkerConfig> Parse(const std::string& yaml_text, const std::string& source,
+                                    const std::map<std::string, std::string>& env);
+  static Result<WorkerConfig> Load(const std::string& path);  // + the process environment
+};
+
+}  // namespace boxwatch::pipeline

@@ -1,0 +1,433 @@
+// StateStore on RocksDB: one instance per process, one column family "p<N>"
+// per partition, a shared LRU block cache. The changelog checkpoint and task
+// metadata live under reserved keys in the partition's own column family, so
+// one WriteBatch to one column family commits them atomically with the data
+// (no cross-column-family atomic flush needed).
+
+#include <rocksdb/cache.h>
+#include <rocksdb/db.h>
+#include <rocksdb/filter_policy.h>
+#include <rocksdb/iterator.h>
+#include <rocksdb/options.h>
+#include <rocksdb/table.h>
+#include <rocksdb/write_batch.h>
+#include <rocksdb/write_buffer_manager.h>
+
+#include <atomic>
+#include <charconv>
+#include <filesystem>
+#include <map>
+#include <mutex>
+#include <string_view>
+#include <system_error>
+#include <utility>
+
+#include "core/log.h"
+#include "state/state_store.h"
+
+namespace boxwatch::state {
+namespace {
+
+using namespace std::string_view_literals;
+
+constexpr std::string_view kComponent = "state";
+
+// Reserved keys start with 0x00; user keys may not. All of them sort before
+// kFirstUserKey, which is where ForEach starts.
+constexpr std::string_view kCheckpointKey = "\0boxwatch.changelog_next_offset"sv;
+constexpr std::string_view kTaskMetaKey = "\0boxwatch.task_meta"sv;
+constexpr std::string_view kFirstUserKey = "\x01"sv;
+constexpr uint64_t kReservedKeyCount = 2;
+
+rocksdb::Slice ToSlice(std::string_view s) { return rocksdb::Slice(s.data(), s.size()); }
+std::string_view ToView(const rocksdb::Slice& s) { return std::string_view(s.data(), s.size()); }
+
+// The checkpoint is stored as 8 bytes, little-endian, so the format does not
+// depend on the host.
+std::string EncodeOffset(int64_t offset) {
+  std::string out(8, '\0');
+  auto v = static_cast<uint64_t>(offset);
+  for (int i = 0; i < 8; ++i) out[i] = static_cast<char>((v >> (8 * i)) & 0xff);
+  return out;
+}
+
+std::optional<int64_t> DecodeOffset(std::string_view bytes) {
+  if (bytes.size() != 8) return std::nullopt;
+  uint64_t v = 0;
+  for (int i = 0; i < 8; ++i) v |= uint64_t{static_cast<unsigned char>(bytes[i])} << (8 * i);
+  return static_cast<int64_t>(v);
+}
+
+// Converts a RocksDB status at the boundary. `context` names the store, the
+// partition and the operation, e.g. `state store "/data" partition 3: commit`.
+Error ToError(const rocksdb::Status& s, const std::string& context) {
+  Errc code = Errc::kIo;
+  std::string hint;
+  if (s.IsCorruption()) {
+    code = Errc::kFatal;
+    hint = "; the state on disk is corrupt: drop the partition and restore it from the changelog";
+  } else if (s.IsBusy() || s.IsTryAgain()) {
+    code = Errc::kRetriable;
+  } else if (s.IsTimedOut()) {
+    code = Errc::kTimeout;
+  } else if (s.IsInvalidArgument() || s.IsNotSupported()) {
+    code = Errc::kInvalidArgument;
+  } else if (s.IsNotFound()) {
+    code = Errc::kNotFound;
+  } else if (s.IsNoSpace()) {
+    hint = "; free disk space on the state volume";
+  } else if (s.IsIOError() && s.ToString().find("lock") != std::string::npos) {
+    hint = "; is another worker process using this state directory?";
+  }
+  return Error{code, context + " failed: " + s.ToString() + hint};
+}
+
+std::string Describe(const std::string& path, int32_t partition) {
+  return "state store \"" + path + "\" partition " + std::to_string(partition);
+}
+
+Status ValidateKey(std::string_view key, const std::string& context) {
+  if (key.empty()) return InvalidArgument(context + ": empty key");
+  if (key.front() == '\0') {
+    return InvalidArgument(context + ": key starts with byte 0x00, which is reserved for the "
+                                     "store's own metadata");
+  }
+  return Status::Ok();
+}
+
+class RocksPartitionStore final : public PartitionStore {
+ public:
+  RocksPartitionStore(rocksdb::DB* db, rocksdb::ColumnFamilyHandle* cf, int32_t partition,
+                      std::string describe, const rocksdb::WriteOptions& write_options)
+      : db_(db),
+        cf_(cf),
+        partition_(partition),
+        describe_(std::move(describe)),
+        write_options_(write_options) {}
+
+  // Reads the checkpoint and task metadata into memory.
+  Status Load() {
+    rocksdb::PinnableSlice value;
+    rocksdb::Status s = db_->Get(rocksdb::ReadOptions(), cf_, ToSlice(kCheckpointKey), &value);
+    if (s.ok()) {
+      std::optional<int64_t> offset = DecodeOffset(ToView(value));
+      if (!offset || *offset < 0) {
+        return Error{Errc::kFatal, describe_ + ": the stored changelog checkpoint is malformed (" +
+                                       std::to_string(value.size()) +
+                                       " bytes); drop the partition and restore it from the "
+                                       "changelog"};
+      }
+      checkpoint_.store(*offset);
+    } else if (!s.IsNotFound()) {
+      return ToError(s, describe_ + ": reading the changelog checkpoint");
+    }
+    value.Reset();
+    s = db_->Get(rocksdb::ReadOptions(), cf_, ToSlice(kTaskMetaKey), &value);
+    if (s.ok()) {
+      task_meta_ = value.ToString();
+    } else if (!s.IsNotFound()) {
+      return ToError(s, describe_ + ": reading the task metadata");
+    }
+    return Status::Ok();
+  }
+
+  int32_t PartitionId() const override { return partition_; }
+
+  Result<std::optional<std::string>> Get(std::string_view key) const override {
+    if (Status v = ValidateKey(key, describe_ + ": get"); !v.ok()) return v.error();
+    std::string value;
+    rocksdb::Status s = db_->Get(rocksdb::ReadOptions(), cf_, ToSlice(key), &value);
+    if (s.IsNotFound()) return std::optional<std::string>();
+    if (!s.ok()) return ToError(s, describe_ + ": get of key \"" + std::string(key) + "\"");
+    return std::optional<std::string>(std::move(value));
+  }
+
+  Status Commit(const std::vector<Write>& writes, int64_t changelog_next_offset,
+                std::string_view task_meta) override {
+    const std::string context =
+        describe_ + ": commit of " + std::to_string(writes.size()) + " writes";
+    if (changelog_next_offset < 0) {
+      return InvalidArgument(context + ": changelog offset " +
+                             std::to_string(changelog_next_offset) + " is negative");
+    }
+    rocksdb::WriteBatch batch;
+    for (const Write& w : writes) {
+      if (Status v = ValidateKey(w.key, context); !v.ok()) return v;
+      rocksdb::Status s = w.value ? batch.Put(cf_, ToSlice(w.key), ToSlice(*w.value))
+                                  : batch.Delete(cf_, ToSlice(w.key));
+      if (!s.ok()) return ToError(s, context + ": batching key \"" + w.key + "\"");
+    }
+    const std::string encoded = EncodeOffset(changelog_next_offset);
+    rocksdb::Status s = batch.Put(cf_, ToSlice(kCheckpointKey), ToSlice(encoded));
+    if (s.ok()) s = batch.Put(cf_, ToSlice(kTaskMetaKey), ToSlice(task_meta));
+    if (!s.ok()) return ToError(s, context + ": batching the checkpoint");
+
+    // Holding the lock across the write keeps the in-memory checkpoint and
+    // metadata equal to what the last applied batch stored.
+    std::lock_guard lock(commit_mutex_);
+    s = db_->Write(write_options_, &batch);
+    if (!s.ok()) {
+      return ToError(s, context + " (changelog offset " + std::to_string(changelog_next_offset) +
+                            ")");
+    }
+    checkpoint_.store(changelog_next_offset);
+    task_meta_.assign(task_meta);
+    return Status::Ok();
+  }
+
+  int64_t ChangelogCheckpoint() const override { return checkpoint_.load(); }
+
+  std::string TaskMeta() const override {
+    std::lock_guard lock(commit_mutex_);
+    return task_meta_;
+  }
+
+  Status ForEach(
+      const std::function<bool(std::string_view, std::string_view)>& fn) const override {
+    rocksdb::ReadOptions options;
+    options.fill_cache = false;  // a full scan must not evict the working set
+    std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(options, cf_));
+    for (it->Seek(ToSlice(kFirstUserKey)); it->Valid(); it->Next()) {
+      if (!fn(ToView(it->key()), ToView(it->value()))) break;
+    }
+    if (!it->status().ok()) return ToError(it->status(), describe_ + ": iterating keys");
+    return Status::Ok();
+  }
+
+  uint64_t ApproximateKeys() const override {
+    uint64_t keys = 0;
+    if (!db_->GetIntProperty(cf_, rocksdb::DB::Properties::kEstimateNumKeys, &keys)) return 0;
+    const uint64_t reserved = checkpoint_.load() >= 0 ? kReservedKeyCount : 0;
+    return keys > reserved ? keys - reserved : 0;
+  }
+
+ private:
+  rocksdb::DB* db_;
+  rocksdb::ColumnFamilyHandle* cf_;
+  const int32_t partition_;
+  const std::string describe_;
+  const rocksdb::WriteOptions write_options_;
+
+  mutable std::mutex commit_mutex_;
+  std::atomic<int64_t> checkpoint_{-1};
+  std::string task_meta_;  // guarded by commit_mutex_
+};
+
+class RocksStateStore final : public StateStore {
+ public:
+  RocksStateStore(std::string path, std::shared_ptr<rocksdb::Cache> cache,
+                  rocksdb::ColumnFamilyOptions cf_options, rocksdb::WriteOptions write_options)
+      : path_(std::move(path)),
+        cache_(std::move(cache)),
+        cf_options_(std::move(cf_options)),
+        write_options_(write_options) {}
+
+  ~RocksStateStore() override {
+    if (db_ == nullptr) return;
+    stores_.clear();
+    for (rocksdb::ColumnFamilyHandle* h : AllHandles()) {
+      db_->DestroyColumnFamilyHandle(h).PermitUncheckedError();
+    }
+    rocksdb::Status s = db_->Close();
+    if (!s.ok()) {
+      BW_LOG(kWarn, kComponent) << "state store \"" << path_ << "\": close failed: "
+                                << s.ToString() << " (the next open replays the write-ahead log)";
+    }
+  }
+
+  // Opens the instance with every column family found on disk.
+  Status OpenDb(const rocksdb::DBOptions& db_options) {
+    std::vector<std::string> names;
+    std::error_code ec;
+    if (std::filesystem::exists(std::filesystem::path(path_) / "CURRENT", ec)) {
+      rocksdb::Status s = rocksdb::DB::ListColumnFamilies(db_options, path_, &names);
+      if (!s.ok()) return ToError(s, "state store \"" + path_ + "\": listing column families");
+    } else {
+      names.push_back(rocksdb::kDefaultColumnFamilyName);
+    }
+    std::vector<rocksdb::ColumnFamilyDescriptor> descriptors;
+    descriptors.reserve(names.size());
+    for (const std::string& name : names) descriptors.emplace_back(name, cf_options_);
+
+    std::vector<rocksdb::ColumnFamilyHandle*> handles;
+    rocksdb::DB* db = nullptr;
+    rocksdb::Status s = rocksdb::DB::Open(db_options, path_, descriptors, &handles, &db);
+    if (!s.ok()) return ToError(s, "state store \"" + path_ + "\": open");
+    db_.reset(db);
+
+    for (rocksdb::ColumnFamilyHandle* h : handles) {
+      if (std::optional<int32_t> p = ParsePartitionColumnFamilyName(h->GetName())) {
+        partitions_.emplace(*p, h);
+      } else {
+        if (h->GetName() != rocksdb::kDefaultColumnFamilyName) {
+          BW_LOG(kWarn, kComponent) << "state store \"" << path_ << "\": ignoring column family \""
+                                    << h->GetName() << "\" (not a partition)";
+        }
+        other_handles_.push_back(h);
+      }
+    }
+    return Status::Ok();
+  }
+
+  Result<PartitionStore*> Partition(int32_t partition) override {
+    if (partition < 0) {
+      return InvalidArgument("state store \"" + path_ + "\": partition " +
+                             std::to_string(partition) + " is negative");
+    }
+    std::lock_guard lock(mutex_);
+    if (auto it = stores_.find(partition); it != stores_.end()) return it->second.get();
+
+    const std::string describe = Describe(path_, partition);
+    rocksdb::ColumnFamilyHandle* handle = nullptr;
+    if (auto it = partitions_.find(partition); it != partitions_.end()) {
+      handle = it->second;
+    } else {
+      rocksdb::Status s =
+          db_->CreateColumnFamily(cf_options_, PartitionColumnFamilyName(partition), &handle);
+      if (!s.ok()) return ToError(s, describe + ": creating column family");
+      partitions_.emplace(partition, handle);
+    }
+    auto store = std::make_unique<RocksPartitionStore>(db_.get(), handle, partition, describe,
+                                                       write_options_);
+    if (Status s = store->Load(); !s.ok()) return s.error();
+    PartitionStore* raw = store.get();
+    stores_.emplace(partition, std::move(store));
+    return raw;
+  }
+
+  Status DropPartition(int32_t partition) override {
+    std::lock_guard lock(mutex_);
+    auto it = partitions_.find(partition);
+    if (it == partitions_.end()) return Status::Ok();
+    rocksdb::Status s = db_->DropColumnFamily(it->second);
+    if (!s.ok()) return ToError(s, Describe(path_, partition) + ": dropping column family");
+    stores_.erase(partition);
+    db_->DestroyColumnFamilyHandle(it->second).PermitUncheckedError();
+    partitions_.erase(it);
+    return Status::Ok();
+  }
+
+  std::vector<int32_t> Partitions() const override {
+    std::lock_guard lock(mutex_);
+    std::vector<int32_t> out;
+    out.reserve(partitions_.size());
+    for (const auto& [p, h] : partitions_) out.push_back(p);
+    return out;
+  }
+
+  Status Flush() override {
+    std::lock_guard lock(mutex_);
+    rocksdb::FlushOptions options;
+    options.wait = true;
+    rocksdb::Status s = db_->Flush(options, AllHandles());
+    if (!s.ok()) return ToError(s, "state store \"" + path_ + "\": flush");
+    return Status::Ok();
+  }
+
+  uint64_t ApproximateSizeBytes() const override {
+    uint64_t sst = 0;
+    uint64_t mem = 0;
+    db_->GetAggregatedIntProperty(rocksdb::DB::Properties::kTotalSstFilesSize, &sst);
+    db_->GetAggregatedIntProperty(rocksdb::DB::Properties::kSizeAllMemTables, &mem);
+    return sst + mem;
+  }
+
+  uint64_t BlockCacheUsageBytes() const override { return cache_->GetUsage(); }
+
+ private:
+  std::vector<rocksdb::ColumnFamilyHandle*> AllHandles() const {
+    std::vector<rocksdb::ColumnFamilyHandle*> out(other_handles_);
+    for (const auto& [p, h] : partitions_) out.push_back(h);
+    return out;
+  }
+
+  const std::string path_;
+  const std::shared_ptr<rocksdb::Cache> cache_;
+  const rocksdb::ColumnFamilyOptions cf_options_;
+  const rocksdb::WriteOptions write_options_;
+  std::unique_ptr<rocksdb::DB> db_;
+
+  mutable std::mutex mutex_;  // guards the maps below
+  std::map<int32_t, rocksdb::ColumnFamilyHandle*> partitions_;
+  std::vector<rocksdb::ColumnFamilyHandle*> other_handles_;  // "default" and foreign ones
+  std::map<int32_t, std::unique_ptr<RocksPartitionStore>> stores_;
+};
+
+// Every problem with the options at once, so one restart fixes them all.
+Status ValidateOptions(const StoreOptions& o) {
+  std::vector<std::string> problems;
+  if (o.path.empty()) problems.push_back("path is empty: set the state directory");
+  if (o.block_cache_bytes == 0) problems.push_back("block_cache_bytes is 0: it must be > 0");
+  if (o.write_buffer_bytes == 0) problems.push_back("write_buffer_bytes is 0: it must be > 0");
+  if (o.max_write_buffers < 1) {
+    problems.push_back("max_write_buffers is " + std::to_string(o.max_write_buffers) +
+                       ": it must be >= 1");
+  }
+  if (problems.empty()) return Status::Ok();
+  std::string message = "state store options are invalid:";
+  for (const std::string& p : problems) message += " " + p + ";";
+  message.pop_back();
+  return InvalidArgument(std::move(message));
+}
+
+}  // namespace
+
+std::string PartitionColumnFamilyName(int32_t partition) {
+  return "p" + std::to_string(partition);
+}
+
+std::optional<int32_t> ParsePartitionColumnFamilyName(std::string_view name) {
+  if (name.size() < 2 || name[0] != 'p') return std::nullopt;
+  std::string_view digits = name.substr(1);
+  if (digits.size() > 1 && digits[0] == '0') return std::nullopt;
+  int32_t value = 0;
+  auto [end, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), value);
+  if (ec != std::errc() || end != digits.data() + digits.size() || value < 0) return std::nullopt;
+  return value;
+}
+
+Result<std::unique_ptr<StateStore>> StateStore::Open(const StoreOptions& options) {
+  if (Status v = ValidateOptions(options); !v.ok()) return v.error();
+
+  std::error_code ec;
+  std::filesystem::create_directories(options.path, ec);
+  if (ec) {
+    return Error{Errc::kIo, "state store \"" + options.path +
+                                "\": cannot create the directory: " + ec.message()};
+  }
+
+  std::shared_ptr<rocksdb::Cache> cache = rocksdb::NewLRUCache(options.block_cache_bytes);
+  rocksdb::BlockBasedTableOptions table;
+  table.block_cache = cache;
+  // Index and filter blocks go through the cache too, so block_cache_bytes
+  // bounds all read-side memory rather than only data blocks.
+  table.cache_index_and_filter_blocks = true;
+  table.cache_index_and_filter_blocks_with_high_priority = true;
+  // Lookups are point reads by container number; most new containers miss.
+  table.filter_policy.reset(rocksdb::NewBloomFilterPolicy(10));
+
+  rocksdb::ColumnFamilyOptions cf;
+  cf.table_factory.reset(rocksdb::NewBlockBasedTableFactory(table));
+  cf.write_buffer_size = options.write_buffer_bytes;
+  cf.max_write_buffer_number = options.max_write_buffers;
+  cf.level_compaction_dynamic_level_bytes = true;
+
+  rocksdb::DBOptions db;
+  db.create_if_missing = true;
+  db.create_missing_column_families = true;
+  db.keep_log_file_num = 5;  // RocksDB's own info LOG files in the directory
+  if (options.total_write_buffer_bytes > 0) {
+    db.write_buffer_manager =
+        std::make_shared<rocksdb::WriteBufferManager>(options.total_write_buffer_bytes);
+  }
+
+  rocksdb::WriteOptions write;
+  write.sync = options.sync_writes;
+
+  auto store = std::make_unique<RocksStateStore>(options.path, std::move(cache), std::move(cf),
+                                                 write);
+  if (Status s = store->OpenDb(db); !s.ok()) return s.error();
+  return std::unique_ptr<StateStore>(std::move(store));
+}
+
+}  // namespace boxwatch::state

@@ -1,0 +1,160 @@
+#pragma once
+// The worker's local state: one key-value store per process, split into one
+// independent store per Kafka partition. This header is the interface; the
+// implementation (rocksdb_state_store.cc) is one RocksDB instance with one
+// column family "p<N>" per partition, and no RocksDB type leaks out of it.
+//
+// Contract
+//  - Lifecycle. StateStore::Open creates the directory if needed and opens
+//    every partition already on disk. Partition(p) returns that partition's
+//    store, creating it if missing; the store owns it and it stays valid until
+//    DropPartition(p) or the StateStore is destroyed. Destroying the
+//    StateStore closes RocksDB; every PartitionStore* then dangles.
+//  - Durability. PartitionStore::Commit writes one atomic batch: the values,
+//    the deletes, the changelog checkpoint and the task metadata all become
+//    visible together and survive a crash together, or not at all. With
+//    sync_writes=false (the default) a process crash loses nothing (the
+//    write-ahead log is in the OS page cache) and a machine crash may lose the
+//    last batches; because checkpoint and values roll back together, restoring
+//    the changelog from ChangelogCheckpoint() repairs exactly what was lost.
+//  - Thread-safety. Every method of StateStore and PartitionStore may be called
+//    from any thread. Commits to one partition are applied in the order they
+//    are made; the worker makes them from the partition's task only.
+//    DropPartition(p) must not race with use of p's PartitionStore*.
+//  - Keys. Any non-empty byte string whose first byte is not 0x00 (container
+//    numbers are ASCII); keys starting with 0x00 are reserved for the
+//    checkpoint and task metadata, and are rejected with kInvalidArgument.
+//  - Errors. kInvalidArgument: a bad argument (reserved or empty key, negative
+//    partition or offset, unusable options); retrying cannot help. kIo: the
+//    disk or RocksDB failed (full disk, permissions, the directory is locked by
+//    another process); the message names the path, the partition and what was
+//    being done. kFatal: the data on disk is corrupt; drop the partition and
+//    restore it from the changelog. kRetriable / kTimeout: RocksDB reported a
+//    transient condition (busy, try again); the same call may succeed later.
+
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "core/result.h"
+
+namespace boxwatch::state {
+
+struct StoreOptions {
+  // Directory of the RocksDB instance; created (with parents) if missing.
+  // Required. One worker process per directory: RocksDB locks it.
+  std::string path;
+  // Shared LRU block cache for all partitions, bytes. Data, index and filter
+  // blocks are all charged to it, so reads stay within this budget.
+  size_t block_cache_bytes = 64 << 20;
+  // Memtable size per partition (column family), bytes.
+  size_t write_buffer_bytes = 16 << 20;
+  // Memtables per partition (one active, the rest being flushed), count.
+  // A partition holds at most write_buffer_bytes * max_write_buffers in memory.
+  int max_write_buffers = 2;
+  // Memtables of all partitions together, bytes; 0 = no limit beyond the
+  // per-partition one. Reaching it flushes the largest memtable early.
+  size_t total_write_buffer_bytes = 0;
+  // fsync the write-ahead log on every Commit. Off by default: the Kafka
+  // changelog is the durable copy, and restore replays what a machine crash
+  // lost (see "Durability" above).
+  bool sync_writes = false;
+};
+
+// The state of one partition: its keys and values, its changelog checkpoint
+// and its task metadata.
+class PartitionStore {
+ public:
+  // One put (value set) or delete (value nullopt).
+  struct Write {
+    std::string key;
+    std::optional<std::string> value;
+  };
+
+  virtual ~PartitionStore() = default;
+
+  // The Kafka partition this store holds.
+  virtual int32_t PartitionId() const = 0;
+
+  // The value stored under `key`, or nullopt when there is none.
+  [[nodiscard]] virtual Result<std::optional<std::string>> Get(std::string_view key) const = 0;
+
+  // Applies `writes` in order (a later write to the same key wins) together
+  // with the changelog checkpoint (the next changelog offset these writes
+  // reflect, >= 0) and an opaque task-metadata blob, as one atomic batch.
+  // Nothing is written when a key is invalid. The checkpoint is stored as
+  // given; the caller keeps it moving forward.
+  [[nodiscard]] virtual Status Commit(const std::vector<Write>& writes,
+                                      int64_t changelog_next_offset,
+                                      std::string_view task_meta) = 0;
+
+  // The changelog offset stored by the last Commit; -1 when none was ever
+  // committed (a new or dropped partition: restore from the beginning).
+  virtual int64_t ChangelogCheckpoint() const = 0;
+
+  // The task metadata stored by the last Commit; "" when none.
+  virtual std::string TaskMeta() const = 0;
+
+  // Calls fn(key, value) for every stored key except the reserved ones, in
+  // key order (bytewise), on a consistent snapshot; stops early when fn
+  // returns false. The views are valid only during the call. A full scan
+  // does not evict the working set from the block cache.
+  [[nodiscard]] virtual Status ForEach(
+      const std::function<bool(std::string_view key, std::string_view value)>& fn) const = 0;
+
+  // RocksDB's estimate of the number of keys (deletes not yet compacted away
+  // make it inexact).
+  virtual uint64_t ApproximateKeys() const = 0;
+};
+
+// All partitions of one worker process.
+class StateStore {
+ public:
+  // Opens (creating if needed) the RocksDB instance at options.path and every
+  // partition in it. kInvalidArgument for an empty path or zero sizes; kIo
+  // when the directory cannot be created or opened (including when another
+  // process holds it).
+  [[nodiscard]] static Result<std::unique_ptr<StateStore>> Open(const StoreOptions& options);
+
+  virtual ~StateStore() = default;
+
+  // The store of `partition` (>= 0), creating its column family if missing.
+  // Owned by this StateStore; the pointer is stable until DropPartition.
+  [[nodiscard]] virtual Result<PartitionStore*> Partition(int32_t partition) = 0;
+
+  // Deletes the partition's column family and all its data (a lost volume;
+  // tests). Invalidates the partition's PartitionStore*; a later Partition(p)
+  // starts empty with checkpoint -1. Dropping a partition that does not
+  // exist is not an error.
+  [[nodiscard]] virtual Status DropPartition(int32_t partition) = 0;
+
+  // The partitions present (on disk or created since Open), ascending.
+  virtual std::vector<int32_t> Partitions() const = 0;
+
+  // Writes every partition's memtables to SST files and waits for it. Not
+  // needed for durability (the write-ahead log covers it); makes the next
+  // Open replay nothing, and lets tests exercise the on-disk read path.
+  [[nodiscard]] virtual Status Flush() = 0;
+
+  // Live SST files plus memtables of all partitions, bytes (approximate).
+  virtual uint64_t ApproximateSizeBytes() const = 0;
+
+  // Bytes currently charged to the shared block cache (data, index and
+  // filter blocks); at most StoreOptions::block_cache_bytes once no read is
+  // in progress.
+  virtual uint64_t BlockCacheUsageBytes() const = 0;
+};
+
+// "p<N>", the column family name of partition N.
+std::string PartitionColumnFamilyName(int32_t partition);
+
+// The partition of a column family named "p<N>" (canonical decimal, no sign,
+// no leading zeros), or nullopt for any other name.
+std::optional<int32_t> ParsePartitionColumnFamilyName(std::string_view name);
+
+}  // namespace boxwatch::state

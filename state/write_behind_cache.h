@@ -1,0 +1,241 @@
+#pragma once
+// WriteBehindCache<T>: the decoded working set of one partition, over its
+// PartitionStore. The worker uses it with T = boxwatch::v1::ContainerState so
+// that a container receiving 50 GPS points in one commit interval is decoded
+// once, mutated in place, and costs one changelog record and one RocksDB write.
+//
+// Use, once per commit interval:
+//   T* s = cache.Get(key) (nullptr: no state yet) → mutate → cache.MarkDirty(key)
+//   or cache.Put(key, value) / cache.Erase(key) (a tombstone)
+//   writes = cache.TakeDirty()    // serialised, in key order
+//   → produce writes to the changelog inside the Kafka transaction, commit it
+//   → store.Commit(writes, changelog next offset, task meta)
+// If the transaction aborts, or the store Commit fails, call Clear(): the
+// cache then agrees with the store again, and the worker reprocesses input (or
+// restores the changelog tail) from the last checkpoint.
+//
+// Contract
+//  - Get loads through the store on a miss and keeps the value clean; a key
+//    that is dirty or tombstoned is never reloaded, so the cache always shows
+//    the caller's latest writes.
+//  - Eviction happens only inside TakeDirty: entries that were already clean
+//    when it was called are evicted least-recently-used until at most
+//    `max_entries` remain. Dirty entries are never evicted, and neither are the
+//    ones just taken, so a Get between TakeDirty and the store Commit cannot
+//    read a stale value from the store. Between two TakeDirty calls the cache
+//    holds at most max_entries plus the keys touched in the interval.
+//  - A T* returned by Get or Put stays valid until the next TakeDirty, Clear,
+//    or Erase of that key.
+//  - TakeDirty must be followed by the store Commit of its writes (or by
+//    Clear) before TakeDirty is called again.
+//  - Not thread-safe: one cache per task, used from the task's thread.
+//  - Errors: Get returns the store's error (kIo, …), or kFatal when the stored
+//    bytes do not decode as T (restore the partition from the changelog).
+//    TakeDirty returns kFatal when a value does not serialise, and then takes
+//    nothing. MarkDirty returns kNotFound for a key with no cached value (a bug
+//    in the caller: Get or Put it first).
+
+#include <algorithm>
+#include <concepts>
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <list>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+#include "core/result.h"
+#include "state/state_store.h"
+
+namespace boxwatch::state {
+
+// What the cache needs from a value type; protobuf messages have it.
+template <typename T>
+concept SerializableValue =
+    std::default_initializable<T> &&
+    requires(T& value, const T& const_value, const std::string& bytes, std::string* out) {
+      { value.ParseFromString(bytes) } -> std::convertible_to<bool>;
+      { const_value.SerializeToString(out) } -> std::convertible_to<bool>;
+    };
+
+template <SerializableValue T>
+class WriteBehindCache {
+ public:
+  // Entries kept after TakeDirty, count (per partition).
+  static constexpr size_t kDefaultMaxEntries = 10'000;
+
+  struct Stats {
+    uint64_t hits = 0;       // Get answered from the cache (including "no value")
+    uint64_t loads = 0;      // Get that read the store
+    uint64_t evictions = 0;  // clean entries dropped by TakeDirty
+  };
+
+  // `store` must outlive the cache.
+  explicit WriteBehindCache(PartitionStore* store, size_t max_entries = kDefaultMaxEntries)
+      : store_(store), max_entries_(max_entries) {}
+
+  WriteBehindCache(const WriteBehindCache&) = delete;
+  WriteBehindCache& operator=(const WriteBehindCache&) = delete;
+
+  // The value under `key`, or nullptr when there is none (never written, or
+  // erased). The pointer may be used to mutate the value; call MarkDirty after.
+  [[nodiscard]] Result<T*> Get(std::string_view key) {
+    if (auto it = entries_.find(key); it != entries_.end()) {
+      ++stats_.hits;
+      Touch(it->second);
+      return it->second.value ? &*it->second.value : nullptr;
+    }
+    ++stats_.loads;
+    Result<std::optional<std::string>> bytes = store_->Get(key);
+    if (!bytes.ok()) return bytes.error();
+    if (!bytes->has_value()) return static_cast<T*>(nullptr);
+    T value;
+    if (!value.ParseFromString(**bytes)) {
+      return Error{Errc::kFatal, Describe(key) + ": the stored value (" +
+                                     std::to_string((*bytes)->size()) +
+                                     " bytes) does not decode; restore the partition from "
+                                     "the changelog"};
+    }
+    Entry& e = Insert(key);
+    e.value.emplace(std::move(value));
+    return &*e.value;
+  }
+
+  // Sets `key` to `value` and marks it dirty.
+  T* Put(std::string_view key, T value) {
+    Entry& e = FindOrInsert(key);
+    e.value = std::move(value);
+    SetDirty(e);
+    return &*e.value;
+  }
+
+  // Records that the value of `key` (obtained from Get or Put) was changed.
+  [[nodiscard]] Status MarkDirty(std::string_view key) {
+    auto it = entries_.find(key);
+    if (it == entries_.end() || !it->second.value) {
+      return Error{Errc::kNotFound, Describe(key) + ": MarkDirty of a key with no cached value; "
+                                                    "Get or Put it first"};
+    }
+    SetDirty(it->second);
+    return Status::Ok();
+  }
+
+  // Deletes `key`: Get returns nullptr from now on, and the next TakeDirty
+  // yields a delete (a changelog tombstone).
+  void Erase(std::string_view key) {
+    Entry& e = FindOrInsert(key);
+    e.value.reset();
+    SetDirty(e);
+  }
+
+  // Returns every dirty entry as a store write, in key order (values
+  // serialised; nullopt for deletes), marks them clean, and evicts clean
+  // entries beyond max_entries (see the contract above).
+  [[nodiscard]] Result<std::vector<PartitionStore::Write>> TakeDirty() {
+    std::vector<PartitionStore::Write> writes;
+    writes.reserve(dirty_.size());
+    for (const std::string* key : dirty_) {
+      const Entry& e = entries_.find(*key)->second;
+      PartitionStore::Write w{*key, std::nullopt};
+      if (e.value) {
+        std::string bytes;
+        if (!e.value->SerializeToString(&bytes)) {
+          return Error{Errc::kFatal, Describe(*key) + ": the value does not serialise"};
+        }
+        w.value = std::move(bytes);
+      }
+      writes.push_back(std::move(w));
+    }
+    std::sort(writes.begin(), writes.end(),
+              [](const auto& a, const auto& b) { return a.key < b.key; });
+
+    // Evict before marking the taken entries clean, so they are protected.
+    for (auto it = lru_.end(); it != lru_.begin() && entries_.size() > max_entries_;) {
+      --it;
+      auto entry = entries_.find(**it);
+      if (entry->second.dirty) continue;
+      it = lru_.erase(it);
+      entries_.erase(entry);
+      ++stats_.evictions;
+    }
+    for (const std::string* key : dirty_) entries_.find(*key)->second.dirty = false;
+    dirty_.clear();
+    return writes;
+  }
+
+  // Drops every entry, dirty ones included: after a transaction abort or a
+  // failed store Commit, or when the partition is revoked.
+  void Clear() {
+    entries_.clear();
+    lru_.clear();
+    dirty_.clear();
+  }
+
+  size_t Size() const { return entries_.size(); }
+  size_t DirtyCount() const { return dirty_.size(); }
+  // Whether `key` is cached (with a value, or as a tombstone); for tests.
+  bool Contains(std::string_view key) const { return entries_.find(key) != entries_.end(); }
+  bool IsDirty(std::string_view key) const {
+    auto it = entries_.find(key);
+    return it != entries_.end() && it->second.dirty;
+  }
+  const Stats& GetStats() const { return stats_; }
+  size_t MaxEntries() const { return max_entries_; }
+
+ private:
+  using LruList = std::list<const std::string*>;  // front = most recently used
+
+  struct Entry {
+    std::optional<T> value;  // nullopt: deleted (a tombstone)
+    bool dirty = false;
+    typename LruList::iterator lru;
+  };
+
+  struct KeyHash {
+    using is_transparent = void;
+    size_t operator()(std::string_view key) const { return std::hash<std::string_view>{}(key); }
+  };
+
+  void Touch(Entry& e) { lru_.splice(lru_.begin(), lru_, e.lru); }
+
+  void SetDirty(Entry& e) {
+    if (!e.dirty) {
+      e.dirty = true;
+      dirty_.push_back(*e.lru);
+    }
+  }
+
+  // Keys live in the map's nodes, which never move; the LRU list and the
+  // dirty list point at them.
+  Entry& Insert(std::string_view key) {
+    auto [it, inserted] = entries_.try_emplace(std::string(key));
+    lru_.push_front(&it->first);
+    it->second.lru = lru_.begin();
+    return it->second;
+  }
+
+  Entry& FindOrInsert(std::string_view key) {
+    if (auto it = entries_.find(key); it != entries_.end()) {
+      Touch(it->second);
+      return it->second;
+    }
+    return Insert(key);
+  }
+
+  std::string Describe(std::string_view key) const {
+    return "state cache partition " + std::to_string(store_->PartitionId()) + " key \"" +
+           std::string(key) + "\"";
+  }
+
+  PartitionStore* store_;
+  size_t max_entries_;
+  std::unordered_map<std::string, Entry, KeyHash, std::equal_to<>> entries_;
+  LruList lru_;
+  std::vector<const std::string*> dirty_;
+  Stats stats_;
+};
+
+}  // namespace boxwatch::state

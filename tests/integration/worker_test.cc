@@ -1,0 +1,227 @@
+// The stateful worker against real Apache Kafka: golden output, dead
+// letters, SIGKILL crashes, restores and rebalances. Each test creates its
+// own topic set and runs `boxwatch worker` processes.
+
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <random>
+#include <thread>
+
+#include "operators/default_profile.h"
+#include "tests/support/worker_harness.h"
+
+namespace boxwatch::testing {
+namespace {
+
+using namespace std::chrono_literals;
+
+const operators::Profile& DefaultProfile() {
+  static const operators::Profile p = [] {
+    auto r = operators::ParseProfile(operators::DefaultProfileYaml(), "default");
+    EXPECT_TRUE(r.ok()) << r.error().message;
+    return std::move(r).value();
+  }();
+  return p;
+}
+
+// Event times end a day before now: inside the topics' retention, never in the future.
+sim::TrafficOptions Options(int containers, uint32_t seed) {
+  sim::TrafficOptions o;
+  o.seed = seed;
+  o.containers = containers;
+  const int64_t day = 24 * 3600 * 1000LL;
+  o.start_ms = (NowMs() / day - 2) * day + 3 * 3600 * 1000LL;
+  return o;
+}
+
+std::string Diff(const AlertDigest& want, const AlertDigest& got) {
+  std::string out;
+  int shown = 0;
+  for (const auto& [id, v] : want) {
+    auto it = got.find(id);
+    if (it == got.end()) {
+      if (shown++ < 10) out += "\n  missing " + id + ": " + v;
+    } else if (it->second != v) {
+      if (shown++ < 10) out += "\n  differs " + id + ": want " + v + " got " + it->second;
+    }
+  }
+  for (const auto& [id, v] : got) {
+    if (!want.count(id) && shown++ < 10) out += "\n  unexpected " + id + ": " + v;
+  }
+  return out;
+}
+
+int64_t StopWorker(Child& worker) {
+  const int status = worker.Kill(SIGTERM);
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << "worker exit status " << status;
+  return 0;
+}
+
+TEST(WorkerOnRealKafka, GoldenInputGivesExactlyTheExpectedAlerts) {
+  auto h = WorkerHarness::Create(4);
+  ASSERT_TRUE(h.ok()) << h.error().message;
+  const sim::Traffic traffic = sim::GenerateTraffic(Options(2000, 7), DefaultProfile());
+  const AlertDigest expected = ExpectedAlerts(traffic, DefaultProfile());
+  ASSERT_GT(expected.size(), 100u) << "the golden input must raise alerts";
+  ASSERT_TRUE((*h)->Produce(traffic.records).ok());
+
+  auto worker = (*h)->StartWorker("golden-0");
+  ASSERT_TRUE(worker.ok()) << worker.error().message;
+  auto alerts = (*h)->WaitForAlerts(expected.size(), 240s);
+  ASSERT_TRUE(alerts.ok()) << alerts.error().message;
+  StopWorker(**worker);
+  const AlertDigest got = Digest(*alerts);
+  EXPECT_EQ(got.size(), expected.size());
+  EXPECT_TRUE(got == expected) << Diff(expected, got);
+
+  // Every labelled neutron source is CRITICAL.
+  for (const auto& [container, scenario] : traffic.labels) {
+    if (scenario != sim::Scenario::kNeutron) continue;
+    bool critical = false;
+    for (const auto& a : *alerts) critical |= a.container_number() == container && a.priority() == v1::PRIORITY_CRITICAL;
+    EXPECT_TRUE(critical) << container;
+  }
+}
+
+TEST(WorkerOnRealKafka, BadRecordsGoToTheDeadLetterTopicWithReasons) {
+  auto h = WorkerHarness::Create(4);
+  ASSERT_TRUE(h.ok()) << h.error().message;
+  sim::TrafficOptions o = Options(1500, 11);
+  o.bad_records = true;
+  const sim::Traffic traffic = sim::GenerateTraffic(o, DefaultProfile());
+  std::map<std::string, int> want;
+  for (const auto& r : traffic.records) {
+    if (!r.expect_dead_letter.empty()) ++want[r.expect_dead_letter];
+  }
+  ASSERT_EQ(want.size(), 5u);  // undecodable, invalid container number, future, oversized, late
+  const AlertDigest expected = ExpectedAlerts(traffic, DefaultProfile());
+  ASSERT_TRUE((*h)->Produce(traffic.records).ok());
+  auto worker = (*h)->StartWorker("dl-0");
+  ASSERT_TRUE(worker.ok()) << worker.error().message;
+  auto alerts = (*h)->WaitForAlerts(expected.size(), 240s);
+  ASSERT_TRUE(alerts.ok());
+  StopWorker(**worker);
+  EXPECT_TRUE(Digest(*alerts) == expected) << Diff(expected, Digest(*alerts));
+
+  auto dead = (*h)->DeadLetters();
+  ASSERT_TRUE(dead.ok()) << dead.error().message;
+  std::map<std::string, int> got;
+  for (const auto& r : *dead) {
+    ASSERT_TRUE(r.header("boxwatch-reason").has_value());
+    ASSERT_TRUE(r.header("boxwatch-source-topic").has_value());
+    ASSERT_TRUE(r.header("boxwatch-source-partition").has_value());
+    ASSERT_TRUE(r.header("boxwatch-source-offset").has_value());
+    EXPECT_FALSE(r.header("boxwatch-detail").value_or("").empty());
+    ++got[std::string(*r.header("boxwatch-reason"))];
+  }
+  EXPECT_EQ(got, want);
+  // The original bytes are kept.
+  for (const auto& r : *dead) {
+    if (r.header("boxwatch-reason") == "oversized") EXPECT_EQ(r.value.size(), 512u << 10);
+  }
+}
+
+TEST(WorkerOnRealKafka, SigkillAtRandomMomentsGivesTheUninterruptedAlertSet) {
+  const unsigned seed = std::random_device{}();
+  SCOPED_TRACE("seed " + std::to_string(seed));
+  std::printf("seed %u\n", seed);
+  std::mt19937 rng(seed);
+  auto h = WorkerHarness::Create(4);
+  ASSERT_TRUE(h.ok()) << h.error().message;
+  sim::TrafficOptions o = Options(4200, 23);
+  o.gps_per_container = 45;
+  const sim::Traffic traffic = sim::GenerateTraffic(o, DefaultProfile());
+  ASSERT_GE(traffic.records.size(), 200000u);
+  const AlertDigest expected = ExpectedAlerts(traffic, DefaultProfile());
+  ASSERT_TRUE((*h)->Produce(traffic.records).ok());
+
+  for (int kill = 0; kill < 6; ++kill) {
+    auto worker = (*h)->StartWorker("crash-0");
+    ASSERT_TRUE(worker.ok()) << worker.error().message;
+    std::this_thread::sleep_for(std::chrono::milliseconds(500 + rng() % 2500));  // a random moment
+    const int status = (*worker)->Kill(SIGKILL);
+    ASSERT_TRUE(WIFSIGNALED(status)) << "the worker ended before it was killed: " << status;
+  }
+  auto worker = (*h)->StartWorker("crash-0");
+  ASSERT_TRUE(worker.ok()) << worker.error().message;
+  auto alerts = (*h)->WaitForAlerts(expected.size(), 400s);
+  ASSERT_TRUE(alerts.ok());
+  StopWorker(**worker);
+  auto final_alerts = (*h)->Alerts();
+  ASSERT_TRUE(final_alerts.ok());
+  const AlertDigest got = Digest(*final_alerts);
+  EXPECT_EQ(final_alerts->size(), expected.size()) << "duplicates or losses";
+  EXPECT_TRUE(got == expected) << Diff(expected, got);
+}
+
+TEST(WorkerOnRealKafka, CleanRestartReplaysNothingAndALostVolumeIsRestored) {
+  auto h = WorkerHarness::Create(4);
+  ASSERT_TRUE(h.ok()) << h.error().message;
+  const sim::Traffic traffic = sim::GenerateTraffic(Options(1500, 31), DefaultProfile());
+  // First half of every container's events, then the rest after the restarts.
+  std::vector<sim::TrafficRecord> first(traffic.records.begin(), traffic.records.begin() + traffic.records.size() / 2);
+  std::vector<sim::TrafficRecord> second(traffic.records.begin() + traffic.records.size() / 2, traffic.records.end());
+  ASSERT_TRUE((*h)->Produce(first).ok());
+  {
+    auto worker = (*h)->StartWorker("restore-0");
+    ASSERT_TRUE(worker.ok());
+    sim::Traffic half{first, traffic.labels};
+    auto alerts = (*h)->WaitForAlerts(ExpectedAlerts(half, DefaultProfile()).size(), 240s);
+    ASSERT_TRUE(alerts.ok());
+    (*worker)->Kill(SIGTERM);
+  }
+  {  // Clean restart: the local checkpoint is current, nothing to restore.
+    auto worker = (*h)->StartWorker("restore-0");
+    ASSERT_TRUE(worker.ok());
+    std::this_thread::sleep_for(3s);  // let it join and settle; what is asserted comes from its own report
+    (*worker)->Kill(SIGTERM);
+    ASSERT_TRUE((*worker)->WaitForLine("{\"event\":\"stopped\"", 60s));
+    EXPECT_EQ(JsonField((*worker)->last_line(), "restored_records"), 0) << (*worker)->last_line();
+  }
+  std::filesystem::remove_all((*h)->StateDir("restore-0"));  // the volume is lost
+  ASSERT_TRUE((*h)->Produce(second).ok());
+  auto worker = (*h)->StartWorker("restore-0");
+  ASSERT_TRUE(worker.ok());
+  const AlertDigest expected = ExpectedAlerts(traffic, DefaultProfile());
+  auto alerts = (*h)->WaitForAlerts(expected.size(), 240s);
+  ASSERT_TRUE(alerts.ok());
+  (*worker)->Kill(SIGTERM);
+  ASSERT_TRUE((*worker)->WaitForLine("{\"event\":\"stopped\"", 60s));
+  EXPECT_GT(JsonField((*worker)->last_line(), "restored_records"), 1000) << (*worker)->last_line();
+  const AlertDigest got = Digest(*alerts);
+  EXPECT_TRUE(got == expected) << Diff(expected, got);
+}
+
+TEST(WorkerOnRealKafka, PartitionsMoveWithTheirStateWhenWorkersJoinAndLeave) {
+  auto h = WorkerHarness::Create(6);
+  ASSERT_TRUE(h.ok()) << h.error().message;
+  const sim::Traffic traffic = sim::GenerateTraffic(Options(3000, 41), DefaultProfile());
+  const AlertDigest expected = ExpectedAlerts(traffic, DefaultProfile());
+  const size_t third = traffic.records.size() / 3;
+  std::vector<sim::TrafficRecord> a(traffic.records.begin(), traffic.records.begin() + third);
+  std::vector<sim::TrafficRecord> b(traffic.records.begin() + third, traffic.records.begin() + 2 * third);
+  std::vector<sim::TrafficRecord> c(traffic.records.begin() + 2 * third, traffic.records.end());
+
+  auto w0 = (*h)->StartWorker("rb-0");
+  auto w1 = (*h)->StartWorker("rb-1");
+  ASSERT_TRUE(w0.ok() && w1.ok());
+  ASSERT_TRUE((*h)->Produce(a).ok());
+  std::this_thread::sleep_for(3s);
+  auto w2 = (*h)->StartWorker("rb-2");  // a third joins: partitions move to it
+  ASSERT_TRUE(w2.ok());
+  ASSERT_TRUE((*h)->Produce(b).ok());
+  std::this_thread::sleep_for(3s);
+  (*w1)->Kill(SIGTERM);  // one leaves: after its session times out, its partitions move
+  ASSERT_TRUE((*h)->Produce(c).ok());
+  auto alerts = (*h)->WaitForAlerts(expected.size(), 300s);
+  ASSERT_TRUE(alerts.ok());
+  (*w0)->Kill(SIGTERM);
+  (*w2)->Kill(SIGTERM);
+  const AlertDigest got = Digest(*alerts);
+  EXPECT_EQ(alerts->size(), expected.size());
+  EXPECT_TRUE(got == expected) << Diff(expected, got);
+}
+
+}  // namespace
+}  // namespace boxwatch::testing

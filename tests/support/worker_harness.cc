@@ -1,0 +1,171 @@
+#include "tests/support/worker_harness.h"
+
+#include <stdlib.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+#include <thread>
+
+#include "operators/decode.h"
+
+namespace boxwatch::testing {
+
+int64_t NowMs() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+Result<std::unique_ptr<WorkerHarness>> WorkerHarness::Create(int partitions) {
+  auto h = std::make_unique<WorkerHarness>();
+  auto broker = TestBroker::Start(BrokerKind::kReal);
+  if (!broker.ok()) return broker.error();
+  h->broker_ = std::move(broker).value();
+  h->bootstrap_ = h->broker_->bootstrap();
+  h->prefix_ = TestBroker::UniqueName("w") + ".";
+  h->partitions_ = partitions;
+  char tmpl[] = "/tmp/boxwatch-worker-test-XXXXXX";
+  if (::mkdtemp(tmpl) == nullptr) return Error{Errc::kIo, "mkdtemp failed"};
+  h->dir_ = tmpl;
+  Status s = h->broker_->CreateTopics(
+      pipeline::TopicSetSpecs({.prefix = h->prefix_, .partitions = partitions, .replication = 1}));
+  if (!s.ok()) return s.error();
+  return h;
+}
+
+WorkerHarness::~WorkerHarness() {
+  std::error_code ec;
+  std::filesystem::remove_all(dir_, ec);
+}
+
+Result<std::unique_ptr<Child>> WorkerHarness::StartWorker(const std::string& instance,
+                                                          const std::map<std::string, std::string>& extra) {
+  const std::string path = dir_ + "/" + instance + ".yaml";
+  std::ofstream out(path);
+  std::map<std::string, std::string> options = {
+      {"bootstrap", bootstrap_},
+      {"group_id", prefix_ + "workers"},
+      {"instance_id", instance},
+      {"topic_prefix", prefix_},
+      {"state_dir", StateDir(instance)},
+      {"commit_interval_ms", "100"},
+      {"allowed_lateness_ms", "300000"},
+      {"idle_wait_ms", "300"},
+      {"max_value_bytes", "262144"},
+  };
+  for (const auto& [k, v] : extra) options[k] = v;
+  for (const auto& [k, v] : options) out << k << ": \"" << v << "\"\n";
+  out.close();
+  auto child = std::make_unique<Child>(std::vector<std::string>{BOXWATCH_BINARY, "worker", "--config", path});
+  if (!child->started()) return Error{Errc::kIo, "cannot start " + std::string(BOXWATCH_BINARY)};
+  if (!child->WaitForLine("{\"event\":\"started\"", std::chrono::seconds(60))) {
+    return Error{Errc::kTimeout, "worker " + instance + " did not start within 60 s (see its stderr above)"};
+  }
+  return child;
+}
+
+Status WorkerHarness::Produce(const std::vector<sim::TrafficRecord>& records) {
+  auto producer = pipeline::KafkaProducer::Create({.bootstrap = bootstrap_});
+  if (!producer.ok()) return producer.error();
+  const pipeline::TopicNames names(prefix_);
+  for (const auto& r : records) {
+    std::vector<pipeline::Header> headers;
+    if (r.json) headers.push_back({"content-type", "application/json"});
+    Status s = (*producer)->Produce({.topic = names.Name(r.role), .key = r.key, .value = r.value,
+                                     .timestamp_ms = r.timestamp_ms, .headers = headers});
+    if (!s.ok()) return s;
+  }
+  return (*producer)->Flush(std::chrono::seconds(60));
+}
+
+Result<std::vector<v1::Alert>> WorkerHarness::Alerts() {
+  auto records = ReadAllCommitted(bootstrap_, pipeline::TopicNames(prefix_).Name(pipeline::TopicRole::kAlerts),
+                                  partitions_, std::chrono::seconds(60));
+  if (!records.ok()) return records.error();
+  std::vector<v1::Alert> out;
+  for (const auto& r : *records) {
+    v1::Alert a;
+    if (!a.ParseFromString(r.value)) return Error{Errc::kInvalidArgument, "undecodable alert at offset " + std::to_string(r.offset)};
+    out.push_back(std::move(a));
+  }
+  return out;
+}
+
+Result<std::vector<pipeline::OwnedRecord>> WorkerHarness::DeadLetters() {
+  return ReadAllCommitted(bootstrap_, pipeline::TopicNames(prefix_).Name(pipeline::TopicRole::kDeadLetter),
+                          partitions_, std::chrono::seconds(60));
+}
+
+Result<std::vector<v1::Alert>> WorkerHarness::WaitForAlerts(size_t count, std::chrono::seconds timeout) {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  for (;;) {
+    auto alerts = Alerts();
+    if (!alerts.ok()) return alerts;
+    if (alerts->size() >= count || std::chrono::steady_clock::now() > deadline) return alerts;
+    std::this_thread::sleep_for(std::chrono::milliseconds(500));  // polling a topic, not a sleep-to-sync
+  }
+}
+
+AlertDigest Digest(const std::vector<v1::Alert>& alerts) {
+  AlertDigest d;
+  for (const auto& a : alerts) {
+    std::vector<std::string> ids;
+    for (const auto& f : a.indicators()) ids.push_back(f.id());
+    std::sort(ids.begin(), ids.end());
+    std::string v = v1::Priority_Name(a.priority()) + " " + Num(a.score());
+    for (const auto& id : ids) v += " " + id;
+    d[a.alert_id()] += d.count(a.alert_id()) ? " DUPLICATE " + v : v;
+  }
+  return d;
+}
+
+std::string Num(double v) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.2f", v);
+  return buf;
+}
+
+AlertDigest ExpectedAlerts(const sim::Traffic& traffic, const operators::Profile& profile) {
+  operators::ReferenceData ref;
+  operators::RiskEngine engine(&profile, &ref);
+  std::map<std::string, v1::ContainerState> states;
+  const ProcessingTimeMs now(NowMs());
+  const operators::DecodeLimits limits{.max_value_bytes = 262144};
+  for (const auto& r : traffic.records) {
+    if (!r.expect_dead_letter.empty()) continue;
+    const operators::RecordView view{r.key, r.value, r.json ? operators::Encoding::kJson : operators::Encoding::kProtobuf};
+    auto& s = states[r.key];
+    switch (r.role) {
+      case pipeline::TopicRole::kManifests: {
+        auto d = operators::DecodeManifest(view, now, limits);
+        if (auto* m = std::get_if<v1::Manifest>(&d)) (void)engine.ApplyManifest(s, *m, 0);
+        break;
+      }
+      case pipeline::TopicRole::kScans: {
+        auto d = operators::DecodeScan(view, now, limits);
+        if (auto* m = std::get_if<v1::ScanResult>(&d)) (void)engine.ApplyScan(s, *m, 0);
+        break;
+      }
+      case pipeline::TopicRole::kGps: {
+        auto d = operators::DecodeGps(view, now, limits);
+        if (auto* m = std::get_if<v1::GpsEvent>(&d)) (void)engine.ApplyGps(s, *m, 0);
+        break;
+      }
+      default:
+        break;
+    }
+  }
+  std::vector<v1::Alert> alerts;
+  for (auto& [k, s] : states) engine.Advance(s, operators::kEndOfTime, 0, &alerts);
+  return Digest(alerts);
+}
+
+int64_t JsonField(const std::string& line, const std::string& name) {
+  const std::string key = "\"" + name + "\":";
+  const size_t pos = line.find(key);
+  if (pos == std::string::npos) return -1;
+  return std::atoll(line.c_str() + pos + key.size());
+}
+
+}  // namespace boxwatch::testing

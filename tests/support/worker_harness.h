@@ -1,0 +1,60 @@
+#pragma once
+// Runs `boxwatch worker` processes against the real broker for integration
+// tests: a fresh topic set (unique prefix), configs with their own state
+// directories, traffic production, and reading alerts and dead letters back.
+
+#include <map>
+#include <memory>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "operators/engine.h"
+#include "sim/traffic.h"
+#include "tests/support/child_process.h"
+#include "tests/support/test_broker.h"
+
+namespace boxwatch::testing {
+
+// What an alert says, for comparing runs: id, priority and fired indicator ids.
+using AlertDigest = std::map<std::string, std::string>;
+
+class WorkerHarness {
+ public:
+  // Creates the topic set with `partitions` partitions on the real broker.
+  static Result<std::unique_ptr<WorkerHarness>> Create(int partitions);
+  ~WorkerHarness();
+
+  const std::string& bootstrap() const { return bootstrap_; }
+  const std::string& prefix() const { return prefix_; }
+  std::string StateDir(const std::string& instance) const { return dir_ + "/state-" + instance; }
+
+  // Starts `boxwatch worker` as `instance`; waits for its "started" line.
+  Result<std::unique_ptr<Child>> StartWorker(const std::string& instance,
+                                              const std::map<std::string, std::string>& extra = {});
+  Status Produce(const std::vector<sim::TrafficRecord>& records);
+
+  // Alerts committed so far (read_committed, to the end).
+  Result<std::vector<v1::Alert>> Alerts();
+  Result<std::vector<pipeline::OwnedRecord>> DeadLetters();
+  // Waits until the committed alerts reach `count` and stay there for a second.
+  Result<std::vector<v1::Alert>> WaitForAlerts(size_t count, std::chrono::seconds timeout);
+
+ private:
+  std::unique_ptr<TestBroker> broker_;
+  std::string bootstrap_;
+  std::string prefix_;
+  std::string dir_;
+  int partitions_ = 0;
+};
+
+// The alerts a correct pipeline must produce for `traffic`: the risk engine
+// run offline over every record that is not expected to be dead-lettered.
+AlertDigest ExpectedAlerts(const sim::Traffic& traffic, const operators::Profile& profile);
+AlertDigest Digest(const std::vector<v1::Alert>& alerts);
+std::string Num(double v);
+// Parses a {"event":"stopped",...} line's numeric field.
+int64_t JsonField(const std::string& line, const std::string& name);
+int64_t NowMs();
+
+}  // namespace boxwatch::testing

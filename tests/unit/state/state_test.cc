@@ -1,0 +1,816 @@
+// StateStore on real RocksDB in a temporary directory, and the write-behind
+// cache over it.
+
+#include <fcntl.h>
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <spawn.h>
+#include <stdlib.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstdint>
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "boxwatch/v1/state.pb.h"
+#include "state/state_store.h"
+#include "state/write_behind_cache.h"
+
+extern char** environ;
+
+namespace boxwatch::state {
+namespace {
+
+using Writes = std::vector<PartitionStore::Write>;
+
+testing::AssertionResult IsOk(const Status& s) {
+  if (s.ok()) return testing::AssertionSuccess();
+  return testing::AssertionFailure() << s.ToString();
+}
+template <typename T>
+testing::AssertionResult IsOk(const Result<T>& r) {
+  return IsOk(r.status());
+}
+
+// The error code, or nullopt for success.
+std::optional<Errc> CodeOf(const Status& s) {
+  return s.ok() ? std::nullopt : std::optional<Errc>(s.code());
+}
+template <typename T>
+std::optional<Errc> CodeOf(const Result<T>& r) {
+  return CodeOf(r.status());
+}
+
+// A directory under /tmp made with mkdtemp, removed with everything in it.
+class TempDir {
+ public:
+  TempDir() {
+    std::string tmpl = "/tmp/boxwatch_state_test.XXXXXX";
+    if (::mkdtemp(tmpl.data()) == nullptr) {
+      ADD_FAILURE() << "mkdtemp failed: " << std::strerror(errno);
+    }
+    path_ = tmpl;
+  }
+  ~TempDir() {
+    std::error_code ec;
+    std::filesystem::remove_all(path_, ec);
+  }
+  TempDir(const TempDir&) = delete;
+  TempDir& operator=(const TempDir&) = delete;
+  const std::string& path() const { return path_; }
+
+ private:
+  std::string path_;
+};
+
+std::unique_ptr<StateStore> MustOpen(StoreOptions options) {
+  auto r = StateStore::Open(options);
+  if (!r.ok()) {
+    ADD_FAILURE() << "open " << options.path << ": " << r.status().ToString();
+    return nullptr;
+  }
+  return std::move(r).value();
+}
+
+PartitionStore* MustPartition(StateStore& store, int32_t partition) {
+  auto r = store.Partition(partition);
+  if (!r.ok()) {
+    ADD_FAILURE() << "partition " << partition << ": " << r.status().ToString();
+    return nullptr;
+  }
+  return *r;
+}
+
+std::optional<std::string> MustGet(const PartitionStore& p, std::string_view key) {
+  auto r = p.Get(key);
+  if (!r.ok()) {
+    ADD_FAILURE() << "get " << key << ": " << r.status().ToString();
+    return std::nullopt;
+  }
+  return *r;
+}
+
+std::map<std::string, std::string> Contents(const PartitionStore& p) {
+  std::map<std::string, std::string> out;
+  Status s = p.ForEach([&](std::string_view k, std::string_view v) {
+    out.emplace(k, v);
+    return true;
+  });
+  EXPECT_TRUE(IsOk(s));
+  return out;
+}
+
+// ------------------------------------------------------------- StateStore
+
+TEST(StateStore, CommitThenReopenReadsBackValuesCheckpointAndMeta) {
+  TempDir dir;
+  {
+    auto store = MustOpen({.path = dir.path()});
+    ASSERT_NE(store, nullptr);
+    PartitionStore* p = MustPartition(*store, 0);
+    ASSERT_NE(p, nullptr);
+    ASSERT_TRUE(IsOk(p->Commit({{"CSQU3054383", "state-a"}, {"MSKU9070323", "state-b"}}, 42,
+                               "meta-1")));
+    EXPECT_EQ(p->ChangelogCheckpoint(), 42);
+    EXPECT_EQ(p->TaskMeta(), "meta-1");
+  }
+  auto store = MustOpen({.path = dir.path()});
+  ASSERT_NE(store, nullptr);
+  PartitionStore* p = MustPartition(*store, 0);
+  ASSERT_NE(p, nullptr);
+  EXPECT_EQ(MustGet(*p, "CSQU3054383"), "state-a");
+  EXPECT_EQ(MustGet(*p, "MSKU9070323"), "state-b");
+  EXPECT_EQ(MustGet(*p, "TGHU4765314"), std::nullopt);
+  EXPECT_EQ(p->ChangelogCheckpoint(), 42);
+  EXPECT_EQ(p->TaskMeta(), "meta-1");
+}
+
+TEST(StateStore, NewPartitionHasNoCheckpointAndNoMeta) {
+  TempDir dir;
+  auto store = MustOpen({.path = dir.path()});
+  ASSERT_NE(store, nullptr);
+  PartitionStore* p = MustPartition(*store, 5);
+  ASSERT_NE(p, nullptr);
+  EXPECT_EQ(p->PartitionId(), 5);
+  EXPECT_EQ(p->ChangelogCheckpoint(), -1);
+  EXPECT_EQ(p->TaskMeta(), "");
+  EXPECT_TRUE(Contents(*p).empty());
+  EXPECT_EQ(p->ApproximateKeys(), 0u);
+}
+
+TEST(StateStore, OpenCreatesMissingParentDirectories) {
+  TempDir dir;
+  const std::string nested = dir.path() + "/a/b/state";
+  auto store = MustOpen({.path = nested});
+  ASSERT_NE(store, nullptr);
+  EXPECT_TRUE(std::filesystem::is_directory(nested));
+}
+
+TEST(StateStore, DeletesRemoveKeysAndSurviveReopen) {
+  TempDir dir;
+  {
+    auto store = MustOpen({.path = dir.path()});
+    ASSERT_NE(store, nullptr);
+    PartitionStore* p = MustPartition(*store, 0);
+    ASSERT_NE(p, nullptr);
+    ASSERT_TRUE(IsOk(p->Commit({{"a", "1"}, {"b", "2"}, {"c", "3"}}, 3, "")));
+    ASSERT_TRUE(IsOk(p->Commit({{"b", std::nullopt}, {"never-stored", std::nullopt}}, 5, "")));
+    EXPECT_EQ(MustGet(*p, "b"), std::nullopt);
+  }
+  auto store = MustOpen({.path = dir.path()});
+  ASSERT_NE(store, nullptr);
+  PartitionStore* p = MustPartition(*store, 0);
+  ASSERT_NE(p, nullptr);
+  EXPECT_EQ(Contents(*p), (std::map<std::string, std::string>{{"a", "1"}, {"c", "3"}}));
+  EXPECT_EQ(p->ChangelogCheckpoint(), 5);
+}
+
+TEST(StateStore, LaterWriteToTheSameKeyInOneBatchWins) {
+  TempDir dir;
+  auto store = MustOpen({.path = dir.path()});
+  ASSERT_NE(store, nullptr);
+  PartitionStore* p = MustPartition(*store, 0);
+  ASSERT_NE(p, nullptr);
+  ASSERT_TRUE(IsOk(p->Commit({{"k", "1"}, {"k", std::nullopt}, {"k", "3"}, {"j", "x"},
+                              {"j", std::nullopt}},
+                             1, "")));
+  EXPECT_EQ(MustGet(*p, "k"), "3");
+  EXPECT_EQ(MustGet(*p, "j"), std::nullopt);
+}
+
+TEST(StateStore, PartitionsAreIndependentAndSurviveReopen) {
+  TempDir dir;
+  {
+    auto store = MustOpen({.path = dir.path()});
+    ASSERT_NE(store, nullptr);
+    PartitionStore* p0 = MustPartition(*store, 0);
+    PartitionStore* p3 = MustPartition(*store, 3);
+    ASSERT_NE(p0, nullptr);
+    ASSERT_NE(p3, nullptr);
+    EXPECT_NE(p0, p3);
+    EXPECT_EQ(MustPartition(*store, 3), p3) << "Partition() returns the same store each time";
+    ASSERT_TRUE(IsOk(p0->Commit({{"same-key", "in-p0"}, {"only-p0", "x"}}, 10, "meta-p0")));
+    ASSERT_TRUE(IsOk(p3->Commit({{"same-key", "in-p3"}}, 700, "meta-p3")));
+    EXPECT_EQ(store->Partitions(), (std::vector<int32_t>{0, 3}));
+  }
+  auto store = MustOpen({.path = dir.path()});
+  ASSERT_NE(store, nullptr);
+  EXPECT_EQ(store->Partitions(), (std::vector<int32_t>{0, 3}));
+  PartitionStore* p0 = MustPartition(*store, 0);
+  PartitionStore* p3 = MustPartition(*store, 3);
+  ASSERT_NE(p0, nullptr);
+  ASSERT_NE(p3, nullptr);
+  EXPECT_EQ(Contents(*p0),
+            (std::map<std::string, std::string>{{"only-p0", "x"}, {"same-key", "in-p0"}}));
+  EXPECT_EQ(Contents(*p3), (std::map<std::string, std::string>{{"same-key", "in-p3"}}));
+  EXPECT_EQ(p0->ChangelogCheckpoint(), 10);
+  EXPECT_EQ(p3->ChangelogCheckpoint(), 700);
+  EXPECT_EQ(p0->TaskMeta(), "meta-p0");
+  EXPECT_EQ(p3->TaskMeta(), "meta-p3");
+}
+
+TEST(StateStore, DropPartitionRemovesItsDataAndCheckpointOnly) {
+  TempDir dir;
+  {
+    auto store = MustOpen({.path = dir.path()});
+    ASSERT_NE(store, nullptr);
+    PartitionStore* p1 = MustPartition(*store, 1);
+    PartitionStore* p2 = MustPartition(*store, 2);
+    ASSERT_NE(p1, nullptr);
+    ASSERT_NE(p2, nullptr);
+    ASSERT_TRUE(IsOk(p1->Commit({{"k", "v1"}}, 9, "m1")));
+    ASSERT_TRUE(IsOk(p2->Commit({{"k", "v2"}}, 4, "m2")));
+
+    ASSERT_TRUE(IsOk(store->DropPartition(1)));
+    EXPECT_EQ(store->Partitions(), (std::vector<int32_t>{2}));
+    EXPECT_TRUE(IsOk(store->DropPartition(1))) << "dropping a missing partition is not an error";
+
+    PartitionStore* again = MustPartition(*store, 1);
+    ASSERT_NE(again, nullptr);
+    EXPECT_EQ(again->ChangelogCheckpoint(), -1);
+    EXPECT_EQ(again->TaskMeta(), "");
+    EXPECT_EQ(MustGet(*again, "k"), std::nullopt);
+    ASSERT_TRUE(IsOk(store->DropPartition(1)));
+  }
+  auto store = MustOpen({.path = dir.path()});
+  ASSERT_NE(store, nullptr);
+  EXPECT_EQ(store->Partitions(), (std::vector<int32_t>{2}));
+  PartitionStore* p2 = MustPartition(*store, 2);
+  ASSERT_NE(p2, nullptr);
+  EXPECT_EQ(MustGet(*p2, "k"), "v2");
+  EXPECT_EQ(p2->ChangelogCheckpoint(), 4);
+}
+
+TEST(StateStore, ForEachVisitsUserKeysInOrderSkippingReservedKeysAndStopsOnFalse) {
+  TempDir dir;
+  auto store = MustOpen({.path = dir.path()});
+  ASSERT_NE(store, nullptr);
+  PartitionStore* p = MustPartition(*store, 0);
+  ASSERT_NE(p, nullptr);
+  ASSERT_TRUE(IsOk(p->Commit({{"c", "3"}, {"a", "1"}, {"\x01low", "0"}, {"b", "2"}}, 7, "meta")));
+
+  std::vector<std::string> keys;
+  ASSERT_TRUE(IsOk(p->ForEach([&](std::string_view k, std::string_view) {
+    keys.emplace_back(k);
+    return true;
+  })));
+  EXPECT_EQ(keys, (std::vector<std::string>{"\x01low", "a", "b", "c"}));
+
+  keys.clear();
+  ASSERT_TRUE(IsOk(p->ForEach([&](std::string_view k, std::string_view) {
+    keys.emplace_back(k);
+    return keys.size() < 2;
+  })));
+  EXPECT_EQ(keys, (std::vector<std::string>{"\x01low", "a"}));
+}
+
+TEST(StateStore, RejectsReservedEmptyKeysAndNegativeOffsetsWritingNothing) {
+  TempDir dir;
+  auto store = MustOpen({.path = dir.path()});
+  ASSERT_NE(store, nullptr);
+  PartitionStore* p = MustPartition(*store, 0);
+  ASSERT_NE(p, nullptr);
+  ASSERT_TRUE(IsOk(p->Commit({{"a", "before"}}, 1, "m")));
+
+  const std::string reserved("\0boxwatch.changelog_next_offset", 31);
+  Status s = p->Commit({{"a", "after"}, {reserved, "x"}}, 2, "m2");
+  ASSERT_FALSE(s.ok());
+  EXPECT_EQ(s.code(), Errc::kInvalidArgument);
+  EXPECT_NE(s.message().find("partition 0"), std::string::npos) << s.message();
+  EXPECT_NE(s.message().find("reserved"), std::string::npos) << s.message();
+
+  EXPECT_EQ(CodeOf(p->Commit({{"a", "after"}, {"", "x"}}, 2, "m2")), Errc::kInvalidArgument);
+  EXPECT_EQ(CodeOf(p->Commit({{"a", "after"}}, -5, "m2")), Errc::kInvalidArgument);
+
+  // Nothing of the rejected batches was written.
+  EXPECT_EQ(MustGet(*p, "a"), "before");
+  EXPECT_EQ(p->ChangelogCheckpoint(), 1);
+  EXPECT_EQ(p->TaskMeta(), "m");
+
+  EXPECT_EQ(CodeOf(p->Get(reserved)), Errc::kInvalidArgument);
+  EXPECT_EQ(CodeOf(store->Partition(-1)), Errc::kInvalidArgument);
+}
+
+TEST(StateStore, OpenReportsEveryInvalidOptionAtOnce) {
+  auto r = StateStore::Open({.path = "", .block_cache_bytes = 0, .max_write_buffers = 0});
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.error().code, Errc::kInvalidArgument);
+  for (const char* part : {"path is empty", "block_cache_bytes is 0", "max_write_buffers is 0"}) {
+    EXPECT_NE(r.error().message.find(part), std::string::npos) << r.error().message;
+  }
+}
+
+TEST(StateStore, SecondOpenOfALockedDirectoryIsAnIoErrorNamingThePath) {
+  TempDir dir;
+  auto first = MustOpen({.path = dir.path()});
+  ASSERT_NE(first, nullptr);
+  auto second = StateStore::Open({.path = dir.path()});
+  ASSERT_FALSE(second.ok());
+  EXPECT_EQ(second.error().code, Errc::kIo);
+  EXPECT_NE(second.error().message.find(dir.path()), std::string::npos) << second.error().message;
+  EXPECT_NE(second.error().message.find("another worker process"), std::string::npos)
+      << second.error().message;
+}
+
+TEST(StateStore, DirectoryThatCannotBeCreatedIsAnIoErrorNamingThePath) {
+  TempDir dir;
+  const std::string file = dir.path() + "/a-file";
+  std::FILE* f = std::fopen(file.c_str(), "w");
+  ASSERT_NE(f, nullptr);
+  std::fclose(f);
+  auto r = StateStore::Open({.path = file + "/state"});  // a path through a regular file
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.error().code, Errc::kIo);
+  EXPECT_NE(r.error().message.find(file + "/state"), std::string::npos) << r.error().message;
+}
+
+// The worker's commit protocol with a vector standing in for the changelog
+// topic: a crash between the transaction commit and the store Commit loses
+// the store batch, and restore replays exactly the changelog tail from
+// ChangelogCheckpoint().
+TEST(StateStore, RestoreReplaysTheChangelogTailBeyondTheCheckpoint) {
+  TempDir dir;
+  Writes changelog;  // offset = index
+  {
+    auto store = MustOpen({.path = dir.path()});
+    ASSERT_NE(store, nullptr);
+    PartitionStore* p = MustPartition(*store, 0);
+    ASSERT_NE(p, nullptr);
+    // Interval 1: both the changelog and the store get it.
+    Writes batch1 = {{"a", "1"}, {"b", "1"}};
+    changelog.insert(changelog.end(), batch1.begin(), batch1.end());
+    ASSERT_TRUE(IsOk(p->Commit(batch1, static_cast<int64_t>(changelog.size()), "")));
+    // Interval 2: the transaction commits, then the process dies before the
+    // store Commit.
+    Writes batch2 = {{"a", "2"}, {"b", std::nullopt}, {"c", "2"}};
+    changelog.insert(changelog.end(), batch2.begin(), batch2.end());
+  }
+  auto store = MustOpen({.path = dir.path()});
+  ASSERT_NE(store, nullptr);
+  PartitionStore* p = MustPartition(*store, 0);
+  ASSERT_NE(p, nullptr);
+  const int64_t from = p->ChangelogCheckpoint();
+  ASSERT_EQ(from, 2);
+  Writes tail(changelog.begin() + from, changelog.end());
+  ASSERT_TRUE(IsOk(p->Commit(tail, static_cast<int64_t>(changelog.size()), "")));
+  EXPECT_EQ(Contents(*p), (std::map<std::string, std::string>{{"a", "2"}, {"c", "2"}}));
+  EXPECT_EQ(p->ChangelogCheckpoint(), 5);
+}
+
+// Crash atomicity: a child process commits batches in a loop (batch n sets
+// every key to n and the checkpoint to n + 1) and is killed with SIGKILL while
+// doing so. After reopening, every key must hold checkpoint - 1, and nothing
+// the child saw committed may be lost.
+constexpr const char* kCrashChildDirEnv = "BOXWATCH_STATE_TEST_CRASH_DIR";
+constexpr int kCrashChildProgressFd = 3;
+constexpr int kCrashKeys = 100;
+
+std::string CrashKey(int i) {
+  char buf[16];
+  std::snprintf(buf, sizeof(buf), "key%03d", i);
+  return buf;
+}
+
+TEST(StateStoreCrashHelper, CommitsUntilKilled) {
+  const char* dir = std::getenv(kCrashChildDirEnv);
+  if (dir == nullptr) {
+    GTEST_SKIP() << "helper process of StateStore.CommitBatchIsAtomicAcrossAProcessKill; "
+                    "runs only when that test spawns it";
+  }
+  auto store = MustOpen({.path = dir, .write_buffer_bytes = 1 << 20});
+  ASSERT_NE(store, nullptr);
+  PartitionStore* p = MustPartition(*store, 0);
+  ASSERT_NE(p, nullptr);
+  const std::string padding(1000, 'x');
+  for (int64_t n = 0;; ++n) {
+    Writes writes;
+    for (int i = 0; i < kCrashKeys; ++i) writes.push_back({CrashKey(i), std::to_string(n) + padding});
+    ASSERT_TRUE(IsOk(p->Commit(writes, n + 1, "meta " + std::to_string(n))));
+    const std::string line = std::to_string(n + 1) + "\n";
+    if (::write(kCrashChildProgressFd, line.data(), line.size()) < 0) return;  // parent is gone
+  }
+}
+
+TEST(StateStore, CommitBatchIsAtomicAcrossAProcessKill) {
+  TempDir dir;
+  int pipe_fds[2];
+  ASSERT_EQ(::pipe(pipe_fds), 0);
+
+  std::vector<std::string> env_storage;
+  for (char** e = environ; *e != nullptr; ++e) env_storage.emplace_back(*e);
+  env_storage.push_back(std::string(kCrashChildDirEnv) + "=" + dir.path());
+  std::vector<char*> envp;
+  for (std::string& e : env_storage) envp.push_back(e.data());
+  envp.push_back(nullptr);
+  std::string arg0 = "state_test";
+  std::string arg1 = "--gtest_filter=StateStoreCrashHelper.CommitsUntilKilled";
+  char* argv[] = {arg0.data(), arg1.data(), nullptr};
+
+  posix_spawn_file_actions_t actions;
+  posix_spawn_file_actions_init(&actions);
+  posix_spawn_file_actions_adddup2(&actions, pipe_fds[1], kCrashChildProgressFd);
+  posix_spawn_file_actions_addclose(&actions, pipe_fds[0]);
+  posix_spawn_file_actions_addopen(&actions, STDOUT_FILENO, "/dev/null", O_WRONLY, 0);
+  pid_t child = 0;
+  const int spawned = ::posix_spawn(&child, "/proc/self/exe", &actions, nullptr, argv, envp.data());
+  posix_spawn_file_actions_destroy(&actions);
+  ::close(pipe_fds[1]);
+  ASSERT_EQ(spawned, 0) << std::strerror(spawned);
+
+  // Wait (on the pipe, no sleeping) until the child has committed enough
+  // batches for its memtables to have been flushed a few times, then kill it
+  // mid-loop.
+  constexpr int64_t kKillAfter = 300;
+  int64_t last_reported = 0;
+  {
+    FILE* progress = ::fdopen(pipe_fds[0], "r");
+    ASSERT_NE(progress, nullptr);
+    long long n = 0;
+    while (last_reported < kKillAfter && std::fscanf(progress, "%lld", &n) == 1) last_reported = n;
+    ::kill(child, SIGKILL);
+    std::fclose(progress);
+  }
+  int wstatus = 0;
+  ASSERT_EQ(::waitpid(child, &wstatus, 0), child);
+  ASSERT_TRUE(WIFSIGNALED(wstatus)) << "the child ended by itself (status " << wstatus
+                                    << ") after reporting " << last_reported << " commits";
+  ASSERT_GE(last_reported, kKillAfter);
+
+  auto store = MustOpen({.path = dir.path()});
+  ASSERT_NE(store, nullptr);
+  PartitionStore* p = MustPartition(*store, 0);
+  ASSERT_NE(p, nullptr);
+  const int64_t checkpoint = p->ChangelogCheckpoint();
+  EXPECT_GE(checkpoint, last_reported) << "a process crash lost an acknowledged commit";
+  const std::string expected = std::to_string(checkpoint - 1);
+  EXPECT_EQ(p->TaskMeta(), "meta " + expected);
+  int keys = 0;
+  ASSERT_TRUE(IsOk(p->ForEach([&](std::string_view key, std::string_view value) {
+    ++keys;
+    EXPECT_EQ(value.substr(0, value.find('x')), expected) << "key " << key;
+    return true;
+  })));
+  EXPECT_EQ(keys, kCrashKeys);
+}
+
+// The memory bound: the shared block cache holds data, index and filter
+// blocks, and stays within its budget while the working set is far larger.
+TEST(StateStore, BlockCacheUsageStaysWithinItsBudgetAfterWritingAndReading50kKeys) {
+  TempDir dir;
+  constexpr size_t kBudget = 1 << 20;  // 1 MiB
+  auto store = MustOpen(
+      {.path = dir.path(), .block_cache_bytes = kBudget, .write_buffer_bytes = 512 << 10});
+  ASSERT_NE(store, nullptr);
+  PartitionStore* p = MustPartition(*store, 0);
+  ASSERT_NE(p, nullptr);
+
+  constexpr int kKeys = 50'000;
+  auto key = [](int i) {
+    char buf[32];
+    std::snprintf(buf, sizeof(buf), "CSQU%07d", i);
+    return std::string(buf);
+  };
+  // Incompressible values (splitmix64 of the index), so the data on disk is
+  // really about 7 MB.
+  auto value = [](int i) {
+    std::string out = std::to_string(i) + ":";
+    uint64_t x = static_cast<uint64_t>(i) + 1;
+    while (out.size() < 130) {
+      x += 0x9e3779b97f4a7c15;
+      uint64_t z = x;
+      z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9;
+      z = (z ^ (z >> 27)) * 0x94d049bb133111eb;
+      z ^= z >> 31;
+      for (int b = 0; b < 8; ++b) out.push_back(static_cast<char>('!' + (z >> (8 * b)) % 94));
+    }
+    return out;
+  };
+  for (int start = 0; start < kKeys; start += 1000) {
+    Writes batch;
+    for (int i = start; i < start + 1000; ++i) batch.push_back({key(i), value(i)});
+    ASSERT_TRUE(IsOk(p->Commit(batch, start + 1000, "")));
+  }
+  ASSERT_TRUE(IsOk(store->Flush()));  // reads below go through SST files and the cache
+
+  int mismatches = 0;
+  for (int i = 0; i < kKeys; ++i) {
+    if (MustGet(*p, key(i)) != value(i)) ++mismatches;
+  }
+  EXPECT_EQ(mismatches, 0);
+
+  const uint64_t usage = store->BlockCacheUsageBytes();
+  EXPECT_LE(usage, kBudget);
+  // The data (about 7 MB) is far larger than the budget, so a working cache
+  // is nearly full; this keeps the bound above from passing vacuously.
+  EXPECT_GT(usage, kBudget / 2);
+  EXPECT_GT(store->ApproximateSizeBytes(), uint64_t{kKeys} * 100);
+  EXPECT_NEAR(static_cast<double>(p->ApproximateKeys()), kKeys, kKeys * 0.1);
+}
+
+struct ColumnFamilyNameCase {
+  const char* name;
+  const char* input;
+  std::optional<int32_t> partition;
+};
+
+class PartitionColumnFamilyNames : public testing::TestWithParam<ColumnFamilyNameCase> {};
+
+TEST_P(PartitionColumnFamilyNames, ParsesOnlyCanonicalPartitionNames) {
+  const ColumnFamilyNameCase& c = GetParam();
+  EXPECT_EQ(ParsePartitionColumnFamilyName(c.input), c.partition);
+  if (c.partition) {
+    EXPECT_EQ(PartitionColumnFamilyName(*c.partition), c.input);
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Names, PartitionColumnFamilyNames,
+    testing::Values(ColumnFamilyNameCase{"Zero", "p0", 0}, ColumnFamilyNameCase{"Twelve", "p12", 12},
+                    ColumnFamilyNameCase{"Int32Max", "p2147483647", 2147483647},
+                    ColumnFamilyNameCase{"Overflow", "p2147483648", std::nullopt},
+                    ColumnFamilyNameCase{"LeadingZero", "p01", std::nullopt},
+                    ColumnFamilyNameCase{"Negative", "p-1", std::nullopt},
+                    ColumnFamilyNameCase{"NoDigits", "p", std::nullopt},
+                    ColumnFamilyNameCase{"TrailingText", "p1x", std::nullopt},
+                    ColumnFamilyNameCase{"Default", "default", std::nullopt}),
+    [](const auto& info) { return info.param.name; });
+
+// -------------------------------------------------------- WriteBehindCache
+
+// A value type with the protobuf-like interface the cache needs. Its encoding
+// has a "v:" prefix so that other bytes fail to decode.
+struct TextValue {
+  std::string text;
+  bool fail_serialize = false;
+
+  bool ParseFromString(const std::string& bytes) {
+    if (bytes.rfind("v:", 0) != 0) return false;
+    text = bytes.substr(2);
+    return true;
+  }
+  bool SerializeToString(std::string* out) const {
+    if (fail_serialize) return false;
+    *out = "v:" + text;
+    return true;
+  }
+};
+
+using Cache = WriteBehindCache<TextValue>;
+
+class WriteBehindCacheTest : public testing::Test {
+ protected:
+  void SetUp() override {
+    store_ = MustOpen({.path = dir_.path()});
+    ASSERT_NE(store_, nullptr);
+    partition_ = MustPartition(*store_, 0);
+    ASSERT_NE(partition_, nullptr);
+  }
+
+  // Stores key → "v:<text>" directly, as an earlier commit would have.
+  void Seed(const std::map<std::string, std::string>& values) {
+    Writes writes;
+    for (const auto& [k, v] : values) writes.push_back({k, "v:" + v});
+    ASSERT_TRUE(IsOk(partition_->Commit(writes, ++offset_, "")));
+  }
+
+  static std::string TextOf(Result<TextValue*> r) {
+    if (!r.ok()) return "<error " + r.status().ToString() + ">";
+    return *r == nullptr ? "<none>" : (*r)->text;
+  }
+
+  static std::vector<std::string> Keys(const Writes& writes) {
+    std::vector<std::string> keys;
+    for (const auto& w : writes) keys.push_back(w.key);
+    return keys;
+  }
+
+  TempDir dir_;
+  std::unique_ptr<StateStore> store_;
+  PartitionStore* partition_ = nullptr;
+  int64_t offset_ = 0;
+};
+
+TEST_F(WriteBehindCacheTest, GetMissLoadsFromTheStoreOnceAndCachesTheValueClean) {
+  Seed({{"k", "stored"}});
+  Cache cache(partition_);
+  EXPECT_EQ(TextOf(cache.Get("k")), "stored");
+  EXPECT_EQ(cache.GetStats().loads, 1u);
+  EXPECT_TRUE(cache.Contains("k"));
+  EXPECT_FALSE(cache.IsDirty("k"));
+
+  EXPECT_EQ(TextOf(cache.Get("k")), "stored");
+  EXPECT_EQ(cache.GetStats().loads, 1u) << "the second Get is a hit";
+  EXPECT_EQ(cache.GetStats().hits, 1u);
+
+  EXPECT_EQ(TextOf(cache.Get("absent")), "<none>");
+  EXPECT_FALSE(cache.Contains("absent")) << "absence of a stored value is not cached";
+
+  auto taken = cache.TakeDirty();
+  ASSERT_TRUE(IsOk(taken));
+  EXPECT_TRUE(taken->empty()) << "loading does not make an entry dirty";
+}
+
+TEST_F(WriteBehindCacheTest, TakeDirtyReturnsChangedEntriesOnceInKeyOrderAndMarksThemClean) {
+  Seed({{"c", "old"}, {"d", "untouched"}});
+  Cache cache(partition_);
+  cache.Put("b", TextValue{"new-b"});
+  cache.Put("a", TextValue{"new-a"});
+  auto c = cache.Get("c");
+  ASSERT_TRUE(IsOk(c));
+  (*c)->text = "changed-c";
+  ASSERT_TRUE(IsOk(cache.MarkDirty("c")));
+  ASSERT_EQ(TextOf(cache.Get("d")), "untouched");
+  EXPECT_EQ(cache.DirtyCount(), 3u);
+
+  auto taken = cache.TakeDirty();
+  ASSERT_TRUE(IsOk(taken));
+  ASSERT_EQ(Keys(*taken), (std::vector<std::string>{"a", "b", "c"}));
+  EXPECT_EQ((*taken)[0].value, "v:new-a");
+  EXPECT_EQ((*taken)[1].value, "v:new-b");
+  EXPECT_EQ((*taken)[2].value, "v:changed-c");
+  EXPECT_EQ(cache.DirtyCount(), 0u);
+  EXPECT_FALSE(cache.IsDirty("a"));
+
+  auto again = cache.TakeDirty();
+  ASSERT_TRUE(IsOk(again));
+  EXPECT_TRUE(again->empty());
+
+  // The taken writes are what the caller commits.
+  ASSERT_TRUE(IsOk(partition_->Commit(*taken, ++offset_, "")));
+  EXPECT_EQ(MustGet(*partition_, "c"), "v:changed-c");
+}
+
+TEST_F(WriteBehindCacheTest, ManyChangesToOneKeyInAnIntervalYieldOneWrite) {
+  Cache cache(partition_);
+  TextValue* v = cache.Put("CSQU3054383", TextValue{"0"});
+  for (int i = 1; i <= 50; ++i) {
+    v->text = std::to_string(i);
+    ASSERT_TRUE(IsOk(cache.MarkDirty("CSQU3054383")));
+  }
+  auto taken = cache.TakeDirty();
+  ASSERT_TRUE(IsOk(taken));
+  ASSERT_EQ(taken->size(), 1u);
+  EXPECT_EQ(taken->front().value, "v:50");
+}
+
+TEST_F(WriteBehindCacheTest, EraseIsATombstoneThatHidesTheStoredValueWithoutReloading) {
+  Seed({{"k", "stored"}});
+  Cache cache(partition_);
+  cache.Erase("k");
+  EXPECT_EQ(TextOf(cache.Get("k")), "<none>");
+  EXPECT_EQ(cache.GetStats().loads, 0u) << "a tombstone is never reloaded from the store";
+  EXPECT_TRUE(cache.IsDirty("k"));
+
+  auto taken = cache.TakeDirty();
+  ASSERT_TRUE(IsOk(taken));
+  ASSERT_EQ(taken->size(), 1u);
+  EXPECT_EQ(taken->front().key, "k");
+  EXPECT_EQ(taken->front().value, std::nullopt) << "a delete";
+
+  // Until the store Commit the store still holds the old value; the cache
+  // keeps answering "none".
+  EXPECT_EQ(TextOf(cache.Get("k")), "<none>");
+  EXPECT_EQ(cache.GetStats().loads, 0u);
+  ASSERT_TRUE(IsOk(partition_->Commit(*taken, ++offset_, "")));
+  EXPECT_EQ(MustGet(*partition_, "k"), std::nullopt);
+
+  // A tombstone followed by a Put is a put again.
+  cache.Put("k", TextValue{"reborn"});
+  taken = cache.TakeDirty();
+  ASSERT_TRUE(IsOk(taken));
+  ASSERT_EQ(taken->size(), 1u);
+  EXPECT_EQ(taken->front().value, "v:reborn");
+}
+
+TEST_F(WriteBehindCacheTest, MarkDirtyOfAKeyWithNoCachedValueIsNotFound) {
+  Cache cache(partition_);
+  Status s = cache.MarkDirty("never-loaded");
+  ASSERT_FALSE(s.ok());
+  EXPECT_EQ(s.code(), Errc::kNotFound);
+  cache.Erase("gone");
+  EXPECT_EQ(CodeOf(cache.MarkDirty("gone")), Errc::kNotFound);
+}
+
+TEST_F(WriteBehindCacheTest, EvictsLeastRecentlyUsedCleanEntriesBeyondMaxEntries) {
+  Seed({{"k1", "1"}, {"k2", "2"}, {"k3", "3"}, {"k4", "4"}, {"k5", "5"}});
+  Cache cache(partition_, /*max_entries=*/3);
+  for (std::string k : {"k1", "k2", "k3", "k4", "k5"}) ASSERT_EQ(TextOf(cache.Get(k)), k.substr(1));
+  ASSERT_EQ(TextOf(cache.Get("k2")), "2");  // k2 becomes the most recently used
+  EXPECT_EQ(cache.Size(), 5u) << "nothing is evicted between TakeDirty calls";
+
+  ASSERT_TRUE(IsOk(cache.TakeDirty()));
+  EXPECT_EQ(cache.Size(), 3u);
+  EXPECT_EQ(cache.GetStats().evictions, 2u);
+  EXPECT_FALSE(cache.Contains("k1"));
+  EXPECT_FALSE(cache.Contains("k3"));
+  EXPECT_TRUE(cache.Contains("k2"));
+  EXPECT_TRUE(cache.Contains("k4"));
+  EXPECT_TRUE(cache.Contains("k5"));
+
+  // An evicted entry is loaded again on demand.
+  EXPECT_EQ(TextOf(cache.Get("k1")), "1");
+  EXPECT_EQ(cache.GetStats().loads, 6u);
+}
+
+TEST_F(WriteBehindCacheTest, NeverEvictsDirtyEntriesNorTheOnesJustTaken) {
+  Seed({{"old", "stored"}, {"c1", "1"}, {"c2", "2"}});
+  Cache cache(partition_, /*max_entries=*/1);
+  cache.Put("d1", TextValue{"x"});  // the least recently used of all
+  ASSERT_EQ(TextOf(cache.Get("c1")), "1");
+  ASSERT_EQ(TextOf(cache.Get("c2")), "2");
+  cache.Put("old", TextValue{"new"});  // dirty over a stored value
+  cache.Put("d2", TextValue{"y"});
+
+  auto taken = cache.TakeDirty();
+  ASSERT_TRUE(IsOk(taken));
+  EXPECT_EQ(Keys(*taken), (std::vector<std::string>{"d1", "d2", "old"}));
+  // The clean entries went; the three just taken stay although max_entries is 1.
+  EXPECT_FALSE(cache.Contains("c1"));
+  EXPECT_FALSE(cache.Contains("c2"));
+  EXPECT_EQ(cache.Size(), 3u);
+
+  // Before the store Commit, a Get must not read the stale stored value.
+  EXPECT_EQ(TextOf(cache.Get("old")), "new");
+  const uint64_t loads = cache.GetStats().loads;
+  ASSERT_TRUE(IsOk(partition_->Commit(*taken, ++offset_, "")));
+
+  // The next TakeDirty may evict them, now clean and committed, down to the
+  // most recently used one.
+  ASSERT_TRUE(IsOk(cache.TakeDirty()));
+  EXPECT_EQ(cache.Size(), 1u);
+  EXPECT_TRUE(cache.Contains("old"));
+  EXPECT_EQ(TextOf(cache.Get("d1")), "x") << "reloaded from the committed store";
+  EXPECT_EQ(cache.GetStats().loads, loads + 1);
+}
+
+TEST_F(WriteBehindCacheTest, UndecodableStoredValueIsFatalAndNamesTheKey) {
+  ASSERT_TRUE(IsOk(partition_->Commit({{"bad", "not-a-text-value"}}, ++offset_, "")));
+  Cache cache(partition_);
+  auto r = cache.Get("bad");
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.error().code, Errc::kFatal);
+  EXPECT_NE(r.error().message.find("\"bad\""), std::string::npos) << r.error().message;
+  EXPECT_NE(r.error().message.find("partition 0"), std::string::npos) << r.error().message;
+  EXPECT_FALSE(cache.Contains("bad"));
+}
+
+TEST_F(WriteBehindCacheTest, SerializeFailureTakesNothing) {
+  Cache cache(partition_);
+  cache.Put("good", TextValue{"g"});
+  cache.Put("broken", TextValue{"b", /*fail_serialize=*/true});
+  auto r = cache.TakeDirty();
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.error().code, Errc::kFatal);
+  EXPECT_EQ(cache.DirtyCount(), 2u) << "both entries are still dirty";
+}
+
+TEST_F(WriteBehindCacheTest, ClearDropsDirtyEntriesSoGetReadsTheStoreAgain) {
+  Seed({{"k", "committed"}});
+  Cache cache(partition_);
+  auto k = cache.Get("k");
+  ASSERT_TRUE(IsOk(k));
+  (*k)->text = "uncommitted";
+  ASSERT_TRUE(IsOk(cache.MarkDirty("k")));
+  cache.Put("new", TextValue{"uncommitted"});
+
+  cache.Clear();  // the transaction aborted
+  EXPECT_EQ(cache.Size(), 0u);
+  EXPECT_EQ(cache.DirtyCount(), 0u);
+  EXPECT_EQ(TextOf(cache.Get("k")), "committed");
+  EXPECT_EQ(TextOf(cache.Get("new")), "<none>");
+}
+
+TEST_F(WriteBehindCacheTest, ContainerStateRoundTripsThroughCommitAndReopen) {
+  v1::ContainerState state;
+  state.set_container_number("CSQU3054383");
+  state.set_first_event_ms(1'764'000'000'000);
+  state.mutable_gps()->set_points_seen(50);
+  {
+    WriteBehindCache<v1::ContainerState> cache(partition_);
+    cache.Put(state.container_number(), state);
+    auto taken = cache.TakeDirty();
+    ASSERT_TRUE(IsOk(taken));
+    ASSERT_TRUE(IsOk(partition_->Commit(*taken, 17, "task-meta")));
+  }
+  store_.reset();
+  store_ = MustOpen({.path = dir_.path()});
+  ASSERT_NE(store_, nullptr);
+  partition_ = MustPartition(*store_, 0);
+  ASSERT_NE(partition_, nullptr);
+  EXPECT_EQ(partition_->ChangelogCheckpoint(), 17);
+
+  WriteBehindCache<v1::ContainerState> cache(partition_);
+  auto loaded = cache.Get("CSQU3054383");
+  ASSERT_TRUE(IsOk(loaded));
+  ASSERT_NE(*loaded, nullptr);
+  EXPECT_EQ((*loaded)->SerializeAsString(), state.SerializeAsString());
+}
+
+}  // namespace
+}  // namespace boxwatch::state
