@@ -119,7 +119,6 @@ std::optional<std::string_view> OwnedRecord::header(std::string_view name) const
 Result<std::unique_ptr<KafkaConsumer>> KafkaConsumer::Create(const Options& options) {
   std::unique_ptr<KafkaConsumer> c(new KafkaConsumer());
   c->listener_ = options.listener;
-  c->co_partitioned_ = options.co_partitioned_topics;
   KafkaProperties props = {
       {"bootstrap.servers", options.bootstrap},
       {"group.id", options.group_id},
@@ -155,34 +154,17 @@ void KafkaConsumer::RebalanceCallback(rd_kafka_t*, rd_kafka_resp_err_t err,
   static_cast<KafkaConsumer*>(opaque)->OnRebalance(err, parts);
 }
 
-std::vector<TopicPartition> KafkaConsumer::Expand(const std::vector<TopicPartition>& parts) const {
-  std::vector<TopicPartition> out = parts;
-  for (const auto& tp : parts) {
-    for (const auto& t : co_partitioned_) {
-      if (t != tp.topic) out.push_back({t, tp.partition});
-    }
-  }
-  std::sort(out.begin(), out.end());
-  out.erase(std::unique(out.begin(), out.end()), out.end());
-  return out;
-}
-
 void KafkaConsumer::OnRebalance(rd_kafka_resp_err_t err, rd_kafka_topic_partition_list_t* parts) {
   ++rebalances_;
-  const std::vector<TopicPartition> changed = Expand(FromList(parts));
-  PartitionList list = NewList(changed.size());
-  for (const auto& tp : changed) {
-    rd_kafka_topic_partition_list_add(list.get(), tp.topic.c_str(), tp.partition)->offset =
-        RD_KAFKA_OFFSET_INVALID;  // start from the group's committed offset
-  }
+  const std::vector<TopicPartition> changed = FromList(parts);
   const bool coop = cooperative();
   if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
     if (listener_ != nullptr) listener_->OnAssigned(changed);
     if (coop) {
-      if (rd_kafka_error_t* e = rd_kafka_incremental_assign(rk_.get(), list.get())) {
+      if (rd_kafka_error_t* e = rd_kafka_incremental_assign(rk_.get(), parts)) {
         rebalance_error_ = FromKafkaError(e, "incremental assign");
       }
-    } else if (rd_kafka_resp_err_t e = rd_kafka_assign(rk_.get(), list.get())) {
+    } else if (rd_kafka_resp_err_t e = rd_kafka_assign(rk_.get(), parts)) {
       rebalance_error_ = FromKafkaResp(e, "assign");
     }
     return;
@@ -196,7 +178,7 @@ void KafkaConsumer::OnRebalance(rd_kafka_resp_err_t err, rd_kafka_topic_partitio
     }
   }
   if (coop) {
-    if (rd_kafka_error_t* e = rd_kafka_incremental_unassign(rk_.get(), list.get())) {
+    if (rd_kafka_error_t* e = rd_kafka_incremental_unassign(rk_.get(), parts)) {
       rebalance_error_ = FromKafkaError(e, "incremental unassign");
     }
   } else if (rd_kafka_resp_err_t e = rd_kafka_assign(rk_.get(), nullptr)) {

@@ -122,11 +122,6 @@ class KafkaConsumer {
     int session_timeout_ms = 10000;  // ms; broker enforces 6000..300000 by default
     KafkaProperties extra;
     RebalanceListener* listener = nullptr;  // not owned; may be null
-    // Co-partitioning: when the group assigns partition p of a subscribed
-    // topic, partition p of each of these topics is assigned with it (and
-    // revoked with it). Subscribe to one driver topic and list the others
-    // here, so that one consumer always owns partition p of all of them.
-    std::vector<std::string> co_partitioned_topics;
   };
 
   static Result<std::unique_ptr<KafkaConsumer>> Create(const Options& options);
@@ -167,10 +162,7 @@ class KafkaConsumer {
   void OnRebalance(rd_kafka_resp_err_t err, rd_kafka_topic_partition_list_t* parts);
 
   KafkaHandle rk_;
-  std::vector<TopicPartition> Expand(const std::vector<TopicPartition>& parts) const;
-
   RebalanceListener* listener_ = nullptr;
-  std::vector<std::string> co_partitioned_;
   uint64_t rebalances_ = 0;
   bool closed_ = false;
   std::optional<Error> rebalance_error_;

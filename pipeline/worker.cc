@@ -35,6 +35,7 @@ struct Worker::Task {
   std::unique_ptr<state::WriteBehindCache<v1::ContainerState>> cache;
   std::deque<Message> buffers[kInputs];
   int64_t next_offset[kInputs] = {-1, -1, -1, -1};  // last processed + 1
+  int64_t fetched[kInputs] = {0, 0, 0, 0};  // next offset the consumer will deliver per input
   // Task metadata, persisted with every commit (RocksDB and changelog):
   int64_t max_event_ms = 0;    // latest event time joined
   int64_t floor_ms = 0;        // events older than this are late (raised by idle flushes)
@@ -138,20 +139,29 @@ Status Worker::Init() {
   BW_LOG(kInfo, kLog) << "profile " << profile_.name << " " << profile_.version << "; " << partitions_
                       << " partitions";
 
-  // 5. The group: subscribe to manifests; the other inputs follow partition by partition.
-  auto consumer = KafkaConsumer::Create(
-      {.bootstrap = config_.bootstrap,
-       .group_id = config_.group_id,
-       .group_instance_id = config_.instance_id,
-       .read_committed = true,
-       .extra = extra,
-       .listener = this,
-       .co_partitioned_topics = {names_.Name(TopicRole::kScans), names_.Name(TopicRole::kGps),
-                                 names_.Name(TopicRole::kOutcomes)}});
+  if (Status s = NewProducer(); !s.ok()) return s;
+  return NewConsumer();
+}
+
+// The group. The range assignor gives every member the same partition
+// numbers of every input topic (they share one partition count), which is
+// what a task needs; librdkafka's cooperative-sticky assignor balances
+// partitions topic by topic and would split partition p of the inputs
+// between members. Static membership keeps restarts free of rebalances.
+Status Worker::NewConsumer() {
+  KafkaProperties extra(config_.kafka.begin(), config_.kafka.end());
+  auto consumer = KafkaConsumer::Create({.bootstrap = config_.bootstrap,
+                                         .group_id = config_.group_id,
+                                         .group_instance_id = config_.instance_id,
+                                         .read_committed = true,
+                                         .assignment_strategy = "range",
+                                         .extra = extra,
+                                         .listener = this});
   if (!consumer.ok()) return consumer.error();
   consumer_ = std::move(consumer).value();
-  if (Status s = NewProducer(); !s.ok()) return s;
-  return consumer_->Subscribe({names_.Name(TopicRole::kManifests)});
+  std::vector<std::string> inputs;
+  for (TopicRole r : kInputTopicRoles) inputs.push_back(names_.Name(r));
+  return consumer_->Subscribe(inputs);
 }
 
 Status Worker::NewProducer() {
@@ -176,9 +186,17 @@ std::vector<int32_t> Worker::ActiveTasks() const {
 // ------------------------------------------------------------ rebalancing
 
 void Worker::OnAssigned(const std::vector<TopicPartition>& partitions) {
+  std::map<int32_t, int> inputs_of;
+  for (const auto& tp : partitions) ++inputs_of[tp.partition];
   std::set<int32_t> added;
-  for (const auto& tp : partitions) {
-    if (tp.topic == names_.Name(TopicRole::kManifests)) added.insert(tp.partition);
+  for (const auto& [p, n] : inputs_of) {
+    if (n == kInputs) {
+      added.insert(p);
+    } else {
+      pending_error_ = Error{Errc::kFatal, "partition " + std::to_string(p) + " arrived with " + std::to_string(n) +
+                                               " of the 4 input topics: the assignment is not co-partitioned"};
+      return;
+    }
   }
   for (int32_t p : added) {
     auto task = std::make_unique<Task>();
@@ -189,6 +207,14 @@ void Worker::OnAssigned(const std::vector<TopicPartition>& partitions) {
       return;
     }
     task->store = *store;
+    std::vector<TopicPartition> inputs;
+    for (TopicRole r : kInputTopicRoles) inputs.push_back({names_.Name(r), p});
+    auto committed = consumer_->Committed(inputs, 30s);
+    if (!committed.ok()) {
+      pending_error_ = committed.error();
+      return;
+    }
+    for (int i = 0; i < kInputs; ++i) task->fetched[i] = std::max<int64_t>(0, (*committed)[i].offset);
     Status s = RestoreTask(*task);
     if (!s.ok()) {
       pending_error_ = s.error();
@@ -201,7 +227,11 @@ void Worker::OnAssigned(const std::vector<TopicPartition>& partitions) {
 
 void Worker::OnRevoked(const std::vector<TopicPartition>& partitions) {
   // Finish the open transaction so the partitions leave with their work committed.
-  if (Status s = CommitCycle(); !s.ok()) pending_error_ = s.error();
+  if (rebuilding_) {
+    DropTasks({});
+  } else if (Status s = CommitCycle(); !s.ok()) {
+    pending_error_ = s.error();
+  }
   std::set<int32_t> gone;
   for (const auto& tp : partitions) gone.insert(tp.partition);
   DropTasks(gone);
@@ -291,21 +321,21 @@ void Worker::Route(Message message) {
     if (message.topic() == names_.Name(kInputTopicRoles[i])) index = i;
   }
   auto it = tasks_.find(message.partition());
-  if (index < 0 || it == tasks_.end()) return;  // revoked meanwhile: it will be read again by its owner
+  if (index < 0 || it == tasks_.end()) {
+    // Never expected: dropping it would lose it, so rebuild from the committed offsets.
+    pending_error_ = Error{Errc::kAbortable, "record from " + std::string(message.topic()) + "[" +
+                                                 std::to_string(message.partition()) + "] has no task"};
+    return;
+  }
+  it->second->fetched[index] = message.offset() + 1;
   it->second->buffers[index].push_back(std::move(message));
 }
 
-bool Worker::UnreadOnBroker(const std::string& topic, int32_t partition) const {
+bool Worker::UnreadOnBroker(const std::string& topic, int32_t partition, int64_t fetched) const {
   int64_t lo = 0, hi = 0;
   rd_kafka_get_watermark_offsets(consumer_->handle(), topic.c_str(), partition, &lo, &hi);
-  rd_kafka_topic_partition_list_t* list = rd_kafka_topic_partition_list_new(1);
-  rd_kafka_topic_partition_list_add(list, topic.c_str(), partition);
-  rd_kafka_position(consumer_->handle(), list);
-  const int64_t position = list->elems[0].offset;
-  rd_kafka_topic_partition_list_destroy(list);
-  if (hi < 0) return true;                // not fetched yet: unknown, so assume there is more
-  if (position < 0) return hi > lo;       // nothing consumed yet in this session
-  return position < hi;
+  if (hi < 0) return true;  // no fetch response yet: unknown, so assume there is more
+  return std::max(fetched, lo) < hi;
 }
 
 Status Worker::Drain() {
@@ -325,16 +355,16 @@ Status Worker::Drain() {
       for (int i = 0; i < kInputs; ++i) {
         if (!task.buffers[i].empty()) {
           caught_up = false;
-        } else if (UnreadOnBroker(names_.Name(kInputTopicRoles[i]), p)) {
+        } else if (UnreadOnBroker(names_.Name(kInputTopicRoles[i]), p, task.fetched[i])) {
           blocked = true;
           caught_up = false;
         }
       }
       if (best < 0) {
         // Nothing buffered. When caught up for a while, evaluate everything held back.
-        if (caught_up && !task.pending_keys.empty()) {
+        if (caught_up && !task.pending_keys.empty() && config_.idle_flush_ms > 0) {
           if (task.idle_since_ms == 0) task.idle_since_ms = now;
-          if (now - task.idle_since_ms >= config_.idle_wait_ms * 4) {
+          if (now - task.idle_since_ms >= config_.idle_flush_ms) {
             task.floor_ms = std::max(task.floor_ms, task.max_event_ms + 1);
             task.idle_since_ms = 0;
           }
@@ -595,28 +625,18 @@ Status Worker::Recover(const Error& error) {
     }
   }
   in_transaction_ = false;
-  // Rebuild every task from its committed state and rewind its inputs to the committed offsets.
-  std::vector<TopicPartition> assigned = consumer_->Assignment();
-  std::set<int32_t> parts;
-  for (const auto& [p, t] : tasks_) parts.insert(p);
-  DropTasks(parts);
-  auto committed = consumer_->Committed(assigned, 30s);
-  if (!committed.ok()) return committed.error();
-  for (const auto& c : *committed) {
-    const int64_t to = c.offset >= 0 ? c.offset : RD_KAFKA_OFFSET_BEGINNING;
-    if (Status s = consumer_->Seek({c.topic, c.partition, to}, 10s); !s.ok()) return s;
-  }
-  std::vector<TopicPartition> manifests;
-  for (const auto& tp : assigned) {
-    if (tp.topic == names_.Name(TopicRole::kManifests)) manifests.push_back(tp);
-  }
-  OnAssigned(manifests);
-  if (pending_error_) {
-    Error e = std::move(*pending_error_);
-    pending_error_.reset();
-    return e;
-  }
-  return Status::Ok();
+  // Start over from what is committed: drop every task and its buffers, and
+  // rejoin with a new consumer (the same static member id, so the group
+  // hands back the same partitions, read from the committed offsets).
+  rebuilding_ = true;
+  std::set<int32_t> all;
+  for (const auto& [p, t] : tasks_) all.insert(p);
+  DropTasks(all);
+  if (consumer_) consumer_->Close().PermitUnchecked();
+  consumer_.reset();
+  rebuilding_ = false;
+  pending_error_.reset();
+  return NewConsumer();
 }
 
 Status Worker::Run(const std::atomic<bool>& stop) {

@@ -60,6 +60,7 @@ class Worker : public RebalanceListener {
 
   Status Init();
   Status NewProducer();
+  Status NewConsumer();
   Status RestoreTask(Task& task);
   void Route(Message message);
   // Processes buffered records in merged timestamp order while allowed.
@@ -71,7 +72,8 @@ class Worker : public RebalanceListener {
   void DropTasks(const std::set<int32_t>& partitions);
   Status ProduceDeadLetter(Task& task, const Message& m, const char* reason, const std::string& detail);
   void PollControlTopics();
-  bool UnreadOnBroker(const std::string& topic, int32_t partition) const;
+  // True while the broker holds records of topic[partition] at or after `fetched`.
+  bool UnreadOnBroker(const std::string& topic, int32_t partition, int64_t fetched) const;
 
   WorkerConfig config_;
   TopicNames names_;
@@ -90,6 +92,7 @@ class Worker : public RebalanceListener {
   std::unique_ptr<operators::RiskEngine> engine_;
 
   bool in_transaction_ = false;
+  bool rebuilding_ = false;  // Recover is tearing down: callbacks must not commit
   int64_t records_in_transaction_ = 0;
   int64_t transaction_started_ms_ = 0;
   std::optional<Error> pending_error_;

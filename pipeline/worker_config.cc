@@ -59,6 +59,7 @@ const std::vector<Option>& Options() {
       IntOption<&WorkerConfig::allowed_lateness_ms>("allowed_lateness_ms", 0, 7LL * 24 * 3600 * 1000),
       IntOption<&WorkerConfig::idle_wait_ms>("idle_wait_ms", 0, 600000),
       IntOption<&WorkerConfig::max_future_ms>("max_future_ms", 0, 7LL * 24 * 3600 * 1000),
+      IntOption<&WorkerConfig::idle_flush_ms>("idle_flush_ms", 0, 7LL * 24 * 3600 * 1000),
       IntOption<&WorkerConfig::max_value_bytes>("max_value_bytes", 1024, 64LL << 20),
       IntOption<&WorkerConfig::state_ttl_ms>("state_ttl_ms", 60000, 3650LL * 24 * 3600 * 1000),
       IntOption<&WorkerConfig::cache_max_entries>("cache_max_entries", 1, 100000000),

@@ -25,6 +25,12 @@ struct WorkerConfig {
   int64_t allowed_lateness_ms = 300000;   // ms; older events are dead-lettered as late (5 min)
   int64_t idle_wait_ms = 500;    // ms a task waits for a partition known to hold unread records
   int64_t max_future_ms = 600000;         // ms an event time may lead the clock (10 min)
+  // ms a caught-up task waits, with evaluations held back by the watermark,
+  // before it evaluates everything it has and raises its lateness floor to
+  // the latest event time (events older than that become late). Keeps alerts
+  // flowing when input stops; 0 disables it (output then depends only on the
+  // input, never on pauses). Default: 5 min.
+  int64_t idle_flush_ms = 300000;
   int64_t max_value_bytes = 1 << 20;      // bytes; larger records are dead-lettered
   int64_t state_ttl_ms = 30LL * 24 * 3600 * 1000;  // ms after the last event before state expires
   int64_t cache_max_entries = 100000;     // container states kept decoded in memory per task

@@ -62,7 +62,7 @@ TEST(WorkerOnRealKafka, GoldenInputGivesExactlyTheExpectedAlerts) {
   auto h = WorkerHarness::Create(4);
   ASSERT_TRUE(h.ok()) << h.error().message;
   const sim::Traffic traffic = sim::GenerateTraffic(Options(2000, 7), DefaultProfile());
-  const AlertDigest expected = ExpectedAlerts(traffic, DefaultProfile());
+  const AlertDigest expected = ExpectedAlerts(traffic, DefaultProfile(), 4);
   ASSERT_GT(expected.size(), 100u) << "the golden input must raise alerts";
   ASSERT_TRUE((*h)->Produce(traffic.records).ok());
 
@@ -95,7 +95,7 @@ TEST(WorkerOnRealKafka, BadRecordsGoToTheDeadLetterTopicWithReasons) {
     if (!r.expect_dead_letter.empty()) ++want[r.expect_dead_letter];
   }
   ASSERT_EQ(want.size(), 5u);  // undecodable, invalid container number, future, oversized, late
-  const AlertDigest expected = ExpectedAlerts(traffic, DefaultProfile());
+  const AlertDigest expected = ExpectedAlerts(traffic, DefaultProfile(), 4);
   ASSERT_TRUE((*h)->Produce(traffic.records).ok());
   auto worker = (*h)->StartWorker("dl-0");
   ASSERT_TRUE(worker.ok()) << worker.error().message;
@@ -118,7 +118,9 @@ TEST(WorkerOnRealKafka, BadRecordsGoToTheDeadLetterTopicWithReasons) {
   EXPECT_EQ(got, want);
   // The original bytes are kept.
   for (const auto& r : *dead) {
-    if (r.header("boxwatch-reason") == "oversized") EXPECT_EQ(r.value.size(), 512u << 10);
+    if (r.header("boxwatch-reason") == "oversized") {
+      EXPECT_EQ(r.value.size(), 512u << 10);
+    }
   }
 }
 
@@ -133,7 +135,7 @@ TEST(WorkerOnRealKafka, SigkillAtRandomMomentsGivesTheUninterruptedAlertSet) {
   o.gps_per_container = 45;
   const sim::Traffic traffic = sim::GenerateTraffic(o, DefaultProfile());
   ASSERT_GE(traffic.records.size(), 200000u);
-  const AlertDigest expected = ExpectedAlerts(traffic, DefaultProfile());
+  const AlertDigest expected = ExpectedAlerts(traffic, DefaultProfile(), 4);
   ASSERT_TRUE((*h)->Produce(traffic.records).ok());
 
   for (int kill = 0; kill < 6; ++kill) {
@@ -167,7 +169,7 @@ TEST(WorkerOnRealKafka, CleanRestartReplaysNothingAndALostVolumeIsRestored) {
     auto worker = (*h)->StartWorker("restore-0");
     ASSERT_TRUE(worker.ok());
     sim::Traffic half{first, traffic.labels};
-    auto alerts = (*h)->WaitForAlerts(ExpectedAlerts(half, DefaultProfile()).size(), 240s);
+    auto alerts = (*h)->WaitForAlerts(ExpectedAlerts(half, DefaultProfile(), 4).size(), 240s);
     ASSERT_TRUE(alerts.ok());
     (*worker)->Kill(SIGTERM);
   }
@@ -183,7 +185,7 @@ TEST(WorkerOnRealKafka, CleanRestartReplaysNothingAndALostVolumeIsRestored) {
   ASSERT_TRUE((*h)->Produce(second).ok());
   auto worker = (*h)->StartWorker("restore-0");
   ASSERT_TRUE(worker.ok());
-  const AlertDigest expected = ExpectedAlerts(traffic, DefaultProfile());
+  const AlertDigest expected = ExpectedAlerts(traffic, DefaultProfile(), 4);
   auto alerts = (*h)->WaitForAlerts(expected.size(), 240s);
   ASSERT_TRUE(alerts.ok());
   (*worker)->Kill(SIGTERM);
@@ -197,7 +199,7 @@ TEST(WorkerOnRealKafka, PartitionsMoveWithTheirStateWhenWorkersJoinAndLeave) {
   auto h = WorkerHarness::Create(6);
   ASSERT_TRUE(h.ok()) << h.error().message;
   const sim::Traffic traffic = sim::GenerateTraffic(Options(3000, 41), DefaultProfile());
-  const AlertDigest expected = ExpectedAlerts(traffic, DefaultProfile());
+  const AlertDigest expected = ExpectedAlerts(traffic, DefaultProfile(), 6);
   const size_t third = traffic.records.size() / 3;
   std::vector<sim::TrafficRecord> a(traffic.records.begin(), traffic.records.begin() + third);
   std::vector<sim::TrafficRecord> b(traffic.records.begin() + third, traffic.records.begin() + 2 * third);

@@ -8,6 +8,7 @@
 #include <thread>
 
 #include "operators/decode.h"
+#include "pipeline/partitioner.h"
 
 namespace boxwatch::testing {
 
@@ -53,6 +54,7 @@ Result<std::unique_ptr<Child>> WorkerHarness::StartWorker(const std::string& ins
       {"allowed_lateness_ms", "300000"},
       {"idle_wait_ms", "300"},
       {"max_value_bytes", "262144"},
+      {"idle_flush_ms", "0"},
   };
   for (const auto& [k, v] : extra) options[k] = v;
   for (const auto& [k, v] : options) out << k << ": \"" << v << "\"\n";
@@ -126,7 +128,9 @@ std::string Num(double v) {
   return buf;
 }
 
-AlertDigest ExpectedAlerts(const sim::Traffic& traffic, const operators::Profile& profile) {
+AlertDigest ExpectedAlerts(const sim::Traffic& traffic, const operators::Profile& profile, int partitions,
+                           int64_t lateness_ms) {
+  std::map<int32_t, int64_t> max_event;
   operators::ReferenceData ref;
   operators::RiskEngine engine(&profile, &ref);
   std::map<std::string, v1::ContainerState> states;
@@ -136,6 +140,8 @@ AlertDigest ExpectedAlerts(const sim::Traffic& traffic, const operators::Profile
     if (!r.expect_dead_letter.empty()) continue;
     const operators::RecordView view{r.key, r.value, r.json ? operators::Encoding::kJson : operators::Encoding::kProtobuf};
     auto& s = states[r.key];
+    int64_t& max = max_event[pipeline::JavaPartition(r.key, partitions)];
+    max = std::max(max, r.timestamp_ms);
     switch (r.role) {
       case pipeline::TopicRole::kManifests: {
         auto d = operators::DecodeManifest(view, now, limits);
@@ -157,7 +163,9 @@ AlertDigest ExpectedAlerts(const sim::Traffic& traffic, const operators::Profile
     }
   }
   std::vector<v1::Alert> alerts;
-  for (auto& [k, s] : states) engine.Advance(s, operators::kEndOfTime, 0, &alerts);
+  for (auto& [k, s] : states) {
+    engine.Advance(s, max_event[pipeline::JavaPartition(k, partitions)] - lateness_ms, 0, &alerts);
+  }
   return Digest(alerts);
 }
 

@@ -48,9 +48,13 @@ class WorkerHarness {
   int partitions_ = 0;
 };
 
-// The alerts a correct pipeline must produce for `traffic`: the risk engine
-// run offline over every record that is not expected to be dead-lettered.
-AlertDigest ExpectedAlerts(const sim::Traffic& traffic, const operators::Profile& profile);
+// The alerts a correct pipeline must produce for `traffic` once it has read
+// everything: the risk engine run offline over every record that is not
+// expected to be dead-lettered, each container evaluated up to its
+// partition's final watermark (latest event time of the partition minus the
+// allowed lateness; the workers run without idle flush).
+AlertDigest ExpectedAlerts(const sim::Traffic& traffic, const operators::Profile& profile, int partitions,
+                           int64_t lateness_ms = 300000);
 AlertDigest Digest(const std::vector<v1::Alert>& alerts);
 std::string Num(double v);
 // Parses a {"event":"stopped",...} line's numeric field.

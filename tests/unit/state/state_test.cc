@@ -9,12 +9,15 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <chrono>
 #include <cstdint>
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
 #include <map>
 #include <optional>
+#include <random>
 #include <string>
 #include <vector>
 
@@ -364,11 +367,12 @@ TEST(StateStore, RestoreReplaysTheChangelogTailBeyondTheCheckpoint) {
 }
 
 // Crash atomicity: a child process commits batches in a loop (batch n sets
-// every key to n and the checkpoint to n + 1) and is killed with SIGKILL while
-// doing so. After reopening, every key must hold checkpoint - 1, and nothing
-// the child saw committed may be lost.
+// every key to n, the checkpoint to n + 1 and the metadata to "meta n") and is
+// killed with SIGKILL at a random moment, several times over the same
+// directory. After each kill, every key must hold checkpoint - 1, and no
+// commit the child saw succeed may be lost.
 constexpr const char* kCrashChildDirEnv = "BOXWATCH_STATE_TEST_CRASH_DIR";
-constexpr int kCrashChildProgressFd = 3;
+constexpr const char* kCrashChildFdEnv = "BOXWATCH_STATE_TEST_CRASH_FD";  // progress pipe
 constexpr int kCrashKeys = 100;
 
 std::string CrashKey(int i) {
@@ -379,32 +383,45 @@ std::string CrashKey(int i) {
 
 TEST(StateStoreCrashHelper, CommitsUntilKilled) {
   const char* dir = std::getenv(kCrashChildDirEnv);
-  if (dir == nullptr) {
-    GTEST_SKIP() << "helper process of StateStore.CommitBatchIsAtomicAcrossAProcessKill; "
+  const char* fd_text = std::getenv(kCrashChildFdEnv);
+  if (dir == nullptr || fd_text == nullptr) {
+    GTEST_SKIP() << "helper process of StateStore.CommitBatchIsAtomicAcrossProcessKills; "
                     "runs only when that test spawns it";
   }
+  const int progress_fd = std::atoi(fd_text);
+  // Small memtables, so that flushes happen while the child is being killed.
   auto store = MustOpen({.path = dir, .write_buffer_bytes = 1 << 20});
   ASSERT_NE(store, nullptr);
   PartitionStore* p = MustPartition(*store, 0);
   ASSERT_NE(p, nullptr);
   const std::string padding(1000, 'x');
-  for (int64_t n = 0;; ++n) {
+  const int64_t first = std::max<int64_t>(p->ChangelogCheckpoint(), 0);
+  for (int64_t n = first; n < first + 1'000'000; ++n) {  // bounded if never killed
     Writes writes;
-    for (int i = 0; i < kCrashKeys; ++i) writes.push_back({CrashKey(i), std::to_string(n) + padding});
+    for (int i = 0; i < kCrashKeys; ++i) {
+      writes.push_back({CrashKey(i), std::to_string(n) + padding});
+    }
     ASSERT_TRUE(IsOk(p->Commit(writes, n + 1, "meta " + std::to_string(n))));
     const std::string line = std::to_string(n + 1) + "\n";
-    if (::write(kCrashChildProgressFd, line.data(), line.size()) < 0) return;  // parent is gone
+    if (::write(progress_fd, line.data(), line.size()) < 0) return;  // the parent is gone
   }
 }
 
-TEST(StateStore, CommitBatchIsAtomicAcrossAProcessKill) {
-  TempDir dir;
+// Starts the helper on `dir`, waits (on its progress pipe, no sleeping) until
+// it has committed up to at least `kill_at`, spins `delay` so the kill lands
+// anywhere in a commit, kills it, and returns the last checkpoint it reported.
+void RunChildAndKill(const std::string& dir, int64_t kill_at, std::chrono::microseconds delay,
+                     int64_t* last_reported) {
+  // Both ends close on exec except the write end, which the child inherits
+  // under its own number (no dup2 that could land on a descriptor in use).
   int pipe_fds[2];
-  ASSERT_EQ(::pipe(pipe_fds), 0);
+  ASSERT_EQ(::pipe2(pipe_fds, O_CLOEXEC), 0);
+  ASSERT_EQ(::fcntl(pipe_fds[1], F_SETFD, 0), 0);
 
   std::vector<std::string> env_storage;
   for (char** e = environ; *e != nullptr; ++e) env_storage.emplace_back(*e);
-  env_storage.push_back(std::string(kCrashChildDirEnv) + "=" + dir.path());
+  env_storage.push_back(std::string(kCrashChildDirEnv) + "=" + dir);
+  env_storage.push_back(std::string(kCrashChildFdEnv) + "=" + std::to_string(pipe_fds[1]));
   std::vector<char*> envp;
   for (std::string& e : env_storage) envp.push_back(e.data());
   envp.push_back(nullptr);
@@ -414,49 +431,66 @@ TEST(StateStore, CommitBatchIsAtomicAcrossAProcessKill) {
 
   posix_spawn_file_actions_t actions;
   posix_spawn_file_actions_init(&actions);
-  posix_spawn_file_actions_adddup2(&actions, pipe_fds[1], kCrashChildProgressFd);
-  posix_spawn_file_actions_addclose(&actions, pipe_fds[0]);
   posix_spawn_file_actions_addopen(&actions, STDOUT_FILENO, "/dev/null", O_WRONLY, 0);
   pid_t child = 0;
-  const int spawned = ::posix_spawn(&child, "/proc/self/exe", &actions, nullptr, argv, envp.data());
+  const int spawned =
+      ::posix_spawn(&child, "/proc/self/exe", &actions, nullptr, argv, envp.data());
   posix_spawn_file_actions_destroy(&actions);
   ::close(pipe_fds[1]);
+  if (spawned != 0) ::close(pipe_fds[0]);
   ASSERT_EQ(spawned, 0) << std::strerror(spawned);
 
-  // Wait (on the pipe, no sleeping) until the child has committed enough
-  // batches for its memtables to have been flushed a few times, then kill it
-  // mid-loop.
-  constexpr int64_t kKillAfter = 300;
-  int64_t last_reported = 0;
-  {
-    FILE* progress = ::fdopen(pipe_fds[0], "r");
-    ASSERT_NE(progress, nullptr);
-    long long n = 0;
-    while (last_reported < kKillAfter && std::fscanf(progress, "%lld", &n) == 1) last_reported = n;
-    ::kill(child, SIGKILL);
-    std::fclose(progress);
+  FILE* progress = ::fdopen(pipe_fds[0], "r");
+  long long n = 0;
+  *last_reported = -1;
+  while (progress != nullptr && *last_reported < kill_at &&
+         std::fscanf(progress, "%lld", &n) == 1) {
+    *last_reported = n;
   }
+  const auto until = std::chrono::steady_clock::now() + delay;
+  while (std::chrono::steady_clock::now() < until) {
+  }
+  ::kill(child, SIGKILL);
+  if (progress != nullptr) std::fclose(progress);
   int wstatus = 0;
   ASSERT_EQ(::waitpid(child, &wstatus, 0), child);
   ASSERT_TRUE(WIFSIGNALED(wstatus)) << "the child ended by itself (status " << wstatus
-                                    << ") after reporting " << last_reported << " commits";
-  ASSERT_GE(last_reported, kKillAfter);
+                                    << ") after reporting checkpoint " << *last_reported;
+  ASSERT_GE(*last_reported, kill_at);
+}
 
-  auto store = MustOpen({.path = dir.path()});
-  ASSERT_NE(store, nullptr);
-  PartitionStore* p = MustPartition(*store, 0);
-  ASSERT_NE(p, nullptr);
-  const int64_t checkpoint = p->ChangelogCheckpoint();
-  EXPECT_GE(checkpoint, last_reported) << "a process crash lost an acknowledged commit";
-  const std::string expected = std::to_string(checkpoint - 1);
-  EXPECT_EQ(p->TaskMeta(), "meta " + expected);
-  int keys = 0;
-  ASSERT_TRUE(IsOk(p->ForEach([&](std::string_view key, std::string_view value) {
-    ++keys;
-    EXPECT_EQ(value.substr(0, value.find('x')), expected) << "key " << key;
-    return true;
-  })));
-  EXPECT_EQ(keys, kCrashKeys);
+TEST(StateStore, CommitBatchIsAtomicAcrossProcessKills) {
+  const unsigned seed = std::random_device{}();
+  SCOPED_TRACE("seed " + std::to_string(seed) + " (kill timing also depends on the scheduler)");
+  std::mt19937 random(seed);
+  TempDir dir;
+  constexpr int kRounds = 10;
+  constexpr int64_t kCommitsPerRound = 40;
+  int64_t checkpoint = 0;
+  for (int round = 0; round < kRounds; ++round) {
+    SCOPED_TRACE("round " + std::to_string(round));
+    const auto delay = std::chrono::microseconds(std::uniform_int_distribution<>(0, 300)(random));
+    int64_t last_reported = 0;
+    ASSERT_NO_FATAL_FAILURE(
+        RunChildAndKill(dir.path(), checkpoint + kCommitsPerRound, delay, &last_reported));
+
+    auto store = MustOpen({.path = dir.path()});
+    ASSERT_NE(store, nullptr);
+    PartitionStore* p = MustPartition(*store, 0);
+    ASSERT_NE(p, nullptr);
+    checkpoint = p->ChangelogCheckpoint();
+    ASSERT_GE(checkpoint, last_reported) << "a process crash lost an acknowledged commit";
+    const std::string expected = std::to_string(checkpoint - 1);
+    EXPECT_EQ(p->TaskMeta(), "meta " + expected);
+    int keys = 0;
+    ASSERT_TRUE(IsOk(p->ForEach([&](std::string_view key, std::string_view value) {
+      ++keys;
+      EXPECT_EQ(value.substr(0, value.find('x')), expected) << "key " << key;
+      return true;
+    })));
+    EXPECT_EQ(keys, kCrashKeys);
+    if (HasFailure()) break;
+  }
 }
 
 // The memory bound: the shared block cache holds data, index and filter
@@ -505,6 +539,8 @@ TEST(StateStore, BlockCacheUsageStaysWithinItsBudgetAfterWritingAndReading50kKey
   EXPECT_EQ(mismatches, 0);
 
   const uint64_t usage = store->BlockCacheUsageBytes();
+  RecordProperty("block_cache_usage_bytes", std::to_string(usage));
+  RecordProperty("approximate_size_bytes", std::to_string(store->ApproximateSizeBytes()));
   EXPECT_LE(usage, kBudget);
   // The data (about 7 MB) is far larger than the budget, so a working cache
   // is nearly full; this keeps the bound above from passing vacuously.
@@ -531,7 +567,8 @@ TEST_P(PartitionColumnFamilyNames, ParsesOnlyCanonicalPartitionNames) {
 
 INSTANTIATE_TEST_SUITE_P(
     Names, PartitionColumnFamilyNames,
-    testing::Values(ColumnFamilyNameCase{"Zero", "p0", 0}, ColumnFamilyNameCase{"Twelve", "p12", 12},
+    testing::Values(ColumnFamilyNameCase{"Zero", "p0", 0},
+                    ColumnFamilyNameCase{"Twelve", "p12", 12},
                     ColumnFamilyNameCase{"Int32Max", "p2147483647", 2147483647},
                     ColumnFamilyNameCase{"Overflow", "p2147483648", std::nullopt},
                     ColumnFamilyNameCase{"LeadingZero", "p01", std::nullopt},
