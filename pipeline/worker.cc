@@ -261,7 +261,14 @@ Status Worker::RestoreTask(Task& task) {
                                        .group_id = config_.group_id + "-restore-" + config_.instance_id,
                                        .read_committed = true});
   if (!reader.ok()) return reader.error();
-  auto wm = (*reader)->Watermarks(changelog, task.partition, 30s);
+  // Read to the high watermark, asked read_uncommitted: a transaction of the
+  // partition's previous owner may still be completing, and its records are
+  // part of the state (if it aborts, reading on past it costs nothing).
+  auto probe = KafkaConsumer::Create({.bootstrap = config_.bootstrap,
+                                      .group_id = config_.group_id + "-restore-" + config_.instance_id,
+                                      .read_committed = false});
+  if (!probe.ok()) return probe.error();
+  auto wm = (*probe)->Watermarks(changelog, task.partition, 30s);
   if (!wm.ok()) return wm.error();
   const int64_t start = std::max(checkpoint, wm->first);
   if (start >= wm->second) {
