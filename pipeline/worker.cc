@@ -36,6 +36,9 @@ struct Worker::Task {
   std::deque<Message> buffers[kInputs];
   int64_t next_offset[kInputs] = {-1, -1, -1, -1};  // last processed + 1
   int64_t fetched[kInputs] = {0, 0, 0, 0};  // next offset the consumer will deliver per input
+  // Set when the merge stopped waiting for an input whose unread records did
+  // not come within idle_wait_ms; cleared when a record of it arrives.
+  bool gave_up[kInputs] = {false, false, false, false};
   // Task metadata, persisted with every commit (RocksDB and changelog):
   int64_t max_event_ms = 0;    // latest event time joined
   int64_t floor_ms = 0;        // events older than this are late (raised by idle flushes)
@@ -335,6 +338,7 @@ void Worker::Route(Message message) {
     return;
   }
   it->second->fetched[index] = message.offset() + 1;
+  it->second->gave_up[index] = false;
   it->second->buffers[index].push_back(std::move(message));
 }
 
@@ -357,16 +361,17 @@ Status Worker::Drain() {
       }
       // A partition with nothing buffered but unread records on the broker
       // may hold something earlier: wait for it, up to idle_wait_ms.
-      bool blocked = false;
+      std::vector<int> waiting_for;
       bool caught_up = true;
       for (int i = 0; i < kInputs; ++i) {
         if (!task.buffers[i].empty()) {
           caught_up = false;
         } else if (UnreadOnBroker(names_.Name(kInputTopicRoles[i]), p, task.fetched[i])) {
-          blocked = true;
           caught_up = false;
+          if (!task.gave_up[i]) waiting_for.push_back(i);
         }
       }
+      const bool blocked = !waiting_for.empty();
       if (best < 0) {
         // Nothing buffered. When caught up for a while, evaluate everything held back.
         if (caught_up && !task.pending_keys.empty() && config_.idle_flush_ms > 0) {
@@ -382,6 +387,10 @@ Status Worker::Drain() {
       if (blocked) {
         if (task.blocked_since_ms == 0) task.blocked_since_ms = now;
         if (now - task.blocked_since_ms < config_.idle_wait_ms) break;
+        // Waited long enough: go on without those inputs until they deliver again.
+        for (int i : waiting_for) task.gave_up[i] = true;
+        BW_LOG(kWarn, kLog) << "partition " << p << ": input records announced by the broker did not arrive within "
+                            << config_.idle_wait_ms << " ms; merging without them";
       }
       task.blocked_since_ms = 0;
       Message m = std::move(task.buffers[best].front());

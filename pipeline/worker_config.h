@@ -23,7 +23,7 @@ struct WorkerConfig {
   int64_t commit_interval_ms = 100;       // ms between transactions
   int64_t max_records_per_commit = 5000;  // records; a transaction commits early when reached
   int64_t allowed_lateness_ms = 300000;   // ms; older events are dead-lettered as late (5 min)
-  int64_t idle_wait_ms = 500;    // ms a task waits for a partition known to hold unread records
+  int64_t idle_wait_ms = 2000;   // ms a task waits for a partition known to hold unread records
   int64_t max_future_ms = 600000;         // ms an event time may lead the clock (10 min)
   // ms a caught-up task waits, with evaluations held back by the watermark,
   // before it evaluates everything it has and raises its lateness floor to

@@ -150,6 +150,9 @@ TEST(WorkerOnRealKafka, SigkillAtRandomMomentsGivesTheUninterruptedAlertSet) {
   auto alerts = (*h)->WaitForAlerts(expected.size(), 400s);
   ASSERT_TRUE(alerts.ok());
   StopWorker(**worker);
+  ASSERT_TRUE((*worker)->WaitForLine("{\"event\":\"stopped\"", 5s));
+  std::printf("%s\n", (*worker)->last_line().c_str());
+  EXPECT_EQ(JsonField((*worker)->last_line(), "late"), 0);
   auto final_alerts = (*h)->Alerts();
   ASSERT_TRUE(final_alerts.ok());
   const AlertDigest got = Digest(*final_alerts);

@@ -52,7 +52,7 @@ Result<std::unique_ptr<Child>> WorkerHarness::StartWorker(const std::string& ins
       {"state_dir", StateDir(instance)},
       {"commit_interval_ms", "100"},
       {"allowed_lateness_ms", "300000"},
-      {"idle_wait_ms", "300"},
+      {"idle_wait_ms", "2000"},
       {"max_value_bytes", "262144"},
       {"idle_flush_ms", "0"},
   };
