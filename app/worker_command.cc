@@ -4,6 +4,7 @@
 #include <CLI/CLI.hpp>
 
 #include <atomic>
+#include <chrono>
 #include <csignal>
 #include <cstdio>
 
@@ -30,15 +31,19 @@ int RunWorker(const std::string& config_path) {
   }
   std::printf("{\"event\":\"started\",\"instance\":\"%s\"}\n", config->instance_id.c_str());
   std::fflush(stdout);
+  const auto started = std::chrono::steady_clock::now();
   Status s = (*worker)->Run(g_stop);
+  const auto uptime_ms =
+      std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - started).count();
   const auto& st = (*worker)->stats();
   std::printf(
       "{\"event\":\"stopped\",\"ok\":%s,\"processed\":%llu,\"alerts\":%llu,\"dead_letters\":%llu,"
-      "\"late\":%llu,\"transactions\":%llu,\"restored_records\":%llu,\"rebuilds\":%llu}\n",
+      "\"late\":%llu,\"transactions\":%llu,\"restored_records\":%llu,\"rebuilds\":%llu,\"uptime_ms\":%lld}\n",
       s.ok() ? "true" : "false", static_cast<unsigned long long>(st.processed),
       static_cast<unsigned long long>(st.alerts), static_cast<unsigned long long>(st.dead_letters),
       static_cast<unsigned long long>(st.late), static_cast<unsigned long long>(st.transactions),
-      static_cast<unsigned long long>(st.restored_records), static_cast<unsigned long long>(st.rebuilds));
+      static_cast<unsigned long long>(st.restored_records), static_cast<unsigned long long>(st.rebuilds),
+      static_cast<long long>(uptime_ms));
   std::fflush(stdout);
   if (!s.ok()) {
     std::fprintf(stderr, "boxwatch worker: %s\n", s.ToString().c_str());

@@ -71,6 +71,9 @@ TEST(WorkerOnRealKafka, GoldenInputGivesExactlyTheExpectedAlerts) {
   auto alerts = (*h)->WaitForAlerts(expected.size(), 240s);
   ASSERT_TRUE(alerts.ok()) << alerts.error().message;
   StopWorker(**worker);
+  ASSERT_TRUE((*worker)->WaitForLine("{\"event\":\"stopped\"", 5s));
+  std::printf("%s\n", (*worker)->last_line().c_str());
+  EXPECT_EQ(JsonField((*worker)->last_line(), "processed"), static_cast<int64_t>(traffic.records.size()));
   const AlertDigest got = Digest(*alerts);
   EXPECT_EQ(got.size(), expected.size());
   EXPECT_TRUE(got == expected) << Diff(expected, got);
