@@ -641,9 +641,10 @@ void RiskEngine::EvaluateGpsFamily(v1::ContainerState& s, int64_t t) const {
   }
 
   const IndicatorConfig& stop = p.Indicator("gps.unscheduled_stop");
-  if (stop.enabled && last.speed_kmh() <= stop.Param("max_speed_kmh", 3) && !last.in_stop_zone()) {
+  const double max_stop_speed = stop.Param("max_speed_kmh", 3);
+  if (stop.enabled && last.speed_kmh() <= max_stop_speed && !last.in_stop_zone()) {
     int run = 0;
-    while (run < end && pts.Get(end - 1 - run).speed_kmh() <= stop.Param("max_speed_kmh", 3) &&
+    while (run < end && pts.Get(end - 1 - run).speed_kmh() <= max_stop_speed &&
            !pts.Get(end - 1 - run).in_stop_zone()) {
       ++run;
     }
@@ -685,9 +686,10 @@ void RiskEngine::EvaluateGpsFamily(v1::ContainerState& s, int64_t t) const {
     }
   }
 
-  for (int i = 0; i < end; ++i) {
+  const bool seal_breach_on = p.Indicator("gps.seal_breach").enabled;
+  for (int i = 0; seal_breach_on && i < end; ++i) {
     const auto& pt = pts.Get(i);
-    if (p.Indicator("gps.seal_breach").enabled && !pt.in_stop_zone() &&
+    if (!pt.in_stop_zone() &&
         (pt.seal_state() == v1::GpsEvent::SEAL_STATE_OPENED || pt.seal_state() == v1::GpsEvent::SEAL_STATE_TAMPERED)) {
       const char* state = pt.seal_state() == v1::GpsEvent::SEAL_STATE_OPENED ? "opened" : "tampered";
       fired.push_back(Fired(p, "gps.seal_breach", F, t)
@@ -715,11 +717,12 @@ void RiskEngine::EvaluateGpsFamily(v1::ContainerState& s, int64_t t) const {
   }
   const IndicatorConfig& border = p.Indicator("gps.unapproved_border_crossing");
   if (border.enabled) {
+    const double min_points = border.Param("min_points", 1);
     int count = 0;
     for (int i = 0; i < end; ++i) {
       const auto& pt = pts.Get(i);
       if (pt.border_geofence().empty() || pt.at_approved_crossing()) continue;
-      if (++count >= border.Param("min_points", 1)) {
+      if (++count >= min_points) {
         fired.push_back(Fired(p, "gps.unapproved_border_crossing", F, t)
                             .Summary("Border geofence " + pt.border_geofence() + " crossed away from approved crossings at " +
                                      Position(pt))

@@ -452,7 +452,7 @@ const std::vector<IndicatorSpec>& KnownIndicators() {
 
 const IndicatorConfig& Profile::Indicator(std::string_view id) const {
   static const IndicatorConfig kDisabled{.enabled = false};
-  auto it = indicators.find(std::string(id));
+  auto it = indicators.find(id);
   return it == indicators.end() ? kDisabled : it->second;
 }
 

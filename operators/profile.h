@@ -38,8 +38,8 @@ struct IndicatorConfig {
   bool enabled = true;
   double weight = 0;      // score contribution when fired, before the family cap
   bool critical = false;  // firing makes the alert CRITICAL whatever the score
-  std::map<std::string, double> params;
-  double Param(const std::string& name, double fallback) const {
+  std::map<std::string, double, std::less<>> params;
+  double Param(std::string_view name, double fallback) const {
     auto it = params.find(name);
     return it == params.end() ? fallback : it->second;
   }
@@ -87,7 +87,12 @@ struct Profile {
   std::array<double, 5> threshold{};
   std::array<v1::Lane, 5> lane{};
   std::array<double, kFamilyCount> family_cap{};
-  std::unordered_map<std::string, IndicatorConfig> indicators;
+  // Keyed by indicator id; transparent lookup, so a string_view needs no copy.
+  struct IdHash {
+    using is_transparent = void;
+    size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
+  };
+  std::unordered_map<std::string, IndicatorConfig, IdHash, std::equal_to<>> indicators;
 
   std::unordered_set<std::string> high_risk_ports;
   std::unordered_set<std::string> high_risk_countries;
