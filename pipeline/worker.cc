@@ -45,6 +45,7 @@ struct Worker::Task {
   std::set<std::string> pending_keys;  // containers with evaluations waiting for the watermark
   int64_t blocked_since_ms = 0;  // wall time since the merge waits for a partition
   int64_t idle_since_ms = 0;     // wall time since the task is caught up
+  int64_t last_expiry_sweep_ms = 0;  // wall time of the last expiry sweep
 
   int64_t Watermark(int64_t lateness) const { return std::max(max_event_ms - lateness, floor_ms); }
 
@@ -545,6 +546,10 @@ Status Worker::CommitCycle() {
       }
       it = s->pending_size() == 0 ? task.pending_keys.erase(it) : std::next(it);
     }
+    if (now - task.last_expiry_sweep_ms >= config_.expiry_sweep_interval_ms) {
+      task.last_expiry_sweep_ms = now;
+      if (Status st = ExpireState(task, watermark); !st.ok()) return st;
+    }
     auto dirty = task.cache->TakeDirty();
     if (!dirty.ok()) return dirty.error();
     for (auto& w : *dirty) {
@@ -585,6 +590,33 @@ Status Worker::CommitCycle() {
   if (reference_dirty_) {
     reference_ = pending_reference_;
     reference_dirty_ = false;
+  }
+  return Status::Ok();
+}
+
+// Deletes the state of containers whose last event is more than
+// state_ttl_ms of event time behind the watermark (and that wait for no
+// evaluation). The deletes reach the changelog as tombstones and RocksDB in
+// the commit batch, like any other change.
+Status Worker::ExpireState(Task& task, int64_t watermark) {
+  std::vector<std::string> expired;
+  Status scan = task.store->ForEach([&](std::string_view key, std::string_view value) {
+    v1::ContainerState s;
+    if (s.ParseFromArray(value.data(), static_cast<int>(value.size())) &&
+        s.last_event_ms() + config_.state_ttl_ms < watermark && s.pending_size() == 0) {
+      expired.emplace_back(key);
+    }
+    return true;
+  });
+  if (!scan.ok()) return scan;
+  for (const auto& key : expired) {
+    // The cached copy may be newer than the stored one.
+    auto cached = task.cache->Get(key);
+    if (!cached.ok()) return cached.error();
+    if (*cached != nullptr && (*cached)->last_event_ms() + config_.state_ttl_ms >= watermark) continue;
+    if (task.pending_keys.count(key)) continue;
+    task.cache->Erase(key);
+    ++stats_.expired;
   }
   return Status::Ok();
 }

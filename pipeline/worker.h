@@ -35,6 +35,7 @@ struct WorkerStats {
   uint64_t transactions = 0;   // committed transactions
   uint64_t restored_records = 0;  // changelog records applied during restores
   uint64_t rebuilds = 0;       // producer rebuilds after fencing or fatal errors
+  uint64_t expired = 0;        // container states deleted after state_ttl_ms
   std::map<std::string, uint64_t> dead_by_reason;
 };
 
@@ -73,6 +74,7 @@ class Worker : public RebalanceListener {
   Status ProduceDeadLetter(Task& task, const Message& m, const char* reason, const std::string& detail);
   void PollControlTopics();
   // True while the broker holds records of topic[partition] at or after `fetched`.
+  Status ExpireState(Task& task, int64_t watermark);
   bool UnreadOnBroker(const std::string& topic, int32_t partition, int64_t fetched) const;
 
   WorkerConfig config_;

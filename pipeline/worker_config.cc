@@ -62,6 +62,7 @@ const std::vector<Option>& Options() {
       IntOption<&WorkerConfig::idle_flush_ms>("idle_flush_ms", 0, 7LL * 24 * 3600 * 1000),
       IntOption<&WorkerConfig::max_value_bytes>("max_value_bytes", 1024, 64LL << 20),
       IntOption<&WorkerConfig::state_ttl_ms>("state_ttl_ms", 60000, 3650LL * 24 * 3600 * 1000),
+      IntOption<&WorkerConfig::expiry_sweep_interval_ms>("expiry_sweep_interval_ms", 100, 24LL * 3600 * 1000),
       IntOption<&WorkerConfig::cache_max_entries>("cache_max_entries", 1, 100000000),
       IntOption<&WorkerConfig::block_cache_bytes>("block_cache_bytes", 1 << 20, 1LL << 40),
       IntOption<&WorkerConfig::write_buffer_bytes>("write_buffer_bytes", 1 << 20, 1LL << 34),

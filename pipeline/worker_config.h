@@ -32,7 +32,8 @@ struct WorkerConfig {
   // input, never on pauses). Default: 5 min.
   int64_t idle_flush_ms = 300000;
   int64_t max_value_bytes = 1 << 20;      // bytes; larger records are dead-lettered
-  int64_t state_ttl_ms = 30LL * 24 * 3600 * 1000;  // ms after the last event before state expires
+  int64_t state_ttl_ms = 30LL * 24 * 3600 * 1000;  // ms of event time after the last event before state expires
+  int64_t expiry_sweep_interval_ms = 60000;  // ms of wall time between expiry sweeps of a task's state
   int64_t cache_max_entries = 100000;     // container states kept decoded in memory per task
   int64_t block_cache_bytes = 64LL << 20;  // RocksDB block cache, bytes
   int64_t write_buffer_bytes = 16LL << 20;  // RocksDB memtable per partition, bytes

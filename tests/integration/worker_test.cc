@@ -201,6 +201,32 @@ TEST(WorkerOnRealKafka, CleanRestartReplaysNothingAndALostVolumeIsRestored) {
   EXPECT_TRUE(got == expected) << Diff(expected, got);
 }
 
+TEST(WorkerOnRealKafka, ExpiredStateIsDeletedWithChangelogTombstones) {
+  auto h = WorkerHarness::Create(4);
+  ASSERT_TRUE(h.ok()) << h.error().message;
+  const sim::Traffic traffic = sim::GenerateTraffic(Options(800, 53), DefaultProfile());
+  ASSERT_TRUE((*h)->Produce(traffic.records).ok());
+  // One hour of event time without news expires a container; the input spans several hours.
+  auto worker = (*h)->StartWorker("ttl-0", {{"state_ttl_ms", "3600000"}, {"expiry_sweep_interval_ms", "200"}});
+  ASSERT_TRUE(worker.ok()) << worker.error().message;
+  const std::string changelog = pipeline::TopicNames((*h)->prefix()).Name(pipeline::TopicRole::kStateChangelog);
+  size_t tombstones = 0;
+  const auto deadline = std::chrono::steady_clock::now() + 120s;
+  while (tombstones == 0 && std::chrono::steady_clock::now() < deadline) {
+    auto records = ReadAllCommitted((*h)->bootstrap(), changelog, 4, 60s);
+    ASSERT_TRUE(records.ok()) << records.error().message;
+    tombstones = 0;
+    for (const auto& r : *records) tombstones += r.value.empty() ? 1 : 0;
+    if (tombstones == 0) std::this_thread::sleep_for(500ms);  // polling the topic
+  }
+  (*worker)->Kill(SIGTERM);
+  ASSERT_TRUE((*worker)->WaitForLine("{\"event\":\"stopped\"", 10s));
+  const int64_t expired = JsonField((*worker)->last_line(), "expired");
+  EXPECT_GT(expired, 0) << (*worker)->last_line();
+  EXPECT_GT(tombstones, 0u);
+  EXPECT_LE(static_cast<int64_t>(tombstones), expired) << "every tombstone is an expiry";
+}
+
 TEST(WorkerOnRealKafka, PartitionsMoveWithTheirStateWhenWorkersJoinAndLeave) {
   auto h = WorkerHarness::Create(6);
   ASSERT_TRUE(h.ok()) << h.error().message;

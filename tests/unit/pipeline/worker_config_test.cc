@@ -1,0 +1,53 @@
+#include "pipeline/worker_config.h"
+
+#include <gtest/gtest.h>
+
+namespace boxwatch::pipeline {
+namespace {
+
+TEST(WorkerConfig, DefaultsApplyAndTheFileOverridesThem) {
+  auto c = WorkerConfig::Parse("instance_id: worker-0\ncommit_interval_ms: 250\nkafka:\n  fetch.max.bytes: 1048576\n",
+                               "w.yaml", {});
+  ASSERT_TRUE(c.ok()) << c.error().message;
+  EXPECT_EQ(c->instance_id, "worker-0");
+  EXPECT_EQ(c->commit_interval_ms, 250);
+  EXPECT_EQ(c->allowed_lateness_ms, 300000);  // default
+  EXPECT_EQ(c->kafka.at("fetch.max.bytes"), "1048576");
+}
+
+TEST(WorkerConfig, EnvironmentOverridesTheFile) {
+  auto c = WorkerConfig::Parse("instance_id: from-file\nstate_dir: /a\n", "w.yaml",
+                               {{"BOXWATCH_INSTANCE_ID", "pod-7"}, {"BOXWATCH_COMMIT_INTERVAL_MS", "50"}});
+  ASSERT_TRUE(c.ok()) << c.error().message;
+  EXPECT_EQ(c->instance_id, "pod-7");
+  EXPECT_EQ(c->commit_interval_ms, 50);
+  EXPECT_EQ(c->state_dir, "/a");
+}
+
+TEST(WorkerConfig, ReportsEveryProblemAtOnceWithLines) {
+  auto c = WorkerConfig::Parse("commit_interval_ms: soon\nbootstrp: x:9092\nidle_wait_ms: -5\n", "bad.yaml",
+                               {{"BOXWATCH_MAX_VALUE_BYTES", "12"}});
+  ASSERT_FALSE(c.ok());
+  const std::string& m = c.error().message;
+  EXPECT_NE(m.find("configuration has 5 problem(s)"), std::string::npos) << m;
+  EXPECT_NE(m.find("bad.yaml:1: commit_interval_ms must be an integer in range, got 'soon'"), std::string::npos) << m;
+  EXPECT_NE(m.find("bad.yaml:2: unknown option 'bootstrp'"), std::string::npos) << m;
+  EXPECT_NE(m.find("bad.yaml:3: idle_wait_ms must be an integer in range, got '-5'"), std::string::npos) << m;
+  EXPECT_NE(m.find("environment BOXWATCH_MAX_VALUE_BYTES"), std::string::npos) << m;
+  EXPECT_NE(m.find("instance_id is required"), std::string::npos) << m;
+}
+
+TEST(WorkerConfig, RejectsBrokenYaml) {
+  auto c = WorkerConfig::Parse("instance_id: [a\n", "bad.yaml", {});
+  ASSERT_FALSE(c.ok());
+  EXPECT_NE(c.error().message.find("not valid YAML"), std::string::npos);
+}
+
+TEST(WorkerConfig, MissingFileSaysWhich) {
+  auto c = WorkerConfig::Load("/nonexistent/worker.yaml");
+  ASSERT_FALSE(c.ok());
+  EXPECT_NE(c.error().message.find("/nonexistent/worker.yaml"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace boxwatch::pipeline
