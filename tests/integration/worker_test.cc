@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include <filesystem>
+#include <fstream>
 #include <random>
 #include <thread>
 
@@ -225,6 +226,47 @@ TEST(WorkerOnRealKafka, ExpiredStateIsDeletedWithChangelogTombstones) {
   EXPECT_GT(expired, 0) << (*worker)->last_line();
   EXPECT_GT(tombstones, 0u);
   EXPECT_LE(static_cast<int64_t>(tombstones), expired) << "every tombstone is an expiry";
+}
+
+TEST(WorkerOnRealKafka, PublishedProfileAndReferenceEntriesAreApplied) {
+  auto h = WorkerHarness::Create(4);
+  ASSERT_TRUE(h.ok()) << h.error().message;
+  // A new profile version, published with the CLI, and a watchlist entry on the reference topic.
+  std::string yaml(operators::DefaultProfileYaml());
+  const std::string old_version = "version: \"" + DefaultProfile().version + "\"";
+  ASSERT_NE(yaml.find(old_version), std::string::npos);
+  yaml.replace(yaml.find(old_version), old_version.size(), "version: \"published-test-1\"");
+  const std::string path = (*h)->StateDir("profile") + ".yaml";
+  {
+    std::ofstream out(path);
+    out << yaml;
+  }
+  Child publish({BOXWATCH_BINARY, "profile", "publish", path, "--bootstrap", (*h)->bootstrap(), "--prefix",
+                 (*h)->prefix()});
+  ASSERT_TRUE(publish.WaitForLine("published profile default version published-test-1", 60s));
+  publish.Kill(SIGTERM);
+  auto producer = pipeline::KafkaProducer::Create({.bootstrap = (*h)->bootstrap()});
+  ASSERT_TRUE(producer.ok());
+  const std::string reference = pipeline::TopicNames((*h)->prefix()).Name(pipeline::TopicRole::kReference);
+  ASSERT_TRUE((*producer)->Produce({.topic = reference, .key = "watchlisted_parties:Mekong Forwarding", .value = "1"}).ok());
+  ASSERT_TRUE((*producer)->Flush(30s).ok());
+
+  const sim::Traffic traffic = sim::GenerateTraffic(Options(200, 61), DefaultProfile());
+  ASSERT_TRUE((*h)->Produce(traffic.records).ok());
+  auto worker = (*h)->StartWorker("ref-0");
+  ASSERT_TRUE(worker.ok()) << worker.error().message;
+  // Every manifest names "Mekong Forwarding" as notify party: every container is now watchlisted.
+  auto alerts = (*h)->WaitForAlerts(200, 120s);
+  ASSERT_TRUE(alerts.ok());
+  (*worker)->Kill(SIGTERM);
+  std::set<std::string> watchlisted;
+  for (const auto& a : *alerts) {
+    EXPECT_EQ(a.profile_version(), "published-test-1");
+    for (const auto& f : a.indicators()) {
+      if (f.id() == "party.watchlisted") watchlisted.insert(a.container_number());
+    }
+  }
+  EXPECT_EQ(watchlisted.size(), 200u);
 }
 
 TEST(WorkerOnRealKafka, PartitionsMoveWithTheirStateWhenWorkersJoinAndLeave) {
