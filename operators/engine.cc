@@ -414,7 +414,7 @@ void RiskEngine::EvaluateManifestFamily(v1::ContainerState& s, int64_t t) const 
       }
       if (known) {
         const double direct = HaversineM(p.ports.at(chain.front()).at, p.ports.at(chain.back()).at);
-        const double max_ratio = p.Indicator("route.detour").Param("max_detour_ratio", 1.6);
+        const double max_ratio = p.At(IndicatorIndex("route.detour")).Param("max_detour_ratio", 1.6);
         if (direct > 300000 && length / direct > max_ratio) {
           std::string route;
           for (const auto& c : chain) route += (route.empty() ? "" : " > ") + c;
@@ -483,7 +483,7 @@ void RiskEngine::EvaluateManifestFamily(v1::ContainerState& s, int64_t t) const 
         hs_done = true;
       }
       if (on("goods.weight_implausible") && !weight_done && g.packages() > 0) {
-        const double tol = p.Indicator("goods.weight_implausible").Param("tolerance_fraction", 0.25);
+        const double tol = p.At(IndicatorIndex("goods.weight_implausible")).Param("tolerance_fraction", 0.25);
         const double per = g.gross_weight_kg() / g.packages();
         if (per < hs->min_kg_per_package * (1 - tol) || per > hs->max_kg_per_package * (1 + tol)) {
           manifest_fired.push_back(
@@ -502,7 +502,7 @@ void RiskEngine::EvaluateManifestFamily(v1::ContainerState& s, int64_t t) const 
       manifest_fired.push_back(Fired(p, "payment.cash", F, t).Summary("Freight paid in cash").Evidence("freight_payment", "CASH").Take());
     }
     if (on("manifest.late_amendment") && m->eta_ms() > 0) {
-      const double cutoff_h = p.Indicator("manifest.late_amendment").Param("cutoff_hours_before_eta", 48);
+      const double cutoff_h = p.At(IndicatorIndex("manifest.late_amendment")).Param("cutoff_hours_before_eta", 48);
       const int64_t cutoff = m->eta_ms() - static_cast<int64_t>(cutoff_h * 3600 * 1000);
       for (const auto& sum : s.manifest_history()) {
         if (sum.version() <= 1 || sum.declared_at_ms() > t || sum.declared_at_ms() < cutoff) continue;
@@ -523,7 +523,7 @@ void RiskEngine::EvaluateManifestFamily(v1::ContainerState& s, int64_t t) const 
         break;
       }
     }
-    if (p.Indicator("history.party_seizure").enabled) {
+    if (p.At(IndicatorIndex("history.party_seizure")).enabled) {
       for (const auto& [role, party] : {std::pair{"consignee", &m->consignee()}, std::pair{"shipper", &m->shipper()},
                                         std::pair{"notify_party", &m->notify_party()}}) {
         auto it = ref.seized_parties.find(NormaliseName(party->name()));
@@ -551,8 +551,8 @@ void RiskEngine::EvaluateScanFamily(v1::ContainerState& s, int64_t t) const {
     const std::string where = scan.site() + " " + scan.device_id();
     if (scan.has_rpm()) {
       const auto& r = scan.rpm();
-      const double gf = p.Indicator("scan.radiation_gamma").Param("factor", 3.0);
-      if (p.Indicator("scan.radiation_gamma").enabled &&
+      const double gf = p.At(IndicatorIndex("scan.radiation_gamma")).Param("factor", 3.0);
+      if (p.At(IndicatorIndex("scan.radiation_gamma")).enabled &&
           (r.gamma_alarm() || r.gamma_cps() > std::max(r.gamma_background_cps(), 1.0) * gf)) {
         fired.push_back(Fired(p, "scan.radiation_gamma", F, t)
                             .Summary("Gamma " + Num(r.gamma_cps(), 0) + " cps against background " +
@@ -563,8 +563,8 @@ void RiskEngine::EvaluateScanFamily(v1::ContainerState& s, int64_t t) const {
                             .Evidence("scanned_at", FormatUtc(scan.scanned_at_ms()))
                             .Take());
       }
-      const double nf = p.Indicator("scan.radiation_neutron").Param("factor", 2.0);
-      if (p.Indicator("scan.radiation_neutron").enabled &&
+      const double nf = p.At(IndicatorIndex("scan.radiation_neutron")).Param("factor", 2.0);
+      if (p.At(IndicatorIndex("scan.radiation_neutron")).enabled &&
           (r.neutron_alarm() || r.neutron_cps() > std::max(r.neutron_background_cps(), 0.5) * nf)) {
         fired.push_back(Fired(p, "scan.radiation_neutron", F, t)
                             .Summary("Neutron " + Num(r.neutron_cps(), 1) + " cps against background " +
@@ -577,8 +577,8 @@ void RiskEngine::EvaluateScanFamily(v1::ContainerState& s, int64_t t) const {
     }
     if (scan.has_nii()) {
       const auto& n = scan.nii();
-      const double min_score = p.Indicator("scan.xray_anomaly").Param("min_anomaly_score", 0.75);
-      if (p.Indicator("scan.xray_anomaly").enabled &&
+      const double min_score = p.At(IndicatorIndex("scan.xray_anomaly")).Param("min_anomaly_score", 0.75);
+      if (p.At(IndicatorIndex("scan.xray_anomaly")).enabled &&
           (n.verdict() == v1::NiiResult::VERDICT_SUSPICIOUS || n.anomaly_score() >= min_score)) {
         fired.push_back(Fired(p, "scan.xray_anomaly", F, t)
                             .Summary("X-ray anomaly score " + Num(n.anomaly_score(), 2) +
@@ -588,10 +588,10 @@ void RiskEngine::EvaluateScanFamily(v1::ContainerState& s, int64_t t) const {
                             .Evidence("analyst_note", n.analyst_note())
                             .Take());
       }
-      if (p.Indicator("scan.weight_mismatch").enabled && n.has_estimated_weight_kg() && m != nullptr) {
+      if (p.At(IndicatorIndex("scan.weight_mismatch")).enabled && n.has_estimated_weight_kg() && m != nullptr) {
         double declared = m->tare_weight_kg();
         for (const auto& g : m->goods()) declared += g.gross_weight_kg();
-        const double tol = p.Indicator("scan.weight_mismatch").Param("tolerance_fraction", 0.2);
+        const double tol = p.At(IndicatorIndex("scan.weight_mismatch")).Param("tolerance_fraction", 0.2);
         if (declared > 0 && std::fabs(n.estimated_weight_kg() - declared) / declared > tol) {
           fired.push_back(Fired(p, "scan.weight_mismatch", F, t)
                               .Summary("Scanner estimates " + Num(n.estimated_weight_kg(), 0) + " kg; manifest declares " +
@@ -617,7 +617,7 @@ void RiskEngine::EvaluateGpsFamily(v1::ContainerState& s, int64_t t) const {
   const v1::GpsPoint& last = pts.Get(end - 1);
   const v1::Manifest* m = ManifestAsOf(s, t);
 
-  const IndicatorConfig& dev = p.Indicator("gps.route_deviation");
+  const IndicatorConfig& dev = p.At(IndicatorIndex("gps.route_deviation"));
   const int64_t corridor_since = s.gps().first_corridor_fix_ms();
   if (dev.enabled && corridor_since != 0 && corridor_since <= t && last.outside_corridors()) {
     int run = 0;
@@ -640,7 +640,7 @@ void RiskEngine::EvaluateGpsFamily(v1::ContainerState& s, int64_t t) const {
     }
   }
 
-  const IndicatorConfig& stop = p.Indicator("gps.unscheduled_stop");
+  const IndicatorConfig& stop = p.At(IndicatorIndex("gps.unscheduled_stop"));
   const double max_stop_speed = stop.Param("max_speed_kmh", 3);
   if (stop.enabled && last.speed_kmh() <= max_stop_speed && !last.in_stop_zone()) {
     int run = 0;
@@ -668,10 +668,14 @@ void RiskEngine::EvaluateGpsFamily(v1::ContainerState& s, int64_t t) const {
     }
   }
 
-  const IndicatorConfig& gap = p.Indicator("gps.tracking_gap");
+  // Fixes up to the previous evaluation were examined then (evaluations run
+  // in time order, and these indicators latch): look only at the new ones.
+  int first_new = end;
+  while (first_new > 0 && pts.Get(first_new - 1).fix_time_ms() > s.evaluated_through_ms()) --first_new;
+  const IndicatorConfig& gap = p.At(IndicatorIndex("gps.tracking_gap"));
   if (gap.enabled) {
     const double max_gap = gap.Param("max_gap_minutes", 60);
-    for (int i = 1; i < end; ++i) {
+    for (int i = std::max(1, first_new); i < end; ++i) {
       const auto& a = pts.Get(i - 1);
       const auto& b = pts.Get(i);
       const double minutes = (b.fix_time_ms() - a.fix_time_ms()) / double(kMinute);
@@ -686,8 +690,8 @@ void RiskEngine::EvaluateGpsFamily(v1::ContainerState& s, int64_t t) const {
     }
   }
 
-  const bool seal_breach_on = p.Indicator("gps.seal_breach").enabled;
-  for (int i = 0; seal_breach_on && i < end; ++i) {
+  const bool seal_breach_on = p.At(IndicatorIndex("gps.seal_breach")).enabled;
+  for (int i = first_new; seal_breach_on && i < end; ++i) {
     const auto& pt = pts.Get(i);
     if (!pt.in_stop_zone() &&
         (pt.seal_state() == v1::GpsEvent::SEAL_STATE_OPENED || pt.seal_state() == v1::GpsEvent::SEAL_STATE_TAMPERED)) {
@@ -700,7 +704,7 @@ void RiskEngine::EvaluateGpsFamily(v1::ContainerState& s, int64_t t) const {
       break;
     }
   }
-  if (p.Indicator("gps.seal_mismatch").enabled && m != nullptr && m->seal_numbers_size() > 0) {
+  if (p.At(IndicatorIndex("gps.seal_mismatch")).enabled && m != nullptr && m->seal_numbers_size() > 0) {
     for (int i = 0; i < end; ++i) {
       const auto& pt = pts.Get(i);
       if (pt.seal_number().empty()) continue;
@@ -715,11 +719,11 @@ void RiskEngine::EvaluateGpsFamily(v1::ContainerState& s, int64_t t) const {
       }
     }
   }
-  const IndicatorConfig& border = p.Indicator("gps.unapproved_border_crossing");
+  const IndicatorConfig& border = p.At(IndicatorIndex("gps.unapproved_border_crossing"));
   if (border.enabled) {
     const double min_points = border.Param("min_points", 1);
     int count = 0;
-    for (int i = 0; i < end; ++i) {
+    for (int i = 0; i < end; ++i) {  // counts over the window: min_points may exceed 1
       const auto& pt = pts.Get(i);
       if (pt.border_geofence().empty() || pt.at_approved_crossing()) continue;
       if (++count >= min_points) {
@@ -737,7 +741,7 @@ void RiskEngine::EvaluateGpsFamily(v1::ContainerState& s, int64_t t) const {
 }
 
 void RiskEngine::EvaluateMissingManifest(v1::ContainerState& s, int64_t t) const {
-  const IndicatorConfig& cfg = profile_->Indicator("manifest.missing");
+  const IndicatorConfig& cfg = profile_->At(IndicatorIndex("manifest.missing"));
   if (!cfg.enabled || ManifestAsOf(s, t) != nullptr) return;
   const double grace = cfg.Param("grace_minutes", 120);
   const double minutes = (t - s.first_event_ms()) / double(kMinute);

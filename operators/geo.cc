@@ -36,13 +36,15 @@ CorridorFix LocateInCorridors(const Profile& profile, LatLon p) {
     if (p.lat < c.min_lat || p.lat > c.max_lat || p.lon < c.min_lon || p.lon > c.max_lon) continue;
     double best = INFINITY;
     for (size_t i = 1; i < c.points.size(); ++i) {
-      best = std::min(best, DistanceToSegmentM(p, c.points[i - 1], c.points[i]));
+      const double d = DistanceToSegmentM(p, c.points[i - 1], c.points[i]);
+      if (d <= c.buffer_m) {  // inside: the exact nearest distance is not needed
+        fix.inside = true;
+        fix.distance_m = d;
+        return fix;
+      }
+      best = std::min(best, d);
     }
     if (fix.distance_m < 0 || best < fix.distance_m) fix.distance_m = best;
-    if (best <= c.buffer_m) {
-      fix.inside = true;
-      return fix;
-    }
   }
   return fix;
 }

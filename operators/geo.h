@@ -15,7 +15,9 @@ double DistanceToSegmentM(LatLon p, LatLon a, LatLon b);
 
 struct CorridorFix {
   bool inside = false;        // within some corridor's buffer
-  double distance_m = -1;     // to the nearest corridor centre line; -1 when none is near
+  // Outside: metres to the nearest corridor centre line (-1 when no corridor
+  // is near). Inside: metres to the first segment found within its buffer.
+  double distance_m = -1;
 };
 
 // Tests `p` against every corridor; corridors whose buffered bounding box

@@ -556,6 +556,7 @@ Result<Profile> ParseProfile(std::string_view yaml_text, const std::string& sour
   ParseReference(root["reference"], prof, p);
   ParseGeography(root, prof, p);
   if (!p.empty()) return InvalidArgument(p.Join());
+  for (size_t i = 0; i < kIndicatorIds.size(); ++i) prof.by_index[i] = prof.Indicator(kIndicatorIds[i]);
   return prof;
 }
 

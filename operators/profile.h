@@ -34,6 +34,24 @@ struct IndicatorSpec {
 };
 const std::vector<IndicatorSpec>& KnownIndicators();
 
+// The ids of KnownIndicators(), in the same order, for compile-time look-ups:
+// IndicatorIndex("gps.seal_breach") is a constant, so the hot path indexes an
+// array instead of hashing a string.
+inline constexpr std::array<std::string_view, 23> kIndicatorIds = {
+    "route.high_risk_port", "route.high_risk_transhipment", "route.detour", "party.watchlisted",
+    "vessel.watchlisted", "owner.watchlisted", "goods.vague_description", "goods.sensitive_hs",
+    "goods.weight_implausible", "payment.cash", "manifest.late_amendment", "manifest.missing",
+    "scan.radiation_gamma", "scan.radiation_neutron", "scan.xray_anomaly", "scan.weight_mismatch",
+    "gps.route_deviation", "gps.unscheduled_stop", "gps.tracking_gap", "gps.seal_breach",
+    "gps.seal_mismatch", "gps.unapproved_border_crossing", "history.party_seizure"};
+
+consteval size_t IndicatorIndex(std::string_view id) {
+  for (size_t i = 0; i < kIndicatorIds.size(); ++i) {
+    if (kIndicatorIds[i] == id) return i;
+  }
+  throw "unknown indicator id";  // a compile error when reached in a constant evaluation
+}
+
 struct IndicatorConfig {
   bool enabled = true;
   double weight = 0;      // score contribution when fired, before the family cap
@@ -110,6 +128,9 @@ struct Profile {
   std::vector<Zone> border_crossings;
 
   const IndicatorConfig& Indicator(std::string_view id) const;
+  // The same as Indicator(kIndicatorIds[index]), without a look-up.
+  const IndicatorConfig& At(size_t index) const { return by_index[index]; }
+  std::array<IndicatorConfig, kIndicatorIds.size()> by_index{};  // filled by ParseProfile
   // The sensitive-HS entry with the longest prefix matching `hs`, or null.
   const SensitiveHs* MatchSensitiveHs(std::string_view hs) const;
   v1::Priority PriorityFor(double score) const;

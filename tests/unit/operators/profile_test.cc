@@ -34,6 +34,14 @@ TEST(Profile, TestProfileLoads) {
   EXPECT_TRUE(p.watchlisted_parties.count("GOLDEN CRESCENT TRADING CO"));
 }
 
+TEST(Profile, CompileTimeIndicatorIdsMatchTheKnownIndicators) {
+  ASSERT_EQ(kIndicatorIds.size(), KnownIndicators().size());
+  for (size_t i = 0; i < kIndicatorIds.size(); ++i) EXPECT_EQ(kIndicatorIds[i], KnownIndicators()[i].id);
+  const Profile& p = TestProfile();
+  EXPECT_DOUBLE_EQ(p.At(IndicatorIndex("party.watchlisted")).weight, 50);
+  EXPECT_TRUE(p.At(IndicatorIndex("scan.radiation_neutron")).critical);
+}
+
 TEST(Profile, DefaultProfileLoads) {
   auto p = LoadProfile(std::string(BOXWATCH_SOURCE_DIR) + "/profiles/default.yaml");
   ASSERT_TRUE(p.ok()) << p.error().message;
