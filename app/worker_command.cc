@@ -24,7 +24,10 @@ int RunWorker(const std::string& config_path) {
   }
   std::signal(SIGTERM, [](int) { g_stop = true; });
   std::signal(SIGINT, [](int) { g_stop = true; });
-  auto worker = pipeline::Worker::Create(*config);
+  auto worker = pipeline::Worker::Create(*config, [](const std::string& json) {
+    std::printf("%s\n", json.c_str());
+    std::fflush(stdout);
+  });
   if (!worker.ok()) {
     std::fprintf(stderr, "boxwatch worker: %s\n", worker.error().message.c_str());
     return 1;

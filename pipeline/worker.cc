@@ -70,8 +70,9 @@ Worker::Worker(const WorkerConfig& config) : config_(config), names_(config.topi
 
 Worker::~Worker() = default;
 
-Result<std::unique_ptr<Worker>> Worker::Create(const WorkerConfig& config) {
+Result<std::unique_ptr<Worker>> Worker::Create(const WorkerConfig& config, EventSink sink) {
   std::unique_ptr<Worker> w(new Worker(config));
+  w->sink_ = std::move(sink);
   Status s = w->Init();
   if (!s.ok()) return s.error();
   return w;
@@ -227,6 +228,10 @@ void Worker::OnAssigned(const std::vector<TopicPartition>& partitions) {
     tasks_[p] = std::move(task);
   }
   BW_LOG(kInfo, kLog) << "assigned partitions, " << tasks_.size() << " tasks active";
+  if (sink_) {
+    sink_("{\"event\":\"assigned\",\"tasks\":" + std::to_string(tasks_.size()) +
+          ",\"restored_records\":" + std::to_string(stats_.restored_records) + "}");
+  }
 }
 
 void Worker::OnRevoked(const std::vector<TopicPartition>& partitions) {

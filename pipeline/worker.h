@@ -12,6 +12,7 @@
 // transaction and closes. Not thread-safe: one thread runs the worker.
 
 #include <atomic>
+#include <functional>
 #include <map>
 #include <memory>
 #include <set>
@@ -41,7 +42,10 @@ struct WorkerStats {
 
 class Worker : public RebalanceListener {
  public:
-  static Result<std::unique_ptr<Worker>> Create(const WorkerConfig& config);
+  // Receives one JSON object per notable event (e.g. tasks assigned and
+  // restored), for operators and tests. Called on the worker's thread.
+  using EventSink = std::function<void(const std::string& json)>;
+  static Result<std::unique_ptr<Worker>> Create(const WorkerConfig& config, EventSink sink = {});
   ~Worker() override;
 
   // Processes until `stop` is set (SIGTERM) or a non-recoverable error.
@@ -78,6 +82,7 @@ class Worker : public RebalanceListener {
   bool UnreadOnBroker(const std::string& topic, int32_t partition, int64_t fetched) const;
 
   WorkerConfig config_;
+  EventSink sink_;
   TopicNames names_;
   int32_t partitions_ = 0;
   std::unique_ptr<state::StateStore> store_;

@@ -142,14 +142,16 @@ TEST(WorkerOnRealKafka, SigkillAtRandomMomentsGivesTheUninterruptedAlertSet) {
   const AlertDigest expected = ExpectedAlerts(traffic, DefaultProfile(), 4);
   ASSERT_TRUE((*h)->Produce(traffic.records).ok());
 
+  // Smaller transactions keep the input from being finished before the last kill.
+  const std::map<std::string, std::string> options = {{"max_records_per_commit", "500"}};
   for (int kill = 0; kill < 6; ++kill) {
-    auto worker = (*h)->StartWorker("crash-0");
+    auto worker = (*h)->StartWorker("crash-0", options);
     ASSERT_TRUE(worker.ok()) << worker.error().message;
     std::this_thread::sleep_for(std::chrono::milliseconds(500 + rng() % 2500));  // a random moment
     const int status = (*worker)->Kill(SIGKILL);
     ASSERT_TRUE(WIFSIGNALED(status)) << "the worker ended before it was killed: " << status;
   }
-  auto worker = (*h)->StartWorker("crash-0");
+  auto worker = (*h)->StartWorker("crash-0", options);
   ASSERT_TRUE(worker.ok()) << worker.error().message;
   auto alerts = (*h)->WaitForAlerts(expected.size(), 400s);
   ASSERT_TRUE(alerts.ok());
@@ -157,6 +159,7 @@ TEST(WorkerOnRealKafka, SigkillAtRandomMomentsGivesTheUninterruptedAlertSet) {
   ASSERT_TRUE((*worker)->WaitForLine("{\"event\":\"stopped\"", 5s));
   std::printf("%s\n", (*worker)->last_line().c_str());
   EXPECT_EQ(JsonField((*worker)->last_line(), "late"), 0);
+  EXPECT_GT(JsonField((*worker)->last_line(), "processed"), 0) << "the input was finished before the last kill";
   auto final_alerts = (*h)->Alerts();
   ASSERT_TRUE(final_alerts.ok());
   const AlertDigest got = Digest(*final_alerts);
@@ -183,7 +186,9 @@ TEST(WorkerOnRealKafka, CleanRestartReplaysNothingAndALostVolumeIsRestored) {
   {  // Clean restart: the local checkpoint is current, nothing to restore.
     auto worker = (*h)->StartWorker("restore-0");
     ASSERT_TRUE(worker.ok());
-    std::this_thread::sleep_for(3s);  // let it join and settle; what is asserted comes from its own report
+    ASSERT_TRUE((*worker)->WaitForLine("{\"event\":\"assigned\",\"tasks\":4", 60s))
+        << "the restarted worker never got its four partitions";
+    EXPECT_EQ(JsonField((*worker)->last_line(), "restored_records"), 0) << (*worker)->last_line();
     (*worker)->Kill(SIGTERM);
     ASSERT_TRUE((*worker)->WaitForLine("{\"event\":\"stopped\"", 60s));
     EXPECT_EQ(JsonField((*worker)->last_line(), "restored_records"), 0) << (*worker)->last_line();
