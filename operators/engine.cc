@@ -173,6 +173,17 @@ std::string LocalTime(int64_t t, int offset_hours) {
   return iso.substr(0, 16) + suffix;
 }
 
+// Uncapped contribution of the fired indicators, per family.
+std::array<double, kFamilyCount> FamilySums(const v1::ContainerState& s) {
+  std::array<double, kFamilyCount> sum{};
+  for (const auto& f : s.fired()) {
+    for (int i = 0; i < kFamilyCount; ++i) {
+      if (f.family() == FamilyName(static_cast<Family>(i))) sum[i] += f.contribution();
+    }
+  }
+  return sum;
+}
+
 std::string Position(const v1::GpsPoint& p) { return Num(p.lat(), 4) + "," + Num(p.lon(), 4); }
 
 }  // namespace
@@ -755,12 +766,7 @@ void RiskEngine::EvaluateMissingManifest(v1::ContainerState& s, int64_t t) const
 }
 
 double RiskEngine::Score(const v1::ContainerState& s) const {
-  std::array<double, kFamilyCount> sum{};
-  for (const auto& f : s.fired()) {
-    for (int i = 0; i < kFamilyCount; ++i) {
-      if (f.family() == FamilyName(static_cast<Family>(i))) sum[i] += f.contribution();
-    }
-  }
+  const std::array<double, kFamilyCount> sum = FamilySums(s);
   double score = 0;
   for (int i = 0; i < kFamilyCount; ++i) score += std::min(sum[i], profile_->family_cap[i]);
   return score;
@@ -810,12 +816,7 @@ void RiskEngine::ApplyAlertPolicy(v1::ContainerState& s, int64_t t, int64_t emit
   a.set_event_time_ms(t);
   a.set_emit_time_ms(emit_time_ms);
   // Explanation: contributions after family caps, largest first.
-  std::array<double, kFamilyCount> sum{};
-  for (const auto& f : s.fired()) {
-    for (int i = 0; i < kFamilyCount; ++i) {
-      if (f.family() == FamilyName(static_cast<Family>(i))) sum[i] += f.contribution();
-    }
-  }
+  const std::array<double, kFamilyCount> sum = FamilySums(s);
   for (const auto& f : s.fired()) {
     auto* out = a.add_indicators();
     *out = f;

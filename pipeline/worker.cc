@@ -522,6 +522,7 @@ Status Worker::CommitCycle() {
   const std::string alerts_topic = names_.Name(TopicRole::kAlerts);
   const std::string changelog = names_.Name(TopicRole::kStateChangelog);
   std::map<int32_t, std::vector<state::PartitionStore::Write>> writes;
+  std::map<int32_t, std::string> metas;  // what the changelog gets is what RocksDB gets
   std::vector<TopicPartitionOffset> offsets;
   for (auto& [p, task_ptr] : tasks_) {
     Task& task = *task_ptr;
@@ -566,7 +567,7 @@ Status Worker::CommitCycle() {
       }
       writes[p].push_back(std::move(w));
     }
-    const std::string meta = task.EncodeMeta();
+    const std::string& meta = metas[p] = task.EncodeMeta();
     if (Status st = producer_->Produce({.topic = changelog, .key = kTaskMetaKey, .value = meta, .partition = p});
         !st.ok()) {
       return st;
@@ -584,7 +585,7 @@ Status Worker::CommitCycle() {
   ++stats_.transactions;
   for (auto& [p, task_ptr] : tasks_) {
     const int64_t last = producer_->LastDeliveredOffset(changelog, p);
-    Status s = task_ptr->store->Commit(writes[p], last + 1, task_ptr->EncodeMeta());
+    Status s = task_ptr->store->Commit(writes[p], last + 1, metas[p]);
     if (!s.ok()) return s;
   }
   if (pending_profile_) {  // a new profile applies at a commit boundary
