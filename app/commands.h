@@ -16,5 +16,6 @@ void RegisterTopicsCommand(CLI::App& app);  // topics create|describe
 void RegisterDemoCommand(CLI::App& app);    // demo on the embedded broker
 void RegisterProfileCommand(CLI::App& app); // profile check|publish
 void RegisterWorkerCommand(CLI::App& app);  // the stateful worker
+void RegisterDeliveryCommands(CLI::App& app);  // dispatcher and hub
 
 }  // namespace boxwatch::app

@@ -13,6 +13,7 @@ int main(int argc, char** argv) {
   boxwatch::app::RegisterDemoCommand(app);
   boxwatch::app::RegisterProfileCommand(app);
   boxwatch::app::RegisterWorkerCommand(app);
+  boxwatch::app::RegisterDeliveryCommands(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -833,8 +833,13 @@ void RiskEngine::ApplyAlertPolicy(v1::ContainerState& s, int64_t t, int64_t emit
     a.set_port_of_discharge(m->port_of_discharge());
     a.set_final_destination(m->final_destination());
     a.set_vessel_imo(m->vessel_imo());
+    // Discharge, destination and transit: each country the box passes
+    // through gets notice before it arrives.
     for (const auto* code : {&m->port_of_discharge(), &m->final_destination()}) {
       if (auto r = p.RegionOfLocode(*code); !r.empty()) regions.insert(r);
+    }
+    for (const auto& code : m->transhipment_ports()) {
+      if (auto r = p.RegionOfLocode(code); !r.empty()) regions.insert(r);
     }
   }
   for (const auto& scan : s.scans()) {

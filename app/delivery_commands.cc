@@ -1,0 +1,203 @@
+// `boxwatch dispatcher` and `boxwatch hub` (delivery/dispatcher.h,
+// delivery/hub.h). Both print one JSON line per notable event on stdout
+// (started with their ports, subscribed, refused, stopped) for operators and
+// tests; logs go to stderr. Exit codes: 0 after SIGTERM/SIGINT, 2 for a bad
+// command line or configuration (every problem listed), 3 when the
+// dispatcher refuses the hub for good, 1 for other failures.
+#include <CLI/CLI.hpp>
+#include <prometheus/registry.h>
+
+#include <atomic>
+#include <csignal>
+#include <cstdio>
+#include <sstream>
+#include <thread>
+
+#include "app/commands.h"
+#include "core/http.h"
+#include "delivery/dispatcher.h"
+#include "delivery/hub.h"
+#include "delivery/probes.h"
+#include "monitoring/metrics.h"
+
+namespace boxwatch::app {
+namespace {
+
+std::atomic<bool> g_stop{false};
+
+void PrintLine(const std::string& json) {
+  std::printf("%s\n", json.c_str());
+  std::fflush(stdout);
+}
+
+void InstallStopHandlers() {
+  std::signal(SIGTERM, [](int) { g_stop = true; });
+  std::signal(SIGINT, [](int) { g_stop = true; });
+}
+
+struct DispatcherArgs {
+  delivery::DispatcherOptions options;
+  std::string metrics_listen = "0.0.0.0:9464";
+  std::vector<std::string> kafka;
+};
+
+int RunDispatcher(DispatcherArgs& a) {
+  for (const auto& kv : a.kafka) {
+    const size_t eq = kv.find('=');
+    if (eq == std::string::npos || eq == 0) {
+      std::fprintf(stderr, "boxwatch dispatcher: --kafka %s is not key=value\n", kv.c_str());
+      return 2;
+    }
+    a.options.kafka.emplace_back(kv.substr(0, eq), kv.substr(eq + 1));
+  }
+  if (std::string problems = a.options.Validate(); !problems.empty()) {
+    std::fprintf(stderr, "boxwatch dispatcher: invalid configuration:\n%s\n", problems.c_str());
+    return 2;
+  }
+  auto registry = std::make_shared<prometheus::Registry>();
+  monitoring::AddProcessCollector(*registry);
+  InstallStopHandlers();
+  auto dispatcher = delivery::Dispatcher::Start(a.options, registry);
+  if (!dispatcher.ok()) {
+    std::fprintf(stderr, "boxwatch dispatcher: %s\n", dispatcher.error().message.c_str());
+    return dispatcher.error().code == Errc::kInvalidArgument ? 2 : 1;
+  }
+  delivery::Dispatcher* d = dispatcher->get();
+  auto endpoint = monitoring::Endpoint::Start(a.metrics_listen, registry, [d] { return d->NotReady(); });
+  if (!endpoint.ok()) {
+    std::fprintf(stderr, "boxwatch dispatcher: %s\n", endpoint.error().message.c_str());
+    return 2;
+  }
+  PrintLine("{\"event\":\"started\",\"role\":\"dispatcher\",\"grpc_port\":" + std::to_string(d->port()) +
+            ",\"metrics_port\":" + std::to_string((*endpoint)->port()) + "}");
+  while (!g_stop) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  d->Shutdown();
+  (*endpoint)->Stop();
+  PrintLine("{\"event\":\"stopped\",\"role\":\"dispatcher\"}");
+  return 0;
+}
+
+struct HubArgs {
+  delivery::HubOptions options;
+  std::string regions;
+  std::string min_priority = "LOW";
+  std::string metrics_listen = "0.0.0.0:9465";
+};
+
+int RunHub(HubArgs& a) {
+  std::vector<std::string> problems;
+  std::stringstream rs(a.regions);
+  for (std::string r; std::getline(rs, r, ',');) a.options.regions.push_back(r);
+  if (!delivery::ParsePriority(a.min_priority, &a.options.min_priority))
+    problems.push_back("--min-priority " + a.min_priority + " is not LOW, MEDIUM, HIGH or CRITICAL");
+  if (std::string p = a.options.Validate(); !p.empty()) problems.push_back(p);
+  if (!problems.empty()) {
+    std::string all;
+    for (const auto& p : problems) all += (all.empty() ? "" : "\n") + p;
+    std::fprintf(stderr, "boxwatch hub: invalid configuration:\n%s\n", all.c_str());
+    return 2;
+  }
+  auto registry = std::make_shared<prometheus::Registry>();
+  monitoring::AddProcessCollector(*registry);
+  InstallStopHandlers();
+  auto hub = delivery::Hub::Start(a.options, registry, PrintLine);
+  if (!hub.ok()) {
+    std::fprintf(stderr, "boxwatch hub: %s\n", hub.error().message.c_str());
+    return hub.error().code == Errc::kInvalidArgument ? 2 : 1;
+  }
+  delivery::Hub* h = hub->get();
+  auto endpoint = monitoring::Endpoint::Start(a.metrics_listen, registry, [h] { return h->NotReady(); });
+  if (!endpoint.ok()) {
+    std::fprintf(stderr, "boxwatch hub: %s\n", endpoint.error().message.c_str());
+    return 2;
+  }
+  PrintLine("{\"event\":\"started\",\"role\":\"hub\",\"hub_id\":\"" + http::JsonEscape(a.options.hub_id) +
+            "\",\"http_port\":" + std::to_string(h->http_port()) +
+            ",\"metrics_port\":" + std::to_string((*endpoint)->port()) + "}");
+  Status s = h->Run(g_stop);
+  (*endpoint)->Stop();
+  PrintLine(std::string("{\"event\":\"stopped\",\"role\":\"hub\",\"ok\":") + (s.ok() ? "true" : "false") + "}");
+  if (!s.ok()) {
+    std::fprintf(stderr, "boxwatch hub: %s\n", s.message().c_str());
+    return 3;
+  }
+  return 0;
+}
+
+}  // namespace
+
+void RegisterDeliveryCommands(CLI::App& app) {
+  auto d = std::make_shared<DispatcherArgs>();
+  CLI::App* dc = app.add_subcommand(
+      "dispatcher",
+      "Serve AlertService to regional hubs: alerts from the alerts topic by region and priority, with resume "
+      "tokens; ReportOutcome to the outcomes topic; container look-ups (docs/delivery.md)");
+  dc->add_option("--bootstrap", d->options.bootstrap, "Kafka bootstrap servers (host:port,...)")
+      ->envname("BOXWATCH_BOOTSTRAP");
+  dc->add_option("--topic-prefix", d->options.topic_prefix, "Prefix of every topic name (default: none)")
+      ->envname("BOXWATCH_TOPIC_PREFIX");
+  dc->add_option("--listen", d->options.listen, "gRPC address host:port; port 0 picks a free port")
+      ->capture_default_str();
+  dc->add_option("--hubs", d->options.hubs_file,
+                 "YAML file mapping each hub id (certificate common name) to the regions it may read");
+  dc->add_option("--tls-ca", d->options.tls_ca, "PEM CA certificate that signs hub certificates");
+  dc->add_option("--tls-cert", d->options.tls_cert, "PEM certificate chain of the dispatcher");
+  dc->add_option("--tls-key", d->options.tls_key, "PEM private key of the dispatcher");
+  dc->add_flag("--insecure", d->options.insecure,
+               "Plaintext gRPC and hub ids taken on trust: only for a local demo on loopback");
+  dc->add_option("--ack-window", d->options.default_ack_window,
+                 "Alerts a hub may have unacknowledged when its subscription asks for 0")
+      ->capture_default_str();
+  dc->add_option("--max-ack-window", d->options.max_ack_window, "Largest acknowledgement window a hub may ask for")
+      ->capture_default_str();
+  dc->add_option("--max-buffered", d->options.max_buffered,
+                 "Alerts queued per hub stream for priority ordering (bounds memory per hub)")
+      ->capture_default_str();
+  dc->add_option("--heartbeat-ms", d->options.heartbeat_ms, "ms between heartbeats on an idle stream")
+      ->capture_default_str();
+  dc->add_option("--catch-up-ms", d->options.catch_up_ms,
+                 "ms a (re)connecting hub's stream may read ahead before its first alert, so the most urgent go first")
+      ->capture_default_str();
+  dc->add_option("--lookup-max-records", d->options.lookup_max_records,
+                 "Records GetContainer scans back through the alerts topic at most")
+      ->capture_default_str();
+  dc->add_option("--kafka", d->kafka, "Extra librdkafka property key=value (repeatable)");
+  dc->add_option("--metrics-listen", d->metrics_listen, "Address of /metrics, /healthz and /readyz")
+      ->capture_default_str();
+  dc->callback([d] { SetExitCode(RunDispatcher(*d)); });
+
+  auto h = std::make_shared<HubArgs>();
+  CLI::App* hc = app.add_subcommand(
+      "hub",
+      "Regional hub: subscribe to a dispatcher for some regions, store alerts exactly once, serve the control "
+      "room's HTTP API and live feed, pass inspection outcomes back (docs/delivery.md)");
+  hc->add_option("--hub-id", h->options.hub_id, "This hub's id; with TLS, its certificate's common name")
+      ->envname("BOXWATCH_HUB_ID");
+  hc->add_option("--dispatcher", h->options.dispatcher, "Dispatcher address host:port");
+  hc->add_option("--regions", h->regions, "Comma-separated region ids to receive (e.g. mekong,central-asia)");
+  hc->add_option("--min-priority", h->min_priority, "Lowest priority to receive: LOW, MEDIUM, HIGH or CRITICAL")
+      ->capture_default_str();
+  hc->add_option("--state-dir", h->options.state_dir, "Directory of the hub's alert store (RocksDB)")
+      ->capture_default_str();
+  hc->add_option("--http-listen", h->options.http_listen, "Address of the control-room HTTP API; port 0 picks one")
+      ->capture_default_str();
+  hc->add_option("--tls-ca", h->options.tls_ca, "PEM CA certificate that signs the dispatcher's certificate");
+  hc->add_option("--tls-cert", h->options.tls_cert, "PEM certificate chain of this hub");
+  hc->add_option("--tls-key", h->options.tls_key, "PEM private key of this hub");
+  hc->add_option("--tls-server-name", h->options.tls_server_name,
+                 "Name expected in the dispatcher's certificate (default: the host of --dispatcher)");
+  hc->add_flag("--insecure", h->options.insecure, "Plaintext gRPC: only for a local demo on loopback");
+  hc->add_option("--ack-window", h->options.ack_window, "Alerts the dispatcher may send ahead of acknowledgements")
+      ->capture_default_str();
+  hc->add_option("--max-batch", h->options.max_batch, "Alerts stored per synced write at most")
+      ->capture_default_str();
+  hc->add_option("--reconnect-min-ms", h->options.reconnect_min_ms, "First reconnect backoff, ms")
+      ->capture_default_str();
+  hc->add_option("--reconnect-max-ms", h->options.reconnect_max_ms, "Reconnect backoff ceiling, ms")
+      ->capture_default_str();
+  hc->add_option("--metrics-listen", h->metrics_listen, "Address of /metrics, /healthz and /readyz")
+      ->capture_default_str();
+  hc->callback([h] { SetExitCode(RunHub(*h)); });
+}
+
+}  // namespace boxwatch::app
