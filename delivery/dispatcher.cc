@@ -464,8 +464,9 @@ class Dispatcher::Impl final : public v1::AlertService::Service {
         std::lock_guard lock(mu);
         room = unacked < window ? window - unacked : 0;
       }
-      const bool can_send_now = room > 0 && !queue.empty() && !catching_up;
-      milliseconds wait(can_send_now ? 0 : 50);
+      // Block on Kafka only when there is nothing else to do: when the
+      // window is full, acknowledgements are waited for below instead.
+      milliseconds wait(catching_up || (room > 0 && queue.empty()) ? 50 : 0);
       for (int n = 0; static_cast<int64_t>(queue.size()) < options_.max_buffered && n < 5000; ++n) {
         auto m = consumer.Poll(n == 0 ? wait : milliseconds(0));
         if (!m.ok()) {
@@ -501,19 +502,21 @@ class Dispatcher::Impl final : public v1::AlertService::Service {
       }
       if (!result.ok()) break;
       if (catching_up) {
-        bool reached = true;
-        for (const auto& [p, hw] : catch_up_to) reached = reached && expected[p] >= hw;
-        if (!reached) {
-          // Positions also move past trailing transaction markers.
-          auto pos = consumer.Positions();
-          if (pos.ok()) {
-            reached = true;
-            for (const auto& tp : *pos) reached = reached && (tp.offset >= catch_up_to[tp.partition]);
-            reached = reached && pos->size() == catch_up_to.size();
+        std::set<int32_t> behind;
+        for (const auto& [p, hw] : catch_up_to)
+          if (expected[p] < hw) behind.insert(p);
+        if (!behind.empty()) {
+          // The position also moves past trailing transaction markers.
+          if (auto pos = consumer.Positions(); pos.ok()) {
+            for (const auto& tp : *pos)
+              if (tp.offset >= catch_up_to[tp.partition]) behind.erase(tp.partition);
           }
         }
+        const bool reached = behind.empty();
         if (reached || static_cast<int64_t>(queue.size()) >= options_.max_buffered ||
             Clock::now() >= catch_up_deadline) {
+          BW_LOG(kDebug, "dispatcher") << "hub " << hub << " caught up: " << queue.size() << " queued"
+                                       << (reached ? "" : " (stopped early)");
           catching_up = false;
         } else {
           continue;
@@ -552,9 +555,8 @@ class Dispatcher::Impl final : public v1::AlertService::Service {
       {
         std::unique_lock lock(mu);
         probe_.Backlog(hub, static_cast<double>(unacked), static_cast<double>(queue.size()));
-        // A full window and a full queue: nothing to do until an ack.
-        if (unacked >= window && static_cast<int64_t>(queue.size()) >= options_.max_buffered)
-          cv.wait_for(lock, milliseconds(100), [&] { return closed || unacked < window; });
+        // A full window: nothing to send until an acknowledgement.
+        if (unacked >= window) cv.wait_for(lock, milliseconds(50), [&] { return closed || unacked < window; });
       }
     }
     if (!is_closed()) ctx->TryCancel();  // ends the ack reader's Read

@@ -271,9 +271,10 @@ class Hub::Impl {
       probe_.BatchWritten(std::chrono::duration<double>(Clock::now() - t0).count());
       const int64_t now = NowMs();
       for (size_t i = 0; i < stored->duplicates; ++i) probe_.Duplicate();
-      for (const v1::Alert* a : stored->stored) {
-        probe_.Stored(a->priority(), static_cast<double>(now - a->emit_time_ms()) / 1000.0);
-        feed_.Publish("event: alert\ndata: " + ToJson(*a) + "\n\n");
+      for (size_t i : stored->stored) {
+        const v1::Alert& a = alerts[i];
+        probe_.Stored(a.priority(), static_cast<double>(now - a.emit_time_ms()) / 1000.0);
+        feed_.Publish("event: alert\ndata: " + ToJson(a) + "\n\n");
       }
       v1::SubscribeRequest ack;
       for (const auto& a : alerts) ack.mutable_ack()->add_alert_ids(a.alert_id());

@@ -60,7 +60,8 @@ Result<HubStore::StoreResult> HubStore::Store(const std::vector<v1::Alert>& aler
   rocksdb::WriteBatch batch;
   std::set<std::string> in_batch;
   std::string value;
-  for (const auto& a : alerts) {
+  for (size_t i = 0; i < alerts.size(); ++i) {
+    const v1::Alert& a = alerts[i];
     const std::string key = kAlertPrefix + a.alert_id();
     rocksdb::Status s = impl_->db->Get(rocksdb::ReadOptions(), key, &value);
     if (s.ok() || in_batch.count(a.alert_id())) {
@@ -72,7 +73,7 @@ Result<HubStore::StoreResult> HubStore::Store(const std::vector<v1::Alert>& aler
     batch.Put(key, value);
     batch.Put(IndexKey(a), "");
     in_batch.insert(a.alert_id());
-    result.stored.push_back(&a);
+    result.stored.push_back(i);
   }
   batch.Put(kTokenKey, token);
   rocksdb::WriteOptions wo;

@@ -23,7 +23,7 @@ class HubStore {
   ~HubStore();
 
   struct StoreResult {
-    std::vector<const v1::Alert*> stored;  // the new ones, pointing into the input
+    std::vector<size_t> stored;  // indexes of the new ones in the input
     size_t duplicates = 0;
   };
   // Stores the alerts not already present and `token`, in one synced batch.

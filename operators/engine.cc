@@ -320,6 +320,22 @@ JoinResult RiskEngine::ApplyGps(v1::ContainerState& s, const v1::GpsEvent& e, in
   return JoinResult::kApplied;
 }
 
+std::vector<RiskEngine::ReferenceUpdate> RiskEngine::FeedbackFor(const v1::ContainerState& s,
+                                                                  const v1::InspectionOutcome& o) const {
+  std::vector<ReferenceUpdate> out;
+  const Profile& p = *profile_;
+  if (o.result() != v1::InspectionOutcome::RESULT_SEIZURE || p.feedback.seizure_watch_days <= 0) return out;
+  const v1::Manifest* m = ManifestAsOf(s, o.inspected_at_ms());
+  if (m == nullptr) return out;
+  const int64_t until = o.inspected_at_ms() + static_cast<int64_t>(p.feedback.seizure_watch_days * 86400000.0);
+  for (const auto& role : p.feedback.seizure_parties) {
+    const v1::Party& party = role == "shipper" ? m->shipper() : role == "notify_party" ? m->notify_party() : m->consignee();
+    const std::string name = NormaliseName(party.name());
+    if (!name.empty()) out.push_back({"seized_parties:" + name, std::to_string(until)});
+  }
+  return out;
+}
+
 JoinResult RiskEngine::ApplyOutcome(v1::ContainerState& s, const v1::InspectionOutcome& o,
                                     int64_t watermark) const {
   const int64_t t = o.inspected_at_ms();

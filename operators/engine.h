@@ -69,6 +69,16 @@ class RiskEngine {
   JoinResult ApplyGps(v1::ContainerState& s, const v1::GpsEvent& e, int64_t watermark) const;
   JoinResult ApplyOutcome(v1::ContainerState& s, const v1::InspectionOutcome& o, int64_t watermark) const;
 
+  // An entry for the boxwatch.reference topic.
+  struct ReferenceUpdate {
+    std::string key;    // "<list>:<entry>", e.g. "seized_parties:ACME TRADING"
+    std::string value;  // the list's value, e.g. listed-until UTC ms
+  };
+  // What an applied outcome feeds back, as the profile's `feedback` says:
+  // for a seizure, the parties of the manifest in force at the inspection,
+  // listed as seized until inspection + seizure_watch_days.
+  std::vector<ReferenceUpdate> FeedbackFor(const v1::ContainerState& s, const v1::InspectionOutcome& o) const;
+
   // Evaluates every pending event older than `watermark` and appends the
   // alerts the policy emits (emit_time_ms set to `emit_time_ms`).
   void Advance(v1::ContainerState& s, int64_t watermark, int64_t emit_time_ms,

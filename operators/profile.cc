@@ -508,7 +508,7 @@ Result<Profile> ParseProfile(std::string_view yaml_text, const std::string& sour
   if (!CheckMap(root, "the profile document",
                 {"name", "version", "description", "thresholds", "lanes", "family_caps", "indicators",
                  "reference", "ports", "regions", "timezones", "corridors", "stop_zones",
-                 "border_crossings"},
+                 "border_crossings", "feedback"},
                 p)) {
     return InvalidArgument(p.Join());
   }
@@ -554,6 +554,24 @@ Result<Profile> ParseProfile(std::string_view yaml_text, const std::string& sour
   }
   ParseIndicators(root["indicators"], prof, p);
   ParseReference(root["reference"], prof, p);
+  if (root["feedback"].IsDefined() && CheckMap(root["feedback"], "feedback", {"seizure_watch_days", "seizure_parties"}, p)) {
+    const YAML::Node& f = root["feedback"];
+    double days = 0;
+    if (f["seizure_watch_days"].IsDefined() && GetDouble(f["seizure_watch_days"], "feedback.seizure_watch_days", p, &days)) {
+      if (days < 0 || days > 3650) p.Add(f["seizure_watch_days"], "feedback.seizure_watch_days must be 0 (off) to 3650");
+      prof.feedback.seizure_watch_days = days;
+    }
+    if (f["seizure_parties"].IsDefined()) {
+      prof.feedback.seizure_parties.clear();
+      ParseStringSet(
+          f["seizure_parties"], "feedback.seizure_parties", p,
+          [](const std::string& role, std::string*) -> std::optional<std::string> {
+            if (role == "consignee" || role == "shipper" || role == "notify_party") return std::nullopt;
+            return "'" + role + "' is not consignee, shipper or notify_party";
+          },
+          [&](std::string role) { prof.feedback.seizure_parties.push_back(std::move(role)); });
+    }
+  }
   ParseGeography(root, prof, p);
   if (!p.empty()) return InvalidArgument(p.Join());
   for (size_t i = 0; i < kIndicatorIds.size(); ++i) prof.by_index[i] = prof.Indicator(kIndicatorIds[i]);

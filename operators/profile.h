@@ -127,6 +127,15 @@ struct Profile {
   std::vector<Zone> stop_zones;
   std::vector<Zone> border_crossings;
 
+  // What inspection outcomes feed back into the reference data.
+  struct Feedback {
+    // A seizure puts the container's parties on the seized-parties list for
+    // this many days from the inspection (history.party_seizure); 0 turns it off.
+    double seizure_watch_days = 0;
+    // Which manifest parties: "consignee", "shipper", "notify_party".
+    std::vector<std::string> seizure_parties = {"consignee"};
+  } feedback;
+
   const IndicatorConfig& Indicator(std::string_view id) const;
   // The same as Indicator(kIndicatorIds[index]), without a look-up.
   const IndicatorConfig& At(size_t index) const { return by_index[index]; }

@@ -498,6 +498,20 @@ Status Worker::ProcessRecord(Task& task, const Message& m) {
   }
   ++stats_.processed;
   if (joined == operators::JoinResult::kDuplicate) return Status::Ok();
+  if (const auto* outcome = std::get_if<v1::InspectionOutcome>(&event)) {
+    // Feedback (e.g. a seizure lists the consignee) rides in this
+    // transaction; every worker applies it from the reference topic.
+    for (const auto& update : engine_->FeedbackFor(*state, *outcome)) {
+      ++stats_.feedback;
+      if (Status s = producer_->Produce({.topic = names_.Name(TopicRole::kReference),
+                                         .key = update.key,
+                                         .value = update.value,
+                                         .timestamp_ms = outcome->inspected_at_ms()});
+          !s.ok()) {
+        return s;
+      }
+    }
+  }
   if (state == &fresh) {
     state = task.cache->Put(key, std::move(fresh));
   } else if (Status d = task.cache->MarkDirty(key); !d.ok()) {

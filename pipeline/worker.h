@@ -37,6 +37,7 @@ struct WorkerStats {
   uint64_t restored_records = 0;  // changelog records applied during restores
   uint64_t rebuilds = 0;       // producer rebuilds after fencing or fatal errors
   uint64_t expired = 0;        // container states deleted after state_ttl_ms
+  uint64_t feedback = 0;       // reference entries written from inspection outcomes
   std::map<std::string, uint64_t> dead_by_reason;
 };
 

@@ -70,6 +70,20 @@ class Child {
     pid_ = -1;
     return status;
   }
+  // Waits up to `timeout` for the child to exit by itself (then SIGKILLs it);
+  // returns its wait status.
+  int Wait(std::chrono::milliseconds timeout) {
+    const auto deadline = std::chrono::steady_clock::now() + timeout;
+    int status = 0;
+    while (std::chrono::steady_clock::now() < deadline) {
+      if (::waitpid(pid_, &status, WNOHANG) == pid_) {
+        pid_ = -1;
+        return status;
+      }
+      ::poll(nullptr, 0, 20);  // waitpid has no timeout of its own
+    }
+    return Kill(SIGKILL);
+  }
   bool started() const { return pid_ > 0; }
   bool running() const { return pid_ > 0; }
   const std::string& last_line() const { return last_line_; }

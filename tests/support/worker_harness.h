@@ -27,6 +27,8 @@ class WorkerHarness {
 
   const std::string& bootstrap() const { return bootstrap_; }
   const std::string& prefix() const { return prefix_; }
+  // A scratch directory of this harness (state, configs), removed at the end.
+  const std::string& dir() const { return dir_; }
   std::string StateDir(const std::string& instance) const { return dir_ + "/state-" + instance; }
 
   // Starts `boxwatch worker` as `instance`; waits for its "started" line.

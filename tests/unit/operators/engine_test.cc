@@ -294,3 +294,40 @@ TEST(OrderIndependence, AnyArrivalOrderWithinTheLatenessGivesTheSameStateAndAler
 
 }  // namespace
 }  // namespace boxwatch::operators::testing
+
+namespace boxwatch::operators::testing {
+namespace {
+
+v1::InspectionOutcome Seizure(int64_t at) {
+  v1::InspectionOutcome o;
+  o.set_container_number(kBox);
+  o.set_outcome_id("o-1");
+  o.set_inspected_at_ms(at);
+  o.set_result(v1::InspectionOutcome::RESULT_SEIZURE);
+  o.add_seizure_categories(v1::InspectionOutcome::SEIZURE_CATEGORY_DRUGS);
+  return o;
+}
+
+TEST(Feedback, SeizureListsTheConsigneeForTheProfilesDays) {
+  Scenario s;
+  s.Manifest([](auto& m) { m.mutable_consignee()->set_name("Mekong Fresh Produce, Ltd."); });
+  const auto o = Seizure(kDay);
+  ASSERT_EQ(s.engine.ApplyOutcome(s.state, o, 0), JoinResult::kApplied);
+  const auto updates = s.engine.FeedbackFor(s.state, o);
+  ASSERT_EQ(updates.size(), 1u);  // the test profile names the consignee only
+  EXPECT_EQ(updates[0].key, "seized_parties:MEKONG FRESH PRODUCE LTD");
+  EXPECT_EQ(updates[0].value, std::to_string(kDay + 30 * 24 * kHour));
+}
+
+TEST(Feedback, NoFindingOrNoManifestFeedsNothingBack) {
+  Scenario s;
+  auto clear = Seizure(kDay);
+  clear.set_result(v1::InspectionOutcome::RESULT_NO_FINDING);
+  EXPECT_TRUE(s.engine.FeedbackFor(s.state, Seizure(kDay)).empty());  // no manifest yet
+  s.Manifest();
+  EXPECT_TRUE(s.engine.FeedbackFor(s.state, clear).empty());
+  EXPECT_FALSE(s.engine.FeedbackFor(s.state, Seizure(kDay)).empty());
+}
+
+}  // namespace
+}  // namespace boxwatch::operators::testing

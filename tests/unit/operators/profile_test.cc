@@ -93,6 +93,10 @@ INSTANTIATE_TEST_SUITE_P(
         BadCase{"BadImo", "[\"9999991\"]", "[\"99999\"]", "'99999' is not a 7-digit IMO number"},
         BadCase{"SensitiveHsRangeInverted", "min_kg_per_package: 50, max_kg_per_package: 250",
                 "min_kg_per_package: 500, max_kg_per_package: 250", "min_kg_per_package is above max_kg_per_package"},
+        BadCase{"UnknownFeedbackParty", "seizure_parties: [consignee]", "seizure_parties: [carrier]",
+                "feedback.seizure_parties: 'carrier' is not consignee, shipper or notify_party"},
+        BadCase{"FeedbackDaysOutOfRange", "seizure_watch_days: 30", "seizure_watch_days: -1",
+                "feedback.seizure_watch_days must be 0 (off) to 3650"},
         BadCase{"BrokenYaml", "lanes: {critical: red", "lanes: {critical: [red", "bad.yaml:6: not valid YAML"}),
     [](const auto& info) { return std::string(info.param.name); });
 

@@ -1,0 +1,457 @@
+// Alert delivery against the real broker and real gRPC: region routing and
+// refusal, exactly-once at the hub through SIGKILLs of hubs and dispatcher,
+// priority overtaking, mutual TLS, a third-party (Python) client, and the
+// outcome feedback loop into the worker.
+#include <google/protobuf/util/json_util.h>
+#include <gtest/gtest.h>
+#include <sys/wait.h>
+
+#include <chrono>
+#include <cstdlib>
+#include <random>
+#include <thread>
+
+#include "boxwatch/v1/state.pb.h"
+#include "core/http.h"
+#include "operators/default_profile.h"
+#include "operators/profile.h"
+#include "pipeline/topics.h"
+#include "tests/support/delivery_harness.h"
+
+namespace boxwatch::testing {
+namespace {
+
+using std::chrono::milliseconds;
+using std::chrono::seconds;
+using Grants = std::map<std::string, std::set<std::string>>;
+
+std::set<std::string> IdsFor(const std::vector<v1::Alert>& alerts, const std::set<std::string>& regions,
+                             v1::Priority min_priority = v1::PRIORITY_LOW) {
+  std::set<std::string> ids;
+  for (const auto& a : alerts) {
+    if (a.priority() < min_priority) continue;
+    for (const auto& r : a.regions())
+      if (regions.count(r)) ids.insert(a.alert_id());
+  }
+  return ids;
+}
+
+// Polls the hub until it holds `expected` ids and then still holds exactly
+// them a moment later (no late extras), or the deadline passes.
+std::set<std::string> WaitForHub(DeliveryHarness& h, int http_port, const std::set<std::string>& expected,
+                                 seconds timeout) {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  std::set<std::string> got;
+  for (;;) {
+    auto ids = h.HubAlertIds(http_port);
+    if (ids.ok()) got = *ids;
+    if (got.size() >= expected.size() || std::chrono::steady_clock::now() > deadline) break;
+    std::this_thread::sleep_for(milliseconds(300));  // polling the hub's API
+  }
+  std::this_thread::sleep_for(milliseconds(1500));  // anything extra would arrive now
+  if (auto ids = h.HubAlertIds(http_port); ids.ok()) got = *ids;
+  return got;
+}
+
+size_t Missing(const std::set<std::string>& want, const std::set<std::string>& got) {
+  size_t n = 0;
+  for (const auto& id : want) n += got.count(id) ? 0 : 1;
+  return n;
+}
+
+// Exit code of a child that is expected to end by itself.
+int ExitCode(Child& c) {
+  const int status = c.Wait(seconds(30));
+  return WIFEXITED(status) ? WEXITSTATUS(status) : -WTERMSIG(status);
+}
+
+TEST(DeliveryRouting, AlertsReachExactlyTheHubsAllowedToSeeThemAndForeignRegionsAreRefused) {
+  const Grants grants = {{"hub-mekong", {"mekong"}}, {"hub-gulf", {"gulf"}}, {"hub-asia", {"central-asia", "mekong"}}};
+  auto h = DeliveryHarness::Create(4, grants);
+  ASSERT_TRUE(h.ok()) << h.error().message;
+  std::vector<v1::Alert> alerts;
+  const std::vector<std::vector<std::string>> routes = {{"mekong"}, {"gulf"}, {"central-asia"}, {"gulf", "central-asia"},
+                                                        {"europe"}};
+  for (int i = 0; i < 500; ++i)
+    alerts.push_back(MakeAlert(i, static_cast<v1::Priority>(1 + i % 4), routes[i % routes.size()]));
+  ASSERT_TRUE((*h)->ProduceAlerts(alerts, 50).ok());
+
+  int port = 0;
+  auto dispatcher = (*h)->StartDispatcher(0, &port);
+  ASSERT_TRUE(dispatcher.ok()) << dispatcher.error().message;
+
+  // A hub naming a region it may not read is refused, and says which.
+  int refused_port = 0;
+  auto refused = (*h)->StartHub("hub-mekong", "mekong,gulf", port, &refused_port);
+  ASSERT_TRUE(refused.ok()) << refused.error().message;
+  ASSERT_TRUE((*refused)->WaitForLine("{\"event\":\"refused\"", seconds(30)));
+  EXPECT_NE((*refused)->last_line().find("PERMISSION_DENIED"), std::string::npos) << (*refused)->last_line();
+  EXPECT_NE((*refused)->last_line().find("may not read region gulf"), std::string::npos) << (*refused)->last_line();
+  EXPECT_EQ(ExitCode(**refused), 3);
+  {
+    auto stub = (*h)->Stub(port, "hub-gulf");
+    grpc::ClientContext ctx;
+    auto stream = stub->Subscribe(&ctx);
+    v1::SubscribeRequest req;
+    req.mutable_subscription()->set_hub_id("hub-gulf");
+    req.mutable_subscription()->add_regions("mekong");
+    ASSERT_TRUE(stream->Write(req));
+    v1::SubscribeResponse resp;
+    EXPECT_FALSE(stream->Read(&resp));
+    const grpc::Status st = stream->Finish();
+    EXPECT_EQ(st.error_code(), grpc::StatusCode::PERMISSION_DENIED);
+    EXPECT_EQ(st.error_message(), "hub hub-gulf may not read region mekong (it may read: gulf)");
+  }
+
+  std::map<std::string, int> http;
+  std::vector<std::unique_ptr<Child>> hubs;
+  for (const auto& [id, regions, extra] :
+       std::vector<std::tuple<std::string, std::string, std::vector<std::string>>>{
+           {"hub-mekong", "mekong", {}},
+           {"hub-gulf", "gulf", {}},
+           {"hub-asia", "central-asia,mekong", {"--min-priority", "MEDIUM"}}}) {
+    auto hub = (*h)->StartHub(id, regions, port, &http[id], extra);
+    ASSERT_TRUE(hub.ok()) << hub.error().message;
+    hubs.push_back(std::move(*hub));
+  }
+  const std::map<std::string, std::set<std::string>> expected = {
+      {"hub-mekong", IdsFor(alerts, {"mekong"})},
+      {"hub-gulf", IdsFor(alerts, {"gulf"})},
+      {"hub-asia", IdsFor(alerts, {"central-asia", "mekong"}, v1::PRIORITY_MEDIUM)}};
+  EXPECT_EQ(expected.at("hub-mekong").size(), 100u);
+  EXPECT_EQ(expected.at("hub-gulf").size(), 200u);
+  for (const auto& [id, want] : expected) {
+    const auto got = WaitForHub(**h, http[id], want, seconds(60));
+    EXPECT_EQ(got.size(), want.size()) << id;
+    EXPECT_EQ(Missing(want, got), 0u) << id;
+    EXPECT_TRUE(got == want) << id << " holds alerts it may not see";
+  }
+}
+
+TEST(DeliveryExactlyOnce, HubsAndDispatcherKilledRepeatedlyEachHubEndsWithExactlyItsAlerts) {
+  const Grants grants = {{"hub-a", {"mekong"}}, {"hub-b", {"gulf", "mekong"}}};
+  auto h = DeliveryHarness::Create(4, grants);
+  ASSERT_TRUE(h.ok()) << h.error().message;
+  const uint32_t seed = std::random_device{}();
+  SCOPED_TRACE("seed " + std::to_string(seed));
+  std::printf("seed %u\n", seed);
+  std::mt19937 rng(seed);
+
+  // 12,600 alerts in transactions of 100; every 7th transaction aborted, so
+  // 10,800 count. Produced while the processes are being killed.
+  std::vector<v1::Alert> alerts;
+  for (int i = 0; i < 12600; ++i)
+    alerts.push_back(MakeAlert(i, static_cast<v1::Priority>(1 + i % 4), {i % 3 == 0 ? "gulf" : "mekong"}));
+  std::vector<v1::Alert> committed;
+  for (size_t i = 0; i < alerts.size(); ++i)
+    if ((i / 100 + 1) % 7 != 0) committed.push_back(alerts[i]);
+  ASSERT_EQ(committed.size(), 10800u);
+
+  const int fixed_port = DeliveryHarness::FreePort();
+  int port = 0;
+  auto dispatcher = (*h)->StartDispatcher(fixed_port, &port);
+  ASSERT_TRUE(dispatcher.ok()) << dispatcher.error().message;
+  std::map<std::string, int> http;
+  std::map<std::string, std::unique_ptr<Child>> hubs;
+  const std::map<std::string, std::string> regions = {{"hub-a", "mekong"}, {"hub-b", "gulf,mekong"}};
+  auto start_hub = [&](const std::string& id) {
+    auto hub = (*h)->StartHub(id, regions.at(id), port, &http[id], {"--ack-window", "64", "--max-batch", "50"});
+    ASSERT_TRUE(hub.ok()) << hub.error().message;
+    hubs[id] = std::move(*hub);
+  };
+  start_hub("hub-a");
+  start_hub("hub-b");
+
+  Status produced = Status::Ok();
+  std::thread producer([&] {
+    for (size_t at = 0; at < alerts.size() && produced.ok(); at += 1400) {
+      std::vector<v1::Alert> chunk(alerts.begin() + static_cast<long>(at),
+                                   alerts.begin() + static_cast<long>(std::min(alerts.size(), at + 1400)));
+      produced = (*h)->ProduceAlerts(chunk, 100, 7);
+      std::this_thread::sleep_for(milliseconds(300));  // spread the input over the kills
+    }
+  });
+  int kills = 0;
+  for (int round = 0; round < 6; ++round) {
+    std::this_thread::sleep_for(milliseconds(300 + rng() % 900));
+    const std::string victim = round % 2 == 0 ? "hub-a" : "hub-b";
+    hubs[victim]->Kill(SIGKILL);
+    ++kills;
+    start_hub(victim);
+    if (round == 2 || round == 4) {
+      std::this_thread::sleep_for(milliseconds(200 + rng() % 600));
+      (*dispatcher)->Kill(SIGKILL);
+      ++kills;
+      auto again = (*h)->StartDispatcher(fixed_port, &port);
+      ASSERT_TRUE(again.ok()) << again.error().message;
+      dispatcher = std::move(again);
+    }
+  }
+  producer.join();
+  ASSERT_TRUE(produced.ok()) << produced.ToString();
+  EXPECT_EQ(kills, 8);
+
+  const std::map<std::string, std::set<std::string>> expected = {{"hub-a", IdsFor(committed, {"mekong"})},
+                                                                 {"hub-b", IdsFor(committed, {"gulf", "mekong"})}};
+  for (const auto& [id, want] : expected) {
+    const auto got = WaitForHub(**h, http[id], want, seconds(120));
+    EXPECT_EQ(got.size(), want.size()) << id;
+    EXPECT_EQ(Missing(want, got), 0u) << id << " lost alerts";
+    EXPECT_TRUE(got == want) << id << " holds alerts outside its set (aborted or foreign)";
+    // The store's own count agrees with the distinct ids: nothing stored twice.
+    auto status = http::Fetch("GET", "127.0.0.1", http[id], "/api/status");
+    ASSERT_TRUE(status.ok());
+    EXPECT_NE(status->body.find("\"alerts_stored\":" + std::to_string(want.size())), std::string::npos)
+        << status->body;
+  }
+}
+
+// Reads from a Subscribe stream until `n` alerts arrived (no acks sent).
+std::vector<v1::AlertEnvelope> ReadAlerts(grpc::ClientReaderWriter<v1::SubscribeRequest, v1::SubscribeResponse>& s,
+                                          size_t n) {
+  std::vector<v1::AlertEnvelope> out;
+  v1::SubscribeResponse r;
+  while (out.size() < n && s.Read(&r)) {
+    if (r.has_alert()) out.push_back(r.alert());
+  }
+  return out;
+}
+
+TEST(DeliveryPriority, CriticalOvertakesTenThousandLowAlertsQueuedForADisconnectedHub) {
+  auto h = DeliveryHarness::Create(4, {{"hub-p", {"mekong"}}});
+  ASSERT_TRUE(h.ok()) << h.error().message;
+  int port = 0;
+  auto dispatcher = (*h)->StartDispatcher(0, &port);
+  ASSERT_TRUE(dispatcher.ok()) << dispatcher.error().message;
+  auto stub = (*h)->Stub(port, "hub-p");
+  constexpr uint32_t kWindow = 100;
+  auto subscribe = [&](grpc::ClientContext& ctx, const std::string& token) {
+    auto stream = stub->Subscribe(&ctx);
+    v1::SubscribeRequest req;
+    auto* sub = req.mutable_subscription();
+    sub->set_hub_id("hub-p");
+    sub->add_regions("mekong");
+    sub->set_resume_token(token);
+    sub->set_ack_window(kWindow);
+    EXPECT_TRUE(stream->Write(req));
+    return stream;
+  };
+
+  // Connected once: one alert received and acknowledged, then gone.
+  ASSERT_TRUE((*h)->ProduceAlerts({MakeAlert(0, v1::PRIORITY_LOW, {"mekong"})}).ok());
+  std::string token;
+  {
+    grpc::ClientContext ctx;
+    auto stream = subscribe(ctx, "");
+    auto got = ReadAlerts(*stream, 1);
+    ASSERT_EQ(got.size(), 1u);
+    token = got[0].resume_token();
+    ctx.TryCancel();
+    (void)stream->Finish();
+  }
+  // While it is away: 10,000 LOW alerts, then one CRITICAL.
+  std::vector<v1::Alert> lows;
+  for (int i = 1; i <= 10000; ++i) lows.push_back(MakeAlert(i, v1::PRIORITY_LOW, {"mekong"}));
+  ASSERT_TRUE((*h)->ProduceAlerts(lows, 1000).ok());
+  const v1::Alert critical = MakeAlert(20000, v1::PRIORITY_CRITICAL, {"mekong"});
+  ASSERT_TRUE((*h)->ProduceAlerts({critical}).ok());
+
+  grpc::ClientContext ctx;
+  auto stream = subscribe(ctx, token);
+  const auto first_window = ReadAlerts(*stream, kWindow);
+  ASSERT_EQ(first_window.size(), kWindow);
+  size_t position = kWindow;
+  for (size_t i = 0; i < first_window.size(); ++i)
+    if (first_window[i].alert().alert_id() == critical.alert_id()) position = i;
+  EXPECT_LT(position, kWindow) << "the CRITICAL alert was not in the first acknowledgement window";
+  std::printf("CRITICAL arrived as alert %zu of the first window of %u\n", position + 1, kWindow);
+
+  // Acknowledging as we go, the rest arrive: every one once, none lost.
+  std::set<std::string> ids;
+  for (const auto& e : first_window) ids.insert(e.alert().alert_id());
+  size_t received = first_window.size();
+  v1::SubscribeRequest ack;
+  for (const auto& e : first_window) ack.mutable_ack()->add_alert_ids(e.alert().alert_id());
+  ASSERT_TRUE(stream->Write(ack));
+  while (received < 10001) {
+    auto more = ReadAlerts(*stream, std::min<size_t>(50, 10001 - received));
+    ASSERT_FALSE(more.empty());
+    v1::SubscribeRequest a;
+    for (const auto& e : more) {
+      ids.insert(e.alert().alert_id());
+      a.mutable_ack()->add_alert_ids(e.alert().alert_id());
+    }
+    received += more.size();
+    ASSERT_TRUE(stream->Write(a));
+  }
+  EXPECT_EQ(received, 10001u);
+  EXPECT_EQ(ids.size(), 10001u);
+  ctx.TryCancel();
+  (void)stream->Finish();
+}
+
+TEST(DeliveryTls, ClientsWithoutACertificateOrFromAnotherCaCannotConnect) {
+  auto h = DeliveryHarness::Create(2, {{"hub-t", {"mekong"}}});
+  ASSERT_TRUE(h.ok()) << h.error().message;
+  int port = 0;
+  auto dispatcher = (*h)->StartDispatcher(0, &port);
+  ASSERT_TRUE(dispatcher.ok()) << dispatcher.error().message;
+
+  auto try_subscribe = [&](v1::AlertService::Stub& stub, const std::string& hub_id) {
+    grpc::ClientContext ctx;
+    ctx.set_deadline(std::chrono::system_clock::now() + seconds(10));
+    auto stream = stub.Subscribe(&ctx);
+    v1::SubscribeRequest req;
+    req.mutable_subscription()->set_hub_id(hub_id);
+    req.mutable_subscription()->add_regions("mekong");
+    (void)stream->Write(req);
+    v1::SubscribeResponse resp;
+    const bool got_message = stream->Read(&resp);
+    if (got_message) ctx.TryCancel();  // a refused stream is already over: keep its status
+    grpc::Status st = stream->Finish();
+    return std::pair{got_message, st};
+  };
+
+  // The control: the right certificate gets the opening heartbeat.
+  auto ok = try_subscribe(*(*h)->Stub(port, "hub-t"), "hub-t");
+  EXPECT_TRUE(ok.first) << ok.second.error_message();
+
+  for (const std::string who : {"", "stranger"}) {
+    auto r = try_subscribe(*(*h)->Stub(port, who), "hub-t");
+    EXPECT_FALSE(r.first) << (who.empty() ? "no certificate" : who) << " was let in";
+    EXPECT_EQ(r.second.error_code(), grpc::StatusCode::UNAVAILABLE) << r.second.error_message();
+    // Unary calls are refused at the handshake too.
+    grpc::ClientContext ctx;
+    ctx.set_deadline(std::chrono::system_clock::now() + seconds(10));
+    v1::GetContainerRequest req;
+    req.set_container_number("CSQU3054383");
+    v1::GetContainerResponse resp;
+    EXPECT_FALSE((*h)->Stub(port, who)->GetContainer(&ctx, req, &resp).ok());
+  }
+  // Plaintext to the TLS port fails.
+  auto plain = v1::AlertService::NewStub(
+      grpc::CreateChannel("localhost:" + std::to_string(port), grpc::InsecureChannelCredentials()));
+  EXPECT_FALSE(try_subscribe(*plain, "hub-t").first);
+  // A valid certificate cannot claim another hub's id.
+  auto claim = try_subscribe(*(*h)->Stub(port, "hub-t"), "hub-other");
+  EXPECT_FALSE(claim.first);
+  EXPECT_EQ(claim.second.error_code(), grpc::StatusCode::PERMISSION_DENIED);
+  EXPECT_EQ(claim.second.error_message(), "hub_id hub-other does not match the certificate identity hub-t");
+}
+
+TEST(DeliveryInterop, PythonGrpcioClientSubscribesReceivesAlertsAndLooksUpAContainer) {
+  auto h = DeliveryHarness::Create(3, {{"hub-py", {"mekong"}}});
+  ASSERT_TRUE(h.ok()) << h.error().message;
+  std::vector<v1::Alert> alerts;
+  for (int i = 0; i < 300; ++i) alerts.push_back(MakeAlert(i, v1::PRIORITY_HIGH, {i % 3 ? "mekong" : "gulf"}));
+  ASSERT_TRUE((*h)->ProduceAlerts(alerts).ok());
+  const auto want = IdsFor(alerts, {"mekong"});
+  int port = 0;
+  auto dispatcher = (*h)->StartDispatcher(0, &port);
+  ASSERT_TRUE(dispatcher.ok()) << dispatcher.error().message;
+  const std::string pki = (*h)->pki();
+  Child python({"/usr/bin/python3", std::string(BOXWATCH_SOURCE_DIR) + "/tests/integration/python_hub_client.py",
+                "--proto-dir", std::string(BOXWATCH_SOURCE_DIR) + "/proto", "--work-dir",
+                (*h)->workers().dir() + "/py", "--target", "localhost:" + std::to_string(port), "--ca",
+                pki + "/ca.crt", "--cert", pki + "/hub-py.crt", "--key", pki + "/hub-py.key", "--hub-id", "hub-py",
+                "--regions", "mekong", "--count", std::to_string(want.size()), "--container",
+                alerts[1].container_number()});
+  ASSERT_TRUE(python.WaitForLine("{\"received\"", seconds(120))) << "the Python client printed no result";
+  const std::string line = python.last_line();
+  std::set<std::string> got;
+  for (size_t at = line.find("TSTU"); at != std::string::npos; at = line.find("TSTU", at + 1)) {
+    const size_t end = line.find('"', at);
+    got.insert(line.substr(at, end - at));
+  }
+  EXPECT_EQ(got, want);
+  ASSERT_TRUE(python.WaitForLine("{\"container\"", seconds(30)));
+  EXPECT_NE(python.last_line().find("\"found\": true"), std::string::npos) << python.last_line();
+  EXPECT_NE(python.last_line().find(alerts[1].alert_id()), std::string::npos) << python.last_line();
+  EXPECT_EQ(ExitCode(python), 0);
+}
+
+TEST(DeliveryFeedback, OutcomePostedAtTheHubReachesTheOutcomesTopicAndTheWorkersState) {
+  auto h = DeliveryHarness::Create(2, {{"hub-f", {"mekong", "gulf", "europe", "south-asia", "central-asia"}}});
+  ASSERT_TRUE(h.ok()) << h.error().message;
+  auto& w = (*h)->workers();
+  auto profile = operators::ParseProfile(operators::DefaultProfileYaml(), operators::kDefaultProfileSource);
+  ASSERT_TRUE(profile.ok());
+  const auto traffic = sim::GenerateTraffic({.seed = 7, .containers = 30, .gps_per_container = 10}, *profile);
+  ASSERT_TRUE(w.Produce(traffic.records).ok());
+  auto worker = w.StartWorker("fw-1");
+  ASSERT_TRUE(worker.ok()) << worker.error().message;
+  int port = 0;
+  auto dispatcher = (*h)->StartDispatcher(0, &port);
+  ASSERT_TRUE(dispatcher.ok()) << dispatcher.error().message;
+  int http_port = 0;
+  auto hub = (*h)->StartHub("hub-f", "mekong,gulf,europe,south-asia,central-asia", port, &http_port);
+  ASSERT_TRUE(hub.ok()) << hub.error().message;
+
+  // The box to inspect: the first manifest's container and consignee.
+  v1::Manifest manifest;
+  int64_t latest_event = 0;
+  for (const auto& r : traffic.records) {
+    latest_event = std::max(latest_event, r.timestamp_ms);
+    if (r.role != pipeline::TopicRole::kManifests || !manifest.container_number().empty()) continue;
+    if (r.json) ASSERT_TRUE(google::protobuf::util::JsonStringToMessage(r.value, &manifest).ok());
+    else ASSERT_TRUE(manifest.ParseFromString(r.value));
+  }
+  ASSERT_FALSE(manifest.consignee().name().empty());
+  const pipeline::TopicNames names(w.prefix());
+  // Wait until the worker holds the container (its state is on the changelog).
+  auto state_of = [&](const std::string& container) -> std::optional<v1::ContainerState> {
+    auto recs = ReadAllCommitted(w.bootstrap(), names.Name(pipeline::TopicRole::kStateChangelog), 2, seconds(30));
+    std::optional<v1::ContainerState> latest;
+    if (!recs.ok()) return latest;
+    for (const auto& r : *recs) {
+      v1::ContainerState s;
+      if (r.key == container && s.ParseFromString(r.value)) latest = s;
+    }
+    return latest;
+  };
+  const auto deadline = std::chrono::steady_clock::now() + seconds(90);
+  while (!state_of(manifest.container_number()) && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(milliseconds(500));  // polling a topic
+  ASSERT_TRUE(state_of(manifest.container_number())) << "the worker never stored the container";
+
+  const std::string body = "{\"container_number\":\"" + manifest.container_number() +
+                           "\",\"outcome_id\":\"feedback-1\",\"inspected_at_ms\":\"" +
+                           std::to_string(latest_event + 60000) +
+                           "\",\"site\":\"THLCH\",\"result\":\"RESULT_SEIZURE\","
+                           "\"seizure_categories\":[\"SEIZURE_CATEGORY_DRUGS\"],\"final\":true}";
+  auto posted = http::Fetch("POST", "127.0.0.1", http_port, "/api/outcomes", body);
+  ASSERT_TRUE(posted.ok()) << posted.error().message;
+  ASSERT_EQ(posted->status, 200) << posted->body;
+  EXPECT_NE(posted->body.find("\"accepted\":true"), std::string::npos) << posted->body;
+  // A malformed outcome is refused with the reason.
+  auto bad = http::Fetch("POST", "127.0.0.1", http_port, "/api/outcomes", "{\"container_number\":\"XXXX1\"}");
+  ASSERT_TRUE(bad.ok());
+  EXPECT_EQ(bad->status, 400) << bad->body;
+
+  auto outcomes = ReadAllCommitted(w.bootstrap(), names.Name(pipeline::TopicRole::kOutcomes), 2, seconds(30));
+  ASSERT_TRUE(outcomes.ok()) << outcomes.error().message;
+  ASSERT_EQ(outcomes->size(), 1u);
+  EXPECT_EQ((*outcomes)[0].key, manifest.container_number());
+
+  // The worker keeps the outcome on the container and lists the consignee.
+  bool kept = false;
+  while (!kept && std::chrono::steady_clock::now() < deadline + seconds(60)) {
+    if (auto s = state_of(manifest.container_number())) {
+      for (const auto& o : s->outcomes()) kept = kept || o.outcome_id() == "feedback-1";
+    }
+    if (!kept) std::this_thread::sleep_for(milliseconds(500));  // polling a topic
+  }
+  EXPECT_TRUE(kept) << "the container's state never showed the outcome";
+  auto reference = ReadAllCommitted(w.bootstrap(), names.Name(pipeline::TopicRole::kReference), 1, seconds(30));
+  ASSERT_TRUE(reference.ok());
+  std::set<std::string> keys;
+  for (const auto& r : *reference) keys.insert(r.key);
+  EXPECT_TRUE(keys.count("seized_parties:" + operators::NormaliseName(manifest.consignee().name())))
+      << "no seized-party entry for " << manifest.consignee().name();
+  EXPECT_TRUE(keys.count("seized_parties:" + operators::NormaliseName(manifest.shipper().name())))
+      << "the default profile lists the shipper too";
+  (*worker)->Kill(SIGTERM);
+}
+
+}  // namespace
+}  // namespace boxwatch::testing

@@ -1,0 +1,226 @@
+// Delivery pieces without a broker: resume cursors, the hubs file, the hub
+// store's exactly-once writes and ordering, and the HTTP server and client.
+#include <gtest/gtest.h>
+#include <stdlib.h>
+
+#include <filesystem>
+#include <random>
+#include <thread>
+
+#include "core/http.h"
+#include "delivery/dispatcher.h"
+#include "delivery/hub_store.h"
+#include "delivery/resume_cursor.h"
+
+namespace boxwatch::delivery {
+namespace {
+
+TEST(DeliveryCursor, EmptyTokenStartsEveryPartitionAtTheOldestAlert) {
+  auto c = DeliveryCursor::FromToken("", "boxwatch.alerts");
+  ASSERT_TRUE(c.ok());
+  EXPECT_EQ(c->StartOffset(0), -1);
+  EXPECT_FALSE(c->IsDone(0, 0));
+}
+
+TEST(DeliveryCursor, OutOfOrderSendsFoldOnceTheGapCloses) {
+  DeliveryCursor c("t");
+  c.SkipBelow(0, 0);
+  c.MarkDone(0, 5);  // a CRITICAL sent ahead of 0..4
+  EXPECT_EQ(c.StartOffset(0), 0);
+  EXPECT_TRUE(c.IsDone(0, 5));
+  EXPECT_FALSE(c.IsDone(0, 4));
+  EXPECT_EQ(c.OpenRanges(), 1u);
+  for (int o = 0; o < 5; ++o) c.MarkDone(0, o);
+  EXPECT_EQ(c.StartOffset(0), 6);
+  EXPECT_EQ(c.OpenRanges(), 0u);
+}
+
+TEST(DeliveryCursor, TransactionMarkersBetweenRecordsAreMarkedAsGaps) {
+  DeliveryCursor c("t");
+  c.SkipBelow(0, 0);
+  c.MarkDoneRange(0, 0, 3);  // 0..2, then a commit marker at 3
+  c.MarkDoneRange(0, 3, 4);
+  c.MarkDone(0, 4);
+  EXPECT_EQ(c.StartOffset(0), 5);
+  EXPECT_EQ(c.OpenRanges(), 0u);
+}
+
+TEST(DeliveryCursor, TokenRoundTripKeepsEveryHandledOffset) {
+  const uint32_t seed = std::random_device{}();
+  SCOPED_TRACE("seed " + std::to_string(seed));
+  std::mt19937 rng(seed);
+  DeliveryCursor c("boxwatch.alerts");
+  std::set<std::pair<int, int64_t>> done;
+  for (int p = 0; p < 3; ++p) c.SkipBelow(p, 10);
+  for (int i = 0; i < 400; ++i) {
+    const int p = static_cast<int>(rng() % 3);
+    const int64_t o = 10 + static_cast<int64_t>(rng() % 200);
+    c.MarkDone(p, o);
+    done.insert({p, o});
+  }
+  auto back = DeliveryCursor::FromToken(c.Token(), "boxwatch.alerts");
+  ASSERT_TRUE(back.ok()) << back.error().message;
+  for (int p = 0; p < 3; ++p) {
+    for (int64_t o = 0; o < 220; ++o) {
+      const bool want = o < 10 || done.count({p, o}) > 0;
+      ASSERT_EQ(back->IsDone(p, o), want) << "partition " << p << " offset " << o;
+    }
+  }
+  EXPECT_EQ(back->Token(), c.Token());
+}
+
+TEST(DeliveryCursor, RetentionMovesTheStartPastDeletedRecords) {
+  DeliveryCursor c("t");
+  c.SkipBelow(0, 0);
+  c.MarkDone(0, 50);
+  c.SkipBelow(0, 40);
+  EXPECT_EQ(c.StartOffset(0), 40);
+  c.SkipBelow(0, 51);
+  EXPECT_EQ(c.StartOffset(0), 51);
+  EXPECT_EQ(c.OpenRanges(), 0u);
+}
+
+TEST(DeliveryCursor, ForeignOrCorruptTokensAreRefusedWithTheReason) {
+  DeliveryCursor c("lab.boxwatch.alerts");
+  c.MarkDone(0, 1);
+  auto other = DeliveryCursor::FromToken(c.Token(), "boxwatch.alerts");
+  ASSERT_FALSE(other.ok());
+  EXPECT_NE(other.error().message.find("is for topic lab.boxwatch.alerts"), std::string::npos);
+  auto junk = DeliveryCursor::FromToken(std::string("\xff\xff\xff", 3), "boxwatch.alerts");
+  ASSERT_FALSE(junk.ok());
+  EXPECT_NE(junk.error().message.find("does not decode"), std::string::npos);
+}
+
+TEST(HubGrants, ParsesHubsAndRegions) {
+  auto g = ParseHubGrants("hubs:\n  - id: hub-a\n    regions: [mekong, gulf]\n  - id: hub-b\n    regions: [europe]\n",
+                          "hubs.yaml");
+  ASSERT_TRUE(g.ok()) << g.error().message;
+  EXPECT_EQ(g->at("hub-a"), (std::set<std::string>{"gulf", "mekong"}));
+  EXPECT_EQ(g->at("hub-b"), (std::set<std::string>{"europe"}));
+}
+
+TEST(HubGrants, ListsEveryProblemWithItsLine) {
+  auto g = ParseHubGrants(
+      "hubs:\n  - id: hub-a\n    regions: []\n  - regions: [gulf]\n  - id: hub-c\n    regoins: [x]\n    regions: [x]\n",
+      "hubs.yaml");
+  ASSERT_FALSE(g.ok());
+  const std::string& m = g.error().message;
+  EXPECT_NE(m.find("hubs.yaml:2: hub hub-a needs a non-empty list `regions`"), std::string::npos) << m;
+  EXPECT_NE(m.find("hubs.yaml:4: hub without an `id`"), std::string::npos) << m;
+  EXPECT_NE(m.find("hubs.yaml:6: unknown key `regoins`"), std::string::npos) << m;
+}
+
+class HubStoreTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    char tmpl[] = "/tmp/boxwatch-hubstore-XXXXXX";
+    ASSERT_NE(::mkdtemp(tmpl), nullptr);
+    dir_ = tmpl;
+  }
+  void TearDown() override { std::filesystem::remove_all(dir_); }
+  static v1::Alert Alert(const std::string& id, v1::Priority p, int64_t t, const std::string& box = "CSQU3054383") {
+    v1::Alert a;
+    a.set_alert_id(id);
+    a.set_container_number(box);
+    a.set_priority(p);
+    a.set_event_time_ms(t);
+    return a;
+  }
+  std::string dir_;
+};
+
+TEST_F(HubStoreTest, StoresOnceAndKeepsTheTokenAcrossReopen) {
+  {
+    auto store = HubStore::Open(dir_);
+    ASSERT_TRUE(store.ok()) << store.error().message;
+    auto r = (*store)->Store({Alert("a-1", v1::PRIORITY_LOW, 1), Alert("a-2", v1::PRIORITY_HIGH, 2)}, "tok-2");
+    ASSERT_TRUE(r.ok());
+    EXPECT_EQ(r->stored, (std::vector<size_t>{0, 1}));
+    // Redelivered after a reconnect: a-2 again, with a new one.
+    r = (*store)->Store({Alert("a-2", v1::PRIORITY_HIGH, 2), Alert("a-3", v1::PRIORITY_MEDIUM, 3),
+                         Alert("a-3", v1::PRIORITY_MEDIUM, 3)},
+                        "tok-3");
+    ASSERT_TRUE(r.ok());
+    EXPECT_EQ(r->stored, (std::vector<size_t>{1}));
+    EXPECT_EQ(r->duplicates, 2u);
+  }
+  auto store = HubStore::Open(dir_);
+  ASSERT_TRUE(store.ok());
+  EXPECT_EQ((*store)->count(), 3u);
+  EXPECT_EQ(*(*store)->Token(), "tok-3");
+  auto a = (*store)->Get("a-3");
+  ASSERT_TRUE(a.ok() && a->has_value());
+  EXPECT_EQ((*a)->priority(), v1::PRIORITY_MEDIUM);
+  EXPECT_FALSE((*(*store)->Get("zzz")).has_value());
+}
+
+TEST_F(HubStoreTest, ListsByPriorityThenNewestFirstWithFiltersAndPaging) {
+  auto store = HubStore::Open(dir_);
+  ASSERT_TRUE(store.ok());
+  ASSERT_TRUE((*store)
+                  ->Store({Alert("low-old", v1::PRIORITY_LOW, 1), Alert("crit", v1::PRIORITY_CRITICAL, 2),
+                           Alert("low-new", v1::PRIORITY_LOW, 9), Alert("high", v1::PRIORITY_HIGH, 5, "MSCU1234566")},
+                          "t")
+                  .ok());
+  auto ids = [](const std::vector<v1::Alert>& v) {
+    std::vector<std::string> out;
+    for (const auto& a : v) out.push_back(a.alert_id());
+    return out;
+  };
+  size_t total = 0;
+  auto all = (*store)->List({}, &total);
+  ASSERT_TRUE(all.ok());
+  EXPECT_EQ(ids(*all), (std::vector<std::string>{"crit", "high", "low-new", "low-old"}));
+  EXPECT_EQ(total, 4u);
+  auto high = (*store)->List({.min_priority = v1::PRIORITY_HIGH}, &total);
+  EXPECT_EQ(ids(*high), (std::vector<std::string>{"crit", "high"}));
+  EXPECT_EQ(total, 2u);
+  auto box = (*store)->List({.container = "MSCU1234566"});
+  EXPECT_EQ(ids(*box), (std::vector<std::string>{"high"}));
+  auto page = (*store)->List({.limit = 2, .offset = 1}, &total);
+  EXPECT_EQ(ids(*page), (std::vector<std::string>{"high", "low-new"}));
+  EXPECT_EQ(total, 4u);
+}
+
+TEST(HttpServer, ServesRoutesQueriesBodiesAndStreams) {
+  auto server = http::Server::Start({}, [](const http::Request& r) {
+    if (r.path == "/echo") return http::Response::Json(200, "{\"q\":\"" + r.Param("q") + "\",\"body\":\"" + r.body + "\"}");
+    if (r.path == "/stream") {
+      http::Response s;
+      s.content_type = "text/event-stream";
+      s.stream = [](http::StreamWriter& w) {
+        for (int i = 0; i < 3; ++i) (void)w.Write("data: " + std::to_string(i) + "\n\n");
+      };
+      return s;
+    }
+    return http::Response::Error(404, "no " + r.path);
+  });
+  ASSERT_TRUE(server.ok()) << server.error().message;
+  const int port = (*server)->port();
+  auto r = http::Fetch("POST", "127.0.0.1", port, "/echo?q=a%20b+c", "xyz");
+  ASSERT_TRUE(r.ok()) << r.error().message;
+  EXPECT_EQ(r->status, 200);
+  EXPECT_EQ(r->body, "{\"q\":\"a b c\",\"body\":\"xyz\"}");
+  r = http::Fetch("GET", "127.0.0.1", port, "/nothing");
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r->status, 404);
+  EXPECT_EQ(r->body, "{\"error\":\"no /nothing\"}");
+  r = http::Fetch("GET", "127.0.0.1", port, "/stream");
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r->headers["content-type"], "text/event-stream");
+  EXPECT_EQ(r->body, "data: 0\n\ndata: 1\n\ndata: 2\n\n");
+  (*server)->Stop();
+  EXPECT_FALSE(http::Fetch("GET", "127.0.0.1", port, "/echo").ok());
+}
+
+TEST(HttpServer, RefusesAnAddressInUseWithTheReason) {
+  auto first = http::Server::Start({}, [](const http::Request&) { return http::Response::Text(200, ""); });
+  ASSERT_TRUE(first.ok());
+  auto second = http::Server::Start({.listen = "127.0.0.1:" + std::to_string((*first)->port())},
+                                    [](const http::Request&) { return http::Response::Text(200, ""); });
+  ASSERT_FALSE(second.ok());
+  EXPECT_NE(second.error().message.find("Address already in use"), std::string::npos) << second.error().message;
+}
+
+}  // namespace
+}  // namespace boxwatch::delivery
