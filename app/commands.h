@@ -17,5 +17,6 @@ void RegisterDemoCommand(CLI::App& app);    // demo on the embedded broker
 void RegisterProfileCommand(CLI::App& app); // profile check|publish
 void RegisterWorkerCommand(CLI::App& app);  // the stateful worker
 void RegisterDeliveryCommands(CLI::App& app);  // dispatcher and hub
+void RegisterMetricsCommand(CLI::App& app);   // metrics: list the exported families
 
 }  // namespace boxwatch::app

@@ -14,6 +14,7 @@ int main(int argc, char** argv) {
   boxwatch::app::RegisterProfileCommand(app);
   boxwatch::app::RegisterWorkerCommand(app);
   boxwatch::app::RegisterDeliveryCommands(app);
+  boxwatch::app::RegisterMetricsCommand(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

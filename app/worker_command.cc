@@ -2,13 +2,16 @@
 // Prints one JSON line per notable event on stdout (restores, final
 // figures) for operators and tests; logs go to stderr.
 #include <CLI/CLI.hpp>
+#include <prometheus/registry.h>
 
 #include <atomic>
 #include <chrono>
 #include <csignal>
 #include <cstdio>
+#include <mutex>
 
 #include "app/commands.h"
+#include "monitoring/metrics.h"
 #include "pipeline/worker.h"
 
 namespace boxwatch::app {
@@ -24,15 +27,40 @@ int RunWorker(const std::string& config_path) {
   }
   std::signal(SIGTERM, [](int) { g_stop = true; });
   std::signal(SIGINT, [](int) { g_stop = true; });
-  auto worker = pipeline::Worker::Create(*config, [](const std::string& json) {
-    std::printf("%s\n", json.c_str());
-    std::fflush(stdout);
-  });
+  auto registry = std::make_shared<prometheus::Registry>();
+  monitoring::AddProcessCollector(*registry);
+  // The endpoint comes up first, so /healthz answers during a long restore.
+  pipeline::Worker* running = nullptr;
+  std::mutex running_mu;
+  std::unique_ptr<monitoring::Endpoint> endpoint;
+  if (!config->metrics_listen.empty()) {
+    auto e = monitoring::Endpoint::Start(config->metrics_listen, registry, [&]() -> std::string {
+      std::lock_guard lock(running_mu);
+      return running ? running->NotReady() : "starting";
+    });
+    if (!e.ok()) {
+      std::fprintf(stderr, "boxwatch worker: %s\n", e.error().message.c_str());
+      return 2;
+    }
+    endpoint = std::move(*e);
+  }
+  auto worker = pipeline::Worker::Create(
+      *config,
+      [](const std::string& json) {
+        std::printf("%s\n", json.c_str());
+        std::fflush(stdout);
+      },
+      registry);
   if (!worker.ok()) {
     std::fprintf(stderr, "boxwatch worker: %s\n", worker.error().message.c_str());
     return 1;
   }
-  std::printf("{\"event\":\"started\",\"instance\":\"%s\"}\n", config->instance_id.c_str());
+  {
+    std::lock_guard lock(running_mu);
+    running = worker->get();
+  }
+  std::printf("{\"event\":\"started\",\"instance\":\"%s\",\"metrics_port\":%d}\n", config->instance_id.c_str(),
+              endpoint ? endpoint->port() : 0);
   std::fflush(stdout);
   const auto started = std::chrono::steady_clock::now();
   Status s = (*worker)->Run(g_stop);
@@ -49,6 +77,11 @@ int RunWorker(const std::string& config_path) {
       static_cast<unsigned long long>(st.expired), static_cast<unsigned long long>(st.feedback),
       static_cast<long long>(uptime_ms));
   std::fflush(stdout);
+  if (endpoint) endpoint->Stop();
+  {
+    std::lock_guard lock(running_mu);
+    running = nullptr;
+  }
   if (!s.ok()) {
     std::fprintf(stderr, "boxwatch worker: %s\n", s.ToString().c_str());
     return 1;

@@ -133,9 +133,16 @@ Result<std::unique_ptr<KafkaConsumer>> KafkaConsumer::Create(const Options& opti
   if (!options.group_instance_id.empty()) {
     props.emplace_back("group.instance.id", options.group_instance_id);
   }
+  if (options.on_stats) props.emplace_back("statistics.interval.ms", std::to_string(options.stats_interval_ms));
   props.insert(props.end(), options.extra.begin(), options.extra.end());
+  c->on_stats_ = options.on_stats;
   auto rk = NewKafkaHandle(RD_KAFKA_CONSUMER, props, c.get(), [](rd_kafka_conf_t* conf) {
     rd_kafka_conf_set_rebalance_cb(conf, &KafkaConsumer::RebalanceCallback);
+    rd_kafka_conf_set_stats_cb(conf, [](rd_kafka_t*, char* json, size_t len, void* opaque) {
+      auto* self = static_cast<KafkaConsumer*>(opaque);
+      if (self->on_stats_) self->on_stats_(std::string_view(json, len));
+      return 0;  // librdkafka frees the document
+    });
   });
   if (!rk.ok()) return rk.error();
   c->rk_ = std::move(rk).value();
@@ -328,9 +335,16 @@ Result<std::unique_ptr<KafkaProducer>> KafkaProducer::Create(const Options& opti
     props.emplace_back("transactional.id", options.transactional_id);
     props.emplace_back("transaction.timeout.ms", std::to_string(options.transaction_timeout_ms));
   }
+  if (options.on_stats) props.emplace_back("statistics.interval.ms", std::to_string(options.stats_interval_ms));
   props.insert(props.end(), options.extra.begin(), options.extra.end());
+  p->on_stats_ = options.on_stats;
   auto rk = NewKafkaHandle(RD_KAFKA_PRODUCER, props, p.get(), [](rd_kafka_conf_t* conf) {
     rd_kafka_conf_set_dr_msg_cb(conf, &KafkaProducer::DeliveryCallback);
+    rd_kafka_conf_set_stats_cb(conf, [](rd_kafka_t*, char* json, size_t len, void* opaque) {
+      auto* self = static_cast<KafkaProducer*>(opaque);
+      if (self->on_stats_) self->on_stats_(std::string_view(json, len));
+      return 0;  // librdkafka frees the document
+    });
   });
   if (!rk.ok()) return rk.error();
   p->rk_ = std::move(rk).value();

@@ -11,6 +11,7 @@
 #include <librdkafka/rdkafka.h>
 
 #include <chrono>
+#include <functional>
 #include <cstdint>
 #include <map>
 #include <memory>
@@ -122,6 +123,10 @@ class KafkaConsumer {
     int session_timeout_ms = 10000;  // ms; broker enforces 6000..300000 by default
     KafkaProperties extra;
     RebalanceListener* listener = nullptr;  // not owned; may be null
+    // librdkafka statistics (JSON), every stats_interval_ms, delivered on
+    // the polling thread; unset: statistics off.
+    std::function<void(std::string_view json)> on_stats;
+    int stats_interval_ms = 5000;  // ms
   };
 
   static Result<std::unique_ptr<KafkaConsumer>> Create(const Options& options);
@@ -162,6 +167,7 @@ class KafkaConsumer {
   void OnRebalance(rd_kafka_resp_err_t err, rd_kafka_topic_partition_list_t* parts);
 
   KafkaHandle rk_;
+  std::function<void(std::string_view)> on_stats_;
   RebalanceListener* listener_ = nullptr;
   uint64_t rebalances_ = 0;
   bool closed_ = false;
@@ -191,6 +197,10 @@ class KafkaProducer {
     std::string transactional_id;
     int transaction_timeout_ms = 60000;  // ms; broker caps at transaction.max.timeout.ms
     KafkaProperties extra;
+    // librdkafka statistics (JSON), every stats_interval_ms, delivered from
+    // rd_kafka_poll/flush; unset: statistics off.
+    std::function<void(std::string_view json)> on_stats;
+    int stats_interval_ms = 5000;  // ms
   };
 
   static Result<std::unique_ptr<KafkaProducer>> Create(const Options& options);
@@ -222,6 +232,7 @@ class KafkaProducer {
   static void DeliveryCallback(rd_kafka_t* rk, const rd_kafka_message_t* m, void* opaque);
 
   KafkaHandle rk_;
+  std::function<void(std::string_view)> on_stats_;
   uint64_t delivered_ = 0;
   std::optional<Error> delivery_error_;
 };

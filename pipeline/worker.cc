@@ -1,5 +1,7 @@
 #include "pipeline/worker.h"
 
+#include <prometheus/registry.h>
+
 #include <algorithm>
 #include <chrono>
 #include <deque>
@@ -43,6 +45,9 @@ struct Worker::Task {
   int64_t max_event_ms = 0;    // latest event time joined
   int64_t floor_ms = 0;        // events older than this are late (raised by idle flushes)
   std::set<std::string> pending_keys;  // containers with evaluations waiting for the watermark
+  // Wall time the latest input record of each pending container was read
+  // (not persisted: after a restore the latency of those alerts is unknown).
+  std::unordered_map<std::string, int64_t> ingest_ms;
   int64_t blocked_since_ms = 0;  // wall time since the merge waits for a partition
   int64_t idle_since_ms = 0;     // wall time since the task is caught up
   int64_t last_expiry_sweep_ms = 0;  // wall time of the last expiry sweep
@@ -70,9 +75,16 @@ Worker::Worker(const WorkerConfig& config) : config_(config), names_(config.topi
 
 Worker::~Worker() = default;
 
-Result<std::unique_ptr<Worker>> Worker::Create(const WorkerConfig& config, EventSink sink) {
+Result<std::unique_ptr<Worker>> Worker::Create(const WorkerConfig& config, EventSink sink,
+                                               std::shared_ptr<prometheus::Registry> registry) {
   std::unique_ptr<Worker> w(new Worker(config));
   w->sink_ = std::move(sink);
+  w->registry_ = registry ? std::move(registry) : std::make_shared<prometheus::Registry>();
+  std::array<std::string, kInputs> inputs;
+  for (int i = 0; i < kInputs; ++i) inputs[i] = TopicNames().Name(kInputTopicRoles[i]).substr(9);  // "boxwatch." dropped
+  w->probe_ = std::make_unique<WorkerProbe>(*w->registry_, inputs);
+  w->consumer_stats_ = std::make_unique<KafkaStatsProbe>(*w->registry_, "worker_consumer");
+  w->producer_stats_ = std::make_unique<KafkaStatsProbe>(*w->registry_, "worker_producer");
   Status s = w->Init();
   if (!s.ok()) return s.error();
   return w;
@@ -143,6 +155,8 @@ Status Worker::Init() {
   engine_ = std::make_unique<operators::RiskEngine>(&profile_, &reference_);
   BW_LOG(kInfo, kLog) << "profile " << profile_.name << " " << profile_.version << "; " << partitions_
                       << " partitions";
+  probe_->ProfileVersion(profile_.name, profile_.version);
+  SetNotReady("waiting for a partition assignment");
 
   if (Status s = NewProducer(); !s.ok()) return s;
   return NewConsumer();
@@ -161,7 +175,8 @@ Status Worker::NewConsumer() {
                                          .read_committed = true,
                                          .assignment_strategy = "range",
                                          .extra = extra,
-                                         .listener = this});
+                                         .listener = this,
+                                         .on_stats = [this](std::string_view j) { consumer_stats_->Update(j); }});
   if (!consumer.ok()) return consumer.error();
   consumer_ = std::move(consumer).value();
   std::vector<std::string> inputs;
@@ -175,11 +190,39 @@ Status Worker::NewProducer() {
   auto producer = KafkaProducer::Create({.bootstrap = config_.bootstrap,
                                          .transactional_id = config_.group_id + "-" + config_.instance_id,
                                          .transaction_timeout_ms = static_cast<int>(config_.transaction_timeout_ms),
-                                         .extra = extra});
+                                         .extra = extra,
+                                         .on_stats = [this](std::string_view j) { producer_stats_->Update(j); }});
   if (!producer.ok()) return producer.error();
   producer_ = std::move(producer).value();
   in_transaction_ = false;
   return producer_->InitTransactions(60s);
+}
+
+std::string Worker::NotReady() const {
+  std::lock_guard lock(ready_mu_);
+  return not_ready_;
+}
+
+void Worker::SetNotReady(std::string why) {
+  std::lock_guard lock(ready_mu_);
+  not_ready_ = std::move(why);
+}
+
+void Worker::UpdateGauges() {
+  const int64_t now = NowMs();
+  if (now - gauges_updated_ms_ < 2000) return;
+  gauges_updated_ms_ = now;
+  for (const auto& [p, task] : tasks_) {
+    for (int i = 0; i < kInputs; ++i) {
+      int64_t lo = 0, hi = 0;
+      rd_kafka_get_watermark_offsets(consumer_->handle(), names_.Name(kInputTopicRoles[i]).c_str(), p, &lo, &hi);
+      if (hi < 0) continue;  // no fetch response yet
+      const int64_t done = task->next_offset[i] >= 0 ? task->next_offset[i] : task->fetched[i];
+      probe_->Lag(i, p, std::max<int64_t>(0, hi - std::max(done, lo)));
+    }
+    probe_->State(p, task->store->ApproximateKeys());
+  }
+  probe_->Store(store_->ApproximateSizeBytes(), store_->BlockCacheUsageBytes());
 }
 
 std::vector<int32_t> Worker::ActiveTasks() const {
@@ -220,6 +263,7 @@ void Worker::OnAssigned(const std::vector<TopicPartition>& partitions) {
       return;
     }
     for (int i = 0; i < kInputs; ++i) task->fetched[i] = std::max<int64_t>(0, (*committed)[i].offset);
+    SetNotReady("restoring partition " + std::to_string(p));
     Status s = RestoreTask(*task);
     if (!s.ok()) {
       pending_error_ = s.error();
@@ -228,6 +272,9 @@ void Worker::OnAssigned(const std::vector<TopicPartition>& partitions) {
     tasks_[p] = std::move(task);
   }
   BW_LOG(kInfo, kLog) << "assigned partitions, " << tasks_.size() << " tasks active";
+  probe_->Rebalance("assigned");
+  probe_->Tasks(tasks_.size());
+  SetNotReady("");
   if (sink_) {
     sink_("{\"event\":\"assigned\",\"tasks\":" + std::to_string(tasks_.size()) +
           ",\"restored_records\":" + std::to_string(stats_.restored_records) + "}");
@@ -244,6 +291,7 @@ void Worker::OnRevoked(const std::vector<TopicPartition>& partitions) {
   std::set<int32_t> gone;
   for (const auto& tp : partitions) gone.insert(tp.partition);
   DropTasks(gone);
+  probe_->Rebalance("revoked");
 }
 
 void Worker::OnLost(const std::vector<TopicPartition>& partitions) {
@@ -255,11 +303,16 @@ void Worker::OnLost(const std::vector<TopicPartition>& partitions) {
   std::set<int32_t> all;
   for (const auto& [p, t] : tasks_) all.insert(p);
   DropTasks(all);
+  probe_->Rebalance("lost");
   pending_error_ = Error{Errc::kAbortable, "partitions lost; processing restarts from the committed offsets"};
 }
 
 void Worker::DropTasks(const std::set<int32_t>& partitions) {
-  for (int32_t p : partitions) tasks_.erase(p);
+  for (int32_t p : partitions) {
+    tasks_.erase(p);
+    probe_->PartitionGone(p);
+  }
+  probe_->Tasks(tasks_.size());
 }
 
 Status Worker::RestoreTask(Task& task) {
@@ -287,6 +340,9 @@ Status Worker::RestoreTask(Task& task) {
   }
   BW_LOG(kInfo, kLog) << "restoring partition " << task.partition << " from changelog offset " << start
                       << " to " << wm->second;
+  const auto restore_started = std::chrono::steady_clock::now();
+  const uint64_t restored_before = stats_.restored_records;
+  probe_->RestoreStarted(task.partition, wm->second - start);
   if (Status s = (*reader)->Assign({{changelog, task.partition, start}}); !s.ok()) return s;
   std::vector<state::PartitionStore::Write> batch;
   std::string meta = task.store->TaskMeta();
@@ -320,9 +376,13 @@ Status Worker::RestoreTask(Task& task) {
     }
     if (batch.size() >= 10000) {
       if (Status s = flush(); !s.ok()) return s;
+      probe_->RestoreProgress(task.partition, wm->second - position);
     }
   }
   if (Status s = flush(); !s.ok()) return s;
+  probe_->RestoreFinished(task.partition,
+                          std::chrono::duration<double>(std::chrono::steady_clock::now() - restore_started).count(),
+                          static_cast<int64_t>(stats_.restored_records - restored_before));
   task.DecodeMeta(meta);
   task.cache = std::make_unique<state::WriteBehindCache<v1::ContainerState>>(
       task.store, static_cast<size_t>(config_.cache_max_entries));
@@ -343,6 +403,7 @@ void Worker::Route(Message message) {
                                                  std::to_string(message.partition()) + "] has no task"};
     return;
   }
+  probe_->RecordIn(index, message.partition());
   it->second->fetched[index] = message.offset() + 1;
   it->second->gave_up[index] = false;
   it->second->buffers[index].push_back(std::move(message));
@@ -421,6 +482,11 @@ Status Worker::EnsureTransaction() {
 Status Worker::ProduceDeadLetter(Task& task, const Message& m, const char* reason, const std::string& detail) {
   ++stats_.dead_letters;
   ++stats_.dead_by_reason[reason];
+  probe_->DeadLetter(reason);
+  if (std::string_view(reason) != operators::RejectReasonName(operators::RejectReason::kLate)) {
+    for (int i = 0; i < kInputs; ++i)
+      if (m.topic() == names_.Name(kInputTopicRoles[i])) probe_->DecodeFailure(i);
+  }
   return producer_->Produce({.topic = names_.Name(TopicRole::kDeadLetter),
                              .key = m.key(),
                              .value = m.value(),
@@ -503,6 +569,7 @@ Status Worker::ProcessRecord(Task& task, const Message& m) {
     // transaction; every worker applies it from the reference topic.
     for (const auto& update : engine_->FeedbackFor(*state, *outcome)) {
       ++stats_.feedback;
+      probe_->Feedback(1);
       if (Status s = producer_->Produce({.topic = names_.Name(TopicRole::kReference),
                                          .key = update.key,
                                          .value = update.value,
@@ -520,6 +587,7 @@ Status Worker::ProcessRecord(Task& task, const Message& m) {
   task.max_event_ms = std::max(task.max_event_ms, event_ms);
   state->set_expires_at_ms(state->last_event_ms() + config_.state_ttl_ms);
   task.pending_keys.insert(key);
+  task.ingest_ms[key] = NowMs();
   return Status::Ok();
 }
 
@@ -533,6 +601,14 @@ Status Worker::CommitCycle() {
     if (Status s = EnsureTransaction(); !s.ok()) return s;
   }
   const int64_t now = NowMs();
+  const auto cycle_started = std::chrono::steady_clock::now();
+  struct Emitted {
+    v1::Priority priority;
+    std::vector<std::string> regions;
+    int64_t event_ms;
+    int64_t ingest_ms;
+  };
+  std::vector<Emitted> emitted;
   const std::string alerts_topic = names_.Name(TopicRole::kAlerts);
   const std::string changelog = names_.Name(TopicRole::kStateChangelog);
   std::map<int32_t, std::vector<state::PartitionStore::Write>> writes;
@@ -546,6 +622,7 @@ Status Worker::CommitCycle() {
       if (!loaded.ok()) return loaded.error();
       v1::ContainerState* s = *loaded;
       if (s == nullptr) {
+        task.ingest_ms.erase(*it);
         it = task.pending_keys.erase(it);
         continue;
       }
@@ -563,8 +640,16 @@ Status Worker::CommitCycle() {
           return st;
         }
         ++stats_.alerts;
+        auto ingest = task.ingest_ms.find(*it);
+        emitted.push_back({a.priority(), {a.regions().begin(), a.regions().end()}, a.event_time_ms(),
+                           ingest == task.ingest_ms.end() ? -1 : ingest->second});
       }
-      it = s->pending_size() == 0 ? task.pending_keys.erase(it) : std::next(it);
+      if (s->pending_size() == 0) {
+        task.ingest_ms.erase(*it);
+        it = task.pending_keys.erase(it);
+      } else {
+        ++it;
+      }
     }
     if (now - task.last_expiry_sweep_ms >= config_.expiry_sweep_interval_ms) {
       task.last_expiry_sweep_ms = now;
@@ -595,6 +680,14 @@ Status Worker::CommitCycle() {
   if (Status s = producer_->CommitTransaction(60s); !s.ok()) return s;
   rd_kafka_poll(producer_->handle(), 0);
   in_transaction_ = false;
+  const int64_t committed_ms = NowMs();
+  probe_->TransactionCommitted(
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - cycle_started).count(),
+      records_in_transaction_);
+  for (const auto& e : emitted) {
+    probe_->Alert(v1::Priority_Name(e.priority).substr(9), e.regions, (committed_ms - e.event_ms) / 1000.0,
+                  e.ingest_ms < 0 ? -1.0 : (committed_ms - e.ingest_ms) / 1000.0);
+  }
   records_in_transaction_ = 0;
   ++stats_.transactions;
   for (auto& [p, task_ptr] : tasks_) {
@@ -606,6 +699,7 @@ Status Worker::CommitCycle() {
     profile_ = std::move(*pending_profile_);
     pending_profile_.reset();
     BW_LOG(kInfo, kLog) << "profile " << profile_.name << " " << profile_.version << " applied";
+    probe_->ProfileVersion(profile_.name, profile_.version);
   }
   if (reference_dirty_) {
     reference_ = pending_reference_;
@@ -637,6 +731,7 @@ Status Worker::ExpireState(Task& task, int64_t watermark) {
     if (task.pending_keys.count(key)) continue;
     task.cache->Erase(key);
     ++stats_.expired;
+    probe_->Expired(1);
   }
   return Status::Ok();
 }
@@ -727,6 +822,7 @@ Status Worker::Run(const std::atomic<bool>& stop) {
         Route(std::move(**more));
       }
       PollControlTopics();
+      UpdateGauges();
       if (Status s = Drain(); !s.ok()) return s;
       const bool due = in_transaction_ && (NowMs() - transaction_started_ms_ >= config_.commit_interval_ms ||
                                            records_in_transaction_ >= config_.max_records_per_commit);
@@ -741,7 +837,9 @@ Status Worker::Run(const std::atomic<bool>& stop) {
       consecutive_failures = 0;
       continue;
     }
+    probe_->TransactionFailed();
     if (step.code() == Errc::kInvalidArgument) return step;  // a bug or misconfiguration
+    SetNotReady("recovering: " + step.message());
     if (++consecutive_failures > 20) {
       return Error{step.code(), "giving up after 20 failed recoveries; last: " + step.message()};
     }

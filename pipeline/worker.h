@@ -15,6 +15,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <set>
 #include <string>
 #include <vector>
@@ -24,6 +25,7 @@
 #include "pipeline/kafka_client.h"
 #include "pipeline/topics.h"
 #include "pipeline/worker_config.h"
+#include "pipeline/worker_probe.h"
 #include "state/state_store.h"
 
 namespace boxwatch::pipeline {
@@ -46,7 +48,10 @@ class Worker : public RebalanceListener {
   // Receives one JSON object per notable event (e.g. tasks assigned and
   // restored), for operators and tests. Called on the worker's thread.
   using EventSink = std::function<void(const std::string& json)>;
-  static Result<std::unique_ptr<Worker>> Create(const WorkerConfig& config, EventSink sink = {});
+  // `registry` receives the worker's metrics (pipeline/worker_probe.h);
+  // null keeps them private.
+  static Result<std::unique_ptr<Worker>> Create(const WorkerConfig& config, EventSink sink = {},
+                                                std::shared_ptr<prometheus::Registry> registry = nullptr);
   ~Worker() override;
 
   // Processes until `stop` is set (SIGTERM) or a non-recoverable error.
@@ -55,6 +60,9 @@ class Worker : public RebalanceListener {
   const WorkerStats& stats() const { return stats_; }
   // Partitions whose tasks are restored and processing.
   std::vector<int32_t> ActiveTasks() const;
+  // Empty once the worker has its assignment and every task is restored;
+  // else why it is not ready. Thread-safe (read by /readyz).
+  std::string NotReady() const;
 
   void OnAssigned(const std::vector<TopicPartition>& partitions) override;
   void OnRevoked(const std::vector<TopicPartition>& partitions) override;
@@ -81,6 +89,9 @@ class Worker : public RebalanceListener {
   // True while the broker holds records of topic[partition] at or after `fetched`.
   Status ExpireState(Task& task, int64_t watermark);
   bool UnreadOnBroker(const std::string& topic, int32_t partition, int64_t fetched) const;
+  void SetNotReady(std::string why);
+  // Lag, state size and RocksDB figures, every couple of seconds.
+  void UpdateGauges();
 
   WorkerConfig config_;
   EventSink sink_;
@@ -105,6 +116,13 @@ class Worker : public RebalanceListener {
   int64_t transaction_started_ms_ = 0;
   std::optional<Error> pending_error_;
   WorkerStats stats_;
+  std::shared_ptr<prometheus::Registry> registry_;
+  std::unique_ptr<WorkerProbe> probe_;
+  std::unique_ptr<KafkaStatsProbe> consumer_stats_;
+  std::unique_ptr<KafkaStatsProbe> producer_stats_;
+  int64_t gauges_updated_ms_ = 0;
+  mutable std::mutex ready_mu_;
+  std::string not_ready_ = "starting";
 };
 
 }  // namespace boxwatch::pipeline

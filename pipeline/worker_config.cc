@@ -54,6 +54,7 @@ const std::vector<Option>& Options() {
       StringOption<&WorkerConfig::topic_prefix>("topic_prefix"),
       StringOption<&WorkerConfig::state_dir>("state_dir"),
       StringOption<&WorkerConfig::profile_file>("profile_file"),
+      StringOption<&WorkerConfig::metrics_listen>("metrics_listen"),
       IntOption<&WorkerConfig::commit_interval_ms>("commit_interval_ms", 1, 60000),
       IntOption<&WorkerConfig::max_records_per_commit>("max_records_per_commit", 1, 10000000),
       IntOption<&WorkerConfig::allowed_lateness_ms>("allowed_lateness_ms", 0, 7LL * 24 * 3600 * 1000),

@@ -20,6 +20,7 @@ struct WorkerConfig {
   std::string topic_prefix;                   // prepended to every topic name
   std::string state_dir = "/var/lib/boxwatch/state";  // RocksDB directory
   std::string profile_file;  // profile YAML; empty: the built-in default profile
+  std::string metrics_listen = "0.0.0.0:9464";  // /metrics, /healthz, /readyz (host:port); empty: off
   int64_t commit_interval_ms = 100;       // ms between transactions
   int64_t max_records_per_commit = 5000;  // records; a transaction commits early when reached
   int64_t allowed_lateness_ms = 300000;   // ms; older events are dead-lettered as late (5 min)

@@ -55,6 +55,7 @@ Result<std::unique_ptr<Child>> WorkerHarness::StartWorker(const std::string& ins
       {"idle_wait_ms", "2000"},
       {"max_value_bytes", "262144"},
       {"idle_flush_ms", "0"},
+      {"metrics_listen", "127.0.0.1:0"},
   };
   for (const auto& [k, v] : extra) options[k] = v;
   for (const auto& [k, v] : options) out << k << ": \"" << v << "\"\n";

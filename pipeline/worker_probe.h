@@ -1,0 +1,71 @@
+#pragma once
+// Metrics of `boxwatch worker` (CONVENTIONS.md "Logging and metrics"): the
+// worker calls these methods, never the Prometheus API. Labels are bounded:
+// topic is the input role (manifests, scans, gps, outcomes), partition is
+// below the topic set's partition count, reason and priority are enums, and
+// region comes from the profile's region map. Counters are atomic, so
+// scrapes from the endpoint's threads are safe while the worker runs.
+
+#include <array>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace prometheus {
+class Registry;
+}
+
+namespace boxwatch::pipeline {
+
+class WorkerProbe {
+ public:
+  static constexpr int kInputs = 4;  // manifests, scans, gps, outcomes
+  // `inputs` names the four input roles for labels.
+  WorkerProbe(prometheus::Registry& registry, std::array<std::string, kInputs> inputs);
+  ~WorkerProbe();
+
+  void RecordIn(int input, int32_t partition);
+  void DecodeFailure(int input);
+  void DeadLetter(const std::string& reason);
+  void Lag(int input, int32_t partition, int64_t records);
+  void PartitionGone(int32_t partition);
+  // One emitted alert: its priority name, regions, and latencies (seconds)
+  // from its event time and from ingest, observed once its transaction commits.
+  void Alert(const std::string& priority, const std::vector<std::string>& regions, double event_to_alert_s,
+             double ingest_to_alert_s);
+  void TransactionCommitted(double seconds, int64_t records);
+  void TransactionFailed();
+  void Rebalance(const char* kind);  // assigned, revoked, lost
+  void Tasks(size_t n);
+  void RestoreStarted(int32_t partition, int64_t records);
+  void RestoreProgress(int32_t partition, int64_t remaining);
+  void RestoreFinished(int32_t partition, double seconds, int64_t records);
+  void State(int32_t partition, uint64_t containers);
+  void Store(uint64_t size_bytes, uint64_t block_cache_bytes);
+  void Feedback(uint64_t entries);
+  void Expired(uint64_t containers);
+  void ProfileVersion(const std::string& name, const std::string& version);
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+// Key figures of librdkafka's statistics (statistics.interval.ms) as
+// boxwatch_kafka_* gauges labelled by client role. Feed it each JSON
+// document the client's stats callback delivers. Thread-safe.
+class KafkaStatsProbe {
+ public:
+  KafkaStatsProbe(prometheus::Registry& registry, std::string client);
+  ~KafkaStatsProbe();
+  // Parses one statistics document; a document that does not parse is
+  // counted and otherwise ignored.
+  void Update(std::string_view json);
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace boxwatch::pipeline
