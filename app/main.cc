@@ -18,7 +18,9 @@ int main(int argc, char** argv) {
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
-    return app.exit(e);
+    // Usage errors exit with 2, like every configuration error.
+    const int rc = app.exit(e);
+    return rc == 0 ? 0 : 2;
   }
   return boxwatch::app::ExitCode();
 }

@@ -34,23 +34,14 @@ int ListMetrics() {
   delivery::HubProbe hub(registry);
   // Labelled families appear once they have a member: give each one.
   worker.RecordIn(0, 0);
-  worker.DecodeFailure(0);
-  worker.DeadLetter("late");
+  worker.KnownReasons({"late"});
+  worker.KnownRegions({"region"});
   worker.Lag(0, 0, 0);
-  worker.Alert("LOW", {"region"}, 0, 0);
-  worker.Rebalance("assigned");
   worker.RestoreStarted(0, 0);
   worker.State(0, 0);
   worker.ProfileVersion("profile", "1");
   kafka.Update(R"({"brokers":{"b":{"nodeid":1,"rtt":{"avg":1000}}}})");
-  dispatcher.SubscriberOpened("hub");
-  dispatcher.Refused("permission_denied");
-  dispatcher.Sent("hub", 0);
-  dispatcher.Acked("hub", 1);
-  dispatcher.Backlog("hub", 0, 0);
-  dispatcher.Outcome(true);
-  hub.Stored(v1::PRIORITY_LOW, 0);
-  hub.OutcomeReported(true);
+  dispatcher.KnownHubs({"hub"});
   for (const auto& family : registry.Collect()) std::printf("%s %s\n", family.name.c_str(), TypeName(family.type));
   return 0;
 }

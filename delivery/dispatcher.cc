@@ -137,7 +137,11 @@ class Dispatcher::Impl final : public v1::AlertService::Service {
         probe_(*registry_),
         names_(options_.topic_prefix),
         alerts_topic_(names_.Name(pipeline::TopicRole::kAlerts)),
-        outcomes_topic_(names_.Name(pipeline::TopicRole::kOutcomes)) {}
+        outcomes_topic_(names_.Name(pipeline::TopicRole::kOutcomes)) {
+    std::vector<std::string> hubs;
+    for (const auto& [id, _] : grants_) hubs.push_back(id);
+    probe_.KnownHubs(hubs);
+  }
 
   Status Init() {
     pipeline::KafkaProducer::Options po;
@@ -284,7 +288,12 @@ class Dispatcher::Impl final : public v1::AlertService::Service {
 
   grpc::Status ReportOutcome(grpc::ServerContext* ctx, const v1::InspectionOutcome* request,
                              v1::ReportOutcomeResponse* response) override {
+    std::string caller;
+    if (grpc::Status who = Caller(ctx, &caller); !who.ok()) return who;
     v1::InspectionOutcome o = *request;
+    // Derived from the request as sent, so a retried call (same body, no
+    // id) records the same outcome once.
+    const uint32_t request_hash = pipeline::Murmur2(request->SerializeAsString());
     auto number = ContainerNumber::Parse(o.container_number());
     std::vector<std::string> problems;
     if (!number.ok()) problems.push_back(number.error().message);
@@ -301,14 +310,11 @@ class Dispatcher::Impl final : public v1::AlertService::Service {
     }
     o.set_container_number(number->str());
     if (o.outcome_id().empty()) {
-      // Deterministic, so a retried call records the same outcome once.
-      std::string body;
-      o.SerializeToString(&body);
       char id[64];
-      std::snprintf(id, sizeof id, "%s-%lld-%08x", number->str().c_str(), static_cast<long long>(o.inspected_at_ms()),
-                    pipeline::Murmur2(body));
+      std::snprintf(id, sizeof id, "%s-%08x", number->str().c_str(), request_hash);
       o.set_outcome_id(id);
     }
+    if (o.officer_unit().empty()) o.set_officer_unit(caller);
     std::string value;
     o.SerializeToString(&value);
     {
@@ -331,6 +337,9 @@ class Dispatcher::Impl final : public v1::AlertService::Service {
 
   grpc::Status GetContainer(grpc::ServerContext* ctx, const v1::GetContainerRequest* request,
                             v1::GetContainerResponse* response) override {
+    std::string caller;
+    if (grpc::Status who = Caller(ctx, &caller); !who.ok()) return who;
+    const std::set<std::string>& visible = grants_.at(caller);
     auto number = ContainerNumber::Parse(request->container_number());
     if (!number.ok()) return {grpc::StatusCode::INVALID_ARGUMENT, number.error().message};
     response->set_container_number(number->str());
@@ -361,8 +370,13 @@ class Dispatcher::Impl final : public v1::AlertService::Service {
         if (*m) {
           if ((*m)->offset() >= end) break;
           if ((*m)->key() == number->str()) {
+            // Only alerts of regions the caller may read.
             v1::Alert a;
-            if (a.ParseFromArray((*m)->value().data(), static_cast<int>((*m)->value().size()))) latest = std::move(a);
+            bool may_see = false;
+            if (a.ParseFromArray((*m)->value().data(), static_cast<int>((*m)->value().size()))) {
+              for (const auto& r : a.regions()) may_see = may_see || visible.count(r) > 0;
+            }
+            if (may_see) latest = std::move(a);
           }
           if ((*m)->offset() >= end - 1) break;
         } else {
@@ -382,6 +396,22 @@ class Dispatcher::Impl final : public v1::AlertService::Service {
   }
 
  private:
+  // The calling hub: its certificate's common name (or, with --insecure, the
+  // x-boxwatch-hub-id metadata); it must be in the hubs file.
+  grpc::Status Caller(grpc::ServerContext* ctx, std::string* id) const {
+    if (options_.insecure) {
+      auto it = ctx->client_metadata().find("x-boxwatch-hub-id");
+      if (it != ctx->client_metadata().end()) *id = std::string(it->second.data(), it->second.size());
+    } else {
+      auto cns = ctx->auth_context()->FindPropertyValues("x509_common_name");
+      if (!cns.empty()) *id = std::string(cns.front().data(), cns.front().size());
+    }
+    if (id->empty()) return {grpc::StatusCode::UNAUTHENTICATED, "the caller has no hub identity"};
+    if (!grants_.count(*id))
+      return {grpc::StatusCode::PERMISSION_DENIED, "hub " + *id + " is not in the dispatcher's hubs file"};
+    return grpc::Status::OK;
+  }
+
   Result<std::unique_ptr<pipeline::KafkaConsumer>> NewReader(const std::string& who) {
     pipeline::KafkaConsumer::Options co;
     co.bootstrap = options_.bootstrap;

@@ -14,6 +14,7 @@
 #include "boxwatch/v1/alert_service.grpc.pb.h"
 #include "core/http.h"
 #include "core/log.h"
+#include "core/types.h"
 #include "delivery/hub_store.h"
 #include "delivery/probes.h"
 #include "delivery/tls.h"
@@ -326,11 +327,19 @@ class Hub::Impl {
     if (auto p = req.Param("min_priority"); !p.empty() && !ParsePriority(p, &q.min_priority))
       return http::Response::Error(400, "min_priority " + p + " is not LOW, MEDIUM, HIGH or CRITICAL");
     q.container = req.Param("container");
-    try {
-      q.limit = std::stoul(req.Param("limit", "100"));
-      q.offset = std::stoul(req.Param("offset", "0"));
-    } catch (...) {
-      return http::Response::Error(400, "limit and offset must be non-negative integers");
+    for (const auto& [name, fallback, max, out] :
+         {std::tuple{"limit", "100", 1000000L, &q.limit}, std::tuple{"offset", "0", 1000000000L, &q.offset}}) {
+      const std::string text = req.Param(name, fallback);
+      char* end = nullptr;
+      const long v = std::strtol(text.c_str(), &end, 10);
+      if (text.empty() || *end != '\0' || v < 0 || v > max)
+        return http::Response::Error(400, std::string(name) + " must be an integer from 0 to " + std::to_string(max));
+      *out = static_cast<size_t>(v);
+    }
+    if (!q.container.empty()) {
+      auto number = ContainerNumber::Parse(q.container);
+      if (!number.ok()) return http::Response::Error(400, number.error().message);
+      q.container = number->str();
     }
     size_t total = 0;
     auto alerts = store_->List(q, &total);
@@ -348,6 +357,7 @@ class Hub::Impl {
       return http::Response::Error(400, "body is not an InspectionOutcome in JSON: " + std::string(parsed.message()));
     grpc::ClientContext ctx;
     ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(20));
+    ctx.AddMetadata("x-boxwatch-hub-id", options_.hub_id);  // identity with --insecure (TLS uses the certificate)
     v1::ReportOutcomeResponse resp;
     grpc::Status s = stub_->ReportOutcome(&ctx, o, &resp);
     probe_.OutcomeReported(s.ok());

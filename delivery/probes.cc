@@ -66,6 +66,18 @@ DispatcherProbe::DispatcherProbe(prometheus::Registry& r)
                     .Help("ReportOutcome calls by result (accepted, rejected)")
                     .Register(r)) {}
 
+void DispatcherProbe::KnownHubs(const std::vector<std::string>& hubs) {
+  for (const auto& h : hubs) {
+    subscribers_.Add({{"hub", h}});
+    sent_.Add({{"hub", h}});
+    acked_.Add({{"hub", h}});
+    unacked_.Add({{"hub", h}});
+    queued_.Add({{"hub", h}});
+  }
+  for (const char* r : {"permission_denied", "invalid_argument", "unauthenticated"}) refused_.Add({{"reason", r}});
+  for (const char* r : {"accepted", "rejected"}) outcomes_.Add({{"result", r}});
+}
+
 void DispatcherProbe::SubscriberOpened(const std::string& hub) { subscribers_.Add({{"hub", hub}}).Increment(); }
 void DispatcherProbe::SubscriberClosed(const std::string& hub) {
   subscribers_.Add({{"hub", hub}}).Decrement();
@@ -119,7 +131,11 @@ HubProbe::HubProbe(prometheus::Registry& r)
       outcomes_(BuildCounter()
                     .Name("boxwatch_hub_outcomes_reported_total")
                     .Help("Outcomes posted by the control room and passed on, by result (ok, failed)")
-                    .Register(r)) {}
+                    .Register(r)) {
+  for (auto p : {v1::PRIORITY_LOW, v1::PRIORITY_MEDIUM, v1::PRIORITY_HIGH, v1::PRIORITY_CRITICAL})
+    stored_.Add({{"priority", PriorityName(p)}});
+  for (const char* r : {"ok", "failed"}) outcomes_.Add({{"result", r}});
+}
 
 void HubProbe::Connected(bool up) { connected_.Set(up ? 1 : 0); }
 void HubProbe::Reconnect() { reconnects_.Increment(); }

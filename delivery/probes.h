@@ -11,6 +11,7 @@
 #include <prometheus/registry.h>
 
 #include <string>
+#include <vector>
 
 #include "boxwatch/v1/common.pb.h"
 
@@ -19,6 +20,8 @@ namespace boxwatch::delivery {
 class DispatcherProbe {
  public:
   explicit DispatcherProbe(prometheus::Registry& registry);
+  // Starts every per-hub series at zero for the hubs of the hubs file.
+  void KnownHubs(const std::vector<std::string>& hubs);
   void SubscriberOpened(const std::string& hub);
   void SubscriberClosed(const std::string& hub);
   void Refused(const char* reason);  // permission_denied, invalid_argument, unauthenticated

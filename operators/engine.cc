@@ -338,11 +338,12 @@ std::vector<RiskEngine::ReferenceUpdate> RiskEngine::FeedbackFor(const v1::Conta
 
 JoinResult RiskEngine::ApplyOutcome(v1::ContainerState& s, const v1::InspectionOutcome& o,
                                     int64_t watermark) const {
+  // Officers report inspections hours later, so an outcome is never late:
+  // it fires no indicator, so keeping it out of order changes no alert.
   const int64_t t = o.inspected_at_ms();
-  if (t < watermark) return JoinResult::kLate;
   auto* outcomes = s.mutable_outcomes();
   for (const auto& x : *outcomes) {
-    if (x.outcome_id() == o.outcome_id() && x.inspected_at_ms() == t) return JoinResult::kDuplicate;
+    if (x.outcome_id() == o.outcome_id()) return JoinResult::kDuplicate;  // a retried report
   }
   s.set_container_number(o.container_number());
   *outcomes->Add() = o;
@@ -351,7 +352,7 @@ JoinResult RiskEngine::ApplyOutcome(v1::ContainerState& s, const v1::InspectionO
   });
   while (outcomes->size() > limits_.max_outcomes) outcomes->DeleteSubrange(0, 1);
   TouchEventTime(s, t);
-  AddPending(s, t, kOutcome);
+  if (t >= watermark) AddPending(s, t, kOutcome);
   return JoinResult::kApplied;
 }
 

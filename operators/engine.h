@@ -67,6 +67,8 @@ class RiskEngine {
   JoinResult ApplyManifest(v1::ContainerState& s, const v1::Manifest& m, int64_t watermark) const;
   JoinResult ApplyScan(v1::ContainerState& s, const v1::ScanResult& e, int64_t watermark) const;
   JoinResult ApplyGps(v1::ContainerState& s, const v1::GpsEvent& e, int64_t watermark) const;
+  // Outcomes are never late (kept whatever their time); the same outcome_id
+  // again is a duplicate.
   JoinResult ApplyOutcome(v1::ContainerState& s, const v1::InspectionOutcome& o, int64_t watermark) const;
 
   // An entry for the boxwatch.reference topic.

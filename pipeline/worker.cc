@@ -156,6 +156,15 @@ Status Worker::Init() {
   BW_LOG(kInfo, kLog) << "profile " << profile_.name << " " << profile_.version << "; " << partitions_
                       << " partitions";
   probe_->ProfileVersion(profile_.name, profile_.version);
+  {
+    std::vector<std::string> reasons;
+    for (int r = 0; r <= static_cast<int>(operators::RejectReason::kLate); ++r)
+      reasons.push_back(operators::RejectReasonName(static_cast<operators::RejectReason>(r)));
+    probe_->KnownReasons(reasons);
+    std::set<std::string> regions;
+    for (const auto& [country, region] : profile_.regions) regions.insert(region);
+    probe_->KnownRegions({regions.begin(), regions.end()});
+  }
   SetNotReady("waiting for a partition assignment");
 
   if (Status s = NewProducer(); !s.ok()) return s;
@@ -264,6 +273,7 @@ void Worker::OnAssigned(const std::vector<TopicPartition>& partitions) {
     }
     for (int i = 0; i < kInputs; ++i) task->fetched[i] = std::max<int64_t>(0, (*committed)[i].offset);
     SetNotReady("restoring partition " + std::to_string(p));
+    probe_->RestoreProgress(p, 0);
     Status s = RestoreTask(*task);
     if (!s.ok()) {
       pending_error_ = s.error();

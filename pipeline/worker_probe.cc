@@ -174,6 +174,19 @@ struct WorkerProbe::Impl {
 WorkerProbe::WorkerProbe(prometheus::Registry& registry, std::array<std::string, kInputs> inputs)
     : impl_(std::make_unique<Impl>(registry)) {
   impl_->inputs = std::move(inputs);
+  for (const auto& topic : impl_->inputs) impl_->decode_failures.Add({{"topic", topic}});
+  for (const char* kind : {"assigned", "revoked", "lost"}) impl_->rebalances.Add({{"kind", kind}});
+}
+
+void WorkerProbe::KnownReasons(const std::vector<std::string>& reasons) {
+  for (const auto& r : reasons) impl_->dead_letters.Add({{"reason", r}});
+}
+
+void WorkerProbe::KnownRegions(const std::vector<std::string>& regions) {
+  for (const char* p : {"LOW", "MEDIUM", "HIGH", "CRITICAL"}) {
+    impl_->alerts.Add({{"priority", p}, {"region", "none"}});
+    for (const auto& r : regions) impl_->alerts.Add({{"priority", p}, {"region", r}});
+  }
 }
 WorkerProbe::~WorkerProbe() = default;
 

@@ -46,6 +46,11 @@ class WorkerProbe {
   void Feedback(uint64_t entries);
   void Expired(uint64_t containers);
   void ProfileVersion(const std::string& name, const std::string& version);
+  // Series start at zero for every known label value, so rates and alerts
+  // work before the first event: the dead-letter reasons, and the regions of
+  // the profile in force.
+  void KnownReasons(const std::vector<std::string>& reasons);
+  void KnownRegions(const std::vector<std::string>& regions);
 
  private:
   struct Impl;

@@ -416,7 +416,7 @@ TEST(DeliveryFeedback, OutcomePostedAtTheHubReachesTheOutcomesTopicAndTheWorkers
 
   const std::string body = "{\"container_number\":\"" + manifest.container_number() +
                            "\",\"outcome_id\":\"feedback-1\",\"inspected_at_ms\":\"" +
-                           std::to_string(latest_event + 60000) +
+                           std::to_string(latest_event - 3600000) +  // reported an hour late: still kept
                            "\",\"site\":\"THLCH\",\"result\":\"RESULT_SEIZURE\","
                            "\"seizure_categories\":[\"SEIZURE_CATEGORY_DRUGS\"],\"final\":true}";
   auto posted = http::Fetch("POST", "127.0.0.1", http_port, "/api/outcomes", body);

@@ -319,6 +319,17 @@ TEST(Feedback, SeizureListsTheConsigneeForTheProfilesDays) {
   EXPECT_EQ(updates[0].value, std::to_string(kDay + 30 * 24 * kHour));
 }
 
+TEST(Feedback, OutcomesAreNeverLateAndARetriedReportIsADuplicate) {
+  Scenario s;
+  s.Manifest();
+  const auto o = Seizure(kDay);
+  EXPECT_EQ(s.engine.ApplyOutcome(s.state, o, kDay + 48 * kHour), JoinResult::kApplied);
+  auto retried = o;
+  retried.set_inspected_at_ms(kDay + 5 * kMin);
+  EXPECT_EQ(s.engine.ApplyOutcome(s.state, retried, 0), JoinResult::kDuplicate);
+  EXPECT_EQ(s.state.outcomes_size(), 1);
+}
+
 TEST(Feedback, NoFindingOrNoManifestFeedsNothingBack) {
   Scenario s;
   auto clear = Seizure(kDay);
