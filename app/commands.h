@@ -18,5 +18,6 @@ void RegisterProfileCommand(CLI::App& app); // profile check|publish
 void RegisterWorkerCommand(CLI::App& app);  // the stateful worker
 void RegisterDeliveryCommands(CLI::App& app);  // dispatcher and hub
 void RegisterMetricsCommand(CLI::App& app);   // metrics: list the exported families
+void RegisterSimCommands(CLI::App& app);       // simulate and evaluate
 
 }  // namespace boxwatch::app

@@ -37,7 +37,7 @@ void InstallStopHandlers() {
 
 struct DispatcherArgs {
   delivery::DispatcherOptions options;
-  std::string metrics_listen = "0.0.0.0:9464";
+  std::string metrics_listen = "0.0.0.0:9465";
   std::vector<std::string> kafka;
 };
 
@@ -81,7 +81,7 @@ struct HubArgs {
   delivery::HubOptions options;
   std::string regions;
   std::string min_priority = "LOW";
-  std::string metrics_listen = "0.0.0.0:9465";
+  std::string metrics_listen = "0.0.0.0:9466";
 };
 
 int RunHub(HubArgs& a) {

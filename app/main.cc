@@ -15,6 +15,7 @@ int main(int argc, char** argv) {
   boxwatch::app::RegisterWorkerCommand(app);
   boxwatch::app::RegisterDeliveryCommands(app);
   boxwatch::app::RegisterMetricsCommand(app);
+  boxwatch::app::RegisterSimCommands(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

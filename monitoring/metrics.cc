@@ -1,5 +1,6 @@
 #include "monitoring/metrics.h"
 
+#include <prometheus/counter.h>
 #include <prometheus/gauge.h>
 #include <prometheus/text_serializer.h>
 #include <unistd.h>
@@ -18,7 +19,7 @@ namespace {
 class ProcessFigures {
  public:
   explicit ProcessFigures(prometheus::Registry& r)
-      : cpu_(prometheus::BuildGauge()
+      : cpu_(prometheus::BuildCounter()
                  .Name("process_cpu_seconds_total")
                  .Help("User and system CPU time of the process, seconds")
                  .Register(r)
@@ -48,7 +49,9 @@ class ProcessFigures {
       // Fields after the command: state(0) ... utime(11) stime(12) ... rss(21).
       if (f.size() > 21) {
         const double tick = static_cast<double>(::sysconf(_SC_CLK_TCK));
-        cpu_.Set((std::stod(f[11]) + std::stod(f[12])) / tick);
+        const double cpu = (std::stod(f[11]) + std::stod(f[12])) / tick;
+        if (cpu > cpu_seen_) cpu_.Increment(cpu - cpu_seen_);
+        cpu_seen_ = std::max(cpu_seen_, cpu);
         rss_.Set(std::stod(f[21]) * static_cast<double>(::sysconf(_SC_PAGESIZE)));
       }
     }
@@ -61,7 +64,8 @@ class ProcessFigures {
   }
 
  private:
-  prometheus::Gauge& cpu_;
+  prometheus::Counter& cpu_;
+  double cpu_seen_ = 0;
   prometheus::Gauge& rss_;
   prometheus::Gauge& fds_;
   prometheus::Gauge& start_;
@@ -79,8 +83,8 @@ void RefreshProcess(prometheus::Registry& r) {
 }  // namespace
 
 const std::vector<double>& LatencyBuckets() {
-  static const std::vector<double> kBuckets = {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25,
-                                               0.5,   1,      2.5,   5,    10,    30,   60};
+  static const std::vector<double> kBuckets = {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5,
+                                               1,     2.5,    5,     10,   30,    60,   120,  300,  600};
   return kBuckets;
 }
 

@@ -25,7 +25,8 @@ namespace boxwatch::monitoring {
 // Readiness: empty string when ready, otherwise why not.
 using ReadyCheck = std::function<std::string()>;
 
-// Latency buckets in seconds, 1 ms to 60 s.
+// Latency buckets in seconds, 1 ms to 10 min (the watermark holds
+// evaluations back for allowed_lateness_ms, 5 min by default).
 const std::vector<double>& LatencyBuckets();
 
 class Endpoint {

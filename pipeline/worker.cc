@@ -73,7 +73,14 @@ struct Worker::Task {
 
 Worker::Worker(const WorkerConfig& config) : config_(config), names_(config.topic_prefix) {}
 
-Worker::~Worker() = default;
+Worker::~Worker() {
+  // The clients call back into the probes (statistics) until they are gone,
+  // so they go first.
+  tasks_.clear();
+  control_.reset();
+  consumer_.reset();
+  producer_.reset();
+}
 
 Result<std::unique_ptr<Worker>> Worker::Create(const WorkerConfig& config, EventSink sink,
                                                std::shared_ptr<prometheus::Registry> registry) {

@@ -208,6 +208,12 @@ void WorkerProbe::Lag(int input, int32_t partition, int64_t records) {
 }
 
 void WorkerProbe::PartitionGone(int32_t partition) {
+  // Series of a partition this worker no longer owns would keep their last value.
+  const std::string p = std::to_string(partition);
+  impl_->containers.Remove(&impl_->containers.Add({{"partition", p}}));
+  impl_->restore_remaining.Remove(&impl_->restore_remaining.Add({{"partition", p}}));
+  impl_->restoring.erase(partition);
+  impl_->restore_in_progress.Set(impl_->restoring.empty() ? 0 : 1);
   for (int i = 0; i < kInputs; ++i) {
     auto it = impl_->lag_gauges.find({i, partition});
     if (it != impl_->lag_gauges.end()) {

@@ -1,21 +1,148 @@
 #include "sim/traffic.h"
 
 #include <algorithm>
+#include <cmath>
 #include <cstdio>
 #include <random>
 
 #include "core/types.h"
 #include "operators/decode.h"
+#include "operators/geo.h"
 
 namespace boxwatch::sim {
 namespace {
 
+using operators::LatLon;
 constexpr int64_t kMin = 60000;
+constexpr int64_t kHour = 60 * kMin;
 
-std::string Number(const char* owner, int serial) {
+std::string Number(const std::string& owner, int serial) {
   char first[32];
-  std::snprintf(first, sizeof first, "%.3sU%06d", owner, serial % 1000000);
+  std::snprintf(first, sizeof first, "%.3sU%06d", owner.c_str(), serial % 1000000);
   return std::string(first) + std::to_string(ContainerNumber::CheckDigit(first));
+}
+
+// Goods that fit the box: HS code, description, packages and kg per package.
+struct Goods {
+  const char* hs;
+  const char* description;
+  int min_packages, max_packages;
+  double min_kg, max_kg;  // per package
+  bool norm;              // naturally radioactive (ceramics, potash fertiliser)
+};
+constexpr Goods kGoods[] = {
+    {"690721", "glazed ceramic floor tiles", 18, 24, 800, 1000, true},
+    {"310420", "potassium chloride fertiliser in bags", 400, 540, 48, 52, true},
+    {"100630", "milled jasmine rice", 900, 1000, 24.5, 25.5, false},
+    {"520852", "printed cotton fabric rolls", 150, 260, 55, 80, false},
+    {"870899", "automotive spare parts", 40, 90, 60, 180, false},
+    {"851762", "network switching equipment", 200, 400, 6, 14, false},
+    {"401120", "truck tyres", 90, 120, 55, 70, false},
+    {"940360", "flat-pack wooden furniture", 100, 180, 25, 60, false},
+};
+
+// Party names are built from parts, so watchlists and seizure feedback hit
+// only the boxes they should.
+constexpr const char* kPlaces[] = {"Mekong", "Lanxang", "Caspian", "Kura", "Silk Road", "Isan", "Aral",
+                                   "Tbilisi", "Khorat", "Samarkand", "Batumi", "Vientiane", "Ganja", "Mangyshlak"};
+constexpr const char* kTrades[] = {"Building Supplies", "Agro Trading", "Textile Import", "Motor Parts",
+                                   "Consumer Goods", "Industrial Supply", "Food Distribution", "Home Furnishing"};
+constexpr const char* kSuffixes[] = {"Co Ltd", "LLC", "Sole Co", "JSC", "Trading House", "Import Export"};
+constexpr const char* kShippers[] = {"Shanghai Ceramics Export Ltd", "Ningbo Ocean Textiles Co",
+                                     "Busan Auto Components Corp", "Chennai Cotton Mills Ltd",
+                                     "Mersin Agro Products AS", "Shenzhen Netcom Devices Ltd",
+                                     "Jebel Ali General Trading FZE", "Port Klang Rubber Industries"};
+
+// Parties of smuggling scenarios come from their own words, one name per
+// scenario container, so no legitimate box shares a party with them (a
+// seizure's feedback then touches only the guilty).
+constexpr const char* kFrontPlaces[] = {"Zarvan", "Ostrel", "Kelmar", "Vandor", "Tiraz", "Belkov", "Murano",
+                                        "Sarnak", "Dovran", "Elmira", "Qarsh", "Nizva", "Korvel", "Stavra",
+                                        "Yelmar", "Ardon", "Pelkar", "Ruzan", "Tavrik", "Gomel"};
+constexpr const char* kFrontTrades[] = {"General Trading", "Impex", "Commerce", "Global Supply", "Logistics",
+                                        "Merchandise", "Enterprises", "Distribution", "Resources", "Ventures",
+                                        "Holdings", "Export"};
+constexpr const char* kFrontSuffixes[] = {"LLC", "Ltd", "FZE", "LLP", "SA", "GmbH", "OU", "Sdn Bhd"};
+
+std::string FrontName(int k) {
+  const int n = static_cast<int>(std::size(kFrontPlaces) * std::size(kFrontTrades) * std::size(kFrontSuffixes));
+  k %= n;
+  return std::string(kFrontPlaces[k % std::size(kFrontPlaces)]) + " " +
+         kFrontTrades[(k / std::size(kFrontPlaces)) % std::size(kFrontTrades)] + " " +
+         kFrontSuffixes[k / (std::size(kFrontPlaces) * std::size(kFrontTrades))];
+}
+
+std::string PartyName(std::mt19937& rng) {
+  return std::string(kPlaces[rng() % std::size(kPlaces)]) + " " + kTrades[rng() % std::size(kTrades)] + " " +
+         kSuffixes[rng() % std::size(kSuffixes)];
+}
+
+struct Route {
+  const operators::Corridor* corridor = nullptr;
+  std::string discharge;    // seaport at the corridor's start
+  std::string destination;  // dry port / border city at its end
+  std::string country;      // of the discharge port (local time of night)
+  std::vector<const operators::Zone*> zones;  // authorised stop zones on the corridor
+};
+
+std::string NearestPort(const operators::Profile& p, LatLon at, const std::string& other) {
+  std::string best;
+  double best_m = 1e18;
+  for (const auto& [code, port] : p.ports) {
+    if (code == other) continue;
+    const double d = operators::HaversineM(at, port.at);
+    if (d < best_m || (d == best_m && code < best)) {
+      best_m = d;
+      best = code;
+    }
+  }
+  return best;
+}
+
+double DistanceToLine(LatLon p, const std::vector<LatLon>& line) {
+  double best = 1e18;
+  for (size_t i = 0; i + 1 < line.size(); ++i) best = std::min(best, operators::DistanceToSegmentM(p, line[i], line[i + 1]));
+  return best;
+}
+
+std::vector<Route> Routes(const operators::Profile& p) {
+  std::vector<Route> routes;
+  for (const auto& c : p.corridors) {
+    if (c.points.size() < 2) continue;
+    Route r;
+    r.corridor = &c;
+    r.discharge = NearestPort(p, c.points.front(), "");
+    r.destination = NearestPort(p, c.points.back(), r.discharge);
+    r.country = r.discharge.substr(0, 2);
+    for (const auto& z : p.stop_zones)
+      if (DistanceToLine(z.at, c.points) < c.buffer_m * 0.5) r.zones.push_back(&z);
+    routes.push_back(std::move(r));
+  }
+  return routes;
+}
+
+// A point `along` segments into the polyline (0 = first point).
+LatLon PointAlong(const std::vector<LatLon>& line, double along) {
+  along = std::clamp(along, 0.0, static_cast<double>(line.size() - 1) - 1e-9);
+  const size_t seg = static_cast<size_t>(along);
+  const double f = along - static_cast<double>(seg);
+  return {line[seg].lat + f * (line[seg + 1].lat - line[seg].lat), line[seg].lon + f * (line[seg + 1].lon - line[seg].lon)};
+}
+
+// The position along `line` nearest to `p` (segment index + fraction).
+double NearestAlong(const std::vector<LatLon>& line, LatLon p) {
+  double best = 0, best_m = 1e18;
+  for (size_t i = 0; i + 1 < line.size(); ++i) {
+    for (int k = 0; k <= 20; ++k) {
+      const double along = static_cast<double>(i) + k / 20.0;
+      const double d = operators::HaversineM(p, PointAlong(line, along));
+      if (d < best_m) {
+        best_m = d;
+        best = along;
+      }
+    }
+  }
+  return best;
 }
 
 }  // namespace
@@ -23,22 +150,53 @@ std::string Number(const char* owner, int serial) {
 const char* ScenarioName(Scenario s) {
   switch (s) {
     case Scenario::kNone: return "none";
-    case Scenario::kDeviation: return "route_deviation";
+    case Scenario::kDeviation: return "route_deviation_night_stop";
     case Scenario::kNightStop: return "night_stop";
     case Scenario::kSealSwap: return "seal_swap";
     case Scenario::kGamma: return "radiation_gamma";
     case Scenario::kNeutron: return "radiation_neutron";
     case Scenario::kWatchlisted: return "watchlisted_consignee";
-    case Scenario::kRiskyRoute: return "risky_route_vague_goods";
+    case Scenario::kRiskyRoute: return "risky_transhipment_vague_goods";
+    case Scenario::kWeightMismatch: return "weight_hs_mismatch";
+    case Scenario::kTrackingGap: return "gps_gap_in_transit";
+    case Scenario::kLateAmendment: return "late_consignee_amendment";
+    case Scenario::kBenignZoneStop: return "benign_stop_in_authorised_zone";
+    case Scenario::kBenignTrafficStop: return "benign_short_stops_in_traffic";
+    case Scenario::kBenignAmendment: return "benign_early_amendment";
+    case Scenario::kBenignNorm: return "benign_natural_radioactivity";
   }
   return "?";
+}
+
+bool IsSmuggling(Scenario s) {
+  switch (s) {
+    case Scenario::kDeviation:
+    case Scenario::kNightStop:
+    case Scenario::kSealSwap:
+    case Scenario::kGamma:
+    case Scenario::kNeutron:
+    case Scenario::kWatchlisted:
+    case Scenario::kRiskyRoute:
+    case Scenario::kWeightMismatch:
+    case Scenario::kTrackingGap:
+    case Scenario::kLateAmendment: return true;
+    default: return false;
+  }
+}
+
+Scenario ScenarioFromName(std::string_view name) {
+  for (int i = 0; i <= static_cast<int>(Scenario::kBenignNorm); ++i) {
+    if (name == ScenarioName(static_cast<Scenario>(i))) return static_cast<Scenario>(i);
+  }
+  return Scenario::kNone;
 }
 
 Traffic GenerateTraffic(const TrafficOptions& o, const operators::Profile& profile) {
   std::mt19937 rng(o.seed);
   std::uniform_real_distribution<double> u(0, 1);
-  static const char* kOwners[] = {"MSK", "CSQ", "MSC", "CMA", "HLX", "ONE", "EGH", "OOL", "TGH", "SEG"};
-  const auto& line = profile.corridors.front().points;
+  static const char* kOwners[] = {"MSK", "CSQ", "MSC", "CMA", "HLX", "ONE", "EGH", "OOL", "TGH", "SEG",
+                                  "TCN", "CAI", "FCI", "GES", "TRH", "BMO"};
+  const std::vector<Route> routes = Routes(profile);
   struct Timed {
     int64_t deliver;
     int64_t seq;
@@ -48,89 +206,210 @@ Traffic GenerateTraffic(const TrafficOptions& o, const operators::Profile& profi
   int64_t seq = 0;
   auto emit = [&](TrafficRecord r, int64_t deliver) { out.push_back({deliver, seq++, std::move(r)}); };
   Traffic traffic;
-  const std::string watchlisted =
-      profile.watchlisted_parties.empty() ? "" : *std::min_element(profile.watchlisted_parties.begin(), profile.watchlisted_parties.end());
-  const std::string risky_port =
-      profile.high_risk_ports.empty() ? "" : *std::min_element(profile.high_risk_ports.begin(), profile.high_risk_ports.end());
+  if (routes.empty()) return traffic;
 
+  std::vector<std::string> watchlisted(profile.watchlisted_parties.begin(), profile.watchlisted_parties.end());
+  std::sort(watchlisted.begin(), watchlisted.end());
+  std::vector<std::string> risky_ports(profile.high_risk_ports.begin(), profile.high_risk_ports.end());
+  std::sort(risky_ports.begin(), risky_ports.end());
+  auto known = [&](const char* code) { return profile.ports.count(code) > 0 && !profile.high_risk_ports.count(code); };
+  std::vector<std::string> origins, hubs;
+  for (const char* c : {"CNSHA", "CNNGB", "CNSZX", "KRPUS", "INNSA", "INMAA", "TRMER", "VNSGN", "JPYOK", "MYPKG"})
+    if (known(c)) origins.push_back(c);
+  for (const char* c : {"SGSIN", "LKCMB", "AEJEA", "MYPKG", "GRPIR", "TRMER"})
+    if (known(c)) hubs.push_back(c);
+  if (origins.empty()) origins.push_back(routes.front().discharge);
+  if (hubs.empty()) hubs.push_back(routes.front().discharge);
+
+  const Scenario kSmuggling[] = {Scenario::kDeviation,    Scenario::kSealSwap,      Scenario::kGamma,
+                                 Scenario::kWatchlisted,  Scenario::kRiskyRoute,    Scenario::kWeightMismatch,
+                                 Scenario::kTrackingGap,  Scenario::kLateAmendment};
+  const Scenario kLookalikes[] = {Scenario::kBenignZoneStop, Scenario::kBenignTrafficStop, Scenario::kBenignAmendment,
+                                  Scenario::kBenignNorm};
+
+  int front = 0;  // next unused front-company name
   for (int c = 0; c < o.containers; ++c) {
-    const std::string number = Number(kOwners[c % 10], 100000 + c);
-    const double pick = u(rng);
+    const std::string number = Number(kOwners[c % std::size(kOwners)], 100000 + c);
     Scenario sc = Scenario::kNone;
-    if (pick < 0.04) sc = Scenario::kDeviation;
-    else if (pick < 0.08) sc = Scenario::kNightStop;
-    else if (pick < 0.10) sc = Scenario::kSealSwap;
-    else if (pick < 0.13) sc = Scenario::kGamma;
-    else if (pick < 0.135) sc = Scenario::kNeutron;
-    else if (pick < 0.16) sc = Scenario::kWatchlisted;
-    else if (pick < 0.18) sc = Scenario::kRiskyRoute;
+    const double pick = u(rng);
+    if (pick < o.scenario_rate) {
+      // Neutron sources are rare: one in ten radiation cases.
+      sc = kSmuggling[rng() % std::size(kSmuggling)];
+      if (sc == Scenario::kGamma && rng() % 10 == 0) sc = Scenario::kNeutron;
+    } else if (pick < o.scenario_rate + o.lookalike_rate) {
+      sc = kLookalikes[rng() % std::size(kLookalikes)];
+    }
+    const Route* route = &routes[rng() % routes.size()];
+    if (sc == Scenario::kBenignZoneStop && route->zones.empty()) {
+      for (const auto& r : routes)
+        if (!r.zones.empty()) route = &r;
+      if (route->zones.empty()) sc = Scenario::kBenignTrafficStop;
+    }
     traffic.labels.emplace_back(number, sc);
-    const int64_t start = o.start_ms + static_cast<int64_t>(u(rng) * 6 * 60 * kMin);
+    const auto& line = route->corridor->points;
+    const int utc_offset = profile.utc_offset_hours.count(route->country) ? profile.utc_offset_hours.at(route->country) : 0;
+    int64_t start = o.start_ms + static_cast<int64_t>(u(rng) * static_cast<double>(o.spread_ms));
+    // Night scenarios leave the port at 20:00 local, so their stop falls at night.
+    const bool night = sc == Scenario::kDeviation || sc == Scenario::kBenignZoneStop;
+    if (night) {
+      const int64_t day = 24 * kHour;
+      const int64_t local = start + utc_offset * kHour;
+      start = local - (local % day) + 20 * kHour - utc_offset * kHour;
+      if (start < o.start_ms) start += day;
+    }
+    const int64_t eta = start - kHour;  // arrival at the discharge port, before the scan and the trip
 
+    // --- manifest (and amendment) ---
+    const Goods& goods = kGoods[rng() % std::size(kGoods)];
+    const Goods& cargo = sc == Scenario::kBenignNorm ? kGoods[rng() % 2] : goods;  // NORM: ceramics or potash
     v1::Manifest m;
     m.set_container_number(number);
     m.set_version(1);
-    m.set_bill_of_lading("BL" + number.substr(4, 6));
-    m.mutable_shipper()->set_name("Shanghai Ceramics Export Ltd");
-    m.mutable_consignee()->set_name(sc == Scenario::kWatchlisted ? watchlisted : "Vientiane Building Supplies");
-    m.mutable_notify_party()->set_name("Mekong Forwarding");
+    m.set_bill_of_lading("BL" + number.substr(4, 6) + std::to_string(c % 10));
+    const bool guilty = IsSmuggling(sc);
+    m.mutable_shipper()->set_name(guilty ? FrontName(front++) : kShippers[rng() % std::size(kShippers)]);
+    m.mutable_consignee()->set_name(sc == Scenario::kWatchlisted && !watchlisted.empty()
+                                        ? watchlisted[rng() % watchlisted.size()]
+                                    : guilty ? FrontName(front++)
+                                             : PartyName(rng));
+    m.mutable_notify_party()->set_name(PartyName(rng));
     auto* g = m.add_goods();
-    g->set_hs_code("690721");
-    g->set_description(sc == Scenario::kRiskyRoute ? "said to contain general cargo" : "glazed ceramic floor tiles");
-    g->set_packages(20);
-    g->set_gross_weight_kg(17000 + static_cast<double>(rng() % 5000));
+    const int packages = cargo.min_packages + static_cast<int>(rng() % (cargo.max_packages - cargo.min_packages + 1));
+    double kg_per_package = cargo.min_kg + u(rng) * (cargo.max_kg - cargo.min_kg);
+    g->set_hs_code(cargo.hs);
+    g->set_description(cargo.description);
+    if (sc == Scenario::kWeightMismatch) {
+      g->set_hs_code("240110");
+      g->set_description("unmanufactured tobacco leaf, not stemmed");
+      kg_per_package = 600 + u(rng) * 300;  // tobacco bales weigh 50-250 kg, not this
+    }
+    if (sc == Scenario::kRiskyRoute) g->set_description("said to contain general cargo");
+    g->set_packages(packages);
+    g->set_gross_weight_kg(std::round(packages * kg_per_package));
     m.add_seal_numbers("SL" + number.substr(4, 6));
-    m.set_vessel_imo("9811000");
-    m.set_port_of_loading("CNSHA");
-    m.add_transhipment_ports(sc == Scenario::kRiskyRoute && !risky_port.empty() ? risky_port : "SGSIN");
-    m.set_port_of_discharge("THLCH");
-    m.set_final_destination("LAVTE");
-    m.set_declared_at_ms(start - 30 * kMin);
-    m.set_eta_ms(start + 24 * 60 * kMin);
+    m.set_vessel_imo(std::to_string(9300000 + static_cast<int>(rng() % 600000)));
+    m.set_port_of_loading(origins[rng() % origins.size()]);
+    std::string hub = hubs[rng() % hubs.size()];
+    if (hub == m.port_of_loading()) hub = hubs[(rng() + 1) % hubs.size()];
+    if (sc == Scenario::kRiskyRoute && risky_ports.size() >= 2) {
+      m.set_port_of_loading(risky_ports[rng() % risky_ports.size()]);
+      hub = risky_ports[rng() % risky_ports.size()];
+      if (hub == m.port_of_loading()) hub = risky_ports[(rng() + 1) % risky_ports.size()];
+    }
+    if (hub != m.port_of_loading() && hub != route->discharge) m.add_transhipment_ports(hub);
+    m.set_port_of_discharge(route->discharge);
+    m.set_final_destination(route->destination);
+    m.set_declared_at_ms(eta - 72 * kHour - static_cast<int64_t>(rng() % (12 * kHour)));
+    m.set_eta_ms(eta);
     m.set_freight_payment(v1::Manifest::FREIGHT_PAYMENT_PREPAID);
     m.set_tare_weight_kg(3800);
-    const bool json = u(rng) < o.json_rate;
-    emit({pipeline::TopicRole::kManifests, number,
-          operators::Encode(m, json ? operators::Encoding::kJson : operators::Encoding::kProtobuf),
-          m.declared_at_ms(), json, ""},
-         m.declared_at_ms());
+    auto send_manifest = [&](const v1::Manifest& man) {
+      const bool json = u(rng) < o.json_rate;
+      emit({pipeline::TopicRole::kManifests, number,
+            operators::Encode(man, json ? operators::Encoding::kJson : operators::Encoding::kProtobuf),
+            man.declared_at_ms(), json, ""},
+           man.declared_at_ms());
+    };
+    send_manifest(m);
+    if (sc == Scenario::kLateAmendment || sc == Scenario::kBenignAmendment) {
+      v1::Manifest amended = m;
+      amended.set_version(2);
+      if (sc == Scenario::kLateAmendment) {
+        amended.mutable_consignee()->set_name(FrontName(front++));  // a new consignee, 12 h before arrival
+        amended.set_freight_payment(v1::Manifest::FREIGHT_PAYMENT_CASH);
+        amended.set_declared_at_ms(eta - 12 * kHour);
+      } else {
+        amended.mutable_goods(0)->set_packages(packages + 1);  // a recount, days ahead
+        amended.set_declared_at_ms(eta - 60 * kHour);
+      }
+      send_manifest(amended);
+    }
 
+    // --- scans at the discharge port ---
     v1::ScanResult s;
     s.set_container_number(number);
     s.set_scan_id("RPM-" + number);
-    s.set_site("THLCH");
-    s.set_device_id("RPM-LCH-01");
+    s.set_site(route->discharge);
+    s.set_device_id("RPM-" + route->discharge.substr(2) + "-0" + std::to_string(1 + rng() % 4));
     s.set_kind(v1::ScanResult::SCAN_KIND_RPM);
-    s.set_scanned_at_ms(start - 10 * kMin);
-    s.mutable_rpm()->set_gamma_background_cps(85);
-    s.mutable_rpm()->set_gamma_cps(sc == Scenario::kGamma ? 85 * 4.5 : 75 + static_cast<double>(rng() % 30));
-    s.mutable_rpm()->set_neutron_background_cps(1.5);
-    s.mutable_rpm()->set_neutron_cps(sc == Scenario::kNeutron ? 9 : 1 + static_cast<double>(rng() % 10) / 10);
+    s.set_scanned_at_ms(start - 20 * kMin);
+    const double background = 80 + u(rng) * 40;  // cps; varies with site and weather
+    double gamma = background * (0.85 + u(rng) * 0.3);
+    if (sc == Scenario::kGamma) gamma = background * (4 + u(rng) * 2);
+    if (sc == Scenario::kBenignNorm) gamma = background * (2.0 + u(rng) * 0.6);
+    s.mutable_rpm()->set_gamma_background_cps(std::round(background * 10) / 10);
+    s.mutable_rpm()->set_gamma_cps(std::round(gamma * 10) / 10);
+    const double neutron_background = 1.2 + u(rng) * 0.8;
+    s.mutable_rpm()->set_neutron_background_cps(std::round(neutron_background * 100) / 100);
+    s.mutable_rpm()->set_neutron_cps(sc == Scenario::kNeutron ? std::round(neutron_background * 500) / 100
+                                                               : std::round(neutron_background * (80 + u(rng) * 40)) / 100);
     emit({pipeline::TopicRole::kScans, number, s.SerializeAsString(), s.scanned_at_ms(), false, ""}, s.scanned_at_ms());
 
-    // A night stop starts at 22:00 Thailand time on the container's day.
-    const int64_t night = start - (start % (24 * 60 * kMin)) + 15 * 60 * kMin;
-    double along = static_cast<double>(rng() % 100) / 100.0;
+    // --- GPS along the corridor ---
+    double along = u(rng) * 0.3;
+    int64_t t = start;
+    int64_t stop_until = 0;
+    int zone_stop_done = 0;
+    const operators::Zone* zone = route->zones.empty() ? nullptr : route->zones[rng() % route->zones.size()];
+    const double zone_along = zone ? NearestAlong(line, zone->at) : 0;
+    if (sc == Scenario::kBenignZoneStop) along = std::max(0.0, zone_along - 0.2);  // reaches it within minutes
     for (int i = 0; i < o.gps_per_container; ++i) {
-      int64_t t = start + i * 3 * kMin + static_cast<int64_t>(rng() % 20000);
-      const bool stopped = (sc == Scenario::kNightStop && i >= 10 && i < 30) ||
-                           (sc == Scenario::kDeviation && i >= 17 && i < 25);
-      if (sc == Scenario::kNightStop && i >= 10) t = std::max(t, night + (i - 10) * 3 * kMin);
-      if (!stopped) along = std::min(along + 0.03, static_cast<double>(line.size() - 1) - 1e-6);
-      const size_t seg = static_cast<size_t>(along);
-      const double f = along - static_cast<double>(seg);
-      double lat = line[seg].lat + f * (line[seg + 1].lat - line[seg].lat);
-      double lon = line[seg].lon + f * (line[seg + 1].lon - line[seg].lon);
-      if (sc == Scenario::kDeviation && i >= 15 && i < 25) lon += 0.2;
+      t += (1 + static_cast<int64_t>(rng() % 5)) * kMin;  // a fix every 1-5 minutes
+      bool stopped = t < stop_until;
+      bool off_route = false;
+      LatLon at;
+      switch (sc) {
+        case Scenario::kDeviation:
+          // From fix 10 it turns off the corridor; from fix 14 it stops for 70 minutes.
+          off_route = i >= 10 && i < 30;
+          if (i == 14) stop_until = t + 70 * kMin;
+          stopped = t < stop_until;
+          break;
+        case Scenario::kTrackingGap:
+          if (i == 12) t += 90 * kMin;  // dark for an hour and a half
+          off_route = i >= 12 && i < 24;
+          break;
+        case Scenario::kBenignTrafficStop:
+          if (i == 8 || i == 20 || i == 30) stop_until = t + (12 + static_cast<int64_t>(rng() % 10)) * kMin;
+          stopped = t < stop_until;
+          break;
+        case Scenario::kBenignZoneStop:
+          // Drives to the stop zone, rests there two hours, goes on.
+          if (zone_stop_done == 0 && along >= zone_along - 0.05) {
+            along = zone_along;
+            stop_until = t + 120 * kMin;
+            zone_stop_done = 1;
+          }
+          stopped = t < stop_until;
+          break;
+        default: break;
+      }
+      if (!stopped) along += 0.03;
+      if (sc == Scenario::kBenignZoneStop && zone_stop_done == 0) along = std::min(along, zone_along);
+      at = PointAlong(line, along);
+      if (sc == Scenario::kBenignZoneStop && stopped && zone != nullptr) at = zone->at;  // parked in the zone
+      if (off_route) {
+        // About 25 km off the centre line, square to the road's direction.
+        const size_t seg = std::min(static_cast<size_t>(std::max(0.0, along)), line.size() - 2);
+        const double dlat = line[seg + 1].lat - line[seg].lat, dlon = line[seg + 1].lon - line[seg].lon;
+        const double len = std::hypot(dlat, dlon);
+        if (len > 0) {
+          at.lat += -dlon / len * 0.25;
+          at.lon += dlat / len * 0.25;
+        }
+      }
+      at.lat += (u(rng) - 0.5) * 0.0008;  // receiver noise, tens of metres
+      at.lon += (u(rng) - 0.5) * 0.0008;
+      if (u(rng) < o.dropout_rate && !(sc == Scenario::kSealSwap && i == 20)) continue;
       v1::GpsEvent e;
       e.set_container_number(number);
       e.set_tracker_id("TRK-" + number.substr(4, 6));
       e.set_event_id(e.tracker_id() + "-" + std::to_string(i));
       e.set_fix_time_ms(t);
-      e.mutable_position()->set_lat(lat);
-      e.mutable_position()->set_lon(lon);
-      e.set_speed_kmh(stopped ? 0 : 40 + static_cast<double>(rng() % 45));
-      e.set_battery_pct(95 - i / 10);
+      e.mutable_position()->set_lat(std::round(at.lat * 1e5) / 1e5);
+      e.mutable_position()->set_lon(std::round(at.lon * 1e5) / 1e5);
+      e.set_speed_kmh(stopped ? u(rng) * 1.5 : 35 + static_cast<double>(rng() % 50));
+      e.set_battery_pct(98 - i / 8);
       e.set_seal_state(v1::GpsEvent::SEAL_STATE_CLOSED);
       if (sc == Scenario::kSealSwap && i >= 20) {
         e.set_seal_number("SX" + number.substr(4, 6));  // rip-on/rip-off: a different seal is read
@@ -142,26 +421,49 @@ Traffic GenerateTraffic(const TrafficOptions& o, const operators::Profile& profi
       emit(std::move(r), deliver);
     }
 
+    // --- inspection outcome ---
+    if (IsSmuggling(sc) ? u(rng) < o.outcome_rate : u(rng) < o.outcome_rate * 0.05) {
+      v1::InspectionOutcome out_rec;
+      out_rec.set_container_number(number);
+      out_rec.set_outcome_id("INS-" + number);
+      out_rec.set_inspected_at_ms(t + 2 * kHour);
+      out_rec.set_site(route->destination);
+      out_rec.set_officer_unit("PCU-" + route->destination);
+      if (IsSmuggling(sc) && sc != Scenario::kLateAmendment) {
+        out_rec.set_result(v1::InspectionOutcome::RESULT_SEIZURE);
+        out_rec.add_seizure_categories(sc == Scenario::kGamma || sc == Scenario::kNeutron
+                                           ? v1::InspectionOutcome::SEIZURE_CATEGORY_RADIOACTIVE
+                                       : sc == Scenario::kWeightMismatch ? v1::InspectionOutcome::SEIZURE_CATEGORY_TOBACCO
+                                                                         : v1::InspectionOutcome::SEIZURE_CATEGORY_DRUGS);
+      } else {
+        out_rec.set_result(sc == Scenario::kLateAmendment ? v1::InspectionOutcome::RESULT_DISCREPANCY
+                                                          : v1::InspectionOutcome::RESULT_NO_FINDING);
+      }
+      out_rec.set_final(true);
+      emit({pipeline::TopicRole::kOutcomes, number, out_rec.SerializeAsString(), out_rec.inspected_at_ms(), false, ""},
+           out_rec.inspected_at_ms());
+    }
+
     if (o.bad_records && c % 500 == 0) {
-      const int64_t t = start + 5 * kMin;
-      emit({pipeline::TopicRole::kGps, number, std::string("\x0a\xff\xfe not protobuf", 16), t, false, "undecodable"}, t);
+      const int64_t bt = start + 5 * kMin;
+      emit({pipeline::TopicRole::kGps, number, std::string("\x0a\xff\xfe not protobuf", 16), bt, false, "undecodable"}, bt);
       v1::GpsEvent bad;
       bad.set_container_number(number.substr(0, 10) + (number.back() == '9' ? "0" : std::string(1, number.back() + 1)));
-      bad.set_fix_time_ms(t);
+      bad.set_fix_time_ms(bt);
       bad.mutable_position()->set_lat(14);
       bad.mutable_position()->set_lon(100.5);
-      emit({pipeline::TopicRole::kGps, bad.container_number(), bad.SerializeAsString(), t, false,
+      emit({pipeline::TopicRole::kGps, bad.container_number(), bad.SerializeAsString(), bt, false,
             "invalid_container_number"},
-           t);
+           bt);
       v1::GpsEvent future = bad;
       future.set_container_number(number);
       future.set_event_id("future-" + number);
       future.set_fix_time_ms(4102444800000);  // 2100-01-01
-      emit({pipeline::TopicRole::kGps, number, future.SerializeAsString(), t, false, "future_timestamp"}, t);
-      emit({pipeline::TopicRole::kScans, number, std::string(512 << 10, 'x'), t, false, "oversized"}, t);
+      emit({pipeline::TopicRole::kGps, number, future.SerializeAsString(), bt, false, "future_timestamp"}, bt);
+      emit({pipeline::TopicRole::kScans, number, std::string(512 << 10, 'x'), bt, false, "oversized"}, bt);
       v1::GpsEvent late = future;
       late.set_event_id("late-" + number);
-      late.set_fix_time_ms(o.start_ms - 48 * 60 * kMin);  // two days old when delivered
+      late.set_fix_time_ms(o.start_ms - 48 * kHour);  // two days old when delivered
       emit({pipeline::TopicRole::kGps, number, late.SerializeAsString(), late.fix_time_ms(), false, "late"},
            start + 60 * kMin);
     }

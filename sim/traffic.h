@@ -1,12 +1,17 @@
 #pragma once
-// Deterministic container traffic for tests, benchmarks and (later) the
-// simulator: manifests, RPM scans and GPS fixes for a fleet of containers
-// on the profile's first corridor, with labelled scenarios, out-of-order GPS
-// delivery within a bound, duplicate deliveries and, optionally, malformed
-// records. The same options and seed always give the same records.
+// Deterministic container traffic for tests, benchmarks and `boxwatch
+// simulate`: for each container a voyage from a real origin port through a
+// transhipment hub to the start of one of the profile's road corridors,
+// manifests (with amendments), RPM and X-ray scans at the discharge port,
+// GPS/e-seal fixes along the corridor with noise, dropouts, duplicates and
+// out-of-order delivery, and inspection outcomes; labelled smuggling
+// scenarios and benign look-alikes; optionally malformed records. The same
+// options and seed always give the same records. Geography comes from the
+// profile (ports, corridors, stop zones), which notes its sources.
 
 #include <cstdint>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "operators/profile.h"
@@ -19,15 +24,46 @@ struct TrafficOptions {
   uint32_t seed = 1;
   int containers = 1000;
   int64_t start_ms = 1794970800000;  // 2026-11-18T03:00Z, UTC ms
-  int gps_per_container = 40;        // fixes, every 3 minutes of event time
+  int64_t spread_ms = 6LL * 3600 * 1000;  // trips start within this window after start_ms (ms)
+  int gps_per_container = 40;        // fixes per trip, every 1-5 minutes of event time
   int64_t max_disorder_ms = 60000;   // GPS delivered up to this late (ms), within the lateness
   double duplicate_rate = 0.02;      // share of GPS fixes delivered twice
+  double dropout_rate = 0.03;        // share of GPS fixes never delivered
   double json_rate = 0.1;            // share of manifests sent as canonical JSON
+  double scenario_rate = 0.15;       // share of containers carrying a smuggling scenario
+  double lookalike_rate = 0.10;      // share of containers with a benign look-alike
+  // Share of scenario containers inspected (an outcome is sent; a seizure
+  // feeds the seized-parties list back). 0 keeps alerts a function of the
+  // input alone, which exact tests need; `boxwatch simulate` uses 0.3.
+  double outcome_rate = 0.0;
   bool bad_records = false;          // add one record of every dead-letter reason per 500 containers
 };
 
-enum class Scenario { kNone, kDeviation, kNightStop, kSealSwap, kGamma, kNeutron, kWatchlisted, kRiskyRoute };
+// Labelled behaviour of one container. The smuggling scenarios should raise
+// HIGH or CRITICAL alerts with the default profile; the look-alikes resemble
+// them but are legitimate and should not.
+enum class Scenario {
+  kNone,
+  kDeviation,       // leaves the corridor at night and stops off-route
+  kNightStop,       // long night stop on the corridor (kept for older tests; not generated)
+  kSealSwap,        // rip-on/rip-off: seal opened, a different seal read afterwards
+  kGamma,           // gamma source: RPM gamma 4-6x background
+  kNeutron,         // neutron source (rare): RPM neutron 5x background
+  kWatchlisted,     // a watchlisted consignee
+  kRiskyRoute,      // high-risk origin and transhipment, "said to contain" goods
+  kWeightMismatch,  // tobacco leaf declared with an implausible weight per package
+  kTrackingGap,     // tracker dark for 90 min, reappears off the corridor
+  kLateAmendment,   // consignee switched 12 h before arrival, freight paid cash
+  kBenignZoneStop,  // look-alike: long night stop inside an authorised stop zone
+  kBenignTrafficStop,  // look-alike: several short stops in traffic
+  kBenignAmendment,    // look-alike: an amendment well before the cutoff
+  kBenignNorm,         // look-alike: ceramics/fertiliser with natural radioactivity (2-2.6x)
+};
 const char* ScenarioName(Scenario s);
+// True for the smuggling scenarios (those that should alert at HIGH+).
+bool IsSmuggling(Scenario s);
+// The scenario named `name` (as ScenarioName gives it), or kNone.
+Scenario ScenarioFromName(std::string_view name);
 
 struct TrafficRecord {
   pipeline::TopicRole role;

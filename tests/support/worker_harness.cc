@@ -9,6 +9,7 @@
 
 #include "operators/decode.h"
 #include "pipeline/partitioner.h"
+#include "sim/produce.h"
 
 namespace boxwatch::testing {
 
@@ -71,15 +72,8 @@ Result<std::unique_ptr<Child>> WorkerHarness::StartWorker(const std::string& ins
 Status WorkerHarness::Produce(const std::vector<sim::TrafficRecord>& records) {
   auto producer = pipeline::KafkaProducer::Create({.bootstrap = bootstrap_});
   if (!producer.ok()) return producer.error();
-  const pipeline::TopicNames names(prefix_);
-  for (const auto& r : records) {
-    std::vector<pipeline::Header> headers;
-    if (r.json) headers.push_back({"content-type", "application/json"});
-    Status s = (*producer)->Produce({.topic = names.Name(r.role), .key = r.key, .value = r.value,
-                                     .timestamp_ms = r.timestamp_ms, .headers = headers});
-    if (!s.ok()) return s;
-  }
-  return (*producer)->Flush(std::chrono::seconds(60));
+  auto sent = sim::ProduceTraffic(**producer, pipeline::TopicNames(prefix_), records, {});
+  return sent.status();
 }
 
 Result<std::vector<v1::Alert>> WorkerHarness::Alerts() {

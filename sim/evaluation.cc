@@ -1,0 +1,168 @@
+#include "sim/evaluation.h"
+
+#include <cstdio>
+#include <fstream>
+#include <sstream>
+
+namespace boxwatch::sim {
+namespace {
+
+const char* kPriorityNames[] = {"none", "LOW", "MEDIUM", "HIGH", "CRITICAL"};
+
+std::string Fixed(double v) {
+  char b[32];
+  std::snprintf(b, sizeof b, "%.3f", v);
+  return b;
+}
+
+// The string value of "key" in a one-line JSON object (no escapes needed
+// for container numbers and scenario names).
+std::string Field(const std::string& line, const std::string& key) {
+  const std::string k = "\"" + key + "\":\"";
+  const size_t at = line.find(k);
+  if (at == std::string::npos) return "";
+  const size_t end = line.find('"', at + k.size());
+  return end == std::string::npos ? "" : line.substr(at + k.size(), end - at - k.size());
+}
+
+}  // namespace
+
+Status WriteLabels(const std::string& path, const Labels& labels) {
+  std::ofstream out(path);
+  if (!out) return Error{Errc::kIo, "cannot write labels file " + path};
+  for (const auto& [container, s] : labels) {
+    out << "{\"container\":\"" << container << "\",\"scenario\":\"" << ScenarioName(s)
+        << "\",\"smuggling\":" << (IsSmuggling(s) ? "true" : "false") << "}\n";
+  }
+  out.close();
+  if (!out) return Error{Errc::kIo, "writing labels file " + path + " failed"};
+  return Status::Ok();
+}
+
+Result<Labels> ReadLabels(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) return Error{Errc::kInvalidArgument, "cannot read labels file " + path};
+  Labels labels;
+  std::string line;
+  int n = 0;
+  std::vector<std::string> problems;
+  while (std::getline(in, line)) {
+    ++n;
+    if (line.empty()) continue;
+    const std::string container = Field(line, "container");
+    const std::string scenario = Field(line, "scenario");
+    const Scenario s = ScenarioFromName(scenario);
+    if (container.empty() || (s == Scenario::kNone && scenario != "none")) {
+      if (problems.size() < 10) problems.push_back(path + ":" + std::to_string(n) + ": not a label line: " + line);
+      continue;
+    }
+    labels.emplace_back(container, s);
+  }
+  if (!problems.empty()) {
+    std::string all;
+    for (const auto& p : problems) all += (all.empty() ? "" : "\n") + p;
+    return Error{Errc::kInvalidArgument, all};
+  }
+  return labels;
+}
+
+double Evaluation::Recall(Scenario s, v1::Priority p) const {
+  for (const auto& r : rows) {
+    if (r.scenario != s) continue;
+    int hit = 0;
+    for (int i = p; i <= 4; ++i) hit += r.reached[i];
+    return r.containers == 0 ? 1.0 : static_cast<double>(hit) / r.containers;
+  }
+  return 1.0;
+}
+
+Evaluation Evaluate(const Labels& labels, const std::vector<v1::Alert>& alerts) {
+  std::map<std::string, int> highest;
+  for (const auto& a : alerts) {
+    int& h = highest[a.container_number()];
+    h = std::max(h, static_cast<int>(a.priority()));
+  }
+  Evaluation e;
+  std::map<Scenario, Evaluation::Row> rows;
+  std::map<std::string, bool> labelled;
+  for (const auto& [container, s] : labels) {
+    labelled[container] = true;
+    auto& row = rows[s];
+    row.scenario = s;
+    ++row.containers;
+    auto it = highest.find(container);
+    ++row.reached[it == highest.end() ? 0 : it->second];
+  }
+  for (const auto& [container, h] : highest)
+    if (!labelled.count(container)) ++e.unlabelled_alerted;
+  for (auto& [s, row] : rows) e.rows.push_back(row);
+  for (int p = 1; p <= 4; ++p) {
+    Evaluation::AtPriority at;
+    at.priority = static_cast<v1::Priority>(p);
+    for (const auto& row : e.rows) {
+      int hit = 0;
+      for (int i = p; i <= 4; ++i) hit += row.reached[i];
+      if (IsSmuggling(row.scenario)) {
+        at.true_positives += hit;
+        at.false_negatives += row.containers - hit;
+      } else {
+        at.false_positives += hit;
+      }
+    }
+    const int alerted = at.true_positives + at.false_positives;
+    const int positives = at.true_positives + at.false_negatives;
+    at.precision = alerted == 0 ? 1.0 : static_cast<double>(at.true_positives) / alerted;
+    at.recall = positives == 0 ? 1.0 : static_cast<double>(at.true_positives) / positives;
+    e.by_priority.push_back(at);
+  }
+  return e;
+}
+
+std::string Evaluation::Table() const {
+  std::ostringstream out;
+  char line[256];
+  std::snprintf(line, sizeof line, "%-34s %6s %6s %6s %6s %6s %6s %9s\n", "scenario", "boxes", "none", "LOW", "MEDIUM",
+                "HIGH", "CRIT", "HIGH+ %");
+  out << line;
+  for (const auto& r : rows) {
+    const int high = r.reached[3] + r.reached[4];
+    std::snprintf(line, sizeof line, "%-34s %6d %6d %6d %6d %6d %6d %8.1f%%\n",
+                  (std::string(IsSmuggling(r.scenario) ? "* " : "  ") + ScenarioName(r.scenario)).c_str(), r.containers,
+                  r.reached[0], r.reached[1], r.reached[2], r.reached[3], r.reached[4],
+                  r.containers ? 100.0 * high / r.containers : 0.0);
+    out << line;
+  }
+  out << "(* smuggling scenario: should reach HIGH or above; the others should not)\n\n";
+  std::snprintf(line, sizeof line, "%-10s %8s %8s %8s %10s %8s\n", "alert at", "TP", "FP", "FN", "precision", "recall");
+  out << line;
+  for (const auto& a : by_priority) {
+    std::snprintf(line, sizeof line, "%-10s %8d %8d %8d %10.3f %8.3f\n", (std::string(kPriorityNames[a.priority]) + "+").c_str(),
+                  a.true_positives, a.false_positives, a.false_negatives, a.precision, a.recall);
+    out << line;
+  }
+  if (unlabelled_alerted > 0) out << unlabelled_alerted << " alerted containers are not in the labels\n";
+  return out.str();
+}
+
+std::string Evaluation::Json() const {
+  std::ostringstream out;
+  out << "{\"scenarios\":[";
+  for (size_t i = 0; i < rows.size(); ++i) {
+    const auto& r = rows[i];
+    out << (i ? "," : "") << "{\"scenario\":\"" << ScenarioName(r.scenario) << "\",\"smuggling\":"
+        << (IsSmuggling(r.scenario) ? "true" : "false") << ",\"containers\":" << r.containers << ",\"highest\":{";
+    for (int p = 0; p <= 4; ++p) out << (p ? "," : "") << "\"" << kPriorityNames[p] << "\":" << r.reached[p];
+    out << "},\"recall_high\":" << Fixed(Recall(r.scenario, v1::PRIORITY_HIGH)) << "}";
+  }
+  out << "],\"by_priority\":[";
+  for (size_t i = 0; i < by_priority.size(); ++i) {
+    const auto& a = by_priority[i];
+    out << (i ? "," : "") << "{\"at_or_above\":\"" << kPriorityNames[a.priority] << "\",\"true_positives\":"
+        << a.true_positives << ",\"false_positives\":" << a.false_positives << ",\"false_negatives\":"
+        << a.false_negatives << ",\"precision\":" << Fixed(a.precision) << ",\"recall\":" << Fixed(a.recall) << "}";
+  }
+  out << "],\"unlabelled_alerted\":" << unlabelled_alerted << "}";
+  return out.str();
+}
+
+}  // namespace boxwatch::sim

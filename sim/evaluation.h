@@ -1,0 +1,50 @@
+#pragma once
+// Detection quality of alerts against the simulator's ground truth: for each
+// scenario, how many containers reached each priority; and, with "an alert
+// at priority P or above" as the detection rule, precision and recall over
+// the smuggling scenarios at each P. Used by `boxwatch evaluate` and the
+// tests that hold the default profile to its figures.
+
+#include <map>
+#include <string>
+#include <vector>
+
+#include "boxwatch/v1/alert.pb.h"
+#include "core/result.h"
+#include "sim/traffic.h"
+
+namespace boxwatch::sim {
+
+using Labels = std::vector<std::pair<std::string, Scenario>>;  // container -> scenario
+
+// Labels file: one JSON object per line,
+//   {"container":"MSKU1000003","scenario":"seal_swap","smuggling":true}
+Status WriteLabels(const std::string& path, const Labels& labels);
+Result<Labels> ReadLabels(const std::string& path);
+
+struct Evaluation {
+  struct Row {
+    Scenario scenario = Scenario::kNone;
+    int containers = 0;
+    int reached[5] = {0, 0, 0, 0, 0};  // by highest priority reached (index = v1::Priority; 0 = no alert)
+  };
+  std::vector<Row> rows;  // one per scenario present, in enum order
+  struct AtPriority {
+    v1::Priority priority = v1::PRIORITY_HIGH;
+    int true_positives = 0, false_positives = 0, false_negatives = 0;
+    double precision = 0, recall = 0;  // 1 when there is nothing to count
+  };
+  std::vector<AtPriority> by_priority;  // LOW, MEDIUM, HIGH, CRITICAL
+  int unlabelled_alerted = 0;           // alerted containers not in the labels
+
+  const AtPriority& At(v1::Priority p) const { return by_priority.at(static_cast<size_t>(p) - 1); }
+  // Recall of one scenario at priority p or above (containers reaching it / containers).
+  double Recall(Scenario s, v1::Priority p) const;
+  std::string Table() const;
+  std::string Json() const;
+};
+
+// `alerts`: every alert seen (any order, duplicates allowed).
+Evaluation Evaluate(const Labels& labels, const std::vector<v1::Alert>& alerts);
+
+}  // namespace boxwatch::sim

@@ -1,0 +1,102 @@
+// End to end on the real broker: `boxwatch simulate` feeds the input topics,
+// a worker scores, a dispatcher delivers over mutual TLS, a hub stores; then
+// `boxwatch evaluate` scores the hub's alerts and the alerts topic against
+// the simulation's labels, and the default profile must reach its targets
+// (HIGH+ recall >= 0.9, precision >= 0.8).
+#include <google/protobuf/struct.pb.h>
+#include <google/protobuf/util/json_util.h>
+#include <gtest/gtest.h>
+#include <sys/wait.h>
+
+#include <fstream>
+#include <sstream>
+#include <thread>
+
+#include "core/http.h"
+#include "tests/support/delivery_harness.h"
+
+namespace boxwatch::testing {
+namespace {
+
+using std::chrono::seconds;
+
+struct Figures {
+  double precision = -1, recall = -1;
+};
+
+// Runs `boxwatch evaluate` with `source` and returns its HIGH+ figures.
+Figures Evaluate(const std::string& dir, const std::string& labels, const std::vector<std::string>& source) {
+  const std::string json = dir + "/eval-" + std::to_string(source.size()) + source.back() + ".json";
+  std::vector<std::string> argv = {BOXWATCH_BINARY, "evaluate", "--labels", labels, "--json", json};
+  argv.insert(argv.end(), source.begin(), source.end());
+  Child evaluate(argv);
+  EXPECT_TRUE(evaluate.WaitForLine("HIGH+", seconds(120))) << "evaluate printed no table";
+  std::printf("evaluate (%s): %s\n", source.front().c_str(), evaluate.last_line().c_str());
+  const int status = evaluate.Wait(seconds(60));
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+  std::ifstream in(json);
+  std::stringstream text;
+  text << in.rdbuf();
+  google::protobuf::Struct doc;
+  Figures f;
+  if (!google::protobuf::util::JsonStringToMessage(text.str(), &doc).ok()) {
+    ADD_FAILURE() << json << " is not JSON: " << text.str();
+    return f;
+  }
+  for (const auto& row : doc.fields().at("by_priority").list_value().values()) {
+    const auto& fields = row.struct_value().fields();
+    if (fields.at("at_or_above").string_value() == "HIGH") {
+      f.precision = fields.at("precision").number_value();
+      f.recall = fields.at("recall").number_value();
+    }
+  }
+  return f;
+}
+
+TEST(SimulationEndToEnd, SimulatorWorkerDispatcherAndHubReachTheDetectionTargets) {
+  const std::string regions = "mekong,central-asia,caucasus,europe,gulf,south-asia,east-asia,southeast-asia,latin-america";
+  auto h = DeliveryHarness::Create(4, {{"hub-e2e", {"mekong", "central-asia", "caucasus", "europe", "gulf", "south-asia",
+                                                    "east-asia", "southeast-asia", "latin-america"}}});
+  ASSERT_TRUE(h.ok()) << h.error().message;
+  auto& w = (*h)->workers();
+  const std::string labels = w.dir() + "/labels.jsonl";
+  Child simulate({BOXWATCH_BINARY, "simulate", "--bootstrap", w.bootstrap(), "--topic-prefix", w.prefix(),
+                  "--containers", "1500", "--seed", "3", "--labels", labels});
+  ASSERT_TRUE(simulate.WaitForLine("{\"event\":\"simulated\"", seconds(120)));
+  EXPECT_NE(simulate.last_line().find("\"complete\":true"), std::string::npos) << simulate.last_line();
+
+  auto worker = w.StartWorker("e2e-1", {{"idle_flush_ms", "2000"}});
+  ASSERT_TRUE(worker.ok()) << worker.error().message;
+  int port = 0;
+  auto dispatcher = (*h)->StartDispatcher(0, &port);
+  ASSERT_TRUE(dispatcher.ok()) << dispatcher.error().message;
+  int http_port = 0;
+  auto hub = (*h)->StartHub("hub-e2e", regions, port, &http_port);
+  ASSERT_TRUE(hub.ok()) << hub.error().message;
+
+  // The hub's count settles once everything is scored and delivered.
+  const auto deadline = std::chrono::steady_clock::now() + seconds(240);
+  size_t last = 0;
+  int steady = 0;
+  while (std::chrono::steady_clock::now() < deadline && steady < 10) {
+    auto ids = (*h)->HubAlertIds(http_port);
+    const size_t n = ids.ok() ? ids->size() : 0;
+    steady = n > 0 && n == last ? steady + 1 : 0;
+    last = n;
+    std::this_thread::sleep_for(std::chrono::milliseconds(500));  // polling the hub's API
+  }
+  ASSERT_GT(last, 100u) << "the hub received too few alerts";
+
+  const Figures at_hub = Evaluate(w.dir(), labels, {"--hub", "127.0.0.1:" + std::to_string(http_port)});
+  EXPECT_GE(at_hub.recall, 0.9);
+  EXPECT_GE(at_hub.precision, 0.8);
+  const Figures on_topic = Evaluate(w.dir(), labels, {"--bootstrap", w.bootstrap(), "--topic-prefix", w.prefix()});
+  EXPECT_GE(on_topic.recall, 0.9);
+  EXPECT_GE(on_topic.precision, 0.8);
+  // The hub serves every region the alerts name, so it holds the whole set.
+  EXPECT_DOUBLE_EQ(at_hub.recall, on_topic.recall);
+  (*worker)->Kill(SIGTERM);
+}
+
+}  // namespace
+}  // namespace boxwatch::testing

@@ -1,0 +1,106 @@
+// The simulator's traffic against the default profile, offline (the engine
+// without Kafka): deterministic output, and the detection quality the
+// default profile must reach on the default simulation.
+#include <gtest/gtest.h>
+
+#include <cstdio>
+
+#include "operators/decode.h"
+#include "operators/default_profile.h"
+#include "operators/engine.h"
+#include "sim/evaluation.h"
+#include "sim/traffic.h"
+
+namespace boxwatch::sim {
+namespace {
+
+operators::Profile DefaultProfile() {
+  auto p = operators::ParseProfile(operators::DefaultProfileYaml(), operators::kDefaultProfileSource);
+  EXPECT_TRUE(p.ok());
+  return std::move(p).value();
+}
+
+// Every container's events through the engine, then everything evaluated.
+std::vector<v1::Alert> RunOffline(const Traffic& traffic, const operators::Profile& profile) {
+  operators::ReferenceData ref;
+  operators::RiskEngine engine(&profile, &ref);
+  std::map<std::string, v1::ContainerState> states;
+  const ProcessingTimeMs now(4102444800000 - 1);
+  const operators::DecodeLimits limits{.max_value_bytes = 262144};
+  for (const auto& r : traffic.records) {
+    if (!r.expect_dead_letter.empty()) continue;
+    const operators::RecordView view{r.key, r.value, r.json ? operators::Encoding::kJson : operators::Encoding::kProtobuf};
+    auto& s = states[r.key];
+    switch (r.role) {
+      case pipeline::TopicRole::kManifests:
+        if (auto d = operators::DecodeManifest(view, now, limits); auto* m = std::get_if<v1::Manifest>(&d))
+          (void)engine.ApplyManifest(s, *m, 0);
+        break;
+      case pipeline::TopicRole::kScans:
+        if (auto d = operators::DecodeScan(view, now, limits); auto* m = std::get_if<v1::ScanResult>(&d))
+          (void)engine.ApplyScan(s, *m, 0);
+        break;
+      case pipeline::TopicRole::kGps:
+        if (auto d = operators::DecodeGps(view, now, limits); auto* m = std::get_if<v1::GpsEvent>(&d))
+          (void)engine.ApplyGps(s, *m, 0);
+        break;
+      default: break;
+    }
+  }
+  std::vector<v1::Alert> alerts;
+  for (auto& [k, s] : states) engine.Advance(s, std::numeric_limits<int64_t>::max() / 2, 0, &alerts);
+  return alerts;
+}
+
+TEST(Simulation, SameSeedSameRecordsAndEveryScenarioAppears) {
+  const auto profile = DefaultProfile();
+  const auto a = GenerateTraffic({.seed = 5, .containers = 400}, profile);
+  const auto b = GenerateTraffic({.seed = 5, .containers = 400}, profile);
+  ASSERT_EQ(a.records.size(), b.records.size());
+  for (size_t i = 0; i < a.records.size(); ++i) ASSERT_EQ(a.records[i].value, b.records[i].value) << i;
+  std::set<Scenario> seen;
+  for (const auto& [c, s] : a.labels) seen.insert(s);
+  for (Scenario s : {Scenario::kDeviation, Scenario::kSealSwap, Scenario::kGamma, Scenario::kWatchlisted,
+                     Scenario::kRiskyRoute, Scenario::kWeightMismatch, Scenario::kTrackingGap, Scenario::kLateAmendment,
+                     Scenario::kBenignZoneStop, Scenario::kBenignTrafficStop, Scenario::kBenignAmendment,
+                     Scenario::kBenignNorm}) {
+    EXPECT_TRUE(seen.count(s)) << ScenarioName(s);
+  }
+}
+
+TEST(Simulation, DefaultProfileOnTheDefaultSimulationReachesItsDetectionTargets) {
+  const auto profile = DefaultProfile();
+  const auto traffic = GenerateTraffic({.seed = 1, .containers = 5000}, profile);
+  const auto eval = Evaluate(traffic.labels, RunOffline(traffic, profile));
+  std::printf("%s\n", eval.Table().c_str());
+  EXPECT_GE(eval.At(v1::PRIORITY_HIGH).recall, 0.9);
+  EXPECT_GE(eval.At(v1::PRIORITY_HIGH).precision, 0.8);
+  for (const auto& row : eval.rows) {
+    if (IsSmuggling(row.scenario)) {
+      EXPECT_GE(eval.Recall(row.scenario, v1::PRIORITY_HIGH), 0.8) << ScenarioName(row.scenario);
+    }
+  }
+}
+
+TEST(Evaluation, CountsByHighestPriorityAndScoresEachThreshold) {
+  Labels labels = {{"A", Scenario::kGamma}, {"B", Scenario::kSealSwap}, {"C", Scenario::kNone},
+                   {"D", Scenario::kBenignNorm}};
+  auto alert = [](const char* c, v1::Priority p) {
+    v1::Alert a;
+    a.set_container_number(c);
+    a.set_priority(p);
+    return a;
+  };
+  const auto e = Evaluate(labels, {alert("A", v1::PRIORITY_MEDIUM), alert("A", v1::PRIORITY_HIGH),
+                                   alert("D", v1::PRIORITY_HIGH), alert("Z", v1::PRIORITY_LOW)});
+  EXPECT_EQ(e.At(v1::PRIORITY_HIGH).true_positives, 1);
+  EXPECT_EQ(e.At(v1::PRIORITY_HIGH).false_positives, 1);
+  EXPECT_EQ(e.At(v1::PRIORITY_HIGH).false_negatives, 1);
+  EXPECT_DOUBLE_EQ(e.At(v1::PRIORITY_HIGH).precision, 0.5);
+  EXPECT_DOUBLE_EQ(e.At(v1::PRIORITY_HIGH).recall, 0.5);
+  EXPECT_DOUBLE_EQ(e.Recall(Scenario::kGamma, v1::PRIORITY_HIGH), 1.0);
+  EXPECT_EQ(e.unlabelled_alerted, 1);
+}
+
+}  // namespace
+}  // namespace boxwatch::sim
