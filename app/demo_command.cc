@@ -1,501 +1,336 @@
-// `boxwatch demo`: boxwatch end to end on an embedded broker. Starts
-// librdkafka's in-process cluster, creates and checks the topic set, and
-// produces a small fleet's manifests, scans and GPS fixes (protobuf and
-// canonical JSON, plus malformed records) on an accelerated clock. It
-// consumes them, decodes them (bad records go to the dead-letter topic with
-// their reason), joins them per container in the risk engine with the
-// built-in default profile, and prints the alerts as they are raised.
-// Some containers carry a scenario (route deviation, long stop, seal
-// tampering, radiation, watchlisted consignee, risky route); the closing
-// summary says which of them were caught.
+// `boxwatch demo`: the whole pipeline in one process on an embedded broker
+// (librdkafka's in-process cluster): the topic set, a worker, a dispatcher,
+// two regional hubs and the simulator producing at a steady rate. Prints a
+// live, colour-coded, prioritised alert feed with one-line explanations and
+// a throughput line, serves the hubs' HTTP APIs and every component's
+// metrics on the localhost ports it prints, stops on Ctrl-C or after
+// --duration, and ends with the evaluation table (precision and recall
+// against the simulation's labels). Plaintext gRPC on loopback: a demo.
 
 #include <CLI/CLI.hpp>
+#include <prometheus/registry.h>
+#include <unistd.h>
 
+#include <algorithm>
+#include <atomic>
 #include <csignal>
 #include <cstdio>
+#include <filesystem>
+#include <fstream>
 #include <map>
-#include <random>
+#include <thread>
 
 #include "app/commands.h"
+#include "core/http.h"
 #include "core/log.h"
-#include "operators/decode.h"
+#include "delivery/dispatcher.h"
+#include "delivery/hub.h"
+#include "delivery/probes.h"
+#include "monitoring/metrics.h"
 #include "operators/default_profile.h"
-#include "operators/engine.h"
 #include "pipeline/embedded_broker.h"
-#include "pipeline/kafka_client.h"
-#include "pipeline/topics.h"
+#include "pipeline/worker.h"
+#include "sim/evaluation.h"
+#include "sim/produce.h"
 
 namespace boxwatch::app {
 namespace {
 
 using namespace std::chrono_literals;
-using operators::Encoding;
-using pipeline::TopicRole;
+using Clock = std::chrono::steady_clock;
 
-volatile std::sig_atomic_t g_interrupted = 0;
+std::atomic<bool> g_stop{false};
 
 struct DemoArgs {
-  int duration_s = 30;
+  int duration_s = 0;  // 0: until the simulation is sent and scored
   int partitions = 4;
-  int rate = 300;  // events per second (wall clock)
-  int containers = 60;
-  int speedup = 600;  // simulated seconds per wall second
-  unsigned seed = 42;
+  double rate = 3000;  // records per second
+  int containers = 5000;
+  unsigned seed = 1;
   std::string profile;  // empty: the built-in default profile
+  bool show_low = false;
 };
 
-int64_t WallMs() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
-
-// A container number with a correct ISO 6346 check digit.
-std::string MakeContainerNumber(const char* owner, int serial) {
-  char first[32];
-  std::snprintf(first, sizeof first, "%.3sU%06d", owner, serial % 1000000);
-  return std::string(first) + std::to_string(ContainerNumber::CheckDigit(first));
-}
-
-enum class Scenario { kNone, kDeviation, kLongStop, kSealTamper, kGamma, kWatchlisted, kRiskyRoute };
-
-const char* ScenarioName(Scenario s) {
-  switch (s) {
-    case Scenario::kNone: return "none";
-    case Scenario::kDeviation: return "deviation and stop";
-    case Scenario::kLongStop: return "night stop";
-    case Scenario::kSealTamper: return "seal tampered";
-    case Scenario::kGamma: return "gamma source";
-    case Scenario::kWatchlisted: return "watchlisted consignee";
-    case Scenario::kRiskyRoute: return "risky route, vague goods";
-  }
-  return "?";
-}
-
-struct DemoRecord {
-  TopicRole role;
-  std::string key;
-  std::string value;
-  Encoding encoding = Encoding::kProtobuf;
-  int64_t timestamp_ms = 0;
+struct HubSpec {
+  std::string id;
+  std::vector<std::string> regions;
 };
-
-// Trucks on the profile's first corridor (Laem Chabang to Vientiane in the
-// default profile), a few of them misbehaving.
-class DemoFleet {
- public:
-  DemoFleet(const operators::Profile& profile, int containers, unsigned seed)
-      : profile_(profile), rng_(seed) {
-    static const char* kOwners[] = {"MSK", "CSQ", "MSC", "CMA", "HLX", "ONE", "EGH", "OOL"};
-    for (int i = 0; i < containers; ++i) {
-      Scenario s = Scenario::kNone;
-      switch (i % 20) {
-        case 1: case 11: s = Scenario::kDeviation; break;
-        case 3: case 13: s = Scenario::kLongStop; break;
-        case 5: s = Scenario::kSealTamper; break;
-        case 7: case 17: s = Scenario::kGamma; break;
-        case 9: s = Scenario::kWatchlisted; break;
-        case 19: s = Scenario::kRiskyRoute; break;
-      }
-      boxes_.push_back({MakeContainerNumber(kOwners[i % 8], 100000 + i * 37), 0, s,
-                        static_cast<double>(rng_() % 400) / 100.0});
-    }
-  }
-
-  const std::map<std::string, Scenario> Scenarios() const {
-    std::map<std::string, Scenario> out;
-    for (const auto& b : boxes_) out[b.number] = b.scenario;
-    return out;
-  }
-
-  DemoRecord Next(int64_t t) {
-    ++count_;
-    Box& box = boxes_[count_ % boxes_.size()];
-    if (count_ % 197 == 0) return {TopicRole::kGps, box.number, "\x08\xff\xff garbage", {}, t};
-    if (count_ % 211 == 0) {
-      v1::GpsEvent e = Gps(box, t);
-      std::string bad = box.number;
-      bad.back() = bad.back() == '9' ? '0' : static_cast<char>(bad.back() + 1);
-      e.set_container_number(bad);
-      return {TopicRole::kGps, bad, e.SerializeAsString(), {}, t};
-    }
-    const int step = box.steps++;
-    if (step == 0) {
-      const Encoding enc = count_ % 3 == 0 ? Encoding::kJson : Encoding::kProtobuf;
-      return {TopicRole::kManifests, box.number, operators::Encode(Manifest(box, t), enc), enc, t};
-    }
-    if (step == 3) return {TopicRole::kScans, box.number, Scan(box, t).SerializeAsString(), {}, t};
-    return {TopicRole::kGps, box.number, Gps(box, t).SerializeAsString(), {}, t};
-  }
-
- private:
-  struct Box {
-    std::string number;
-    int steps;
-    Scenario scenario;
-    double start;  // position along the corridor, in segments
-  };
-
-  v1::Manifest Manifest(const Box& box, int64_t t) {
-    v1::Manifest m;
-    m.set_container_number(box.number);
-    m.set_version(1);
-    m.set_bill_of_lading("BL" + box.number.substr(4));
-    m.mutable_shipper()->set_name("Shanghai Ceramics Export Ltd");
-    m.mutable_consignee()->set_name("Vientiane Building Supplies");
-    if (box.scenario == Scenario::kWatchlisted && !profile_.watchlisted_parties.empty()) {
-      m.mutable_consignee()->set_name(*std::min_element(profile_.watchlisted_parties.begin(),
-                                                        profile_.watchlisted_parties.end()));
-    }
-    m.set_port_of_loading("CNSHA");
-    m.add_transhipment_ports("SGSIN");
-    if (box.scenario == Scenario::kRiskyRoute && !profile_.high_risk_ports.empty()) {
-      m.clear_transhipment_ports();
-      m.add_transhipment_ports(*std::min_element(profile_.high_risk_ports.begin(), profile_.high_risk_ports.end()));
-    }
-    m.set_port_of_discharge("THLCH");
-    m.set_final_destination("LAVTE");
-    m.set_declared_at_ms(t);
-    m.set_eta_ms(t + 6 * 3600 * 1000LL);
-    m.add_seal_numbers("SL" + box.number.substr(4, 6));
-    auto* g = m.add_goods();
-    g->set_hs_code("690721");
-    g->set_description(box.scenario == Scenario::kRiskyRoute ? "said to contain general cargo"
-                                                             : "glazed ceramic floor tiles");
-    g->set_packages(20);
-    g->set_gross_weight_kg(18000 + static_cast<double>(rng_() % 4000));
-    return m;
-  }
-
-  v1::ScanResult Scan(const Box& box, int64_t t) {
-    v1::ScanResult s;
-    s.set_container_number(box.number);
-    s.set_scan_id("RPM-LCH-" + std::to_string(count_));
-    s.set_scanned_at_ms(t);
-    s.set_site("THLCH");
-    s.set_device_id("RPM-LCH-01");
-    s.set_kind(v1::ScanResult::SCAN_KIND_RPM);
-    const double background = 85;
-    s.mutable_rpm()->set_gamma_background_cps(background);
-    s.mutable_rpm()->set_gamma_cps(box.scenario == Scenario::kGamma ? background * 5
-                                                                    : 80 + static_cast<double>(rng_() % 40));
-    s.mutable_rpm()->set_neutron_background_cps(1.5);
-    s.mutable_rpm()->set_neutron_cps(1 + static_cast<double>(rng_() % 10) / 10);
-    return s;
-  }
-
-  v1::GpsEvent Gps(const Box& box, int64_t t) {
-    const auto& line = profile_.corridors.front().points;
-    // With the defaults a box reports every 2 simulated minutes.
-    auto stopped_at = [&](int step) {
-      return (box.scenario == Scenario::kLongStop && step > 30 && step < 60) ||
-             (box.scenario == Scenario::kDeviation && step > 45 && step < 62);
-    };
-    const bool stopped = stopped_at(box.steps);
-    int moving_steps = 0;
-    for (int i = 0; i < box.steps; ++i) moving_steps += stopped_at(i) ? 0 : 1;
-    double along = std::min(box.start + moving_steps * 0.02, static_cast<double>(line.size() - 1) - 1e-6);
-    const size_t seg = static_cast<size_t>(along);
-    const double f = along - static_cast<double>(seg);
-    double lat = line[seg].lat + f * (line[seg + 1].lat - line[seg].lat);
-    double lon = line[seg].lon + f * (line[seg + 1].lon - line[seg].lon);
-    if (box.scenario == Scenario::kDeviation && box.steps > 40 && box.steps < 66) lon += 0.15;
-    v1::GpsEvent e;
-    e.set_container_number(box.number);
-    e.set_tracker_id("TRK-" + box.number.substr(4, 6));
-    e.set_event_id(e.tracker_id() + "-" + std::to_string(box.steps));
-    e.set_fix_time_ms(t);
-    e.mutable_position()->set_lat(lat);
-    e.mutable_position()->set_lon(lon);
-    e.set_speed_kmh(stopped ? 0 : 45 + static_cast<double>(rng_() % 40));
-    e.set_battery_pct(90);
-    e.set_seal_state(box.scenario == Scenario::kSealTamper && box.steps >= 45 ? v1::GpsEvent::SEAL_STATE_TAMPERED
-                                                                             : v1::GpsEvent::SEAL_STATE_CLOSED);
-    return e;
-  }
-
-  const operators::Profile& profile_;
-  std::mt19937 rng_;
-  std::vector<Box> boxes_;
-  uint64_t count_ = 0;
-};
-
-const char* PriorityName(v1::Priority p) {
-  switch (p) {
-    case v1::PRIORITY_CRITICAL: return "CRITICAL";
-    case v1::PRIORITY_HIGH: return "HIGH";
-    case v1::PRIORITY_MEDIUM: return "MEDIUM";
-    case v1::PRIORITY_LOW: return "LOW";
-    default: return "-";
-  }
-}
 
 const char* Colour(v1::Priority p, bool tty) {
   if (!tty) return "";
   switch (p) {
-    case v1::PRIORITY_CRITICAL: return "\033[1;41;97m";
+    case v1::PRIORITY_CRITICAL: return "\033[1;97;41m";
     case v1::PRIORITY_HIGH: return "\033[1;31m";
     case v1::PRIORITY_MEDIUM: return "\033[33m";
     default: return "\033[2m";
   }
 }
 
-int RunDemo(const DemoArgs& a) {
-  std::signal(SIGINT, [](int) { g_interrupted = 1; });
-  std::signal(SIGTERM, [](int) { g_interrupted = 1; });
-  const bool tty = isatty(fileno(stdout));
-  const char* reset = tty ? "\033[0m" : "";
+std::string Clip(std::string s, size_t n) {
+  if (s.size() > n) s = s.substr(0, n - 1) + "~";
+  return s;
+}
 
+int RunDemo(const DemoArgs& a) {
+  const bool tty = ::isatty(STDOUT_FILENO);
+  const char* reset = tty ? "\033[0m" : "";
+  const char* dim = tty ? "\033[2m" : "";
   auto profile = a.profile.empty()
                      ? operators::ParseProfile(operators::DefaultProfileYaml(), operators::kDefaultProfileSource)
                      : operators::LoadProfile(a.profile);
   if (!profile.ok()) {
-    std::fprintf(stderr, "demo: %s\n", profile.error().message.c_str());
-    return 1;
+    std::fprintf(stderr, "boxwatch demo: %s\n", profile.error().message.c_str());
+    return 2;
   }
-  if (profile->corridors.empty()) {
-    std::fprintf(stderr, "demo: profile %s has no corridor to drive on\n", profile->name.c_str());
-    return 1;
+  if (a.partitions < 1 || a.containers < 1 || a.rate <= 0) {
+    std::fprintf(stderr, "boxwatch demo: --partitions, --containers and --rate must be positive\n");
+    return 2;
   }
-  std::printf("boxwatch demo: profile %s %s; starting the embedded Kafka cluster...\n",
-              profile->name.c_str(), profile->version.c_str());
+  if (!log::Enabled(log::Level::kDebug)) log::SetThreshold(log::Level::kWarn);  // the feed is the output
+
+  // 1. Broker and topics.
   auto broker = pipeline::EmbeddedBroker::Start(1);
   if (!broker.ok()) {
-    std::fprintf(stderr, "demo: %s\n", broker.error().message.c_str());
+    std::fprintf(stderr, "boxwatch demo: embedded broker: %s\n", broker.error().message.c_str());
     return 1;
   }
   const std::string bootstrap = (*broker)->bootstrap();
   const pipeline::TopicNames names;
-  const auto specs = pipeline::TopicSetSpecs({.partitions = a.partitions});
-  if (Status s = (*broker)->CreateTopics(specs); !s.ok()) {
-    std::fprintf(stderr, "demo: %s\n", s.message().c_str());
+  if (Status s = (*broker)->CreateTopics(pipeline::TopicSetSpecs({.partitions = a.partitions})); !s.ok()) {
+    std::fprintf(stderr, "boxwatch demo: topics: %s\n", s.message().c_str());
     return 1;
   }
-  auto admin = pipeline::KafkaAdmin::Create(bootstrap);
-  if (!admin.ok()) return 1;
-  std::vector<std::string> all_names;
-  for (const auto& s : specs) all_names.push_back(s.name);
-  auto counts = (*admin)->PartitionCounts(all_names, 10s);
-  if (!counts.ok() || !pipeline::CheckTopicSet(names, *counts).ok()) {
-    std::fprintf(stderr, "demo: topic set check failed\n");
+  char tmpl[] = "/tmp/boxwatch-demo-XXXXXX";
+  if (::mkdtemp(tmpl) == nullptr) {
+    std::fprintf(stderr, "boxwatch demo: cannot make a scratch directory\n");
     return 1;
   }
-  std::printf("broker %s: %zu topics, %d partitions each (co-partitioned)\n", bootstrap.c_str(),
-              specs.size(), a.partitions);
+  const std::string dir = tmpl;
+  struct Cleanup {
+    std::string dir;
+    ~Cleanup() {
+      std::error_code ec;
+      std::filesystem::remove_all(dir, ec);
+    }
+  } cleanup{dir};
 
-  auto producer = pipeline::KafkaProducer::Create({.bootstrap = bootstrap});
-  auto consumer = pipeline::KafkaConsumer::Create(
-      {.bootstrap = bootstrap, .group_id = "boxwatch-demo", .group_instance_id = "demo-0"});
-  if (!producer.ok() || !consumer.ok()) {
-    std::fprintf(stderr, "demo: cannot create Kafka clients\n");
+  // 2. Simulation (ground truth kept for the closing evaluation).
+  sim::TrafficOptions to{.seed = a.seed, .containers = a.containers, .outcome_rate = 0.3};
+  const auto now_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                          std::chrono::system_clock::now().time_since_epoch())
+                          .count();
+  {
+    // Whole days back, so that every event time is in the past and the
+    // night-time scenarios stay at night.
+    const auto probe = sim::GenerateTraffic(to, *profile);
+    int64_t last = 0;
+    for (const auto& r : probe.records) last = std::max(last, r.timestamp_ms);
+    const int64_t day = 24LL * 3600 * 1000;
+    to.start_ms += (now_ms - 60000 - last) / day * day - ((now_ms - 60000 - last) < 0 ? day : 0);
+  }
+  const sim::Traffic traffic = sim::GenerateTraffic(to, *profile);
+  std::map<std::string, sim::Scenario> label_of(traffic.labels.begin(), traffic.labels.end());
+
+  // 3. Worker.
+  pipeline::WorkerConfig wc;
+  wc.bootstrap = bootstrap;
+  wc.instance_id = "demo-worker-1";
+  wc.state_dir = dir + "/worker";
+  wc.idle_flush_ms = 2000;
+  wc.idle_wait_ms = 500;
+  auto worker_registry = std::make_shared<prometheus::Registry>();
+  monitoring::AddProcessCollector(*worker_registry);
+  auto worker = pipeline::Worker::Create(wc, {}, worker_registry);
+  if (!worker.ok()) {
+    std::fprintf(stderr, "boxwatch demo: worker: %s\n", worker.error().message.c_str());
     return 1;
   }
-  std::vector<std::string> inputs;
-  std::map<std::string, TopicRole> role_of;
-  for (TopicRole r : pipeline::kInputTopicRoles) {
-    inputs.push_back(names.Name(r));
-    role_of[names.Name(r)] = r;
+  pipeline::Worker* w = worker->get();
+  auto worker_metrics = monitoring::Endpoint::Start("127.0.0.1:0", worker_registry, [w] { return w->NotReady(); });
+
+  // 4. Dispatcher and two hubs (one per region group).
+  const std::vector<HubSpec> hub_specs = {{"hub-mekong", {"mekong", "southeast-asia"}},
+                                          {"hub-central-asia", {"central-asia", "caucasus"}}};
+  {
+    std::ofstream hubs(dir + "/hubs.yaml");
+    hubs << "hubs:\n";
+    for (const auto& h : hub_specs) {
+      hubs << "  - id: " << h.id << "\n    regions: [";
+      for (size_t i = 0; i < h.regions.size(); ++i) hubs << (i ? ", " : "") << h.regions[i];
+      hubs << "]\n";
+    }
   }
-  if (Status s = (*consumer)->Subscribe(inputs); !s.ok()) {
-    std::fprintf(stderr, "demo: %s\n", s.message().c_str());
+  delivery::DispatcherOptions dopt;
+  dopt.bootstrap = bootstrap;
+  dopt.listen = "127.0.0.1:0";
+  dopt.hubs_file = dir + "/hubs.yaml";
+  dopt.insecure = true;
+  auto dispatcher_registry = std::make_shared<prometheus::Registry>();
+  auto dispatcher = delivery::Dispatcher::Start(dopt, dispatcher_registry);
+  if (!dispatcher.ok()) {
+    std::fprintf(stderr, "boxwatch demo: dispatcher: %s\n", dispatcher.error().message.c_str());
     return 1;
   }
+  delivery::Dispatcher* d = dispatcher->get();
+  auto dispatcher_metrics =
+      monitoring::Endpoint::Start("127.0.0.1:0", dispatcher_registry, [d] { return d->NotReady(); });
+  std::vector<std::unique_ptr<delivery::Hub>> hubs;
+  std::vector<std::unique_ptr<monitoring::Endpoint>> hub_metrics;
+  for (const auto& h : hub_specs) {
+    delivery::HubOptions ho;
+    ho.hub_id = h.id;
+    ho.dispatcher = "127.0.0.1:" + std::to_string(d->port());
+    ho.regions = h.regions;
+    ho.state_dir = dir + "/" + h.id;
+    ho.http_listen = "127.0.0.1:0";
+    ho.insecure = true;
+    auto registry = std::make_shared<prometheus::Registry>();
+    auto hub = delivery::Hub::Start(ho, registry);
+    if (!hub.ok()) {
+      std::fprintf(stderr, "boxwatch demo: %s: %s\n", h.id.c_str(), hub.error().message.c_str());
+      return 1;
+    }
+    delivery::Hub* hp = hub->get();
+    auto endpoint = monitoring::Endpoint::Start("127.0.0.1:0", registry, [hp] { return hp->NotReady(); });
+    if (endpoint.ok()) hub_metrics.push_back(std::move(*endpoint));
+    hubs.push_back(std::move(*hub));
+  }
 
-  DemoFleet fleet(*profile, a.containers, a.seed);
-  const auto scenarios = fleet.Scenarios();
-  operators::ReferenceData reference;
-  operators::RiskEngine engine(&*profile, &reference);
-  std::map<std::string, v1::ContainerState> states;
-  // The demo consumes its partitions as they come rather than merging them by
-  // time (the worker does that), so it allows 5 wall seconds of disorder.
-  const int64_t lateness_ms = 5000LL * a.speedup;
-  int64_t max_event_ms = 0;
-  std::map<std::string, v1::Priority> best;  // highest priority alerted per container
-  std::map<v1::Priority, uint64_t> alerts_by_priority;
+  std::printf("boxwatch demo: embedded Kafka at %s, %d partitions; %d containers, %zu records at %.0f/s (seed %u)\n",
+              bootstrap.c_str(), a.partitions, a.containers, traffic.records.size(), a.rate, a.seed);
+  std::printf("  worker metrics      http://127.0.0.1:%d/metrics\n", worker_metrics.ok() ? (*worker_metrics)->port() : 0);
+  std::printf("  dispatcher gRPC     127.0.0.1:%d (plaintext, demo only)   metrics http://127.0.0.1:%d/metrics\n",
+              d->port(), dispatcher_metrics.ok() ? (*dispatcher_metrics)->port() : 0);
+  for (size_t i = 0; i < hubs.size(); ++i) {
+    std::string regions;
+    for (const auto& r : hub_specs[i].regions) regions += (regions.empty() ? "" : ",") + r;
+    std::printf("  %-18s  API http://127.0.0.1:%d/api/alerts  live http://127.0.0.1:%d/api/events  (%s)"
+                "  metrics http://127.0.0.1:%d/metrics\n",
+                hub_specs[i].id.c_str(), hubs[i]->http_port(), hubs[i]->http_port(), regions.c_str(),
+                i < hub_metrics.size() ? hub_metrics[i]->port() : 0);
+  }
+  std::printf("Ctrl-C stops; the evaluation follows.\n\n");
+  std::fflush(stdout);
 
-  std::map<std::string, uint64_t> produced, decoded, dead;
-  uint64_t produced_total = 0, consumed_total = 0;
-  const auto start = std::chrono::steady_clock::now();
-  const auto end = start + std::chrono::seconds(a.duration_s);
-  auto next_report = start + 5s;
-  // The simulated clock starts at 12:00 UTC yesterday (19:00 in Thailand), so
-  // stops fall at night; it stays behind the wall clock for hours.
-  const int64_t day_ms = 24 * 3600 * 1000LL;
-  const int64_t sim_start = (WallMs() / day_ms - 1) * day_ms + 12 * 3600 * 1000LL;
-  auto sim_now = [&] {
-    const double wall_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-    return sim_start + static_cast<int64_t>(wall_s * a.speedup * 1000);
-  };
-  const operators::DecodeLimits limits;
+  std::signal(SIGINT, [](int) { g_stop = true; });
+  std::signal(SIGTERM, [](int) { g_stop = true; });
+  std::atomic<bool> stop_all{false};
+  std::thread worker_thread([&] {
+    Status s = w->Run(stop_all);
+    if (!s.ok()) std::fprintf(stderr, "boxwatch demo: worker stopped: %s\n", s.message().c_str());
+  });
+  std::vector<std::thread> hub_threads;
+  for (auto& h : hubs) hub_threads.emplace_back([&stop_all, hp = h.get()] { (void)hp->Run(stop_all); });
 
-  auto print_alert = [&](const v1::Alert& al) {
-    ++alerts_by_priority[al.priority()];
-    auto& b = best[al.container_number()];
-    b = std::max(b, al.priority());
-    if (al.priority() < v1::PRIORITY_MEDIUM) return;
-    std::printf("%s%-8s%s %s score %5.1f  %s  [%s]\n", Colour(al.priority(), tty), PriorityName(al.priority()), reset,
-                al.container_number().c_str(), al.score(),
-                al.indicators_size() > 0 ? al.indicators(0).summary().c_str() : "",
-                al.regions_size() > 0 ? al.regions(0).c_str() : "no region");
-  };
-
-  auto dead_letter = [&](const pipeline::Message& m, const char* reason, const std::string& detail) {
-    ++dead[reason];
-    Status s = (*producer)->Produce({.topic = names.Name(TopicRole::kDeadLetter),
-                                     .key = m.key(),
-                                     .value = m.value(),
-                                     .headers = {{"boxwatch-reason", reason},
-                                                 {"boxwatch-detail", detail},
-                                                 {"boxwatch-source-topic", std::string(m.topic())},
-                                                 {"boxwatch-source-partition", std::to_string(m.partition())},
-                                                 {"boxwatch-source-offset", std::to_string(m.offset())}}});
-    if (!s.ok()) BW_LOG(kError, "demo") << s.ToString();
-  };
-
-  auto handle = [&](const pipeline::Message& m) {
-    ++consumed_total;
-    const TopicRole role = role_of[std::string(m.topic())];
-    auto enc = operators::EncodingFromHeader(m.header("content-type").value_or(""));
-    if (auto* r = std::get_if<operators::Rejection>(&enc)) {
-      dead_letter(m, operators::RejectReasonName(r->reason), r->detail);
+  // 5. The simulator, at a steady rate.
+  std::atomic<size_t> sent{0};
+  std::atomic<bool> sending_done{false};
+  std::atomic<bool> stop_sending{false};
+  std::thread producer_thread([&] {
+    auto producer = pipeline::KafkaProducer::Create({.bootstrap = bootstrap});
+    if (!producer.ok()) {
+      std::fprintf(stderr, "boxwatch demo: producer: %s\n", producer.error().message.c_str());
+      sending_done = true;
       return;
     }
-    const operators::RecordView view{m.key(), m.value(), std::get<Encoding>(enc)};
-    const ProcessingTimeMs now(WallMs());
-    const int64_t watermark = max_event_ms - lateness_ms;
-    v1::ContainerState scratch;  // rejected records must not create state
-    auto existing = states.find(std::string(m.key()));
-    v1::ContainerState& state = existing != states.end() ? existing->second : scratch;
-    std::optional<operators::Rejection> rejection;
-    operators::JoinResult joined = operators::JoinResult::kApplied;
-    auto join = [&](auto decoded_event, auto apply) {
-      if (auto* r = std::get_if<operators::Rejection>(&decoded_event)) {
-        rejection = *r;
-      } else {
-        joined = apply(std::get<0>(decoded_event));
-      }
-    };
-    switch (role) {
-      case TopicRole::kManifests:
-        join(operators::DecodeManifest(view, now, limits), [&](const auto& e) { return engine.ApplyManifest(state, e, watermark); });
-        break;
-      case TopicRole::kScans:
-        join(operators::DecodeScan(view, now, limits), [&](const auto& e) { return engine.ApplyScan(state, e, watermark); });
-        break;
-      case TopicRole::kGps:
-        join(operators::DecodeGps(view, now, limits), [&](const auto& e) { return engine.ApplyGps(state, e, watermark); });
-        break;
-      default:
-        join(operators::DecodeOutcome(view, now, limits), [&](const auto& e) { return engine.ApplyOutcome(state, e, watermark); });
-        break;
-    }
-    if (rejection) {
-      dead_letter(m, operators::RejectReasonName(rejection->reason), rejection->detail);
-      return;
-    }
-    if (joined == operators::JoinResult::kLate) {
-      dead_letter(m, operators::RejectReasonName(operators::RejectReason::kLate), "older than the watermark");
-      return;
-    }
-    ++decoded[std::string(m.topic())];
-    if (&state == &scratch) states.emplace(std::string(m.key()), std::move(scratch));
-    v1::ContainerState& kept = states.at(std::string(m.key()));
-    max_event_ms = std::max(max_event_ms, m.timestamp_ms());
-    std::vector<v1::Alert> alerts;
-    engine.Advance(kept, max_event_ms - lateness_ms, WallMs(), &alerts);
-    for (const auto& al : alerts) print_alert(al);
-  };
+    sim::ProduceOptions po{.rate = a.rate, .stop = &stop_sending};
+    po.progress = [&](size_t done, size_t) { sent = done; };
+    auto n = sim::ProduceTraffic(**producer, names, traffic.records, po);
+    if (n.ok()) sent = *n;
+    sending_done = true;
+  });
 
-  const double interval_ms = 1000.0 / a.rate;
-  while (!g_interrupted) {
-    const auto now = std::chrono::steady_clock::now();
-    if (now < end) {
-      const auto due = static_cast<uint64_t>(std::chrono::duration<double, std::milli>(now - start).count() / interval_ms);
-      while (produced_total < due) {
-        DemoRecord r = fleet.Next(sim_now());
-        std::vector<pipeline::Header> headers;
-        if (r.encoding == Encoding::kJson) headers.push_back({"content-type", "application/json"});
-        const std::string topic = names.Name(r.role);
-        Status s = (*producer)->Produce({.topic = topic, .key = r.key, .value = r.value,
-                                         .timestamp_ms = r.timestamp_ms, .headers = headers});
-        if (!s.ok()) {
-          std::fprintf(stderr, "demo: %s\n", s.ToString().c_str());
-          return 1;
-        }
-        ++produced[topic];
-        ++produced_total;
-      }
-    } else if (consumed_total >= produced_total || now > end + 15s) {
-      break;
+  // 6. The live feed: new alerts, most urgent first, once a second.
+  auto reader = pipeline::KafkaConsumer::Create(
+      {.bootstrap = bootstrap, .group_id = "boxwatch-demo-feed", .read_committed = true});
+  if (!reader.ok()) {
+    std::fprintf(stderr, "boxwatch demo: feed reader: %s\n", reader.error().message.c_str());
+    stop_all = true;
+  } else {
+    std::vector<pipeline::TopicPartitionOffset> all;
+    for (int p = 0; p < a.partitions; ++p) all.push_back({names.Name(pipeline::TopicRole::kAlerts), p, RD_KAFKA_OFFSET_BEGINNING});
+    (void)(*reader)->Assign(all);
+  }
+  std::vector<v1::Alert> seen;
+  std::map<v1::Priority, size_t> by_priority;
+  const auto started = Clock::now();
+  auto last_status = started;
+  auto drained_since = Clock::time_point{};
+  while (!g_stop && !stop_all && reader.ok()) {
+    std::vector<v1::Alert> batch;
+    const auto tick = Clock::now() + 1s;
+    while (Clock::now() < tick) {
+      auto m = (*reader)->Poll(100ms);
+      if (!m.ok() || !*m) continue;
+      v1::Alert al;
+      if (al.ParseFromArray((*m)->value().data(), static_cast<int>((*m)->value().size()))) batch.push_back(std::move(al));
     }
-    rd_kafka_poll((*producer)->handle(), 0);
-    auto m = (*consumer)->Poll(10ms);
-    if (!m.ok()) {
-      BW_LOG(kWarn, "demo") << m.error().message;
-    } else if (m->has_value()) {
-      handle(**m);
+    std::stable_sort(batch.begin(), batch.end(), [](const auto& x, const auto& y) { return x.priority() > y.priority(); });
+    for (const auto& al : batch) {
+      ++by_priority[al.priority()];
+      seen.push_back(al);
+      if (al.priority() < v1::PRIORITY_MEDIUM && !a.show_low) continue;
+      const auto it = label_of.find(al.container_number());
+      const std::string truth = it == label_of.end() ? "?" : sim::ScenarioName(it->second);
+      std::string regions;
+      for (const auto& r : al.regions()) regions += (regions.empty() ? "" : ",") + r;
+      const std::string why = al.indicators_size() ? al.indicators(0).summary() : "";
+      std::printf("%s%-8s%s %s %5.0f  %-28s %s%s  [%s]%s\n", Colour(al.priority(), tty),
+                  delivery::PriorityName(al.priority()), reset, al.container_number().c_str(), al.score(),
+                  Clip(regions, 28).c_str(), Clip(why, 70).c_str(), dim, truth.c_str(), reset);
     }
-    if (now >= next_report) {
-      next_report += 5s;
-      const double secs = std::chrono::duration<double>(now - start).count();
-      uint64_t dead_total = 0;
-      for (auto& [k, v] : dead) dead_total += v;
-      std::printf("-- %4.0fs  consumed %llu (%.0f events/s)  containers %zu  dead letters %llu  simulated clock %s\n",
-                  secs, static_cast<unsigned long long>(consumed_total), consumed_total / secs, states.size(),
-                  static_cast<unsigned long long>(dead_total), FormatUtc(sim_now()).substr(11, 5).c_str());
+    const double secs = std::chrono::duration<double>(Clock::now() - started).count();
+    if (Clock::now() - last_status >= 5s) {
+      last_status = Clock::now();
+      const auto& st = w->stats();
+      std::printf("%s-- %4.0f s | sent %zu records (%.0f/s) | worker: %llu processed, %llu dead letters | alerts: "
+                  "%zu CRITICAL, %zu HIGH, %zu MEDIUM, %zu LOW%s\n",
+                  dim, secs, sent.load(), secs > 0 ? sent.load() / secs : 0.0,
+                  static_cast<unsigned long long>(st.processed), static_cast<unsigned long long>(st.dead_letters),
+                  by_priority[v1::PRIORITY_CRITICAL], by_priority[v1::PRIORITY_HIGH], by_priority[v1::PRIORITY_MEDIUM],
+                  by_priority[v1::PRIORITY_LOW], reset);
+    }
+    std::fflush(stdout);
+    if (a.duration_s > 0 && secs >= a.duration_s) break;
+    // Everything sent: give the worker a few quiet seconds to score the rest.
+    if (sending_done && batch.empty()) {
+      if (drained_since == Clock::time_point{}) drained_since = Clock::now();
+      if (Clock::now() - drained_since > 6s) break;
+    } else {
+      drained_since = {};
     }
   }
-  // Input ended: evaluate what the watermark still holds back.
-  for (auto& [c, s] : states) {
-    std::vector<v1::Alert> alerts;
-    engine.Advance(s, operators::kEndOfTime, WallMs(), &alerts);
-    for (const auto& al : alerts) print_alert(al);
-  }
-  if (Status s = (*producer)->Flush(10s); !s.ok()) std::fprintf(stderr, "demo: %s\n", s.ToString().c_str());
-  (*consumer)->Close().PermitUnchecked();
 
-  std::printf("\nsummary\n%-28s %10s %10s\n", "topic", "produced", "decoded");
-  for (const auto& t : inputs) {
-    std::printf("%-28s %10llu %10llu\n", t.c_str(), static_cast<unsigned long long>(produced[t]),
-                static_cast<unsigned long long>(decoded[t]));
+  // 7. Stop and evaluate what was sent.
+  stop_sending = true;
+  producer_thread.join();
+  stop_all = true;
+  worker_thread.join();
+  for (auto& t : hub_threads) t.join();
+  const size_t n_sent = sent.load();
+  std::set<std::string> complete;  // containers whose every record went out
+  {
+    std::map<std::string, size_t> last_index;
+    for (size_t i = 0; i < traffic.records.size(); ++i) last_index[traffic.records[i].key] = i;
+    for (const auto& [c, i] : last_index)
+      if (i < n_sent) complete.insert(c);
   }
-  uint64_t dead_total = 0;
-  std::printf("dead letters by reason:\n");
-  for (const auto& [reason, n] : dead) {
-    std::printf("  %-26s %llu\n", reason.c_str(), static_cast<unsigned long long>(n));
-    dead_total += n;
+  sim::Labels labels;
+  for (const auto& l : traffic.labels)
+    if (complete.count(l.first)) labels.push_back(l);
+  std::vector<v1::Alert> scored;  // alerts of containers not fully sent are left out with them
+  for (const auto& al : seen)
+    if (complete.count(al.container_number())) scored.push_back(al);
+  const auto eval = sim::Evaluate(labels, scored);
+  std::printf("\n%zu of %zu records sent; %zu containers complete, with %zu alerts. Evaluation of those against "
+              "the simulation's labels:\n\n%s",
+              n_sent, traffic.records.size(), labels.size(), scored.size(), eval.Table().c_str());
+  for (size_t i = 0; i < hubs.size(); ++i) {
+    auto r = http::Fetch("GET", "127.0.0.1", hubs[i]->http_port(), "/api/status");
+    if (r.ok()) std::printf("%s: %s\n", hub_specs[i].id.c_str(), r->body.c_str());
   }
-  std::printf("alerts: critical %llu, high %llu, medium %llu, low %llu\n",
-              static_cast<unsigned long long>(alerts_by_priority[v1::PRIORITY_CRITICAL]),
-              static_cast<unsigned long long>(alerts_by_priority[v1::PRIORITY_HIGH]),
-              static_cast<unsigned long long>(alerts_by_priority[v1::PRIORITY_MEDIUM]),
-              static_cast<unsigned long long>(alerts_by_priority[v1::PRIORITY_LOW]));
-  std::map<Scenario, std::pair<int, int>> caught;  // scenario -> (HIGH or above, total)
-  int false_high = 0;
-  for (const auto& [number, scenario] : scenarios) {
-    if (!states.count(number)) continue;
-    const bool high = best.count(number) && best.at(number) >= v1::PRIORITY_HIGH;
-    if (scenario == Scenario::kNone) {
-      false_high += high ? 1 : 0;
-      continue;
-    }
-    auto& c = caught[scenario];
-    c.second++;
-    c.first += high ? 1 : 0;
-  }
-  std::printf("scenarios raised to HIGH or above:\n");
-  for (const auto& [scenario, c] : caught) {
-    std::printf("  %-26s %d of %d\n", ScenarioName(scenario), c.first, c.second);
-  }
-  std::printf("  %-26s %d\n", "clean boxes at HIGH+", false_high);
-  uint64_t decoded_total = 0;
-  for (auto& [k, v] : decoded) decoded_total += v;
-  const bool complete = decoded_total + dead_total == produced_total;
-  std::printf("%llu produced, %llu processed, %llu dead-lettered: %s\n",
-              static_cast<unsigned long long>(produced_total), static_cast<unsigned long long>(decoded_total),
-              static_cast<unsigned long long>(dead_total),
-              complete ? "every record accounted for" : "RECORDS MISSING");
-  return complete ? 0 : 1;
+  d->Shutdown();
+  return 0;
 }
 
 }  // namespace
@@ -503,24 +338,16 @@ int RunDemo(const DemoArgs& a) {
 void RegisterDemoCommand(CLI::App& app) {
   auto args = std::make_shared<DemoArgs>();
   CLI::App* demo = app.add_subcommand(
-      "demo", "Run boxwatch end to end on an embedded Kafka cluster (no installation needed)");
-  demo->add_option("--duration", args->duration_s, "Seconds to produce events before stopping")
-      ->capture_default_str()
-      ->check(CLI::Range(1, 86400));
-  demo->add_option("--partitions", args->partitions, "Partitions per co-partitioned topic")
-      ->capture_default_str()
-      ->check(CLI::Range(1, 64));
-  demo->add_option("--rate", args->rate, "Events produced per second")
-      ->capture_default_str()
-      ->check(CLI::Range(1, 100000));
-  demo->add_option("--containers", args->containers, "Containers in transit")
-      ->capture_default_str()
-      ->check(CLI::Range(1, 1000000));
-  demo->add_option("--speedup", args->speedup, "Simulated seconds per wall-clock second")
-      ->capture_default_str()
-      ->check(CLI::Range(1, 3600));
-  demo->add_option("--seed", args->seed, "Seed of the event generator")->capture_default_str();
+      "demo", "Run the whole pipeline on an embedded Kafka cluster: simulator, worker, dispatcher, two hubs; live "
+              "alert feed, then precision and recall");
+  demo->add_option("--duration", args->duration_s, "Seconds to run; 0 runs until the simulation is sent and scored")
+      ->capture_default_str();
+  demo->add_option("--partitions", args->partitions, "Partitions per co-partitioned topic")->capture_default_str();
+  demo->add_option("--rate", args->rate, "Simulated records per second")->capture_default_str();
+  demo->add_option("--containers", args->containers, "Containers to simulate")->capture_default_str();
+  demo->add_option("--seed", args->seed, "Seed of the simulation")->capture_default_str();
   demo->add_option("--profile", args->profile, "Risk profile YAML (default: the built-in default profile)");
+  demo->add_flag("--show-low", args->show_low, "Print LOW alerts in the feed too");
   demo->callback([args] { SetExitCode(RunDemo(*args)); });
 }
 
