@@ -2,6 +2,7 @@
 // letters, SIGKILL crashes, restores and rebalances. Each test creates its
 // own topic set and runs `boxwatch worker` processes.
 
+#include <google/protobuf/util/json_util.h>
 #include <gtest/gtest.h>
 
 #include <filesystem>
@@ -135,7 +136,7 @@ TEST(WorkerOnRealKafka, SigkillAtRandomMomentsGivesTheUninterruptedAlertSet) {
   std::mt19937 rng(seed);
   auto h = WorkerHarness::Create(4);
   ASSERT_TRUE(h.ok()) << h.error().message;
-  sim::TrafficOptions o = Options(4200, 23);
+  sim::TrafficOptions o = Options(4400, 23);
   o.gps_per_container = 45;
   const sim::Traffic traffic = sim::GenerateTraffic(o, DefaultProfile());
   ASSERT_GE(traffic.records.size(), 200000u);
@@ -253,14 +254,25 @@ TEST(WorkerOnRealKafka, PublishedProfileAndReferenceEntriesAreApplied) {
   auto producer = pipeline::KafkaProducer::Create({.bootstrap = (*h)->bootstrap()});
   ASSERT_TRUE(producer.ok());
   const std::string reference = pipeline::TopicNames((*h)->prefix()).Name(pipeline::TopicRole::kReference);
-  ASSERT_TRUE((*producer)->Produce({.topic = reference, .key = "watchlisted_parties:Mekong Forwarding", .value = "1"}).ok());
+  const sim::Traffic traffic = sim::GenerateTraffic(Options(200, 61), DefaultProfile());
+  // Every manifest's notify party goes on the watchlist: every container is then watchlisted.
+  std::set<std::string> notify_parties;
+  for (const auto& r : traffic.records) {
+    if (r.role != pipeline::TopicRole::kManifests) continue;
+    v1::Manifest m;
+    if (r.json) ASSERT_TRUE(google::protobuf::util::JsonStringToMessage(r.value, &m).ok());
+    else ASSERT_TRUE(m.ParseFromString(r.value));
+    notify_parties.insert(m.notify_party().name());
+  }
+  for (const auto& name : notify_parties) {
+    const std::string key = "watchlisted_parties:" + name;
+    ASSERT_TRUE((*producer)->Produce({.topic = reference, .key = key, .value = "1"}).ok());
+  }
   ASSERT_TRUE((*producer)->Flush(30s).ok());
 
-  const sim::Traffic traffic = sim::GenerateTraffic(Options(200, 61), DefaultProfile());
   ASSERT_TRUE((*h)->Produce(traffic.records).ok());
   auto worker = (*h)->StartWorker("ref-0");
   ASSERT_TRUE(worker.ok()) << worker.error().message;
-  // Every manifest names "Mekong Forwarding" as notify party: every container is now watchlisted.
   auto alerts = (*h)->WaitForAlerts(200, 120s);
   ASSERT_TRUE(alerts.ok());
   (*worker)->Kill(SIGTERM);
