@@ -298,11 +298,22 @@ Result<std::pair<int64_t, int64_t>> KafkaConsumer::Watermarks(const std::string&
                                                                std::chrono::milliseconds timeout) {
   int64_t low = 0;
   int64_t high = 0;
-  if (rd_kafka_resp_err_t err = rd_kafka_query_watermark_offsets(
-          rk_.get(), topic.c_str(), partition, &low, &high, static_cast<int>(timeout.count()))) {
-    return FromKafkaResp(err, "query watermarks of " + topic + "[" + std::to_string(partition) + "]");
+  // Leadership moves (and settles right after topics are created): retry
+  // what the broker calls retriable until the deadline.
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  for (;;) {
+    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+    rd_kafka_resp_err_t err = rd_kafka_query_watermark_offsets(rk_.get(), topic.c_str(), partition, &low, &high,
+                                                               static_cast<int>(std::max<int64_t>(left.count(), 1)));
+    if (err == RD_KAFKA_RESP_ERR_NO_ERROR) return std::make_pair(low, high);
+    const bool transient = err == RD_KAFKA_RESP_ERR_NOT_LEADER_FOR_PARTITION ||
+                           err == RD_KAFKA_RESP_ERR_LEADER_NOT_AVAILABLE ||
+                           err == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART;
+    if (!transient || std::chrono::steady_clock::now() + std::chrono::milliseconds(100) >= deadline) {
+      return FromKafkaResp(err, "query watermarks of " + topic + "[" + std::to_string(partition) + "]");
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
   }
-  return std::make_pair(low, high);
 }
 
 GroupMetadata KafkaConsumer::GroupMetadataForTransaction() {

@@ -274,13 +274,14 @@ Traffic GenerateTraffic(const TrafficOptions& o, const operators::Profile& profi
                                              : PartyName(rng));
     m.mutable_notify_party()->set_name(PartyName(rng));
     auto* g = m.add_goods();
-    const int packages = cargo.min_packages + static_cast<int>(rng() % (cargo.max_packages - cargo.min_packages + 1));
+    int packages = cargo.min_packages + static_cast<int>(rng() % (cargo.max_packages - cargo.min_packages + 1));
     double kg_per_package = cargo.min_kg + u(rng) * (cargo.max_kg - cargo.min_kg);
     g->set_hs_code(cargo.hs);
     g->set_description(cargo.description);
     if (sc == Scenario::kWeightMismatch) {
       g->set_hs_code("240110");
       g->set_description("unmanufactured tobacco leaf, not stemmed");
+      packages = 20 + static_cast<int>(rng() % 20);
       kg_per_package = 600 + u(rng) * 300;  // tobacco bales weigh 50-250 kg, not this
     }
     if (sc == Scenario::kRiskyRoute) g->set_description("said to contain general cargo");
@@ -293,8 +294,9 @@ Traffic GenerateTraffic(const TrafficOptions& o, const operators::Profile& profi
     if (hub == m.port_of_loading()) hub = hubs[(rng() + 1) % hubs.size()];
     if (sc == Scenario::kRiskyRoute && risky_ports.size() >= 2) {
       m.set_port_of_loading(risky_ports[rng() % risky_ports.size()]);
-      hub = risky_ports[rng() % risky_ports.size()];
-      if (hub == m.port_of_loading()) hub = risky_ports[(rng() + 1) % risky_ports.size()];
+      do {
+        hub = risky_ports[rng() % risky_ports.size()];
+      } while (hub == m.port_of_loading() || hub == route->discharge);
     }
     if (hub != m.port_of_loading() && hub != route->discharge) m.add_transhipment_ports(hub);
     m.set_port_of_discharge(route->discharge);
@@ -345,29 +347,56 @@ Traffic GenerateTraffic(const TrafficOptions& o, const operators::Profile& profi
                                                                : std::round(neutron_background * (80 + u(rng) * 40)) / 100);
     emit({pipeline::TopicRole::kScans, number, s.SerializeAsString(), s.scanned_at_ms(), false, ""}, s.scanned_at_ms());
 
-    // --- GPS along the corridor ---
-    double along = u(rng) * 0.3;
+    // --- GPS along the corridor: the truck covers speed x time ---
+    std::vector<double> cum(line.size(), 0.0);  // metres from the corridor's start to each point
+    for (size_t k = 1; k < line.size(); ++k) cum[k] = cum[k - 1] + operators::HaversineM(line[k - 1], line[k]);
+    auto at_metres = [&](double m) {
+      m = std::clamp(m, 0.0, cum.back());
+      const size_t k = std::min<size_t>(std::upper_bound(cum.begin(), cum.end(), m) - cum.begin(), line.size() - 1);
+      const size_t seg = k == 0 ? 0 : k - 1;
+      const double len = cum[seg + 1] - cum[seg];
+      return PointAlong(line, static_cast<double>(seg) + (len > 0 ? (m - cum[seg]) / len : 0));
+    };
+    // An off-route point: square to the road, on whichever side is clear of every corridor.
+    auto off_route_point = [&](double m) {
+      const LatLon on = at_metres(m);
+      const LatLon ahead = at_metres(m + 500);
+      const double dlat = ahead.lat - on.lat, dlon = ahead.lon - on.lon;
+      const double len = std::hypot(dlat, dlon);
+      for (double d : {0.25, -0.25, 0.4, -0.4, 0.6, -0.6, 0.9, -0.9}) {
+        const LatLon p = len > 0 ? LatLon{on.lat - dlon / len * d, on.lon + dlat / len * d} : LatLon{on.lat + d, on.lon};
+        if (!operators::LocateInCorridors(profile, p).inside) return p;
+      }
+      return LatLon{on.lat + 1.0, on.lon + 1.0};
+    };
+    double pos = u(rng) * 3000;  // metres from the port gate
+    const double cruise_kmh = 45 + u(rng) * 30;
     int64_t t = start;
     int64_t stop_until = 0;
     int zone_stop_done = 0;
     const operators::Zone* zone = route->zones.empty() ? nullptr : route->zones[rng() % route->zones.size()];
-    const double zone_along = zone ? NearestAlong(line, zone->at) : 0;
-    if (sc == Scenario::kBenignZoneStop) along = std::max(0.0, zone_along - 0.2);  // reaches it within minutes
+    double zone_pos = 0;  // metres along the corridor nearest the zone
+    if (zone != nullptr) {
+      const double a = std::min(NearestAlong(line, zone->at), static_cast<double>(line.size() - 1) - 1e-9);
+      const size_t seg = static_cast<size_t>(a);
+      zone_pos = cum[seg] + (a - static_cast<double>(seg)) * (cum[seg + 1] - cum[seg]);
+    }
+    if (sc == Scenario::kBenignZoneStop) pos = std::max(0.0, zone_pos - 5000);  // reaches it within minutes
     for (int i = 0; i < o.gps_per_container; ++i) {
-      t += (1 + static_cast<int64_t>(rng() % 5)) * kMin;  // a fix every 1-5 minutes
+      const int64_t dt = (1 + static_cast<int64_t>(rng() % 5)) * kMin;  // a fix every 1-5 minutes
+      t += dt;
       bool stopped = t < stop_until;
       bool off_route = false;
-      LatLon at;
       switch (sc) {
         case Scenario::kDeviation:
-          // From fix 10 it turns off the corridor; from fix 14 it stops for 70 minutes.
-          off_route = i >= 10 && i < 30;
+          // From fix 10 it turns off the corridor; from fix 14 it stops for 70 minutes, off-route.
           if (i == 14) stop_until = t + 70 * kMin;
           stopped = t < stop_until;
+          off_route = i >= 10 && (i < 30 || stopped);
           break;
         case Scenario::kTrackingGap:
-          if (i == 12) t += 90 * kMin;  // dark for an hour and a half
-          off_route = i >= 12 && i < 24;
+          if (i == 16) t += 90 * kMin;  // dark for an hour and a half
+          off_route = i >= 16 && i < 28;
           break;
         case Scenario::kBenignTrafficStop:
           if (i == 8 || i == 20 || i == 30) stop_until = t + (12 + static_cast<int64_t>(rng() % 10)) * kMin;
@@ -375,8 +404,8 @@ Traffic GenerateTraffic(const TrafficOptions& o, const operators::Profile& profi
           break;
         case Scenario::kBenignZoneStop:
           // Drives to the stop zone, rests there two hours, goes on.
-          if (zone_stop_done == 0 && along >= zone_along - 0.05) {
-            along = zone_along;
+          if (zone_stop_done == 0 && pos >= zone_pos - 1500) {
+            pos = zone_pos;
             stop_until = t + 120 * kMin;
             zone_stop_done = 1;
           }
@@ -384,20 +413,12 @@ Traffic GenerateTraffic(const TrafficOptions& o, const operators::Profile& profi
           break;
         default: break;
       }
-      if (!stopped) along += 0.03;
-      if (sc == Scenario::kBenignZoneStop && zone_stop_done == 0) along = std::min(along, zone_along);
-      at = PointAlong(line, along);
+      const double speed = stopped ? u(rng) * 1.5 : std::max(20.0, cruise_kmh + (u(rng) - 0.5) * 20);
+      if (!stopped) pos += speed * 1000.0 * static_cast<double>(dt) / static_cast<double>(kHour);
+      if (sc == Scenario::kBenignZoneStop && zone_stop_done == 0) pos = std::min(pos, zone_pos);
+      LatLon at = at_metres(pos);
       if (sc == Scenario::kBenignZoneStop && stopped && zone != nullptr) at = zone->at;  // parked in the zone
-      if (off_route) {
-        // About 25 km off the centre line, square to the road's direction.
-        const size_t seg = std::min(static_cast<size_t>(std::max(0.0, along)), line.size() - 2);
-        const double dlat = line[seg + 1].lat - line[seg].lat, dlon = line[seg + 1].lon - line[seg].lon;
-        const double len = std::hypot(dlat, dlon);
-        if (len > 0) {
-          at.lat += -dlon / len * 0.25;
-          at.lon += dlat / len * 0.25;
-        }
-      }
+      if (off_route) at = off_route_point(pos);
       at.lat += (u(rng) - 0.5) * 0.0008;  // receiver noise, tens of metres
       at.lon += (u(rng) - 0.5) * 0.0008;
       if (u(rng) < o.dropout_rate && !(sc == Scenario::kSealSwap && i == 20)) continue;
@@ -408,7 +429,7 @@ Traffic GenerateTraffic(const TrafficOptions& o, const operators::Profile& profi
       e.set_fix_time_ms(t);
       e.mutable_position()->set_lat(std::round(at.lat * 1e5) / 1e5);
       e.mutable_position()->set_lon(std::round(at.lon * 1e5) / 1e5);
-      e.set_speed_kmh(stopped ? u(rng) * 1.5 : 35 + static_cast<double>(rng() % 50));
+      e.set_speed_kmh(std::round(speed * 10) / 10);
       e.set_battery_pct(98 - i / 8);
       e.set_seal_state(v1::GpsEvent::SEAL_STATE_CLOSED);
       if (sc == Scenario::kSealSwap && i >= 20) {

@@ -2,7 +2,7 @@
 // Deterministic container traffic for tests, benchmarks and `boxwatch
 // simulate`: for each container a voyage from a real origin port through a
 // transhipment hub to the start of one of the profile's road corridors,
-// manifests (with amendments), RPM and X-ray scans at the discharge port,
+// manifests (with amendments), radiation-portal scans at the discharge port,
 // GPS/e-seal fixes along the corridor with noise, dropouts, duplicates and
 // out-of-order delivery, and inspection outcomes; labelled smuggling
 // scenarios and benign look-alikes; optionally malformed records. The same
