@@ -18,6 +18,8 @@ struct TopicsArgs {
   int partitions = 8;
   int replication = 1;
   int timeout_s = 30;
+  int64_t event_retention_ms = 7LL * 24 * 3600 * 1000;   // input and dead-letter topics; -1 keeps forever
+  int64_t alert_retention_ms = 365LL * 24 * 3600 * 1000;  // alerts; -1 keeps forever
 };
 
 int Describe(const TopicsArgs& a, pipeline::KafkaAdmin& admin) {
@@ -44,8 +46,11 @@ int Describe(const TopicsArgs& a, pipeline::KafkaAdmin& admin) {
 }
 
 int Create(const TopicsArgs& a, pipeline::KafkaAdmin& admin) {
-  const auto specs = pipeline::TopicSetSpecs(
-      {.prefix = a.prefix, .partitions = a.partitions, .replication = a.replication});
+  const auto specs = pipeline::TopicSetSpecs({.prefix = a.prefix,
+                                              .partitions = a.partitions,
+                                              .replication = a.replication,
+                                              .event_retention_ms = a.event_retention_ms,
+                                              .alert_retention_ms = a.alert_retention_ms});
   std::vector<std::string> existing;
   Status s = admin.CreateTopics(specs, std::chrono::seconds(a.timeout_s), &existing);
   if (!s.ok()) {
@@ -87,6 +92,13 @@ void RegisterTopicsCommand(CLI::App& app) {
   create->add_option("--replication", args->replication, "Replication factor (3 in production)")
       ->capture_default_str()
       ->check(CLI::Range(1, 16));
+  create->add_option("--event-retention-ms", args->event_retention_ms,
+                     "retention.ms of the input and dead-letter topics; -1 keeps records forever (Kafka deletes "
+                     "by record timestamp, which is the event time)")
+      ->capture_default_str();
+  create->add_option("--alert-retention-ms", args->alert_retention_ms,
+                     "retention.ms of the alerts topic; -1 keeps alerts forever")
+      ->capture_default_str();
   CLI::App* describe = topics->add_subcommand(
       "describe", "Show partition counts and check that the co-partitioned topics agree");
   add_common(describe);

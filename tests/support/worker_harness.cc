@@ -31,7 +31,9 @@ Result<std::unique_ptr<WorkerHarness>> WorkerHarness::Create(int partitions) {
   if (::mkdtemp(tmpl) == nullptr) return Error{Errc::kIo, "mkdtemp failed"};
   h->dir_ = tmpl;
   Status s = h->broker_->CreateTopics(
-      pipeline::TopicSetSpecs({.prefix = h->prefix_, .partitions = partitions, .replication = 1}));
+      // Simulated event times are historical: time-based retention would delete them mid-test.
+      pipeline::TopicSetSpecs({.prefix = h->prefix_, .partitions = partitions, .replication = 1,
+                               .event_retention_ms = -1, .alert_retention_ms = -1}));
   if (!s.ok()) return s.error();
   return h;
 }
