@@ -229,7 +229,11 @@ Traffic GenerateTraffic(const TrafficOptions& o, const operators::Profile& profi
 
   int front = 0;  // next unused front-company name
   for (int c = 0; c < o.containers; ++c) {
-    const std::string number = Number(kOwners[c % std::size(kOwners)], 100000 + c);
+    // Numbers depend on the seed, so two simulations are two fleets (unique up to 14.4 M boxes).
+    const int64_t k = (static_cast<int64_t>(c) + static_cast<int64_t>(o.seed) * 7919) %
+                      (static_cast<int64_t>(std::size(kOwners)) * 900000);
+    const std::string number =
+        Number(kOwners[k % static_cast<int64_t>(std::size(kOwners))], 100000 + static_cast<int>(k / std::size(kOwners)));
     Scenario sc = Scenario::kNone;
     const double pick = u(rng);
     if (pick < o.scenario_rate) {

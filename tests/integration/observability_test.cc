@@ -195,7 +195,8 @@ TEST(Observability, PrometheusScrapesWorkerDispatcherAndHubAndTheKeySeriesMove) 
   EXPECT_GT(records_before, 0);
 
   // A second wave: the counters must move.
-  sim::TrafficOptions second{.seed = 12, .containers = 150, .start_ms = first.start_ms + 6 * 3600 * 1000,
+  // Five days on: its manifests (filed days ahead) must be newer than the first wave's events.
+  sim::TrafficOptions second{.seed = 12, .containers = 150, .start_ms = first.start_ms + 5LL * 24 * 3600 * 1000,
                              .gps_per_container = 12};
   ASSERT_TRUE(w.Produce(sim::GenerateTraffic(second, *profile).records).ok());
   EXPECT_TRUE(prometheus->WaitFor("sum(boxwatch_worker_records_in_total)", records_before, seconds(60)));
