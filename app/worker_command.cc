@@ -59,8 +59,9 @@ int RunWorker(const std::string& config_path) {
     std::lock_guard lock(running_mu);
     running = worker->get();
   }
-  std::printf("{\"event\":\"started\",\"instance\":\"%s\",\"metrics_port\":%d}\n", config->instance_id.c_str(),
-              endpoint ? endpoint->port() : 0);
+  std::printf("{\"event\":\"started\",\"instance\":\"%s\",\"metrics_port\":%d,\"processing_guarantee\":\"%s\"}\n",
+              config->instance_id.c_str(), endpoint ? endpoint->port() : 0,
+              config->exactly_once ? "exactly_once" : "at_least_once");
   std::fflush(stdout);
   const auto started = std::chrono::steady_clock::now();
   Status s = (*worker)->Run(g_stop);

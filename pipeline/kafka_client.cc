@@ -270,6 +270,30 @@ Status KafkaConsumer::Seek(const TopicPartitionOffset& to, std::chrono::millisec
   return FirstPartitionError(list.get(), "seek");
 }
 
+namespace {
+PartitionList ToList(const std::vector<TopicPartition>& partitions) {
+  PartitionList list = NewList(partitions.size());
+  for (const auto& tp : partitions) rd_kafka_topic_partition_list_add(list.get(), tp.topic.c_str(), tp.partition);
+  return list;
+}
+}  // namespace
+
+Status KafkaConsumer::Pause(const std::vector<TopicPartition>& partitions) {
+  PartitionList list = ToList(partitions);
+  if (rd_kafka_resp_err_t err = rd_kafka_pause_partitions(rk_.get(), list.get())) {
+    return FromKafkaResp(rk_.get(), err, "pause partitions");
+  }
+  return FirstPartitionError(list.get(), "pause partitions");
+}
+
+Status KafkaConsumer::Resume(const std::vector<TopicPartition>& partitions) {
+  PartitionList list = ToList(partitions);
+  if (rd_kafka_resp_err_t err = rd_kafka_resume_partitions(rk_.get(), list.get())) {
+    return FromKafkaResp(rk_.get(), err, "resume partitions");
+  }
+  return FirstPartitionError(list.get(), "resume partitions");
+}
+
 Status KafkaConsumer::CommitSync(const std::vector<TopicPartitionOffset>& offsets) {
   PartitionList list = ToList(offsets);
   if (rd_kafka_resp_err_t err = rd_kafka_commit(rk_.get(), list.get(), 0)) {

@@ -41,6 +41,8 @@ struct Worker::Task {
   // Set when the merge stopped waiting for an input whose unread records did
   // not come within idle_wait_ms; cleared when a record of it arrives.
   bool gave_up[kInputs] = {false, false, false, false};
+  // Fetching paused because the buffer reached max_buffered_records.
+  bool paused[kInputs] = {false, false, false, false};
   // Task metadata, persisted with every commit (RocksDB and changelog):
   int64_t max_event_ms = 0;    // latest event time joined
   int64_t floor_ms = 0;        // events older than this are late (raised by idle flushes)
@@ -161,7 +163,7 @@ Status Worker::Init() {
   reference_ = pending_reference_;
   engine_ = std::make_unique<operators::RiskEngine>(&profile_, &reference_);
   BW_LOG(kInfo, kLog) << "profile " << profile_.name << " " << profile_.version << "; " << partitions_
-                      << " partitions";
+                      << " partitions; " << (config_.exactly_once ? "exactly-once" : "at-least-once");
   probe_->ProfileVersion(profile_.name, profile_.version);
   {
     std::vector<std::string> reasons;
@@ -204,13 +206,16 @@ Status Worker::NewProducer() {
   producer_.reset();
   KafkaProperties extra(config_.kafka.begin(), config_.kafka.end());
   auto producer = KafkaProducer::Create({.bootstrap = config_.bootstrap,
-                                         .transactional_id = config_.group_id + "-" + config_.instance_id,
+                                         .transactional_id = config_.exactly_once
+                                                                 ? config_.group_id + "-" + config_.instance_id
+                                                                 : std::string(),
                                          .transaction_timeout_ms = static_cast<int>(config_.transaction_timeout_ms),
                                          .extra = extra,
                                          .on_stats = [this](std::string_view j) { producer_stats_->Update(j); }});
   if (!producer.ok()) return producer.error();
   producer_ = std::move(producer).value();
   in_transaction_ = false;
+  if (!config_.exactly_once) return Status::Ok();  // idempotent producer, no transactions
   return producer_->InitTransactions(60s);
 }
 
@@ -314,7 +319,7 @@ void Worker::OnRevoked(const std::vector<TopicPartition>& partitions) {
 void Worker::OnLost(const std::vector<TopicPartition>& partitions) {
   // Someone else may own these now: the open work must not be committed.
   if (in_transaction_) {
-    producer_->AbortTransaction(30s).PermitUnchecked();
+    if (config_.exactly_once) producer_->AbortTransaction(30s).PermitUnchecked();
     in_transaction_ = false;
   }
   std::set<int32_t> all;
@@ -326,6 +331,11 @@ void Worker::OnLost(const std::vector<TopicPartition>& partitions) {
 
 void Worker::DropTasks(const std::set<int32_t>& partitions) {
   for (int32_t p : partitions) {
+    // A paused partition would stay paused if it came back to this member.
+    auto it = tasks_.find(p);
+    if (it != tasks_.end() && consumer_) {
+      for (int i = 0; i < kInputs; ++i) ResumeInput(*it->second, i).PermitUnchecked();
+    }
     tasks_.erase(p);
     probe_->PartitionGone(p);
   }
@@ -421,9 +431,24 @@ void Worker::Route(Message message) {
     return;
   }
   probe_->RecordIn(index, message.partition());
-  it->second->fetched[index] = message.offset() + 1;
-  it->second->gave_up[index] = false;
-  it->second->buffers[index].push_back(std::move(message));
+  Task& task = *it->second;
+  task.fetched[index] = message.offset() + 1;
+  task.gave_up[index] = false;
+  task.buffers[index].push_back(std::move(message));
+  if (!task.paused[index] && static_cast<int64_t>(task.buffers[index].size()) >= config_.max_buffered_records) {
+    // Enough of this input: let the consumer's queue carry the others.
+    if (Status s = consumer_->Pause({{names_.Name(kInputTopicRoles[index]), task.partition}}); !s.ok()) {
+      pending_error_ = s.error();
+      return;
+    }
+    task.paused[index] = true;
+  }
+}
+
+Status Worker::ResumeInput(Task& task, int input) {
+  if (!task.paused[input]) return Status::Ok();
+  task.paused[input] = false;
+  return consumer_->Resume({{names_.Name(kInputTopicRoles[input]), task.partition}});
 }
 
 bool Worker::UnreadOnBroker(const std::string& topic, int32_t partition, int64_t fetched) const {
@@ -479,6 +504,9 @@ Status Worker::Drain() {
       task.blocked_since_ms = 0;
       Message m = std::move(task.buffers[best].front());
       task.buffers[best].pop_front();
+      if (static_cast<int64_t>(task.buffers[best].size()) <= config_.max_buffered_records / 2) {
+        if (Status s = ResumeInput(task, best); !s.ok()) return s;
+      }
       if (Status s = ProcessRecord(task, m); !s.ok()) return s;
       task.next_offset[best] = m.offset() + 1;
       if (records_in_transaction_ >= config_.max_records_per_commit) return Status::Ok();
@@ -487,9 +515,13 @@ Status Worker::Drain() {
   return Status::Ok();
 }
 
+// Opens the commit cycle: a Kafka transaction, or with at-least-once only
+// the cycle's bookkeeping.
 Status Worker::EnsureTransaction() {
   if (in_transaction_) return Status::Ok();
-  if (Status s = producer_->BeginTransaction(); !s.ok()) return s;
+  if (config_.exactly_once) {
+    if (Status s = producer_->BeginTransaction(); !s.ok()) return s;
+  }
   in_transaction_ = true;
   records_in_transaction_ = 0;
   transaction_started_ms_ = NowMs();
@@ -674,27 +706,39 @@ Status Worker::CommitCycle() {
     }
     auto dirty = task.cache->TakeDirty();
     if (!dirty.ok()) return dirty.error();
-    for (auto& w : *dirty) {
-      const std::string empty;
+    writes[p] = std::move(dirty).value();
+    metas[p] = task.EncodeMeta();
+    for (int i = 0; i < kInputs; ++i) {
+      if (task.next_offset[i] >= 0) offsets.push_back({names_.Name(kInputTopicRoles[i]), p, task.next_offset[i]});
+    }
+  }
+  // At-least-once: the alerts, dead letters and feedback of this cycle are
+  // on the broker before the state that says they were emitted, so a crash
+  // between the two repeats outputs and never loses one.
+  if (!config_.exactly_once) {
+    if (Status s = producer_->Flush(60s); !s.ok()) return s;
+  }
+  for (auto& [p, task_writes] : writes) {
+    const std::string empty;
+    for (const auto& w : task_writes) {
       if (Status st = producer_->Produce({.topic = changelog, .key = w.key,
                                           .value = w.value ? *w.value : empty, .partition = p});
           !st.ok()) {
         return st;
       }
-      writes[p].push_back(std::move(w));
     }
-    const std::string& meta = metas[p] = task.EncodeMeta();
-    if (Status st = producer_->Produce({.topic = changelog, .key = kTaskMetaKey, .value = meta, .partition = p});
+    if (Status st = producer_->Produce({.topic = changelog, .key = kTaskMetaKey, .value = metas[p], .partition = p});
         !st.ok()) {
       return st;
     }
-    for (int i = 0; i < kInputs; ++i) {
-      if (task.next_offset[i] >= 0) offsets.push_back({names_.Name(kInputTopicRoles[i]), p, task.next_offset[i]});
-    }
   }
-  GroupMetadata gm = consumer_->GroupMetadataForTransaction();
-  if (Status s = producer_->SendOffsetsToTransaction(offsets, gm.get(), 60s); !s.ok()) return s;
-  if (Status s = producer_->CommitTransaction(60s); !s.ok()) return s;
+  if (config_.exactly_once) {
+    GroupMetadata gm = consumer_->GroupMetadataForTransaction();
+    if (Status s = producer_->SendOffsetsToTransaction(offsets, gm.get(), 60s); !s.ok()) return s;
+    if (Status s = producer_->CommitTransaction(60s); !s.ok()) return s;
+  } else if (Status s = producer_->Flush(60s); !s.ok()) {
+    return s;
+  }
   rd_kafka_poll(producer_->handle(), 0);
   in_transaction_ = false;
   const int64_t committed_ms = NowMs();
@@ -711,6 +755,10 @@ Status Worker::CommitCycle() {
     const int64_t last = producer_->LastDeliveredOffset(changelog, p);
     Status s = task_ptr->store->Commit(writes[p], last + 1, metas[p]);
     if (!s.ok()) return s;
+  }
+  // At-least-once: the consumed offsets last, once outputs and state are stored.
+  if (!config_.exactly_once) {
+    if (Status s = consumer_->CommitSync(offsets); !s.ok()) return s;
   }
   if (pending_profile_) {  // a new profile applies at a commit boundary
     profile_ = std::move(*pending_profile_);
@@ -798,7 +846,7 @@ Status Worker::Recover(const Error& error) {
   if (error.code == Errc::kFenced || error.code == Errc::kFatal) {
     ++stats_.rebuilds;
     if (Status s = NewProducer(); !s.ok()) return s;
-  } else if (in_transaction_) {
+  } else if (in_transaction_ && config_.exactly_once) {
     if (Status s = producer_->AbortTransaction(60s); !s.ok()) {
       ++stats_.rebuilds;
       if (Status n = NewProducer(); !n.ok()) return n;
@@ -831,8 +879,10 @@ Status Worker::Run(const std::atomic<bool>& stop) {
       }
       if (!m.ok()) return m.error();
       if (m->has_value()) Route(std::move(**m));
-      // Take what is already fetched without waiting.
-      for (int i = 0; i < 2000; ++i) {
+      // Take what is already fetched without waiting: a record of one
+      // partition may sit in the consumer's queue behind many of others,
+      // and the merge may be waiting for it. Full buffers pause their input.
+      for (int i = 0; i < 50000; ++i) {
         auto more = consumer_->Poll(0ms);
         if (!more.ok()) return more.error();
         if (!more->has_value()) break;

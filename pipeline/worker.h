@@ -84,6 +84,7 @@ class Worker : public RebalanceListener {
   Status CommitCycle();
   Status Recover(const Error& error);
   void DropTasks(const std::set<int32_t>& partitions);
+  Status ResumeInput(Task& task, int input);  // resumes fetching a paused input
   Status ProduceDeadLetter(Task& task, const Message& m, const char* reason, const std::string& detail);
   void PollControlTopics();
   // True while the broker holds records of topic[partition] at or after `fetched`.

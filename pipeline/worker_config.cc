@@ -38,7 +38,7 @@ Option IntOption(const char* key, int64_t min, int64_t max) {
             c.*Field = n;
             return true;
           },
-          "an integer"};
+          "an integer in range"};
 }
 
 template <std::string WorkerConfig::*Field>
@@ -65,9 +65,17 @@ const std::vector<Option>& Options() {
       IntOption<&WorkerConfig::state_ttl_ms>("state_ttl_ms", 60000, 3650LL * 24 * 3600 * 1000),
       IntOption<&WorkerConfig::expiry_sweep_interval_ms>("expiry_sweep_interval_ms", 100, 24LL * 3600 * 1000),
       IntOption<&WorkerConfig::cache_max_entries>("cache_max_entries", 1, 100000000),
+      IntOption<&WorkerConfig::max_buffered_records>("max_buffered_records", 2, 10000000),
       IntOption<&WorkerConfig::block_cache_bytes>("block_cache_bytes", 1 << 20, 1LL << 40),
       IntOption<&WorkerConfig::write_buffer_bytes>("write_buffer_bytes", 1 << 20, 1LL << 34),
       IntOption<&WorkerConfig::transaction_timeout_ms>("transaction_timeout_ms", 1000, 900000),
+      {"processing_guarantee",
+       [](WorkerConfig& c, const std::string& v) {
+         if (v != "exactly_once" && v != "at_least_once") return false;
+         c.exactly_once = v == "exactly_once";
+         return true;
+       },
+       "exactly_once or at_least_once"},
   };
   return kOptions;
 }
@@ -112,7 +120,7 @@ Result<WorkerConfig> WorkerConfig::Parse(const std::string& text, const std::str
         continue;
       }
       if (!kv.second.IsScalar() || !opt->set(c, kv.second.Scalar())) {
-        problems.push_back(where + ": " + key + " must be " + opt->expects + " in range, got '" +
+        problems.push_back(where + ": " + key + " must be " + opt->expects + ", got '" +
                            (kv.second.IsScalar() ? kv.second.Scalar() : std::string("a structure")) + "'");
       }
     }
@@ -120,7 +128,7 @@ Result<WorkerConfig> WorkerConfig::Parse(const std::string& text, const std::str
   for (const auto& opt : Options()) {
     auto it = env.find(EnvName(opt.key));
     if (it != env.end() && !opt.set(c, it->second)) {
-      problems.push_back("environment " + it->first + ": must be " + opt.expects + " in range, got '" +
+      problems.push_back("environment " + it->first + ": must be " + opt.expects + ", got '" +
                          it->second + "'");
     }
   }

@@ -36,9 +36,18 @@ struct WorkerConfig {
   int64_t state_ttl_ms = 30LL * 24 * 3600 * 1000;  // ms of event time after the last event before state expires
   int64_t expiry_sweep_interval_ms = 60000;  // ms of wall time between expiry sweeps of a task's state
   int64_t cache_max_entries = 100000;     // container states kept decoded in memory per task
+  // Records a task buffers per input partition before it pauses fetching
+  // that partition (resumed at half); bounds memory and keeps one busy
+  // partition from filling the consumer's queue ahead of the others.
+  int64_t max_buffered_records = 10000;
   int64_t block_cache_bytes = 64LL << 20;  // RocksDB block cache, bytes
   int64_t write_buffer_bytes = 16LL << 20;  // RocksDB memtable per partition, bytes
   int64_t transaction_timeout_ms = 60000;   // Kafka transaction timeout, ms
+  // processing_guarantee: exactly_once (default; each commit is one Kafka
+  // transaction) or at_least_once (no transactions: outputs are flushed,
+  // then state, then the consumed offsets are committed; a crash can repeat
+  // outputs but never loses one).
+  bool exactly_once = true;
   std::map<std::string, std::string> kafka;  // extra librdkafka properties
 
   // Parses YAML text (source names the file in messages), applies the

@@ -5,6 +5,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <set>
 #include <thread>
 
 #include "operators/decode.h"
@@ -96,12 +97,19 @@ Result<std::vector<pipeline::OwnedRecord>> WorkerHarness::DeadLetters() {
                           partitions_, std::chrono::seconds(60));
 }
 
-Result<std::vector<v1::Alert>> WorkerHarness::WaitForAlerts(size_t count, std::chrono::seconds timeout) {
+Result<std::vector<v1::Alert>> WorkerHarness::WaitForAlerts(size_t count, std::chrono::seconds timeout,
+                                                            bool distinct) {
   const auto deadline = std::chrono::steady_clock::now() + timeout;
   for (;;) {
     auto alerts = Alerts();
     if (!alerts.ok()) return alerts;
-    if (alerts->size() >= count || std::chrono::steady_clock::now() > deadline) return alerts;
+    size_t have = alerts->size();
+    if (distinct) {
+      std::set<std::string> ids;
+      for (const auto& a : *alerts) ids.insert(a.alert_id());
+      have = ids.size();
+    }
+    if (have >= count || std::chrono::steady_clock::now() > deadline) return alerts;
     std::this_thread::sleep_for(std::chrono::milliseconds(500));  // polling a topic, not a sleep-to-sync
   }
 }

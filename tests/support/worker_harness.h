@@ -39,8 +39,10 @@ class WorkerHarness {
   // Alerts committed so far (read_committed, to the end).
   Result<std::vector<v1::Alert>> Alerts();
   Result<std::vector<pipeline::OwnedRecord>> DeadLetters();
-  // Waits until the committed alerts reach `count` and stay there for a second.
-  Result<std::vector<v1::Alert>> WaitForAlerts(size_t count, std::chrono::seconds timeout);
+  // Polls the committed alerts until they reach `count` or `timeout` passes;
+  // returns what it read last.
+  // With `distinct`, counts distinct alert ids (at-least-once may repeat alerts).
+  Result<std::vector<v1::Alert>> WaitForAlerts(size_t count, std::chrono::seconds timeout, bool distinct = false);
 
  private:
   std::unique_ptr<TestBroker> broker_;

@@ -37,6 +37,21 @@ TEST(WorkerConfig, ReportsEveryProblemAtOnceWithLines) {
   EXPECT_NE(m.find("instance_id is required"), std::string::npos) << m;
 }
 
+TEST(WorkerConfig, ProcessingGuaranteeIsExactlyOnceUnlessToldOtherwise) {
+  auto c = WorkerConfig::Parse("instance_id: w\n", "w.yaml", {});
+  ASSERT_TRUE(c.ok()) << c.error().message;
+  EXPECT_TRUE(c->exactly_once);
+  c = WorkerConfig::Parse("instance_id: w\nprocessing_guarantee: at_least_once\n", "w.yaml", {});
+  ASSERT_TRUE(c.ok()) << c.error().message;
+  EXPECT_FALSE(c->exactly_once);
+  c = WorkerConfig::Parse("instance_id: w\nprocessing_guarantee: at_most_once\n", "w.yaml", {});
+  ASSERT_FALSE(c.ok());
+  EXPECT_NE(c.error().message.find(
+                "w.yaml:2: processing_guarantee must be exactly_once or at_least_once, got 'at_most_once'"),
+            std::string::npos)
+      << c.error().message;
+}
+
 TEST(WorkerConfig, RejectsBrokenYaml) {
   auto c = WorkerConfig::Parse("instance_id: [a\n", "bad.yaml", {});
   ASSERT_FALSE(c.ok());
