@@ -23,6 +23,7 @@
 #include "app/commands.h"
 #include "core/http.h"
 #include "core/log.h"
+#include "core/types.h"
 #include "delivery/dispatcher.h"
 #include "delivery/hub.h"
 #include "delivery/probes.h"
@@ -116,19 +117,7 @@ int RunDemo(const DemoArgs& a) {
 
   // 2. Simulation (ground truth kept for the closing evaluation).
   sim::TrafficOptions to{.seed = a.seed, .containers = a.containers, .outcome_rate = 0.3};
-  const auto now_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
-                          std::chrono::system_clock::now().time_since_epoch())
-                          .count();
-  {
-    // Whole days back, so that every event time is in the past and the
-    // night-time scenarios stay at night.
-    const auto probe = sim::GenerateTraffic(to, *profile);
-    int64_t last = 0;
-    for (const auto& r : probe.records) last = std::max(last, r.timestamp_ms);
-    const int64_t day = 24LL * 3600 * 1000;
-    to.start_ms += (now_ms - 60000 - last) / day * day - ((now_ms - 60000 - last) < 0 ? day : 0);
-  }
-  const sim::Traffic traffic = sim::GenerateTraffic(to, *profile);
+  const sim::Traffic traffic = sim::GenerateTrafficEndingBefore(&to, *profile, NowMs());
   std::map<std::string, sim::Scenario> label_of(traffic.labels.begin(), traffic.labels.end());
 
   // 3. Worker.

@@ -14,6 +14,7 @@
 
 #include "app/commands.h"
 #include "core/http.h"
+#include "core/types.h"
 #include "operators/default_profile.h"
 #include "pipeline/topic_reader.h"
 #include "sim/evaluation.h"
@@ -68,21 +69,8 @@ int RunSimulate(SimulateArgs& a) {
       return 2;
     }
   }
-  sim::Traffic traffic = sim::GenerateTraffic(a.traffic, *profile);
-  if (auto_start && !traffic.records.empty()) {
-    // Move the whole simulation by whole days (so local times, and with them
-    // night-time scenarios, stay as generated) to end within the last day:
-    // every event time is in the past, as it is for real reports.
-    int64_t last = 0;
-    for (const auto& r : traffic.records) last = std::max(last, r.timestamp_ms);
-    const int64_t now = std::chrono::duration_cast<std::chrono::milliseconds>(
-                            std::chrono::system_clock::now().time_since_epoch())
-                            .count();
-    const int64_t day = 24LL * 3600 * 1000;
-    const int64_t gap = now - 60000 - last;
-    a.traffic.start_ms += (gap >= 0 ? gap / day : -((-gap + day - 1) / day)) * day;
-    traffic = sim::GenerateTraffic(a.traffic, *profile);
-  }
+  const sim::Traffic traffic = auto_start ? sim::GenerateTrafficEndingBefore(&a.traffic, *profile, NowMs())
+                                          : sim::GenerateTraffic(a.traffic, *profile);
   std::map<std::string, size_t> by_scenario;
   for (const auto& [c, s] : traffic.labels) ++by_scenario[sim::ScenarioName(s)];
   if (!a.labels.empty()) {
@@ -239,6 +227,8 @@ void RegisterSimCommands(CLI::App& app) {
   sc->add_option("--spread-hours", s->spread_hours, "Trips start within this many hours")->capture_default_str();
   sc->add_option("--gps-per-container", s->traffic.gps_per_container, "GPS fixes per trip (every 1-5 min)")
       ->capture_default_str();
+  sc->add_flag("--no-scans", [s](int64_t n) { s->traffic.scans = n == 0; },
+              "Send no radiation portal scans (with --gps-per-container 0: manifests only, e.g. to fill state)");
   sc->add_option("--scenario-rate", s->traffic.scenario_rate, "Share of containers with a smuggling scenario")
       ->capture_default_str();
   sc->add_option("--lookalike-rate", s->traffic.lookalike_rate, "Share of containers with a benign look-alike")

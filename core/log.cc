@@ -74,9 +74,7 @@ void SetThreshold(Level level) { ThresholdStore().store(static_cast<int>(level))
 bool Enabled(Level level) { return static_cast<int>(level) >= ThresholdStore().load(std::memory_order_relaxed); }
 
 Line::~Line() {
-  const int64_t now = std::chrono::duration_cast<std::chrono::milliseconds>(
-                          std::chrono::system_clock::now().time_since_epoch())
-                          .count();
+  const int64_t now = NowMs();
   const char* base = std::strrchr(file_, '/');
   base = base ? base + 1 : file_;
   std::string text;

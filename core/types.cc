@@ -1,9 +1,15 @@
 #include "core/types.h"
 
+#include <chrono>
 #include <cmath>
 #include <ctime>
 
 namespace boxwatch {
+
+int64_t NowMs() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
 namespace {
 
 bool IsUpper(char c) { return c >= 'A' && c <= 'Z'; }

@@ -20,6 +20,9 @@ using EventTimeMs = NamedType<int64_t, struct EventTimeTag>;
 // UTC epoch milliseconds on this process's clock.
 using ProcessingTimeMs = NamedType<int64_t, struct ProcessingTimeTag>;
 
+// Now, in UTC epoch milliseconds (the system clock).
+int64_t NowMs();
+
 // ISO 6346 freight container number: owner code (3 letters), equipment
 // category (U freight, J detachable equipment, Z trailer/chassis), 6-digit
 // serial and a check digit computed from the other ten characters.

@@ -23,11 +23,6 @@ constexpr const char* kLog = "worker";
 constexpr const char* kTaskMetaKey = "__task__";  // changelog key of a task's metadata
 constexpr int kInputs = 4;                         // manifests, scans, gps, outcomes
 
-int64_t NowMs() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
 
 }  // namespace
 
@@ -879,10 +874,17 @@ Status Worker::Run(const std::atomic<bool>& stop) {
       }
       if (!m.ok()) return m.error();
       if (m->has_value()) Route(std::move(**m));
-      // Take what is already fetched without waiting: a record of one
-      // partition may sit in the consumer's queue behind many of others,
-      // and the merge may be waiting for it. Full buffers pause their input.
-      for (int i = 0; i < 50000; ++i) {
+      // Take what is already fetched without waiting. Once a task has
+      // waited a quarter of idle_wait_ms for an input, take much more: the
+      // record it waits for may sit in the consumer's queue behind many
+      // records of other partitions. Buffers that fill up pause their
+      // partition, which frees the queue.
+      const int64_t now = NowMs();
+      bool waiting = false;
+      for (const auto& [p, t] : tasks_)
+        waiting |= t->blocked_since_ms != 0 && now - t->blocked_since_ms >= config_.idle_wait_ms / 4;
+      const int take = waiting ? 50000 : 2000;
+      for (int i = 0; i < take; ++i) {
         auto more = consumer_->Poll(0ms);
         if (!more.ok()) return more.error();
         if (!more->has_value()) break;

@@ -349,7 +349,10 @@ Traffic GenerateTraffic(const TrafficOptions& o, const operators::Profile& profi
     s.mutable_rpm()->set_neutron_background_cps(std::round(neutron_background * 100) / 100);
     s.mutable_rpm()->set_neutron_cps(sc == Scenario::kNeutron ? std::round(neutron_background * 500) / 100
                                                                : std::round(neutron_background * (80 + u(rng) * 40)) / 100);
-    emit({pipeline::TopicRole::kScans, number, s.SerializeAsString(), s.scanned_at_ms(), false, ""}, s.scanned_at_ms());
+    if (o.scans) {
+      emit({pipeline::TopicRole::kScans, number, s.SerializeAsString(), s.scanned_at_ms(), false, ""},
+           s.scanned_at_ms());
+    }
 
     // --- GPS along the corridor: the truck covers speed x time ---
     std::vector<double> cum(line.size(), 0.0);  // metres from the corridor's start to each point
@@ -498,6 +501,19 @@ Traffic GenerateTraffic(const TrafficOptions& o, const operators::Profile& profi
   });
   for (auto& t : out) traffic.records.push_back(std::move(t.r));
   return traffic;
+}
+
+Traffic GenerateTrafficEndingBefore(TrafficOptions* options, const operators::Profile& profile, int64_t now_ms) {
+  Traffic traffic = GenerateTraffic(*options, profile);
+  if (traffic.records.empty()) return traffic;
+  int64_t last = 0;
+  for (const auto& r : traffic.records) last = std::max(last, r.timestamp_ms);
+  constexpr int64_t kDay = 24LL * 3600 * 1000;
+  const int64_t gap = now_ms - 60000 - last;
+  const int64_t days = gap >= 0 ? gap / kDay : -((-gap + kDay - 1) / kDay);  // rounded down
+  if (days == 0) return traffic;
+  options->start_ms += days * kDay;
+  return GenerateTraffic(*options, profile);
 }
 
 }  // namespace boxwatch::sim

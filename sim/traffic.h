@@ -26,6 +26,7 @@ struct TrafficOptions {
   int64_t start_ms = 1794970800000;  // 2026-11-18T03:00Z, UTC ms
   int64_t spread_ms = 6LL * 3600 * 1000;  // trips start within this window after start_ms (ms)
   int gps_per_container = 40;        // fixes per trip, every 1-5 minutes of event time
+  bool scans = true;                 // a radiation portal scan at the discharge port (the draws are made either way)
   int64_t max_disorder_ms = 60000;   // GPS delivered up to this late (ms), within the lateness
   double duplicate_rate = 0.02;      // share of GPS fixes delivered twice
   double dropout_rate = 0.03;        // share of GPS fixes never delivered
@@ -80,5 +81,10 @@ struct Traffic {
 };
 
 Traffic GenerateTraffic(const TrafficOptions& options, const operators::Profile& profile);
+// Generates the traffic moved by whole days (so local times, and with them
+// the night-time scenarios, stay as generated) to end within the day before
+// `now_ms` minus a minute: every event time is in the past, as it is for
+// real reports. options->start_ms is moved with it.
+Traffic GenerateTrafficEndingBefore(TrafficOptions* options, const operators::Profile& profile, int64_t now_ms);
 
 }  // namespace boxwatch::sim

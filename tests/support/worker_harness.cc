@@ -14,12 +14,6 @@
 
 namespace boxwatch::testing {
 
-int64_t NowMs() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
-
 Result<std::unique_ptr<WorkerHarness>> WorkerHarness::Create(int partitions) {
   auto h = std::make_unique<WorkerHarness>();
   auto broker = TestBroker::Start(BrokerKind::kReal);

@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "core/types.h"
 #include "operators/engine.h"
 #include "sim/traffic.h"
 #include "tests/support/child_process.h"
@@ -63,6 +64,6 @@ AlertDigest Digest(const std::vector<v1::Alert>& alerts);
 std::string Num(double v);
 // Parses a {"event":"stopped",...} line's numeric field.
 int64_t JsonField(const std::string& line, const std::string& name);
-int64_t NowMs();
+using boxwatch::NowMs;
 
 }  // namespace boxwatch::testing
