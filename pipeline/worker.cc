@@ -875,7 +875,7 @@ Status Worker::Run(const std::atomic<bool>& stop) {
       if (!m.ok()) return m.error();
       if (m->has_value()) Route(std::move(**m));
       // Take what is already fetched without waiting. Once a task has
-      // waited a quarter of idle_wait_ms for an input, take much more: the
+      // waited a quarter of idle_wait_ms for an input, take everything: the
       // record it waits for may sit in the consumer's queue behind many
       // records of other partitions. Buffers that fill up pause their
       // partition, which frees the queue.
@@ -883,7 +883,7 @@ Status Worker::Run(const std::atomic<bool>& stop) {
       bool waiting = false;
       for (const auto& [p, t] : tasks_)
         waiting |= t->blocked_since_ms != 0 && now - t->blocked_since_ms >= config_.idle_wait_ms / 4;
-      const int take = waiting ? 50000 : 2000;
+      const int take = waiting ? 1000000 : 2000;
       for (int i = 0; i < take; ++i) {
         auto more = consumer_->Poll(0ms);
         if (!more.ok()) return more.error();

@@ -39,7 +39,7 @@ struct WorkerConfig {
   // Records a task buffers per input partition before it pauses fetching
   // that partition (resumed at half); bounds memory and keeps one busy
   // partition from filling the consumer's queue ahead of the others.
-  int64_t max_buffered_records = 20000;
+  int64_t max_buffered_records = 100000;
   int64_t block_cache_bytes = 64LL << 20;  // RocksDB block cache, bytes
   int64_t write_buffer_bytes = 16LL << 20;  // RocksDB memtable per partition, bytes
   int64_t transaction_timeout_ms = 60000;   // Kafka transaction timeout, ms
