@@ -475,6 +475,12 @@ Status KafkaProducer::AbortTransaction(std::chrono::milliseconds timeout) {
                "abort transaction");
 }
 
+void KafkaProducer::Purge() {
+  rd_kafka_purge(rk_.get(), RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT | RD_KAFKA_PURGE_F_NON_BLOCKING);
+  rd_kafka_poll(rk_.get(), 0);  // serve the purged records' delivery reports
+  delivery_error_.reset();
+}
+
 Status KafkaProducer::Flush(std::chrono::milliseconds timeout) {
   if (rd_kafka_resp_err_t err = rd_kafka_flush(rk_.get(), static_cast<int>(timeout.count()))) {
     return FromKafkaResp(rk_.get(), err, "flush producer");

@@ -226,6 +226,9 @@ class KafkaProducer {
   // Waits until every enqueued record is delivered; returns the first
   // delivery failure since the last Flush.
   Status Flush(std::chrono::milliseconds timeout);
+  // Drops every record not yet delivered: queued ones, and in-flight ones
+  // without waiting for their answer (the broker may still have those).
+  void Purge();
   uint64_t delivered() const { return delivered_; }
   // Offset of the last record delivered to topic[partition], -1 if none.
   int64_t LastDeliveredOffset(const std::string& topic, int32_t partition) const;

@@ -317,6 +317,7 @@ void Worker::OnLost(const std::vector<TopicPartition>& partitions) {
     if (config_.exactly_once) producer_->AbortTransaction(30s).PermitUnchecked();
     in_transaction_ = false;
   }
+  if (Status s = DropUnsentOutput(); !s.ok()) pending_error_ = s.error();
   std::set<int32_t> all;
   for (const auto& [p, t] : tasks_) all.insert(p);
   DropTasks(all);
@@ -437,7 +438,17 @@ void Worker::Route(Message message) {
       return;
     }
     task.paused[index] = true;
+    ++stats_.pauses;
   }
+}
+
+// At-least-once: output of a cycle that will not commit its offsets is
+// dropped, not left to land after someone else took the partitions over;
+// replaying the input makes it again.
+Status Worker::DropUnsentOutput() {
+  if (config_.exactly_once || !producer_) return Status::Ok();
+  producer_->Purge();
+  return NewProducer();
 }
 
 Status Worker::ResumeInput(Task& task, int input) {
@@ -751,8 +762,9 @@ Status Worker::CommitCycle() {
     Status s = task_ptr->store->Commit(writes[p], last + 1, metas[p]);
     if (!s.ok()) return s;
   }
-  // At-least-once: the consumed offsets last, once outputs and state are stored.
-  if (!config_.exactly_once) {
+  // At-least-once: the consumed offsets last, once outputs and state are
+  // stored (none when no task has processed a record since it was assigned).
+  if (!config_.exactly_once && !offsets.empty()) {
     if (Status s = consumer_->CommitSync(offsets); !s.ok()) return s;
   }
   if (pending_profile_) {  // a new profile applies at a commit boundary
@@ -846,6 +858,8 @@ Status Worker::Recover(const Error& error) {
       ++stats_.rebuilds;
       if (Status n = NewProducer(); !n.ok()) return n;
     }
+  } else if (Status s = DropUnsentOutput(); !s.ok()) {
+    return s;
   }
   in_transaction_ = false;
   // Start over from what is committed: drop every task and its buffers, and
@@ -889,6 +903,11 @@ Status Worker::Run(const std::atomic<bool>& stop) {
         if (!more.ok()) return more.error();
         if (!more->has_value()) break;
         Route(std::move(**more));
+      }
+      if (pending_error_) {  // a callback failed while polling: recover before processing
+        Error e = std::move(*pending_error_);
+        pending_error_.reset();
+        return e;
       }
       PollControlTopics();
       UpdateGauges();

@@ -38,6 +38,7 @@ struct WorkerStats {
   uint64_t transactions = 0;   // committed transactions
   uint64_t restored_records = 0;  // changelog records applied during restores
   uint64_t rebuilds = 0;       // producer rebuilds after fencing or fatal errors
+  uint64_t pauses = 0;         // input partitions paused because their buffer was full
   uint64_t expired = 0;        // container states deleted after state_ttl_ms
   uint64_t feedback = 0;       // reference entries written from inspection outcomes
   std::map<std::string, uint64_t> dead_by_reason;
@@ -85,6 +86,7 @@ class Worker : public RebalanceListener {
   Status Recover(const Error& error);
   void DropTasks(const std::set<int32_t>& partitions);
   Status ResumeInput(Task& task, int input);  // resumes fetching a paused input
+  Status DropUnsentOutput();                  // at-least-once: purge and replace the producer
   Status ProduceDeadLetter(Task& task, const Message& m, const char* reason, const std::string& detail);
   void PollControlTopics();
   // True while the broker holds records of topic[partition] at or after `fetched`.
