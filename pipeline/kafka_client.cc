@@ -25,6 +25,12 @@ PartitionList ToList(const std::vector<TopicPartitionOffset>& offsets) {
   return list;
 }
 
+PartitionList ToList(const std::vector<TopicPartition>& partitions) {
+  PartitionList list = NewList(partitions.size());
+  for (const auto& tp : partitions) rd_kafka_topic_partition_list_add(list.get(), tp.topic.c_str(), tp.partition);
+  return list;
+}
+
 std::vector<TopicPartition> FromList(const rd_kafka_topic_partition_list_t* list) {
   std::vector<TopicPartition> out;
   if (list == nullptr) return out;
@@ -269,14 +275,6 @@ Status KafkaConsumer::Seek(const TopicPartitionOffset& to, std::chrono::millisec
   }
   return FirstPartitionError(list.get(), "seek");
 }
-
-namespace {
-PartitionList ToList(const std::vector<TopicPartition>& partitions) {
-  PartitionList list = NewList(partitions.size());
-  for (const auto& tp : partitions) rd_kafka_topic_partition_list_add(list.get(), tp.topic.c_str(), tp.partition);
-  return list;
-}
-}  // namespace
 
 Status KafkaConsumer::Pause(const std::vector<TopicPartition>& partitions) {
   PartitionList list = ToList(partitions);
