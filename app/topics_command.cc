@@ -20,13 +20,17 @@ struct TopicsArgs {
   int timeout_s = 30;
   int64_t event_retention_ms = 7LL * 24 * 3600 * 1000;   // input and dead-letter topics; -1 keeps forever
   int64_t alert_retention_ms = 365LL * 24 * 3600 * 1000;  // alerts; -1 keeps forever
+  int64_t max_message_bytes = 0;                            // bytes; 0: the broker's default
 };
 
-int Describe(const TopicsArgs& a, pipeline::KafkaAdmin& admin) {
+// `settle`: right after a create, ask until every broker's answer shows the
+// whole set (a broker's metadata can trail the controller for a moment).
+int Describe(const TopicsArgs& a, pipeline::KafkaAdmin& admin, bool settle) {
   const pipeline::TopicNames names(a.prefix);
   std::vector<std::string> wanted;
   for (auto role : pipeline::kAllTopicRoles) wanted.push_back(names.Name(role));
-  auto counts = admin.PartitionCounts(wanted, std::chrono::seconds(a.timeout_s));
+  auto counts = settle ? admin.PartitionCountsOfAll(wanted, std::chrono::seconds(a.timeout_s))
+                       : admin.PartitionCounts(wanted, std::chrono::seconds(a.timeout_s));
   if (!counts.ok()) {
     std::fprintf(stderr, "boxwatch topics describe: %s\n", counts.error().message.c_str());
     return 1;
@@ -50,7 +54,8 @@ int Create(const TopicsArgs& a, pipeline::KafkaAdmin& admin) {
                                               .partitions = a.partitions,
                                               .replication = a.replication,
                                               .event_retention_ms = a.event_retention_ms,
-                                              .alert_retention_ms = a.alert_retention_ms});
+                                              .alert_retention_ms = a.alert_retention_ms,
+                                              .max_message_bytes = a.max_message_bytes});
   std::vector<std::string> existing;
   Status s = admin.CreateTopics(specs, std::chrono::seconds(a.timeout_s), &existing);
   if (!s.ok()) {
@@ -61,7 +66,7 @@ int Create(const TopicsArgs& a, pipeline::KafkaAdmin& admin) {
     const bool was_there = std::find(existing.begin(), existing.end(), spec.name) != existing.end();
     std::printf("%-40s %s\n", spec.name.c_str(), was_there ? "exists" : "created");
   }
-  return Describe(a, admin);
+  return Describe(a, admin, true);
 }
 
 }  // namespace
@@ -99,6 +104,11 @@ void RegisterTopicsCommand(CLI::App& app) {
   create->add_option("--alert-retention-ms", args->alert_retention_ms,
                      "retention.ms of the alerts topic; -1 keeps alerts forever")
       ->capture_default_str();
+  create->add_option("--max-message-bytes", args->max_message_bytes,
+                     "max.message.bytes of every topic; 0 keeps the broker's default (about 1 MiB). Raise it "
+                     "together with the clients' message.max.bytes to carry larger records")
+      ->capture_default_str()
+      ->check(CLI::Range(int64_t{0}, int64_t{1000000000}));
   CLI::App* describe = topics->add_subcommand(
       "describe", "Show partition counts and check that the co-partitioned topics agree");
   add_common(describe);
@@ -110,7 +120,7 @@ void RegisterTopicsCommand(CLI::App& app) {
       SetExitCode(1);
       return;
     }
-    SetExitCode(create_first ? Create(*args, **admin) : Describe(*args, **admin));
+    SetExitCode(create_first ? Create(*args, **admin) : Describe(*args, **admin, false));
   };
   create->callback([run] { run(true); });
   describe->callback([run] { run(false); });

@@ -142,6 +142,13 @@ class SocketStream : public StreamWriter {
   SocketStream(int fd, const std::atomic<bool>& stopping) : fd_(fd), stopping_(stopping) {}
   bool Write(std::string_view data) override { return !stopping_ && SendAll(fd_, data); }
   bool stopping() const override { return stopping_; }
+  bool open() const override {
+    pollfd p{fd_, POLLIN | POLLRDHUP, 0};
+    if (::poll(&p, 1, 0) <= 0) return true;  // nothing happened
+    if (p.revents & (POLLRDHUP | POLLHUP | POLLERR | POLLNVAL)) return false;
+    char c;  // readable: data (a stream's client sends none) or end of stream
+    return ::recv(fd_, &c, 1, MSG_PEEK | MSG_DONTWAIT) > 0;
+  }
 
  private:
   int fd_;

@@ -43,6 +43,10 @@ class StreamWriter {
   virtual ~StreamWriter() = default;
   virtual bool Write(std::string_view data) = 0;
   virtual bool stopping() const = 0;
+  // False once the peer has closed its end (checked without blocking), so a
+  // quiet stream gives its connection slot back at once rather than at its
+  // next write.
+  virtual bool open() const { return true; }
 };
 
 struct Response {

@@ -25,7 +25,9 @@ int LetterValue(char c) {
   return v;
 }
 
-std::string Quoted(std::string_view s) { return "'" + std::string(s) + "'"; }
+// Quotes outside input for an error message, clipped: a 3 MB "container
+// number" must not come back whole in a gRPC status or a dead-letter header.
+std::string Quoted(std::string_view s) { return "'" + ClipText(s, 32) + "'"; }
 
 }  // namespace
 
@@ -156,6 +158,14 @@ std::string FormatUtc(int64_t epoch_ms) {
   char out[48];
   std::snprintf(out, sizeof out, "%s.%03dZ", buf, static_cast<int>(ms));
   return out;
+}
+
+std::string ClipText(std::string_view text, size_t max_bytes) {
+  if (text.size() <= max_bytes) return std::string(text);
+  size_t cut = max_bytes;
+  // Back up over UTF-8 continuation bytes (10xxxxxx) so no character is split.
+  while (cut > 0 && (static_cast<unsigned char>(text[cut]) & 0xC0) == 0x80) --cut;
+  return std::string(text.substr(0, cut)) + "... (" + std::to_string(text.size()) + " bytes)";
 }
 
 }  // namespace boxwatch

@@ -91,4 +91,9 @@ Status ValidateCoordinates(double lat, double lon);
 // ISO 8601 UTC rendering of epoch milliseconds, e.g. 2026-11-29T03:41:00.000Z.
 std::string FormatUtc(int64_t epoch_ms);
 
+// At most `max_bytes` of `text`, cut at a UTF-8 character boundary; when cut,
+// "..." and the full length follow ("ABC... (3145728 bytes)"). For messages,
+// evidence and logs that quote outside input: a value is never echoed whole.
+std::string ClipText(std::string_view text, size_t max_bytes);
+
 }  // namespace boxwatch

@@ -20,6 +20,7 @@
 #include "delivery/probes.h"
 #include "delivery/resume_cursor.h"
 #include "delivery/tls.h"
+#include "operators/decode.h"
 #include "pipeline/partitioner.h"
 #include "pipeline/topics.h"
 
@@ -290,9 +291,9 @@ class Dispatcher::Impl final : public v1::AlertService::Service {
     // Derived from the request as sent, so a retried call (same body, no
     // id) records the same outcome once.
     const uint32_t request_hash = pipeline::Murmur2(request->SerializeAsString());
+    std::vector<std::string> problems = operators::OutcomeSizeProblems(o);
     auto number = ContainerNumber::Parse(o.container_number());
-    std::vector<std::string> problems;
-    if (!number.ok()) problems.push_back(number.error().message);
+    if (!number.ok() && problems.empty()) problems.push_back(number.error().message);
     if (o.result() == v1::InspectionOutcome::RESULT_UNSPECIFIED)
       problems.push_back("result is required (NO_FINDING, DISCREPANCY or SEIZURE)");
     const int64_t now = NowMs();
@@ -336,6 +337,12 @@ class Dispatcher::Impl final : public v1::AlertService::Service {
     std::string caller;
     if (grpc::Status who = Caller(ctx, &caller); !who.ok()) return who;
     const std::set<std::string>& visible = grants_.at(caller);
+    if (request->container_number().size() > operators::kMaxContainerNumberBytes) {
+      return {grpc::StatusCode::INVALID_ARGUMENT, "container_number is " +
+                                                      std::to_string(request->container_number().size()) +
+                                                      " bytes; the limit is " +
+                                                      std::to_string(operators::kMaxContainerNumberBytes)};
+    }
     auto number = ContainerNumber::Parse(request->container_number());
     if (!number.ok()) return {grpc::StatusCode::INVALID_ARGUMENT, number.error().message};
     response->set_container_number(number->str());

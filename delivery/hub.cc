@@ -18,6 +18,7 @@
 #include "delivery/hub_store.h"
 #include "delivery/probes.h"
 #include "delivery/tls.h"
+#include "operators/decode.h"
 
 namespace boxwatch::delivery {
 namespace {
@@ -349,8 +350,15 @@ class Hub::Impl {
   http::Response PostOutcome(const http::Request& req) {
     v1::InspectionOutcome o;
     auto parsed = google::protobuf::util::JsonStringToMessage(req.body, &o);
-    if (!parsed.ok())
-      return http::Response::Error(400, "body is not an InspectionOutcome in JSON: " + std::string(parsed.message()));
+    if (!parsed.ok()) {
+      return http::Response::Error(400, "body is not an InspectionOutcome in JSON: " +
+                                            ClipText(std::string(parsed.message()), 256));
+    }
+    if (auto problems = operators::OutcomeSizeProblems(o); !problems.empty()) {
+      std::string all;
+      for (const auto& p : problems) all += (all.empty() ? "" : "; ") + p;
+      return http::Response::Error(400, all);
+    }
     grpc::ClientContext ctx;
     ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(20));
     ctx.AddMetadata("x-boxwatch-hub-id", options_.hub_id);  // identity with --insecure (TLS uses the certificate)
@@ -370,7 +378,7 @@ class Hub::Impl {
       auto listener = feed_.Join();
       bool ok = w.Write(": boxwatch hub " + options_.hub_id + " live feed\n\n");
       auto last = Clock::now();
-      while (ok && !w.stopping()) {
+      while (ok && !w.stopping() && w.open()) {
         bool overflowed = false;
         auto events = feed_.Take(listener, milliseconds(500), &overflowed);
         for (const auto& e : events) ok = ok && w.Write(e);

@@ -1,14 +1,107 @@
 #include "operators/decode.h"
 
+#include <google/protobuf/struct.pb.h>
 #include <google/protobuf/util/json_util.h>
 
 #include <cmath>
+#include <mutex>
 #include <optional>
+#include <unordered_map>
+#include <vector>
 
 namespace boxwatch::operators {
 namespace {
 
 Rejection Reject(RejectReason reason, std::string detail) { return {reason, std::move(detail)}; }
+
+using google::protobuf::Descriptor;
+using google::protobuf::FieldDescriptor;
+
+// Whether messages of `d` hold an enum field anywhere below them (cached:
+// most GPS fixes then skip the walk's per-field work).
+bool HasEnums(const Descriptor* d) {
+  static std::mutex mu;
+  static std::unordered_map<const Descriptor*, bool> known;
+  {
+    std::lock_guard lock(mu);
+    if (auto it = known.find(d); it != known.end()) return it->second;
+  }
+  bool any = false;
+  for (int i = 0; i < d->field_count() && !any; ++i) {
+    const FieldDescriptor* f = d->field(i);
+    any = f->enum_type() != nullptr || (f->message_type() != nullptr && f->message_type() != d && HasEnums(f->message_type()));
+  }
+  std::lock_guard lock(mu);
+  known[d] = any;
+  return any;
+}
+
+std::optional<Rejection> UnknownEnum(const std::string& path, const FieldDescriptor* f, const std::string& value) {
+  return Reject(RejectReason::kInvalidField, path + f->name() + " = " + value + " is not a value of " +
+                                                 f->enum_type()->full_name() + " (a newer producer? see docs/topics.md)");
+}
+
+// Binary protobuf keeps enum numbers it does not know (proto3 enums are
+// open); boxwatch refuses them instead of letting indicators guess.
+std::optional<Rejection> CheckEnumNumbers(const google::protobuf::Message& msg, const std::string& path) {
+  const Descriptor* d = msg.GetDescriptor();
+  if (!HasEnums(d)) return std::nullopt;
+  const auto* r = msg.GetReflection();
+  for (int i = 0; i < d->field_count(); ++i) {
+    const FieldDescriptor* f = d->field(i);
+    if (f->enum_type() != nullptr) {
+      const int n = f->is_repeated() ? r->FieldSize(msg, f) : 1;
+      for (int k = 0; k < n; ++k) {
+        const int v = f->is_repeated() ? r->GetRepeatedEnumValue(msg, f, k) : r->GetEnumValue(msg, f);
+        if (f->enum_type()->FindValueByNumber(v) == nullptr) return UnknownEnum(path, f, std::to_string(v));
+      }
+    } else if (f->message_type() != nullptr) {
+      if (f->is_repeated()) {
+        for (int k = 0; k < r->FieldSize(msg, f); ++k) {
+          const std::string at = path + f->name() + "[" + std::to_string(k) + "].";
+          if (auto rej = CheckEnumNumbers(r->GetRepeatedMessage(msg, f, k), at)) return rej;
+        }
+      } else if (r->HasField(msg, f)) {
+        if (auto rej = CheckEnumNumbers(r->GetMessage(msg, f), path + f->name() + ".")) return rej;
+      }
+    }
+  }
+  return std::nullopt;
+}
+
+// The JSON parser, told to ignore unknown fields (newer producers), also
+// drops enum names it does not know without a word. This walks the JSON
+// document beside the message type and refuses such names.
+std::optional<Rejection> CheckJsonEnumNames(const google::protobuf::Value& json, const Descriptor* d,
+                                            const std::string& path) {
+  if (!json.has_struct_value() || !HasEnums(d)) return std::nullopt;
+  for (const auto& [name, value] : json.struct_value().fields()) {
+    const FieldDescriptor* f = d->FindFieldByName(name);
+    for (int i = 0; f == nullptr && i < d->field_count(); ++i) {
+      if (d->field(i)->json_name() == name) f = d->field(i);
+    }
+    if (f == nullptr) continue;  // an unknown field: ignored on purpose
+    std::vector<const google::protobuf::Value*> items;
+    if (value.has_list_value()) {
+      for (const auto& v : value.list_value().values()) items.push_back(&v);
+    } else {
+      items.push_back(&value);
+    }
+    for (size_t k = 0; k < items.size(); ++k) {
+      const google::protobuf::Value& v = *items[k];
+      const std::string at = path + f->name() + (f->is_repeated() ? "[" + std::to_string(k) + "]" : "");
+      if (f->enum_type() != nullptr && v.has_string_value() &&
+          f->enum_type()->FindValueByName(v.string_value()) == nullptr) {
+        return Reject(RejectReason::kInvalidField, at + " = \"" + ClipText(v.string_value(), 64) +
+                                                       "\" is not a value of " + f->enum_type()->full_name());
+      }
+      if (f->message_type() != nullptr) {
+        if (auto rej = CheckJsonEnumNames(v, f->message_type(), at + ".")) return rej;
+      }
+    }
+  }
+  return std::nullopt;
+}
 
 // Parses the value into `msg`; returns a rejection on failure.
 std::optional<Rejection> Parse(const RecordView& r, const DecodeLimits& limits,
@@ -23,7 +116,7 @@ std::optional<Rejection> Parse(const RecordView& r, const DecodeLimits& limits,
       return Reject(RejectReason::kUndecodable,
                     "value is not a valid protobuf " + msg->GetTypeName());
     }
-    return std::nullopt;
+    return CheckEnumNumbers(*msg, "");
   }
   google::protobuf::util::JsonParseOptions options;
   options.ignore_unknown_fields = true;  // newer producers may send newer fields
@@ -32,9 +125,17 @@ std::optional<Rejection> Parse(const RecordView& r, const DecodeLimits& limits,
   if (!status.ok()) {
     return Reject(RejectReason::kUndecodable,
                   "value is not valid JSON for " + msg->GetTypeName() + ": " +
-                      std::string(status.message()));
+                      ClipText(std::string(status.message()), 256));
   }
-  return std::nullopt;
+  if (HasEnums(msg->GetDescriptor())) {
+    google::protobuf::Value document;
+    if (google::protobuf::util::JsonStringToMessage(
+            google::protobuf::StringPiece(r.value.data(), r.value.size()), &document)
+            .ok()) {
+      if (auto rej = CheckJsonEnumNames(document, msg->GetDescriptor(), "")) return rej;
+    }
+  }
+  return CheckEnumNumbers(*msg, "");  // numbers given for enums in JSON
 }
 
 // Validates the container number and that the key matches it. Canonicalises
@@ -88,6 +189,7 @@ const char* RejectReasonName(RejectReason reason) {
     case RejectReason::kFutureTimestamp: return "future_timestamp";
     case RejectReason::kImplausibleTimestamp: return "implausible_timestamp";
     case RejectReason::kLate: return "late";
+    case RejectReason::kStateTooLarge: return "state_too_large";
   }
   return "unknown";
 }
@@ -178,12 +280,34 @@ Decoded<v1::InspectionOutcome> DecodeOutcome(const RecordView& r, ProcessingTime
                                              const DecodeLimits& limits) {
   v1::InspectionOutcome o;
   BW_RETURN_IF_REJECTED(Parse(r, limits, &o));
+  if (auto problems = OutcomeSizeProblems(o); !problems.empty()) {
+    return Reject(RejectReason::kInvalidField, problems.front());
+  }
   BW_RETURN_IF_REJECTED(CheckContainer(r, o.mutable_container_number()));
   BW_RETURN_IF_REJECTED(CheckTime(o.inspected_at_ms(), "inspected_at_ms", now, limits));
   if (o.result() == v1::InspectionOutcome::RESULT_UNSPECIFIED) {
     return Reject(RejectReason::kInvalidField, "outcome result is unspecified");
   }
   return o;
+}
+
+std::vector<std::string> OutcomeSizeProblems(const v1::InspectionOutcome& o) {
+  std::vector<std::string> problems;
+  auto check = [&](const char* field, size_t size, size_t limit, const char* unit) {
+    if (size > limit) {
+      problems.push_back(std::string(field) + " is " + std::to_string(size) + " " + unit + "; the limit is " +
+                         std::to_string(limit));
+    }
+  };
+  check("container_number", o.container_number().size(), kMaxContainerNumberBytes, "bytes");
+  check("outcome_id", o.outcome_id().size(), 128, "bytes");
+  check("alert_id", o.alert_id().size(), 128, "bytes");
+  check("site", o.site().size(), 128, "bytes");
+  check("officer_unit", o.officer_unit().size(), 128, "bytes");
+  check("quantity_description", o.quantity_description().size(), 1024, "bytes");
+  check("notes", o.notes().size(), 8192, "bytes");
+  check("seizure_categories", static_cast<size_t>(o.seizure_categories_size()), 32, "entries");
+  return problems;
 }
 
 std::string Encode(const google::protobuf::Message& message, Encoding encoding) {

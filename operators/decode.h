@@ -13,6 +13,7 @@
 #include <string>
 #include <string_view>
 #include <variant>
+#include <vector>
 
 #include "boxwatch/v1/gps.pb.h"
 #include "boxwatch/v1/manifest.pb.h"
@@ -34,7 +35,9 @@ enum class RejectReason {
   kFutureTimestamp,         // event time too far ahead of the processing clock
   kImplausibleTimestamp,    // event time before 2000 (broken clock, seconds for ms)
   kLate,                    // older than the allowed lateness (set by the pipeline)
+  kStateTooLarge,           // joining it would grow the container's state past max_state_bytes (pipeline)
 };
+inline constexpr RejectReason kLastRejectReason = RejectReason::kStateTooLarge;
 
 const char* RejectReasonName(RejectReason reason);
 
@@ -71,6 +74,13 @@ Decoded<v1::ScanResult> DecodeScan(const RecordView& r, ProcessingTimeMs now, co
 Decoded<v1::GpsEvent> DecodeGps(const RecordView& r, ProcessingTimeMs now, const DecodeLimits& limits);
 Decoded<v1::InspectionOutcome> DecodeOutcome(const RecordView& r, ProcessingTimeMs now,
                                              const DecodeLimits& limits);
+
+// Size limits of an outcome's text fields, checked wherever an outcome comes
+// in (hub, dispatcher, worker) so an officer's typo or a hostile client
+// cannot push a megabyte through. Each problem names the field, its size and
+// the limit, never the value. Empty: within limits.
+inline constexpr size_t kMaxContainerNumberBytes = 32;  // 11 characters, with room for spaces
+std::vector<std::string> OutcomeSizeProblems(const v1::InspectionOutcome& o);
 
 // Serialises `message` in the given encoding (used by producers and tests).
 std::string Encode(const google::protobuf::Message& message, Encoding encoding);

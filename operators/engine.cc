@@ -1,5 +1,7 @@
 #include "operators/engine.h"
 
+#include <charconv>
+
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
@@ -23,6 +25,8 @@ std::string Num(double v, int precision = 1) {
 }
 
 // Builds one fired indicator from the profile's settings for `id`.
+constexpr size_t kMaxEvidenceBytes = 512;  // bytes of quoted input per summary or evidence value
+
 class Fired {
  public:
   Fired(const Profile& p, const char* id, Family family, int64_t t) {
@@ -33,14 +37,16 @@ class Fired {
     f_.set_critical(cfg.critical);
     f_.set_fired_at_ms(t);
   }
+  // Summaries and evidence quote manifest text (descriptions, party names),
+  // which can be up to max_value_bytes long: an alert stays small.
   Fired& Summary(std::string s) {
-    f_.set_summary(std::move(s));
+    f_.set_summary(s.size() > kMaxEvidenceBytes ? ClipText(s, kMaxEvidenceBytes) : std::move(s));
     return *this;
   }
   Fired& Evidence(const std::string& key, const std::string& value) {
     auto* e = f_.add_evidence();
     e->set_key(key);
-    e->set_value(value);
+    e->set_value(ClipText(value, kMaxEvidenceBytes));
     return *this;
   }
   Fired& Scale(double factor) {
@@ -320,6 +326,28 @@ JoinResult RiskEngine::ApplyGps(v1::ContainerState& s, const v1::GpsEvent& e, in
   return JoinResult::kApplied;
 }
 
+std::string FormatSeizureListing(const SeizureListing& listing) {
+  return "seized_at=" + std::to_string(listing.seized_at_ms) + " until=" + std::to_string(listing.until_ms);
+}
+
+std::optional<SeizureListing> ParseSeizureListing(std::string_view value) {
+  auto number = [](std::string_view text, int64_t* out) {
+    if (text.empty()) return false;
+    const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), *out);
+    return ec == std::errc() && end == text.data() + text.size();
+  };
+  SeizureListing l;
+  if (number(value, &l.until_ms)) return l;  // an older entry: the until time alone
+  constexpr std::string_view kSeized = "seized_at=", kUntil = " until=";
+  const size_t until = value.find(kUntil);
+  if (value.substr(0, kSeized.size()) != kSeized || until == std::string_view::npos) return std::nullopt;
+  if (!number(value.substr(kSeized.size(), until - kSeized.size()), &l.seized_at_ms) ||
+      !number(value.substr(until + kUntil.size()), &l.until_ms)) {
+    return std::nullopt;
+  }
+  return l;
+}
+
 std::vector<RiskEngine::ReferenceUpdate> RiskEngine::FeedbackFor(const v1::ContainerState& s,
                                                                   const v1::InspectionOutcome& o) const {
   std::vector<ReferenceUpdate> out;
@@ -331,7 +359,9 @@ std::vector<RiskEngine::ReferenceUpdate> RiskEngine::FeedbackFor(const v1::Conta
   for (const auto& role : p.feedback.seizure_parties) {
     const v1::Party& party = role == "shipper" ? m->shipper() : role == "notify_party" ? m->notify_party() : m->consignee();
     const std::string name = NormaliseName(party.name());
-    if (!name.empty()) out.push_back({"seized_parties:" + name, std::to_string(until)});
+    if (!name.empty()) {
+      out.push_back({"seized_parties:" + name, FormatSeizureListing({o.inspected_at_ms(), until})});
+    }
   }
   return out;
 }
@@ -555,7 +585,8 @@ void RiskEngine::EvaluateManifestFamily(v1::ContainerState& s, int64_t t) const 
       for (const auto& [role, party] : {std::pair{"consignee", &m->consignee()}, std::pair{"shipper", &m->shipper()},
                                         std::pair{"notify_party", &m->notify_party()}}) {
         auto it = ref.seized_parties.find(NormaliseName(party->name()));
-        if (it != ref.seized_parties.end() && it->second > t) {
+        // Only a seizure before this event counts: feedback never reaches back in time.
+        if (it != ref.seized_parties.end() && it->second.Covers(t)) {
           history_fired.push_back(Fired(p, "history.party_seizure", Family::kHistory, t)
                                       .Summary(std::string("The ") + role + " " + party->name() + " had a recorded seizure")
                                       .Evidence(role, party->name())

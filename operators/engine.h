@@ -20,7 +20,9 @@
 
 #include <cstdint>
 #include <limits>
+#include <optional>
 #include <string>
+#include <string_view>
 #include <unordered_map>
 #include <unordered_set>
 #include <vector>
@@ -37,14 +39,28 @@ namespace boxwatch::operators {
 
 inline constexpr int64_t kEndOfTime = std::numeric_limits<int64_t>::max();
 
+// A party's listing after a seizure: it counts for events after the seizure
+// and before the listing ends, never for events before the seizure.
+struct SeizureListing {
+  int64_t seized_at_ms = 0;  // inspection time of the seizure, UTC ms (0: unknown, an old entry)
+  int64_t until_ms = 0;      // listed until, UTC ms
+  // True when an event at `t` sees the listing: seized_at_ms < t < until_ms.
+  bool Covers(int64_t t) const { return seized_at_ms < t && t < until_ms; }
+};
+// The reference topic's value for a `seized_parties:` entry:
+// "seized_at=<ms> until=<ms>". A bare number (older entries) is the until
+// time with the seizure time unknown. Nullopt: not a listing.
+std::string FormatSeizureListing(const SeizureListing& listing);
+std::optional<SeizureListing> ParseSeizureListing(std::string_view value);
+
 // Reference data that changes without a profile release: entries from the
 // boxwatch.reference topic and what inspection outcomes feed back.
 struct ReferenceData {
   std::unordered_set<std::string> watchlisted_parties;  // NormaliseName form
   std::unordered_set<std::string> watchlisted_vessels;  // IMO numbers
   std::unordered_set<std::string> watchlisted_owner_codes;
-  // Parties with a recorded seizure (NormaliseName form) -> listed until, UTC ms.
-  std::unordered_map<std::string, int64_t> seized_parties;
+  // Parties with a recorded seizure (NormaliseName form) -> when.
+  std::unordered_map<std::string, struct SeizureListing> seized_parties;
 };
 
 struct EngineLimits {

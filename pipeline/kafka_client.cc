@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <set>
 #include <thread>
 
 #include "pipeline/kafka_error.h"
@@ -397,8 +398,13 @@ void KafkaProducer::DeliveryCallback(rd_kafka_t* rk, const rd_kafka_message_t* m
   } else if (m->err == RD_KAFKA_RESP_ERR__PURGE_QUEUE || m->err == RD_KAFKA_RESP_ERR__PURGE_INFLIGHT) {
     // Records of an aborted transaction: discarded on purpose.
   } else if (!self->delivery_error_) {
-    self->delivery_error_ = FromKafkaResp(rk, m->err, "deliver record to " +
-                                                          std::string(rd_kafka_topic_name(m->rkt)));
+    const std::string topic = rd_kafka_topic_name(m->rkt);
+    self->delivery_error_ = FromKafkaResp(rk, m->err, "deliver a " + std::to_string(m->len) + "-byte record to " + topic);
+    if (m->err == RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE) {
+      self->delivery_error_->message += ": the topic's max.message.bytes is smaller than the producer's "
+                                        "message.max.bytes; raise it (kafka-configs --alter --add-config "
+                                        "max.message.bytes=...) or lower the worker's max_value_bytes/max_state_bytes";
+    }
   }
 }
 
@@ -457,6 +463,13 @@ Status KafkaProducer::SendOffsetsToTransaction(const std::vector<TopicPartitionO
 Status KafkaProducer::CommitTransaction(std::chrono::milliseconds timeout) {
   Status s = Check(rd_kafka_commit_transaction(rk_.get(), static_cast<int>(timeout.count())),
                    "commit transaction");
+  if (!s.ok() && delivery_error_ && delivery_error_->code == Errc::kInvalidArgument) {
+    // The broker refused a record for good (too large, not authorised):
+    // aborting and retrying would fail the same way, so say what it was.
+    Error e{Errc::kInvalidArgument, delivery_error_->message + "; " + s.message()};
+    delivery_error_.reset();
+    return e;
+  }
   if (s.ok() && delivery_error_) {
     // Cannot happen for a committed transaction, but never hide it.
     Error e = std::move(*delivery_error_);
@@ -558,16 +571,12 @@ Status KafkaAdmin::CreateTopics(const std::vector<TopicSpec>& topics,
     // metadata shows the topic; wait so that a describe right after agrees.
     std::vector<std::string> names;
     for (const auto& t : topics) names.push_back(t.name);
-    const auto deadline = std::chrono::steady_clock::now() + timeout;
-    for (;;) {
-      auto counts = PartitionCounts(names, timeout);
-      if (counts.ok() && counts->size() == names.size()) break;
-      if (std::chrono::steady_clock::now() > deadline) {
-        status = Error{Errc::kTimeout, "created topics did not appear in the cluster metadata within " +
-                                           std::to_string(timeout.count()) + " ms"};
-        break;
-      }
-      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    auto counts = PartitionCountsOfAll(names, timeout);
+    if (!counts.ok()) {
+      status = counts.error();
+    } else if (counts->size() != names.size()) {
+      status = Error{Errc::kTimeout, "created topics did not appear in the cluster metadata within " +
+                                         std::to_string(timeout.count()) + " ms"};
     }
   }
   if (ev != nullptr) rd_kafka_event_destroy(ev);
@@ -575,6 +584,21 @@ Status KafkaAdmin::CreateTopics(const std::vector<TopicSpec>& topics,
   rd_kafka_queue_destroy(queue);
   rd_kafka_NewTopic_destroy_array(news.data(), news.size());
   return status;
+}
+
+Result<std::map<std::string, int>> KafkaAdmin::PartitionCountsOfAll(const std::vector<std::string>& topics,
+                                                                    std::chrono::milliseconds settle) {
+  constexpr int kAgreeingAnswers = 3;  // each request may reach another broker
+  const auto deadline = std::chrono::steady_clock::now() + settle;
+  int agreeing = 0;
+  for (;;) {
+    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+    auto counts = PartitionCounts(topics, std::max(left, std::chrono::milliseconds(1000)));
+    const bool all = counts.ok() && counts->size() == std::set<std::string>(topics.begin(), topics.end()).size();
+    agreeing = all ? agreeing + 1 : 0;
+    if (agreeing >= kAgreeingAnswers || std::chrono::steady_clock::now() >= deadline) return counts;
+    std::this_thread::sleep_for(std::chrono::milliseconds(all ? 20 : 100));
+  }
 }
 
 Result<std::map<std::string, int>> KafkaAdmin::PartitionCounts(

@@ -264,6 +264,13 @@ class KafkaAdmin {
   // Partition counts of the named topics; missing topics are absent.
   Result<std::map<std::string, int>> PartitionCounts(const std::vector<std::string>& topics,
                                                      std::chrono::milliseconds timeout);
+  // As PartitionCounts, but asks again until every named topic is seen with
+  // a leader in several answers in a row, or `settle` passes (then returns
+  // what the last answer showed). In a multi-broker cluster a broker's
+  // metadata can trail the controller for a moment after a create, and each
+  // request may go to a different broker.
+  Result<std::map<std::string, int>> PartitionCountsOfAll(const std::vector<std::string>& topics,
+                                                          std::chrono::milliseconds settle);
 
  private:
   KafkaHandle rk_;

@@ -63,6 +63,7 @@ std::vector<TopicSpec> TopicSetSpecs(const TopicSetOptions& o) {
         break;
     }
     if (o.replication >= 3) spec.configs["min.insync.replicas"] = "2";
+    if (o.max_message_bytes > 0) spec.configs["max.message.bytes"] = std::to_string(o.max_message_bytes);
     specs.push_back(std::move(spec));
   }
   return specs;

@@ -59,6 +59,10 @@ struct TopicSetOptions {
   int replication = 1;            // 3 in production
   int64_t event_retention_ms = 7LL * 24 * 3600 * 1000;    // input topics: 7 days
   int64_t alert_retention_ms = 365LL * 24 * 3600 * 1000;  // alerts: 1 year
+  // max.message.bytes of every topic, bytes; 0 keeps the broker's default
+  // (1048588). Raise it with the producers' message.max.bytes to carry
+  // records over about 1 MB (docs/configuration.md, max_value_bytes).
+  int64_t max_message_bytes = 0;
 };
 
 // Specifications for every topic of the set.

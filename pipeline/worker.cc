@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <chrono>
 #include <deque>
+#include <limits>
 #include <sstream>
 #include <thread>
 #include <unordered_set>
@@ -23,15 +24,30 @@ using namespace std::chrono_literals;
 constexpr const char* kLog = "worker";
 constexpr const char* kTaskMetaKey = "__task__";  // changelog key of a task's metadata
 constexpr int kInputs = 4;                         // manifests, scans, gps, outcomes
+// Events larger than this are checked against max_state_bytes after they join.
+constexpr size_t kLargeEventBytes = 16 << 10;
 
 
 }  // namespace
+
+// A record waiting for the merge, with the time it is merged by.
+struct Buffered {
+  Message message;
+  // The record's Kafka timestamp, or kMergeFirst for a record whose
+  // timestamp lies beyond the clock + max_future_ms: such a record is
+  // dead-lettered as soon as it reaches the front of its partition, so it
+  // never holds the other inputs back (a year-2200 timestamp would make the
+  // merge wait until everything else is read, and then all of it late).
+  int64_t merge_ms;
+  bool future_timestamp;
+};
+constexpr int64_t kMergeFirst = std::numeric_limits<int64_t>::min();
 
 struct Worker::Task {
   int32_t partition = 0;
   state::PartitionStore* store = nullptr;
   std::unique_ptr<state::WriteBehindCache<v1::ContainerState>> cache;
-  std::deque<Message> buffers[kInputs];
+  std::deque<Buffered> buffers[kInputs];
   int64_t next_offset[kInputs] = {-1, -1, -1, -1};  // last processed + 1
   int64_t fetched[kInputs] = {0, 0, 0, 0};  // next offset the consumer will deliver per input
   // Set when the merge stopped waiting for an input whose unread records did
@@ -72,6 +88,15 @@ struct Worker::Task {
 Worker::Worker(const WorkerConfig& config) : config_(config), names_(config.topic_prefix) {}
 
 Worker::~Worker() {
+  // Closing the consumer revokes its partitions through OnRevoked, which must
+  // not commit now: after an error exit the open cycle is the one that
+  // failed, and after a clean stop Run has committed already. The consumer
+  // is closed while consumer_ still points at it (reset() clears the
+  // pointer before the consumer's destructor calls back).
+  closing_ = true;
+  if (in_transaction_ && config_.exactly_once && producer_) producer_->AbortTransaction(5s).PermitUnchecked();
+  in_transaction_ = false;
+  if (consumer_) consumer_->Close().PermitUnchecked();
   // The clients call back into the probes (statistics) until they are gone,
   // so they go first.
   tasks_.clear();
@@ -101,7 +126,7 @@ Status Worker::Init() {
   if (!admin.ok()) return admin.error();
   std::vector<std::string> all;
   for (TopicRole r : kAllTopicRoles) all.push_back(names_.Name(r));
-  auto counts = (*admin)->PartitionCounts(all, 30s);
+  auto counts = (*admin)->PartitionCountsOfAll(all, 10s);
   if (!counts.ok()) return counts.error();
   if (Status s = CheckTopicSet(names_, *counts); !s.ok()) return s;
   partitions_ = counts->at(names_.Name(TopicRole::kManifests));
@@ -163,7 +188,7 @@ Status Worker::Init() {
   probe_->ProfileVersion(profile_.name, profile_.version);
   {
     std::vector<std::string> reasons;
-    for (int r = 0; r <= static_cast<int>(operators::RejectReason::kLate); ++r)
+    for (int r = 0; r <= static_cast<int>(operators::kLastRejectReason); ++r)
       reasons.push_back(operators::RejectReasonName(static_cast<operators::RejectReason>(r)));
     probe_->KnownReasons(reasons);
     std::set<std::string> regions;
@@ -301,7 +326,7 @@ void Worker::OnAssigned(const std::vector<TopicPartition>& partitions) {
 
 void Worker::OnRevoked(const std::vector<TopicPartition>& partitions) {
   // Finish the open transaction so the partitions leave with their work committed.
-  if (rebuilding_) {
+  if (rebuilding_ || closing_) {
     DropTasks({});
   } else if (Status s = CommitCycle(); !s.ok()) {
     pending_error_ = s.error();
@@ -415,7 +440,7 @@ Status Worker::RestoreTask(Task& task) {
 
 // ------------------------------------------------------------ processing
 
-void Worker::Route(Message message) {
+void Worker::Route(Message message, int64_t now_ms) {
   int index = -1;
   for (int i = 0; i < kInputs; ++i) {
     if (message.topic() == names_.Name(kInputTopicRoles[i])) index = i;
@@ -431,7 +456,9 @@ void Worker::Route(Message message) {
   Task& task = *it->second;
   task.fetched[index] = message.offset() + 1;
   task.gave_up[index] = false;
-  task.buffers[index].push_back(std::move(message));
+  const int64_t ts = message.timestamp_ms();
+  const bool future = ts > now_ms + config_.max_future_ms;
+  task.buffers[index].push_back({std::move(message), future ? kMergeFirst : ts, future});
   if (!task.paused[index] && static_cast<int64_t>(task.buffers[index].size()) >= config_.max_buffered_records) {
     // Enough of this input: let the consumer's queue carry the others.
     if (Status s = consumer_->Pause({{names_.Name(kInputTopicRoles[index]), task.partition}}); !s.ok()) {
@@ -473,7 +500,7 @@ Status Worker::Drain() {
       int best = -1;
       for (int i = 0; i < kInputs; ++i) {
         if (task.buffers[i].empty()) continue;
-        if (best < 0 || task.buffers[i].front().timestamp_ms() < task.buffers[best].front().timestamp_ms()) best = i;
+        if (best < 0 || task.buffers[i].front().merge_ms < task.buffers[best].front().merge_ms) best = i;
       }
       // A partition with nothing buffered but unread records on the broker
       // may hold something earlier: wait for it, up to idle_wait_ms.
@@ -509,13 +536,13 @@ Status Worker::Drain() {
                             << config_.idle_wait_ms << " ms; merging without them";
       }
       task.blocked_since_ms = 0;
-      Message m = std::move(task.buffers[best].front());
+      Buffered b = std::move(task.buffers[best].front());
       task.buffers[best].pop_front();
       if (static_cast<int64_t>(task.buffers[best].size()) <= config_.max_buffered_records / 2) {
         if (Status s = ResumeInput(task, best); !s.ok()) return s;
       }
-      if (Status s = ProcessRecord(task, m); !s.ok()) return s;
-      task.next_offset[best] = m.offset() + 1;
+      if (Status s = ProcessRecord(task, b.message, b.future_timestamp); !s.ok()) return s;
+      task.next_offset[best] = b.message.offset() + 1;
       if (records_in_transaction_ >= config_.max_records_per_commit) return Status::Ok();
     }
   }
@@ -535,7 +562,8 @@ Status Worker::EnsureTransaction() {
   return Status::Ok();
 }
 
-Status Worker::ProduceDeadLetter(Task& task, const Message& m, const char* reason, const std::string& detail) {
+Status Worker::ProduceDeadLetter(Task& task, const Message& m, const char* reason, const std::string& detail,
+                                 bool future_timestamp) {
   ++stats_.dead_letters;
   ++stats_.dead_by_reason[reason];
   probe_->DeadLetter(reason);
@@ -543,21 +571,41 @@ Status Worker::ProduceDeadLetter(Task& task, const Message& m, const char* reaso
     for (int i = 0; i < kInputs; ++i)
       if (m.topic() == names_.Name(kInputTopicRoles[i])) probe_->DecodeFailure(i);
   }
+  // A value over max_value_bytes cannot be copied whole (the dead letter
+  // would be refused by the producer and stop every partition): its first
+  // max_value_bytes go, and the headers say so and where the original is.
+  const std::string_view value = m.value();
+  const size_t keep = std::min(value.size(), static_cast<size_t>(config_.max_value_bytes));
+  std::vector<Header> headers = {{"boxwatch-reason", reason},
+                                 {"boxwatch-detail", ClipText(detail, 1024)},
+                                 {"boxwatch-source-topic", std::string(m.topic())},
+                                 {"boxwatch-source-partition", std::to_string(m.partition())},
+                                 {"boxwatch-source-offset", std::to_string(m.offset())}};
+  if (keep < value.size()) {
+    headers.push_back({"boxwatch-truncated", "true"});
+    headers.push_back({"boxwatch-original-bytes", std::to_string(value.size())});
+  }
   return producer_->Produce({.topic = names_.Name(TopicRole::kDeadLetter),
-                             .key = m.key(),
-                             .value = m.value(),
-                             .timestamp_ms = m.timestamp_ms() > 0 ? m.timestamp_ms() : 0,
+                             .key = m.key().substr(0, 1024),
+                             .value = value.substr(0, keep),
+                             // A timestamp from the far future keeps its record
+                             // forever under time retention (and newer brokers
+                             // refuse it): such dead letters take the producer's clock.
+                             .timestamp_ms = future_timestamp || m.timestamp_ms() <= 0 ? 0 : m.timestamp_ms(),
                              .partition = task.partition,
-                             .headers = {{"boxwatch-reason", reason},
-                                         {"boxwatch-detail", detail},
-                                         {"boxwatch-source-topic", std::string(m.topic())},
-                                         {"boxwatch-source-partition", std::to_string(m.partition())},
-                                         {"boxwatch-source-offset", std::to_string(m.offset())}}});
+                             .headers = std::move(headers)});
 }
 
-Status Worker::ProcessRecord(Task& task, const Message& m) {
+Status Worker::ProcessRecord(Task& task, const Message& m, bool future_timestamp) {
   if (Status s = EnsureTransaction(); !s.ok()) return s;
   ++records_in_transaction_;
+  if (future_timestamp) {
+    return ProduceDeadLetter(task, m, operators::RejectReasonName(operators::RejectReason::kFutureTimestamp),
+                             "record timestamp " + FormatUtc(m.timestamp_ms()) + " is more than max_future_ms (" +
+                                 std::to_string(config_.max_future_ms) + " ms) ahead of the worker's clock " +
+                                 FormatUtc(NowMs()),
+                             true);
+  }
   int index = 0;
   for (int i = 0; i < kInputs; ++i) {
     if (m.topic() == names_.Name(kInputTopicRoles[i])) index = i;
@@ -593,6 +641,11 @@ Status Worker::ProcessRecord(Task& task, const Message& m) {
   v1::ContainerState fresh;
   v1::ContainerState* state = *loaded != nullptr ? *loaded : &fresh;
   const int64_t watermark = task.Watermark(config_.allowed_lateness_ms);
+  // A large event may grow the state past what one changelog record can
+  // carry; keep the state as it was to put back if so. Small events cannot
+  // (the engine bounds how many of each kind a state keeps).
+  std::optional<v1::ContainerState> before;
+  if (m.value().size() > kLargeEventBytes) before = *state;
   int64_t event_ms = 0;
   operators::JoinResult joined = std::visit(
       [&](const auto& e) {
@@ -617,6 +670,15 @@ Status Worker::ProcessRecord(Task& task, const Message& m) {
     return ProduceDeadLetter(task, m, operators::RejectReasonName(operators::RejectReason::kLate),
                              "event time " + FormatUtc(event_ms) + " is older than the watermark " +
                                  FormatUtc(watermark));
+  }
+  if (before && joined == operators::JoinResult::kApplied &&
+      static_cast<int64_t>(state->ByteSizeLong()) > config_.StateLimit()) {
+    const size_t grown = state->ByteSizeLong();
+    *state = std::move(*before);
+    return ProduceDeadLetter(task, m, operators::RejectReasonName(operators::RejectReason::kStateTooLarge),
+                             "joining this " + std::to_string(m.value().size()) + "-byte event would make the state of " +
+                                 key + " " + std::to_string(grown) + " bytes; the limit (max_state_bytes) is " +
+                                 std::to_string(config_.StateLimit()));
   }
   ++stats_.processed;
   if (joined == operators::JoinResult::kDuplicate) return Status::Ok();
@@ -840,7 +902,13 @@ void Worker::PollControlTopics() {
         if (remove) {
           pending_reference_.seized_parties.erase(operators::NormaliseName(entry));
         } else {
-          pending_reference_.seized_parties[operators::NormaliseName(entry)] = std::atoll(std::string(rec.value()).c_str());
+          auto listing = operators::ParseSeizureListing(rec.value());
+          if (!listing) {
+            BW_LOG(kWarn, kLog) << "ignoring reference entry " << ClipText(key, 128) << " at offset " << rec.offset()
+                                << ": the value is not \"seized_at=<ms> until=<ms>\"";
+            continue;
+          }
+          pending_reference_.seized_parties[operators::NormaliseName(entry)] = *listing;
         }
       }
       reference_dirty_ = true;
@@ -887,13 +955,13 @@ Status Worker::Run(const std::atomic<bool>& stop) {
         return e;
       }
       if (!m.ok()) return m.error();
-      if (m->has_value()) Route(std::move(**m));
+      const int64_t now = NowMs();  // one clock read per pass, not per record
+      if (m->has_value()) Route(std::move(**m), now);
       // Take what is already fetched without waiting. Once a task has
       // waited a quarter of idle_wait_ms for an input, take everything: the
       // record it waits for may sit in the consumer's queue behind many
       // records of other partitions. Buffers that fill up pause their
       // partition, which frees the queue.
-      const int64_t now = NowMs();
       bool waiting = false;
       for (const auto& [p, t] : tasks_)
         waiting |= t->blocked_since_ms != 0 && now - t->blocked_since_ms >= config_.idle_wait_ms / 4;
@@ -902,7 +970,7 @@ Status Worker::Run(const std::atomic<bool>& stop) {
         auto more = consumer_->Poll(0ms);
         if (!more.ok()) return more.error();
         if (!more->has_value()) break;
-        Route(std::move(**more));
+        Route(std::move(**more), now);
       }
       if (pending_error_) {  // a callback failed while polling: recover before processing
         Error e = std::move(*pending_error_);

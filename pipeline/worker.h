@@ -77,17 +77,24 @@ class Worker : public RebalanceListener {
   Status NewProducer();
   Status NewConsumer();
   Status RestoreTask(Task& task);
-  void Route(Message message);
+  // Buffers a polled record for its task; `now_ms` is the pass's clock.
+  void Route(Message message, int64_t now_ms);
   // Processes buffered records in merged timestamp order while allowed.
   Status Drain();
-  Status ProcessRecord(Task& task, const Message& m);
+  // `future_timestamp`: the record's Kafka timestamp was beyond the clock +
+  // max_future_ms when it was buffered; it is dead-lettered.
+  Status ProcessRecord(Task& task, const Message& m, bool future_timestamp);
   Status EnsureTransaction();
   Status CommitCycle();
   Status Recover(const Error& error);
   void DropTasks(const std::set<int32_t>& partitions);
   Status ResumeInput(Task& task, int input);  // resumes fetching a paused input
   Status DropUnsentOutput();                  // at-least-once: purge and replace the producer
-  Status ProduceDeadLetter(Task& task, const Message& m, const char* reason, const std::string& detail);
+  // Sends `m` to the dead-letter topic with `reason`; a value over
+  // max_value_bytes is cut to that size (headers boxwatch-truncated and
+  // boxwatch-original-bytes; the source headers locate the original).
+  Status ProduceDeadLetter(Task& task, const Message& m, const char* reason, const std::string& detail,
+                           bool future_timestamp = false);
   void PollControlTopics();
   // True while the broker holds records of topic[partition] at or after `fetched`.
   Status ExpireState(Task& task, int64_t watermark);
@@ -115,6 +122,7 @@ class Worker : public RebalanceListener {
 
   bool in_transaction_ = false;
   bool rebuilding_ = false;  // Recover is tearing down: callbacks must not commit
+  bool closing_ = false;     // the destructor is closing the clients: callbacks must not commit
   int64_t records_in_transaction_ = 0;
   int64_t transaction_started_ms_ = 0;
   std::optional<Error> pending_error_;

@@ -62,6 +62,7 @@ const std::vector<Option>& Options() {
       IntOption<&WorkerConfig::max_future_ms>("max_future_ms", 0, 7LL * 24 * 3600 * 1000),
       IntOption<&WorkerConfig::idle_flush_ms>("idle_flush_ms", 0, 7LL * 24 * 3600 * 1000),
       IntOption<&WorkerConfig::max_value_bytes>("max_value_bytes", 1024, 64LL << 20),
+      IntOption<&WorkerConfig::max_state_bytes>("max_state_bytes", 0, 64LL << 20),
       IntOption<&WorkerConfig::state_ttl_ms>("state_ttl_ms", 60000, 3650LL * 24 * 3600 * 1000),
       IntOption<&WorkerConfig::expiry_sweep_interval_ms>("expiry_sweep_interval_ms", 100, 24LL * 3600 * 1000),
       IntOption<&WorkerConfig::cache_max_entries>("cache_max_entries", 1, 100000000),
@@ -141,12 +142,44 @@ Result<WorkerConfig> WorkerConfig::Parse(const std::string& text, const std::str
   if (c.allowed_lateness_ms > c.state_ttl_ms) {
     problems.push_back(source + ": allowed_lateness_ms must not exceed state_ttl_ms");
   }
+  if (auto it = c.kafka.find("message.max.bytes"); it != c.kafka.end()) {
+    int64_t n = 0;
+    if (!ParseInt(it->second, &n) || n < 1000 || n > 1000000000) {
+      problems.push_back(source + ": kafka message.max.bytes must be an integer from 1000 to 1000000000, got '" +
+                         it->second + "'");
+    }
+  }
+  const int64_t limit = c.OutputRecordLimit();
+  if (c.max_value_bytes + kRecordOverheadBytes > limit) {
+    problems.push_back(source + ": max_value_bytes " + std::to_string(c.max_value_bytes) +
+                       " leaves no room for a dead letter under the producer's message.max.bytes " +
+                       std::to_string(limit) + " (need " + std::to_string(kRecordOverheadBytes) +
+                       " bytes spare): lower max_value_bytes, or raise kafka: message.max.bytes and the "
+                       "topics' max.message.bytes (boxwatch topics create --max-message-bytes)");
+  }
+  if (c.max_state_bytes != 0 && (c.max_state_bytes < 4096 || c.max_state_bytes + kRecordOverheadBytes > limit)) {
+    problems.push_back(source + ": max_state_bytes " + std::to_string(c.max_state_bytes) + " must be 0 (default) or from 4096 to " +
+                       std::to_string(limit - kRecordOverheadBytes) + " (message.max.bytes " + std::to_string(limit) +
+                       " minus " + std::to_string(kRecordOverheadBytes) + ")");
+  }
   if (!problems.empty()) {
     std::string msg = "configuration has " + std::to_string(problems.size()) + " problem(s):";
     for (const auto& p : problems) msg += "\n  " + p;
     return InvalidArgument(msg);
   }
   return c;
+}
+
+int64_t WorkerConfig::OutputRecordLimit() const {
+  constexpr int64_t kLibrdkafkaDefault = 1000000;  // message.max.bytes
+  auto it = kafka.find("message.max.bytes");
+  int64_t n = 0;
+  if (it == kafka.end() || !ParseInt(it->second, &n) || n <= 0) return kLibrdkafkaDefault;
+  return n;
+}
+
+int64_t WorkerConfig::StateLimit() const {
+  return max_state_bytes != 0 ? max_state_bytes : OutputRecordLimit() - kRecordOverheadBytes;
 }
 
 Result<WorkerConfig> WorkerConfig::Load(const std::string& path) {

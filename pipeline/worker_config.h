@@ -32,7 +32,16 @@ struct WorkerConfig {
   // flowing when input stops; 0 disables it (output then depends only on the
   // input, never on pauses). Default: 5 min.
   int64_t idle_flush_ms = 300000;
-  int64_t max_value_bytes = 1 << 20;      // bytes; larger records are dead-lettered
+  // bytes; larger records are dead-lettered as `oversized`, with the first
+  // max_value_bytes of the value. Must leave kRecordOverheadBytes of room
+  // under the producer's message.max.bytes (so a dead letter always fits).
+  // Default: 900 KiB, under librdkafka's and Kafka's 1 MB defaults.
+  int64_t max_value_bytes = 900 << 10;
+  // bytes; an event that would make its container's stored state larger is
+  // dead-lettered as `state_too_large` and the state stays as it was. 0 (the
+  // default): the producer's message.max.bytes minus kRecordOverheadBytes,
+  // so every changelog record fits.
+  int64_t max_state_bytes = 0;
   int64_t state_ttl_ms = 30LL * 24 * 3600 * 1000;  // ms of event time after the last event before state expires
   int64_t expiry_sweep_interval_ms = 60000;  // ms of wall time between expiry sweeps of a task's state
   int64_t cache_max_entries = 100000;     // container states kept decoded in memory per task
@@ -49,6 +58,15 @@ struct WorkerConfig {
   // outputs but never loses one).
   bool exactly_once = true;
   std::map<std::string, std::string> kafka;  // extra librdkafka properties
+
+  // Bytes kept free under the producer's message.max.bytes for a record's
+  // key, headers and framing.
+  static constexpr int64_t kRecordOverheadBytes = 64 << 10;
+  // The largest record the worker's producer sends: `kafka: message.max.bytes`
+  // when set, else librdkafka's default (1,000,000 bytes).
+  int64_t OutputRecordLimit() const;
+  // max_state_bytes, or its default.
+  int64_t StateLimit() const;
 
   // Parses YAML text (source names the file in messages), applies the
   // environment `env` (name -> value), validates.

@@ -163,5 +163,76 @@ TEST(EncodingFromHeader, KnowsProtobufJsonAndRejectsOthers) {
   EXPECT_EQ(std::get<Rejection>(other).reason, RejectReason::kUnknownEncoding);
 }
 
+// Enum numbers and names the schema does not define are refused, whatever
+// the encoding, and the reason names the field; unknown fields still pass.
+TEST(DecodeEnums, OutOfRangeNumbersAreInvalidFields) {
+  v1::GpsEvent g = ValidGps();
+  g.set_seal_state(static_cast<v1::GpsEvent::SealState>(99));
+  for (Encoding enc : {Encoding::kProtobuf, Encoding::kJson}) {
+    auto d = DecodeGps({"CSQU3054383", Encode(g, enc), enc}, now, limits);
+    ASSERT_TRUE(std::holds_alternative<Rejection>(d)) << "seal_state 99 accepted";
+    EXPECT_EQ(std::get<Rejection>(d).reason, RejectReason::kInvalidField);
+    EXPECT_NE(std::get<Rejection>(d).detail.find("seal_state = 99"), std::string::npos) << std::get<Rejection>(d).detail;
+  }
+  v1::ScanResult scan;
+  scan.set_container_number("CSQU3054383");
+  scan.set_scanned_at_ms(kNow - 60000);
+  scan.set_kind(static_cast<v1::ScanResult::ScanKind>(77));
+  scan.mutable_nii()->set_verdict(v1::NiiResult::VERDICT_CLEAR);
+  auto ds = DecodeScan({"CSQU3054383", Encode(scan, Encoding::kProtobuf), Encoding::kProtobuf}, now, limits);
+  ASSERT_TRUE(std::holds_alternative<Rejection>(ds));
+  EXPECT_NE(std::get<Rejection>(ds).detail.find("kind = 77"), std::string::npos) << std::get<Rejection>(ds).detail;
+  v1::InspectionOutcome o;
+  o.set_container_number("CSQU3054383");
+  o.set_inspected_at_ms(kNow - 60000);
+  o.set_result(static_cast<v1::InspectionOutcome::Result>(42));
+  auto dout = DecodeOutcome({"CSQU3054383", Encode(o, Encoding::kProtobuf), Encoding::kProtobuf}, now, limits);
+  ASSERT_TRUE(std::holds_alternative<Rejection>(dout));
+  EXPECT_EQ(std::get<Rejection>(dout).reason, RejectReason::kInvalidField);
+  o.set_result(v1::InspectionOutcome::RESULT_SEIZURE);
+  o.add_seizure_categories(static_cast<v1::InspectionOutcome::SeizureCategory>(1000));
+  dout = DecodeOutcome({"CSQU3054383", Encode(o, Encoding::kProtobuf), Encoding::kProtobuf}, now, limits);
+  ASSERT_TRUE(std::holds_alternative<Rejection>(dout));
+  EXPECT_NE(std::get<Rejection>(dout).detail.find("seizure_categories"), std::string::npos);
+}
+
+TEST(DecodeEnums, UnknownJsonNamesAreInvalidFieldsButUnknownFieldsPass) {
+  std::string json = Encode(ValidGps(), Encoding::kJson);
+  ASSERT_EQ(json.back(), '}');
+  const std::string with_name = json.substr(0, json.size() - 1) + ",\"sealState\":\"SEAL_STATE_WELDED\"}";
+  auto d = DecodeGps({"CSQU3054383", with_name, Encoding::kJson}, now, limits);
+  ASSERT_TRUE(std::holds_alternative<Rejection>(d)) << "an unknown enum name was silently dropped";
+  EXPECT_EQ(std::get<Rejection>(d).reason, RejectReason::kInvalidField);
+  EXPECT_NE(std::get<Rejection>(d).detail.find("SEAL_STATE_WELDED"), std::string::npos) << std::get<Rejection>(d).detail;
+
+  const std::string with_field = json.substr(0, json.size() - 1) + ",\"futureField\":{\"x\":1},\"sealState\":\"SEAL_STATE_OPENED\"}";
+  auto ok = DecodeGps({"CSQU3054383", with_field, Encoding::kJson}, now, limits);
+  ASSERT_TRUE(std::holds_alternative<v1::GpsEvent>(ok)) << RejectionOf(ok).detail;
+  EXPECT_EQ(std::get<v1::GpsEvent>(ok).seal_state(), v1::GpsEvent::SEAL_STATE_OPENED);
+
+  v1::InspectionOutcome o;
+  o.set_container_number("CSQU3054383");
+  o.set_inspected_at_ms(kNow - 60000);
+  o.set_result(v1::InspectionOutcome::RESULT_SEIZURE);
+  std::string oj = Encode(o, Encoding::kJson);
+  oj = oj.substr(0, oj.size() - 1) + ",\"seizureCategories\":[\"SEIZURE_CATEGORY_DRUGS\",\"SEIZURE_CATEGORY_GOLD\"]}";
+  auto dout = DecodeOutcome({"CSQU3054383", oj, Encoding::kJson}, now, limits);
+  ASSERT_TRUE(std::holds_alternative<Rejection>(dout));
+  EXPECT_NE(std::get<Rejection>(dout).detail.find("seizure_categories[1]"), std::string::npos)
+      << std::get<Rejection>(dout).detail;
+}
+
+// A rejection quotes outside input clipped, never whole.
+TEST(DecodeLimitsTest, AHugeContainerNumberIsNotEchoedInTheReason) {
+  v1::GpsEvent g = ValidGps();
+  g.set_container_number(std::string(3 << 20, 'A'));
+  const DecodeLimits big{.max_value_bytes = 8 << 20};
+  auto d = DecodeGps({"CSQU3054383", Encode(g, Encoding::kProtobuf), Encoding::kProtobuf}, now, big);
+  ASSERT_TRUE(std::holds_alternative<Rejection>(d));
+  EXPECT_EQ(std::get<Rejection>(d).reason, RejectReason::kInvalidContainerNumber);
+  EXPECT_LT(std::get<Rejection>(d).detail.size(), 300u);
+  EXPECT_NE(std::get<Rejection>(d).detail.find("3145728 bytes"), std::string::npos) << std::get<Rejection>(d).detail;
+}
+
 }  // namespace
 }  // namespace boxwatch::operators

@@ -316,7 +316,21 @@ TEST(Feedback, SeizureListsTheConsigneeForTheProfilesDays) {
   const auto updates = s.engine.FeedbackFor(s.state, o);
   ASSERT_EQ(updates.size(), 1u);  // the test profile names the consignee only
   EXPECT_EQ(updates[0].key, "seized_parties:MEKONG FRESH PRODUCE LTD");
-  EXPECT_EQ(updates[0].value, std::to_string(kDay + 30 * 24 * kHour));
+  EXPECT_EQ(updates[0].value, "seized_at=" + std::to_string(kDay) + " until=" + std::to_string(kDay + 30 * 24 * kHour));
+  const auto listing = ParseSeizureListing(updates[0].value);
+  ASSERT_TRUE(listing.has_value());
+  EXPECT_EQ(listing->seized_at_ms, kDay);
+  EXPECT_FALSE(listing->Covers(kDay)) << "the seizure itself and anything before it are not covered";
+  EXPECT_TRUE(listing->Covers(kDay + 1));
+}
+
+TEST(Feedback, SeizureListingsParseTheCurrentAndTheOlderFormAndRefuseOthers) {
+  EXPECT_EQ(ParseSeizureListing("seized_at=5 until=9")->until_ms, 9);
+  EXPECT_EQ(ParseSeizureListing("1700000000000")->seized_at_ms, 0);
+  EXPECT_EQ(ParseSeizureListing("1700000000000")->until_ms, 1700000000000);
+  for (const char* bad : {"", "soon", "seized_at=5", "seized_at=x until=9", "seized_at=5 until=9 extra", "12a"}) {
+    EXPECT_FALSE(ParseSeizureListing(bad).has_value()) << bad;
+  }
 }
 
 TEST(Feedback, OutcomesAreNeverLateAndARetriedReportIsADuplicate) {
