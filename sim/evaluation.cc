@@ -2,6 +2,7 @@
 
 #include <cstdio>
 #include <fstream>
+#include <set>
 #include <sstream>
 
 namespace boxwatch::sim {
@@ -83,6 +84,12 @@ Evaluation Evaluate(const Labels& labels, const std::vector<v1::Alert>& alerts) 
     h = std::max(h, static_cast<int>(a.priority()));
   }
   Evaluation e;
+  std::set<std::string> seen;
+  for (const auto& a : alerts) {
+    if (!seen.insert(a.alert_id()).second) continue;
+    ++e.alerts;
+    for (const auto& f : a.indicators()) ++e.alerts_with_indicator[f.id()];
+  }
   std::map<Scenario, Evaluation::Row> rows;
   std::map<std::string, bool> labelled;
   for (const auto& [container, s] : labels) {
@@ -141,6 +148,11 @@ std::string Evaluation::Table() const {
     out << line;
   }
   if (unlabelled_alerted > 0) out << unlabelled_alerted << " alerted containers are not in the labels\n";
+  out << "\n" << alerts << " alerts; alerts carrying each indicator:\n";
+  for (const auto& [id, n] : alerts_with_indicator) {
+    std::snprintf(line, sizeof line, "  %-34s %8d %6.1f%%\n", id.c_str(), n, alerts == 0 ? 0.0 : 100.0 * n / alerts);
+    out << line;
+  }
   return out.str();
 }
 
@@ -161,7 +173,13 @@ std::string Evaluation::Json() const {
         << a.true_positives << ",\"false_positives\":" << a.false_positives << ",\"false_negatives\":"
         << a.false_negatives << ",\"precision\":" << Fixed(a.precision) << ",\"recall\":" << Fixed(a.recall) << "}";
   }
-  out << "],\"unlabelled_alerted\":" << unlabelled_alerted << "}";
+  out << "],\"unlabelled_alerted\":" << unlabelled_alerted << ",\"alerts\":" << alerts << ",\"alerts_with_indicator\":{";
+  bool first = true;
+  for (const auto& [id, n] : alerts_with_indicator) {
+    out << (first ? "" : ",") << "\"" << id << "\":" << n;
+    first = false;
+  }
+  out << "}}";
   return out.str();
 }
 

@@ -36,6 +36,10 @@ struct Evaluation {
   };
   std::vector<AtPriority> by_priority;  // LOW, MEDIUM, HIGH, CRITICAL
   int unlabelled_alerted = 0;           // alerted containers not in the labels
+  int alerts = 0;                       // distinct alert ids
+  // Distinct alerts that carry each fired indicator id: what drives the
+  // priorities (e.g. how often seizure feedback, history.party_seizure, counts).
+  std::map<std::string, int> alerts_with_indicator;
 
   const AtPriority& At(v1::Priority p) const { return by_priority.at(static_cast<size_t>(p) - 1); }
   // Recall of one scenario at priority p or above (containers reaching it / containers).

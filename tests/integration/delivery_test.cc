@@ -4,7 +4,12 @@
 // outcome feedback loop into the worker.
 #include <google/protobuf/util/json_util.h>
 #include <gtest/gtest.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
 #include <chrono>
 #include <cstdlib>
@@ -451,6 +456,104 @@ TEST(DeliveryFeedback, OutcomePostedAtTheHubReachesTheOutcomesTopicAndTheWorkers
   EXPECT_TRUE(keys.count("seized_parties:" + operators::NormaliseName(manifest.shipper().name())))
       << "the default profile lists the shipper too";
   (*worker)->Kill(SIGTERM);
+}
+
+// Opens a live-feed stream on the hub's HTTP port and reads its response
+// headers; returns the socket (or -1) and the status line.
+std::pair<int, std::string> OpenLiveFeed(int http_port) {
+  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(static_cast<uint16_t>(http_port));
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
+    ::close(fd);
+    return {-1, "connect failed"};
+  }
+  const std::string req = "GET /api/events HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n";
+  (void)!::write(fd, req.data(), req.size());
+  std::string got;
+  char buf[512];
+  pollfd p{fd, POLLIN, 0};
+  while (got.find("\r\n") == std::string::npos && ::poll(&p, 1, 5000) > 0) {
+    const ssize_t n = ::read(fd, buf, sizeof buf);
+    if (n <= 0) break;
+    got.append(buf, static_cast<size_t>(n));
+  }
+  return {fd, got.substr(0, got.find("\r\n"))};
+}
+
+// Oversized fields are refused with 400 / INVALID_ARGUMENT naming the field
+// and its limit, never echoing the value; live-feed clients that go away
+// give their connection slots back at once.
+TEST(DeliveryEdges, OversizedFieldsAreRefusedByNameAndClosedLiveFeedsFreeTheirSlots) {
+  auto h = DeliveryHarness::Create(2, {{"hub-e", {"mekong"}}});
+  ASSERT_TRUE(h.ok()) << h.error().message;
+  int port = 0;
+  auto dispatcher = (*h)->StartDispatcher(0, &port);
+  ASSERT_TRUE(dispatcher.ok()) << dispatcher.error().message;
+  int http_port = 0;
+  auto hub = (*h)->StartHub("hub-e", "mekong", port, &http_port);
+  ASSERT_TRUE(hub.ok()) << hub.error().message;
+
+  const std::string huge(3 << 20, 'A');
+  auto posted = http::Fetch("POST", "127.0.0.1", http_port, "/api/outcomes",
+                            "{\"container_number\":\"" + huge + "\",\"result\":\"RESULT_SEIZURE\"}");
+  ASSERT_TRUE(posted.ok()) << posted.error().message;
+  EXPECT_EQ(posted->status, 400) << posted->body.substr(0, 300);
+  EXPECT_NE(posted->body.find("container_number is 3145728 bytes; the limit is 32"), std::string::npos)
+      << posted->body.substr(0, 300);
+  EXPECT_LT(posted->body.size(), 1000u) << "the value was echoed";
+
+  auto stub = (*h)->Stub(port, "hub-e");
+  {
+    grpc::ClientContext ctx;
+    ctx.set_deadline(std::chrono::system_clock::now() + seconds(10));
+    v1::GetContainerRequest req;
+    req.set_container_number(std::string(1 << 20, 'B'));
+    v1::GetContainerResponse resp;
+    const grpc::Status st = stub->GetContainer(&ctx, req, &resp);
+    EXPECT_EQ(st.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << st.error_message().substr(0, 200);
+    EXPECT_NE(st.error_message().find("container_number is 1048576 bytes; the limit is 32"), std::string::npos);
+    EXPECT_LT(st.error_message().size(), 200u);
+  }
+  {
+    grpc::ClientContext ctx;
+    ctx.set_deadline(std::chrono::system_clock::now() + seconds(10));
+    v1::InspectionOutcome o;
+    o.set_container_number("CSQU3054383");
+    o.set_result(v1::InspectionOutcome::RESULT_NO_FINDING);
+    o.set_notes(std::string(1 << 20, 'n'));
+    v1::ReportOutcomeResponse resp;
+    const grpc::Status st = stub->ReportOutcome(&ctx, o, &resp);
+    EXPECT_EQ(st.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+    EXPECT_NE(st.error_message().find("notes is 1048576 bytes; the limit is 8192"), std::string::npos)
+        << st.error_message().substr(0, 200);
+  }
+
+  // Fill the hub's 64 connection slots with live feeds: the next request is refused.
+  std::vector<int> feeds;
+  for (int i = 0; i < 64; ++i) {
+    auto [fd, status] = OpenLiveFeed(http_port);
+    ASSERT_GE(fd, 0);
+    EXPECT_NE(status.find("200"), std::string::npos) << "feed " << i << ": " << status;
+    feeds.push_back(fd);
+  }
+  auto full = http::Fetch("GET", "127.0.0.1", http_port, "/api/status");
+  ASSERT_TRUE(full.ok());
+  EXPECT_EQ(full->status, 503) << "64 open feeds should fill the hub's slots";
+  for (int fd : feeds) ::close(fd);
+  // The slots come back within a couple of seconds (a feed checks its peer
+  // every 500 ms), not at the next keep-alive write 15 s later.
+  const auto closed = std::chrono::steady_clock::now();
+  int status = 0;
+  while (std::chrono::steady_clock::now() - closed < seconds(3)) {
+    auto r = http::Fetch("GET", "127.0.0.1", http_port, "/api/status");
+    status = r.ok() ? r->status : -1;
+    if (status == 200) break;
+    std::this_thread::sleep_for(milliseconds(100));  // polling the hub
+  }
+  EXPECT_EQ(status, 200) << "the hub still refused requests 3 s after every feed client left";
 }
 
 }  // namespace

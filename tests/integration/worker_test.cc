@@ -18,25 +18,6 @@ namespace {
 
 using namespace std::chrono_literals;
 
-const operators::Profile& DefaultProfile() {
-  static const operators::Profile p = [] {
-    auto r = operators::ParseProfile(operators::DefaultProfileYaml(), "default");
-    EXPECT_TRUE(r.ok()) << r.error().message;
-    return std::move(r).value();
-  }();
-  return p;
-}
-
-// Event times end a day before now: inside the topics' retention, never in the future.
-sim::TrafficOptions Options(int containers, uint32_t seed) {
-  sim::TrafficOptions o;
-  o.seed = seed;
-  o.containers = containers;
-  const int64_t day = 24 * 3600 * 1000LL;
-  o.start_ms = (NowMs() / day - 2) * day + 3 * 3600 * 1000LL;
-  return o;
-}
-
 std::string Diff(const AlertDigest& want, const AlertDigest& got) {
   std::string out;
   int shown = 0;
@@ -66,7 +47,7 @@ void GoldenRun(const std::string& guarantee, std::map<std::string, std::string> 
                std::string* stopped = nullptr) {
   auto h = WorkerHarness::Create(4);
   ASSERT_TRUE(h.ok()) << h.error().message;
-  const sim::Traffic traffic = sim::GenerateTraffic(Options(2000, 7), DefaultProfile());
+  const sim::Traffic traffic = sim::GenerateTraffic(RecentTraffic(2000, 7), DefaultProfile());
   const AlertDigest expected = ExpectedAlerts(traffic, DefaultProfile(), 4);
   ASSERT_GT(expected.size(), 100u) << "the golden input must raise alerts";
   ASSERT_TRUE((*h)->Produce(traffic.records).ok());
@@ -113,7 +94,7 @@ TEST(WorkerOnRealKafka, PausingFullInputBuffersChangesNoAlert) {
 TEST(WorkerOnRealKafka, BadRecordsGoToTheDeadLetterTopicWithReasons) {
   auto h = WorkerHarness::Create(4);
   ASSERT_TRUE(h.ok()) << h.error().message;
-  sim::TrafficOptions o = Options(1500, 11);
+  sim::TrafficOptions o = RecentTraffic(1500, 11);
   o.bad_records = true;
   const sim::Traffic traffic = sim::GenerateTraffic(o, DefaultProfile());
   std::map<std::string, int> want;
@@ -142,10 +123,15 @@ TEST(WorkerOnRealKafka, BadRecordsGoToTheDeadLetterTopicWithReasons) {
     ++got[std::string(*r.header("boxwatch-reason"))];
   }
   EXPECT_EQ(got, want);
-  // The original bytes are kept.
+  // The original bytes are kept; a value over max_value_bytes (262144 in
+  // these tests) keeps its first 262144 bytes and says how long it was.
   for (const auto& r : *dead) {
     if (r.header("boxwatch-reason") == "oversized") {
-      EXPECT_EQ(r.value.size(), 512u << 10);
+      EXPECT_EQ(r.value.size(), 262144u);
+      EXPECT_EQ(r.header("boxwatch-truncated").value_or(""), "true");
+      EXPECT_EQ(r.header("boxwatch-original-bytes").value_or(""), std::to_string(512u << 10));
+    } else {
+      EXPECT_FALSE(r.header("boxwatch-truncated").has_value());
     }
   }
 }
@@ -160,7 +146,7 @@ unsigned PrintedSeed() {
 // Input for the crash tests: `containers` containers with 45 GPS fixes each,
 // on the broker; returns the offline alert set and the record count.
 std::pair<AlertDigest, size_t> ProduceCrashInput(WorkerHarness& h, int containers, uint32_t seed) {
-  sim::TrafficOptions o = Options(containers, seed);
+  sim::TrafficOptions o = RecentTraffic(containers, seed);
   o.gps_per_container = 45;
   const sim::Traffic traffic = sim::GenerateTraffic(o, DefaultProfile());
   EXPECT_TRUE(h.Produce(traffic.records).ok());
@@ -249,7 +235,7 @@ TEST(WorkerOnRealKafka, AtLeastOnceUnderSigkillLosesNoAlert) {
 TEST(WorkerOnRealKafka, CleanRestartReplaysNothingAndALostVolumeIsRestored) {
   auto h = WorkerHarness::Create(4);
   ASSERT_TRUE(h.ok()) << h.error().message;
-  const sim::Traffic traffic = sim::GenerateTraffic(Options(1500, 31), DefaultProfile());
+  const sim::Traffic traffic = sim::GenerateTraffic(RecentTraffic(1500, 31), DefaultProfile());
   // First half of every container's events, then the rest after the restarts.
   std::vector<sim::TrafficRecord> first(traffic.records.begin(), traffic.records.begin() + traffic.records.size() / 2);
   std::vector<sim::TrafficRecord> second(traffic.records.begin() + traffic.records.size() / 2, traffic.records.end());
@@ -289,7 +275,7 @@ TEST(WorkerOnRealKafka, CleanRestartReplaysNothingAndALostVolumeIsRestored) {
 TEST(WorkerOnRealKafka, ExpiredStateIsDeletedWithChangelogTombstones) {
   auto h = WorkerHarness::Create(4);
   ASSERT_TRUE(h.ok()) << h.error().message;
-  const sim::Traffic traffic = sim::GenerateTraffic(Options(800, 53), DefaultProfile());
+  const sim::Traffic traffic = sim::GenerateTraffic(RecentTraffic(800, 53), DefaultProfile());
   ASSERT_TRUE((*h)->Produce(traffic.records).ok());
   // One hour of event time without news expires a container; the input spans several hours.
   auto worker = (*h)->StartWorker("ttl-0", {{"state_ttl_ms", "3600000"}, {"expiry_sweep_interval_ms", "200"}});
@@ -332,7 +318,7 @@ TEST(WorkerOnRealKafka, PublishedProfileAndReferenceEntriesAreApplied) {
   auto producer = pipeline::KafkaProducer::Create({.bootstrap = (*h)->bootstrap()});
   ASSERT_TRUE(producer.ok());
   const std::string reference = pipeline::TopicNames((*h)->prefix()).Name(pipeline::TopicRole::kReference);
-  const sim::Traffic traffic = sim::GenerateTraffic(Options(200, 61), DefaultProfile());
+  const sim::Traffic traffic = sim::GenerateTraffic(RecentTraffic(200, 61), DefaultProfile());
   // Every manifest's notify party goes on the watchlist: every container is then watchlisted.
   std::set<std::string> notify_parties;
   for (const auto& r : traffic.records) {
@@ -369,7 +355,7 @@ TEST(WorkerOnRealKafka, PartitionsMoveWithTheirStateWhenWorkersJoinAndLeave) {
   ASSERT_TRUE(h.ok()) << h.error().message;
   // The input is all there before the workers start: the output may then
   // depend only on the input, whoever processes which partition when.
-  const sim::Traffic traffic = sim::GenerateTraffic(Options(4000, 41), DefaultProfile());
+  const sim::Traffic traffic = sim::GenerateTraffic(RecentTraffic(4000, 41), DefaultProfile());
   const AlertDigest expected = ExpectedAlerts(traffic, DefaultProfile(), 6);
   ASSERT_TRUE((*h)->Produce(traffic.records).ok());
 

@@ -9,12 +9,14 @@
 #include <thread>
 
 #include "operators/decode.h"
+#include "operators/default_profile.h"
 #include "pipeline/partitioner.h"
 #include "sim/produce.h"
 
 namespace boxwatch::testing {
 
-Result<std::unique_ptr<WorkerHarness>> WorkerHarness::Create(int partitions) {
+Result<std::unique_ptr<WorkerHarness>> WorkerHarness::Create(
+    int partitions, const std::function<void(std::vector<pipeline::TopicSpec>&)>& adjust) {
   auto h = std::make_unique<WorkerHarness>();
   auto broker = TestBroker::Start(BrokerKind::kReal);
   if (!broker.ok()) return broker.error();
@@ -25,10 +27,11 @@ Result<std::unique_ptr<WorkerHarness>> WorkerHarness::Create(int partitions) {
   char tmpl[] = "/tmp/boxwatch-worker-test-XXXXXX";
   if (::mkdtemp(tmpl) == nullptr) return Error{Errc::kIo, "mkdtemp failed"};
   h->dir_ = tmpl;
-  Status s = h->broker_->CreateTopics(
-      // Simulated event times are historical: time-based retention would delete them mid-test.
-      pipeline::TopicSetSpecs({.prefix = h->prefix_, .partitions = partitions, .replication = 1,
-                               .event_retention_ms = -1, .alert_retention_ms = -1}));
+  // Simulated event times are historical: time-based retention would delete them mid-test.
+  auto specs = pipeline::TopicSetSpecs({.prefix = h->prefix_, .partitions = partitions, .replication = 1,
+                                        .event_retention_ms = -1, .alert_retention_ms = -1});
+  if (adjust) adjust(specs);
+  Status s = h->broker_->CreateTopics(specs);
   if (!s.ok()) return s.error();
   return h;
 }
@@ -67,7 +70,8 @@ Result<std::unique_ptr<Child>> WorkerHarness::StartWorker(const std::string& ins
 }
 
 Status WorkerHarness::Produce(const std::vector<sim::TrafficRecord>& records) {
-  auto producer = pipeline::KafkaProducer::Create({.bootstrap = bootstrap_});
+  // Tests may send records up to the topics' max.message.bytes.
+  auto producer = pipeline::KafkaProducer::Create({.bootstrap = bootstrap_, .extra = {{"message.max.bytes", "16000000"}}});
   if (!producer.ok()) return producer.error();
   auto sent = sim::ProduceTraffic(**producer, pipeline::TopicNames(prefix_), records, {});
   return sent.status();
@@ -134,7 +138,9 @@ AlertDigest ExpectedAlerts(const sim::Traffic& traffic, const operators::Profile
   operators::RiskEngine engine(&profile, &ref);
   std::map<std::string, v1::ContainerState> states;
   const ProcessingTimeMs now(NowMs());
-  const operators::DecodeLimits limits{.max_value_bytes = 262144};
+  // Records meant to be refused carry expect_dead_letter; everything else is
+  // decoded whatever its size.
+  const operators::DecodeLimits limits{.max_value_bytes = size_t{1} << 30};
   for (const auto& r : traffic.records) {
     if (!r.expect_dead_letter.empty()) continue;
     const operators::RecordView view{r.key, r.value, r.json ? operators::Encoding::kJson : operators::Encoding::kProtobuf};
@@ -166,6 +172,24 @@ AlertDigest ExpectedAlerts(const sim::Traffic& traffic, const operators::Profile
     engine.Advance(s, max_event[pipeline::JavaPartition(k, partitions)] - lateness_ms, 0, &alerts);
   }
   return Digest(alerts);
+}
+
+const operators::Profile& DefaultProfile() {
+  static const operators::Profile p = [] {
+    auto r = operators::ParseProfile(operators::DefaultProfileYaml(), operators::kDefaultProfileSource);
+    if (!r.ok()) std::abort();  // the built-in profile is checked by the unit tests
+    return std::move(r).value();
+  }();
+  return p;
+}
+
+sim::TrafficOptions RecentTraffic(int containers, uint32_t seed) {
+  sim::TrafficOptions o;
+  o.seed = seed;
+  o.containers = containers;
+  const int64_t day = 24 * 3600 * 1000LL;
+  o.start_ms = (NowMs() / day - 2) * day + 3 * 3600 * 1000LL;
+  return o;
 }
 
 int64_t JsonField(const std::string& line, const std::string& name) {

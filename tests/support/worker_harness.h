@@ -3,6 +3,7 @@
 // tests: a fresh topic set (unique prefix), configs with their own state
 // directories, traffic production, and reading alerts and dead letters back.
 
+#include <functional>
 #include <map>
 #include <memory>
 #include <set>
@@ -22,8 +23,10 @@ using AlertDigest = std::map<std::string, std::string>;
 
 class WorkerHarness {
  public:
-  // Creates the topic set with `partitions` partitions on the real broker.
-  static Result<std::unique_ptr<WorkerHarness>> Create(int partitions);
+  // Creates the topic set with `partitions` partitions on the real broker;
+  // `adjust`, when given, may change the topic specifications first.
+  static Result<std::unique_ptr<WorkerHarness>> Create(
+      int partitions, const std::function<void(std::vector<pipeline::TopicSpec>&)>& adjust = {});
   ~WorkerHarness();
 
   const std::string& bootstrap() const { return bootstrap_; }
@@ -61,6 +64,11 @@ class WorkerHarness {
 AlertDigest ExpectedAlerts(const sim::Traffic& traffic, const operators::Profile& profile, int partitions,
                            int64_t lateness_ms = 300000);
 AlertDigest Digest(const std::vector<v1::Alert>& alerts);
+// The built-in default profile, parsed once.
+const operators::Profile& DefaultProfile();
+// Simulator options for `containers` boxes whose event times end within the
+// two days before now: inside the topics' retention, never in the future.
+sim::TrafficOptions RecentTraffic(int containers, uint32_t seed);
 std::string Num(double v);
 // Parses a {"event":"stopped",...} line's numeric field.
 int64_t JsonField(const std::string& line, const std::string& name);

@@ -64,5 +64,32 @@ TEST(WorkerConfig, MissingFileSaysWhich) {
   EXPECT_NE(c.error().message.find("/nonexistent/worker.yaml"), std::string::npos);
 }
 
+// Every dead letter and changelog record must fit the producer's limit: a
+// max_value_bytes or max_state_bytes that would not is refused at startup.
+TEST(WorkerConfig, ValueAndStateLimitsMustFitUnderTheProducersMessageLimit) {
+  auto d = WorkerConfig::Parse("instance_id: w\n", "w.yaml", {});
+  ASSERT_TRUE(d.ok()) << d.error().message;
+  EXPECT_EQ(d->max_value_bytes, 921600);
+  EXPECT_EQ(d->OutputRecordLimit(), 1000000);
+  EXPECT_EQ(d->StateLimit(), 1000000 - WorkerConfig::kRecordOverheadBytes);
+
+  auto c = WorkerConfig::Parse("instance_id: w\nmax_value_bytes: 1048576\nmax_state_bytes: 2000000\n", "big.yaml", {});
+  ASSERT_FALSE(c.ok());
+  const std::string& m = c.error().message;
+  EXPECT_NE(m.find("configuration has 2 problem(s)"), std::string::npos) << m;
+  EXPECT_NE(m.find("max_value_bytes 1048576 leaves no room for a dead letter under the producer's message.max.bytes 1000000"),
+            std::string::npos)
+      << m;
+  EXPECT_NE(m.find("max_state_bytes 2000000 must be 0 (default) or from 4096 to 934464"), std::string::npos) << m;
+
+  auto raised = WorkerConfig::Parse(
+      "instance_id: w\nmax_value_bytes: 4194304\nkafka:\n  message.max.bytes: \"8000000\"\n", "raised.yaml", {});
+  ASSERT_TRUE(raised.ok()) << raised.error().message;
+  EXPECT_EQ(raised->StateLimit(), 8000000 - WorkerConfig::kRecordOverheadBytes);
+  auto junk = WorkerConfig::Parse("instance_id: w\nkafka:\n  message.max.bytes: lots\n", "junk.yaml", {});
+  ASSERT_FALSE(junk.ok());
+  EXPECT_NE(junk.error().message.find("message.max.bytes must be an integer"), std::string::npos) << junk.error().message;
+}
+
 }  // namespace
 }  // namespace boxwatch::pipeline

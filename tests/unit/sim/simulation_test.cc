@@ -88,7 +88,9 @@ TEST(Evaluation, CountsByHighestPriorityAndScoresEachThreshold) {
   auto alert = [](const char* c, v1::Priority p) {
     v1::Alert a;
     a.set_container_number(c);
+    a.set_alert_id(std::string(c) + "-" + std::to_string(p));
     a.set_priority(p);
+    a.add_indicators()->set_id(p >= v1::PRIORITY_HIGH ? "scan.radiation_gamma" : "route.high_risk_origin");
     return a;
   };
   const auto e = Evaluate(labels, {alert("A", v1::PRIORITY_MEDIUM), alert("A", v1::PRIORITY_HIGH),
@@ -100,6 +102,13 @@ TEST(Evaluation, CountsByHighestPriorityAndScoresEachThreshold) {
   EXPECT_DOUBLE_EQ(e.At(v1::PRIORITY_HIGH).recall, 0.5);
   EXPECT_DOUBLE_EQ(e.Recall(Scenario::kGamma, v1::PRIORITY_HIGH), 1.0);
   EXPECT_EQ(e.unlabelled_alerted, 1);
+  EXPECT_EQ(e.alerts, 4);
+  EXPECT_EQ(e.alerts_with_indicator.at("scan.radiation_gamma"), 2);
+  EXPECT_EQ(e.alerts_with_indicator.at("route.high_risk_origin"), 2);
+  // The same alert read twice (at-least-once, or a hub and the topic) counts once.
+  const auto twice = Evaluate(labels, {alert("A", v1::PRIORITY_HIGH), alert("A", v1::PRIORITY_HIGH)});
+  EXPECT_EQ(twice.alerts, 1);
+  EXPECT_NE(twice.Json().find("\"alerts_with_indicator\":{\"scan.radiation_gamma\":1}"), std::string::npos) << twice.Json();
 }
 
 }  // namespace
