@@ -23,12 +23,15 @@ RUN rm -rf build \
 
 FROM debian:12 AS runtime
 ENV DEBIAN_FRONTEND=noninteractive
+# librdkafka 2.8.0 as scripts/setup backported it from Debian 13 in the
+# builder stage (Debian 12's 2.0.2 cannot talk to Kafka 4 brokers).
+COPY --from=builder /root/.cache/boxwatch/librdkafka-2.8.0/librdkafka1_2.8.0-1~bpo12+1_amd64.deb /tmp/debs/
 # Runtime libraries only (Debian 12 package names; `apt-cache policy NAME`
 # shows each). Their own dependencies (libgrpc29, libabsl, libre2, c-ares,
-# snappy, lz4, zstd, OpenSSL, SASL) come in with them.
+# snappy, lz4, zstd, OpenSSL, SASL, curl) come in with them.
 RUN apt-get update \
  && apt-get install -y --no-install-recommends \
-      librdkafka1 \
+      /tmp/debs/librdkafka1_2.8.0-1~bpo12+1_amd64.deb \
       librocksdb7.8 \
       libgrpc++1.51 \
       libprotobuf32 \
@@ -37,7 +40,7 @@ RUN apt-get update \
       libprometheus-cpp-pull1.0 \
       libgflags2.2 \
       ca-certificates \
- && rm -rf /var/lib/apt/lists/*
+ && rm -rf /var/lib/apt/lists/* /tmp/debs
 
 # A fixed, non-root identity; the Kubernetes manifests run as the same ids
 # (runAsUser/runAsGroup/fsGroup 10001).

@@ -2,7 +2,13 @@
 find_package(PkgConfig REQUIRED)
 find_package(Threads REQUIRED)
 find_package(Protobuf REQUIRED)
-pkg_check_modules(RDKAFKA REQUIRED IMPORTED_TARGET rdkafka)
+# librdkafka 2.8 (Debian 13's, backported by scripts/backport-librdkafka):
+# Debian 12's 2.0.2 uses protocol versions that Kafka 4 brokers removed.
+pkg_check_modules(RDKAFKA IMPORTED_TARGET rdkafka>=2.8.0)
+if(NOT RDKAFKA_FOUND)
+  message(FATAL_ERROR "librdkafka 2.8.0 or newer is needed (Debian 12 ships 2.0.2): run scripts/setup, "
+                      "which backports Debian 13's librdkafka 2.8.0 (scripts/backport-librdkafka)")
+endif()
 pkg_check_modules(GRPCPP REQUIRED IMPORTED_TARGET grpc++)
 find_package(CLI11 REQUIRED)
 find_package(yaml-cpp REQUIRED)

@@ -28,6 +28,18 @@ runtime=$(awk '/^FROM .* AS runtime/{on=1} on' Dockerfile |
   sed -n '/apt-get install/,/rm -rf/p' | tr ' \\' '\n\n' | grep -E '^[a-z0-9][a-z0-9.+-]+$' |
   grep -Ev '^(apt-get|install|rm|no-install-recommends|y)$' || true)
 [ -n "$runtime" ] || problem "found no runtime packages in the Dockerfile"
+# Packages installed from .deb files the builder stage made (the librdkafka
+# backport): the package name is the file name up to its first '_'; it must be
+# one the builder has, and its archive namesake gives its dependencies.
+local_debs=$(awk '/^FROM .* AS runtime/{on=1} on' Dockerfile | grep -oE '/tmp/debs/[a-z0-9.+-]+_[^ ]+\.deb' | sort -u || true)
+for deb in $local_debs; do
+  name=$(basename "$deb"); name=${name%%_*}
+  grep -q "COPY --from=builder .*/$(basename "$deb")" Dockerfile || problem "$deb is installed but not copied from the builder"
+  version=$(basename "$deb" .deb); version=${version#*_}; version=${version%_*}
+  [ "$(dpkg-query -W -f='${Version}' "$name" 2>/dev/null || true)" = "$version" ] ||
+    problem "$name $version (from $deb) is not what this machine built and installed (scripts/setup)"
+  runtime="$runtime $name"
+done
 for p in $runtime; do
   apt-cache show "$p" >/dev/null 2>&1 || problem "runtime package $p is not in Debian's archive"
 done
