@@ -1,6 +1,6 @@
 // Microbenchmarks of the risk engine's in-memory path: join + evaluate per
 // event type on realistic states (the default profile's real corridors, a
-// full GPS window, a manifest, scans). No I/O, no decoding.
+// full GPS window, a manifest, scans), and decoding a GPS fix. No I/O.
 //
 //   build/release/bench/operators_bench [--benchmark_filter=gps]
 
@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "core/types.h"
+#include "operators/decode.h"
 #include "operators/engine.h"
 
 namespace boxwatch::operators {
@@ -164,6 +165,32 @@ void BM_ScanJoinEvaluate(benchmark::State& st) {
   st.SetItemsProcessed(st.iterations());
 }
 BENCHMARK(BM_ScanJoinEvaluate);
+
+// Decoding and validating one GPS fix as the worker does per record
+// (protobuf parse, container number, ranges, enum values, text sizes).
+void BM_DecodeGps(benchmark::State& st) {
+  v1::GpsEvent e;
+  const std::string number = Number(7);
+  e.set_container_number(number);
+  e.set_tracker_id("TRK-000007");
+  e.set_event_id("TRK-000007-000123");
+  e.set_fix_time_ms(kT0);
+  e.mutable_position()->set_lat(14.2);
+  e.mutable_position()->set_lon(101.1);
+  e.set_speed_kmh(61.5);
+  e.set_battery_pct(80);
+  e.set_seal_state(v1::GpsEvent::SEAL_STATE_CLOSED);
+  e.set_seal_number("SEAL-99812");
+  const std::string bytes = e.SerializeAsString();
+  const RecordView view{number, bytes, Encoding::kProtobuf};
+  const DecodeLimits limits;
+  for (auto _ : st) {
+    auto d = DecodeGps(view, ProcessingTimeMs(kT0 + kMin), limits);
+    benchmark::DoNotOptimize(d);
+  }
+  st.SetItemsProcessed(st.iterations());
+}
+BENCHMARK(BM_DecodeGps);
 
 }  // namespace
 }  // namespace boxwatch::operators

@@ -292,6 +292,9 @@ class Dispatcher::Impl final : public v1::AlertService::Service {
     // id) records the same outcome once.
     const uint32_t request_hash = pipeline::Murmur2(request->SerializeAsString());
     std::vector<std::string> problems = operators::OutcomeSizeProblems(o);
+    if (problems.empty()) {
+      if (auto schema = operators::SchemaProblem(o)) problems.push_back(*schema);  // e.g. result 42
+    }
     auto number = ContainerNumber::Parse(o.container_number());
     if (!number.ok() && problems.empty()) problems.push_back(number.error().message);
     if (o.result() == v1::InspectionOutcome::RESULT_UNSPECIFIED)

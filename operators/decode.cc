@@ -3,8 +3,8 @@
 #include <google/protobuf/struct.pb.h>
 #include <google/protobuf/util/json_util.h>
 
+#include <charconv>
 #include <cmath>
-#include <mutex>
 #include <optional>
 #include <unordered_map>
 #include <vector>
@@ -17,52 +17,90 @@ Rejection Reject(RejectReason reason, std::string detail) { return {reason, std:
 using google::protobuf::Descriptor;
 using google::protobuf::FieldDescriptor;
 
-// Whether messages of `d` hold an enum field anywhere below them (cached:
-// most GPS fixes then skip the walk's per-field work).
-bool HasEnums(const Descriptor* d) {
-  static std::mutex mu;
-  static std::unordered_map<const Descriptor*, bool> known;
-  {
-    std::lock_guard lock(mu);
-    if (auto it = known.find(d); it != known.end()) return it->second;
-  }
-  bool any = false;
-  for (int i = 0; i < d->field_count() && !any; ++i) {
-    const FieldDescriptor* f = d->field(i);
-    any = f->enum_type() != nullptr || (f->message_type() != nullptr && f->message_type() != d && HasEnums(f->message_type()));
-  }
-  std::lock_guard lock(mu);
-  known[d] = any;
-  return any;
+// What the schema walk checks in messages of one type: enum fields hold
+// declared values, text fields stay within their size, sub-messages recurse.
+struct SchemaPlan {
+  std::vector<const FieldDescriptor*> enums;
+  std::vector<std::pair<const FieldDescriptor*, size_t>> strings;  // field, max bytes
+  std::vector<const FieldDescriptor*> messages;
+};
+
+// Bytes a text field of outside input may hold. With the engine's count
+// bounds (GPS window, scans, outcomes, manifest versions and history) they
+// bound what a container's state can grow to from small events.
+size_t MaxTextBytes(const FieldDescriptor* f) {
+  const std::string& n = f->name();
+  if (n == "notes") return 8192;
+  if (n == "description" || n == "analyst_note") return 4096;
+  return kMaxTextFieldBytes;
 }
 
-std::optional<Rejection> UnknownEnum(const std::string& path, const FieldDescriptor* f, const std::string& value) {
-  return Reject(RejectReason::kInvalidField, path + f->name() + " = " + value + " is not a value of " +
-                                                 f->enum_type()->full_name() + " (a newer producer? see docs/topics.md)");
-}
-
-// Binary protobuf keeps enum numbers it does not know (proto3 enums are
-// open); boxwatch refuses them instead of letting indicators guess.
-std::optional<Rejection> CheckEnumNumbers(const google::protobuf::Message& msg, const std::string& path) {
-  const Descriptor* d = msg.GetDescriptor();
-  if (!HasEnums(d)) return std::nullopt;
-  const auto* r = msg.GetReflection();
-  for (int i = 0; i < d->field_count(); ++i) {
-    const FieldDescriptor* f = d->field(i);
-    if (f->enum_type() != nullptr) {
-      const int n = f->is_repeated() ? r->FieldSize(msg, f) : 1;
-      for (int k = 0; k < n; ++k) {
-        const int v = f->is_repeated() ? r->GetRepeatedEnumValue(msg, f, k) : r->GetEnumValue(msg, f);
-        if (f->enum_type()->FindValueByNumber(v) == nullptr) return UnknownEnum(path, f, std::to_string(v));
-      }
-    } else if (f->message_type() != nullptr) {
-      if (f->is_repeated()) {
-        for (int k = 0; k < r->FieldSize(msg, f); ++k) {
-          const std::string at = path + f->name() + "[" + std::to_string(k) + "].";
-          if (auto rej = CheckEnumNumbers(r->GetRepeatedMessage(msg, f, k), at)) return rej;
+// Plans for every message type reachable from the four input types, built
+// once; read without locking afterwards.
+const std::unordered_map<const Descriptor*, SchemaPlan>& Plans() {
+  static const std::unordered_map<const Descriptor*, SchemaPlan> plans = [] {
+    std::unordered_map<const Descriptor*, SchemaPlan> out;
+    std::vector<const Descriptor*> todo = {v1::Manifest::descriptor(), v1::ScanResult::descriptor(),
+                                           v1::GpsEvent::descriptor(), v1::InspectionOutcome::descriptor()};
+    while (!todo.empty()) {
+      const Descriptor* d = todo.back();
+      todo.pop_back();
+      if (out.count(d)) continue;  // also ends cycles
+      SchemaPlan& plan = out[d];
+      for (int i = 0; i < d->field_count(); ++i) {
+        const FieldDescriptor* f = d->field(i);
+        if (f->enum_type() != nullptr) plan.enums.push_back(f);
+        if (f->type() == FieldDescriptor::TYPE_STRING) plan.strings.push_back({f, MaxTextBytes(f)});
+        if (f->message_type() != nullptr) {
+          plan.messages.push_back(f);
+          todo.push_back(f->message_type());
         }
-      } else if (r->HasField(msg, f)) {
-        if (auto rej = CheckEnumNumbers(r->GetMessage(msg, f), path + f->name() + ".")) return rej;
+      }
+    }
+    return out;
+  }();
+  return plans;
+}
+
+// The first schema problem of `msg`; its path is built only on the way out.
+std::optional<Rejection> CheckSchema(const google::protobuf::Message& msg) {
+  const auto& plans = Plans();
+  auto it = plans.find(msg.GetDescriptor());
+  if (it == plans.end()) return std::nullopt;  // not outside input
+  const SchemaPlan& plan = it->second;
+  const auto* r = msg.GetReflection();
+  auto at = [](const FieldDescriptor* f, int k) {
+    return f->name() + (f->is_repeated() ? "[" + std::to_string(k) + "]" : "");
+  };
+  for (const FieldDescriptor* f : plan.enums) {
+    const int n = f->is_repeated() ? r->FieldSize(msg, f) : 1;
+    for (int k = 0; k < n; ++k) {
+      const int v = f->is_repeated() ? r->GetRepeatedEnumValue(msg, f, k) : r->GetEnumValue(msg, f);
+      if (f->enum_type()->FindValueByNumber(v) == nullptr) {
+        return Reject(RejectReason::kInvalidField, at(f, k) + " = " + std::to_string(v) + " is not a value of " +
+                                                       f->enum_type()->full_name() + " (see docs/topics.md)");
+      }
+    }
+  }
+  std::string scratch;
+  for (const auto& [f, max] : plan.strings) {
+    const int n = f->is_repeated() ? r->FieldSize(msg, f) : 1;
+    for (int k = 0; k < n; ++k) {
+      const std::string& v = f->is_repeated() ? r->GetRepeatedStringReference(msg, f, k, &scratch)
+                                              : r->GetStringReference(msg, f, &scratch);
+      if (v.size() > max) {
+        return Reject(RejectReason::kInvalidField, at(f, k) + " is " + std::to_string(v.size()) +
+                                                       " bytes; the limit is " + std::to_string(max));
+      }
+    }
+  }
+  for (const FieldDescriptor* f : plan.messages) {
+    const int n = f->is_repeated() ? r->FieldSize(msg, f) : (r->HasField(msg, f) ? 1 : 0);
+    for (int k = 0; k < n; ++k) {
+      const auto& child = f->is_repeated() ? r->GetRepeatedMessage(msg, f, k) : r->GetMessage(msg, f);
+      if (auto rej = CheckSchema(child)) {
+        rej->detail = at(f, k) + "." + rej->detail;
+        return rej;
       }
     }
   }
@@ -71,16 +109,18 @@ std::optional<Rejection> CheckEnumNumbers(const google::protobuf::Message& msg, 
 
 // The JSON parser, told to ignore unknown fields (newer producers), also
 // drops enum names it does not know without a word. This walks the JSON
-// document beside the message type and refuses such names.
-std::optional<Rejection> CheckJsonEnumNames(const google::protobuf::Value& json, const Descriptor* d,
-                                            const std::string& path) {
-  if (!json.has_struct_value() || !HasEnums(d)) return std::nullopt;
+// document beside the message type and refuses such names, and numbers in
+// strings that the enum does not declare (plain numbers reach CheckSchema).
+std::optional<Rejection> CheckJsonEnumNames(const google::protobuf::Value& json, const Descriptor* d) {
+  if (!json.has_struct_value()) return std::nullopt;
+  auto it = Plans().find(d);
+  if (it == Plans().end()) return std::nullopt;
+  const SchemaPlan& plan = it->second;
+  if (plan.enums.empty() && plan.messages.empty()) return std::nullopt;
   for (const auto& [name, value] : json.struct_value().fields()) {
     const FieldDescriptor* f = d->FindFieldByName(name);
-    for (int i = 0; f == nullptr && i < d->field_count(); ++i) {
-      if (d->field(i)->json_name() == name) f = d->field(i);
-    }
-    if (f == nullptr) continue;  // an unknown field: ignored on purpose
+    if (f == nullptr) f = d->FindFieldByCamelcaseName(name);
+    if (f == nullptr || (f->enum_type() == nullptr && f->message_type() == nullptr)) continue;
     std::vector<const google::protobuf::Value*> items;
     if (value.has_list_value()) {
       for (const auto& v : value.list_value().values()) items.push_back(&v);
@@ -89,14 +129,24 @@ std::optional<Rejection> CheckJsonEnumNames(const google::protobuf::Value& json,
     }
     for (size_t k = 0; k < items.size(); ++k) {
       const google::protobuf::Value& v = *items[k];
-      const std::string at = path + f->name() + (f->is_repeated() ? "[" + std::to_string(k) + "]" : "");
-      if (f->enum_type() != nullptr && v.has_string_value() &&
-          f->enum_type()->FindValueByName(v.string_value()) == nullptr) {
-        return Reject(RejectReason::kInvalidField, at + " = \"" + ClipText(v.string_value(), 64) +
-                                                       "\" is not a value of " + f->enum_type()->full_name());
+      const std::string at = f->name() + (f->is_repeated() ? "[" + std::to_string(k) + "]" : "");
+      if (f->enum_type() != nullptr && v.has_string_value()) {
+        const std::string& text = v.string_value();
+        int number = 0;
+        const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), number);
+        const bool numeric = !text.empty() && ec == std::errc() && end == text.data() + text.size();
+        const bool known = numeric ? f->enum_type()->FindValueByNumber(number) != nullptr
+                                   : f->enum_type()->FindValueByName(text) != nullptr;
+        if (!known) {
+          return Reject(RejectReason::kInvalidField, at + " = \"" + ClipText(text, 64) + "\" is not a value of " +
+                                                         f->enum_type()->full_name());
+        }
       }
       if (f->message_type() != nullptr) {
-        if (auto rej = CheckJsonEnumNames(v, f->message_type(), at + ".")) return rej;
+        if (auto rej = CheckJsonEnumNames(v, f->message_type())) {
+          rej->detail = at + "." + rej->detail;
+          return rej;
+        }
       }
     }
   }
@@ -116,7 +166,7 @@ std::optional<Rejection> Parse(const RecordView& r, const DecodeLimits& limits,
       return Reject(RejectReason::kUndecodable,
                     "value is not a valid protobuf " + msg->GetTypeName());
     }
-    return CheckEnumNumbers(*msg, "");
+    return CheckSchema(*msg);
   }
   google::protobuf::util::JsonParseOptions options;
   options.ignore_unknown_fields = true;  // newer producers may send newer fields
@@ -127,15 +177,13 @@ std::optional<Rejection> Parse(const RecordView& r, const DecodeLimits& limits,
                   "value is not valid JSON for " + msg->GetTypeName() + ": " +
                       ClipText(std::string(status.message()), 256));
   }
-  if (HasEnums(msg->GetDescriptor())) {
-    google::protobuf::Value document;
-    if (google::protobuf::util::JsonStringToMessage(
-            google::protobuf::StringPiece(r.value.data(), r.value.size()), &document)
-            .ok()) {
-      if (auto rej = CheckJsonEnumNames(document, msg->GetDescriptor(), "")) return rej;
-    }
+  google::protobuf::Value document;
+  if (google::protobuf::util::JsonStringToMessage(
+          google::protobuf::StringPiece(r.value.data(), r.value.size()), &document)
+          .ok()) {
+    if (auto rej = CheckJsonEnumNames(document, msg->GetDescriptor())) return rej;
   }
-  return CheckEnumNumbers(*msg, "");  // numbers given for enums in JSON
+  return CheckSchema(*msg);  // numbers given for enums, text sizes
 }
 
 // Validates the container number and that the key matches it. Canonicalises
@@ -289,6 +337,12 @@ Decoded<v1::InspectionOutcome> DecodeOutcome(const RecordView& r, ProcessingTime
     return Reject(RejectReason::kInvalidField, "outcome result is unspecified");
   }
   return o;
+}
+
+std::optional<std::string> SchemaProblem(const google::protobuf::Message& message) {
+  auto rej = CheckSchema(message);
+  if (!rej) return std::nullopt;
+  return rej->detail;
 }
 
 std::vector<std::string> OutcomeSizeProblems(const v1::InspectionOutcome& o) {

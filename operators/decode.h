@@ -10,6 +10,7 @@
 // JSON mapping, for producers that cannot speak Protobuf).
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <variant>
@@ -81,6 +82,16 @@ Decoded<v1::InspectionOutcome> DecodeOutcome(const RecordView& r, ProcessingTime
 // the limit, never the value. Empty: within limits.
 inline constexpr size_t kMaxContainerNumberBytes = 32;  // 11 characters, with room for spaces
 std::vector<std::string> OutcomeSizeProblems(const v1::InspectionOutcome& o);
+
+// Every text field of an input message holds at most this many bytes
+// (descriptions and analysts' notes 4096, outcome notes 8192): with the
+// engine's count bounds this bounds a state grown from small events.
+inline constexpr size_t kMaxTextFieldBytes = 1024;
+// The first schema problem of an input message (manifest, scan, GPS event,
+// outcome, or a part of one): an enum number its enum does not declare, or a
+// text field over its size. Decoding checks it; the dispatcher checks the
+// outcomes it is given the same way. Nullopt: none.
+std::optional<std::string> SchemaProblem(const google::protobuf::Message& message);
 
 // Serialises `message` in the given encoding (used by producers and tests).
 std::string Encode(const google::protobuf::Message& message, Encoding encoding);

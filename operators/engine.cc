@@ -229,6 +229,12 @@ JoinResult RiskEngine::ApplyManifest(v1::ContainerState& s, const v1::Manifest& 
   for (const auto& h : s.manifest_history()) {
     if (h.version() == m.version()) return JoinResult::kDuplicate;
   }
+  // With the history full, a version older than every summary kept is one
+  // already seen (or superseded long ago): it changes nothing.
+  if (s.manifest_history_size() >= limits_.max_manifest_history &&
+      m.version() < s.manifest_history(0).version()) {
+    return JoinResult::kDuplicate;
+  }
   s.set_container_number(m.container_number());
   auto* versions = s.mutable_manifest_versions();
   auto pos = std::find_if(versions->begin(), versions->end(),
@@ -246,6 +252,9 @@ JoinResult RiskEngine::ApplyManifest(v1::ContainerState& s, const v1::Manifest& 
   sum->mutable_amended_fields()->CopyFrom(m.amended_fields());
   std::sort(history->begin(), history->end(),
             [](const auto& a, const auto& b) { return a.version() < b.version(); });
+  if (history->size() > limits_.max_manifest_history) {
+    history->DeleteSubrange(0, history->size() - limits_.max_manifest_history);
+  }
   RefreshSummaries(s);
   TouchEventTime(s, t);
   AddPending(s, t, kManifest);

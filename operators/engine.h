@@ -67,7 +67,8 @@ struct EngineLimits {
   int max_gps_points = 64;        // GPS window per container
   int max_scans = 16;
   int max_outcomes = 8;
-  int max_manifest_versions = 4;  // full versions kept; summaries of all are kept
+  int max_manifest_versions = 4;  // full versions kept
+  int max_manifest_history = 32;  // version summaries kept (the newest); an older version is a duplicate
 };
 
 enum class JoinResult { kApplied, kDuplicate, kLate };

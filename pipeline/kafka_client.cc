@@ -398,6 +398,17 @@ void KafkaProducer::DeliveryCallback(rd_kafka_t* rk, const rd_kafka_message_t* m
   } else if (m->err == RD_KAFKA_RESP_ERR__PURGE_QUEUE || m->err == RD_KAFKA_RESP_ERR__PURGE_INFLIGHT) {
     // Records of an aborted transaction: discarded on purpose.
   } else if (!self->delivery_error_) {
+    switch (m->err) {
+      case RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE:
+      case RD_KAFKA_RESP_ERR_RECORD_LIST_TOO_LARGE:
+      case RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED:
+      case RD_KAFKA_RESP_ERR_INVALID_RECORD:
+      case RD_KAFKA_RESP_ERR_INVALID_TIMESTAMP:
+        self->delivery_error_permanent_ = true;
+        break;
+      default:  // timeouts, broker outages, aborted transactions: retried by the caller
+        self->delivery_error_permanent_ = false;
+    }
     const std::string topic = rd_kafka_topic_name(m->rkt);
     self->delivery_error_ = FromKafkaResp(rk, m->err, "deliver a " + std::to_string(m->len) + "-byte record to " + topic);
     if (m->err == RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE) {
@@ -463,9 +474,11 @@ Status KafkaProducer::SendOffsetsToTransaction(const std::vector<TopicPartitionO
 Status KafkaProducer::CommitTransaction(std::chrono::milliseconds timeout) {
   Status s = Check(rd_kafka_commit_transaction(rk_.get(), static_cast<int>(timeout.count())),
                    "commit transaction");
-  if (!s.ok() && delivery_error_ && delivery_error_->code == Errc::kInvalidArgument) {
+  if (!s.ok() && delivery_error_ && delivery_error_permanent_) {
     // The broker refused a record for good (too large, not authorised):
     // aborting and retrying would fail the same way, so say what it was.
+    // Any other delivery failure (a broker down past the transaction
+    // timeout, say) stays the commit's own, retriable error.
     Error e{Errc::kInvalidArgument, delivery_error_->message + "; " + s.message()};
     delivery_error_.reset();
     return e;

@@ -243,6 +243,9 @@ class KafkaProducer {
   std::function<void(std::string_view)> on_stats_;
   uint64_t delivered_ = 0;
   std::optional<Error> delivery_error_;
+  // The broker refused a record for good (too large, not authorised, bad
+  // record): retrying the transaction cannot help.
+  bool delivery_error_permanent_ = false;
 };
 
 struct TopicSpec {
@@ -264,8 +267,8 @@ class KafkaAdmin {
   // Partition counts of the named topics; missing topics are absent.
   Result<std::map<std::string, int>> PartitionCounts(const std::vector<std::string>& topics,
                                                      std::chrono::milliseconds timeout);
-  // As PartitionCounts, but asks again until every named topic is seen with
-  // a leader in several answers in a row, or `settle` passes (then returns
+  // As PartitionCounts, but asks again until every named topic is seen
+  // without a topic-level error in several answers in a row, or `settle` passes (then returns
   // what the last answer showed). In a multi-broker cluster a broker's
   // metadata can trail the controller for a moment after a create, and each
   // request may go to a different broker.

@@ -26,6 +26,9 @@ Errc ClassifyResp(rd_kafka_resp_err_t err) {
     case RD_KAFKA_RESP_ERR_NOT_ENOUGH_REPLICAS:
     case RD_KAFKA_RESP_ERR_REBALANCE_IN_PROGRESS:
     case RD_KAFKA_RESP_ERR_CONCURRENT_TRANSACTIONS:
+    case RD_KAFKA_RESP_ERR__MSG_TIMED_OUT:  // a broker down longer than the delivery timeout
+    case RD_KAFKA_RESP_ERR_NOT_ENOUGH_REPLICAS_AFTER_APPEND:
+    case RD_KAFKA_RESP_ERR_KAFKA_STORAGE_ERROR:
       return Errc::kRetriable;
     case RD_KAFKA_RESP_ERR__FATAL:
       return Errc::kFatal;

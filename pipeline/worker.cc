@@ -24,8 +24,11 @@ using namespace std::chrono_literals;
 constexpr const char* kLog = "worker";
 constexpr const char* kTaskMetaKey = "__task__";  // changelog key of a task's metadata
 constexpr int kInputs = 4;                         // manifests, scans, gps, outcomes
-// Events larger than this are checked against max_state_bytes after they join.
-constexpr size_t kLargeEventBytes = 16 << 10;
+// Room kept in max_state_bytes for what GPS fixes add to a state (the
+// engine's 64-fix window of bounded text fields, GPS indicators and pending
+// evaluations): fixes join without a size check, everything else is checked
+// against max_state_bytes minus this.
+constexpr int64_t kGpsGrowthReserveBytes = 320 << 10;
 
 
 }  // namespace
@@ -94,7 +97,14 @@ Worker::~Worker() {
   // is closed while consumer_ still points at it (reset() clears the
   // pointer before the consumer's destructor calls back).
   closing_ = true;
-  if (in_transaction_ && config_.exactly_once && producer_) producer_->AbortTransaction(5s).PermitUnchecked();
+  if (in_transaction_ && producer_) {
+    // The open cycle failed (or never committed): none of its output may go out.
+    if (config_.exactly_once) {
+      producer_->AbortTransaction(5s).PermitUnchecked();
+    } else {
+      producer_->Purge();
+    }
+  }
   in_transaction_ = false;
   if (consumer_) consumer_->Close().PermitUnchecked();
   // The clients call back into the probes (statistics) until they are gone,
@@ -338,6 +348,10 @@ void Worker::OnRevoked(const std::vector<TopicPartition>& partitions) {
 }
 
 void Worker::OnLost(const std::vector<TopicPartition>& partitions) {
+  if (closing_) {
+    DropTasks({});
+    return;
+  }
   // Someone else may own these now: the open work must not be committed.
   if (in_transaction_) {
     if (config_.exactly_once) producer_->AbortTransaction(30s).PermitUnchecked();
@@ -527,7 +541,8 @@ Status Worker::Drain() {
         break;
       }
       task.idle_since_ms = 0;
-      if (blocked) {
+      // A far-future record goes straight to the dead letters: it waits for nothing.
+      if (blocked && task.buffers[best].front().merge_ms != kMergeFirst) {
         if (task.blocked_since_ms == 0) task.blocked_since_ms = now;
         if (now - task.blocked_since_ms < config_.idle_wait_ms) break;
         // Waited long enough: go on without those inputs until they deliver again.
@@ -567,7 +582,8 @@ Status Worker::ProduceDeadLetter(Task& task, const Message& m, const char* reaso
   ++stats_.dead_letters;
   ++stats_.dead_by_reason[reason];
   probe_->DeadLetter(reason);
-  if (std::string_view(reason) != operators::RejectReasonName(operators::RejectReason::kLate)) {
+  if (std::string_view(reason) != operators::RejectReasonName(operators::RejectReason::kLate) &&
+      std::string_view(reason) != operators::RejectReasonName(operators::RejectReason::kStateTooLarge)) {
     for (int i = 0; i < kInputs; ++i)
       if (m.topic() == names_.Name(kInputTopicRoles[i])) probe_->DecodeFailure(i);
   }
@@ -641,11 +657,16 @@ Status Worker::ProcessRecord(Task& task, const Message& m, bool future_timestamp
   v1::ContainerState fresh;
   v1::ContainerState* state = *loaded != nullptr ? *loaded : &fresh;
   const int64_t watermark = task.Watermark(config_.allowed_lateness_ms);
-  // A large event may grow the state past what one changelog record can
-  // carry; keep the state as it was to put back if so. Small events cannot
-  // (the engine bounds how many of each kind a state keeps).
+  // A manifest, scan or outcome may grow the state past what one changelog
+  // record can carry: when it might, keep the state as it was to put back.
+  // GPS fixes are bounded by the window and their text limits, for which
+  // kGpsGrowthReserveBytes is kept free.
+  const int64_t state_budget = config_.StateLimit() - kGpsGrowthReserveBytes;
   std::optional<v1::ContainerState> before;
-  if (m.value().size() > kLargeEventBytes) before = *state;
+  if (!std::holds_alternative<v1::GpsEvent>(event) &&
+      static_cast<int64_t>(state->ByteSizeLong() + m.value().size()) > state_budget) {
+    before = *state;
+  }
   int64_t event_ms = 0;
   operators::JoinResult joined = std::visit(
       [&](const auto& e) {
@@ -672,13 +693,15 @@ Status Worker::ProcessRecord(Task& task, const Message& m, bool future_timestamp
                                  FormatUtc(watermark));
   }
   if (before && joined == operators::JoinResult::kApplied &&
-      static_cast<int64_t>(state->ByteSizeLong()) > config_.StateLimit()) {
+      static_cast<int64_t>(state->ByteSizeLong()) > state_budget) {
     const size_t grown = state->ByteSizeLong();
     *state = std::move(*before);
     return ProduceDeadLetter(task, m, operators::RejectReasonName(operators::RejectReason::kStateTooLarge),
                              "joining this " + std::to_string(m.value().size()) + "-byte event would make the state of " +
-                                 key + " " + std::to_string(grown) + " bytes; the limit (max_state_bytes) is " +
-                                 std::to_string(config_.StateLimit()));
+                                 key + " " + std::to_string(grown) + " bytes; the limit is " +
+                                 std::to_string(state_budget) + " (max_state_bytes " +
+                                 std::to_string(config_.StateLimit()) + " less " +
+                                 std::to_string(kGpsGrowthReserveBytes) + " kept for GPS fixes)");
   }
   ++stats_.processed;
   if (joined == operators::JoinResult::kDuplicate) return Status::Ok();
@@ -691,7 +714,7 @@ Status Worker::ProcessRecord(Task& task, const Message& m, bool future_timestamp
       if (Status s = producer_->Produce({.topic = names_.Name(TopicRole::kReference),
                                          .key = update.key,
                                          .value = update.value,
-                                         .timestamp_ms = outcome->inspected_at_ms()});
+                                         .timestamp_ms = std::min(outcome->inspected_at_ms(), NowMs())});
           !s.ok()) {
         return s;
       }
@@ -752,8 +775,10 @@ Status Worker::CommitCycle() {
       }
       for (const auto& a : alerts) {
         const std::string value = a.SerializeAsString();
+        // Record time: the event time, but never ahead of the clock (Kafka 4
+        // brokers refuse timestamps over an hour ahead; max_future_ms may be more).
         if (Status st = producer_->Produce({.topic = alerts_topic, .key = a.container_number(), .value = value,
-                                            .timestamp_ms = a.event_time_ms(), .partition = p});
+                                            .timestamp_ms = std::min(a.event_time_ms(), now), .partition = p});
             !st.ok()) {
           return st;
         }

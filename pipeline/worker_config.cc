@@ -157,10 +157,16 @@ Result<WorkerConfig> WorkerConfig::Parse(const std::string& text, const std::str
                        " bytes spare): lower max_value_bytes, or raise kafka: message.max.bytes and the "
                        "topics' max.message.bytes (boxwatch topics create --max-message-bytes)");
   }
-  if (c.max_state_bytes != 0 && (c.max_state_bytes < 4096 || c.max_state_bytes + kRecordOverheadBytes > limit)) {
-    problems.push_back(source + ": max_state_bytes " + std::to_string(c.max_state_bytes) + " must be 0 (default) or from 4096 to " +
-                       std::to_string(limit - kRecordOverheadBytes) + " (message.max.bytes " + std::to_string(limit) +
-                       " minus " + std::to_string(kRecordOverheadBytes) + ")");
+  if (c.max_state_bytes != 0 &&
+      (c.max_state_bytes < kMinStateBytes || c.max_state_bytes + kRecordOverheadBytes > limit)) {
+    problems.push_back(source + ": max_state_bytes " + std::to_string(c.max_state_bytes) + " must be 0 (default) or from " +
+                       std::to_string(kMinStateBytes) + " to " + std::to_string(limit - kRecordOverheadBytes) +
+                       " (message.max.bytes " + std::to_string(limit) + " minus " +
+                       std::to_string(kRecordOverheadBytes) + ")");
+  } else if (c.max_state_bytes == 0 && limit - kRecordOverheadBytes < kMinStateBytes) {
+    problems.push_back(source + ": kafka message.max.bytes " + std::to_string(limit) + " leaves less than " +
+                       std::to_string(kMinStateBytes) + " bytes for a container's state; raise it to at least " +
+                       std::to_string(kMinStateBytes + kRecordOverheadBytes));
   }
   if (!problems.empty()) {
     std::string msg = "configuration has " + std::to_string(problems.size()) + " problem(s):";

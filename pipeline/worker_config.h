@@ -37,10 +37,11 @@ struct WorkerConfig {
   // under the producer's message.max.bytes (so a dead letter always fits).
   // Default: 900 KiB, under librdkafka's and Kafka's 1 MB defaults.
   int64_t max_value_bytes = 900 << 10;
-  // bytes; an event that would make its container's stored state larger is
-  // dead-lettered as `state_too_large` and the state stays as it was. 0 (the
-  // default): the producer's message.max.bytes minus kRecordOverheadBytes,
-  // so every changelog record fits.
+  // bytes; a manifest, scan or outcome that would make its container's
+  // stored state larger than this less the GPS reserve is dead-lettered as
+  // `state_too_large` and the state stays as it was. 0 (the default): the producer's message.max.bytes minus
+  // kRecordOverheadBytes, so every changelog record fits. At least
+  // kMinStateBytes.
   int64_t max_state_bytes = 0;
   int64_t state_ttl_ms = 30LL * 24 * 3600 * 1000;  // ms of event time after the last event before state expires
   int64_t expiry_sweep_interval_ms = 60000;  // ms of wall time between expiry sweeps of a task's state
@@ -62,6 +63,10 @@ struct WorkerConfig {
   // Bytes kept free under the producer's message.max.bytes for a record's
   // key, headers and framing.
   static constexpr int64_t kRecordOverheadBytes = 64 << 10;
+  // The least max_state_bytes: 320 KiB of it is kept for the GPS window
+  // (fixes join unchecked; their text fields are bounded at decoding), the
+  // rest holds declarations, which are checked as they join.
+  static constexpr int64_t kMinStateBytes = 512 << 10;
   // The largest record the worker's producer sends: `kafka: message.max.bytes`
   // when set, else librdkafka's default (1,000,000 bytes).
   int64_t OutputRecordLimit() const;

@@ -17,13 +17,20 @@ std::string WithCheckDigit(const std::string& first_ten) {
   return first_ten + static_cast<char>('0' + ContainerNumber::CheckDigit(first_ten) % 10);
 }
 
-// `m` with its first goods line's description padded so that the encoded
-// manifest is exactly `bytes` long.
+// `m` with goods lines added (descriptions of 3,000 bytes, inside the
+// 4,096-byte text limit) until the encoded manifest is exactly `bytes` long.
 std::string ManifestOfSize(v1::Manifest m, size_t bytes) {
-  m.mutable_goods(0)->set_description("");
+  const v1::GoodsLine line = m.goods(0);
+  while (m.ByteSizeLong() + 3500 < bytes) {
+    *m.add_goods() = line;
+    m.mutable_goods(m.goods_size() - 1)->set_description(std::string(3000, 'x'));
+  }
+  *m.add_goods() = line;
+  auto* last = m.mutable_goods(m.goods_size() - 1);
+  last->set_description("");
   const size_t base = m.ByteSizeLong();
-  for (size_t pad = bytes - base; pad > bytes - base - 8; --pad) {
-    m.mutable_goods(0)->set_description(std::string(pad, 'x'));
+  for (size_t pad = bytes - base; pad + 8 > bytes - base && pad > 0; --pad) {
+    last->set_description(std::string(pad, 'x'));
     if (m.ByteSizeLong() == bytes) return m.SerializeAsString();
   }
   ADD_FAILURE() << "cannot pad a manifest to " << bytes << " bytes";
@@ -60,22 +67,30 @@ TEST(WorkerFaults, OversizedRecordsAndFarFutureTimestampsAreDeadLetteredWhileEve
   const int64_t t_mid = traffic.records[mid].timestamp_ms;
 
   std::vector<sim::TrafficRecord> specials;
-  // A valid manifest of exactly max_value_bytes for a new box: processed.
+  // A valid 500,000-byte manifest for a new box: processed (its state stays
+  // under max_state_bytes less the room kept for GPS fixes).
   const std::string big_box = WithCheckDigit("BWXU000001");
   v1::Manifest big = sample;
   big.set_container_number(big_box);
   big.set_version(1);
   big.set_declared_at_ms(t_mid);
-  specials.push_back({pipeline::TopicRole::kManifests, big_box, ManifestOfSize(big, kMaxValue), t_mid, false, ""});
-  // Its amendment, as large: the state would hold both, past max_state_bytes.
+  specials.push_back({pipeline::TopicRole::kManifests, big_box, ManifestOfSize(big, 500000), t_mid, false, ""});
+  // Its amendment, as large: the state would hold both, past the limit.
   big.set_version(2);
   big.set_declared_at_ms(t_mid + 60000);
   specials.push_back(
-      {pipeline::TopicRole::kManifests, big_box, ManifestOfSize(big, kMaxValue), t_mid + 60000, false, "state_too_large"});
+      {pipeline::TopicRole::kManifests, big_box, ManifestOfSize(big, 500000), t_mid + 60000, false, "state_too_large"});
+  // A valid manifest of exactly max_value_bytes: accepted by size, too large as state.
+  const std::string max_box = WithCheckDigit("BWXU000002");
+  big.set_container_number(max_box);
+  big.set_version(1);
+  specials.push_back(
+      {pipeline::TopicRole::kManifests, max_box, ManifestOfSize(big, kMaxValue), t_mid, false, "state_too_large"});
   // Values over max_value_bytes: their dead letters carry the first max_value_bytes.
   specials.push_back({pipeline::TopicRole::kGps, gps_sample.key, std::string(1200000, 'z'), t_mid, false, "oversized"});
   specials.push_back({pipeline::TopicRole::kGps, gps_sample.key, std::string(5000000, 'z'), t_mid, false, "oversized"});
-  ASSERT_EQ(specials[0].value.size(), kMaxValue);
+  ASSERT_EQ(specials[0].value.size(), 500000u);
+  ASSERT_EQ(specials[2].value.size(), kMaxValue);
 
   // Valid payloads whose Kafka timestamps say year 2200.
   constexpr int64_t kYear2200 = 7258118400000;
@@ -131,8 +146,9 @@ TEST(WorkerFaults, OversizedRecordsAndFarFutureTimestampsAreDeadLetteredWhileEve
       EXPECT_TRUE(r.header("boxwatch-source-offset").has_value());
     }
     if (reason == "state_too_large") {
-      EXPECT_EQ(r.value.size(), kMaxValue) << "a refused valid event keeps its bytes whole";
-      EXPECT_EQ(r.key, big_box);
+      EXPECT_TRUE(r.value.size() == 500000u || r.value.size() == kMaxValue) << "a refused valid event keeps its bytes whole";
+      EXPECT_TRUE(r.key == big_box || r.key == max_box) << r.key;
+      EXPECT_FALSE(r.header("boxwatch-truncated").has_value());
     }
     if (reason == "future_timestamp") {
       EXPECT_LT(r.timestamp_ms, NowMs() + 3600000) << "the dead letter must not keep the year-2200 timestamp";

@@ -154,14 +154,16 @@ std::pair<AlertDigest, size_t> ProduceCrashInput(WorkerHarness& h, int container
 }
 
 // Starts worker `instance` `kills` times, each time SIGKILLing it at a random
-// moment 0.5 s to 0.5 s + spread later.
+// moment 0.1 s to 0.1 s + spread after it has its partitions (so each kill
+// lands while it processes, however long joining the group takes).
 void KillAtRandomMoments(WorkerHarness& h, const std::string& instance,
                          const std::map<std::string, std::string>& options, int kills,
                          std::chrono::milliseconds spread, std::mt19937& rng) {
   for (int kill = 0; kill < kills; ++kill) {
     auto worker = h.StartWorker(instance, options);
     ASSERT_TRUE(worker.ok()) << worker.error().message;
-    std::this_thread::sleep_for(std::chrono::milliseconds(500 + rng() % spread.count()));  // a random moment
+    ASSERT_TRUE((*worker)->WaitForLine("{\"event\":\"assigned\"", 60s)) << "the worker never got its partitions";
+    std::this_thread::sleep_for(std::chrono::milliseconds(100 + rng() % spread.count()));  // a random moment
     const int status = (*worker)->Kill(SIGKILL);
     ASSERT_TRUE(WIFSIGNALED(status)) << "the worker ended before it was killed: " << status;
   }
@@ -204,7 +206,7 @@ TEST(WorkerOnRealKafka, AtLeastOnceUnderSigkillLosesNoAlert) {
 
   const std::map<std::string, std::string> options = {{"max_records_per_commit", "500"},
                                                       {"processing_guarantee", "at_least_once"}};
-  KillAtRandomMoments(**h, "alo-0", options, 4, 1500ms, rng);
+  KillAtRandomMoments(**h, "alo-0", options, 4, 1000ms, rng);
   auto worker = (*h)->StartWorker("alo-0", options);
   ASSERT_TRUE(worker.ok()) << worker.error().message;
   auto alerts = (*h)->WaitForAlerts(expected.size(), 400s, /*distinct=*/true);

@@ -229,9 +229,46 @@ TEST(DecodeLimitsTest, AHugeContainerNumberIsNotEchoedInTheReason) {
   const DecodeLimits big{.max_value_bytes = 8 << 20};
   auto d = DecodeGps({"CSQU3054383", Encode(g, Encoding::kProtobuf), Encoding::kProtobuf}, now, big);
   ASSERT_TRUE(std::holds_alternative<Rejection>(d));
-  EXPECT_EQ(std::get<Rejection>(d).reason, RejectReason::kInvalidContainerNumber);
+  EXPECT_EQ(std::get<Rejection>(d).reason, RejectReason::kInvalidField);
   EXPECT_LT(std::get<Rejection>(d).detail.size(), 300u);
-  EXPECT_NE(std::get<Rejection>(d).detail.find("3145728 bytes"), std::string::npos) << std::get<Rejection>(d).detail;
+  EXPECT_EQ(std::get<Rejection>(d).detail, "container_number is 3145728 bytes; the limit is 1024");
+  // Just over the container-number shape, the reason still quotes it clipped.
+  g.set_container_number(std::string(200, 'A'));
+  auto d2 = DecodeGps({"CSQU3054383", Encode(g, Encoding::kProtobuf), Encoding::kProtobuf}, now, big);
+  ASSERT_TRUE(std::holds_alternative<Rejection>(d2));
+  EXPECT_EQ(std::get<Rejection>(d2).reason, RejectReason::kInvalidContainerNumber);
+  EXPECT_NE(std::get<Rejection>(d2).detail.find("(200 bytes)"), std::string::npos) << std::get<Rejection>(d2).detail;
+}
+
+// Text fields are bounded at decoding, nested ones with their path: a
+// state grown from many small events stays under one changelog record.
+TEST(DecodeLimitsTest, TextFieldsOverTheirLimitAreInvalidFields) {
+  v1::Manifest m = ValidManifest();
+  m.mutable_consignee()->set_name(std::string(1025, 'n'));
+  auto d = DecodeManifest({"CSQU3054383", Encode(m, Encoding::kProtobuf), Encoding::kProtobuf}, now, limits);
+  ASSERT_TRUE(std::holds_alternative<Rejection>(d));
+  EXPECT_EQ(std::get<Rejection>(d).detail, "consignee.name is 1025 bytes; the limit is 1024");
+  m = ValidManifest();
+  m.mutable_goods(0)->set_description(std::string(4096, 'd'));  // descriptions may be 4096
+  auto ok = DecodeManifest({"CSQU3054383", Encode(m, Encoding::kProtobuf), Encoding::kProtobuf}, now, limits);
+  ASSERT_TRUE(std::holds_alternative<v1::Manifest>(ok)) << RejectionOf(ok).detail;
+  m.mutable_goods(0)->set_description(std::string(4097, 'd'));
+  auto bad = DecodeManifest({"CSQU3054383", Encode(m, Encoding::kProtobuf), Encoding::kProtobuf}, now, limits);
+  ASSERT_TRUE(std::holds_alternative<Rejection>(bad));
+  EXPECT_EQ(std::get<Rejection>(bad).detail, "goods[0].description is 4097 bytes; the limit is 4096");
+}
+
+// The JSON mapping accepts an enum as its declared number, also in a string.
+TEST(DecodeEnums, JsonEnumNumbersInStringsPassWhenDeclared) {
+  std::string json = Encode(ValidGps(), Encoding::kJson);
+  const std::string declared = json.substr(0, json.size() - 1) + ",\"sealState\":\"2\"}";
+  auto ok = DecodeGps({"CSQU3054383", declared, Encoding::kJson}, now, limits);
+  ASSERT_TRUE(std::holds_alternative<v1::GpsEvent>(ok)) << RejectionOf(ok).detail;
+  EXPECT_EQ(std::get<v1::GpsEvent>(ok).seal_state(), v1::GpsEvent::SEAL_STATE_OPENED);
+  const std::string undeclared = json.substr(0, json.size() - 1) + ",\"sealState\":\"77\"}";
+  auto bad = DecodeGps({"CSQU3054383", undeclared, Encoding::kJson}, now, limits);
+  ASSERT_TRUE(std::holds_alternative<Rejection>(bad));
+  EXPECT_EQ(std::get<Rejection>(bad).reason, RejectReason::kInvalidField);
 }
 
 }  // namespace

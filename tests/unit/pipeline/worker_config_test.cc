@@ -80,7 +80,7 @@ TEST(WorkerConfig, ValueAndStateLimitsMustFitUnderTheProducersMessageLimit) {
   EXPECT_NE(m.find("max_value_bytes 1048576 leaves no room for a dead letter under the producer's message.max.bytes 1000000"),
             std::string::npos)
       << m;
-  EXPECT_NE(m.find("max_state_bytes 2000000 must be 0 (default) or from 4096 to 934464"), std::string::npos) << m;
+  EXPECT_NE(m.find("max_state_bytes 2000000 must be 0 (default) or from 524288 to 934464"), std::string::npos) << m;
 
   auto raised = WorkerConfig::Parse(
       "instance_id: w\nmax_value_bytes: 4194304\nkafka:\n  message.max.bytes: \"8000000\"\n", "raised.yaml", {});
