@@ -8,8 +8,10 @@
 #include <filesystem>
 #include <fstream>
 #include <random>
+#include <sstream>
 #include <thread>
 
+#include "core/http.h"
 #include "operators/default_profile.h"
 #include "tests/support/worker_harness.h"
 
@@ -41,6 +43,33 @@ int64_t StopWorker(Child& worker) {
   return 0;
 }
 
+// Input records the worker has committed so far (its metrics), -1 when unreadable.
+int64_t CommittedRecords(int port) {
+  auto page = http::Fetch("GET", "127.0.0.1", port, "/metrics");
+  if (!page.ok()) return -1;
+  std::istringstream lines(page->body);
+  double total = 0;
+  for (std::string line; std::getline(lines, line);) {
+    if (line.rfind("boxwatch_worker_transaction_records_total", 0) == 0) {
+      total += std::atof(line.substr(line.rfind(' ') + 1).c_str());
+    }
+  }
+  return static_cast<int64_t>(total);
+}
+
+// Waits until the worker (its "started" line the last one read) has
+// committed at least `n` input records.
+bool WaitForCommittedRecords(const Child& worker, int64_t n, std::chrono::seconds timeout) {
+  const int port = static_cast<int>(JsonField(worker.last_line(), "metrics_port"));
+  if (port <= 0) return false;
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (std::chrono::steady_clock::now() < deadline) {
+    if (CommittedRecords(port) >= n) return true;
+    std::this_thread::sleep_for(50ms);  // polling the worker's metrics
+  }
+  return false;
+}
+
 // Golden input through one worker with the given processing_guarantee and
 // other options; `stopped` gets the worker's "stopped" line.
 void GoldenRun(const std::string& guarantee, std::map<std::string, std::string> options = {},
@@ -57,6 +86,10 @@ void GoldenRun(const std::string& guarantee, std::map<std::string, std::string> 
   ASSERT_TRUE(worker.ok()) << worker.error().message;
   EXPECT_NE((*worker)->last_line().find("\"processing_guarantee\":\"" + guarantee + "\""), std::string::npos)
       << (*worker)->last_line();
+  // Every record committed (the alerts may be complete before the last records
+  // that raise none), then the alerts.
+  EXPECT_TRUE(WaitForCommittedRecords(**worker, static_cast<int64_t>(traffic.records.size()), 240s))
+      << "the worker did not commit every input record within 240 s";
   auto alerts = (*h)->WaitForAlerts(expected.size(), 240s);
   ASSERT_TRUE(alerts.ok()) << alerts.error().message;
   StopWorker(**worker);
@@ -154,15 +187,17 @@ std::pair<AlertDigest, size_t> ProduceCrashInput(WorkerHarness& h, int container
 }
 
 // Starts worker `instance` `kills` times, each time SIGKILLing it at a random
-// moment 0.1 s to 0.1 s + spread after it has its partitions (so each kill
-// lands while it processes, however long joining the group takes).
+// moment 0.1 s to 0.1 s + spread after its first committed input (so each
+// kill lands while it processes, however long joining the group takes).
 void KillAtRandomMoments(WorkerHarness& h, const std::string& instance,
                          const std::map<std::string, std::string>& options, int kills,
                          std::chrono::milliseconds spread, std::mt19937& rng) {
   for (int kill = 0; kill < kills; ++kill) {
     auto worker = h.StartWorker(instance, options);
     ASSERT_TRUE(worker.ok()) << worker.error().message;
-    ASSERT_TRUE((*worker)->WaitForLine("{\"event\":\"assigned\"", 60s)) << "the worker never got its partitions";
+    // Kill only once it has committed input (the group join, restore and first
+    // fetch take seconds on a loaded machine, and a kill before any commit tests nothing).
+    ASSERT_TRUE(WaitForCommittedRecords(**worker, 1, 90s)) << "the worker committed nothing within 90 s";
     std::this_thread::sleep_for(std::chrono::milliseconds(100 + rng() % spread.count()));  // a random moment
     const int status = (*worker)->Kill(SIGKILL);
     ASSERT_TRUE(WIFSIGNALED(status)) << "the worker ended before it was killed: " << status;
