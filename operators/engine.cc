@@ -242,7 +242,6 @@ JoinResult RiskEngine::ApplyManifest(v1::ContainerState& s, const v1::Manifest& 
   const int index = static_cast<int>(pos - versions->begin());
   *versions->Add() = m;
   for (int i = versions->size() - 1; i > index; --i) versions->SwapElements(i, i - 1);
-  while (versions->size() > limits_.max_manifest_versions) versions->DeleteSubrange(0, 1);
 
   auto* history = s.mutable_manifest_history();
   auto* sum = history->Add();
@@ -276,7 +275,6 @@ JoinResult RiskEngine::ApplyScan(v1::ContainerState& s, const v1::ScanResult& e,
   std::sort(scans->begin(), scans->end(), [](const auto& a, const auto& b) {
     return std::make_tuple(a.scanned_at_ms(), a.scan_id()) < std::make_tuple(b.scanned_at_ms(), b.scan_id());
   });
-  while (scans->size() > limits_.max_scans) scans->DeleteSubrange(0, 1);
   TouchEventTime(s, t);
   AddPending(s, t, kScan);
   return JoinResult::kApplied;
@@ -296,8 +294,9 @@ JoinResult RiskEngine::ApplyGps(v1::ContainerState& s, const v1::GpsEvent& e, in
       return JoinResult::kDuplicate;
     }
   }
-  if (index == 0 && points->size() >= limits_.max_gps_points) {
-    // Older than the whole window: the window must cover the allowed lateness.
+  if (index == 0 && t < s.released_before_ms() && points->size() >= limits_.max_gps_points) {
+    // Older than every fix of a full window of evaluated ones: what it would
+    // be compared with is gone.
     return JoinResult::kLate;
   }
   s.set_container_number(e.container_number());
@@ -320,7 +319,6 @@ JoinResult RiskEngine::ApplyGps(v1::ContainerState& s, const v1::GpsEvent& e, in
     p->set_at_approved_crossing(ZoneContaining(profile_->border_crossings, at) != nullptr);
   }
   for (int i = points->size() - 1; i > index; --i) points->SwapElements(i, i - 1);
-  while (points->size() > limits_.max_gps_points) points->DeleteSubrange(0, 1);
 
   if (track->first_fix_ms() == 0 || t < track->first_fix_ms()) track->set_first_fix_ms(t);
   if (t >= track->last_fix_ms()) {
@@ -408,9 +406,74 @@ void RiskEngine::Advance(v1::ContainerState& s, int64_t watermark, int64_t emit_
   for (; done < pending->size() && pending->Get(done).time_ms() < watermark; ++done) {
     const auto& p = pending->Get(done);
     Evaluate(s, p.time_ms(), p.kind(), emit_time_ms, alerts);
-    s.set_evaluated_through_ms(p.time_ms());
+    // A straggler (evaluated after later items) does not move it back.
+    s.set_evaluated_through_ms(std::max(s.evaluated_through_ms(), p.time_ms()));
   }
   if (done > 0) pending->DeleteSubrange(0, done);
+}
+
+namespace {
+// Index of the first element whose time is at or after `bound` (elements
+// ordered by time).
+template <typename Repeated, typename TimeOf>
+int FirstAtOrAfter(const Repeated& items, int64_t bound, TimeOf time_of) {
+  int i = items.size();
+  while (i > 0 && time_of(items.Get(i - 1)) >= bound) --i;
+  return i;
+}
+}  // namespace
+
+void RiskEngine::Release(v1::ContainerState& s, int64_t bound, int64_t emit_time_ms,
+                         std::vector<v1::Alert>* alerts) const {
+  if (bound > s.released_before_ms()) s.set_released_before_ms(bound);
+  Advance(s, s.released_before_ms(), emit_time_ms, alerts);
+  // Capacity release: a container may hold only so many unevaluated fixes
+  // and scans; past that its bound moves just beyond the oldest of them.
+  // Only its own records decide when.
+  auto fix_time = [](const v1::GpsPoint& p) { return p.fix_time_ms(); };
+  auto scan_time = [](const v1::ScanResult& x) { return x.scanned_at_ms(); };
+  for (;;) {
+    const auto& pts = s.gps().points();
+    const auto& scans = s.scans();
+    const int first_fix = FirstAtOrAfter(pts, s.released_before_ms(), fix_time);
+    const int first_scan = FirstAtOrAfter(scans, s.released_before_ms(), scan_time);
+    int64_t next = kEndOfTime;
+    if (pts.size() - first_fix > limits_.max_unevaluated_fixes) next = pts.Get(first_fix).fix_time_ms() + 1;
+    if (scans.size() - first_scan > limits_.max_unevaluated_scans) {
+      next = std::min(next, scans.Get(first_scan).scanned_at_ms() + 1);
+    }
+    if (next == kEndOfTime) break;
+    s.set_released_before_ms(next);
+    Advance(s, next, emit_time_ms, alerts);
+  }
+  Trim(s);
+}
+
+int64_t EarliestPending(const v1::ContainerState& s) {
+  int64_t earliest = kEndOfTime;
+  for (const auto& p : s.pending()) earliest = std::min(earliest, p.time_ms());
+  return earliest;
+}
+
+void RiskEngine::Trim(v1::ContainerState& s) const {
+  const int64_t bound = s.released_before_ms();
+  auto* pts = s.mutable_gps()->mutable_points();
+  int drop = 0;
+  while (pts->size() - drop > limits_.max_gps_points && pts->Get(drop).fix_time_ms() < bound) ++drop;
+  if (drop > 0) pts->DeleteSubrange(0, drop);
+  auto* scans = s.mutable_scans();
+  drop = 0;
+  while (scans->size() - drop > limits_.max_scans && scans->Get(drop).scanned_at_ms() < bound) ++drop;
+  if (drop > 0) scans->DeleteSubrange(0, drop);
+  // The oldest full manifest version can go once a newer version was in
+  // force before the bound: no evaluation at or after it can pick it.
+  auto* versions = s.mutable_manifest_versions();
+  while (versions->size() > limits_.max_manifest_versions) {
+    bool superseded = false;
+    for (int i = 1; i < versions->size(); ++i) superseded |= versions->Get(i).declared_at_ms() < bound;
+    if (!superseded) break;
+    versions->DeleteSubrange(0, 1);
+  }
 }
 
 void RiskEngine::Evaluate(v1::ContainerState& s, int64_t t, int kind, int64_t emit_time_ms,

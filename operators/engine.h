@@ -1,18 +1,21 @@
 #pragma once
 // The risk engine: joins events into a ContainerState, evaluates the
 // profile's indicators, scores, and applies the alert policy. Pure: no I/O,
-// no clocks (callers pass the watermark and the emit time).
+// no clocks (callers pass the event-time bounds and the emit time).
 //
 // Lifecycle per event:
-//   Apply*(state, event, watermark)  joins the event (idempotent; a
-//       duplicate changes nothing; an event older than the watermark is
+//   Apply*(state, event, late_before)  joins the event (idempotent; a
+//       duplicate changes nothing; an event older than `late_before` is
 //       refused as late and changes nothing).
-//   Advance(state, watermark, ...)   evaluates, in event-time order, every
-//       joined event older than the watermark and emits alerts.
-// The watermark is the task's maximum event time minus the allowed
-// lateness. Because evaluation waits for it, any arrival order within the
-// lateness yields the same state and the same alerts. Flush with
-// Advance(state, kEndOfTime, ...) when input ends.
+//   Release(state, bound, ...)  evaluates, in event-time order, every joined
+//       item older than the container's release bound and emits alerts, then
+//       drops evaluated items beyond the limits.
+// The worker's task (pipeline/task_core.h) derives both times from the
+// container's own event-time progress: late_before is progress minus the
+// allowed lateness, and so is the bound it releases to. Because evaluation
+// waits for it, any arrival order within the lateness yields the same state
+// and the same alerts. Advance(state, kEndOfTime, ...) evaluates everything
+// (offline use).
 //
 // Thread-compatibility: a RiskEngine is immutable after construction apart
 // from its profile/reference pointers, which the owner swaps at commit
@@ -64,8 +67,12 @@ struct ReferenceData {
 };
 
 struct EngineLimits {
-  int max_gps_points = 64;        // GPS window per container
-  int max_scans = 16;
+  int max_gps_points = 64;        // evaluated GPS fixes kept per container
+  int max_scans = 16;             // evaluated scans kept
+  // Unevaluated items a container may hold before its bound is moved past
+  // the oldest (a capacity release, RiskEngine::Release).
+  int max_unevaluated_fixes = 256;
+  int max_unevaluated_scans = 64;
   int max_outcomes = 8;
   int max_manifest_versions = 4;  // full versions kept
   int max_manifest_history = 32;  // version summaries kept (the newest); an older version is a duplicate
@@ -80,13 +87,15 @@ class RiskEngine {
   void SetProfile(const Profile* profile) { profile_ = profile; }
   void SetReference(const ReferenceData* reference) { reference_ = reference; }
   const Profile& profile() const { return *profile_; }
+  const EngineLimits& limits() const { return limits_; }
 
-  JoinResult ApplyManifest(v1::ContainerState& s, const v1::Manifest& m, int64_t watermark) const;
-  JoinResult ApplyScan(v1::ContainerState& s, const v1::ScanResult& e, int64_t watermark) const;
-  JoinResult ApplyGps(v1::ContainerState& s, const v1::GpsEvent& e, int64_t watermark) const;
+  JoinResult ApplyManifest(v1::ContainerState& s, const v1::Manifest& m, int64_t late_before) const;
+  JoinResult ApplyScan(v1::ContainerState& s, const v1::ScanResult& e, int64_t late_before) const;
+  // Also late: a fix older than every fix of a full window of evaluated ones.
+  JoinResult ApplyGps(v1::ContainerState& s, const v1::GpsEvent& e, int64_t late_before) const;
   // Outcomes are never late (kept whatever their time); the same outcome_id
   // again is a duplicate.
-  JoinResult ApplyOutcome(v1::ContainerState& s, const v1::InspectionOutcome& o, int64_t watermark) const;
+  JoinResult ApplyOutcome(v1::ContainerState& s, const v1::InspectionOutcome& o, int64_t late_before) const;
 
   // An entry for the boxwatch.reference topic.
   struct ReferenceUpdate {
@@ -102,6 +111,15 @@ class RiskEngine {
   // alerts the policy emits (emit_time_ms set to `emit_time_ms`).
   void Advance(v1::ContainerState& s, int64_t watermark, int64_t emit_time_ms,
                std::vector<v1::Alert>* alerts) const;
+
+  // Moves the container's release bound (released_before_ms) to at least
+  // `bound`, evaluates every pending item earlier than it, applies the
+  // capacity release, then drops evaluated items beyond the limits (never an
+  // unevaluated one, so what is evaluated does not depend on when Release
+  // runs).
+  void Release(v1::ContainerState& s, int64_t bound, int64_t emit_time_ms, std::vector<v1::Alert>* alerts) const;
+  // Drops evaluated fixes, scans and manifest versions beyond the limits.
+  void Trim(v1::ContainerState& s) const;
 
   // Current score of the state's fired indicators (after family caps).
   double Score(const v1::ContainerState& s) const;
@@ -126,6 +144,9 @@ class RiskEngine {
 // The manifest version in force at time t (latest version declared at or
 // before t), or null.
 const v1::Manifest* ManifestAsOf(const v1::ContainerState& s, int64_t t);
+
+// Time of the earliest joined item not yet evaluated; kEndOfTime when none.
+int64_t EarliestPending(const v1::ContainerState& s);
 
 // Alert id for the n-th alert of a container: "<container>-<n, 4 digits>".
 std::string AlertId(const std::string& container, uint32_t sequence);

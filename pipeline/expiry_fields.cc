@@ -17,6 +17,7 @@ bool ReadExpiryFields(std::string_view bytes, ExpiryFields* out) {
         uint64_t v = 0;
         if (!in.ReadVarint64(&v)) return false;
         if (field == v1::ContainerState::kLastEventMsFieldNumber) out->last_event_ms = static_cast<int64_t>(v);
+        if (field == v1::ContainerState::kDueMsFieldNumber) out->due_ms = static_cast<int64_t>(v);
         break;
       }
       case 1: {  // 64-bit

@@ -24,17 +24,45 @@ using namespace std::chrono_literals;
 constexpr const char* kLog = "worker";
 constexpr const char* kTaskMetaKey = "__task__";  // changelog key of a task's metadata
 constexpr int kInputs = 4;                         // manifests, scans, gps, outcomes
-// Room kept in max_state_bytes for what GPS fixes add to a state (the
-// engine's 64-fix window of bounded text fields, GPS indicators and pending
-// evaluations): fixes join without a size check, everything else is checked
-// against max_state_bytes minus this.
-constexpr int64_t kGpsGrowthReserveBytes = 320 << 10;
+
+// A task's container states: the write-behind cache over its RocksDB column
+// family.
+class CachedStates final : public ContainerStates {
+ public:
+  CachedStates(state::PartitionStore* store, size_t max_entries) : store_(store), cache_(store, max_entries) {}
+  Result<v1::ContainerState*> Get(const std::string& key) override { return cache_.Get(key); }
+  v1::ContainerState* Put(const std::string& key, v1::ContainerState state) override {
+    return cache_.Put(key, std::move(state));
+  }
+  Status MarkDirty(const std::string& key) override { return cache_.MarkDirty(key); }
+  void Erase(const std::string& key) override { cache_.Erase(key); }
+  Status ForEach(const std::function<void(const std::string&, const Summary&)>& fn) override {
+    // Stored values, unless a newer one waits in the cache; two fields read
+    // off the wire, as a full parse per stored state is too slow.
+    Status s = store_->ForEach([&](std::string_view key, std::string_view value) {
+      if (cache_.IsDirty(key)) return true;
+      ExpiryFields f;
+      if (ReadExpiryFields(value, &f)) fn(std::string(key), {f.last_event_ms, f.due_ms, f.pending});
+      return true;
+    });
+    if (!s.ok()) return s;
+    cache_.ForEachDirty([&](const std::string& key, const v1::ContainerState* v) {
+      if (v != nullptr) fn(key, {v->last_event_ms(), v->due_ms(), v->pending_size() > 0});
+    });
+    return Status::Ok();
+  }
+  state::WriteBehindCache<v1::ContainerState>& cache() { return cache_; }
+
+ private:
+  state::PartitionStore* store_;
+  state::WriteBehindCache<v1::ContainerState> cache_;
+};
 
 
 }  // namespace
 
 // A record waiting for the merge, with the time it is merged by.
-struct Buffered {
+struct Worker::Buffered {
   Message message;
   // The record's Kafka timestamp, or kMergeFirst for a record whose
   // timestamp lies beyond the clock + max_future_ms: such a record is
@@ -43,13 +71,15 @@ struct Buffered {
   // merge wait until everything else is read, and then all of it late).
   int64_t merge_ms;
   bool future_timestamp;
+  int64_t now_ms;  // wall clock of the poll pass that read it
 };
 constexpr int64_t kMergeFirst = std::numeric_limits<int64_t>::min();
 
 struct Worker::Task {
   int32_t partition = 0;
   state::PartitionStore* store = nullptr;
-  std::unique_ptr<state::WriteBehindCache<v1::ContainerState>> cache;
+  std::unique_ptr<CachedStates> states;
+  std::unique_ptr<TaskCore> core;  // what is decided per record (pipeline/task_core.h)
   std::deque<Buffered> buffers[kInputs];
   int64_t next_offset[kInputs] = {-1, -1, -1, -1};  // last processed + 1
   int64_t fetched[kInputs] = {0, 0, 0, 0};  // next offset the consumer will deliver per input
@@ -58,34 +88,9 @@ struct Worker::Task {
   bool gave_up[kInputs] = {false, false, false, false};
   // Fetching paused because the buffer reached max_buffered_records.
   bool paused[kInputs] = {false, false, false, false};
-  // Task metadata, persisted with every commit (RocksDB and changelog):
-  int64_t max_event_ms = 0;    // latest event time joined
-  int64_t floor_ms = 0;        // events older than this are late (raised by idle flushes)
-  std::set<std::string> pending_keys;  // containers with evaluations waiting for the watermark
-  // Wall time the latest input record of each pending container was read
-  // (not persisted: after a restore the latency of those alerts is unknown).
-  std::unordered_map<std::string, int64_t> ingest_ms;
   int64_t blocked_since_ms = 0;  // wall time since the merge waits for a partition
   int64_t idle_since_ms = 0;     // wall time since the task is caught up
-  int64_t last_expiry_sweep_ms = 0;  // wall time of the last expiry sweep
-
-  int64_t Watermark(int64_t lateness) const { return std::max(max_event_ms - lateness, floor_ms); }
-
-  std::string EncodeMeta() const {
-    std::string out = std::to_string(max_event_ms) + "\n" + std::to_string(floor_ms);
-    for (const auto& k : pending_keys) out += "\n" + k;
-    return out;
-  }
-  void DecodeMeta(const std::string& meta) {
-    std::istringstream in(meta);
-    std::string line;
-    if (std::getline(in, line) && !line.empty()) max_event_ms = std::stoll(line);
-    if (std::getline(in, line) && !line.empty()) floor_ms = std::stoll(line);
-    pending_keys.clear();
-    while (std::getline(in, line)) {
-      if (!line.empty()) pending_keys.insert(line);
-    }
-  }
+  TaskCounters reported;         // the core's counters already added to stats_
 };
 
 Worker::Worker(const WorkerConfig& config) : config_(config), names_(config.topic_prefix) {}
@@ -380,7 +385,6 @@ void Worker::DropTasks(const std::set<int32_t>& partitions) {
 
 Status Worker::RestoreTask(Task& task) {
   const int64_t checkpoint = task.store->ChangelogCheckpoint();
-  task.DecodeMeta(task.store->TaskMeta());
   const std::string changelog = names_.Name(TopicRole::kStateChangelog);
   auto reader = KafkaConsumer::Create({.bootstrap = config_.bootstrap,
                                        .group_id = config_.group_id + "-restore-" + config_.instance_id,
@@ -396,11 +400,7 @@ Status Worker::RestoreTask(Task& task) {
   auto wm = (*probe)->Watermarks(changelog, task.partition, 30s);
   if (!wm.ok()) return wm.error();
   const int64_t start = std::max(checkpoint, wm->first);
-  if (start >= wm->second) {
-    task.cache = std::make_unique<state::WriteBehindCache<v1::ContainerState>>(
-        task.store, static_cast<size_t>(config_.cache_max_entries));
-    return Status::Ok();  // nothing beyond the local checkpoint
-  }
+  if (start >= wm->second) return StartTask(task, task.store->TaskMeta());  // nothing beyond the local checkpoint
   BW_LOG(kInfo, kLog) << "restoring partition " << task.partition << " from changelog offset " << start
                       << " to " << wm->second;
   const auto restore_started = std::chrono::steady_clock::now();
@@ -446,10 +446,13 @@ Status Worker::RestoreTask(Task& task) {
   probe_->RestoreFinished(task.partition,
                           std::chrono::duration<double>(std::chrono::steady_clock::now() - restore_started).count(),
                           static_cast<int64_t>(stats_.restored_records - restored_before));
-  task.DecodeMeta(meta);
-  task.cache = std::make_unique<state::WriteBehindCache<v1::ContainerState>>(
-      task.store, static_cast<size_t>(config_.cache_max_entries));
-  return Status::Ok();
+  return StartTask(task, meta);
+}
+
+Status Worker::StartTask(Task& task, const std::string& meta) {
+  task.states = std::make_unique<CachedStates>(task.store, static_cast<size_t>(config_.cache_max_entries));
+  task.core = std::make_unique<TaskCore>(TaskOptions::From(config_), engine_.get(), task.states.get());
+  return task.core->Start(meta);
 }
 
 // ------------------------------------------------------------ processing
@@ -472,7 +475,7 @@ void Worker::Route(Message message, int64_t now_ms) {
   task.gave_up[index] = false;
   const int64_t ts = message.timestamp_ms();
   const bool future = ts > now_ms + config_.max_future_ms;
-  task.buffers[index].push_back({std::move(message), future ? kMergeFirst : ts, future});
+  task.buffers[index].push_back({std::move(message), future ? kMergeFirst : ts, future, now_ms});
   if (!task.paused[index] && static_cast<int64_t>(task.buffers[index].size()) >= config_.max_buffered_records) {
     // Enough of this input: let the consumer's queue carry the others.
     if (Status s = consumer_->Pause({{names_.Name(kInputTopicRoles[index]), task.partition}}); !s.ok()) {
@@ -530,12 +533,16 @@ Status Worker::Drain() {
       }
       const bool blocked = !waiting_for.empty();
       if (best < 0) {
-        // Nothing buffered. When caught up for a while, evaluate everything held back.
-        if (caught_up && !task.pending_keys.empty() && config_.idle_flush_ms > 0) {
+        // Nothing buffered. When caught up for a while, the partition clock
+        // moves to the wall clock and releases the quiet containers.
+        if (caught_up && task.core->HasDue() && config_.idle_flush_ms > 0) {
           if (task.idle_since_ms == 0) task.idle_since_ms = now;
           if (now - task.idle_since_ms >= config_.idle_flush_ms) {
-            task.floor_ms = std::max(task.floor_ms, task.max_event_ms + 1);
             task.idle_since_ms = 0;
+            if (Status s = EnsureTransaction(); !s.ok()) return s;
+            TaskOutput out;
+            if (Status s = task.core->Idle(now, &out); !s.ok()) return s;
+            if (Status s = EmitOutput(task, out, -1); !s.ok()) return s;
           }
         }
         break;
@@ -556,7 +563,7 @@ Status Worker::Drain() {
       if (static_cast<int64_t>(task.buffers[best].size()) <= config_.max_buffered_records / 2) {
         if (Status s = ResumeInput(task, best); !s.ok()) return s;
       }
-      if (Status s = ProcessRecord(task, b.message, b.future_timestamp); !s.ok()) return s;
+      if (Status s = ProcessRecord(task, b); !s.ok()) return s;
       task.next_offset[best] = b.message.offset() + 1;
       if (records_in_transaction_ >= config_.max_records_per_commit) return Status::Ok();
     }
@@ -612,196 +619,89 @@ Status Worker::ProduceDeadLetter(Task& task, const Message& m, const char* reaso
                              .headers = std::move(headers)});
 }
 
-Status Worker::ProcessRecord(Task& task, const Message& m, bool future_timestamp) {
+Status Worker::ProcessRecord(Task& task, const Buffered& b) {
   if (Status s = EnsureTransaction(); !s.ok()) return s;
   ++records_in_transaction_;
-  if (future_timestamp) {
-    return ProduceDeadLetter(task, m, operators::RejectReasonName(operators::RejectReason::kFutureTimestamp),
-                             "record timestamp " + FormatUtc(m.timestamp_ms()) + " is more than max_future_ms (" +
-                                 std::to_string(config_.max_future_ms) + " ms) ahead of the worker's clock " +
-                                 FormatUtc(NowMs()),
-                             true);
-  }
+  const Message& m = b.message;
   int index = 0;
   for (int i = 0; i < kInputs; ++i) {
     if (m.topic() == names_.Name(kInputTopicRoles[i])) index = i;
   }
-  auto enc = operators::EncodingFromHeader(m.header("content-type").value_or(""));
-  if (auto* r = std::get_if<operators::Rejection>(&enc)) {
-    return ProduceDeadLetter(task, m, operators::RejectReasonName(r->reason), r->detail);
+  const std::optional<std::string_view> content_type = m.header("content-type");
+  TaskOutput& out = output_;
+  if (Status s = task.core->Process({.input = index,
+                                     .key = m.key(),
+                                     .value = m.value(),
+                                     .content_type = content_type.value_or(""),
+                                     .timestamp_ms = m.timestamp_ms(),
+                                     .future_timestamp = b.future_timestamp},
+                                    b.now_ms, &out);
+      !s.ok()) {
+    return s;
   }
-  const operators::RecordView view{m.key(), m.value(), std::get<operators::Encoding>(enc)};
-  const ProcessingTimeMs now(NowMs());
-  const operators::DecodeLimits limits{.max_value_bytes = static_cast<size_t>(config_.max_value_bytes),
-                                       .max_future_ms = config_.max_future_ms};
-  std::optional<operators::Rejection> rejection;
-  std::variant<v1::Manifest, v1::ScanResult, v1::GpsEvent, v1::InspectionOutcome> event;
-  auto take = [&](auto decoded) {
-    if (auto* r = std::get_if<operators::Rejection>(&decoded)) {
-      rejection = *r;
-    } else {
-      event = std::move(std::get<0>(decoded));
+  if (out.rejected) {
+    if (Status s = ProduceDeadLetter(task, m, operators::RejectReasonName(out.rejected->reason), out.rejected->detail,
+                                     b.future_timestamp);
+        !s.ok()) {
+      return s;
     }
-  };
-  switch (kInputTopicRoles[index]) {
-    case TopicRole::kManifests: take(operators::DecodeManifest(view, now, limits)); break;
-    case TopicRole::kScans: take(operators::DecodeScan(view, now, limits)); break;
-    case TopicRole::kGps: take(operators::DecodeGps(view, now, limits)); break;
-    default: take(operators::DecodeOutcome(view, now, limits)); break;
   }
-  if (rejection) return ProduceDeadLetter(task, m, operators::RejectReasonName(rejection->reason), rejection->detail);
+  return EmitOutput(task, out, b.now_ms);
+}
 
-  const std::string key(m.key());
-  auto loaded = task.cache->Get(key);
-  if (!loaded.ok()) return loaded.error();
-  v1::ContainerState fresh;
-  v1::ContainerState* state = *loaded != nullptr ? *loaded : &fresh;
-  const int64_t watermark = task.Watermark(config_.allowed_lateness_ms);
-  // A manifest, scan or outcome may grow the state past what one changelog
-  // record can carry: when it might, keep the state as it was to put back.
-  // GPS fixes are bounded by the window and their text limits, for which
-  // kGpsGrowthReserveBytes is kept free.
-  const int64_t state_budget = config_.StateLimit() - kGpsGrowthReserveBytes;
-  std::optional<v1::ContainerState> before;
-  if (!std::holds_alternative<v1::GpsEvent>(event) &&
-      static_cast<int64_t>(state->ByteSizeLong() + m.value().size()) > state_budget) {
-    before = *state;
-  }
-  int64_t event_ms = 0;
-  operators::JoinResult joined = std::visit(
-      [&](const auto& e) {
-        using T = std::decay_t<decltype(e)>;
-        if constexpr (std::is_same_v<T, v1::Manifest>) {
-          event_ms = e.declared_at_ms();
-          return engine_->ApplyManifest(*state, e, watermark);
-        } else if constexpr (std::is_same_v<T, v1::ScanResult>) {
-          event_ms = e.scanned_at_ms();
-          return engine_->ApplyScan(*state, e, watermark);
-        } else if constexpr (std::is_same_v<T, v1::GpsEvent>) {
-          event_ms = e.fix_time_ms();
-          return engine_->ApplyGps(*state, e, watermark);
-        } else {
-          event_ms = e.inspected_at_ms();
-          return engine_->ApplyOutcome(*state, e, watermark);
-        }
-      },
-      event);
-  if (joined == operators::JoinResult::kLate) {
-    ++stats_.late;
-    return ProduceDeadLetter(task, m, operators::RejectReasonName(operators::RejectReason::kLate),
-                             "event time " + FormatUtc(event_ms) + " is older than the watermark " +
-                                 FormatUtc(watermark));
-  }
-  if (before && joined == operators::JoinResult::kApplied &&
-      static_cast<int64_t>(state->ByteSizeLong()) > state_budget) {
-    const size_t grown = state->ByteSizeLong();
-    *state = std::move(*before);
-    return ProduceDeadLetter(task, m, operators::RejectReasonName(operators::RejectReason::kStateTooLarge),
-                             "joining this " + std::to_string(m.value().size()) + "-byte event would make the state of " +
-                                 key + " " + std::to_string(grown) + " bytes; the limit is " +
-                                 std::to_string(state_budget) + " (max_state_bytes " +
-                                 std::to_string(config_.StateLimit()) + " less " +
-                                 std::to_string(kGpsGrowthReserveBytes) + " kept for GPS fixes)");
-  }
-  ++stats_.processed;
-  if (joined == operators::JoinResult::kDuplicate) return Status::Ok();
-  if (const auto* outcome = std::get_if<v1::InspectionOutcome>(&event)) {
+Status Worker::EmitOutput(Task& task, const TaskOutput& out, int64_t ingest_ms) {
+  for (const auto& update : out.feedback) {
     // Feedback (e.g. a seizure lists the consignee) rides in this
     // transaction; every worker applies it from the reference topic.
-    for (const auto& update : engine_->FeedbackFor(*state, *outcome)) {
-      ++stats_.feedback;
-      probe_->Feedback(1);
-      if (Status s = producer_->Produce({.topic = names_.Name(TopicRole::kReference),
-                                         .key = update.key,
-                                         .value = update.value,
-                                         .timestamp_ms = std::min(outcome->inspected_at_ms(), NowMs())});
-          !s.ok()) {
-        return s;
-      }
+    probe_->Feedback(1);
+    if (Status s = producer_->Produce({.topic = names_.Name(TopicRole::kReference),
+                                       .key = update.key,
+                                       .value = update.value,
+                                       .timestamp_ms = out.feedback_timestamp_ms});
+        !s.ok()) {
+      return s;
     }
   }
-  if (state == &fresh) {
-    state = task.cache->Put(key, std::move(fresh));
-  } else if (Status d = task.cache->MarkDirty(key); !d.ok()) {
-    return d;
+  const int64_t now = NowMs();
+  for (const auto& a : out.alerts) {
+    // Record time: the event time, but never ahead of the clock (Kafka 4
+    // brokers refuse timestamps over an hour ahead; max_future_ms may be more).
+    if (Status st = producer_->Produce({.topic = names_.Name(TopicRole::kAlerts),
+                                        .key = a.container_number(),
+                                        .value = a.SerializeAsString(),
+                                        .timestamp_ms = std::min(a.event_time_ms(), now),
+                                        .partition = task.partition});
+        !st.ok()) {
+      return st;
+    }
+    ++stats_.alerts;
+    emitted_.push_back({a.priority(), {a.regions().begin(), a.regions().end()}, a.event_time_ms(), ingest_ms});
   }
-  task.max_event_ms = std::max(task.max_event_ms, event_ms);
-  state->set_expires_at_ms(state->last_event_ms() + config_.state_ttl_ms);
-  task.pending_keys.insert(key);
-  task.ingest_ms[key] = NowMs();
+  const TaskCounters& c = task.core->counters();
+  stats_.processed += c.processed - task.reported.processed;
+  stats_.late += c.late - task.reported.late;
+  stats_.feedback += c.feedback - task.reported.feedback;
+  if (c.expired != task.reported.expired) probe_->Expired(c.expired - task.reported.expired);
+  stats_.expired += c.expired - task.reported.expired;
+  task.reported = c;
   return Status::Ok();
 }
 
-// Evaluates held-back events of every pending container, flushes state to
-// the changelog, commits the transaction, then writes the RocksDB batches.
+// Flushes state to the changelog, commits the transaction, then writes the
+// RocksDB batches. Alerts were produced as records released them.
 Status Worker::CommitCycle() {
-  if (!in_transaction_) {
-    bool any_pending = false;
-    for (auto& [p, t] : tasks_) any_pending |= !t->pending_keys.empty();
-    if (!any_pending) return Status::Ok();
-    if (Status s = EnsureTransaction(); !s.ok()) return s;
-  }
-  const int64_t now = NowMs();
+  if (!in_transaction_) return Status::Ok();
   const auto cycle_started = std::chrono::steady_clock::now();
-  struct Emitted {
-    v1::Priority priority;
-    std::vector<std::string> regions;
-    int64_t event_ms;
-    int64_t ingest_ms;
-  };
-  std::vector<Emitted> emitted;
-  const std::string alerts_topic = names_.Name(TopicRole::kAlerts);
   const std::string changelog = names_.Name(TopicRole::kStateChangelog);
   std::map<int32_t, std::vector<state::PartitionStore::Write>> writes;
   std::map<int32_t, std::string> metas;  // what the changelog gets is what RocksDB gets
   std::vector<TopicPartitionOffset> offsets;
   for (auto& [p, task_ptr] : tasks_) {
     Task& task = *task_ptr;
-    const int64_t watermark = task.Watermark(config_.allowed_lateness_ms);
-    for (auto it = task.pending_keys.begin(); it != task.pending_keys.end();) {
-      auto loaded = task.cache->Get(*it);
-      if (!loaded.ok()) return loaded.error();
-      v1::ContainerState* s = *loaded;
-      if (s == nullptr) {
-        task.ingest_ms.erase(*it);
-        it = task.pending_keys.erase(it);
-        continue;
-      }
-      std::vector<v1::Alert> alerts;
-      const int before = s->pending_size();
-      engine_->Advance(*s, watermark, now, &alerts);
-      if (s->pending_size() != before) {
-        if (Status d = task.cache->MarkDirty(*it); !d.ok()) return d;
-      }
-      for (const auto& a : alerts) {
-        const std::string value = a.SerializeAsString();
-        // Record time: the event time, but never ahead of the clock (Kafka 4
-        // brokers refuse timestamps over an hour ahead; max_future_ms may be more).
-        if (Status st = producer_->Produce({.topic = alerts_topic, .key = a.container_number(), .value = value,
-                                            .timestamp_ms = std::min(a.event_time_ms(), now), .partition = p});
-            !st.ok()) {
-          return st;
-        }
-        ++stats_.alerts;
-        auto ingest = task.ingest_ms.find(*it);
-        emitted.push_back({a.priority(), {a.regions().begin(), a.regions().end()}, a.event_time_ms(),
-                           ingest == task.ingest_ms.end() ? -1 : ingest->second});
-      }
-      if (s->pending_size() == 0) {
-        task.ingest_ms.erase(*it);
-        it = task.pending_keys.erase(it);
-      } else {
-        ++it;
-      }
-    }
-    if (now - task.last_expiry_sweep_ms >= config_.expiry_sweep_interval_ms) {
-      task.last_expiry_sweep_ms = now;
-      if (Status st = ExpireState(task, watermark); !st.ok()) return st;
-    }
-    auto dirty = task.cache->TakeDirty();
+    auto dirty = task.states->cache().TakeDirty();
     if (!dirty.ok()) return dirty.error();
     writes[p] = std::move(dirty).value();
-    metas[p] = task.EncodeMeta();
+    metas[p] = task.core->EncodeMeta();
     for (int i = 0; i < kInputs; ++i) {
       if (task.next_offset[i] >= 0) offsets.push_back({names_.Name(kInputTopicRoles[i]), p, task.next_offset[i]});
     }
@@ -839,10 +739,11 @@ Status Worker::CommitCycle() {
   probe_->TransactionCommitted(
       std::chrono::duration<double>(std::chrono::steady_clock::now() - cycle_started).count(),
       records_in_transaction_);
-  for (const auto& e : emitted) {
+  for (const auto& e : emitted_) {
     probe_->Alert(v1::Priority_Name(e.priority).substr(9), e.regions, (committed_ms - e.event_ms) / 1000.0,
                   e.ingest_ms < 0 ? -1.0 : (committed_ms - e.ingest_ms) / 1000.0);
   }
+  emitted_.clear();
   records_in_transaction_ = 0;
   ++stats_.transactions;
   for (auto& [p, task_ptr] : tasks_) {
@@ -864,33 +765,6 @@ Status Worker::CommitCycle() {
   if (reference_dirty_) {
     reference_ = pending_reference_;
     reference_dirty_ = false;
-  }
-  return Status::Ok();
-}
-
-// Deletes the state of containers whose last event is more than
-// state_ttl_ms of event time behind the watermark (and that wait for no
-// evaluation). The deletes reach the changelog as tombstones and RocksDB in
-// the commit batch, like any other change.
-Status Worker::ExpireState(Task& task, int64_t watermark) {
-  std::vector<std::string> expired;
-  Status scan = task.store->ForEach([&](std::string_view key, std::string_view value) {
-    ExpiryFields f;  // two fields read off the wire: a full parse per stored state is too slow
-    if (ReadExpiryFields(value, &f) && f.last_event_ms + config_.state_ttl_ms < watermark && !f.pending) {
-      expired.emplace_back(key);
-    }
-    return true;
-  });
-  if (!scan.ok()) return scan;
-  for (const auto& key : expired) {
-    // The cached copy may be newer than the stored one.
-    auto cached = task.cache->Get(key);
-    if (!cached.ok()) return cached.error();
-    if (*cached != nullptr && (*cached)->last_event_ms() + config_.state_ttl_ms >= watermark) continue;
-    if (task.pending_keys.count(key)) continue;
-    task.cache->Erase(key);
-    ++stats_.expired;
-    probe_->Expired(1);
   }
   return Status::Ok();
 }
@@ -955,6 +829,7 @@ Status Worker::Recover(const Error& error) {
     return s;
   }
   in_transaction_ = false;
+  emitted_.clear();
   // Start over from what is committed: drop every task and its buffers, and
   // rejoin with a new consumer (the same static member id, so the group
   // hands back the same partitions, read from the committed offsets).
@@ -1007,11 +882,7 @@ Status Worker::Run(const std::atomic<bool>& stop) {
       if (Status s = Drain(); !s.ok()) return s;
       const bool due = in_transaction_ && (NowMs() - transaction_started_ms_ >= config_.commit_interval_ms ||
                                            records_in_transaction_ >= config_.max_records_per_commit);
-      bool idle_pending = false;
-      if (!in_transaction_) {
-        for (auto& [p, t] : tasks_) idle_pending |= !t->pending_keys.empty() && t->floor_ms > t->max_event_ms;
-      }
-      if (due || idle_pending) return CommitCycle();
+      if (due) return CommitCycle();
       return Status::Ok();
     }();
     if (step.ok()) {

@@ -23,6 +23,7 @@
 #include "core/result.h"
 #include "operators/engine.h"
 #include "pipeline/kafka_client.h"
+#include "pipeline/task_core.h"
 #include "pipeline/topics.h"
 #include "pipeline/worker_config.h"
 #include "pipeline/worker_probe.h"
@@ -71,19 +72,24 @@ class Worker : public RebalanceListener {
 
  private:
   struct Task;
+  struct Buffered;
   explicit Worker(const WorkerConfig& config);
 
   Status Init();
   Status NewProducer();
   Status NewConsumer();
   Status RestoreTask(Task& task);
+  // Opens the task's state cache and core from its metadata.
+  Status StartTask(Task& task, const std::string& meta);
   // Buffers a polled record for its task; `now_ms` is the pass's clock.
   void Route(Message message, int64_t now_ms);
   // Processes buffered records in merged timestamp order while allowed.
   Status Drain();
-  // `future_timestamp`: the record's Kafka timestamp was beyond the clock +
-  // max_future_ms when it was buffered; it is dead-lettered.
-  Status ProcessRecord(Task& task, const Message& m, bool future_timestamp);
+  // Runs a merged record through its task's core and produces what comes out.
+  Status ProcessRecord(Task& task, const Buffered& b);
+  // Produces a core's alerts and feedback into the open cycle; `ingest_ms`
+  // is when the record that released them was read (-1: none).
+  Status EmitOutput(Task& task, const TaskOutput& out, int64_t ingest_ms);
   Status EnsureTransaction();
   Status CommitCycle();
   Status Recover(const Error& error);
@@ -97,7 +103,6 @@ class Worker : public RebalanceListener {
                            bool future_timestamp = false);
   void PollControlTopics();
   // True while the broker holds records of topic[partition] at or after `fetched`.
-  Status ExpireState(Task& task, int64_t watermark);
   bool UnreadOnBroker(const std::string& topic, int32_t partition, int64_t fetched) const;
   void SetNotReady(std::string why);
   // Lag, state size and RocksDB figures, every couple of seconds.
@@ -126,6 +131,14 @@ class Worker : public RebalanceListener {
   int64_t records_in_transaction_ = 0;
   int64_t transaction_started_ms_ = 0;
   std::optional<Error> pending_error_;
+  TaskOutput output_;  // reused per record
+  struct Emitted {     // an alert of the open cycle, for the latency metrics at commit
+    v1::Priority priority;
+    std::vector<std::string> regions;
+    int64_t event_ms;
+    int64_t ingest_ms;
+  };
+  std::vector<Emitted> emitted_;
   WorkerStats stats_;
   std::shared_ptr<prometheus::Registry> registry_;
   std::unique_ptr<WorkerProbe> probe_;

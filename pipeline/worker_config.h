@@ -44,7 +44,9 @@ struct WorkerConfig {
   // kMinStateBytes.
   int64_t max_state_bytes = 0;
   int64_t state_ttl_ms = 30LL * 24 * 3600 * 1000;  // ms of event time after the last event before state expires
-  int64_t expiry_sweep_interval_ms = 60000;  // ms of wall time between expiry sweeps of a task's state
+  // ms of partition clock (event time, docs/worker.md "Event time") between
+  // expiry sweeps of a task's state. Default: 1 h.
+  int64_t expiry_sweep_interval_ms = 3600000;
   int64_t cache_max_entries = 100000;     // container states kept decoded in memory per task
   // Records a task buffers per input partition before it pauses fetching
   // that partition (resumed at half); bounds memory and keeps one busy
@@ -67,6 +69,11 @@ struct WorkerConfig {
   // (fixes join unchecked; their text fields are bounded at decoding), the
   // rest holds declarations, which are checked as they join.
   static constexpr int64_t kMinStateBytes = 512 << 10;
+  // Room kept in max_state_bytes for what GPS fixes add to a state (the
+  // engine's window of bounded text fields and GPS indicators): fixes join
+  // without a size check, declarations are checked against max_state_bytes
+  // minus this.
+  static constexpr int64_t kGpsGrowthReserveBytes = 320 << 10;
   // The largest record the worker's producer sends: `kafka: message.max.bytes`
   // when set, else librdkafka's default (1,000,000 bytes).
   int64_t OutputRecordLimit() const;

@@ -174,6 +174,17 @@ class WriteBehindCache {
     dirty_.clear();
   }
 
+  // Calls fn(key, value or nullptr for a delete) for every dirty entry: with
+  // a scan of the store (skipping the keys dirty here) it lists the latest
+  // value of every key. `fn` must not change the cache.
+  template <typename Fn>
+  void ForEachDirty(Fn&& fn) const {
+    for (const std::string* key : dirty_) {
+      const Entry& e = entries_.find(*key)->second;
+      fn(*key, e.value ? &*e.value : static_cast<const T*>(nullptr));
+    }
+  }
+
   size_t Size() const { return entries_.size(); }
   size_t DirtyCount() const { return dirty_.size(); }
   // Whether `key` is cached (with a value, or as a tombstone); for tests.

@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <filesystem>
+#include <limits>
 #include <fstream>
 #include <set>
 #include <thread>
@@ -11,6 +12,8 @@
 #include "operators/decode.h"
 #include "operators/default_profile.h"
 #include "pipeline/partitioner.h"
+#include "pipeline/task_core.h"
+#include "pipeline/worker_config.h"
 #include "sim/produce.h"
 
 namespace boxwatch::testing {
@@ -133,43 +136,36 @@ std::string Num(double v) {
 
 AlertDigest ExpectedAlerts(const sim::Traffic& traffic, const operators::Profile& profile, int partitions,
                            int64_t lateness_ms) {
-  std::map<int32_t, int64_t> max_event;
   operators::ReferenceData ref;
   operators::RiskEngine engine(&profile, &ref);
-  std::map<std::string, v1::ContainerState> states;
-  const ProcessingTimeMs now(NowMs());
-  // Records meant to be refused carry expect_dead_letter; everything else is
-  // decoded whatever its size.
-  const operators::DecodeLimits limits{.max_value_bytes = size_t{1} << 30};
-  for (const auto& r : traffic.records) {
-    if (!r.expect_dead_letter.empty()) continue;
-    const operators::RecordView view{r.key, r.value, r.json ? operators::Encoding::kJson : operators::Encoding::kProtobuf};
-    auto& s = states[r.key];
-    int64_t& max = max_event[pipeline::JavaPartition(r.key, partitions)];
-    max = std::max(max, r.timestamp_ms);
-    switch (r.role) {
-      case pipeline::TopicRole::kManifests: {
-        auto d = operators::DecodeManifest(view, now, limits);
-        if (auto* m = std::get_if<v1::Manifest>(&d)) (void)engine.ApplyManifest(s, *m, 0);
-        break;
-      }
-      case pipeline::TopicRole::kScans: {
-        auto d = operators::DecodeScan(view, now, limits);
-        if (auto* m = std::get_if<v1::ScanResult>(&d)) (void)engine.ApplyScan(s, *m, 0);
-        break;
-      }
-      case pipeline::TopicRole::kGps: {
-        auto d = operators::DecodeGps(view, now, limits);
-        if (auto* m = std::get_if<v1::GpsEvent>(&d)) (void)engine.ApplyGps(s, *m, 0);
-        break;
-      }
-      default:
-        break;
+  pipeline::TaskOptions options = pipeline::TaskOptions::From(pipeline::WorkerConfig{});
+  options.allowed_lateness_ms = lateness_ms;
+  const int64_t now = NowMs();
+  auto index_of = [](pipeline::TopicRole role) {
+    for (int i = 0; i < 4; ++i) {
+      if (pipeline::kInputTopicRoles[i] == role) return i;
     }
+    return 3;
+  };
+  std::map<int32_t, pipeline::InputMerge> merges;
+  for (const auto& r : traffic.records) {
+    auto it = merges.try_emplace(pipeline::JavaPartition(r.key, partitions), now, options.max_future_ms).first;
+    it->second.Add({.input = index_of(r.role),
+                    .key = r.key,
+                    .value = r.value,
+                    .content_type = r.json ? operators::kJsonContentType : std::string_view(),
+                    .timestamp_ms = r.timestamp_ms});
   }
   std::vector<v1::Alert> alerts;
-  for (auto& [k, s] : states) {
-    engine.Advance(s, max_event[pipeline::JavaPartition(k, partitions)] - lateness_ms, 0, &alerts);
+  for (auto& [p, merge] : merges) {
+    pipeline::MemoryStates states;
+    pipeline::TaskCore core(options, &engine, &states);
+    if (!core.Start("").ok()) std::abort();
+    pipeline::TaskOutput out;
+    while (auto record = merge.Next()) {
+      if (!core.Process(*record, now, &out).ok()) std::abort();
+      alerts.insert(alerts.end(), out.alerts.begin(), out.alerts.end());
+    }
   }
   return Digest(alerts);
 }

@@ -57,10 +57,9 @@ class WorkerHarness {
 };
 
 // The alerts a correct pipeline must produce for `traffic` once it has read
-// everything: the risk engine run offline over every record that is not
-// expected to be dead-lettered, each container evaluated up to its
-// partition's final watermark (latest event time of the partition minus the
-// allowed lateness; the workers run without idle flush).
+// everything: each partition's records merged as a task merges them and run
+// through pipeline::TaskCore (the worker's own decisions) with the worker's
+// default options and `lateness_ms`; the workers run without idle flush.
 AlertDigest ExpectedAlerts(const sim::Traffic& traffic, const operators::Profile& profile, int partitions,
                            int64_t lateness_ms = 300000);
 AlertDigest Digest(const std::vector<v1::Alert>& alerts);

@@ -127,23 +127,50 @@ TEST(Join, EventOlderThanTheWatermarkIsLate) {
   EXPECT_EQ(s.engine.ApplyScan(s.state, scan, kDay), JoinResult::kApplied);
 }
 
-TEST(Join, GpsWindowIsBoundedAndOrdered) {
+TEST(Join, GpsWindowDropsOnlyEvaluatedFixesAndStaysOrdered) {
   Scenario s;
-  int late = 0;
-  for (int i = 99; i >= 0; --i) {  // newest first: the window fills, then older fixes no longer fit
+  auto fix = [&](int i) {
     v1::GpsEvent e;
     e.set_container_number(kBox);
     e.set_event_id("E" + std::to_string(i));
     e.set_fix_time_ms(kDay + i * kMin);
     e.mutable_position()->set_lat(13.2);
     e.mutable_position()->set_lon(100.0);
-    if (s.engine.ApplyGps(s.state, e, 0) == JoinResult::kLate) ++late;
-  }
-  EXPECT_EQ(late, 36);
+    return s.engine.ApplyGps(s.state, e, 0);
+  };
+  // 100 fixes, newest first, none evaluated: all kept, in order.
+  for (int i = 199; i >= 100; --i) EXPECT_EQ(fix(i), JoinResult::kApplied);
+  EXPECT_EQ(s.state.gps().points_size(), 100);
+  // Released up to fix 180: evaluated fixes beyond the 64-fix window go,
+  // the 19 unevaluated ones stay whatever the count.
+  s.engine.Release(s.state, kDay + 180 * kMin + 1, 0, &s.alerts);
   const auto& pts = s.state.gps().points();
   ASSERT_EQ(pts.size(), 64);
   for (int i = 1; i < pts.size(); ++i) EXPECT_LT(pts[i - 1].fix_time_ms(), pts[i].fix_time_ms());
-  EXPECT_EQ(pts[63].fix_time_ms(), kDay + 99 * kMin);
+  EXPECT_EQ(pts[0].fix_time_ms(), kDay + 136 * kMin);
+  EXPECT_EQ(pts[63].fix_time_ms(), kDay + 199 * kMin);
+  EXPECT_EQ(s.state.pending_size(), 19);
+  // Older than every fix of a full window of evaluated ones: late.
+  EXPECT_EQ(fix(120), JoinResult::kLate);
+  // Newer than the bound: joined.
+  EXPECT_EQ(fix(250), JoinResult::kApplied);
+}
+
+TEST(Release, TooManyUnevaluatedFixesReleaseTheOldestWhateverTheBound) {
+  Scenario s;
+  operators::EngineLimits limits;
+  for (int i = 0; i < limits.max_unevaluated_fixes + 10; ++i) {
+    v1::GpsEvent e;
+    e.set_container_number(kBox);
+    e.set_event_id("E" + std::to_string(i));
+    e.set_fix_time_ms(kDay + i * kMin);
+    e.mutable_position()->set_lat(13.2);
+    e.mutable_position()->set_lon(100.0);
+    ASSERT_EQ(s.engine.ApplyGps(s.state, e, 0), JoinResult::kApplied);
+  }
+  s.engine.Release(s.state, 0, 0, &s.alerts);
+  EXPECT_EQ(s.state.pending_size(), limits.max_unevaluated_fixes);
+  EXPECT_EQ(s.state.released_before_ms(), kDay + 9 * kMin + 1);
 }
 
 TEST(Join, AmendmentsKeepWhatChangedAndWhen) {

@@ -1,0 +1,363 @@
+#include "pipeline/task_core.h"
+
+#include <algorithm>
+#include <charconv>
+#include <variant>
+
+#include "core/types.h"
+#include "pipeline/worker_config.h"
+
+namespace boxwatch::pipeline {
+namespace {
+
+using operators::RejectReason;
+using operators::RejectReasonName;
+
+constexpr std::string_view kMetaFormat = "clock 1";
+
+operators::Rejection Reject(RejectReason reason, std::string detail) {
+  operators::Rejection r;
+  r.reason = reason;
+  r.detail = std::move(detail);
+  return r;
+}
+
+bool ParseInt(std::string_view text, int64_t* out) {
+  if (text.empty()) return false;
+  const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), *out);
+  return ec == std::errc() && end == text.data() + text.size();
+}
+
+}  // namespace
+
+TaskOptions TaskOptions::From(const WorkerConfig& config) {
+  TaskOptions o;
+  o.allowed_lateness_ms = config.allowed_lateness_ms;
+  o.max_future_ms = config.max_future_ms;
+  o.state_ttl_ms = config.state_ttl_ms;
+  o.expiry_sweep_interval_ms = config.expiry_sweep_interval_ms;
+  o.max_value_bytes = config.max_value_bytes;
+  o.state_limit_bytes = config.StateLimit();
+  o.gps_reserve_bytes = WorkerConfig::kGpsGrowthReserveBytes;
+  o.state_budget_bytes = o.state_limit_bytes - o.gps_reserve_bytes;
+  return o;
+}
+
+TaskCore::TaskCore(const TaskOptions& options, const operators::RiskEngine* engine, ContainerStates* states)
+    : options_(options), engine_(engine), states_(states) {}
+
+void InputMerge::Add(InputRecord record) {
+  record.future_timestamp = record.timestamp_ms > now_ms_ + max_future_ms_;
+  inputs_[std::clamp(record.input, 0, 3)].push_back(record);
+}
+
+std::optional<InputRecord> InputMerge::Next() {
+  auto key = [](const InputRecord& r) { return r.future_timestamp ? std::numeric_limits<int64_t>::min() : r.timestamp_ms; };
+  int best = -1;
+  for (int i = 0; i < 4; ++i) {
+    if (inputs_[i].empty()) continue;
+    if (best < 0 || key(inputs_[i].front()) < key(inputs_[best].front())) best = i;
+  }
+  if (best < 0) return std::nullopt;
+  InputRecord r = inputs_[best].front();
+  inputs_[best].pop_front();
+  return r;
+}
+
+// ------------------------------------------------------------ metadata
+
+// "clock 1\n<P>\n<P at the last sweep>\n<open block, space-separated>"; an
+// unset value is empty.
+std::string TaskCore::EncodeMeta() const {
+  std::string out(kMetaFormat);
+  auto num = [&](int64_t v) { out += "\n" + (v == kUnset ? std::string() : std::to_string(v)); };
+  num(p_ms_);
+  num(last_sweep_ms_);
+  out += "\n";
+  for (size_t i = 0; i < block_.size(); ++i) {
+    if (i > 0) out += ' ';
+    out += std::to_string(block_[i]);
+  }
+  return out;
+}
+
+Status TaskCore::Start(std::string_view meta) {
+  p_ms_ = kUnset;
+  last_sweep_ms_ = kUnset;
+  block_.clear();
+  std::vector<std::string_view> lines;
+  for (size_t at = 0; at <= meta.size();) {
+    const size_t nl = std::min(meta.find('\n', at), meta.size());
+    lines.push_back(meta.substr(at, nl - at));
+    at = nl + 1;
+  }
+  // Metadata of the per-partition watermark (a number first) carries no
+  // clock: the task starts one; pending containers are found below.
+  if (!lines.empty() && lines[0] == kMetaFormat) {
+    if (lines.size() < 4) return Error{Errc::kFatal, "task metadata is cut short: " + std::string(meta.substr(0, 64))};
+    int64_t v = 0;
+    if (!lines[1].empty()) {
+      if (!ParseInt(lines[1], &v)) return Error{Errc::kFatal, "task metadata: bad partition clock"};
+      p_ms_ = v;
+    }
+    if (!lines[2].empty()) {
+      if (!ParseInt(lines[2], &v)) return Error{Errc::kFatal, "task metadata: bad sweep time"};
+      last_sweep_ms_ = v;
+    }
+    std::string_view rest = lines[3];
+    while (!rest.empty()) {
+      const size_t sp = std::min(rest.find(' '), rest.size());
+      if (!ParseInt(rest.substr(0, sp), &v)) return Error{Errc::kFatal, "task metadata: bad block entry"};
+      block_.push_back(v);
+      rest = rest.substr(std::min(sp + 1, rest.size()));
+    }
+  }
+  due_.clear();
+  due_of_.clear();
+  return states_->ForEach([&](const std::string& key, const ContainerStates::Summary& s) {
+    // A state written before due times were kept has pending items but no
+    // due time: it is due at once, and the first walk sets it.
+    if (s.due_ms > 0) {
+      SetDue(key, s.due_ms);
+    } else if (s.pending) {
+      SetDue(key, 1);
+    }
+  });
+}
+
+// ------------------------------------------------------------ processing
+
+Status TaskCore::Process(const InputRecord& record, int64_t now_ms, TaskOutput* out) {
+  out->Clear();
+  if (record.future_timestamp) {
+    // Dead-lettered, and kept out of the partition clock.
+    out->rejected = Reject(RejectReason::kFutureTimestamp,
+                           "record timestamp " + FormatUtc(record.timestamp_ms) + " is more than max_future_ms (" +
+                               std::to_string(options_.max_future_ms) + " ms) ahead of the worker's clock " +
+                               FormatUtc(now_ms));
+    return Status::Ok();
+  }
+  if (Status s = Join(record, now_ms, out); !s.ok()) return s;
+  if (Tick(record.timestamp_ms, now_ms)) {
+    if (Status s = Walk(now_ms, out); !s.ok()) return s;
+    if (last_sweep_ms_ == kUnset || p_ms_ - last_sweep_ms_ >= options_.expiry_sweep_interval_ms) {
+      if (Status s = Sweep(); !s.ok()) return s;
+    }
+  }
+  return Status::Ok();
+}
+
+Status TaskCore::Join(const InputRecord& record, int64_t now_ms, TaskOutput* out) {
+  auto enc = operators::EncodingFromHeader(record.content_type);
+  if (auto* r = std::get_if<operators::Rejection>(&enc)) {
+    out->rejected = *r;
+    return Status::Ok();
+  }
+  const operators::RecordView view{record.key, record.value, std::get<operators::Encoding>(enc)};
+  const ProcessingTimeMs now(now_ms);
+  const operators::DecodeLimits limits{.max_value_bytes = static_cast<size_t>(options_.max_value_bytes),
+                                       .max_future_ms = options_.max_future_ms};
+  std::variant<v1::Manifest, v1::ScanResult, v1::GpsEvent, v1::InspectionOutcome> event;
+  auto take = [&](auto decoded) {
+    if (auto* r = std::get_if<operators::Rejection>(&decoded)) {
+      out->rejected = *r;
+    } else {
+      event = std::move(std::get<0>(decoded));
+    }
+  };
+  switch (record.input) {
+    case 0: take(operators::DecodeManifest(view, now, limits)); break;
+    case 1: take(operators::DecodeScan(view, now, limits)); break;
+    case 2: take(operators::DecodeGps(view, now, limits)); break;
+    default: take(operators::DecodeOutcome(view, now, limits)); break;
+  }
+  if (out->rejected) return Status::Ok();
+
+  const std::string key(record.key);
+  auto loaded = states_->Get(key);
+  if (!loaded.ok()) return loaded.error();
+  v1::ContainerState fresh;
+  v1::ContainerState* state = *loaded != nullptr ? *loaded : &fresh;
+  const int64_t L = options_.allowed_lateness_ms;
+  // A container's first event is never late: it has no progress yet.
+  const int64_t late_before = state == &fresh ? std::numeric_limits<int64_t>::min() : state->progress_ms() - L;
+  // A declaration may grow the state past what one changelog record can
+  // carry: when it might, keep the state as it was to put back. GPS fixes
+  // are bounded by the window and their text limits, for which the reserve
+  // is kept free.
+  std::optional<v1::ContainerState> before;
+  const bool is_gps = std::holds_alternative<v1::GpsEvent>(event);
+  if (options_.state_budget_bytes > 0 && !is_gps &&
+      static_cast<int64_t>(state->ByteSizeLong() + record.value.size()) > options_.state_budget_bytes) {
+    before = *state;
+  }
+  int64_t event_ms = 0;
+  bool is_outcome = false;
+  const operators::JoinResult joined = std::visit(
+      [&](const auto& e) {
+        using T = std::decay_t<decltype(e)>;
+        if constexpr (std::is_same_v<T, v1::Manifest>) {
+          event_ms = e.declared_at_ms();
+          return engine_->ApplyManifest(*state, e, late_before);
+        } else if constexpr (std::is_same_v<T, v1::ScanResult>) {
+          event_ms = e.scanned_at_ms();
+          return engine_->ApplyScan(*state, e, late_before);
+        } else if constexpr (std::is_same_v<T, v1::GpsEvent>) {
+          event_ms = e.fix_time_ms();
+          return engine_->ApplyGps(*state, e, late_before);
+        } else {
+          event_ms = e.inspected_at_ms();
+          is_outcome = true;
+          return engine_->ApplyOutcome(*state, e, late_before);
+        }
+      },
+      event);
+  if (joined == operators::JoinResult::kLate) {
+    ++counters_.late;
+    out->rejected = Reject(RejectReason::kLate,
+                           event_ms >= late_before
+                               ? "event time " + FormatUtc(event_ms) + " is older than every fix of " + key +
+                                     "'s full window of evaluated fixes"
+                               : "event time " + FormatUtc(event_ms) + " is more than allowed_lateness_ms (" +
+                                     std::to_string(L) + " ms) behind " + key + "'s progress " +
+                                     FormatUtc(state->progress_ms()));
+    return Status::Ok();
+  }
+  if (before && joined == operators::JoinResult::kApplied &&
+      static_cast<int64_t>(state->ByteSizeLong()) > options_.state_budget_bytes) {
+    const size_t grown = state->ByteSizeLong();
+    *state = std::move(*before);
+    out->rejected = Reject(
+        RejectReason::kStateTooLarge,
+        "joining this " + std::to_string(record.value.size()) + "-byte event would make the state of " + key + " " +
+            std::to_string(grown) + " bytes; the limit is " + std::to_string(options_.state_budget_bytes) +
+            " (max_state_bytes " + std::to_string(options_.state_limit_bytes) + " less " +
+            std::to_string(options_.gps_reserve_bytes) + " kept for GPS fixes)");
+    return Status::Ok();
+  }
+  ++counters_.processed;
+  if (joined == operators::JoinResult::kDuplicate) return Status::Ok();
+  if (is_outcome) {
+    // Feedback (e.g. a seizure lists the consignee) rides in this
+    // transaction; every worker applies it from the reference topic.
+    out->feedback = engine_->FeedbackFor(*state, std::get<v1::InspectionOutcome>(event));
+    out->feedback_timestamp_ms = std::min(event_ms, now_ms);
+    counters_.feedback += out->feedback.size();
+  }
+  if (state == &fresh) {
+    state = states_->Put(key, std::move(fresh));
+  } else if (Status d = states_->MarkDirty(key); !d.ok()) {
+    return d;
+  }
+  if (!is_outcome) {
+    // Progress follows the container's own events, capped at the wall clock
+    // (a device clock ahead of it) and at P + L (replays, where the wall
+    // clock is far ahead of the data).
+    int64_t capped = std::min(event_ms, now_ms);
+    if (p_ms_ != kUnset) capped = std::min(capped, p_ms_ + L);
+    if (capped < event_ms) ++counters_.clock_capped;
+    state->set_progress_ms(std::max(state->progress_ms(), capped));
+  }
+  state->set_expires_at_ms(state->last_event_ms() + options_.state_ttl_ms);
+  Release(key, *state, state->progress_ms() - L, now_ms, out);
+  return Status::Ok();
+}
+
+void TaskCore::Release(const std::string& key, v1::ContainerState& s, int64_t bound, int64_t now_ms,
+                       TaskOutput* out) {
+  const int64_t released = s.released_before_ms();
+  engine_->Release(s, bound, now_ms, &out->alerts);
+  if (s.released_before_ms() > std::max(bound, released)) ++counters_.capacity_releases;
+  const int64_t earliest = operators::EarliestPending(s);
+  const int64_t due = earliest == operators::kEndOfTime ? 0 : earliest + options_.allowed_lateness_ms + 1;
+  s.set_due_ms(due);
+  SetDue(key, due);
+}
+
+void TaskCore::SetDue(const std::string& key, int64_t due_ms) {
+  auto it = due_of_.find(key);
+  if (it != due_of_.end()) {
+    if (it->second == due_ms) return;
+    due_.erase({it->second, key});
+    if (due_ms == 0) {
+      due_of_.erase(it);
+      return;
+    }
+    it->second = due_ms;
+  } else {
+    if (due_ms == 0) return;
+    due_of_.emplace(key, due_ms);
+  }
+  due_.insert({due_ms, key});
+}
+
+// ------------------------------------------------------------ partition clock
+
+bool TaskCore::Tick(int64_t timestamp_ms, int64_t now_ms) {
+  block_.push_back(std::min(timestamp_ms, now_ms));
+  const bool full = static_cast<int>(block_.size()) >= kBlockRecords || block_.back() - block_.front() >= kBlockSpanMs;
+  if (!full) return false;
+  const size_t k = (block_.size() + 7) / 8;  // the k-th smallest, 1-based
+  std::nth_element(block_.begin(), block_.begin() + static_cast<long>(k - 1), block_.end());
+  const int64_t low = block_[k - 1];
+  block_.clear();
+  if (p_ms_ != kUnset && low <= p_ms_) return false;
+  p_ms_ = low;
+  return true;
+}
+
+Status TaskCore::Idle(int64_t now_ms, TaskOutput* out) {
+  out->Clear();
+  if (p_ms_ != kUnset && now_ms <= p_ms_) return Status::Ok();
+  p_ms_ = now_ms;
+  return Walk(now_ms, out);
+}
+
+Status TaskCore::Walk(int64_t now_ms, TaskOutput* out) {
+  const int64_t L = options_.allowed_lateness_ms;
+  while (!due_.empty() && due_.begin()->first <= p_ms_) {
+    const std::string key = due_.begin()->second;
+    auto loaded = states_->Get(key);
+    if (!loaded.ok()) return loaded.error();
+    v1::ContainerState* s = *loaded;
+    if (s == nullptr) {
+      SetDue(key, 0);
+      continue;
+    }
+    // Never past the container's latest event: a store-and-forward upload
+    // after a quiet spell then continues in order.
+    const int64_t bound = std::min(p_ms_ - L, s->last_event_ms() + 1);
+    const int64_t due_before = due_.begin()->first;
+    Release(key, *s, bound, now_ms, out);
+    if (Status d = states_->MarkDirty(key); !d.ok()) return d;
+    ++counters_.quiet_releases;
+    auto it = due_of_.find(key);
+    if (it != due_of_.end() && it->second <= due_before) {
+      // Nothing was released (cannot happen: due - L - 1 < P - L and the
+      // item is at or before the latest event); drop the entry rather than loop.
+      SetDue(key, 0);
+    }
+  }
+  return Status::Ok();
+}
+
+// Deletes the states of containers whose latest event is more than
+// state_ttl_ms behind P - L and that wait for no evaluation; the deletes
+// reach the changelog as tombstones at the next commit.
+Status TaskCore::Sweep() {
+  last_sweep_ms_ = p_ms_;
+  const int64_t horizon = p_ms_ - options_.allowed_lateness_ms;
+  std::vector<std::string> expired;
+  Status s = states_->ForEach([&](const std::string& key, const ContainerStates::Summary& f) {
+    if (!f.pending && f.due_ms == 0 && f.last_event_ms + options_.state_ttl_ms < horizon) expired.push_back(key);
+  });
+  if (!s.ok()) return s;
+  for (const auto& key : expired) {
+    states_->Erase(key);
+    SetDue(key, 0);
+    ++counters_.expired;
+  }
+  return Status::Ok();
+}
+
+}  // namespace boxwatch::pipeline

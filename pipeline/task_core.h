@@ -1,0 +1,206 @@
+#pragma once
+// TaskCore: everything a worker task decides about its records, without
+// Kafka or RocksDB. The worker feeds it the task's records in merged order
+// and writes what comes out (alerts, dead letters, feedback) into its
+// transaction; tests and the harness's expected alerts run the same code
+// over an in-memory state map.
+//
+// Event time is per container (DESIGN.md "Processing semantics";
+// docs/worker.md "Event time"):
+//  - A container's progress is the maximum over its manifests, scans and
+//    fixes of min(event time, wall clock, P + L), where L is
+//    allowed_lateness_ms and P the partition clock below. An event is late
+//    when it is older than its own container's progress minus L; no other
+//    container's clock enters. Outcomes are never late.
+//  - Items (manifest versions, scans, fixes) are evaluated in event-time
+//    order once they are older than the container's release bound:
+//    progress - L, moved as each of its events is processed, so alerts are
+//    emitted inside the record that released them, whatever the commit size.
+//  - P, the partition clock, is a low quantile of the records' timestamps:
+//    records form blocks of 64 (a block also ends at the first record 60 s
+//    of record time past its first); at a block's end P rises to its
+//    ceil(n/8)-th smallest timestamp (each capped at the wall clock), so
+//    up to 7 in 8 fast clocks cannot move it. P releases containers that
+//    went quiet: a due index holds every container with pending items at
+//    earliest pending + L + 1, and when P reaches an entry the container is
+//    released to min(P - L, its latest event + 1); P also drives expiry.
+//  - Every decision reads only the record, its container's state, P and the
+//    profile and reference data in force; P and its open block are part of
+//    the task metadata committed with each transaction. So the same merged
+//    sequence gives the same outputs however it is cut into transactions,
+//    and a task resumed after a crash continues exactly.
+// Not thread-safe: one TaskCore per task, used from the worker's thread.
+
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <limits>
+#include <map>
+#include <optional>
+#include <set>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+#include "boxwatch/v1/alert.pb.h"
+#include "boxwatch/v1/state.pb.h"
+#include "core/result.h"
+#include "operators/decode.h"
+#include "operators/engine.h"
+
+namespace boxwatch::pipeline {
+
+struct WorkerConfig;
+
+// The container states a task works on: the worker's write-behind cache over
+// RocksDB, or a map in tests. Semantics as state::WriteBehindCache.
+class ContainerStates {
+ public:
+  virtual ~ContainerStates() = default;
+  // Null when the container has no state.
+  [[nodiscard]] virtual Result<v1::ContainerState*> Get(const std::string& key) = 0;
+  virtual v1::ContainerState* Put(const std::string& key, v1::ContainerState state) = 0;
+  [[nodiscard]] virtual Status MarkDirty(const std::string& key) = 0;
+  virtual void Erase(const std::string& key) = 0;
+  struct Summary {
+    int64_t last_event_ms = 0;
+    int64_t due_ms = 0;    // ContainerState.due_ms
+    bool pending = false;  // has unevaluated items
+  };
+  // Calls `fn` for every container with state, with its latest values
+  // (flushed or not), in any order.
+  [[nodiscard]] virtual Status ForEach(const std::function<void(const std::string& key, const Summary&)>& fn) = 0;
+};
+
+// States in a map, for offline runs (tests, expected alerts, replays).
+class MemoryStates final : public ContainerStates {
+ public:
+  Result<v1::ContainerState*> Get(const std::string& key) override {
+    auto it = states_.find(key);
+    return it == states_.end() ? nullptr : &it->second;
+  }
+  v1::ContainerState* Put(const std::string& key, v1::ContainerState state) override {
+    return &(states_[key] = std::move(state));
+  }
+  Status MarkDirty(const std::string&) override { return Status::Ok(); }
+  void Erase(const std::string& key) override { states_.erase(key); }
+  Status ForEach(const std::function<void(const std::string&, const Summary&)>& fn) override {
+    for (const auto& [key, s] : states_) fn(key, {s.last_event_ms(), s.due_ms(), s.pending_size() > 0});
+    return Status::Ok();
+  }
+  std::map<std::string, v1::ContainerState>& states() { return states_; }
+
+ private:
+  std::map<std::string, v1::ContainerState> states_;
+};
+
+struct TaskOptions {
+  int64_t allowed_lateness_ms = 300000;  // L, ms
+  int64_t max_future_ms = 600000;        // ms a payload's event time may lead the clock
+  int64_t state_ttl_ms = 30LL * 24 * 3600 * 1000;  // ms of event time after the last event
+  int64_t expiry_sweep_interval_ms = 3600000;      // ms of partition clock between expiry sweeps
+  int64_t max_value_bytes = 900 << 10;
+  int64_t state_budget_bytes = 0;  // declarations may not grow a state past this; 0: no check
+  int64_t state_limit_bytes = 0;   // for messages: the configured max_state_bytes
+  int64_t gps_reserve_bytes = 0;   // for messages: what the budget keeps for fixes
+  static TaskOptions From(const WorkerConfig& config);
+};
+
+// One input record as the merge hands it over.
+struct InputRecord {
+  int input = 0;  // index into kInputTopicRoles: 0 manifests, 1 scans, 2 gps, 3 outcomes
+  std::string_view key;
+  std::string_view value;
+  std::string_view content_type;  // the content-type header, "" when absent
+  int64_t timestamp_ms = 0;       // Kafka timestamp
+  bool future_timestamp = false;  // timestamp beyond the clock + max_future_ms when buffered
+};
+
+struct TaskOutput {
+  std::optional<operators::Rejection> rejected;  // the record goes to the dead letters
+  std::vector<v1::Alert> alerts;                 // in emission order
+  std::vector<operators::RiskEngine::ReferenceUpdate> feedback;
+  int64_t feedback_timestamp_ms = 0;
+  void Clear() {
+    rejected.reset();
+    alerts.clear();
+    feedback.clear();
+  }
+};
+
+struct TaskCounters {
+  uint64_t processed = 0;         // records joined (duplicates included)
+  uint64_t late = 0;
+  uint64_t expired = 0;           // states deleted by expiry
+  uint64_t feedback = 0;          // reference updates produced
+  uint64_t clock_capped = 0;      // events whose progress was capped (ahead of the wall clock or P + L)
+  uint64_t quiet_releases = 0;    // containers released by the partition clock
+  uint64_t capacity_releases = 0; // containers released because of too many unevaluated items
+};
+
+// The worker's merge over inputs read in full (offline runs: expected
+// alerts, tests, replays): the record with the lowest timestamp at the heads
+// of the four inputs, ties in input order, and a record more than
+// max_future_ms ahead of `now_ms` first (it is dead-lettered).
+class InputMerge {
+ public:
+  InputMerge(int64_t now_ms, int64_t max_future_ms) : now_ms_(now_ms), max_future_ms_(max_future_ms) {}
+  // Appends a record to its input; each input in offset order.
+  void Add(InputRecord record);
+  // The next record in merged order; nullopt when every input is empty.
+  std::optional<InputRecord> Next();
+
+ private:
+  int64_t now_ms_;
+  int64_t max_future_ms_;
+  std::deque<InputRecord> inputs_[4];
+};
+
+class TaskCore {
+ public:
+  static constexpr int64_t kUnset = std::numeric_limits<int64_t>::min();
+  static constexpr int kBlockRecords = 64;
+  static constexpr int64_t kBlockSpanMs = 60000;
+
+  TaskCore(const TaskOptions& options, const operators::RiskEngine* engine, ContainerStates* states);
+
+  // Restores P and its open block from task metadata ("" or an older
+  // format: a fresh clock), then rebuilds the due index from the states.
+  [[nodiscard]] Status Start(std::string_view meta);
+  std::string EncodeMeta() const;
+
+  // Processes one record; `now_ms` is the wall clock of the poll pass that
+  // read it. `out` is cleared first.
+  [[nodiscard]] Status Process(const InputRecord& record, int64_t now_ms, TaskOutput* out);
+  // The task is caught up and has been idle long enough: P moves to the
+  // wall clock, releasing quiet containers. `out` gets their alerts.
+  [[nodiscard]] Status Idle(int64_t now_ms, TaskOutput* out);
+  // Whether some container waits for the partition clock.
+  bool HasDue() const { return !due_.empty(); }
+
+  int64_t partition_clock_ms() const { return p_ms_; }
+  const TaskCounters& counters() const { return counters_; }
+
+ private:
+  Status Join(const InputRecord& record, int64_t now_ms, TaskOutput* out);
+  // Adds a record's timestamp to the open block; true when P rose.
+  bool Tick(int64_t timestamp_ms, int64_t now_ms);
+  Status Walk(int64_t now_ms, TaskOutput* out);
+  Status Sweep();
+  // Releases `s` to `bound`, sets its due time and the index entry.
+  void Release(const std::string& key, v1::ContainerState& s, int64_t bound, int64_t now_ms, TaskOutput* out);
+  void SetDue(const std::string& key, int64_t due_ms);
+
+  TaskOptions options_;
+  const operators::RiskEngine* engine_;
+  ContainerStates* states_;
+  int64_t p_ms_ = kUnset;
+  int64_t last_sweep_ms_ = kUnset;  // P at the last expiry sweep
+  std::vector<int64_t> block_;      // capped timestamps of the open block, in arrival order
+  std::set<std::pair<int64_t, std::string>> due_;
+  std::unordered_map<std::string, int64_t> due_of_;
+  TaskCounters counters_;
+};
+
+}  // namespace boxwatch::pipeline

@@ -1,0 +1,293 @@
+// TaskCore: event time per container, the partition clock, release and
+// resumption, without Kafka.
+#include "pipeline/task_core.h"
+
+#include <gtest/gtest.h>
+
+#include <map>
+#include <random>
+
+#include "operators/default_profile.h"
+#include "pipeline/topics.h"
+#include "pipeline/worker_config.h"
+#include "sim/traffic.h"
+
+namespace boxwatch::pipeline {
+namespace {
+
+constexpr int64_t kMin = 60000;
+constexpr int64_t kStart = 1794960000000;  // 2026-11-18T00:00Z
+constexpr int64_t kNow = kStart + 400LL * 24 * 3600 * 1000;  // wall clock well after the data
+
+const operators::Profile& Profile() {
+  static const operators::Profile p = [] {
+    auto r = operators::ParseProfile(operators::DefaultProfileYaml(), operators::kDefaultProfileSource);
+    EXPECT_TRUE(r.ok());
+    return std::move(r).value();
+  }();
+  return p;
+}
+
+int InputOf(TopicRole role) {
+  for (int i = 0; i < 4; ++i) {
+    if (kInputTopicRoles[i] == role) return i;
+  }
+  return 3;
+}
+
+// One container's alert as bytes, its processing-time field cleared.
+std::string Canonical(v1::Alert a) {
+  a.set_emit_time_ms(0);
+  return a.SerializeAsString();
+}
+
+struct TaskRun {
+  std::map<std::string, std::vector<std::string>> alerts;  // container -> canonical alerts in order
+  std::map<std::string, int> late;                         // container -> late records
+  TaskCounters counters;
+};
+
+// Runs `records` as one task. With `restart_seed` > 0 the task is stopped
+// and resumed from its metadata and serialised states (what a commit
+// stores) at random points, as after crashes at commits of random sizes.
+TaskRun RunTask(const std::vector<sim::TrafficRecord>& records, uint32_t restart_seed = 0) {
+  operators::ReferenceData ref;
+  operators::RiskEngine engine(&Profile(), &ref);
+  const TaskOptions options = TaskOptions::From(WorkerConfig{});
+  InputMerge merge(kNow, options.max_future_ms);
+  for (const auto& r : records) {
+    merge.Add({.input = InputOf(r.role),
+               .key = r.key,
+               .value = r.value,
+               .content_type = r.json ? operators::kJsonContentType : std::string_view(),
+               .timestamp_ms = r.timestamp_ms});
+  }
+  auto states = std::make_unique<MemoryStates>();
+  auto core = std::make_unique<TaskCore>(options, &engine, states.get());
+  EXPECT_TRUE(core->Start("").ok());
+  std::mt19937 rng(restart_seed);
+  std::uniform_int_distribution<int> gap(1, 400);
+  int until_restart = restart_seed > 0 ? gap(rng) : -1;
+  TaskRun run;
+  TaskOutput out;
+  while (auto record = merge.Next()) {
+    EXPECT_TRUE(core->Process(*record, kNow, &out).ok());
+    for (const auto& a : out.alerts) run.alerts[a.container_number()].push_back(Canonical(a));
+    if (out.rejected && out.rejected->reason == operators::RejectReason::kLate) ++run.late[std::string(record->key)];
+    if (until_restart > 0 && --until_restart == 0) {
+      until_restart = gap(rng);
+      const std::string meta = core->EncodeMeta();
+      auto restored = std::make_unique<MemoryStates>();
+      for (const auto& [key, s] : states->states()) {
+        v1::ContainerState copy;
+        EXPECT_TRUE(copy.ParseFromString(s.SerializeAsString()));
+        restored->Put(key, std::move(copy));
+      }
+      states = std::move(restored);
+      core = std::make_unique<TaskCore>(options, &engine, states.get());
+      EXPECT_TRUE(core->Start(meta).ok());
+    }
+  }
+  run.counters = core->counters();
+  return run;
+}
+
+sim::Traffic Traffic(uint32_t seed, int containers) {
+  sim::TrafficOptions o;
+  o.seed = seed;
+  o.containers = containers;
+  o.start_ms = kStart;
+  return sim::GenerateTraffic(o, Profile());
+}
+
+size_t Count(const TaskRun& r) {
+  size_t n = 0;
+  for (const auto& [k, v] : r.alerts) n += v.size();
+  return n;
+}
+
+TEST(TaskCore, ResumingFromCommittedStateAtAnyPointGivesTheSameAlerts) {
+  const sim::Traffic traffic = Traffic(7, 400);
+  const TaskRun straight = RunTask(traffic.records);
+  ASSERT_GT(Count(straight), 30u) << "the input must raise alerts";
+  for (uint32_t seed : {1u, 2u, 3u}) {
+    SCOPED_TRACE("restart seed " + std::to_string(seed));
+    const TaskRun resumed = RunTask(traffic.records, seed);
+    EXPECT_TRUE(resumed.alerts == straight.alerts);
+    EXPECT_EQ(resumed.late, straight.late);
+  }
+}
+
+// Re-encodes a GPS record with its fix time and Kafka timestamp moved.
+sim::TrafficRecord Shifted(const sim::TrafficRecord& r, int64_t by_ms) {
+  const operators::Encoding enc = r.json ? operators::Encoding::kJson : operators::Encoding::kProtobuf;
+  auto decoded = operators::DecodeGps({r.key, r.value, enc}, ProcessingTimeMs(kNow), {});
+  sim::TrafficRecord out = r;
+  out.timestamp_ms += by_ms;
+  if (auto* e = std::get_if<v1::GpsEvent>(&decoded)) {
+    e->set_fix_time_ms(e->fix_time_ms() + by_ms);
+    out.value = operators::Encode(*e, enc);
+  }
+  return out;
+}
+
+TEST(TaskCore, AFastTrackerClockChangesNoOtherContainersAlertsAndMakesNothingLate) {
+  const sim::Traffic traffic = Traffic(11, 300);
+  const TaskRun base = RunTask(traffic.records);
+  ASSERT_GT(Count(base), 20u);
+  // Every tracker of the three busiest GPS containers runs 9 minutes fast.
+  std::map<std::string, int> fixes;
+  for (const auto& r : traffic.records) {
+    if (r.role == TopicRole::kGps && r.expect_dead_letter.empty()) ++fixes[r.key];
+  }
+  std::vector<std::pair<int, std::string>> by_count;
+  for (const auto& [k, n] : fixes) by_count.push_back({n, k});
+  std::sort(by_count.rbegin(), by_count.rend());
+  ASSERT_GE(by_count.size(), 3u);
+  std::set<std::string> fast;
+  for (int i = 0; i < 3; ++i) fast.insert(by_count[i].second);
+  std::vector<sim::TrafficRecord> skewed;
+  for (const auto& r : traffic.records) {
+    skewed.push_back(r.role == TopicRole::kGps && fast.count(r.key) && r.expect_dead_letter.empty() ? Shifted(r, 9 * kMin)
+                                                                                                    : r);
+  }
+  const TaskRun run = RunTask(skewed);
+  size_t compared = 0;
+  for (const auto& [container, alerts] : base.alerts) {
+    if (fast.count(container)) continue;
+    auto it = run.alerts.find(container);
+    ASSERT_TRUE(it != run.alerts.end()) << container << " lost its alerts";
+    EXPECT_TRUE(it->second == alerts) << container;
+    ++compared;
+  }
+  EXPECT_GT(compared, 10u);
+  for (const auto& [container, alerts] : run.alerts) {
+    if (!fast.count(container)) {
+      EXPECT_TRUE(base.alerts.count(container)) << container << " gained alerts";
+    }
+  }
+  for (const auto& [container, n] : run.late) {
+    EXPECT_EQ(n, base.late.count(container) ? base.late.at(container) : 0) << container << " got late records";
+  }
+}
+
+// A tracked box: fixes every 2 minutes along a line, keyed `box`.
+std::vector<sim::TrafficRecord> Fixes(const std::string& box, int64_t from, int count, int64_t step = 2 * kMin,
+                                      int first_id = 0) {
+  std::vector<sim::TrafficRecord> out;
+  for (int i = 0; i < count; ++i) {
+    v1::GpsEvent e;
+    e.set_container_number(box);
+    e.set_tracker_id("TRK-" + box);
+    e.set_event_id("E" + std::to_string(first_id + i));
+    e.set_fix_time_ms(from + i * step);
+    e.mutable_position()->set_lat(13.0 + 0.001 * (first_id + i));
+    e.mutable_position()->set_lon(100.9);
+    e.set_speed_kmh(60);
+    e.set_seal_state(v1::GpsEvent::SEAL_STATE_CLOSED);
+    out.push_back({TopicRole::kGps, box, e.SerializeAsString(), e.fix_time_ms(), false, ""});
+  }
+  return out;
+}
+
+TEST(TaskCore, AStoreAndForwardBurstAfterACoverageGapIsProcessedInOrder) {
+  const std::string box = "CSQU3054383";
+  const std::string other = "MSCU1234566";
+  // The box reports for an hour, loses coverage for 50 minutes while the
+  // other box goes on reporting, then uploads the 25 buffered fixes at once.
+  std::vector<sim::TrafficRecord> records = Fixes(box, kStart, 30);
+  const int64_t gap_from = kStart + 30 * 2 * kMin;
+  auto during = Fixes(other, kStart, 60);
+  records.insert(records.end(), during.begin(), during.end());
+  std::sort(records.begin(), records.end(),
+            [](const auto& a, const auto& b) { return a.timestamp_ms < b.timestamp_ms; });
+  auto burst = Fixes(box, gap_from, 25, 2 * kMin, 30);
+  records.insert(records.end(), burst.begin(), burst.end());  // read after everything before
+  auto after = Fixes(other, kStart + 60 * 2 * kMin, 10, 2 * kMin, 60);
+  records.insert(records.end(), after.begin(), after.end());
+  const TaskRun run = RunTask(records);
+  EXPECT_TRUE(run.late.empty()) << run.late.begin()->first << ": " << run.late.begin()->second << " late";
+  EXPECT_EQ(run.counters.processed, records.size());
+}
+
+TEST(TaskCore, PartitionClockIgnoresUpToSevenInEightFastRecordsOfABlock) {
+  operators::ReferenceData ref;
+  operators::RiskEngine engine(&Profile(), &ref);
+  MemoryStates states;
+  TaskCore core(TaskOptions::From(WorkerConfig{}), &engine, &states);
+  ASSERT_TRUE(core.Start("").ok());
+  TaskOutput out;
+  // 64 records: 8 on time, 56 from clocks 50 s fast (a block spans at most
+  // 60 s of record time). Undecodable records count: the clock reads only
+  // timestamps.
+  for (int i = 0; i < TaskCore::kBlockRecords; ++i) {
+    const bool on_time = i % 8 == 0;
+    const int64_t ts = on_time ? kStart + i : kStart + 50000 + i;
+    if (i > 0) {
+      EXPECT_EQ(core.partition_clock_ms(), TaskCore::kUnset) << "the block is still open at " << i;
+    }
+    ASSERT_TRUE(core.Process({.input = 2, .key = "X", .value = "", .timestamp_ms = ts}, kNow, &out).ok());
+  }
+  EXPECT_EQ(core.partition_clock_ms(), kStart + 56) << "the 8th smallest is the last on-time record";
+  // A block also closes at the first record 60 s past its first.
+  ASSERT_TRUE(core.Process({.input = 2, .key = "X", .value = "", .timestamp_ms = kStart + 100000}, kNow, &out).ok());
+  ASSERT_TRUE(core.Process({.input = 2, .key = "X", .value = "", .timestamp_ms = kStart + 170000}, kNow, &out).ok());
+  EXPECT_EQ(core.partition_clock_ms(), kStart + 100000);
+  // Metadata carries the clock and the open block.
+  ASSERT_TRUE(core.Process({.input = 2, .key = "X", .value = "", .timestamp_ms = kStart + 180000}, kNow, &out).ok());
+  MemoryStates again;
+  TaskCore resumed(TaskOptions::From(WorkerConfig{}), &engine, &again);
+  ASSERT_TRUE(resumed.Start(core.EncodeMeta()).ok());
+  EXPECT_EQ(resumed.EncodeMeta(), core.EncodeMeta());
+  EXPECT_EQ(resumed.partition_clock_ms(), kStart + 100000);
+  // Metadata of the per-partition watermark starts a fresh clock.
+  ASSERT_TRUE(resumed.Start("1794960000000\n0\nCSQU3054383").ok());
+  EXPECT_EQ(resumed.partition_clock_ms(), TaskCore::kUnset);
+}
+
+TEST(TaskCore, AQuietContainerIsReleasedByThePartitionClockNotBeforeItsLateness) {
+  // A neutron alarm on a box that then goes quiet: no event of its own moves
+  // its bound, the partition clock must.
+  operators::ReferenceData ref;
+  operators::RiskEngine engine(&Profile(), &ref);
+  MemoryStates states;
+  const TaskOptions options = TaskOptions::From(WorkerConfig{});
+  TaskCore core(options, &engine, &states);
+  ASSERT_TRUE(core.Start("").ok());
+  const std::string box = "CSQU3054383";
+  v1::ScanResult scan;
+  scan.set_container_number(box);
+  scan.set_scan_id("RPM-1");
+  scan.set_site("THLCH");
+  scan.set_device_id("RPM-1");
+  scan.set_scanned_at_ms(kStart);
+  scan.set_kind(v1::ScanResult::SCAN_KIND_RPM);
+  scan.mutable_rpm()->set_gamma_cps(100);
+  scan.mutable_rpm()->set_gamma_background_cps(100);
+  scan.mutable_rpm()->set_neutron_cps(40);
+  scan.mutable_rpm()->set_neutron_background_cps(2);
+  scan.mutable_rpm()->set_neutron_alarm(true);
+  const std::string value = scan.SerializeAsString();
+  TaskOutput out;
+  ASSERT_TRUE(core.Process({.input = 1, .key = box, .value = value, .timestamp_ms = kStart}, kNow, &out).ok());
+  EXPECT_TRUE(out.alerts.empty()) << "held back for the lateness";
+  // Another box's fixes move the partition clock.
+  std::vector<sim::TrafficRecord> other = Fixes("MSCU1234566", kStart, 200, 5000);
+  std::vector<v1::Alert> alerts;
+  int64_t released_at = 0;
+  for (const auto& r : other) {
+    ASSERT_TRUE(core.Process({.input = 2, .key = r.key, .value = r.value, .timestamp_ms = r.timestamp_ms}, kNow, &out)
+                    .ok());
+    for (const auto& a : out.alerts) {
+      if (a.container_number() == box && released_at == 0) {
+        released_at = core.partition_clock_ms();
+      }
+    }
+  }
+  ASSERT_NE(released_at, 0) << "the quiet box was never released";
+  EXPECT_GT(released_at, kStart + options.allowed_lateness_ms);
+  EXPECT_EQ(core.counters().quiet_releases, 1u);
+}
+
+}  // namespace
+}  // namespace boxwatch::pipeline
