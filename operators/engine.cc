@@ -190,6 +190,26 @@ std::array<double, kFamilyCount> FamilySums(const v1::ContainerState& s) {
   return sum;
 }
 
+// Seal numbers as printed and as read differ in case, spaces and hyphens
+// ("ab-123 456" is seal AB123456).
+std::string NormaliseSeal(std::string_view seal) {
+  std::string out;
+  for (char c : seal) {
+    if (std::isalnum(static_cast<unsigned char>(c))) out += static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+  }
+  return out;
+}
+
+// Tracker vendors name border geofences "border-…", "BORDER-…" or "Border_…".
+bool IsBorderGeofence(std::string_view id) {
+  constexpr std::string_view kBorder = "border";
+  if (id.size() < kBorder.size()) return false;
+  for (size_t i = 0; i < kBorder.size(); ++i) {
+    if (std::tolower(static_cast<unsigned char>(id[i])) != kBorder[i]) return false;
+  }
+  return true;
+}
+
 std::string Position(const v1::GpsPoint& p) { return Num(p.lat(), 4) + "," + Num(p.lon(), 4); }
 
 }  // namespace
@@ -261,15 +281,28 @@ JoinResult RiskEngine::ApplyManifest(v1::ContainerState& s, const v1::Manifest& 
 }
 
 JoinResult RiskEngine::ApplyScan(v1::ContainerState& s, const v1::ScanResult& e,
-                                 int64_t watermark) const {
+                                 int64_t late_before) const {
   const int64_t t = e.scanned_at_ms();
-  if (t < watermark) return JoinResult::kLate;
+  // An image analyst's verdict is timed at the scan and may follow it by an
+  // hour: it is never late (an old one is evaluated at once, at its time).
+  const bool verdict = e.has_nii() && e.nii().verdict() != v1::NiiResult::VERDICT_UNSPECIFIED;
+  if (t < late_before && !verdict) return JoinResult::kLate;
   auto same = [&](const v1::ScanResult& x) {
     return e.scan_id().empty() ? (x.scan_id().empty() && x.device_id() == e.device_id() && x.scanned_at_ms() == t)
                                : x.scan_id() == e.scan_id();
   };
   auto* scans = s.mutable_scans();
-  if (std::any_of(scans->begin(), scans->end(), same)) return JoinResult::kDuplicate;
+  if (auto it = std::find_if(scans->begin(), scans->end(), same); it != scans->end()) {
+    // The same scan again is a duplicate, unless it brings the verdict its
+    // image was waiting for: then it replaces it and is evaluated again.
+    if (!verdict || !it->has_nii() || it->nii().verdict() != v1::NiiResult::VERDICT_UNSPECIFIED ||
+        it->scanned_at_ms() != t) {
+      return JoinResult::kDuplicate;
+    }
+    *it = e;
+    AddPending(s, t, kScan);
+    return JoinResult::kApplied;
+  }
   s.set_container_number(e.container_number());
   *scans->Add() = e;
   std::sort(scans->begin(), scans->end(), [](const auto& a, const auto& b) {
@@ -314,7 +347,7 @@ JoinResult RiskEngine::ApplyGps(v1::ContainerState& s, const v1::GpsEvent& e, in
   p->set_corridor_distance_m(fix.distance_m);
   p->set_in_stop_zone(ZoneContaining(profile_->stop_zones, at) != nullptr);
   if (e.geofence_transition() != v1::GpsEvent::GEOFENCE_TRANSITION_NONE &&
-      e.geofence_id().rfind("border", 0) == 0) {
+      IsBorderGeofence(e.geofence_id())) {
     p->set_border_geofence(e.geofence_id());
     p->set_at_approved_crossing(ZoneContaining(profile_->border_crossings, at) != nullptr);
   }
@@ -720,9 +753,20 @@ void RiskEngine::EvaluateScanFamily(v1::ContainerState& s, int64_t t) const {
                             .Take());
       }
       if (p.At(IndicatorIndex("scan.weight_mismatch")).enabled && n.has_estimated_weight_kg() && m != nullptr) {
+        const IndicatorConfig& cfg = p.At(IndicatorIndex("scan.weight_mismatch"));
+        // Tare 0 means "not declared" (manifest.proto): take a typical tare
+        // for the box's length (ISO 6346 size code: 2 = 20 ft, 4 = 40 ft,
+        // L = 45 ft); unknown length: the 20 ft one, the smallest, so an
+        // undeclared tare never reads as under-declared goods.
         double declared = m->tare_weight_kg();
+        const char length = m->container_size_type().empty() ? '2' : m->container_size_type()[0];
+        if (declared <= 0) {
+          declared = length == '4'   ? cfg.Param("default_tare_40_kg", 3800)
+                     : length == 'L' ? cfg.Param("default_tare_45_kg", 4800)
+                                     : cfg.Param("default_tare_20_kg", 2300);
+        }
         for (const auto& g : m->goods()) declared += g.gross_weight_kg();
-        const double tol = p.At(IndicatorIndex("scan.weight_mismatch")).Param("tolerance_fraction", 0.2);
+        const double tol = cfg.Param("tolerance_fraction", 0.2);
         if (declared > 0 && std::fabs(n.estimated_weight_kg() - declared) / declared > tol) {
           fired.push_back(Fired(p, "scan.weight_mismatch", F, t)
                               .Summary("Scanner estimates " + Num(n.estimated_weight_kg(), 0) + " kg; manifest declares " +
@@ -839,7 +883,9 @@ void RiskEngine::EvaluateGpsFamily(v1::ContainerState& s, int64_t t) const {
     for (int i = 0; i < end; ++i) {
       const auto& pt = pts.Get(i);
       if (pt.seal_number().empty()) continue;
-      if (std::find(m->seal_numbers().begin(), m->seal_numbers().end(), pt.seal_number()) == m->seal_numbers().end()) {
+      const std::string read = NormaliseSeal(pt.seal_number());
+      if (std::none_of(m->seal_numbers().begin(), m->seal_numbers().end(),
+                       [&](const std::string& declared) { return NormaliseSeal(declared) == read; })) {
         fired.push_back(Fired(p, "gps.seal_mismatch", F, t)
                             .Summary("Seal " + pt.seal_number() + " read in transit is not on the manifest (" +
                                      m->seal_numbers(0) + ")")

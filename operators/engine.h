@@ -90,6 +90,8 @@ class RiskEngine {
   const EngineLimits& limits() const { return limits_; }
 
   JoinResult ApplyManifest(v1::ContainerState& s, const v1::Manifest& m, int64_t late_before) const;
+  // An X-ray result with an analyst's verdict is never late, and one for a
+  // scan already joined without a verdict replaces it (evaluated again).
   JoinResult ApplyScan(v1::ContainerState& s, const v1::ScanResult& e, int64_t late_before) const;
   // Also late: a fix older than every fix of a full window of evaluated ones.
   JoinResult ApplyGps(v1::ContainerState& s, const v1::GpsEvent& e, int64_t late_before) const;

@@ -156,6 +156,28 @@ TEST(Join, GpsWindowDropsOnlyEvaluatedFixesAndStaysOrdered) {
   EXPECT_EQ(fix(250), JoinResult::kApplied);
 }
 
+TEST(Join, AnAnalystVerdictAnHourAfterItsScanIsJoinedAndEvaluated) {
+  Scenario s;
+  s.Manifest();
+  s.Nii(kDay, 0.2, [](v1::ScanResult& x) { x.mutable_nii()->set_verdict(v1::NiiResult::VERDICT_UNSPECIFIED); });
+  s.engine.Release(s.state, kDay + 2 * kHour, 0, &s.alerts);
+  EXPECT_FALSE(s.Fired("scan.xray_anomaly"));
+  // The analyst's verdict on that image, an hour later: far behind any
+  // lateness, yet joined, replacing the verdict-less result.
+  v1::ScanResult verdict = s.state.scans(0);
+  verdict.mutable_nii()->set_verdict(v1::NiiResult::VERDICT_SUSPICIOUS);
+  EXPECT_EQ(s.engine.ApplyScan(s.state, verdict, kDay + 2 * kHour), JoinResult::kApplied);
+  EXPECT_EQ(s.engine.ApplyScan(s.state, verdict, kDay + 2 * kHour), JoinResult::kDuplicate);
+  s.engine.Release(s.state, kDay + 2 * kHour, 0, &s.alerts);
+  EXPECT_TRUE(s.Fired("scan.xray_anomaly"));
+  EXPECT_EQ(s.state.scans_size(), 1);
+  // Without a verdict, the same lag is late.
+  v1::ScanResult other = verdict;
+  other.set_scan_id("NII-2");
+  other.mutable_nii()->set_verdict(v1::NiiResult::VERDICT_UNSPECIFIED);
+  EXPECT_EQ(s.engine.ApplyScan(s.state, other, kDay + 2 * kHour), JoinResult::kLate);
+}
+
 TEST(Release, TooManyUnevaluatedFixesReleaseTheOldestWhateverTheBound) {
   Scenario s;
   operators::EngineLimits limits;

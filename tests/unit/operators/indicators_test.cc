@@ -169,6 +169,20 @@ std::vector<IndicatorCase> ScanCases() {
        [](Scenario& s) { s.Manifest().Nii(kDay, 0.1, [](auto& e) { e.mutable_nii()->set_estimated_weight_kg(28600); }); }},
       {"ScannerWeightClose", "scan.weight_mismatch", false,
        [](Scenario& s) { s.Manifest().Nii(kDay, 0.1, [](auto& e) { e.mutable_nii()->set_estimated_weight_kg(23000); }); }},
+      {"UndeclaredTareTakesATypical45FootTare", "scan.weight_mismatch", false,
+       [](Scenario& s) {
+         s.Manifest([](auto& m) {
+           m.set_tare_weight_kg(0);
+           m.set_container_size_type("L5G1");
+         }).Nii(kDay, 0.1, [](auto& e) { e.mutable_nii()->set_estimated_weight_kg(22800); });
+       }},
+      {"UndeclaredTareOnATwentyFooterStillSeesHeavyGoods", "scan.weight_mismatch", true,
+       [](Scenario& s) {
+         s.Manifest([](auto& m) {
+           m.set_tare_weight_kg(0);
+           m.set_container_size_type("22G1");
+         }).Nii(kDay, 0.1, [](auto& e) { e.mutable_nii()->set_estimated_weight_kg(28600); });
+       }},
       {"ScannerWeightWithoutManifestBoundary", "scan.weight_mismatch", false,
        [](Scenario& s) { s.Nii(kDay, 0.1, [](auto& e) { e.mutable_nii()->set_estimated_weight_kg(90000); }); }},
   };
@@ -257,6 +271,8 @@ std::vector<IndicatorCase> GpsCases() {
        [](Scenario& s) { s.Manifest().Gps(kDay, 13.2, 100.0, 40, [](auto& e) { e.set_seal_number("SEAL999"); }); }},
       {"SealNumberMatches", "gps.seal_mismatch", false,
        [](Scenario& s) { s.Manifest().Gps(kDay, 13.2, 100.0, 40, [](auto& e) { e.set_seal_number("SEAL001"); }); }},
+      {"SealNumberMatchesAsReadWithOtherCaseSpacesAndHyphens", "gps.seal_mismatch", false,
+       [](Scenario& s) { s.Manifest().Gps(kDay, 13.2, 100.0, 40, [](auto& e) { e.set_seal_number(" seal-00 1"); }); }},
       {"SealNumberNotReportedBoundary", "gps.seal_mismatch", false,
        [](Scenario& s) { s.Manifest().Gps(kDay, 13.2, 100.0, 40); }},
       {"BorderCrossedAwayFromBridge", "gps.unapproved_border_crossing", true,
@@ -264,6 +280,13 @@ std::vector<IndicatorCase> GpsCases() {
          s.Manifest().Gps(kDay, 15.0, 100.0, 20, [](auto& e) {
            e.set_geofence_transition(v1::GpsEvent::GEOFENCE_TRANSITION_EXIT);
            e.set_geofence_id("border:TH-LA");
+         });
+       }},
+      {"UpperCaseBorderGeofenceAwayFromBridge", "gps.unapproved_border_crossing", true,
+       [](Scenario& s) {
+         s.Manifest().Gps(kDay, 15.0, 100.0, 20, [](auto& e) {
+           e.set_geofence_transition(v1::GpsEvent::GEOFENCE_TRANSITION_EXIT);
+           e.set_geofence_id("BORDER-TH-LA");
          });
        }},
       {"BorderCrossedAtBridge", "gps.unapproved_border_crossing", false,
