@@ -160,12 +160,17 @@ std::string FormatUtc(int64_t epoch_ms) {
   return out;
 }
 
-std::string ClipText(std::string_view text, size_t max_bytes) {
-  if (text.size() <= max_bytes) return std::string(text);
+std::string_view Utf8Prefix(std::string_view text, size_t max_bytes) {
+  if (text.size() <= max_bytes) return text;
   size_t cut = max_bytes;
   // Back up over UTF-8 continuation bytes (10xxxxxx) so no character is split.
   while (cut > 0 && (static_cast<unsigned char>(text[cut]) & 0xC0) == 0x80) --cut;
-  return std::string(text.substr(0, cut)) + "... (" + std::to_string(text.size()) + " bytes)";
+  return text.substr(0, cut);
+}
+
+std::string ClipText(std::string_view text, size_t max_bytes) {
+  if (text.size() <= max_bytes) return std::string(text);
+  return std::string(Utf8Prefix(text, max_bytes)) + "... (" + std::to_string(text.size()) + " bytes)";
 }
 
 }  // namespace boxwatch

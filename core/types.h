@@ -91,6 +91,10 @@ Status ValidateCoordinates(double lat, double lon);
 // ISO 8601 UTC rendering of epoch milliseconds, e.g. 2026-11-29T03:41:00.000Z.
 std::string FormatUtc(int64_t epoch_ms);
 
+// The longest prefix of `text` of at most `max_bytes` that does not split a
+// UTF-8 character.
+std::string_view Utf8Prefix(std::string_view text, size_t max_bytes);
+
 // At most `max_bytes` of `text`, cut at a UTF-8 character boundary; when cut,
 // "..." and the full length follow ("ABC... (3145728 bytes)"). For messages,
 // evidence and logs that quote outside input: a value is never echoed whole.

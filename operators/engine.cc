@@ -190,6 +190,8 @@ std::array<double, kFamilyCount> FamilySums(const v1::ContainerState& s) {
   return sum;
 }
 
+constexpr size_t kMaxFixText = 128;  // bytes of a fix's seal number, event id and geofence id kept
+
 // Seal numbers as printed and as read differ in case, spaces and hyphens
 // ("ab-123 456" is seal AB123456).
 std::string NormaliseSeal(std::string_view seal) {
@@ -323,7 +325,7 @@ JoinResult RiskEngine::ApplyGps(v1::ContainerState& s, const v1::GpsEvent& e, in
   while (index > 0 && points->Get(index - 1).fix_time_ms() > t) --index;
   for (int i = std::max(0, index - 8); i < std::min(points->size(), index + 8); ++i) {
     const auto& p = points->Get(i);
-    if (e.event_id().empty() ? p.fix_time_ms() == t : p.event_id() == e.event_id()) {
+    if (e.event_id().empty() ? p.fix_time_ms() == t : p.event_id() == Utf8Prefix(e.event_id(), kMaxFixText)) {
       return JoinResult::kDuplicate;
     }
   }
@@ -339,8 +341,10 @@ JoinResult RiskEngine::ApplyGps(v1::ContainerState& s, const v1::GpsEvent& e, in
   p->set_lon(e.position().lon());
   p->set_speed_kmh(e.speed_kmh());
   p->set_seal_state(e.seal_state());
-  p->set_seal_number(e.seal_number());
-  p->set_event_id(e.event_id());
+  // Kept text is bounded per fix, so the window's 64 evaluated plus up to
+  // 256 unevaluated fixes fit the state's GPS reserve whatever the input.
+  p->set_seal_number(std::string(Utf8Prefix(e.seal_number(), kMaxFixText)));
+  p->set_event_id(std::string(Utf8Prefix(e.event_id(), kMaxFixText)));
   const LatLon at{e.position().lat(), e.position().lon()};
   const CorridorFix fix = LocateInCorridors(*profile_, at);
   p->set_outside_corridors(!fix.inside);
@@ -348,7 +352,7 @@ JoinResult RiskEngine::ApplyGps(v1::ContainerState& s, const v1::GpsEvent& e, in
   p->set_in_stop_zone(ZoneContaining(profile_->stop_zones, at) != nullptr);
   if (e.geofence_transition() != v1::GpsEvent::GEOFENCE_TRANSITION_NONE &&
       IsBorderGeofence(e.geofence_id())) {
-    p->set_border_geofence(e.geofence_id());
+    p->set_border_geofence(std::string(Utf8Prefix(e.geofence_id(), kMaxFixText)));
     p->set_at_approved_crossing(ZoneContaining(profile_->border_crossings, at) != nullptr);
   }
   for (int i = points->size() - 1; i > index; --i) points->SwapElements(i, i - 1);

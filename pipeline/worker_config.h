@@ -26,11 +26,11 @@ struct WorkerConfig {
   int64_t allowed_lateness_ms = 300000;   // ms; older events are dead-lettered as late (5 min)
   int64_t idle_wait_ms = 2000;   // ms a task waits for a partition known to hold unread records
   int64_t max_future_ms = 600000;         // ms an event time may lead the clock (10 min)
-  // ms a caught-up task waits, with evaluations held back by the watermark,
-  // before it evaluates everything it has and raises its lateness floor to
-  // the latest event time (events older than that become late). Keeps alerts
-  // flowing when input stops; 0 disables it (output then depends only on the
-  // input, never on pauses). Default: 5 min.
+  // ms a caught-up task waits, with containers holding unevaluated items,
+  // before it moves its partition clock to the wall clock, which releases
+  // every quiet container up to its latest event (nothing becomes late).
+  // Keeps alerts flowing when input stops; 0 disables it (output then depends
+  // only on the input, never on pauses). Default: 5 min.
   int64_t idle_flush_ms = 300000;
   // bytes; larger records are dead-lettered as `oversized`, with the first
   // max_value_bytes of the value. Must leave kRecordOverheadBytes of room

@@ -5,6 +5,7 @@
 // (no cross-column-family atomic flush needed).
 
 #include <rocksdb/cache.h>
+#include <rocksdb/convenience.h>
 #include <rocksdb/db.h>
 #include <rocksdb/filter_policy.h>
 #include <rocksdb/iterator.h>
@@ -13,6 +14,7 @@
 #include <rocksdb/write_batch.h>
 #include <rocksdb/write_buffer_manager.h>
 
+#include <algorithm>
 #include <atomic>
 #include <charconv>
 #include <filesystem>
@@ -224,6 +226,18 @@ class RocksStateStore final : public StateStore {
 
   ~RocksStateStore() override {
     if (db_ == nullptr) return;
+    // Without a write-ahead log the memtables are the only copy of the
+    // latest batches on this machine: persist them, so a clean restart
+    // restores nothing from the changelog.
+    if (write_options_.disableWAL) {
+      rocksdb::FlushOptions flush;
+      flush.wait = true;
+      rocksdb::Status f = db_->Flush(flush, AllHandles());
+      if (!f.ok()) {
+        BW_LOG(kWarn, kComponent) << "state store \"" << path_ << "\": flush at close failed: " << f.ToString()
+                                  << " (the next start restores the lost batches from the changelog)";
+      }
+    }
     stores_.clear();
     for (rocksdb::ColumnFamilyHandle* h : AllHandles()) {
       db_->DestroyColumnFamilyHandle(h).PermitUncheckedError();
@@ -363,6 +377,9 @@ Status ValidateOptions(const StoreOptions& o) {
     problems.push_back("max_write_buffers is " + std::to_string(o.max_write_buffers) +
                        ": it must be >= 1");
   }
+  if (o.sync_writes && !o.write_ahead_log) {
+    problems.push_back("sync_writes needs write_ahead_log: without a log there is nothing to fsync");
+  }
   if (problems.empty()) return Status::Ok();
   std::string message = "state store options are invalid:";
   for (const std::string& p : problems) message += " " + p + ";";
@@ -411,6 +428,19 @@ Result<std::unique_ptr<StateStore>> StateStore::Open(const StoreOptions& options
   cf.write_buffer_size = options.write_buffer_bytes;
   cf.max_write_buffer_number = options.max_write_buffers;
   cf.level_compaction_dynamic_level_bytes = true;
+  // One compression, where it pays: the upper levels are rewritten by every
+  // compaction and hold little, the bottom level holds most bytes and is
+  // rewritten least. ZSTD there when this RocksDB has it, else LZ4.
+  cf.compression = rocksdb::kNoCompression;
+  {
+    const auto supported = rocksdb::GetSupportedCompressions();
+    auto has = [&](rocksdb::CompressionType t) {
+      return std::find(supported.begin(), supported.end(), t) != supported.end();
+    };
+    cf.bottommost_compression = has(rocksdb::kZSTD)  ? rocksdb::kZSTD
+                                : has(rocksdb::kLZ4Compression) ? rocksdb::kLZ4Compression
+                                                                : rocksdb::kSnappyCompression;
+  }
 
   rocksdb::DBOptions db;
   db.create_if_missing = true;
@@ -423,6 +453,7 @@ Result<std::unique_ptr<StateStore>> StateStore::Open(const StoreOptions& options
 
   rocksdb::WriteOptions write;
   write.sync = options.sync_writes;
+  write.disableWAL = !options.write_ahead_log;
 
   auto store = std::make_unique<RocksStateStore>(options.path, std::move(cache), std::move(cf),
                                                  write);

@@ -127,17 +127,20 @@ TEST(Join, EventOlderThanTheWatermarkIsLate) {
   EXPECT_EQ(s.engine.ApplyScan(s.state, scan, kDay), JoinResult::kApplied);
 }
 
+// The i-th fix (minute i of day 1) of a box standing at one place.
+v1::GpsEvent StandingFix(int i) {
+  v1::GpsEvent e;
+  e.set_container_number(kBox);
+  e.set_event_id("E" + std::to_string(i));
+  e.set_fix_time_ms(kDay + i * kMin);
+  e.mutable_position()->set_lat(13.2);
+  e.mutable_position()->set_lon(100.0);
+  return e;
+}
+
 TEST(Join, GpsWindowDropsOnlyEvaluatedFixesAndStaysOrdered) {
   Scenario s;
-  auto fix = [&](int i) {
-    v1::GpsEvent e;
-    e.set_container_number(kBox);
-    e.set_event_id("E" + std::to_string(i));
-    e.set_fix_time_ms(kDay + i * kMin);
-    e.mutable_position()->set_lat(13.2);
-    e.mutable_position()->set_lon(100.0);
-    return s.engine.ApplyGps(s.state, e, 0);
-  };
+  auto fix = [&](int i) { return s.engine.ApplyGps(s.state, StandingFix(i), 0); };
   // 100 fixes, newest first, none evaluated: all kept, in order.
   for (int i = 199; i >= 100; --i) EXPECT_EQ(fix(i), JoinResult::kApplied);
   EXPECT_EQ(s.state.gps().points_size(), 100);
@@ -182,13 +185,7 @@ TEST(Release, TooManyUnevaluatedFixesReleaseTheOldestWhateverTheBound) {
   Scenario s;
   operators::EngineLimits limits;
   for (int i = 0; i < limits.max_unevaluated_fixes + 10; ++i) {
-    v1::GpsEvent e;
-    e.set_container_number(kBox);
-    e.set_event_id("E" + std::to_string(i));
-    e.set_fix_time_ms(kDay + i * kMin);
-    e.mutable_position()->set_lat(13.2);
-    e.mutable_position()->set_lon(100.0);
-    ASSERT_EQ(s.engine.ApplyGps(s.state, e, 0), JoinResult::kApplied);
+    ASSERT_EQ(s.engine.ApplyGps(s.state, StandingFix(i), 0), JoinResult::kApplied);
   }
   s.engine.Release(s.state, 0, 0, &s.alerts);
   EXPECT_EQ(s.state.pending_size(), limits.max_unevaluated_fixes);
