@@ -85,7 +85,7 @@ int RunWorker(const std::string& config_path) {
   }
   if (!s.ok()) {
     std::fprintf(stderr, "boxwatch worker: %s\n", s.ToString().c_str());
-    return 1;
+    return (*worker)->refused_foreign_state() ? 3 : 1;  // docs/worker.md "Exit codes"
   }
   return 0;
 }

@@ -5,6 +5,7 @@
 #include <grpcpp/health_check_service_interface.h>
 #include <yaml-cpp/yaml.h>
 
+#include <charconv>
 #include <chrono>
 #include <condition_variable>
 #include <fstream>
@@ -26,6 +27,20 @@
 
 namespace boxwatch::delivery {
 namespace {
+
+// An alert record's value, with emit_time_ms from its header (the worker
+// stores 0 in the value; older records carry it in the field).
+bool ParseAlertRecord(const pipeline::Message& m, v1::Alert* out) {
+  if (!out->ParseFromArray(m.value().data(), static_cast<int>(m.value().size()))) return false;
+  if (out->emit_time_ms() == 0) {
+    if (auto h = m.header(pipeline::kEmitTimeHeader)) {
+      int64_t v = 0;
+      const auto [end, ec] = std::from_chars(h->data(), h->data() + h->size(), v);
+      if (ec == std::errc() && end == h->data() + h->size()) out->set_emit_time_ms(v);
+    }
+  }
+  return true;
+}
 
 using Clock = std::chrono::steady_clock;
 using std::chrono::milliseconds;
@@ -379,7 +394,7 @@ class Dispatcher::Impl final : public v1::AlertService::Service {
             // Only alerts of regions the caller may read.
             v1::Alert a;
             bool may_see = false;
-            if (a.ParseFromArray((*m)->value().data(), static_cast<int>((*m)->value().size()))) {
+            if (ParseAlertRecord(**m, &a)) {
               for (const auto& r : a.regions()) may_see = may_see || visible.count(r) > 0;
             }
             if (may_see) latest = std::move(a);
@@ -520,7 +535,7 @@ class Dispatcher::Impl final : public v1::AlertService::Service {
         expected[p] = o + 1;
         if (cursor.IsDone(p, o)) continue;
         auto alert = std::make_shared<v1::Alert>();
-        if (!alert->ParseFromArray((*m)->value().data(), static_cast<int>((*m)->value().size()))) {
+        if (!ParseAlertRecord(**m, alert.get())) {
           probe_.Undecodable();
           cursor.MarkDone(p, o);
           continue;

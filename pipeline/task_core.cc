@@ -40,6 +40,8 @@ TaskOptions TaskOptions::From(const WorkerConfig& config) {
   o.state_limit_bytes = config.StateLimit();
   o.gps_reserve_bytes = WorkerConfig::kGpsGrowthReserveBytes;
   o.state_budget_bytes = o.state_limit_bytes - o.gps_reserve_bytes;
+  o.owner = "group " + config.group_id + " prefix " + config.topic_prefix;
+  o.adopt_foreign_state = config.adopt_foreign_state;
   return o;
 }
 
@@ -66,8 +68,8 @@ std::optional<InputRecord> InputMerge::Next() {
 
 // ------------------------------------------------------------ metadata
 
-// "clock 1\n<P>\n<P at the last sweep>\n<open block, space-separated>"; an
-// unset value is empty.
+// "clock 1\n<P>\n<P at the last sweep>\n<open block, space-separated>\n
+// owner <owner>"; an unset value is empty.
 std::string TaskCore::EncodeMeta() const {
   std::string out(kMetaFormat);
   auto num = [&](int64_t v) { out += "\n" + (v == kUnset ? std::string() : std::to_string(v)); };
@@ -78,6 +80,7 @@ std::string TaskCore::EncodeMeta() const {
     if (i > 0) out += ' ';
     out += std::to_string(block_[i]);
   }
+  out += "\nowner " + options_.owner;
   return out;
 }
 
@@ -93,7 +96,21 @@ Status TaskCore::Start(std::string_view meta) {
   }
   // Metadata of the per-partition watermark (a number first) carries no
   // clock: the task starts one; pending containers are found below.
+  foreign_owner_.clear();
   if (!lines.empty() && lines[0] == kMetaFormat) {
+    constexpr std::string_view kOwner = "owner ";
+    if (lines.size() >= 5 && lines[4].substr(0, kOwner.size()) == kOwner) {
+      const std::string_view owner = lines[4].substr(kOwner.size());
+      if (owner != options_.owner && !options_.adopt_foreign_state) {
+        foreign_owner_ = std::string(owner);
+        return Error{Errc::kInvalidArgument,
+                     "the state was written by " + std::string(owner) + ", not by this worker's " + options_.owner +
+                         ": it records what that pipeline has seen, and taking it over would make this group's "
+                         "input late and repeat its alert ids. Give each group its own topic prefix, or start "
+                         "with an empty state_dir on a prefix whose changelog is this group's, or set "
+                         "state_owner: adopt to take the state over"};
+      }
+    }
     if (lines.size() < 4) return Error{Errc::kFatal, "task metadata is cut short: " + std::string(meta.substr(0, 64))};
     int64_t v = 0;
     if (!lines[1].empty()) {
@@ -266,7 +283,9 @@ Status TaskCore::Join(const InputRecord& record, int64_t now_ms, TaskOutput* out
 void TaskCore::Release(const std::string& key, v1::ContainerState& s, int64_t bound, int64_t now_ms,
                        TaskOutput* out) {
   const int64_t released = s.released_before_ms();
-  engine_->Release(s, bound, now_ms, &out->alerts);
+  // Emit time 0: the worker puts the processing time in a header, so the
+  // alert's bytes depend on the input only.
+  engine_->Release(s, bound, 0, &out->alerts);
   if (s.released_before_ms() > std::max(bound, released)) ++counters_.capacity_releases;
   const int64_t earliest = operators::EarliestPending(s);
   const int64_t due = earliest == operators::kEndOfTime ? 0 : earliest + options_.allowed_lateness_ms + 1;

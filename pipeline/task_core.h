@@ -99,11 +99,16 @@ struct TaskOptions {
   int64_t allowed_lateness_ms = 300000;  // L, ms
   int64_t max_future_ms = 600000;        // ms a payload's event time may lead the clock
   int64_t state_ttl_ms = 30LL * 24 * 3600 * 1000;  // ms of event time after the last event
-  int64_t expiry_sweep_interval_ms = 3600000;      // ms of partition clock between expiry sweeps
+  int64_t expiry_sweep_interval_ms = 24LL * 3600 * 1000;  // ms of partition clock between expiry sweeps
   int64_t max_value_bytes = 900 << 10;
   int64_t state_budget_bytes = 0;  // declarations may not grow a state past this; 0: no check
   int64_t state_limit_bytes = 0;   // for messages: the configured max_state_bytes
   int64_t gps_reserve_bytes = 0;   // for messages: what the budget keeps for fixes
+  // Who writes this task's state: "group <group_id> prefix <topic_prefix>",
+  // kept in the metadata. Start refuses metadata of another owner unless
+  // adopt_foreign_state.
+  std::string owner;
+  bool adopt_foreign_state = false;
   static TaskOptions From(const WorkerConfig& config);
 };
 
@@ -167,7 +172,11 @@ class TaskCore {
 
   // Restores P and its open block from task metadata ("" or an older
   // format: a fresh clock), then rebuilds the due index from the states.
+  // Metadata written by another owner: Errc::kInvalidArgument, the message
+  // naming both owners (ForeignOwner() then says whose), unless adopted.
   [[nodiscard]] Status Start(std::string_view meta);
+  // The owner named by the metadata Start refused; empty otherwise.
+  const std::string& ForeignOwner() const { return foreign_owner_; }
   std::string EncodeMeta() const;
 
   // Processes one record; `now_ms` is the wall clock of the poll pass that
@@ -201,6 +210,7 @@ class TaskCore {
   std::set<std::pair<int64_t, std::string>> due_;
   std::unordered_map<std::string, int64_t> due_of_;
   TaskCounters counters_;
+  std::string foreign_owner_;
 };
 
 }  // namespace boxwatch::pipeline

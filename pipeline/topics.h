@@ -31,6 +31,12 @@ inline constexpr TopicRole kAllTopicRoles[] = {
 };
 
 // Input topics in the fixed order that breaks event-time ties.
+// Header of every alert record: when the worker emitted it (processing time,
+// UTC ms, decimal). The stored value leaves Alert.emit_time_ms at 0, so the
+// value is a function of the input alone (byte-identical across runs); the
+// dispatcher copies the header into the field before an alert leaves it.
+inline constexpr const char* kEmitTimeHeader = "boxwatch-emit-ms";
+
 inline constexpr TopicRole kInputTopicRoles[] = {
     TopicRole::kManifests, TopicRole::kScans, TopicRole::kGps, TopicRole::kOutcomes};
 

@@ -452,7 +452,12 @@ Status Worker::RestoreTask(Task& task) {
 Status Worker::StartTask(Task& task, const std::string& meta) {
   task.states = std::make_unique<CachedStates>(task.store, static_cast<size_t>(config_.cache_max_entries));
   task.core = std::make_unique<TaskCore>(TaskOptions::From(config_), engine_.get(), task.states.get());
-  return task.core->Start(meta);
+  Status s = task.core->Start(meta);
+  if (!s.ok() && !task.core->ForeignOwner().empty()) {
+    refused_foreign_state_ = true;
+    return Error{Errc::kInvalidArgument, "partition " + std::to_string(task.partition) + ": " + s.message()};
+  }
+  return s;
 }
 
 // ------------------------------------------------------------ processing
@@ -662,7 +667,7 @@ Status Worker::EmitOutput(Task& task, const TaskOutput& out, int64_t ingest_ms) 
       return s;
     }
   }
-  const int64_t now = NowMs();
+  const int64_t now = ingest_ms >= 0 ? ingest_ms : NowMs();  // the pass's clock when there is one
   for (const auto& a : out.alerts) {
     // Record time: the event time, but never ahead of the clock (Kafka 4
     // brokers refuse timestamps over an hour ahead; max_future_ms may be more).
@@ -670,7 +675,8 @@ Status Worker::EmitOutput(Task& task, const TaskOutput& out, int64_t ingest_ms) 
                                         .key = a.container_number(),
                                         .value = a.SerializeAsString(),
                                         .timestamp_ms = std::min(a.event_time_ms(), now),
-                                        .partition = task.partition});
+                                        .partition = task.partition,
+                                        .headers = {{kEmitTimeHeader, std::to_string(now)}}});
         !st.ok()) {
       return st;
     }

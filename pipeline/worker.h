@@ -60,6 +60,9 @@ class Worker : public RebalanceListener {
   Status Run(const std::atomic<bool>& stop);
 
   const WorkerStats& stats() const { return stats_; }
+  // True when Run ended because a task's state belongs to another consumer
+  // group or topic prefix (state_owner: refuse); the command exits with 3.
+  bool refused_foreign_state() const { return refused_foreign_state_; }
   // Partitions whose tasks are restored and processing.
   std::vector<int32_t> ActiveTasks() const;
   // Empty once the worker has its assignment and every task is restored;
@@ -127,7 +130,8 @@ class Worker : public RebalanceListener {
 
   bool in_transaction_ = false;
   bool rebuilding_ = false;  // Recover is tearing down: callbacks must not commit
-  bool closing_ = false;     // the destructor is closing the clients: callbacks must not commit
+  bool closing_ = false;
+  bool refused_foreign_state_ = false;     // the destructor is closing the clients: callbacks must not commit
   int64_t records_in_transaction_ = 0;
   int64_t transaction_started_ms_ = 0;
   std::optional<Error> pending_error_;

@@ -64,7 +64,7 @@ const std::vector<Option>& Options() {
       IntOption<&WorkerConfig::max_value_bytes>("max_value_bytes", 1024, 64LL << 20),
       IntOption<&WorkerConfig::max_state_bytes>("max_state_bytes", 0, 64LL << 20),
       IntOption<&WorkerConfig::state_ttl_ms>("state_ttl_ms", 60000, 3650LL * 24 * 3600 * 1000),
-      IntOption<&WorkerConfig::expiry_sweep_interval_ms>("expiry_sweep_interval_ms", 100, 24LL * 3600 * 1000),
+      IntOption<&WorkerConfig::expiry_sweep_interval_ms>("expiry_sweep_interval_ms", 100, 3650LL * 24 * 3600 * 1000),
       IntOption<&WorkerConfig::cache_max_entries>("cache_max_entries", 1, 100000000),
       IntOption<&WorkerConfig::max_buffered_records>("max_buffered_records", 2, 10000000),
       IntOption<&WorkerConfig::block_cache_bytes>("block_cache_bytes", 1 << 20, 1LL << 40),
@@ -77,6 +77,13 @@ const std::vector<Option>& Options() {
          return true;
        },
        "exactly_once or at_least_once"},
+      {"state_owner",
+       [](WorkerConfig& c, const std::string& v) {
+         if (v != "refuse" && v != "adopt") return false;
+         c.adopt_foreign_state = v == "adopt";
+         return true;
+       },
+       "refuse or adopt"},
   };
   return kOptions;
 }

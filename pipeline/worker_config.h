@@ -45,8 +45,10 @@ struct WorkerConfig {
   int64_t max_state_bytes = 0;
   int64_t state_ttl_ms = 30LL * 24 * 3600 * 1000;  // ms of event time after the last event before state expires
   // ms of partition clock (event time, docs/worker.md "Event time") between
-  // expiry sweeps of a task's state. Default: 1 h.
-  int64_t expiry_sweep_interval_ms = 3600000;
+  // expiry sweeps of a task's state. A sweep reads every stored state, so
+  // it is kept rare: expiry needs no finer grain than a day when state lives
+  // state_ttl_ms (30 days). Default: 24 h.
+  int64_t expiry_sweep_interval_ms = 24LL * 3600 * 1000;
   int64_t cache_max_entries = 100000;     // container states kept decoded in memory per task
   // Records a task buffers per input partition before it pauses fetching
   // that partition (resumed at half); bounds memory and keeps one busy
@@ -60,6 +62,13 @@ struct WorkerConfig {
   // then state, then the consumed offsets are committed; a crash can repeat
   // outputs but never loses one).
   bool exactly_once = true;
+  // state_owner: refuse (default) or adopt. Task state (local or restored
+  // from the changelog) names the consumer group and topic prefix that wrote
+  // it; a worker of another group refuses to start on it (exit code 3),
+  // because that state says what another pipeline has already seen and
+  // would make this group's input late or its alert ids repeat. adopt takes
+  // it over: the state then belongs to this group.
+  bool adopt_foreign_state = false;
   std::map<std::string, std::string> kafka;  // extra librdkafka properties
 
   // Bytes kept free under the producer's message.max.bytes for a record's

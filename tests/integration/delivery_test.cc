@@ -419,6 +419,25 @@ TEST(DeliveryFeedback, OutcomePostedAtTheHubReachesTheOutcomesTopicAndTheWorkers
     std::this_thread::sleep_for(milliseconds(500));  // polling a topic
   ASSERT_TRUE(state_of(manifest.container_number())) << "the worker never stored the container";
 
+  // The worker stores alerts without a processing time (emit time travels in
+  // a header, so stored values depend on the input alone); what reaches the
+  // hub carries it again, from the dispatcher.
+  {
+    std::string alerts_json;
+    const auto until = std::chrono::steady_clock::now() + seconds(90);
+    while (std::chrono::steady_clock::now() < until) {
+      auto got = http::Fetch("GET", "127.0.0.1", http_port, "/api/alerts?limit=1000");
+      if (got.ok() && got->status == 200 && got->body.find("\"alert_id\"") != std::string::npos) {
+        alerts_json = got->body;
+        break;
+      }
+      std::this_thread::sleep_for(milliseconds(500));  // polling the hub
+    }
+    ASSERT_FALSE(alerts_json.empty()) << "no alert reached the hub";
+    EXPECT_NE(alerts_json.find("\"emit_time_ms\":\""), std::string::npos)
+        << "alerts at the hub lack their emit time: " << alerts_json.substr(0, 600);
+  }
+
   const std::string body = "{\"container_number\":\"" + manifest.container_number() +
                            "\",\"outcome_id\":\"feedback-1\",\"inspected_at_ms\":\"" +
                            std::to_string(latest_event - 3600000) +  // reported an hour late: still kept

@@ -317,6 +317,41 @@ TEST(WorkerOnRealKafka, CleanRestartReplaysNothingAndALostVolumeIsRestored) {
   EXPECT_TRUE(got == expected) << Diff(expected, got);
 }
 
+// The changelog of a topic prefix belongs to the group that wrote it: a
+// worker of another group, starting with an empty state directory, would
+// restore it and then find its own input older than that state.
+TEST(WorkerOnRealKafka, AnotherGroupRefusesStateItDidNotWriteUnlessToldToAdoptIt) {
+  auto h = WorkerHarness::Create(2);
+  ASSERT_TRUE(h.ok()) << h.error().message;
+  const sim::Traffic traffic = sim::GenerateTraffic(RecentTraffic(150, 71), DefaultProfile());
+  ASSERT_TRUE((*h)->Produce(traffic.records).ok());
+  {
+    auto worker = (*h)->StartWorker("owner-0");
+    ASSERT_TRUE(worker.ok()) << worker.error().message;
+    ASSERT_TRUE(WaitForCommittedRecords(**worker, static_cast<int64_t>(traffic.records.size()), 120s));
+    (*worker)->Kill(SIGTERM);
+  }
+  const std::string other_group = (*h)->prefix() + "other-group";
+  {
+    auto worker = (*h)->StartWorker("stranger-0", {{"group_id", other_group}});
+    ASSERT_TRUE(worker.ok()) << worker.error().message;
+    ASSERT_TRUE((*worker)->WaitForLine("{\"event\":\"stopped\"", 120s)) << "the worker did not refuse the state";
+    EXPECT_NE((*worker)->last_line().find("\"ok\":false"), std::string::npos) << (*worker)->last_line();
+    EXPECT_EQ(JsonField((*worker)->last_line(), "processed"), 0) << (*worker)->last_line();
+    const int status = (*worker)->Wait(30s);
+    ASSERT_TRUE(WIFEXITED(status)) << "wait status " << status;
+    EXPECT_EQ(WEXITSTATUS(status), 3) << "foreign state has its own exit code (docs/worker.md)";
+  }
+  {  // Told to adopt it, the other group takes the state over and runs.
+    auto worker = (*h)->StartWorker("stranger-0", {{"group_id", other_group}, {"state_owner", "adopt"}});
+    ASSERT_TRUE(worker.ok()) << worker.error().message;
+    ASSERT_TRUE((*worker)->WaitForLine("{\"event\":\"assigned\",\"tasks\":2", 120s))
+        << "the adopting worker never got its partitions";
+    const int status = (*worker)->Kill(SIGTERM);
+    EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << "wait status " << status;
+  }
+}
+
 TEST(WorkerOnRealKafka, ExpiredStateIsDeletedWithChangelogTombstones) {
   auto h = WorkerHarness::Create(4);
   ASSERT_TRUE(h.ok()) << h.error().message;

@@ -123,6 +123,13 @@ AlertDigest Digest(const std::vector<v1::Alert>& alerts) {
     std::sort(ids.begin(), ids.end());
     std::string v = v1::Priority_Name(a.priority()) + " " + Num(a.score());
     for (const auto& id : ids) v += " " + id;
+    // The whole value, so equal digests mean byte-identical alerts (the
+    // stored value carries no processing time: emit time is a header).
+    uint64_t h = 1469598103934665603ULL;  // FNV-1a
+    for (unsigned char c : a.SerializeAsString()) h = (h ^ c) * 1099511628211ULL;
+    char hex[24];
+    std::snprintf(hex, sizeof hex, " #%016llx", static_cast<unsigned long long>(h));
+    v += hex;
     d[a.alert_id()] += d.count(a.alert_id()) ? " DUPLICATE " + v : v;
   }
   return d;

@@ -18,7 +18,9 @@
 
 namespace boxwatch::testing {
 
-// What an alert says, for comparing runs: id, priority and fired indicator ids.
+// What an alert says, for comparing runs: id -> priority, score, fired
+// indicator ids and a hash of the whole value (equal digests: byte-identical
+// alerts).
 using AlertDigest = std::map<std::string, std::string>;
 
 class WorkerHarness {
