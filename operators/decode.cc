@@ -3,6 +3,7 @@
 #include <google/protobuf/struct.pb.h>
 #include <google/protobuf/util/json_util.h>
 
+#include <algorithm>
 #include <charconv>
 #include <cmath>
 #include <optional>
@@ -219,6 +220,20 @@ std::optional<Rejection> CheckLocode(const std::string& code, const char* field)
   return std::nullopt;
 }
 
+// The digits of a 4-digit HS heading ("2402", "24.02"), when `code` is one.
+std::optional<std::string> HsHeading(std::string_view code) {
+  std::string digits;
+  for (char c : code) {
+    if (c == '.' || c == ' ') continue;
+    if (c < '0' || c > '9') return std::nullopt;
+    digits.push_back(c);
+  }
+  if (digits.size() != 4) return std::nullopt;
+  const int chapter = (digits[0] - '0') * 10 + (digits[1] - '0');
+  if (chapter < 1 || chapter > 97 || chapter == 77) return std::nullopt;
+  return digits;
+}
+
 #define BW_RETURN_IF_REJECTED(expr)              \
   do {                                           \
     if (auto rej_ = (expr)) return *std::move(rej_); \
@@ -259,21 +274,43 @@ Decoded<v1::Manifest> DecodeManifest(const RecordView& r, ProcessingTimeMs now,
     return Reject(RejectReason::kInvalidField, "manifest version must be 1 or more (1 = original filing)");
   }
   BW_RETURN_IF_REJECTED(CheckTime(m.declared_at_ms(), "declared_at_ms", now, limits));
-  BW_RETURN_IF_REJECTED(CheckLocode(m.port_of_loading(), "port_of_loading"));
-  BW_RETURN_IF_REJECTED(CheckLocode(m.port_of_discharge(), "port_of_discharge"));
-  BW_RETURN_IF_REJECTED(CheckLocode(m.final_destination(), "final_destination"));
-  for (const auto& port : m.transhipment_ports()) {
-    BW_RETURN_IF_REJECTED(CheckLocode(port, "transhipment_ports"));
-  }
-  for (int i = 0; i < m.goods_size(); ++i) {
-    const auto& g = m.goods(i);
-    auto hs = HsCode::Parse(g.hs_code());
-    if (!hs.ok()) {
-      return Reject(RejectReason::kInvalidField, "goods[" + std::to_string(i) + "]: " + hs.error().message);
+  // One bad field must not drop the whole declaration (its parties, route
+  // and goods would vanish from targeting): what cannot be used is cleared
+  // and named in unusable_fields, for manifest.incomplete to weigh. The
+  // container, version and time identify the record and still reject it.
+  m.clear_unusable_fields();
+  auto unusable = [&](std::string field) { m.add_unusable_fields(std::move(field)); };
+  for (auto [field, name] : {std::pair{m.mutable_port_of_loading(), "port_of_loading"},
+                             std::pair{m.mutable_port_of_discharge(), "port_of_discharge"},
+                             std::pair{m.mutable_final_destination(), "final_destination"}}) {
+    if (CheckLocode(*field, name)) {
+      field->clear();
+      unusable(name);
     }
-    if (!(g.gross_weight_kg() >= 0) || !std::isfinite(g.gross_weight_kg())) {
-      return Reject(RejectReason::kInvalidField,
-                    "goods[" + std::to_string(i) + "]: gross_weight_kg must be a finite number >= 0");
+  }
+  auto* ports = m.mutable_transhipment_ports();
+  const int ports_before = ports->size();
+  ports->erase(std::remove_if(ports->begin(), ports->end(),
+                              [](const std::string& port) { return CheckLocode(port, "").has_value(); }),
+               ports->end());
+  if (ports->size() != ports_before) unusable("transhipment_ports");
+  for (int i = 0; i < m.goods_size(); ++i) {
+    auto* g = m.mutable_goods(i);
+    const std::string line = "goods[" + std::to_string(i) + "]";
+    if (auto heading = HsHeading(g->hs_code())) {
+      g->set_hs_code(*heading);  // declared at heading level (4 digits): kept as such
+    } else if (!g->hs_code().empty()) {
+      auto hs = HsCode::Parse(g->hs_code());
+      if (hs.ok()) {
+        g->set_hs_code(hs->str());  // digits only: "6907.21" is 690721, as profiles list codes
+      } else {
+        g->clear_hs_code();
+        unusable(line + ".hs_code");
+      }
+    }
+    if (!(g->gross_weight_kg() >= 0) || !std::isfinite(g->gross_weight_kg())) {
+      g->set_gross_weight_kg(0);
+      unusable(line + ".gross_weight_kg");
     }
   }
   return m;

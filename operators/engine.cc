@@ -690,6 +690,15 @@ void RiskEngine::EvaluateManifestFamily(v1::ContainerState& s, int64_t t) const 
         break;
       }
     }
+    if (p.At(IndicatorIndex("manifest.incomplete")).enabled && m->unusable_fields_size() > 0) {
+      std::string fields;
+      for (const auto& f : m->unusable_fields()) fields += (fields.empty() ? "" : ",") + f;
+      manifest_fired.push_back(Fired(p, "manifest.incomplete", F, t)
+                                   .Summary("Declaration with unusable fields: " + fields)
+                                   .Evidence("fields", fields)
+                                   .Evidence("version", std::to_string(m->version()))
+                                   .Take());
+    }
     if (p.At(IndicatorIndex("history.party_seizure")).enabled) {
       for (const auto& [role, party] : {std::pair{"consignee", &m->consignee()}, std::pair{"shipper", &m->shipper()},
                                         std::pair{"notify_party", &m->notify_party()}}) {

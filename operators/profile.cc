@@ -433,6 +433,7 @@ const std::vector<IndicatorSpec>& KnownIndicators() {
       {"payment.cash", Family::kManifest, {}},
       {"manifest.late_amendment", Family::kManifest, {"cutoff_hours_before_eta"}},
       {"manifest.missing", Family::kManifest, {"grace_minutes"}},
+      {"manifest.incomplete", Family::kManifest, {}},
       {"scan.radiation_gamma", Family::kScan, {"factor"}},
       {"scan.radiation_neutron", Family::kScan, {"factor"}},
       {"scan.xray_anomaly", Family::kScan, {"min_anomaly_score"}},

@@ -37,10 +37,10 @@ const std::vector<IndicatorSpec>& KnownIndicators();
 // The ids of KnownIndicators(), in the same order, for compile-time look-ups:
 // IndicatorIndex("gps.seal_breach") is a constant, so the hot path indexes an
 // array instead of hashing a string.
-inline constexpr std::array<std::string_view, 23> kIndicatorIds = {
+inline constexpr std::array<std::string_view, 24> kIndicatorIds = {
     "route.high_risk_port", "route.high_risk_transhipment", "route.detour", "party.watchlisted",
     "vessel.watchlisted", "owner.watchlisted", "goods.vague_description", "goods.sensitive_hs",
-    "goods.weight_implausible", "payment.cash", "manifest.late_amendment", "manifest.missing",
+    "goods.weight_implausible", "payment.cash", "manifest.late_amendment", "manifest.missing", "manifest.incomplete",
     "scan.radiation_gamma", "scan.radiation_neutron", "scan.xray_anomaly", "scan.weight_mismatch",
     "gps.route_deviation", "gps.unscheduled_stop", "gps.tracking_gap", "gps.seal_breach",
     "gps.seal_mismatch", "gps.unapproved_border_crossing", "history.party_seizure"};

@@ -278,6 +278,9 @@ void Worker::UpdateGauges() {
       probe_->Lag(i, p, std::max<int64_t>(0, hi - std::max(done, lo)));
     }
     probe_->State(p, task->store->ApproximateKeys());
+    if (task->core && task->core->partition_clock_ms() != TaskCore::kUnset) {
+      probe_->PartitionClockBehind(p, static_cast<double>(now - task->core->partition_clock_ms()) / 1000.0);
+    }
   }
   probe_->Store(store_->ApproximateSizeBytes(), store_->BlockCacheUsageBytes());
 }
@@ -689,6 +692,13 @@ Status Worker::EmitOutput(Task& task, const TaskOutput& out, int64_t ingest_ms) 
   stats_.feedback += c.feedback - task.reported.feedback;
   if (c.expired != task.reported.expired) probe_->Expired(c.expired - task.reported.expired);
   stats_.expired += c.expired - task.reported.expired;
+  if (c.quiet_releases != task.reported.quiet_releases) {
+    probe_->Releases("quiet", c.quiet_releases - task.reported.quiet_releases);
+  }
+  if (c.capacity_releases != task.reported.capacity_releases) {
+    probe_->Releases("capacity", c.capacity_releases - task.reported.capacity_releases);
+  }
+  if (c.clock_capped != task.reported.clock_capped) probe_->ClockCapped(c.clock_capped - task.reported.clock_capped);
   task.reported = c;
   return Status::Ok();
 }

@@ -134,6 +134,21 @@ struct WorkerProbe::Impl {
                     .Help("Container states deleted after state_ttl_ms")
                     .Register(r)
                     .Add({})),
+        releases(BuildCounter()
+                     .Name("boxwatch_worker_releases_total")
+                     .Help("Containers released for evaluation by the partition clock (quiet) or by too many "
+                           "unevaluated items (capacity)")
+                     .Register(r)),
+        clock_capped(BuildCounter()
+                         .Name("boxwatch_worker_clock_capped_events_total")
+                         .Help("Events whose container progress was capped at the wall clock or the partition "
+                               "clock + allowed lateness (device clocks ahead)")
+                         .Register(r)
+                         .Add({})),
+        clock_behind(BuildGauge()
+                         .Name("boxwatch_worker_partition_clock_behind_seconds")
+                         .Help("Wall clock minus the task's partition clock (event time), per partition")
+                         .Register(r)),
         profile(BuildGauge()
                     .Name("boxwatch_worker_profile_info")
                     .Help("The profile in force (value 1), by name and version")
@@ -161,6 +176,9 @@ struct WorkerProbe::Impl {
   Gauge& block_cache;
   Counter& feedback;
   Counter& expired;
+  Family<Counter>& releases;
+  Counter& clock_capped;
+  Family<Gauge>& clock_behind;
   Family<Gauge>& profile;
   Gauge* profile_in_force = nullptr;
 
@@ -180,6 +198,7 @@ WorkerProbe::WorkerProbe(prometheus::Registry& registry, std::array<std::string,
 
 void WorkerProbe::KnownReasons(const std::vector<std::string>& reasons) {
   for (const auto& r : reasons) impl_->dead_letters.Add({{"reason", r}});
+  for (const char* kind : {"quiet", "capacity"}) impl_->releases.Add({{"kind", kind}});
 }
 
 void WorkerProbe::KnownRegions(const std::vector<std::string>& regions) {
@@ -212,6 +231,7 @@ void WorkerProbe::PartitionGone(int32_t partition) {
   const std::string p = std::to_string(partition);
   impl_->containers.Remove(&impl_->containers.Add({{"partition", p}}));
   impl_->restore_remaining.Remove(&impl_->restore_remaining.Add({{"partition", p}}));
+  impl_->clock_behind.Remove(&impl_->clock_behind.Add({{"partition", p}}));
   impl_->restoring.erase(partition);
   impl_->restore_in_progress.Set(impl_->restoring.empty() ? 0 : 1);
   for (int i = 0; i < kInputs; ++i) {
@@ -264,6 +284,13 @@ void WorkerProbe::Store(uint64_t size_bytes, uint64_t block_cache_bytes) {
 }
 void WorkerProbe::Feedback(uint64_t entries) { impl_->feedback.Increment(static_cast<double>(entries)); }
 void WorkerProbe::Expired(uint64_t containers) { impl_->expired.Increment(static_cast<double>(containers)); }
+void WorkerProbe::Releases(const char* kind, uint64_t containers) {
+  impl_->releases.Add({{"kind", kind}}).Increment(static_cast<double>(containers));
+}
+void WorkerProbe::ClockCapped(uint64_t events) { impl_->clock_capped.Increment(static_cast<double>(events)); }
+void WorkerProbe::PartitionClockBehind(int32_t partition, double seconds) {
+  impl_->clock_behind.Add({{"partition", std::to_string(partition)}}).Set(seconds);
+}
 void WorkerProbe::ProfileVersion(const std::string& name, const std::string& version) {
   if (impl_->profile_in_force) impl_->profile.Remove(impl_->profile_in_force);
   impl_->profile_in_force = &impl_->profile.Add({{"name", name}, {"version", version}});

@@ -45,6 +45,14 @@ class WorkerProbe {
   void Store(uint64_t size_bytes, uint64_t block_cache_bytes);
   void Feedback(uint64_t entries);
   void Expired(uint64_t containers);
+  // Event time (docs/worker.md "Event time"): containers released by the
+  // partition clock ("quiet") or by their count of unevaluated items
+  // ("capacity"); events whose container progress was capped (a clock ahead
+  // of the wall clock or of the partition clock + lateness); and how far a
+  // partition's clock is behind the wall clock.
+  void Releases(const char* kind, uint64_t containers);
+  void ClockCapped(uint64_t events);
+  void PartitionClockBehind(int32_t partition, double seconds);
   void ProfileVersion(const std::string& name, const std::string& version);
   // Series start at zero for every known label value, so rates and alerts
   // work before the first event: the dead-letter reasons, and the regions of

@@ -54,7 +54,9 @@ TEST(DecodeManifest, AcceptsProtobufAndCanonicalJson) {
     const std::string bytes = Encode(m, enc);
     auto d = DecodeManifest({"CSQU3054383", bytes, enc}, now, limits);
     ASSERT_TRUE(std::holds_alternative<v1::Manifest>(d)) << RejectionOf(d).detail;
-    EXPECT_EQ(std::get<v1::Manifest>(d).SerializeAsString(), m.SerializeAsString());
+    v1::Manifest want = m;
+    want.mutable_goods(0)->set_hs_code("690721");  // HS codes are kept as digits
+    EXPECT_EQ(std::get<v1::Manifest>(d).SerializeAsString(), want.SerializeAsString());
   }
 }
 
@@ -134,19 +136,41 @@ INSTANTIATE_TEST_SUITE_P(
                 "CSQU3054383", RejectReason::kImplausibleTimestamp}),
     [](const auto& info) { return info.param.name; });
 
-TEST(DecodeManifest, RejectsBadLocodeAndHsCode) {
+TEST(DecodeManifest, KeepsTheDeclarationWhenAPortHsCodeOrWeightIsUnusable) {
   v1::Manifest m = ValidManifest();
   m.set_port_of_discharge("TH-LCH1");
-  auto d = DecodeManifest({"CSQU3054383", m.SerializeAsString(), Encoding::kProtobuf}, now, limits);
-  ASSERT_TRUE(std::holds_alternative<Rejection>(d));
-  EXPECT_EQ(std::get<Rejection>(d).reason, RejectReason::kInvalidField);
-  EXPECT_NE(std::get<Rejection>(d).detail.find("port_of_discharge"), std::string::npos);
-
-  m = ValidManifest();
+  m.clear_transhipment_ports();
+  m.add_transhipment_ports("SGSIN");
+  m.add_transhipment_ports("??");
   m.mutable_goods(0)->set_hs_code("7700.11");
+  m.mutable_goods(0)->set_gross_weight_kg(-5);
+  m.add_unusable_fields("forged by the producer");
+  auto d = DecodeManifest({"CSQU3054383", m.SerializeAsString(), Encoding::kProtobuf}, now, limits);
+  ASSERT_TRUE(std::holds_alternative<v1::Manifest>(d)) << std::get<Rejection>(d).detail;
+  const v1::Manifest& got = std::get<v1::Manifest>(d);
+  EXPECT_EQ(got.port_of_discharge(), "");
+  EXPECT_EQ(got.port_of_loading(), m.port_of_loading()) << "the rest is kept";
+  ASSERT_EQ(got.transhipment_ports_size(), 1);
+  EXPECT_EQ(got.transhipment_ports(0), "SGSIN");
+  EXPECT_EQ(got.goods(0).hs_code(), "");
+  EXPECT_EQ(got.goods(0).gross_weight_kg(), 0);
+  EXPECT_EQ(got.consignee().name(), m.consignee().name());
+  const std::vector<std::string> unusable(got.unusable_fields().begin(), got.unusable_fields().end());
+  EXPECT_EQ(unusable, (std::vector<std::string>{"port_of_discharge", "transhipment_ports", "goods[0].hs_code",
+                                                "goods[0].gross_weight_kg"}));
+}
+
+TEST(DecodeManifest, HsCodesAreKeptAsDigitsAndHeadingsAreAccepted) {
+  v1::Manifest m = ValidManifest();
+  m.mutable_goods(0)->set_hs_code("24.02");
+  auto d = DecodeManifest({"CSQU3054383", m.SerializeAsString(), Encoding::kProtobuf}, now, limits);
+  ASSERT_TRUE(std::holds_alternative<v1::Manifest>(d));
+  EXPECT_EQ(std::get<v1::Manifest>(d).goods(0).hs_code(), "2402");
+  EXPECT_EQ(std::get<v1::Manifest>(d).unusable_fields_size(), 0);
+  m.mutable_goods(0)->set_hs_code("6907.21");
   d = DecodeManifest({"CSQU3054383", m.SerializeAsString(), Encoding::kProtobuf}, now, limits);
-  ASSERT_TRUE(std::holds_alternative<Rejection>(d));
-  EXPECT_NE(std::get<Rejection>(d).detail.find("goods[0]"), std::string::npos);
+  ASSERT_TRUE(std::holds_alternative<v1::Manifest>(d));
+  EXPECT_EQ(std::get<v1::Manifest>(d).goods(0).hs_code(), "690721");
 }
 
 TEST(DecodeManifest, RejectsInvalidJson) {

@@ -140,6 +140,19 @@ std::vector<IndicatorCase> ManifestCases() {
          s.Manifest();
          Drive(s, kDay, 37);
        }},
+      {"DeclarationWithAnUnusableHsCode", "manifest.incomplete", true,
+       [](Scenario& s) {
+         s.Manifest([](auto& m) {
+           m.mutable_goods(0)->clear_hs_code();
+           m.add_unusable_fields("goods[0].hs_code");
+         });
+       }},
+      {"CompleteDeclaration", "manifest.incomplete", false, [](Scenario& s) { s.Manifest(); }},
+      {"AmendmentRepairsTheDeclarationBoundary", "manifest.incomplete", false,
+       [](Scenario& s) {
+         s.Manifest([](auto& m) { m.add_unusable_fields("port_of_discharge"); });
+         s.Manifest({}, kT0, 2);
+       }},
   };
 }
 
