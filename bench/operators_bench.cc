@@ -110,7 +110,7 @@ void BM_GpsJoinEvaluate(benchmark::State& st) {
     const int c = static_cast<int>(seq % kContainers);
     if (c == 0) t += 2 * kMin;
     fleet.Step(c, t, seq);
-    fleet.engine.Advance(fleet.states[c], t + 1, t, &alerts);
+    fleet.engine.Release(fleet.states[c], t + 1, t, &alerts);
     ++seq;
     if (alerts.size() > 1024) alerts.clear();
   }
@@ -158,7 +158,7 @@ void BM_ScanJoinEvaluate(benchmark::State& st) {
     scan.set_scan_id(std::to_string(seq));
     scan.set_scanned_at_ms(t);
     (void)fleet.engine.ApplyScan(fleet.states[c], scan, 0);
-    fleet.engine.Advance(fleet.states[c], t + 1, t, &alerts);
+    fleet.engine.Release(fleet.states[c], t + 1, t, &alerts);
     ++seq;
     alerts.clear();
   }

@@ -299,14 +299,11 @@ Decoded<v1::Manifest> DecodeManifest(const RecordView& r, ProcessingTimeMs now,
     const std::string line = "goods[" + std::to_string(i) + "]";
     if (auto heading = HsHeading(g->hs_code())) {
       g->set_hs_code(*heading);  // declared at heading level (4 digits): kept as such
-    } else if (!g->hs_code().empty()) {
-      auto hs = HsCode::Parse(g->hs_code());
-      if (hs.ok()) {
-        g->set_hs_code(hs->str());  // digits only: "6907.21" is 690721, as profiles list codes
-      } else {
-        g->clear_hs_code();
-        unusable(line + ".hs_code");
-      }
+    } else if (auto hs = HsCode::Parse(g->hs_code()); hs.ok()) {
+      g->set_hs_code(hs->str());  // digits only: "6907.21" is 690721, as profiles list codes
+    } else {
+      g->clear_hs_code();  // also when missing: goods without a code are not a usable declaration
+      unusable(line + ".hs_code");
     }
     if (!(g->gross_weight_kg() >= 0) || !std::isfinite(g->gross_weight_kg())) {
       g->set_gross_weight_kg(0);

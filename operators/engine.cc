@@ -190,6 +190,11 @@ std::array<double, kFamilyCount> FamilySums(const v1::ContainerState& s) {
   return sum;
 }
 
+// Whether decoding cleared `field` of `m` as unusable (its value is no declaration).
+bool Unusable(const v1::Manifest& m, const std::string& field) {
+  return std::find(m.unusable_fields().begin(), m.unusable_fields().end(), field) != m.unusable_fields().end();
+}
+
 constexpr size_t kMaxFixText = 128;  // bytes of a fix's seal number, event id and geofence id kept
 
 // Seal numbers as printed and as read differ in case, spaces and hyphens
@@ -245,12 +250,29 @@ void RiskEngine::AddPending(v1::ContainerState& s, int64_t t, Kind kind) const {
 // ------------------------------------------------------------------ joins
 
 JoinResult RiskEngine::ApplyManifest(v1::ContainerState& s, const v1::Manifest& m,
-                                     int64_t watermark) const {
+                                     int64_t late_before) const {
   const int64_t t = m.declared_at_ms();
-  if (t < watermark) return JoinResult::kLate;
   for (const auto& h : s.manifest_history()) {
-    if (h.version() == m.version()) return JoinResult::kDuplicate;
+    if (h.version() != m.version()) continue;
+    // The same version again is a duplicate, unless it repairs fields the
+    // one kept could not use (a filer's corrected resend, which may come
+    // hours later, so it is never late): then it replaces it and is
+    // evaluated again.
+    for (auto& kept : *s.mutable_manifest_versions()) {
+      if (kept.version() == m.version() && kept.unusable_fields_size() > m.unusable_fields_size() &&
+          kept.declared_at_ms() == t) {
+        kept = m;
+        for (auto& sum : *s.mutable_manifest_history()) {
+          if (sum.version() == m.version()) sum.set_consignee_name(m.consignee().name());
+        }
+        RefreshSummaries(s);
+        AddPending(s, t, kManifest);
+        return JoinResult::kApplied;
+      }
+    }
+    return JoinResult::kDuplicate;
   }
+  if (t < late_before) return JoinResult::kLate;
   // With the history full, a version older than every summary kept is one
   // already seen (or superseded long ago): it changes nothing.
   if (s.manifest_history_size() >= limits_.max_manifest_history &&
@@ -536,7 +558,10 @@ void RiskEngine::Evaluate(v1::ContainerState& s, int64_t t, int kind, int64_t em
 void RiskEngine::EvaluateManifestFamily(v1::ContainerState& s, int64_t t) const {
   const Profile& p = *profile_;
   const ReferenceData& ref = *reference_;
-  const v1::Manifest* m = ManifestAsOf(s, t);
+  // A straggler (a version older than what was evaluated already) must not
+  // replace the newer version's indicators: the family reflects the version
+  // in force at the latest time evaluated.
+  const v1::Manifest* m = ManifestAsOf(s, std::max(t, s.evaluated_through_ms()));
   std::vector<v1::FiredIndicator> manifest_fired;
   std::vector<v1::FiredIndicator> history_fired;
   if (m != nullptr) {
@@ -649,7 +674,8 @@ void RiskEngine::EvaluateManifestFamily(v1::ContainerState& s, int64_t t) const 
                                      .Take());
         hs_done = true;
       }
-      if (on("goods.weight_implausible") && !weight_done && g.packages() > 0) {
+      if (on("goods.weight_implausible") && !weight_done && g.packages() > 0 &&
+          !Unusable(*m, line + ".gross_weight_kg")) {
         const double tol = p.At(IndicatorIndex("goods.weight_implausible")).Param("tolerance_fraction", 0.25);
         const double per = g.gross_weight_kg() / g.packages();
         if (per < hs->min_kg_per_package * (1 - tol) || per > hs->max_kg_per_package * (1 + tol)) {
@@ -765,7 +791,11 @@ void RiskEngine::EvaluateScanFamily(v1::ContainerState& s, int64_t t) const {
                             .Evidence("analyst_note", n.analyst_note())
                             .Take());
       }
-      if (p.At(IndicatorIndex("scan.weight_mismatch")).enabled && n.has_estimated_weight_kg() && m != nullptr) {
+      bool weights_known = m != nullptr;
+      for (int i = 0; weights_known && i < m->goods_size(); ++i) {
+        weights_known = !Unusable(*m, "goods[" + std::to_string(i) + "].gross_weight_kg");
+      }
+      if (p.At(IndicatorIndex("scan.weight_mismatch")).enabled && n.has_estimated_weight_kg() && weights_known) {
         const IndicatorConfig& cfg = p.At(IndicatorIndex("scan.weight_mismatch"));
         // Tare 0 means "not declared" (manifest.proto): take a typical tare
         // for the box's length (ISO 6346 size code: 2 = 20 ft, 4 = 40 ft,

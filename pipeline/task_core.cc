@@ -240,6 +240,9 @@ Status TaskCore::Join(const InputRecord& record, int64_t now_ms, TaskOutput* out
                                      FormatUtc(state->progress_ms()));
     return Status::Ok();
   }
+  // Windows drop their evaluated items beyond the limits before the size is
+  // judged, as they will at the release below.
+  if (before && joined == operators::JoinResult::kApplied) engine_->Trim(*state);
   if (before && joined == operators::JoinResult::kApplied &&
       static_cast<int64_t>(state->ByteSizeLong()) > options_.state_budget_bytes) {
     const size_t grown = state->ByteSizeLong();
@@ -327,8 +330,8 @@ bool TaskCore::Tick(int64_t timestamp_ms, int64_t now_ms) {
 
 Status TaskCore::Idle(int64_t now_ms, TaskOutput* out) {
   out->Clear();
-  if (p_ms_ != kUnset && now_ms <= p_ms_) return Status::Ok();
-  p_ms_ = now_ms;
+  if (!HasDueBy(now_ms)) return Status::Ok();
+  if (p_ms_ == kUnset || now_ms > p_ms_) p_ms_ = now_ms;
   return Walk(now_ms, out);
 }
 

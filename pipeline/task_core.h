@@ -182,11 +182,13 @@ class TaskCore {
   // Processes one record; `now_ms` is the wall clock of the poll pass that
   // read it. `out` is cleared first.
   [[nodiscard]] Status Process(const InputRecord& record, int64_t now_ms, TaskOutput* out);
-  // The task is caught up and has been idle long enough: P moves to the
-  // wall clock, releasing quiet containers. `out` gets their alerts.
+  // The task is caught up and has been idle long enough: when that releases
+  // some container (HasDueBy(now_ms)), P moves to the wall clock and the
+  // quiet containers are released; else nothing changes. `out` gets their
+  // alerts.
   [[nodiscard]] Status Idle(int64_t now_ms, TaskOutput* out);
-  // Whether some container waits for the partition clock.
-  bool HasDue() const { return !due_.empty(); }
+  // Whether some container would be released were the partition clock at `t`.
+  bool HasDueBy(int64_t t) const { return !due_.empty() && due_.begin()->first <= t; }
 
   int64_t partition_clock_ms() const { return p_ms_; }
   const TaskCounters& counters() const { return counters_; }

@@ -543,7 +543,7 @@ Status Worker::Drain() {
       if (best < 0) {
         // Nothing buffered. When caught up for a while, the partition clock
         // moves to the wall clock and releases the quiet containers.
-        if (caught_up && task.core->HasDue() && config_.idle_flush_ms > 0) {
+        if (caught_up && task.core->HasDueBy(now) && config_.idle_flush_ms > 0) {
           if (task.idle_since_ms == 0) task.idle_since_ms = now;
           if (now - task.idle_since_ms >= config_.idle_flush_ms) {
             task.idle_since_ms = 0;

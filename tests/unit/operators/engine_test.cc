@@ -181,6 +181,38 @@ TEST(Join, AnAnalystVerdictAnHourAfterItsScanIsJoinedAndEvaluated) {
   EXPECT_EQ(s.engine.ApplyScan(s.state, other, kDay + 2 * kHour), JoinResult::kLate);
 }
 
+TEST(Join, ACorrectedResendOfAVersionWithUnusableFieldsReplacesIt) {
+  Scenario s;
+  s.Manifest([](auto& m) {
+    m.clear_port_of_discharge();
+    m.add_unusable_fields("port_of_discharge");
+  });
+  s.engine.Release(s.state, kDay, 0, &s.alerts);
+  EXPECT_TRUE(s.Fired("manifest.incomplete"));
+  // The filer resends version 1 with the port repaired: it replaces the
+  // incomplete one; the same again is a duplicate.
+  v1::Manifest fixed = CleanManifest();
+  EXPECT_EQ(s.engine.ApplyManifest(s.state, fixed, kDay), JoinResult::kApplied);
+  EXPECT_EQ(s.engine.ApplyManifest(s.state, fixed, kDay), JoinResult::kDuplicate);
+  s.engine.Release(s.state, kDay, 0, &s.alerts);
+  EXPECT_FALSE(s.Fired("manifest.incomplete"));
+  ASSERT_EQ(s.state.manifest_versions_size(), 1);
+  EXPECT_EQ(s.state.manifest_versions(0).port_of_discharge(), "THLCH");
+}
+
+TEST(Release, AStragglerOlderVersionLeavesTheNewerVersionsIndicators) {
+  Scenario s;
+  // Version 2 (cash freight) is evaluated first; version 1, filed earlier,
+  // arrives after it as a straggler and is evaluated at its own time.
+  s.Manifest([](auto& m) { m.set_freight_payment(v1::Manifest::FREIGHT_PAYMENT_CASH); }, kT0, 2);
+  s.engine.Release(s.state, kT0 + 1, 0, &s.alerts);
+  ASSERT_TRUE(s.Fired("payment.cash"));
+  s.Manifest({}, kT0 - kHour, 1);
+  s.engine.Release(s.state, kT0 + 1, 0, &s.alerts);
+  EXPECT_EQ(s.state.pending_size(), 0);
+  EXPECT_TRUE(s.Fired("payment.cash")) << "the straggler replaced version 2's indicators";
+}
+
 TEST(Release, TooManyUnevaluatedFixesReleaseTheOldestWhateverTheBound) {
   Scenario s;
   operators::EngineLimits limits;

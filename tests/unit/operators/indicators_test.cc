@@ -110,6 +110,15 @@ std::vector<IndicatorCase> ManifestCases() {
            m.mutable_goods(0)->set_gross_weight_kg(31250);  // 312.5 kg/pkg = 250 * 1.25 exactly
          });
        }},
+      {"UnusableWeightIsNoImplausibleWeight", "goods.weight_implausible", false,
+       [](Scenario& s) {
+         s.Manifest([](auto& m) {
+           m.mutable_goods(0)->set_hs_code("240110");
+           m.mutable_goods(0)->set_packages(100);
+           m.mutable_goods(0)->set_gross_weight_kg(0);  // cleared by decoding: it was negative
+           m.add_unusable_fields("goods[0].gross_weight_kg");
+         });
+       }},
       {"CashFreight", "payment.cash", true,
        [](Scenario& s) { s.Manifest([](auto& m) { m.set_freight_payment(v1::Manifest::FREIGHT_PAYMENT_CASH); }); }},
       {"PrepaidFreight", "payment.cash", false, [](Scenario& s) { s.Manifest(); }},

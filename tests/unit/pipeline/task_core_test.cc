@@ -210,6 +210,47 @@ TEST(TaskCore, AStoreAndForwardBurstAfterACoverageGapIsProcessedInOrder) {
   EXPECT_EQ(run.counters.processed, records.size());
 }
 
+TEST(TaskCore, TheSizeLimitJudgesAStateAfterItsEvaluatedVersionsAreDropped) {
+  // Five versions of a large manifest, an hour apart: only four are kept, so
+  // a state limit that holds four (and not five) takes every version.
+  operators::ReferenceData ref;
+  operators::RiskEngine engine(&Profile(), &ref);
+  const std::string box = "CSQU3054383";
+  auto version = [&](uint32_t v) {
+    v1::Manifest m;
+    m.set_container_number(box);
+    m.set_version(v);
+    m.set_declared_at_ms(kStart + v * 3600000LL);
+    m.mutable_consignee()->set_name("Consignee " + std::to_string(v));
+    for (int i = 0; i < 20; ++i) {
+      auto* g = m.add_goods();
+      g->set_hs_code("690721");
+      g->set_description(std::string(3000, 'a' + static_cast<char>(v)));
+      g->set_packages(10);
+      g->set_gross_weight_kg(1000);
+    }
+    return m.SerializeAsString();
+  };
+  const int64_t one = static_cast<int64_t>(version(1).size());
+  TaskOptions options = TaskOptions::From(WorkerConfig{});
+  options.state_budget_bytes = 4 * one + one / 2;
+  MemoryStates states;
+  TaskCore core(options, &engine, &states);
+  ASSERT_TRUE(core.Start("").ok());
+  TaskOutput out;
+  std::vector<std::string> values;
+  for (uint32_t v = 1; v <= 5; ++v) values.push_back(version(v));
+  for (uint32_t v = 1; v <= 5; ++v) {
+    ASSERT_TRUE(core.Process({.input = 0, .key = box, .value = values[v - 1], .timestamp_ms = kStart + v * 3600000LL},
+                             kNow, &out)
+                    .ok());
+    EXPECT_FALSE(out.rejected) << "version " << v << ": " << out.rejected->detail;
+  }
+  ASSERT_NE(states.states().find(box), states.states().end());
+  EXPECT_EQ(states.states()[box].manifest_versions_size(), 4);
+  EXPECT_LE(static_cast<int64_t>(states.states()[box].ByteSizeLong()), options.state_budget_bytes);
+}
+
 TEST(TaskCore, PartitionClockIgnoresUpToSevenInEightFastRecordsOfABlock) {
   operators::ReferenceData ref;
   operators::RiskEngine engine(&Profile(), &ref);
