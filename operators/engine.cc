@@ -888,8 +888,11 @@ void RiskEngine::EvaluateGpsFamily(v1::ContainerState& s, int64_t t) const {
 
   // Fixes up to the previous evaluation were examined then (evaluations run
   // in time order, and these indicators latch): look only at the new ones.
+  // A straggler (a fix older than what was evaluated, joined after a quiet
+  // or capacity release) is new itself: the fixes at its time are examined.
+  const int64_t examined_through = t <= s.evaluated_through_ms() ? t - 1 : s.evaluated_through_ms();
   int first_new = end;
-  while (first_new > 0 && pts.Get(first_new - 1).fix_time_ms() > s.evaluated_through_ms()) --first_new;
+  while (first_new > 0 && pts.Get(first_new - 1).fix_time_ms() > examined_through) --first_new;
   const IndicatorConfig& gap = p.At(IndicatorIndex("gps.tracking_gap"));
   if (gap.enabled) {
     const double max_gap = gap.Param("max_gap_minutes", 60);

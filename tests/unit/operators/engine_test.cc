@@ -213,6 +213,20 @@ TEST(Release, AStragglerOlderVersionLeavesTheNewerVersionsIndicators) {
   EXPECT_TRUE(s.Fired("payment.cash")) << "the straggler replaced version 2's indicators";
 }
 
+TEST(Release, AStragglerFixIsExaminedByThePerFixIndicators) {
+  Scenario s;
+  s.Manifest();
+  // Closed-seal fixes at minutes 0-10 and 20, evaluated; then the fix of
+  // minute 15, opened on the road, arrives as a straggler.
+  for (int i : {0, 5, 10, 20}) s.Gps(kDay + i * kMin, 13.2 + 0.01 * i, 100.0, 40);
+  s.engine.Release(s.state, kDay + 21 * kMin, 0, &s.alerts);
+  ASSERT_FALSE(s.Fired("gps.seal_breach"));
+  s.Gps(kDay + 15 * kMin, 13.35, 100.0, 40, [](auto& e) { e.set_seal_state(v1::GpsEvent::SEAL_STATE_OPENED); });
+  s.engine.Release(s.state, kDay + 21 * kMin, 0, &s.alerts);
+  EXPECT_EQ(s.state.pending_size(), 0);
+  EXPECT_TRUE(s.Fired("gps.seal_breach")) << "the straggler's opened seal went unexamined";
+}
+
 TEST(Release, TooManyUnevaluatedFixesReleaseTheOldestWhateverTheBound) {
   Scenario s;
   operators::EngineLimits limits;
