@@ -30,15 +30,23 @@ inline constexpr TopicRole kAllTopicRoles[] = {
     TopicRole::kStateChangelog, TopicRole::kProfiles,  TopicRole::kReference,
 };
 
-// Input topics in the fixed order that breaks event-time ties.
 // Header of every alert record: when the worker emitted it (processing time,
 // UTC ms, decimal). The stored value leaves Alert.emit_time_ms at 0, so the
 // value is a function of the input alone (byte-identical across runs); the
 // dispatcher copies the header into the field before an alert leaves it.
 inline constexpr const char* kEmitTimeHeader = "boxwatch-emit-ms";
 
+// Input topics in the fixed order that breaks event-time ties.
 inline constexpr TopicRole kInputTopicRoles[] = {
     TopicRole::kManifests, TopicRole::kScans, TopicRole::kGps, TopicRole::kOutcomes};
+
+// The index of `role` in kInputTopicRoles; -1 for a topic that is no input.
+constexpr int InputIndex(TopicRole role) {
+  for (int i = 0; i < 4; ++i) {
+    if (kInputTopicRoles[i] == role) return i;
+  }
+  return -1;
+}
 
 // "manifests", "state-changelog", ...
 const char* TopicSuffix(TopicRole role);

@@ -516,4 +516,12 @@ Traffic GenerateTrafficEndingBefore(TrafficOptions* options, const operators::Pr
   return GenerateTraffic(*options, profile);
 }
 
+pipeline::InputRecord AsInputRecord(const TrafficRecord& record) {
+  return {.input = pipeline::InputIndex(record.role),
+          .key = record.key,
+          .value = record.value,
+          .content_type = record.json ? operators::kJsonContentType : std::string_view(),
+          .timestamp_ms = record.timestamp_ms};
+}
+
 }  // namespace boxwatch::sim

@@ -16,6 +16,7 @@
 
 #include "operators/profile.h"
 #include "pipeline/kafka_client.h"
+#include "pipeline/task_core.h"
 #include "pipeline/topics.h"
 
 namespace boxwatch::sim {
@@ -81,6 +82,9 @@ struct Traffic {
 };
 
 Traffic GenerateTraffic(const TrafficOptions& options, const operators::Profile& profile);
+// A record as a worker task's merge takes it (pipeline::InputMerge), for
+// offline runs; it points into `record`. Only for records of input topics.
+pipeline::InputRecord AsInputRecord(const TrafficRecord& record);
 // Generates the traffic moved by whole days (so local times, and with them
 // the night-time scenarios, stay as generated) to end within the day before
 // `now_ms` minus a minute: every event time is in the past, as it is for

@@ -148,20 +148,10 @@ AlertDigest ExpectedAlerts(const sim::Traffic& traffic, const operators::Profile
   pipeline::TaskOptions options = pipeline::TaskOptions::From(pipeline::WorkerConfig{});
   options.allowed_lateness_ms = lateness_ms;
   const int64_t now = NowMs();
-  auto index_of = [](pipeline::TopicRole role) {
-    for (int i = 0; i < 4; ++i) {
-      if (pipeline::kInputTopicRoles[i] == role) return i;
-    }
-    return 3;
-  };
   std::map<int32_t, pipeline::InputMerge> merges;
   for (const auto& r : traffic.records) {
     auto it = merges.try_emplace(pipeline::JavaPartition(r.key, partitions), now, options.max_future_ms).first;
-    it->second.Add({.input = index_of(r.role),
-                    .key = r.key,
-                    .value = r.value,
-                    .content_type = r.json ? operators::kJsonContentType : std::string_view(),
-                    .timestamp_ms = r.timestamp_ms});
+    it->second.Add(sim::AsInputRecord(r));
   }
   std::vector<v1::Alert> alerts;
   for (auto& [p, merge] : merges) {

@@ -28,13 +28,6 @@ const operators::Profile& Profile() {
   return p;
 }
 
-int InputOf(TopicRole role) {
-  for (int i = 0; i < 4; ++i) {
-    if (kInputTopicRoles[i] == role) return i;
-  }
-  return 3;
-}
-
 // One container's alert as bytes, its processing-time field cleared.
 std::string Canonical(v1::Alert a) {
   a.set_emit_time_ms(0);
@@ -55,13 +48,7 @@ TaskRun RunTask(const std::vector<sim::TrafficRecord>& records, uint32_t restart
   operators::RiskEngine engine(&Profile(), &ref);
   const TaskOptions options = TaskOptions::From(WorkerConfig{});
   InputMerge merge(kNow, options.max_future_ms);
-  for (const auto& r : records) {
-    merge.Add({.input = InputOf(r.role),
-               .key = r.key,
-               .value = r.value,
-               .content_type = r.json ? operators::kJsonContentType : std::string_view(),
-               .timestamp_ms = r.timestamp_ms});
-  }
+  for (const auto& r : records) merge.Add(sim::AsInputRecord(r));
   auto states = std::make_unique<MemoryStates>();
   auto core = std::make_unique<TaskCore>(options, &engine, states.get());
   EXPECT_TRUE(core->Start("").ok());
