@@ -16,6 +16,7 @@ int main(int argc, char** argv) {
   boxwatch::app::RegisterDeliveryCommands(app);
   boxwatch::app::RegisterMetricsCommand(app);
   boxwatch::app::RegisterSimCommands(app);
+  boxwatch::app::RegisterBacktestCommands(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -229,6 +229,30 @@ const v1::Manifest* ManifestAsOf(const v1::ContainerState& s, int64_t t) {
   return best;
 }
 
+Status ApplyReferenceEntry(ReferenceData* ref, std::string_view key, std::string_view value, bool seizures) {
+  const size_t colon = key.find(':');
+  if (colon == std::string_view::npos) return Status::Ok();
+  const std::string_view list = key.substr(0, colon);
+  const std::string entry(key.substr(colon + 1));
+  const bool remove = value.empty();
+  auto apply = [remove](std::unordered_set<std::string>& set, std::string v) {
+    remove ? (void)set.erase(v) : (void)set.insert(std::move(v));
+  };
+  if (list == "watchlisted_parties") apply(ref->watchlisted_parties, NormaliseName(entry));
+  if (list == "watchlisted_vessels") apply(ref->watchlisted_vessels, entry);
+  if (list == "watchlisted_owner_codes") apply(ref->watchlisted_owner_codes, entry);
+  if (list == "seized_parties" && seizures) {
+    if (remove) {
+      ref->seized_parties.erase(NormaliseName(entry));
+      return Status::Ok();
+    }
+    auto listing = ParseSeizureListing(value);
+    if (!listing) return Error{Errc::kInvalidArgument, "the value is not \"seized_at=<ms> until=<ms>\""};
+    ref->seized_parties[NormaliseName(entry)] = *listing;
+  }
+  return Status::Ok();
+}
+
 std::string AlertId(const std::string& container, uint32_t sequence) {
   char buf[16];
   std::snprintf(buf, sizeof buf, "-%04u", sequence);
@@ -996,12 +1020,19 @@ void RiskEngine::ApplyAlertPolicy(v1::ContainerState& s, int64_t t, int64_t emit
     const auto& done = s.alerts().emitted_critical_indicator_ids();
     if (std::find(done.begin(), done.end(), f.id()) == done.end()) new_critical.push_back(f.id());
   }
+  const bool selected = p.RandomlySelected(s.container_number());
+  bool by_selection = false;
+  if (selected && priority < p.random_selection.priority) {
+    priority = p.random_selection.priority;
+    by_selection = true;
+  }
   if (priority == v1::PRIORITY_UNSPECIFIED) return;
   auto* book = s.mutable_alerts();
   v1::Alert::AlertReason reason;
   if (priority > book->last_priority()) {
-    reason = book->last_priority() == v1::PRIORITY_UNSPECIFIED ? v1::Alert::ALERT_REASON_FIRST_PRIORITY
-                                                               : v1::Alert::ALERT_REASON_PRIORITY_RAISED;
+    reason = by_selection ? v1::Alert::ALERT_REASON_RANDOM_SELECTION
+             : book->last_priority() == v1::PRIORITY_UNSPECIFIED ? v1::Alert::ALERT_REASON_FIRST_PRIORITY
+                                                                 : v1::Alert::ALERT_REASON_PRIORITY_RAISED;
   } else if (!new_critical.empty()) {
     reason = v1::Alert::ALERT_REASON_NEW_CRITICAL_INDICATOR;
   } else {
@@ -1040,6 +1071,17 @@ void RiskEngine::ApplyAlertPolicy(v1::ContainerState& s, int64_t t, int64_t emit
   }
   std::stable_sort(a.mutable_indicators()->begin(), a.mutable_indicators()->end(),
                    [](const auto& x, const auto& y) { return x.contribution() > y.contribution(); });
+  if (selected) {
+    // Not an indicator: no weight, no family; says why a low score alerts.
+    auto* out = a.add_indicators();
+    out->set_id(std::string(kRandomSelectionId));
+    out->set_family("selection");
+    char summary[160];
+    std::snprintf(summary, sizeof summary, "picked by random selection (%.2f %% of containers under profile %s %s)",
+                  p.random_selection.rate * 100, p.name.c_str(), p.version.c_str());
+    out->set_summary(summary);
+    out->set_fired_at_ms(t);
+  }
   std::set<std::string> regions;
   if (const v1::Manifest* m = ManifestAsOf(s, t)) {
     a.set_port_of_discharge(m->port_of_discharge());

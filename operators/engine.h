@@ -40,6 +40,10 @@
 
 namespace boxwatch::operators {
 
+// The explanation entry of an alert raised (or kept) by random selection:
+// listed with the fired indicators, weight 0, family "selection".
+inline constexpr std::string_view kRandomSelectionId = "selection.random";
+
 inline constexpr int64_t kEndOfTime = std::numeric_limits<int64_t>::max();
 
 // A party's listing after a seizure: it counts for events after the seizure
@@ -65,6 +69,14 @@ struct ReferenceData {
   // Parties with a recorded seizure (NormaliseName form) -> when.
   std::unordered_map<std::string, struct SeizureListing> seized_parties;
 };
+
+// Applies one boxwatch.reference record to `ref`: key "<list>:<entry>", an
+// empty value removes the entry. Keys of no known list are ignored (Ok); a
+// seized_parties value that is no listing is refused (InvalidArgument) and
+// changes nothing. `seizures` false skips seized_parties entries (for
+// replays that derive them from the outcomes they process).
+[[nodiscard]] Status ApplyReferenceEntry(ReferenceData* ref, std::string_view key, std::string_view value,
+                                         bool seizures = true);
 
 struct EngineLimits {
   int max_gps_points = 64;        // evaluated GPS fixes kept per container

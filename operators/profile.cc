@@ -476,6 +476,22 @@ v1::Priority Profile::PriorityFor(double score) const {
   return v1::PRIORITY_UNSPECIFIED;
 }
 
+bool Profile::RandomlySelected(std::string_view container_number) const {
+  if (random_selection.rate <= 0) return false;
+  uint64_t h = 1469598103934665603ULL;  // FNV-1a over "container\nname\nversion"
+  auto mix = [&h](std::string_view part) {
+    for (unsigned char c : part) h = (h ^ c) * 1099511628211ULL;
+    h = (h ^ '\n') * 1099511628211ULL;
+  };
+  mix(container_number);
+  mix(name);
+  mix(version);
+  h ^= h >> 29;  // FNV's low bits mix poorly; fold the high ones in
+  h *= 0xbf58476d1ce4e5b9ULL;
+  h ^= h >> 32;
+  return static_cast<double>(h >> 11) * 0x1.0p-53 < random_selection.rate;
+}
+
 std::string Profile::RegionOfLocode(std::string_view locode) const {
   if (locode.size() < 2) return "";
   auto it = regions.find(std::string(locode.substr(0, 2)));
@@ -511,7 +527,7 @@ Result<Profile> ParseProfile(std::string_view yaml_text, const std::string& sour
   if (!CheckMap(root, "the profile document",
                 {"name", "version", "description", "thresholds", "lanes", "family_caps", "indicators",
                  "reference", "ports", "regions", "timezones", "corridors", "stop_zones",
-                 "border_crossings", "feedback"},
+                 "border_crossings", "feedback", "random_selection"},
                 p)) {
     return InvalidArgument(p.Join());
   }
@@ -573,6 +589,23 @@ Result<Profile> ParseProfile(std::string_view yaml_text, const std::string& sour
             return "'" + role + "' is not consignee, shipper or notify_party";
           },
           [&](std::string role) { prof.feedback.seizure_parties.push_back(std::move(role)); });
+    }
+  }
+  if (root["random_selection"].IsDefined() &&
+      CheckMap(root["random_selection"], "random_selection", {"rate", "priority"}, p)) {
+    const YAML::Node& r = root["random_selection"];
+    double rate = 0;
+    if (GetDouble(r["rate"], "random_selection.rate", p, &rate)) {
+      if (rate < 0 || rate > 0.2) p.Add(r["rate"], "random_selection.rate must be 0 (off) to 0.2");
+      prof.random_selection.rate = rate;
+    }
+    if (r["priority"].IsDefined()) {
+      const std::string name = r["priority"].Scalar();
+      if (std::find(priorities.begin(), priorities.end(), name) == priorities.end()) {
+        p.Add(r["priority"], "random_selection.priority must be low, medium, high or critical");
+      } else {
+        prof.random_selection.priority = PriorityFromName(name);
+      }
     }
   }
   ParseGeography(root, prof, p);

@@ -136,6 +136,19 @@ struct Profile {
     std::vector<std::string> seizure_parties = {"consignee"};
   } feedback;
 
+  // Random selection for inspection (as customs selectivity systems do), so
+  // that recorded outcomes are not only those the profile chose: a share
+  // `rate` of containers, picked by a hash of the container number and the
+  // profile's name and version (so the same box is picked by every worker,
+  // replay and backtest of one version), gets an alert of at least
+  // `priority` with its own reason. 0: off.
+  struct RandomSelection {
+    double rate = 0;
+    v1::Priority priority = v1::PRIORITY_MEDIUM;
+  } random_selection;
+  // Whether random selection picks this container under this profile.
+  bool RandomlySelected(std::string_view container_number) const;
+
   const IndicatorConfig& Indicator(std::string_view id) const;
   // The same as Indicator(kIndicatorIds[index]), without a look-up.
   const IndicatorConfig& At(size_t index) const { return by_index[index]; }

@@ -84,15 +84,23 @@ class MemoryStates final : public ContainerStates {
     return &(states_[key] = std::move(state));
   }
   Status MarkDirty(const std::string&) override { return Status::Ok(); }
-  void Erase(const std::string& key) override { states_.erase(key); }
+  void Erase(const std::string& key) override {
+    auto it = states_.find(key);
+    if (it == states_.end()) return;
+    if (on_erase_) on_erase_(it->second);
+    states_.erase(it);
+  }
   Status ForEach(const std::function<void(const std::string&, const Summary&)>& fn) override {
     for (const auto& [key, s] : states_) fn(key, {s.last_event_ms(), s.due_ms(), s.pending_size() > 0});
     return Status::Ok();
   }
   std::map<std::string, v1::ContainerState>& states() { return states_; }
+  // Called with a state just before it is erased (expiry), e.g. to keep a summary.
+  void OnErase(std::function<void(const v1::ContainerState&)> fn) { on_erase_ = std::move(fn); }
 
  private:
   std::map<std::string, v1::ContainerState> states_;
+  std::function<void(const v1::ContainerState&)> on_erase_;
 };
 
 struct TaskOptions {

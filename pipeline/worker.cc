@@ -800,31 +800,10 @@ void Worker::PollControlTopics() {
       }
       pending_profile_ = std::move(p).value();
     } else {
-      // key "<list>:<entry>"; an empty value removes the entry.
-      const std::string key(rec.key());
-      const size_t colon = key.find(':');
-      if (colon == std::string::npos) continue;
-      const std::string list = key.substr(0, colon);
-      const std::string entry = key.substr(colon + 1);
-      const bool remove = rec.value().empty();
-      auto apply = [&](std::unordered_set<std::string>& set, const std::string& v) {
-        remove ? (void)set.erase(v) : (void)set.insert(v);
-      };
-      if (list == "watchlisted_parties") apply(pending_reference_.watchlisted_parties, operators::NormaliseName(entry));
-      if (list == "watchlisted_vessels") apply(pending_reference_.watchlisted_vessels, entry);
-      if (list == "watchlisted_owner_codes") apply(pending_reference_.watchlisted_owner_codes, entry);
-      if (list == "seized_parties") {
-        if (remove) {
-          pending_reference_.seized_parties.erase(operators::NormaliseName(entry));
-        } else {
-          auto listing = operators::ParseSeizureListing(rec.value());
-          if (!listing) {
-            BW_LOG(kWarn, kLog) << "ignoring reference entry " << ClipText(key, 128) << " at offset " << rec.offset()
-                                << ": the value is not \"seized_at=<ms> until=<ms>\"";
-            continue;
-          }
-          pending_reference_.seized_parties[operators::NormaliseName(entry)] = *listing;
-        }
+      if (Status st = operators::ApplyReferenceEntry(&pending_reference_, rec.key(), rec.value()); !st.ok()) {
+        BW_LOG(kWarn, kLog) << "ignoring reference entry " << ClipText(std::string(rec.key()), 128) << " at offset "
+                            << rec.offset() << ": " << st.message();
+        continue;
       }
       reference_dirty_ = true;
     }
