@@ -77,7 +77,10 @@ std::string Bars(const std::string& title, const std::vector<std::string>& categ
   const size_t n = std::max<size_t>(1, categories.size());
   const double group = static_cast<double>(pw) / n;
   const double bar = std::max(1.0, (group * 0.8) / std::max<size_t>(1, series.size()));
-  const size_t label_every = std::max<size_t>(1, n / 16);
+  size_t longest = 1;
+  for (const auto& c : categories) longest = std::max(longest, c.size());
+  // Labels about 6.5 px a character at 11 px; every k-th so that they do not overlap.
+  const size_t label_every = std::max<size_t>(1, static_cast<size_t>(std::ceil((6.5 * longest + 8) / group)));
   for (size_t c = 0; c < categories.size(); ++c) {
     for (size_t s = 0; s < series.size(); ++s) {
       const double v = c < series[s].values.size() ? series[s].values[c] : 0;
@@ -187,7 +190,7 @@ std::string Report::Html() const {
                     std::to_string(f.seized), Num(r.cpu_seconds > 0 ? r.records / r.cpu_seconds : 0)});
   }
   o << "<h2>Summary</h2>"
-    << Table({"profile", "alerts", "boxes LOW", "MEDIUM", "HIGH", "CRITICAL", "inspected", "seized",
+    << Table({"profile", "alerts", "boxes at LOW", "at MEDIUM", "at HIGH", "at CRITICAL", "inspected", "seized",
               "records per CPU-s"},
              rows);
   if (sides.size() > 1) {
