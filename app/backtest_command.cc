@@ -121,9 +121,13 @@ Result<Loaded> Load(const SourceArgs& a, const char* command) {
     }
     // Outcomes join each partition's outcome input in time order.
     for (auto& [p, records] : out.input.partitions) {
-      std::stable_sort(records.begin(), records.end(), [](const auto& x, const auto& y) {
-        return x.input == y.input && x.input == 3 && x.timestamp_ms < y.timestamp_ms;
-      });
+      // Only the order within each input matters to the merge: outcomes by
+      // time, the other inputs as read.
+      auto order = [](const backtest::Record& r) {
+        return std::pair{r.input, r.input == pipeline::InputIndex(pipeline::TopicRole::kOutcomes) ? r.timestamp_ms : 0};
+      };
+      std::stable_sort(records.begin(), records.end(),
+                       [&](const auto& x, const auto& y) { return order(x) < order(y); });
     }
   }
   // The warm-up: input older than it is left out.
@@ -229,7 +233,8 @@ int RunBacktest(const BacktestArgs& a) {
     } else if (!a.source.bootstrap.empty()) {
       auto published = PublishedProfile(a.source);
       if (!published.ok()) {
-        problems.push_back("reading the published profile: " + published.error().message);
+        std::fprintf(stderr, "%s: reading the published profile: %s\n", kCmd, published.error().message.c_str());
+        return 1;
       } else if (published->has_value()) {
         baseline = *operators::ParseProfile(**published, "the profiles topic");
         baseline_from = "the profiles topic";

@@ -19,6 +19,7 @@ void RegisterWorkerCommand(CLI::App& app);  // the stateful worker
 void RegisterDeliveryCommands(CLI::App& app);  // dispatcher and hub
 void RegisterMetricsCommand(CLI::App& app);   // metrics: list the exported families
 void RegisterSimCommands(CLI::App& app);       // simulate and evaluate
+void RegisterIngestCommand(CLI::App& app);     // ingest: CUSCAR and N42 into canonical records
 void RegisterBacktestCommands(CLI::App& app);  // backtest, profile tune (after RegisterProfileCommand)
 
 }  // namespace boxwatch::app

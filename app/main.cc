@@ -17,6 +17,7 @@ int main(int argc, char** argv) {
   boxwatch::app::RegisterMetricsCommand(app);
   boxwatch::app::RegisterSimCommands(app);
   boxwatch::app::RegisterBacktestCommands(app);
+  boxwatch::app::RegisterIngestCommand(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

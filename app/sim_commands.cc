@@ -19,6 +19,7 @@
 #include "pipeline/topic_reader.h"
 #include "sim/evaluation.h"
 #include "sim/produce.h"
+#include "sim/upstream.h"
 
 namespace boxwatch::app {
 namespace {
@@ -35,6 +36,7 @@ struct SimulateArgs {
   std::string start = "auto";
   double rate = 0;
   double spread_hours = 6;
+  std::string format = "native";
 };
 
 Result<operators::Profile> LoadProfileOrDefault(const std::string& path) {
@@ -51,6 +53,9 @@ int RunSimulate(SimulateArgs& a) {
   for (auto [name, v] : {std::pair{"--scenario-rate", a.traffic.scenario_rate}, {"--lookalike-rate", a.traffic.lookalike_rate},
                          {"--outcome-rate", a.traffic.outcome_rate}})
     if (v < 0 || v > 1) problems.push_back(std::string(name) + " must be between 0 and 1");
+  if (a.format != "native" && a.format != "cuscar-n42") {
+    problems.push_back("--format must be native or cuscar-n42, not '" + a.format + "'");
+  }
   if (a.traffic.scenario_rate + a.traffic.lookalike_rate > 1)
     problems.push_back("--scenario-rate plus --lookalike-rate must not exceed 1");
   auto profile = LoadProfileOrDefault(a.profile);
@@ -69,8 +74,9 @@ int RunSimulate(SimulateArgs& a) {
       return 2;
     }
   }
-  const sim::Traffic traffic = auto_start ? sim::GenerateTrafficEndingBefore(&a.traffic, *profile, NowMs())
-                                          : sim::GenerateTraffic(a.traffic, *profile);
+  sim::Traffic traffic = auto_start ? sim::GenerateTrafficEndingBefore(&a.traffic, *profile, NowMs())
+                                    : sim::GenerateTraffic(a.traffic, *profile);
+  if (a.format == "cuscar-n42") traffic = sim::InUpstreamFormats(traffic);
   std::map<std::string, size_t> by_scenario;
   for (const auto& [c, s] : traffic.labels) ++by_scenario[sim::ScenarioName(s)];
   if (!a.labels.empty()) {
@@ -219,6 +225,10 @@ void RegisterSimCommands(CLI::App& app) {
   sc->add_option("--bootstrap", s->bootstrap, "Kafka bootstrap servers to produce to");
   sc->add_option("--topic-prefix", s->topic_prefix, "Prefix of every topic name (default: none)");
   sc->add_option("--out", s->out, "Write the records to this file (JSON lines) instead of Kafka");
+  sc->add_option("--format", s->format,
+                 "native (boxwatch.v1 records) or cuscar-n42 (manifests as UN/EDIFACT CUSCAR, portal scans as "
+                 "ANSI N42.42 on the raw topics, for boxwatch ingest)")
+      ->capture_default_str();
   sc->add_option("--labels", s->labels, "Write the ground truth (container, scenario) to this file (JSON lines)");
   sc->add_option("--rate", s->rate, "Records per second; 0 sends as fast as possible")->capture_default_str();
   sc->add_option("--start", s->start,

@@ -177,21 +177,20 @@ std::string Report::Html() const {
   if (sides.size() > 1) o << " against <code>" << Esc(sides[1]->profile->name) << " " << Esc(sides[1]->profile->version) << "</code>";
   o << "</h1><p class=\"note\">Input: " << Esc(options.input_source) << ", " << options.input_records
     << " records. Reported event time " << FormatUtc(options.from_ms) << " to " << FormatUtc(options.to_ms)
-    << ". Produced by <code>boxwatch backtest</code>; the same input and profiles give the same report.</p>";
+    << ". Produced by <code>boxwatch backtest</code>; the same input and profiles give the same page.</p>";
 
   // Summary.
   std::vector<std::vector<std::string>> rows;
   for (size_t i = 0; i < sides.size(); ++i) {
     const auto& f = figures[i];
-    const auto& r = sides[i]->run;
-    rows.push_back({sides[i]->label + " (" + sides[i]->profile->version + ")", std::to_string(r.alerts.size()),
+    rows.push_back({sides[i]->label + " (" + sides[i]->profile->version + ")", std::to_string(sides[i]->run.alerts.size()),
                     std::to_string(f.containers_at[1]), std::to_string(f.containers_at[2]),
                     std::to_string(f.containers_at[3]), std::to_string(f.containers_at[4]), std::to_string(f.inspected),
-                    std::to_string(f.seized), Num(r.cpu_seconds > 0 ? r.records / r.cpu_seconds : 0)});
+                    std::to_string(f.seized), std::to_string(f.randomly_selected)});
   }
   o << "<h2>Summary</h2>"
     << Table({"profile", "alerts", "boxes at LOW", "at MEDIUM", "at HIGH", "at CRITICAL", "inspected", "seized",
-              "records per CPU-s"},
+              "picked at random"},
              rows);
   if (sides.size() > 1) {
     o << "<p>" << newly_alerted.size() << " containers newly alerted, " << no_longer_alerted.size()

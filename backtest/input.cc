@@ -6,6 +6,7 @@
 #include <fstream>
 
 #include "backtest/backtest.h"
+#include "core/types.h"
 #include "pipeline/partitioner.h"
 #include "pipeline/topic_reader.h"
 #include "pipeline/topics.h"
@@ -197,14 +198,7 @@ Result<int64_t> ParseUtc(const std::string& text) {
   return static_cast<int64_t>(timegm(&tm)) * 1000;
 }
 
-std::string FormatUtc(int64_t ms) {
-  const std::time_t t = static_cast<std::time_t>(ms / 1000);
-  std::tm tm{};
-  gmtime_r(&t, &tm);
-  char buf[32];
-  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
-  return buf;
-}
+std::string FormatUtc(int64_t ms) { return FormatUtcTime(ms, "%Y-%m-%dT%H:%M:%SZ"); }
 
 std::string FormatUtcDay(int64_t ms) { return FormatUtc(ms).substr(0, 10); }
 

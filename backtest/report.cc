@@ -235,8 +235,8 @@ std::string Report::Text() const {
                     row.seized, row.inspected ? Fmt("%.2f", static_cast<double>(row.seized) / row.inspected).c_str() : "-");
       out << b;
     }
-    out << "  inspected containers: " << f.inspected << ", with a seizure: " << f.seized
-        << ", picked by random selection: " << f.randomly_selected << "\n";
+    out << "  inspected containers: " << f.inspected << ", with a seizure: " << f.seized << "\n";
+    out << "  containers picked by random selection: " << f.randomly_selected << "\n";
     out << "  by outcomes (inspected containers only): ";
     for (const auto& q : f.by_outcomes) {
       out << kPriority[q.priority] << "+ precision " << Fmt("%.3f", q.precision) << " (" << q.tp << "/" << q.tp + q.fp
@@ -264,7 +264,7 @@ std::string Report::Json() const {
     const SideFigures& f = figures[i];
     out << (i ? "," : "") << "{\"label\":\"" << s.label << "\",\"profile\":{\"name\":\"" << http::JsonEscape(s.profile->name)
         << "\",\"version\":\"" << http::JsonEscape(s.profile->version) << "\"},\"records\":" << s.run.records
-        << ",\"cpu_seconds\":" << Fmt("%.3f", s.run.cpu_seconds) << ",\"alerts\":" << s.run.alerts.size()
+        << ",\"alerts\":" << s.run.alerts.size()
         << ",\"late\":" << s.run.counters.late << ",\"dead_letters\":{";
     bool first = true;
     for (const auto& [reason, n] : s.run.dead_letters) {

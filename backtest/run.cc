@@ -3,6 +3,9 @@
 
 #include <algorithm>
 #include <chrono>
+#include <limits>
+#include <memory>
+#include <queue>
 #include <set>
 
 #include "backtest/backtest.h"
@@ -63,34 +66,59 @@ RunResult Run(const Input& input, const operators::Profile& profile, const RunOp
     // Seizure feedback reaches every later evaluation at once.
     for (const auto& u : o.feedback) (void)operators::ApplyReferenceEntry(&reference, u.key, u.value);
   };
-  for (const auto& [partition, records] : input.partitions) {
+  // One task per partition, each fed in its worker's merged order; the
+  // tasks take turns by record time (ties to the lower partition), so a
+  // seizure's feedback reaches every partition's later records, as it
+  // reaches every worker soon after the seizure.
+  struct Task {
     pipeline::MemoryStates states;
-    auto summarise = [&](const v1::ContainerState& s) {
-      Summarise(engine, s, result.containers[s.container_number()]);
-    };
-    states.OnErase(summarise);
-    pipeline::TaskCore core(options.task, &engine, &states);
-    if (Status s = core.Start(""); !s.ok()) std::abort();  // no metadata: a fresh task cannot fail
+    std::unique_ptr<pipeline::TaskCore> core;
+    std::vector<pipeline::InputRecord> merged;
+    size_t next = 0;
+  };
+  std::vector<std::unique_ptr<Task>> tasks;
+  for (const auto& [partition, records] : input.partitions) {
+    auto task = std::make_unique<Task>();
+    task->states.OnErase([&](const v1::ContainerState& s) { Summarise(engine, s, result.containers[s.container_number()]); });
+    task->core = std::make_unique<pipeline::TaskCore>(options.task, &engine, &task->states);
+    if (Status s = task->core->Start(""); !s.ok()) std::abort();  // no metadata: a fresh task cannot fail
     pipeline::InputMerge merge(now, options.task.max_future_ms);
     for (const auto& r : records) {
       if (r.timestamp_ms >= options.to_ms) continue;
       merge.Add({.input = r.input, .key = r.key, .value = r.value, .content_type = r.content_type,
                  .timestamp_ms = r.timestamp_ms});
     }
-    while (auto rec = merge.Next()) {
-      if (Status s = core.Process(*rec, now, &out); !s.ok()) {
-        ++result.dead_letters["error: " + s.message()];
-        continue;
-      }
+    while (auto rec = merge.Next()) task->merged.push_back(*rec);
+    tasks.push_back(std::move(task));
+  }
+  auto key = [](const pipeline::InputRecord& r) {
+    return r.future_timestamp ? std::numeric_limits<int64_t>::min() : r.timestamp_ms;
+  };
+  // Min-heap of (time of the task's next record, task index).
+  std::priority_queue<std::pair<int64_t, size_t>, std::vector<std::pair<int64_t, size_t>>, std::greater<>> turn;
+  for (size_t t = 0; t < tasks.size(); ++t) {
+    if (!tasks[t]->merged.empty()) turn.push({key(tasks[t]->merged[0]), t});
+  }
+  while (!turn.empty()) {
+    Task& task = *tasks[turn.top().second];
+    const size_t t = turn.top().second;
+    turn.pop();
+    const pipeline::InputRecord& rec = task.merged[task.next++];
+    if (Status s = task.core->Process(rec, now, &out); !s.ok()) {
+      ++result.dead_letters["error: " + s.message()];
+    } else {
       if (out.rejected) ++result.dead_letters[operators::RejectReasonName(out.rejected->reason)];
       take(out);
       ++result.records;
-      if (options.progress && ++done % 4096 == 0) options.progress(done, input.records);
     }
+    if (options.progress && ++done % 4096 == 0) options.progress(done, input.records);
+    if (task.next < task.merged.size()) turn.push({key(task.merged[task.next]), t});
+  }
+  for (auto& task : tasks) {
     // The end of the input: an idle, caught-up task releases quiet containers.
     const int64_t idle_at = std::min(now, options.to_ms);
-    if (core.HasDueBy(idle_at) && core.Idle(idle_at, &out).ok()) take(out);
-    const pipeline::TaskCounters& c = core.counters();
+    if (task->core->HasDueBy(idle_at) && task->core->Idle(idle_at, &out).ok()) take(out);
+    const pipeline::TaskCounters& c = task->core->counters();
     result.counters.processed += c.processed;
     result.counters.late += c.late;
     result.counters.expired += c.expired;
@@ -98,7 +126,7 @@ RunResult Run(const Input& input, const operators::Profile& profile, const RunOp
     result.counters.clock_capped += c.clock_capped;
     result.counters.quiet_releases += c.quiet_releases;
     result.counters.capacity_releases += c.capacity_releases;
-    for (const auto& [key, s] : states.states()) summarise(s);
+    for (const auto& [k, s] : task->states.states()) Summarise(engine, s, result.containers[s.container_number()]);
   }
   for (const auto& a : result.alerts) {
     ContainerSummary& c = result.containers[a.container_number()];

@@ -173,4 +173,12 @@ std::string ClipText(std::string_view text, size_t max_bytes) {
   return std::string(Utf8Prefix(text, max_bytes)) + "... (" + std::to_string(text.size()) + " bytes)";
 }
 
+std::string FormatUtcTime(int64_t ms, const char* format) {
+  const std::time_t t = static_cast<std::time_t>(ms / 1000);
+  std::tm tm{};
+  gmtime_r(&t, &tm);
+  char b[64];
+  return std::strftime(b, sizeof b, format, &tm) > 0 ? b : "";
+}
+
 }  // namespace boxwatch

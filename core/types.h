@@ -23,6 +23,10 @@ using ProcessingTimeMs = NamedType<int64_t, struct ProcessingTimeTag>;
 // Now, in UTC epoch milliseconds (the system clock).
 int64_t NowMs();
 
+// UTC epoch ms formatted with strftime's `format` (whole seconds; the
+// milliseconds are the caller's to add).
+std::string FormatUtcTime(int64_t ms, const char* format);
+
 // ISO 6346 freight container number: owner code (3 letters), equipment
 // category (U freight, J detachable equipment, Z trailer/chassis), 6-digit
 // serial and a check digit computed from the other ten characters.

@@ -13,6 +13,9 @@ const char* TopicSuffix(TopicRole role) {
     case TopicRole::kStateChangelog: return "state-changelog";
     case TopicRole::kProfiles: return "profiles";
     case TopicRole::kReference: return "reference";
+    case TopicRole::kRawCuscar: return "raw.cuscar";
+    case TopicRole::kRawN42: return "raw.n42";
+    case TopicRole::kIngestFiles: return "ingest-files";
   }
   return "unknown";
 }
@@ -45,6 +48,8 @@ std::vector<TopicSpec> TopicSetSpecs(const TopicSetOptions& o) {
       case TopicRole::kGps:
       case TopicRole::kOutcomes:
       case TopicRole::kDeadLetter:
+      case TopicRole::kRawCuscar:
+      case TopicRole::kRawN42:
         spec.configs = {{"cleanup.policy", "delete"},
                         {"retention.ms", std::to_string(o.event_retention_ms)}};
         break;
@@ -57,6 +62,7 @@ std::vector<TopicSpec> TopicSetSpecs(const TopicSetOptions& o) {
         break;
       case TopicRole::kProfiles:
       case TopicRole::kReference:
+      case TopicRole::kIngestFiles:
         // Small, read whole by every task: one partition keeps one order.
         spec.partitions = 1;
         spec.configs = {{"cleanup.policy", "compact"}};

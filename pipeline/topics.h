@@ -22,12 +22,16 @@ enum class TopicRole {
   kStateChangelog,
   kProfiles,
   kReference,
+  kRawCuscar,    // UN/EDIFACT CUSCAR interchanges for `boxwatch ingest`
+  kRawN42,       // ANSI N42.42 documents for `boxwatch ingest`
+  kIngestFiles,  // files of drop directories already ingested (written in ingest's transactions)
 };
 
 inline constexpr TopicRole kAllTopicRoles[] = {
     TopicRole::kManifests, TopicRole::kScans,          TopicRole::kGps,
     TopicRole::kOutcomes,  TopicRole::kAlerts,         TopicRole::kDeadLetter,
     TopicRole::kStateChangelog, TopicRole::kProfiles,  TopicRole::kReference,
+    TopicRole::kRawCuscar, TopicRole::kRawN42, TopicRole::kIngestFiles,
 };
 
 // Header of every alert record: when the worker emitted it (processing time,

@@ -12,6 +12,22 @@
 namespace boxwatch::sim {
 namespace {
 
+// A UUID-shaped id (8-4-4-4-12 hex, version 4 and variant bits set) derived
+// from `text`: the same text always gives the same id.
+std::string UuidFor(const std::string& text) {
+  uint64_t a = 1469598103934665603ULL, b = 0x9e3779b97f4a7c15ULL;
+  for (unsigned char c : text) {
+    a = (a ^ c) * 1099511628211ULL;
+    b = (b ^ c) * 0x100000001b3ULL + (a >> 17);
+  }
+  char out[40];
+  std::snprintf(out, sizeof out, "%08x-%04x-4%03x-%04x-%012llx", static_cast<unsigned>(a >> 32),
+                static_cast<unsigned>((a >> 16) & 0xffff), static_cast<unsigned>(a & 0xfff),
+                static_cast<unsigned>(0x8000 | ((b >> 48) & 0x3fff)),
+                static_cast<unsigned long long>(b & 0xffffffffffffULL));
+  return out;
+}
+
 using operators::LatLon;
 constexpr int64_t kMin = 60000;
 constexpr int64_t kHour = 60 * kMin;
@@ -252,7 +268,8 @@ Traffic GenerateTraffic(const TrafficOptions& o, const operators::Profile& profi
     traffic.labels.emplace_back(number, sc);
     const auto& line = route->corridor->points;
     const int utc_offset = profile.utc_offset_hours.count(route->country) ? profile.utc_offset_hours.at(route->country) : 0;
-    int64_t start = o.start_ms + static_cast<int64_t>(u(rng) * static_cast<double>(o.spread_ms));
+    // Whole seconds: the times every upstream format can carry (EDIFACT DTM 204).
+    int64_t start = (o.start_ms + static_cast<int64_t>(u(rng) * static_cast<double>(o.spread_ms))) / 1000 * 1000;
     // Night scenarios leave the port at 20:00 local, so their stop falls at night.
     const bool night = sc == Scenario::kDeviation || sc == Scenario::kBenignZoneStop;
     if (night) {
@@ -305,7 +322,7 @@ Traffic GenerateTraffic(const TrafficOptions& o, const operators::Profile& profi
     if (hub != m.port_of_loading() && hub != route->discharge) m.add_transhipment_ports(hub);
     m.set_port_of_discharge(route->discharge);
     m.set_final_destination(route->destination);
-    m.set_declared_at_ms(eta - 72 * kHour - static_cast<int64_t>(rng() % (12 * kHour)));
+    m.set_declared_at_ms(eta - 72 * kHour - static_cast<int64_t>(rng() % (12 * kHour)) / 1000 * 1000);
     m.set_eta_ms(eta);
     m.set_freight_payment(v1::Manifest::FREIGHT_PAYMENT_PREPAID);
     m.set_tare_weight_kg(3800);
@@ -334,7 +351,7 @@ Traffic GenerateTraffic(const TrafficOptions& o, const operators::Profile& profi
     // --- scans at the discharge port ---
     v1::ScanResult s;
     s.set_container_number(number);
-    s.set_scan_id("RPM-" + number);
+    s.set_scan_id(UuidFor("RPM-" + number));  // as a portal's N42 document UUID
     s.set_site(route->discharge);
     s.set_device_id("RPM-" + route->discharge.substr(2) + "-0" + std::to_string(1 + rng() % 4));
     s.set_kind(v1::ScanResult::SCAN_KIND_RPM);
@@ -347,6 +364,7 @@ Traffic GenerateTraffic(const TrafficOptions& o, const operators::Profile& profi
     s.mutable_rpm()->set_gamma_cps(std::round(gamma * 10) / 10);
     const double neutron_background = 1.2 + u(rng) * 0.8;
     s.mutable_rpm()->set_neutron_background_cps(std::round(neutron_background * 100) / 100);
+    s.mutable_rpm()->set_occupancy_seconds(10);  // a truck passing the portal at walking pace
     s.mutable_rpm()->set_neutron_cps(sc == Scenario::kNeutron ? std::round(neutron_background * 500) / 100
                                                                : std::round(neutron_background * (80 + u(rng) * 40)) / 100);
     if (o.scans) {

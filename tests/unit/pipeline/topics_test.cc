@@ -12,7 +12,7 @@ TEST(TopicNames, PrefixIsPrepended) {
 
 TEST(TopicSetSpecs, CompactsChangelogProfilesAndReference) {
   auto specs = TopicSetSpecs({.prefix = "", .partitions = 12, .replication = 3});
-  ASSERT_EQ(specs.size(), 9u);
+  ASSERT_EQ(specs.size(), 12u);
   std::map<std::string, TopicSpec> by_name;
   for (auto& s : specs) by_name[s.name] = s;
   EXPECT_EQ(by_name["boxwatch.state-changelog"].configs["cleanup.policy"], "compact");
@@ -23,6 +23,10 @@ TEST(TopicSetSpecs, CompactsChangelogProfilesAndReference) {
   EXPECT_EQ(by_name["boxwatch.state-changelog"].partitions, 12);
   EXPECT_EQ(by_name["boxwatch.profiles"].partitions, 1);
   EXPECT_EQ(by_name["boxwatch.gps"].configs["min.insync.replicas"], "2");
+  EXPECT_EQ(by_name["boxwatch.raw.cuscar"].configs["cleanup.policy"], "delete");
+  EXPECT_EQ(by_name["boxwatch.raw.n42"].partitions, 12);
+  EXPECT_EQ(by_name["boxwatch.ingest-files"].configs["cleanup.policy"], "compact");
+  EXPECT_EQ(by_name["boxwatch.ingest-files"].partitions, 1);
 }
 
 std::map<std::string, int> Counts(int p) {
