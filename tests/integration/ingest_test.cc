@@ -100,9 +100,9 @@ TEST(IngestOnRealKafka, BadRawMessagesAreDeadLetteredWithReasonAndPositionAndThe
   const std::vector<Bad> bad = {
       {pipeline::TopicRole::kRawCuscar, good.substr(0, good.size() / 2), "edifact_truncated", "segment"},
       {pipeline::TopicRole::kRawCuscar, head + "EQD+CN+MSKU1234565'UNT+9+1'UNZ+1+X1'", "edifact_count", "segment 6 (UNT)"},
-      {pipeline::TopicRole::kRawCuscar, head + "EQD+CN+MSKU1234566'CNI+1+B'UNT+7+1'UNZ+1+X1'", "cuscar_container",
+      {pipeline::TopicRole::kRawCuscar, head + "EQD+CN+MSKU1234566'CNI+1+B'UNT+6+1'UNZ+1+X1'", "cuscar_container",
        "segment 5 (EQD)"},
-      {pipeline::TopicRole::kRawCuscar, head + "LOC+99+GEPTI'EQD+CN+MSKU1234565'CNI+1+B'UNT+8+1'UNZ+1+X1'",
+      {pipeline::TopicRole::kRawCuscar, head + "LOC+99+GEPTI'EQD+CN+MSKU1234565'CNI+1+B'UNT+7+1'UNZ+1+X1'",
        "cuscar_qualifier", "segment 5 (LOC)"},
       {pipeline::TopicRole::kRawCuscar, "UNB+UNOB:3+S+R+261118:0930+X1'UNH+1+CUSCAR:D:95B:UN'BGM+85+D\xe9+9'UNT+3+1'UNZ+1+X1'",
        "edifact_charset", "segment 3 (BGM)"},
@@ -131,10 +131,10 @@ TEST(IngestOnRealKafka, BadRawMessagesAreDeadLetteredWithReasonAndPositionAndThe
     for (const auto& d : *dead) {
       if (d.header("boxwatch-reason").value_or("") != b.reason) continue;
       if (std::string(d.header("boxwatch-position").value_or("")).find(b.position) == std::string::npos) continue;
+      if (d.value != b.value) continue;  // the dead letter keeps the original bytes
       found = true;
       EXPECT_FALSE(std::string(d.header("boxwatch-detail").value_or("")).empty());
       EXPECT_TRUE(d.header("boxwatch-source-offset").has_value());
-      EXPECT_EQ(d.value, b.value) << "the dead letter keeps the original bytes";
     }
     EXPECT_TRUE(found) << "no dead letter " << b.reason << " at " << b.position;
   }
