@@ -21,6 +21,8 @@
 #include <thread>
 
 #include "app/commands.h"
+#include "ingest/ingestor.h"
+#include "sim/upstream.h"
 #include "core/http.h"
 #include "core/log.h"
 #include "core/types.h"
@@ -50,6 +52,7 @@ struct DemoArgs {
   unsigned seed = 1;
   std::string profile;  // empty: the built-in default profile
   bool show_low = false;
+  std::string format = "native";  // or cuscar-n42: manifests and portal scans through boxwatch ingest
 };
 
 struct HubSpec {
@@ -119,6 +122,10 @@ int RunDemo(const DemoArgs& a) {
   sim::TrafficOptions to{.seed = a.seed, .containers = a.containers, .outcome_rate = 0.3};
   const sim::Traffic traffic = sim::GenerateTrafficEndingBefore(&to, *profile, NowMs());
   std::map<std::string, sim::Scenario> label_of(traffic.labels.begin(), traffic.labels.end());
+  // With --format cuscar-n42 the manifests and portal scans go out as
+  // UN/EDIFACT CUSCAR and ANSI N42.42, and boxwatch ingest converts them.
+  const bool via_ingest = a.format == "cuscar-n42";
+  const sim::Traffic sent_traffic = via_ingest ? sim::InUpstreamFormats(traffic) : traffic;
 
   // 3. Worker.
   pipeline::WorkerConfig wc;
@@ -210,6 +217,22 @@ int RunDemo(const DemoArgs& a) {
   });
   std::vector<std::thread> hub_threads;
   for (auto& h : hubs) hub_threads.emplace_back([&stop_all, hp = h.get()] { (void)hp->Run(stop_all); });
+  std::unique_ptr<ingest::Ingestor> ingestor;
+  std::thread ingest_thread;
+  if (via_ingest) {
+    auto ingest_registry = std::make_shared<prometheus::Registry>();
+    auto in = ingest::Ingestor::Create({.bootstrap = bootstrap, .instance_id = "demo-ingest"}, *ingest_registry);
+    if (!in.ok()) {
+      std::fprintf(stderr, "boxwatch demo: ingest: %s\n", in.error().message.c_str());
+      stop_all = true;
+    } else {
+      ingestor = std::move(in).value();
+      ingest_thread = std::thread([&stop_all, ip = ingestor.get(), ingest_registry] {
+        Status s = ip->Run(stop_all);
+        if (!s.ok()) std::fprintf(stderr, "boxwatch demo: ingest stopped: %s\n", s.message().c_str());
+      });
+    }
+  }
 
   // 5. The simulator, at a steady rate.
   std::atomic<size_t> sent{0};
@@ -224,7 +247,7 @@ int RunDemo(const DemoArgs& a) {
     }
     sim::ProduceOptions po{.rate = a.rate, .stop = &stop_sending};
     po.progress = [&](size_t done, size_t) { sent = done; };
-    auto n = sim::ProduceTraffic(**producer, names, traffic.records, po);
+    auto n = sim::ProduceTraffic(**producer, names, sent_traffic.records, po);
     if (n.ok()) sent = *n;
     sending_done = true;
   });
@@ -295,6 +318,7 @@ int RunDemo(const DemoArgs& a) {
   producer_thread.join();
   stop_all = true;
   worker_thread.join();
+  if (ingest_thread.joinable()) ingest_thread.join();
   for (auto& t : hub_threads) t.join();
   const size_t n_sent = sent.load();
   std::set<std::string> complete;  // containers whose every record went out
@@ -336,6 +360,11 @@ void RegisterDemoCommand(CLI::App& app) {
   demo->add_option("--containers", args->containers, "Containers to simulate")->capture_default_str();
   demo->add_option("--seed", args->seed, "Seed of the simulation")->capture_default_str();
   demo->add_option("--profile", args->profile, "Risk profile YAML (default: the built-in default profile)");
+  demo->add_option("--format", args->format,
+                   "native, or cuscar-n42: manifests as UN/EDIFACT CUSCAR and portal scans as ANSI N42.42, "
+                   "converted by boxwatch ingest")
+      ->check(CLI::IsMember({"native", "cuscar-n42"}))
+      ->capture_default_str();
   demo->add_flag("--show-low", args->show_low, "Print LOW alerts in the feed too");
   demo->callback([args] { SetExitCode(RunDemo(*args)); });
 }

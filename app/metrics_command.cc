@@ -1,5 +1,5 @@
 // `boxwatch metrics`: lists every metric family boxwatch's processes export
-// (worker, dispatcher, hub, librdkafka figures, process figures), one per
+// (worker, dispatcher, hub, ingest, librdkafka figures, process figures), one per
 // line as "<name> <type>", for dashboards, alerting rules and the checks
 // that keep them in step with the code.
 #include <CLI/CLI.hpp>
@@ -8,6 +8,7 @@
 #include <cstdio>
 
 #include "app/commands.h"
+#include "ingest/ingest_probe.h"
 #include "delivery/probes.h"
 #include "monitoring/metrics.h"
 #include "pipeline/worker_probe.h"
@@ -32,6 +33,8 @@ int ListMetrics() {
   pipeline::KafkaStatsProbe kafka(registry, "any");
   delivery::DispatcherProbe dispatcher(registry);
   delivery::HubProbe hub(registry);
+  ingest::IngestProbe ingest(registry);
+  ingest.KnownReasons({"n42_xml"});
   // Labelled families appear once they have a member: give each one.
   worker.RecordIn(0, 0);
   worker.KnownReasons({"late"});

@@ -210,19 +210,19 @@ Result<std::pair<std::string, int>> SplitHostPort(const std::string& address) {
   if (!address.empty() && address.front() == '[') {
     const size_t close = address.find(']');
     if (close == std::string::npos || close + 1 >= address.size() || address[close + 1] != ':')
-      return Error(Errc::kInvalidArgument, "address " + address + " is not host:port");
+      return Error{Errc::kInvalidArgument, "address " + address + " is not host:port"};
     host = address.substr(1, close - 1);
     port = address.substr(close + 2);
   } else {
     const size_t colon = address.rfind(':');
-    if (colon == std::string::npos) return Error(Errc::kInvalidArgument, "address " + address + " is not host:port");
+    if (colon == std::string::npos) return Error{Errc::kInvalidArgument, "address " + address + " is not host:port"};
     host = address.substr(0, colon);
     port = address.substr(colon + 1);
   }
   char* end = nullptr;
   const long p = std::strtol(port.c_str(), &end, 10);
   if (port.empty() || *end != '\0' || p < 0 || p > 65535)
-    return Error(Errc::kInvalidArgument, "address " + address + " has no valid port (0-65535)");
+    return Error{Errc::kInvalidArgument, "address " + address + " has no valid port (0-65535)"};
   if (host.empty()) host = "0.0.0.0";
   return std::pair{host, static_cast<int>(p)};
 }
@@ -237,17 +237,17 @@ Result<std::unique_ptr<Server>> Server::Start(const Options& options, Handler ha
   addrinfo* res = nullptr;
   const std::string port = std::to_string(hp->second);
   if (int rc = ::getaddrinfo(hp->first.c_str(), port.c_str(), &hints, &res); rc != 0)
-    return Error(Errc::kInvalidArgument, "cannot resolve " + options.listen + ": " + ::gai_strerror(rc));
+    return Error{Errc::kInvalidArgument, "cannot resolve " + options.listen + ": " + ::gai_strerror(rc)};
   std::unique_ptr<addrinfo, void (*)(addrinfo*)> guard(res, ::freeaddrinfo);
   const int fd = ::socket(res->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (fd < 0) return Error(Errc::kIo, std::string("socket: ") + std::strerror(errno));
+  if (fd < 0) return Error{Errc::kIo, std::string("socket: ") + std::strerror(errno)};
   const int one = 1;
   ::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
   if (::bind(fd, res->ai_addr, res->ai_addrlen) != 0 || ::listen(fd, 128) != 0) {
     const std::string why = std::strerror(errno);
     ::close(fd);
-    return Error(Errc::kIo, "cannot listen on " + options.listen + ": " + why +
-                                " (choose another address or port)");
+    return Error{Errc::kIo, "cannot listen on " + options.listen + ": " + why +
+                                " (choose another address or port)"};
   }
   sockaddr_storage bound{};
   socklen_t len = sizeof bound;
@@ -373,27 +373,27 @@ Result<ClientResponse> Fetch(const std::string& method, const std::string& host,
   addrinfo* res = nullptr;
   const std::string where = "http://" + host + ":" + std::to_string(port) + target;
   if (int rc = ::getaddrinfo(host.c_str(), std::to_string(port).c_str(), &hints, &res); rc != 0)
-    return Error(Errc::kRetriable, "cannot resolve " + host + ": " + ::gai_strerror(rc));
+    return Error{Errc::kRetriable, "cannot resolve " + host + ": " + ::gai_strerror(rc)};
   std::unique_ptr<addrinfo, void (*)(addrinfo*)> guard(res, ::freeaddrinfo);
   const int fd = ::socket(res->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (fd < 0) return Error(Errc::kIo, std::string("socket: ") + std::strerror(errno));
+  if (fd < 0) return Error{Errc::kIo, std::string("socket: ") + std::strerror(errno)};
   std::unique_ptr<int, void (*)(int*)> close_fd(new int(fd), [](int* f) {
     ::close(*f);
     delete f;
   });
   if (::connect(fd, res->ai_addr, res->ai_addrlen) != 0)
-    return Error(Errc::kRetriable, where + ": " + std::strerror(errno));
+    return Error{Errc::kRetriable, where + ": " + std::strerror(errno)};
   std::string request = method + " " + target + " HTTP/1.1\r\nHost: " + host + ":" + std::to_string(port) +
                         "\r\nConnection: close\r\n";
   if (!body.empty() || method == "POST" || method == "PUT")
     request += "Content-Type: " + content_type + "\r\nContent-Length: " + std::to_string(body.size()) + "\r\n";
   request += "\r\n" + body;
-  if (!SendAll(fd, request)) return Error(Errc::kRetriable, where + ": connection lost while sending");
+  if (!SendAll(fd, request)) return Error{Errc::kRetriable, where + ": connection lost while sending"};
   std::string buf;
   std::string error;
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
   const size_t header_end = ReadMessage(fd, buf, deadline, nullptr, true, &error);
-  if (header_end == std::string::npos) return Error(Errc::kRetriable, where + ": " + error);
+  if (header_end == std::string::npos) return Error{Errc::kRetriable, where + ": " + error};
   ClientResponse out;
   std::istringstream lines(buf.substr(0, header_end));
   std::string line;
