@@ -34,7 +34,6 @@ int ListMetrics() {
   delivery::DispatcherProbe dispatcher(registry);
   delivery::HubProbe hub(registry);
   ingest::IngestProbe ingest(registry);
-  ingest.KnownReasons({"n42_xml"});
   // Labelled families appear once they have a member: give each one.
   worker.RecordIn(0, 0);
   worker.KnownReasons({"late"});

@@ -41,6 +41,11 @@ class IngestProbe {
     for (const char* t : {"manifests", "scans"}) out_.Add({{"topic", t}});
     for (const char* f : {"done", "failed", "already_ingested"}) files_.Add({{"result", f}});
     for (const char* t : {"committed", "aborted"}) txn_.Add({{"result", t}});
+    // Every stable dead-letter reason (docs/formats.md) from zero.
+    KnownReasons({"edifact_truncated", "edifact_syntax", "edifact_envelope", "edifact_count", "edifact_charset",
+                  "cuscar_type", "cuscar_date", "cuscar_measure", "cuscar_function", "cuscar_version", "cuscar_link",
+                  "cuscar_container", "cuscar_qualifier", "n42_size", "n42_doctype", "n42_xml", "n42_root", "n42_time",
+                  "n42_container", "n42_site", "n42_counts", "n42_empty", "ingest_format", "ingest_too_large"});
   }
   void Raw(const char* format, const char* source) { raw_.Add({{"format", format}, {"source", source}}).Increment(); }
   void Out(const char* topic, double n) { out_.Add({{"topic", topic}}).Increment(n); }

@@ -188,6 +188,10 @@ TEST(Observability, PrometheusScrapesWorkerDispatcherAndHubAndTheKeySeriesMove) 
   ASSERT_TRUE(hub.ok()) << hub.error().message;
   const int hub_metrics = static_cast<int>(JsonField((*hub)->last_line(), "metrics_port"));
   const int worker_metrics = DeliveryHarness::FreePort();  // scraped from the start, up once the worker runs
+  Child ingest({BOXWATCH_BINARY, "ingest", "--bootstrap", w.bootstrap(), "--topic-prefix", w.prefix(),
+                "--metrics-listen", "127.0.0.1:0", "--instance-id", "obs-ingest"});
+  ASSERT_TRUE(ingest.WaitForLine("{\"event\":\"started\"", seconds(60))) << "boxwatch ingest did not start";
+  const int ingest_metrics = static_cast<int>(JsonField(ingest.last_line(), "metrics_port"));
 
   std::string error;
   auto prometheus = Prometheus::Start(w.dir() + "/prometheus",
@@ -254,7 +258,7 @@ TEST(Observability, PrometheusScrapesWorkerDispatcherAndHubAndTheKeySeriesMove) 
   EXPECT_GT(prometheus->Sum("sum(boxwatch_worker_ingest_to_alert_seconds_count)"), 0);
 
   // Health endpoints: alive and ready once running.
-  for (int p : {worker_metrics, dispatcher_metrics, hub_metrics}) {
+  for (int p : {worker_metrics, dispatcher_metrics, hub_metrics, ingest_metrics}) {
     auto health = http::Fetch("GET", "127.0.0.1", p, "/healthz");
     ASSERT_TRUE(health.ok());
     EXPECT_EQ(health->status, 200);
@@ -265,7 +269,7 @@ TEST(Observability, PrometheusScrapesWorkerDispatcherAndHubAndTheKeySeriesMove) 
 
   // Every metric the dashboard and the rule files use is on a live page.
   std::set<std::string> live;
-  for (int p : {worker_metrics, dispatcher_metrics, hub_metrics}) {
+  for (int p : {worker_metrics, dispatcher_metrics, hub_metrics, ingest_metrics}) {
     auto names = ScrapeNames(p);
     live.insert(names.begin(), names.end());
   }
