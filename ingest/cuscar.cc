@@ -198,6 +198,7 @@ CuscarResult MapCuscar(const EdiMessage& msg, const EdiInterchange& x) {
   std::vector<std::string> transhipments;
   std::optional<int64_t> declared, eta;
   std::vector<Equipment> equipment;
+  bool container_equipment = false;  // the last EQD was a container
   std::vector<Consignment> consignments;
   const EdiSegment* bgm = nullptr;
   auto consignment = [&]() -> Consignment& {
@@ -266,23 +267,25 @@ CuscarResult MapCuscar(const EdiMessage& msg, const EdiInterchange& x) {
       }
     } else if (t == "EQD") {
       ctx = kEquipment;
-      if (s.Get(0) != "CN") continue;  // trailers, chassis: not containers
+      container_equipment = s.Get(0) == "CN";
+      if (!container_equipment) continue;  // trailers, chassis: not containers (their MEA and SEL too)
       equipment.push_back({.number = s.Get(1, 0), .size_type = s.Get(2, 0), .segment = s.number});
     } else if (t == "MEA") {
       const std::string& dimension = s.Get(1, 0);
       const std::string& unit = s.Get(2, 0);
       auto value = Decimal(s.Get(2, 1));
-      const bool weight = dimension == "T" || dimension == "G" || dimension == "AAB";
+      // T tare, G gross weight, AAD total gross weight (code list 6313).
+      const bool weight = dimension == "T" || dimension == "G" || dimension == "AAD";
       if (!weight || (ctx != kEquipment && ctx != kGoods)) continue;
       if (!value || (unit != "KGM" && unit != "TNE")) {
         problem("cuscar_measure", s, "weight '" + s.Get(2, 1) + "' " + unit + " is not a number in KGM or TNE");
         return out;
       }
       const double kg = unit == "TNE" ? *value * 1000 : *value;
-      if (ctx == kEquipment && dimension == "T" && !equipment.empty()) equipment.back().tare_kg = kg;
+      if (ctx == kEquipment && dimension == "T" && container_equipment) equipment.back().tare_kg = kg;
       if (ctx == kGoods && dimension != "T") consignment().goods.back().line.set_gross_weight_kg(kg);
     } else if (t == "SEL") {
-      if (ctx != kEquipment || equipment.empty()) continue;
+      if (ctx != kEquipment || !container_equipment) continue;
       for (size_t r = 0; r < s.Repetitions(0); ++r) {  // syntax 4 may repeat 9308
         if (!s.Get(0, 0, r).empty()) equipment.back().seals.push_back(s.Get(0, 0, r));
       }

@@ -13,14 +13,16 @@
 //         C040 3127 -> carrier_scac
 //   LOC   9 loading, 11/12 discharge, 13 transhipment (in order), 20/8/7 final destination
 //   EQD   CN: 8260 container (ISO 6346 checked), C224 8155 size/type; its MEA T -> tare, SEL -> seals
+//         (other equipment, with its MEA and SEL, is left aside)
 //   CNI   a consignment; RFF BM (or CNI C503) -> bill_of_lading; CPI 4237 P/C/B prepaid/collect/
 //         third party, C231 4215 ZZZ -> cash (by agreement with the filer: EDIFACT has no cash code)
 //   NAD   CZ shipper, CN consignee, N1/NI notify party: C080 (or C058) name, C059 + city + postcode, 3207
-//   GID   a goods line: 7224 packages, 7065 type; FTX AAA description; MEA G gross weight;
+//   GID   a goods line: 7224 packages, 7065 type; FTX AAA description; MEA G/AAD gross weight;
 //         CST C246 7361 (or PIA with 7143 HS) HS code; SGP ties it to containers
 // A goods item with SGP goes to those containers (packages and weight split
-// by SGP's package counts); without SGP, to every container of its
-// consignment (a message with one container: to that one).
+// by SGP's package counts); without SGP, to the message's container when it
+// has exactly one (with several it is placed nowhere, and a container left
+// with no consignment is refused as cuscar_link).
 //
 // Pure; thread-compatible. Fuzzed: tests/fuzz/cuscar_fuzz.cc.
 

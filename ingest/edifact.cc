@@ -218,13 +218,14 @@ EdiParse ParseEdifact(std::string_view bytes) {
     if (bytes.size() < pos + 9) return fail(Problem("edifact_truncated", 0, "UNA", "UNA needs 6 characters"));
     d.component = bytes[pos + 3];
     d.data = bytes[pos + 4];
-    d.release = bytes[pos + 6];
+    d.release = bytes[pos + 6] == ' ' ? 0 : bytes[pos + 6];  // a space: no release character
     d.repetition = bytes[pos + 7] == ' ' ? 0 : bytes[pos + 7];
     d.terminator = bytes[pos + 8];
-    const char chars[] = {d.component, d.data, d.release, d.terminator};
-    for (size_t i = 0; i < 4; ++i) {
-      for (size_t j = i + 1; j < 4; ++j) {
-        if (chars[i] == chars[j] || IsTagChar(chars[i])) {
+    const char chars[] = {d.component, d.data, d.terminator, d.release};
+    const size_t n = d.release != 0 ? 4 : 3;
+    for (size_t i = 0; i < n; ++i) {
+      for (size_t j = i + 1; j < n; ++j) {
+        if (chars[i] == chars[j] || IsTagChar(chars[i]) || IsTagChar(chars[j])) {
           return fail(Problem("edifact_syntax", 0, "UNA", "UNA declares clashing or alphanumeric delimiters"));
         }
       }
@@ -255,9 +256,11 @@ EdiParse ParseEdifact(std::string_view bytes) {
   if (x.syntax_version == 0) {
     return fail(Problem("edifact_envelope", 1, "UNB", "syntax version '" + version + "' is not 1 to 4"));
   }
-  // Version 4 repeats with '*' unless UNA said otherwise; re-split if so.
-  if (!una && x.syntax_version == 4) {
-    d.repetition = '*';
+  // Only version 4 repeats: with '*' unless UNA said otherwise. Versions 1-3
+  // reserve UNA's fifth character (senders put '*' there yet use it as text).
+  const char repetition = x.syntax_version == 4 ? (una ? d.repetition : '*') : 0;
+  if (repetition != d.repetition) {
+    d.repetition = repetition;
     raw.clear();
     if (!Tokenise(bytes, pos, d, kMaxSegments, &raw, &problem)) return fail(problem);
   }
@@ -293,7 +296,8 @@ EdiParse ParseEdifact(std::string_view bytes) {
   x.control_reference = unb.Get(4);
   if (x.control_reference.empty()) return fail(Problem("edifact_envelope", 1, "UNB", "UNB has no control reference"));
 
-  size_t groups = 0, messages = 0;
+  size_t groups = 0, messages = 0, group_messages = 0;
+  std::string group_reference;
   bool in_group = false;
   size_t i = 1;
   for (; i < segs.size(); ++i) {
@@ -303,11 +307,22 @@ EdiParse ParseEdifact(std::string_view bytes) {
       if (in_group) return fail(Problem("edifact_envelope", s.number, s.tag, "UNG inside a group"));
       in_group = true;
       ++groups;
+      group_reference = s.Get(4);
+      group_messages = messages;
       continue;
     }
     if (s.tag == "UNE") {
       if (!in_group) return fail(Problem("edifact_envelope", s.number, s.tag, "UNE without UNG"));
       in_group = false;
+      if (s.Get(0) != std::to_string(messages - group_messages)) {
+        return fail(Problem("edifact_count", s.number, s.tag,
+                            "UNE says " + s.Get(0) + " messages, the group has " +
+                                std::to_string(messages - group_messages)));
+      }
+      if (s.Get(1) != group_reference) {
+        return fail(Problem("edifact_envelope", s.number, s.tag,
+                            "UNE reference '" + s.Get(1) + "' is not UNG's '" + group_reference + "'"));
+      }
       continue;
     }
     if (s.tag != "UNH") {

@@ -120,7 +120,7 @@ Status Ingestor::Start() {
   return Status::Ok();
 }
 
-Status Ingestor::ProduceConversion(const Conversion& c, RawFormat format, std::string_view raw, std::string_view raw_key,
+Status Ingestor::ProduceConversion(const Conversion& c, const char* format, std::string_view raw, std::string_view raw_key,
                                    const std::vector<pipeline::Header>& source) {
   const std::string manifests = names_.Name(pipeline::TopicRole::kManifests);
   const std::string scans = names_.Name(pipeline::TopicRole::kScans);
@@ -142,7 +142,7 @@ Status Ingestor::ProduceConversion(const Conversion& c, RawFormat format, std::s
     std::vector<pipeline::Header> headers = {{"boxwatch-reason", rej.reason},
                                              {"boxwatch-detail", rej.detail.substr(0, 1024)},
                                              {"boxwatch-position", rej.position.substr(0, 512)},
-                                             {"boxwatch-format", RawFormatName(format)}};
+                                             {"boxwatch-format", format}};
     headers.insert(headers.end(), source.begin(), source.end());
     if (raw.size() > kMaxDeadValue) {
       headers.push_back({"boxwatch-truncated", "true"});
@@ -197,7 +197,7 @@ Status Ingestor::KafkaBatch() {
     probe_->Raw(RawFormatName(format), "kafka");
     ++raw_records_;
     const Conversion c = Convert(format, r.value, options_.n42);
-    st = ProduceConversion(c, format, r.value, r.key,
+    st = ProduceConversion(c, RawFormatName(format), r.value, r.key,
                            {{"boxwatch-source-topic", r.topic},
                             {"boxwatch-source-partition", std::to_string(r.partition)},
                             {"boxwatch-source-offset", std::to_string(r.offset)}});
@@ -247,20 +247,22 @@ Status Ingestor::IngestFile(const std::string& name) {
     move_to("done");
     return Status::Ok();
   }
-  probe_->Raw("unknown", "file");
   RawFormat format = RawFormat::kCuscar;
   Conversion c;
+  const bool known = size <= options_.max_file_bytes && SniffFormat(bytes, &format);
+  probe_->Raw(known ? RawFormatName(format) : "unknown", "file");
   if (size > options_.max_file_bytes) {
     c.rejected.push_back({"ingest_too_large", "", std::to_string(size) + " bytes, over the limit of " +
                                                       std::to_string(options_.max_file_bytes)});
-  } else if (!SniffFormat(bytes, &format)) {
+  } else if (!known) {
     c.rejected.push_back({"ingest_format", "", "neither UN/EDIFACT (UNA/UNB) nor XML"});
   } else {
     c = Convert(format, bytes, options_.n42);
   }
   ++files_;
   if (Status s = producer_->BeginTransaction(); !s.ok()) return s;
-  Status st = ProduceConversion(c, format, bytes, name, {{"boxwatch-source-file", name}});
+  Status st = ProduceConversion(c, known ? RawFormatName(format) : "unknown", bytes, name,
+                                {{"boxwatch-source-file", name}});
   const std::string result = c.records.empty() && !c.rejected.empty() ? "failed" : "done";
   const std::string value = "{\"file\":\"" + name + "\",\"records\":" + std::to_string(c.records.size()) +
                             ",\"dead_letters\":" + std::to_string(c.rejected.size()) + ",\"result\":\"" + result +

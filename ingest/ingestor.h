@@ -72,7 +72,7 @@ class Ingestor {
   Status ScanDirectory();
   Status IngestFile(const std::string& name);
   // Produces a conversion's records and dead letters into the open transaction.
-  Status ProduceConversion(const Conversion& c, RawFormat format, std::string_view raw, std::string_view raw_key,
+  Status ProduceConversion(const Conversion& c, const char* format, std::string_view raw, std::string_view raw_key,
                            const std::vector<pipeline::Header>& source);
   Status Rewind();
 

@@ -176,7 +176,11 @@ INSTANTIATE_TEST_SUITE_P(
                 "cuscar_date", "(DTM)"},
         BadCase{"no_container", "UNB+UNOC:3+S+R+261118:0930+X1'UNH+1+CUSCAR:D:95B:UN'BGM+85+D1+9'UNT+3+1'UNZ+1+X1'",
                 "cuscar_link", "(BGM)"},
-        BadCase{"no_unb", "UNH+1+CUSCAR:D:95B:UN'", "edifact_envelope", "segment 1"}),
+        BadCase{"no_unb", "UNH+1+CUSCAR:D:95B:UN'", "edifact_envelope", "segment 1"},
+        BadCase{"une_count",
+                "UNB+UNOC:3+S+R+261118:0930+X1'UNG+CUSCAR+S+R+261118:0930+G1+UN+D:95B'UNH+1+CUSCAR:D:95B:UN'"
+                "BGM+85+D1+9'EQD+CN+MSKU1234565'CNI+1+B1'UNT+5+1'UNE+2+G1'UNZ+1+X1'",
+                "edifact_count", "(UNE)"}),
     [](const auto& info) { return std::string(info.param.name); });
 
 TEST(Cuscar, ABadMessageLeavesTheOtherMessagesOfItsInterchange) {
@@ -203,6 +207,16 @@ TEST(Edifact, ReleaseCharactersAndRepetitionFollowTheSyntaxVersion) {
   EXPECT_EQ(seg[2].Get(3), "B?'C");
   EXPECT_EQ(seg[3].Get(3, 0, 0), "D");
   EXPECT_EQ(seg[3].Get(3, 0, 1), "E");
+  // A space as UNA's release character: none, '?' is data.
+  EdiParse no_release = ParseEdifact("UNA:+.  'UNB+UNOC:3+S+R+261118:0930+X1'UNH+1+CUSCAR:D:95B:UN'FTX+AAA+++A?B'"
+                                     "UNT+3+1'UNZ+1+X1'");
+  ASSERT_TRUE(no_release.ok) << no_release.problem.detail;
+  EXPECT_EQ(no_release.interchange.messages[0].segments[1].Get(3), "A?B");
+  // Version 3 has no repetition: '*' is data, even when UNA names it.
+  EdiParse una_star = ParseEdifact("UNA:+.?*'UNB+UNOC:3+S+R+261118:0930+X1'UNH+1+CUSCAR:D:95B:UN'FTX+AAA+++D*E'"
+                                   "UNT+3+1'UNZ+1+X1'");
+  ASSERT_TRUE(una_star.ok) << una_star.problem.detail;
+  EXPECT_EQ(una_star.interchange.messages[0].segments[1].Get(3), "D*E");
   // Version 3 has no repetition: '*' is data.
   EdiParse v3 = ParseEdifact("UNB+UNOC:3+S+R+261118:0930+X1'UNH+1+CUSCAR:D:95B:UN'FTX+AAA+++D*E'UNT+3+1'UNZ+1+X1'");
   ASSERT_TRUE(v3.ok);
