@@ -39,6 +39,7 @@ RUN apt-get update \
       libprometheus-cpp-core1.0 \
       libprometheus-cpp-pull1.0 \
       libgflags2.2 \
+      libxml2 \
       ca-certificates \
  && rm -rf /var/lib/apt/lists/* /tmp/debs
 
