@@ -120,7 +120,12 @@ std::optional<int64_t> DtmTime(const std::string& value, const std::string& form
     if ((sign != '+' && sign != '-') || !oh || !om) return std::nullopt;
     offset_s = (*oh * 3600 + *om * 60) * (sign == '-' ? -1 : 1);
   }
-  return (static_cast<int64_t>(timegm(&tm)) - offset_s) * 1000;
+  std::tm check = tm;  // no 31 February
+  const std::time_t t = timegm(&check);
+  std::tm back{};
+  gmtime_r(&t, &back);
+  if (back.tm_mday != tm.tm_mday) return std::nullopt;
+  return (static_cast<int64_t>(t) - offset_s) * 1000;
 }
 
 v1::Party PartyFrom(const EdiSegment& nad) {
@@ -393,6 +398,22 @@ CuscarResult MapCuscar(const EdiMessage& msg, const EdiInterchange& x) {
     problem("cuscar_link", bgm_seg, "the message declares no container (EQD+CN)");
     return out;
   }
+  size_t goods_items = 0;
+  for (auto& c : consignments) {
+    goods_items += c.goods.size();
+    for (auto& g : c.goods) {
+      for (auto& [container, packages] : g.placements) {
+        auto placed = ContainerNumber::Parse(container);
+        container = placed.ok() ? placed->str() : "";  // canonical once, compared per container below
+      }
+    }
+  }
+  // The directory's own maxima (SG2 and SG10 repeat 9999 times).
+  if (equipment.size() > 9999 || goods_items > 9999) {
+    problem("cuscar_link", bgm_seg, std::to_string(equipment.size()) + " containers and " + std::to_string(goods_items) +
+                                        " goods items: over the directory's 9999");
+    return out;
+  }
   for (const Equipment& e : equipment) {
     auto number = ContainerNumber::Parse(e.number);
     if (!number.ok()) {
@@ -419,15 +440,16 @@ CuscarResult MapCuscar(const EdiMessage& msg, const EdiInterchange& x) {
         double share = 0;
         if (g.placements.empty()) {
           if (equipment.size() != 1) {
-            unlinked = "goods item at segment " + std::to_string(g.segment) +
-                       " names no container (SGP) and the message has several";
+            if (unlinked.empty()) {
+              unlinked = "goods item at segment " + std::to_string(g.segment) +
+                         " names no container (SGP) and the message has several";
+            }
             continue;
           }
           share = 1;
         } else {
           for (const auto& [container, packages] : g.placements) {
-            auto placed = ContainerNumber::Parse(container);
-            if (!placed.ok() || placed->str() != number->str()) continue;
+            if (container != number->str()) continue;
             share = packages > 0 && g.line.packages() > 0 ? packages / g.line.packages() : 1;
             if (g.placements.size() == 1) share = 1;
           }

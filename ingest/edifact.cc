@@ -34,6 +34,11 @@ EdiProblem Problem(const char* reason, size_t segment, std::string tag, std::str
 // Splits bytes into segments; false with `problem` set on a truncation.
 bool Tokenise(std::string_view s, size_t pos, const Delimiters& d, size_t max_segments, std::vector<RawSegment>* out,
               EdiProblem* problem) {
+  // Bounds on what one interchange may hold, far above any real cargo
+  // report (D.95B segments have fewer than 20 elements), so hostile input
+  // cannot make the parser's memory grow without limit.
+  constexpr size_t kMaxElements = 99, kMaxComponents = 99, kMaxRepetitions = 9999, kMaxItems = 2000000;
+  size_t items = 0;
   while (pos < s.size()) {
     // Line breaks and tabs between segments are layout, not data.
     if (s[pos] == '\r' || s[pos] == '\n' || s[pos] == '\t') {
@@ -52,7 +57,7 @@ bool Tokenise(std::string_view s, size_t pos, const Delimiters& d, size_t max_se
     while (pos < s.size()) {
       const char c = s[pos];
       auto& element = seg.elements.back();
-      if (c == d.release) {
+      if (d.release != 0 && c == d.release) {
         if (pos + 1 >= s.size()) break;  // truncated inside a release
         element.back().back().push_back(s[pos + 1]);
         pos += 2;
@@ -63,11 +68,31 @@ bool Tokenise(std::string_view s, size_t pos, const Delimiters& d, size_t max_se
         terminated = true;
         break;
       }
-      if (c == d.data) {
+      const bool data = c == d.data, component = c == d.component, repetition = d.repetition != 0 && c == d.repetition;
+      if ((data || component || repetition) && ++items > kMaxItems) {
+        *problem = Problem("edifact_syntax", seg.number, "", "more than " + std::to_string(kMaxItems) + " data items");
+        return false;
+      }
+      if (data) {
+        if (seg.elements.size() >= kMaxElements) {
+          *problem = Problem("edifact_syntax", seg.number, seg.elements[0][0][0].substr(0, 3),
+                             "more than " + std::to_string(kMaxElements) + " data elements in a segment");
+          return false;
+        }
         seg.elements.push_back({{std::string()}});
-      } else if (c == d.component) {
+      } else if (component) {
+        if (element.back().size() >= kMaxComponents) {
+          *problem = Problem("edifact_syntax", seg.number, seg.elements[0][0][0].substr(0, 3),
+                             "more than " + std::to_string(kMaxComponents) + " components in an element");
+          return false;
+        }
         element.back().emplace_back();
-      } else if (d.repetition != 0 && c == d.repetition) {
+      } else if (repetition) {
+        if (element.size() >= kMaxRepetitions) {
+          *problem = Problem("edifact_syntax", seg.number, seg.elements[0][0][0].substr(0, 3),
+                             "more than " + std::to_string(kMaxRepetitions) + " repetitions of an element");
+          return false;
+        }
         element.push_back({std::string()});
       } else {
         element.back().back().push_back(c);

@@ -4,6 +4,9 @@
 #include <prometheus/family.h>
 #include <prometheus/registry.h>
 
+#include <fcntl.h>
+#include <unistd.h>
+
 #include <algorithm>
 #include <chrono>
 #include <filesystem>
@@ -49,11 +52,22 @@ class Ingestor::Listener final : public pipeline::RebalanceListener {
   }
   void OnRevoked(const std::vector<pipeline::TopicPartition>& p) override {
     std::lock_guard lock(mu_);
-    for (const auto& tp : p) owned_.erase(tp);
+    for (const auto& tp : p) {
+      owned_.erase(tp);
+      revoked_.insert(tp);
+    }
   }
-  bool Owns(const pipeline::TopicPartition& tp) const {
+  // A batch starts: forget earlier revocations.
+  void BatchStarts() {
     std::lock_guard lock(mu_);
-    return owned_.count(tp) > 0;
+    revoked_.clear();
+  }
+  // Owned now and not revoked since the batch started (a partition revoked
+  // and assigned again restarts from its committed offset: what the batch
+  // holds of it would be read twice).
+  bool OwnsThroughout(const pipeline::TopicPartition& tp) const {
+    std::lock_guard lock(mu_);
+    return owned_.count(tp) > 0 && revoked_.count(tp) == 0;
   }
   bool Any() const {
     std::lock_guard lock(mu_);
@@ -63,6 +77,7 @@ class Ingestor::Listener final : public pipeline::RebalanceListener {
  private:
   mutable std::mutex mu_;
   std::set<pipeline::TopicPartition> owned_;
+  std::set<pipeline::TopicPartition> revoked_;
 };
 
 Ingestor::Ingestor(const IngestOptions& options) : options_(options), names_(options.topic_prefix) {}
@@ -99,7 +114,9 @@ Status Ingestor::Start() {
     const std::string ledger = names_.Name(pipeline::TopicRole::kIngestFiles);
     auto records = pipeline::ReadToEnd(options_.bootstrap, ledger, 1, 60s, options_.group_id + "-ledger");
     if (!records.ok()) return Error{records.error().code, "reading " + ledger + ": " + records.error().message};
-    for (const auto& r : *records) ledger_.insert(r.key);
+    for (const auto& r : *records) {
+      ledger_[r.key] = r.value.find("\"result\":\"failed\"") != std::string::npos ? "failed" : "done";
+    }
   }
   if (options_.kafka_input) {
     auto consumer = pipeline::KafkaConsumer::Create({.bootstrap = options_.bootstrap,
@@ -120,6 +137,28 @@ Status Ingestor::Start() {
   return Status::Ok();
 }
 
+// Canonical records Kafka would refuse (over the producer's size limit, or
+// an event time brokers reject: unset, or more than an hour ahead) become
+// problems of their raw message, so no batch fails the same way forever.
+void Screen(Conversion* c) {
+  constexpr size_t kMaxRecord = 900 << 10;
+  const int64_t latest = NowMs() + 3600 * 1000;
+  std::erase_if(c->records, [&](const CanonicalRecord& r) {
+    std::string why;
+    if (r.value.size() > kMaxRecord) {
+      why = "the " + std::string(r.topic == CanonicalRecord::kManifests ? "manifest" : "scan") + " of " +
+            r.key.substr(0, 32) + " is " + std::to_string(r.value.size()) + " bytes, over " +
+            std::to_string(kMaxRecord);
+    } else if (r.timestamp_ms <= 0 || r.timestamp_ms > latest) {
+      why = "the event time of " + r.key.substr(0, 32) + " (" + std::to_string(r.timestamp_ms) +
+            " ms) is unset or more than an hour ahead of the clock";
+    }
+    if (why.empty()) return false;
+    c->rejected.push_back({why.find("bytes") != std::string::npos ? "ingest_too_large" : "ingest_time", "", why});
+    return true;
+  });
+}
+
 Status Ingestor::ProduceConversion(const Conversion& c, const char* format, std::string_view raw, std::string_view raw_key,
                                    const std::vector<pipeline::Header>& source) {
   const std::string manifests = names_.Name(pipeline::TopicRole::kManifests);
@@ -136,28 +175,40 @@ Status Ingestor::ProduceConversion(const Conversion& c, const char* format, std:
     probe_->Out(manifest ? "manifests" : "scans", 1);
     ++canonical_;
   }
+  if (c.rejected.empty()) return Status::Ok();
+  // One dead letter per raw message, however many of its parts were refused:
+  // the first problem in the reason headers, every problem (up to 100) in
+  // boxwatch-problems, one per line.
   const std::string dead = names_.Name(pipeline::TopicRole::kDeadLetter);
   constexpr size_t kMaxDeadValue = 900 << 10;  // under the producer's message.max.bytes
-  for (const auto& rej : c.rejected) {
-    std::vector<pipeline::Header> headers = {{"boxwatch-reason", rej.reason},
-                                             {"boxwatch-detail", rej.detail.substr(0, 1024)},
-                                             {"boxwatch-position", rej.position.substr(0, 512)},
-                                             {"boxwatch-format", format}};
-    headers.insert(headers.end(), source.begin(), source.end());
-    if (raw.size() > kMaxDeadValue) {
-      headers.push_back({"boxwatch-truncated", "true"});
-      headers.push_back({"boxwatch-original-bytes", std::to_string(raw.size())});
-    }
-    if (Status s = producer_->Produce({.topic = dead,
-                                       .key = raw_key.substr(0, 1024),
-                                       .value = raw.substr(0, kMaxDeadValue),
-                                       .headers = std::move(headers)});
-        !s.ok()) {
-      return s;
-    }
-    probe_->Dead(rej.reason);
-    ++dead_letters_;
+  constexpr size_t kMaxListed = 100;
+  const Rejected& first = c.rejected.front();
+  std::string all;
+  for (size_t i = 0; i < c.rejected.size() && i < kMaxListed; ++i) {
+    const auto& r = c.rejected[i];
+    all += r.reason + " at " + (r.position.empty() ? "the document" : r.position.substr(0, 200)) + ": " +
+           r.detail.substr(0, 200) + "\n";
   }
+  std::vector<pipeline::Header> headers = {{"boxwatch-reason", first.reason},
+                                           {"boxwatch-detail", first.detail.substr(0, 1024)},
+                                           {"boxwatch-position", first.position.substr(0, 512)},
+                                           {"boxwatch-problem-count", std::to_string(c.rejected.size())},
+                                           {"boxwatch-problems", all},
+                                           {"boxwatch-format", format}};
+  headers.insert(headers.end(), source.begin(), source.end());
+  if (raw.size() > kMaxDeadValue) {
+    headers.push_back({"boxwatch-truncated", "true"});
+    headers.push_back({"boxwatch-original-bytes", std::to_string(raw.size())});
+  }
+  if (Status s = producer_->Produce({.topic = dead,
+                                     .key = raw_key.substr(0, 1024),
+                                     .value = raw.substr(0, kMaxDeadValue),
+                                     .headers = std::move(headers)});
+      !s.ok()) {
+    return s;
+  }
+  for (const auto& r : c.rejected) probe_->Dead(r.reason);
+  ++dead_letters_;
   return Status::Ok();
 }
 
@@ -175,8 +226,11 @@ Status Ingestor::Rewind() {
 
 Status Ingestor::KafkaBatch() {
   std::vector<pipeline::OwnedRecord> batch;
+  listener_->BatchStarts();
+  size_t bytes = 0;
   auto deadline = std::chrono::steady_clock::now() + 200ms;
-  while (batch.size() < options_.batch_records && std::chrono::steady_clock::now() < deadline) {
+  while (batch.size() < options_.batch_records && bytes < options_.batch_bytes &&
+         std::chrono::steady_clock::now() < deadline) {
     auto m = consumer_->Poll(batch.empty() ? 100ms : 10ms);
     if (!m.ok()) return m.error();
     if (!m->has_value()) {
@@ -184,9 +238,10 @@ Status Ingestor::KafkaBatch() {
       continue;
     }
     batch.push_back((**m).ToOwned());
+    bytes += batch.back().value.size();
   }
   // Records of partitions revoked meanwhile belong to their new owner.
-  std::erase_if(batch, [&](const auto& r) { return !listener_->Owns({r.topic, r.partition}); });
+  std::erase_if(batch, [&](const auto& r) { return !listener_->OwnsThroughout({r.topic, r.partition}); });
   if (batch.empty()) return Status::Ok();
   if (Status s = producer_->BeginTransaction(); !s.ok()) return s;
   std::map<pipeline::TopicPartition, int64_t> next;
@@ -196,7 +251,8 @@ Status Ingestor::KafkaBatch() {
         r.topic == names_.Name(pipeline::TopicRole::kRawCuscar) ? RawFormat::kCuscar : RawFormat::kN42;
     probe_->Raw(RawFormatName(format), "kafka");
     ++raw_records_;
-    const Conversion c = Convert(format, r.value, options_.n42);
+    Conversion c = Convert(format, r.value, options_.n42);
+    Screen(&c);
     st = ProduceConversion(c, RawFormatName(format), r.value, r.key,
                            {{"boxwatch-source-topic", r.topic},
                             {"boxwatch-source-partition", std::to_string(r.partition)},
@@ -235,16 +291,20 @@ Status Ingestor::IngestFile(const std::string& name) {
   };
   std::string bytes;
   if (size <= options_.max_file_bytes) {
-    std::ifstream in(path, std::ios::binary);
-    std::stringstream ss;
-    ss << in.rdbuf();
-    bytes = ss.str();
+    // O_NOFOLLOW: a file swapped for a symlink since the listing is not read.
+    const int fd = ::open(path.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0) return Status::Ok();  // gone or a symlink now; the next scan sees what is there
+    char buf[1 << 16];
+    for (ssize_t n; (n = ::read(fd, buf, sizeof buf)) > 0 && bytes.size() <= options_.max_file_bytes;) {
+      bytes.append(buf, static_cast<size_t>(n));
+    }
+    ::close(fd);
   }
   const std::string ledger_key = name + "#" + Hex(Fnv64(bytes)) + "-" + std::to_string(size);
-  if (ledger_.count(ledger_key)) {
+  if (auto known = ledger_.find(ledger_key); known != ledger_.end()) {
     // Committed before a restart that came before the move.
     probe_->File("already_ingested");
-    move_to("done");
+    move_to(known->second.c_str());
     return Status::Ok();
   }
   RawFormat format = RawFormat::kCuscar;
@@ -258,6 +318,7 @@ Status Ingestor::IngestFile(const std::string& name) {
     c.rejected.push_back({"ingest_format", "", "neither UN/EDIFACT (UNA/UNB) nor XML"});
   } else {
     c = Convert(format, bytes, options_.n42);
+    Screen(&c);
   }
   ++files_;
   if (Status s = producer_->BeginTransaction(); !s.ok()) return s;
@@ -280,7 +341,7 @@ Status Ingestor::IngestFile(const std::string& name) {
   }
   probe_->Txn(true);
   ++transactions_;
-  ledger_.insert(ledger_key);
+  ledger_[ledger_key] = result;
   probe_->File(result.c_str());
   move_to(result.c_str());
   BW_LOG(kInfo, kLog) << "file " << name << ": " << c.records.size() << " records, " << c.rejected.size()
@@ -291,14 +352,23 @@ Status Ingestor::IngestFile(const std::string& name) {
 Status Ingestor::ScanDirectory() {
   std::vector<std::string> names;
   std::error_code ec;
-  for (const auto& e : fs::directory_iterator(options_.watch_dir, ec)) {
-    const std::string n = e.path().filename().string();
-    if (!e.is_regular_file() || n.empty() || n[0] == '.') continue;  // hidden: still being written
+  fs::directory_iterator it(options_.watch_dir, ec);
+  for (; !ec && it != fs::directory_iterator(); it.increment(ec)) {
+    const std::string n = it->path().filename().string();
+    std::error_code sec;
+    // Regular files only, never through a symlink (it could point anywhere);
+    // hidden ones are still being written.
+    const fs::file_status st = it->symlink_status(sec);
+    if (sec || !fs::is_regular_file(st) || n.empty() || n[0] == '.') continue;
     names.push_back(n);
   }
   if (ec) return Error{Errc::kIo, "cannot list " + options_.watch_dir + ": " + ec.message()};
   std::sort(names.begin(), names.end());
+  // A bounded pass, so a backlog of files does not keep the raw topics unpolled.
+  const auto until = std::chrono::steady_clock::now() + 1s;
+  size_t handled = 0;
   for (const auto& n : names) {
+    if (handled++ >= 100 || std::chrono::steady_clock::now() > until) break;
     if (Status s = IngestFile(n); !s.ok()) return s;
   }
   return Status::Ok();

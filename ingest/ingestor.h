@@ -22,6 +22,7 @@
 #include <atomic>
 #include <cstdint>
 #include <memory>
+#include <map>
 #include <set>
 #include <string>
 
@@ -46,6 +47,7 @@ struct IngestOptions {
   int64_t watch_interval_ms = 1000;  // ms between directory scans
   size_t max_file_bytes = 16 << 20;  // bytes; larger files go to failed/
   size_t batch_records = 500;  // raw records per transaction at most
+  size_t batch_bytes = 32 << 20;  // bytes of raw records per transaction at most (one record may exceed it)
   N42Options n42;
   pipeline::KafkaProperties kafka;  // extra librdkafka properties for every client
 };
@@ -81,7 +83,7 @@ class Ingestor {
   std::unique_ptr<pipeline::KafkaProducer> producer_;
   std::unique_ptr<pipeline::KafkaConsumer> consumer_;
   std::unique_ptr<IngestProbe> probe_;
-  std::set<std::string> ledger_;  // files already ingested: "<name>#<hash>"
+  std::map<std::string, std::string> ledger_;  // files already ingested: "<name>#<hash>" -> done/failed
   std::atomic<bool> ready_{false};
   mutable std::atomic<uint64_t> raw_records_{0}, files_{0}, canonical_{0}, dead_letters_{0}, transactions_{0};
   int64_t last_scan_ms_ = 0;

@@ -153,8 +153,16 @@ std::optional<int64_t> DateTime(const std::string& s) {
   tm.tm_hour = std::stoi(s.substr(11, 2));
   tm.tm_min = std::stoi(s.substr(14, 2));
   tm.tm_sec = std::stoi(s.substr(17, 2));
-  if (tm.tm_mon > 11 || tm.tm_mday < 1 || tm.tm_mday > 31 || tm.tm_hour > 23 || tm.tm_min > 59 || tm.tm_sec > 60) {
+  if (tm.tm_mon < 0 || tm.tm_mon > 11 || tm.tm_mday < 1 || tm.tm_mday > 31 || tm.tm_hour > 23 || tm.tm_min > 59 ||
+      tm.tm_sec > 60) {
     return std::nullopt;
+  }
+  {
+    std::tm check = tm;  // no 31 February
+    const std::time_t t = timegm(&check);
+    std::tm back{};
+    gmtime_r(&t, &back);
+    if (back.tm_mday != tm.tm_mday) return std::nullopt;
   }
   size_t i = 19;
   int64_t ms = 0;
@@ -327,7 +335,13 @@ void Parse2012(const xmlNode* root, const N42Options& options, N42Parse* out) {
   std::map<std::string, Occupancy> by_key;
   std::vector<std::string> order;
   std::map<std::string, std::string> key_of_measurement;
-  for (const xmlNode* m : Children(root, "RadMeasurement")) {
+  const auto measurements = Children(root, "RadMeasurement");
+  if (measurements.size() > 10000) {
+    out->problems.push_back({"n42_size", "", std::to_string(measurements.size()) + " measurements, over 10000"});
+    return;
+  }
+  for (const xmlNode* m : measurements) {
+    if (out->problems.size() >= 100) break;  // a document this broken says enough in 100 problems
     const std::string cls = Text(Child(m, "MeasurementClassCode"));
     if (cls != "Foreground" && cls != "Background") continue;  // calibrations and the like
     Slice slice;
@@ -496,13 +510,19 @@ N42Parse ParseN42(std::string_view bytes, const N42Options& options) {
     out.problems.push_back({"n42_doctype", "", "a DOCTYPE or ENTITY declaration is not accepted in N42 data"});
     return out;
   }
-  const int flags = XML_PARSE_NONET | XML_PARSE_NOERROR | XML_PARSE_NOWARNING | XML_PARSE_NOCDATA;
+  // IGNORE_ENC: the bytes are read as UTF-8 whatever the document declares,
+  // so a UTF-16 or UTF-7 document cannot hide a DOCTYPE from the check above.
+  const int flags = XML_PARSE_NONET | XML_PARSE_NOERROR | XML_PARSE_NOWARNING | XML_PARSE_NOCDATA | XML_PARSE_IGNORE_ENC;
   std::unique_ptr<xmlDoc, void (*)(xmlDoc*)> doc(
       xmlReadMemory(bytes.data(), static_cast<int>(bytes.size()), "n42.xml", nullptr, flags), xmlFreeDoc);
   if (!doc) {
     const xmlError* e = xmlGetLastError();
     out.problems.push_back({"n42_xml", e ? "line " + std::to_string(e->line) : "",
                             e && e->message ? Lower(std::string(e->message).substr(0, 160)) : "not well-formed XML"});
+    return out;
+  }
+  if (doc->intSubset != nullptr || doc->extSubset != nullptr) {
+    out.problems.push_back({"n42_doctype", "", "a DOCTYPE is not accepted in N42 data"});
     return out;
   }
   const xmlNode* root = xmlDocGetRootElement(doc.get());

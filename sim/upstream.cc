@@ -24,9 +24,11 @@ Traffic InUpstreamFormats(const Traffic& traffic) {
       }
     } else if (r.role == pipeline::TopicRole::kScans && r.expect_dead_letter.empty()) {
       v1::ScanResult s;
-      if (s.ParseFromString(r.value) && s.kind() == v1::ScanResult::SCAN_KIND_RPM) {
+      const bool parsed = r.json ? google::protobuf::util::JsonStringToMessage(r.value, &s).ok() : s.ParseFromString(r.value);
+      if (parsed && s.kind() == v1::ScanResult::SCAN_KIND_RPM) {
         converted.role = pipeline::TopicRole::kRawN42;
         converted.value = ingest::WriteN42(s);
+        converted.json = false;
       }
     }
     out.records.push_back(std::move(converted));

@@ -177,6 +177,11 @@ INSTANTIATE_TEST_SUITE_P(
         BadCase{"no_container", "UNB+UNOC:3+S+R+261118:0930+X1'UNH+1+CUSCAR:D:95B:UN'BGM+85+D1+9'UNT+3+1'UNZ+1+X1'",
                 "cuscar_link", "(BGM)"},
         BadCase{"no_unb", "UNH+1+CUSCAR:D:95B:UN'", "edifact_envelope", "segment 1"},
+        BadCase{"too_many_elements", kHead + "FTX+AAA" + std::string(120, '+') + "X'" + kBody + "UNT+8+1'UNZ+1+X1'",
+                "edifact_syntax", "segment 5 (FTX)"},
+        BadCase{"thirty_first_february", kHead.substr(0, kHead.size() - 25) + "DTM+137:202602311200:203'" + kBody +
+                                             "UNT+7+1'UNZ+1+X1'",
+                "cuscar_date", "(DTM)"},
         BadCase{"une_count",
                 "UNB+UNOC:3+S+R+261118:0930+X1'UNG+CUSCAR+S+R+261118:0930+G1+UN+D:95B'UNH+1+CUSCAR:D:95B:UN'"
                 "BGM+85+D1+9'EQD+CN+MSKU1234565'CNI+1+B1'UNT+5+1'UNE+2+G1'UNZ+1+X1'",
@@ -316,7 +321,13 @@ INSTANTIATE_TEST_SUITE_P(
         BadCase{"no_zone", N42With("MSKU1234565", "2026-11-21T07:05:00", "5"), "n42_time", "StartDateTime"},
         BadCase{"check_digit", N42With("MSKU1234566", "2026-11-21T07:05:00Z", "5"), "n42_container", "RadMeasurement"},
         BadCase{"negative_counts", N42With("MSKU1234565", "2026-11-21T07:05:00Z", "-5"), "n42_counts", "GrossCounts"},
-        BadCase{"other_root", "<SpectrumFile/>", "n42_root", "SpectrumFile"}),
+        BadCase{"other_root", "<SpectrumFile/>", "n42_root", "SpectrumFile"},
+        // UTF-16 hides "<!DOCTYPE" from a byte search; the bytes are read as UTF-8 and refused.
+        BadCase{"utf16_doctype",
+                std::string("<\0?\0x\0m\0l\0 \0v\0e\0r\0s\0i\0o\0n\0=\0\"\0\x31\0.\0\x30\0\"\0?\0>\0<\0!\0D\0O\0C\0T\0Y\0P\0E\0"
+                            " \0r\0>\0<\0r\0/\0>\0", 64),
+                "n42_xml", ""},
+        BadCase{"month_zero", N42With("MSKU1234565", "2026-00-21T07:05:00Z", "5"), "n42_time", "StartDateTime"}),
     [](const auto& info) { return std::string(info.param.name); });
 
 // Every manifest and portal scan of a simulation, written as CUSCAR and N42
