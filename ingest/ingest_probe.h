@@ -45,7 +45,7 @@ class IngestProbe {
     KnownReasons({"edifact_truncated", "edifact_syntax", "edifact_envelope", "edifact_count", "edifact_charset",
                   "cuscar_type", "cuscar_date", "cuscar_measure", "cuscar_function", "cuscar_version", "cuscar_link",
                   "cuscar_container", "cuscar_qualifier", "n42_size", "n42_doctype", "n42_xml", "n42_root", "n42_time",
-                  "n42_container", "n42_site", "n42_counts", "n42_empty", "ingest_format", "ingest_too_large"});
+                  "n42_container", "n42_site", "n42_counts", "n42_empty", "ingest_format", "ingest_too_large", "ingest_time"});
   }
   void Raw(const char* format, const char* source) { raw_.Add({{"format", format}, {"source", source}}).Increment(); }
   void Out(const char* topic, double n) { out_.Add({{"topic", topic}}).Increment(n); }
