@@ -12,6 +12,7 @@
 #include <sstream>
 
 #include "app/commands.h"
+#include "app/kafka_options.h"
 #include "backtest/report.h"
 #include "backtest/tune.h"
 #include "boxwatch/v1/outcome.pb.h"
@@ -37,6 +38,7 @@ struct SourceArgs {
   double warmup_days = 7;
   int partitions = 8;
   int timeout_s = 120;
+  KafkaCliOptions kafka;
 
   void Add(CLI::App* cmd) {
     cmd->add_option("--bootstrap", bootstrap, "Kafka bootstrap servers: read the retained input topics");
@@ -54,8 +56,15 @@ struct SourceArgs {
     cmd->add_option("--partitions", partitions, "Partitions to spread a file's records over, as the topics have")
         ->capture_default_str();
     cmd->add_option("--timeout", timeout_s, "Seconds to wait for Kafka")->capture_default_str();
+    AddKafkaOptions(cmd, &kafka);
   }
 };
+
+Result<backtest::Input> ReadTopicsWithKafka(const SourceArgs& a) {
+  auto kafka = ResolveKafkaOptions(a.kafka);
+  if (!kafka.ok()) return kafka.error();
+  return backtest::ReadTopics(a.bootstrap, a.topic_prefix, a.timeout_s, *kafka);
+}
 
 struct Loaded {
   backtest::Input input;
@@ -93,7 +102,7 @@ Result<Loaded> Load(const SourceArgs& a, const char* command) {
     for (const auto& p : problems) all += std::string(all.empty() ? "" : "\n") + command + ": " + p;
     return Error{Errc::kInvalidArgument, all};
   }
-  auto input = a.input.empty() ? backtest::ReadTopics(a.bootstrap, a.topic_prefix, a.timeout_s)
+  auto input = a.input.empty() ? ReadTopicsWithKafka(a)
                                : backtest::ReadTrafficFile(a.input, a.partitions, a.topic_prefix);
   if (!input.ok()) return input.error();
   out.input = std::move(input).value();
@@ -189,7 +198,10 @@ Result<operators::Profile> ProfileFrom(const std::string& path) {
 // The profile in force on the profiles topic (its latest valid record), if any.
 Result<std::optional<std::string>> PublishedProfile(const SourceArgs& a) {
   const std::string topic = pipeline::TopicNames(a.topic_prefix).Name(pipeline::TopicRole::kProfiles);
-  auto records = pipeline::ReadToEnd(a.bootstrap, topic, 1, std::chrono::seconds(a.timeout_s), "boxwatch-backtest");
+  auto kafka = ResolveKafkaOptions(a.kafka);
+  if (!kafka.ok()) return kafka.error();
+  auto records =
+      pipeline::ReadToEnd(a.bootstrap, topic, 1, std::chrono::seconds(a.timeout_s), "boxwatch-backtest", *kafka);
   if (!records.ok()) return records.error();
   std::optional<std::string> latest;
   for (const auto& r : *records) {

@@ -14,6 +14,7 @@
 #include <thread>
 
 #include "app/commands.h"
+#include "app/kafka_options.h"
 #include "core/http.h"
 #include "delivery/dispatcher.h"
 #include "delivery/hub.h"
@@ -38,19 +39,17 @@ void InstallStopHandlers() {
 struct DispatcherArgs {
   delivery::DispatcherOptions options;
   std::string metrics_listen = "0.0.0.0:9465";
-  std::vector<std::string> kafka;
+  KafkaCliOptions kafka;
 };
 
 int RunDispatcher(DispatcherArgs& a) {
-  for (const auto& kv : a.kafka) {
-    const size_t eq = kv.find('=');
-    if (eq == std::string::npos || eq == 0) {
-      std::fprintf(stderr, "boxwatch dispatcher: --kafka %s is not key=value\n", kv.c_str());
-      return 2;
-    }
-    a.options.kafka.emplace_back(kv.substr(0, eq), kv.substr(eq + 1));
+  std::string problems = a.options.Validate();
+  if (auto kafka = ResolveKafkaOptions(a.kafka); kafka.ok()) {
+    a.options.kafka = std::move(*kafka);
+  } else {
+    problems += (problems.empty() ? "" : "\n") + kafka.error().message;
   }
-  if (std::string problems = a.options.Validate(); !problems.empty()) {
+  if (!problems.empty()) {
     std::fprintf(stderr, "boxwatch dispatcher: invalid configuration:\n%s\n", problems.c_str());
     return 2;
   }
@@ -161,7 +160,7 @@ void RegisterDeliveryCommands(CLI::App& app) {
   dc->add_option("--lookup-max-records", d->options.lookup_max_records,
                  "Records GetContainer scans back through the alerts topic at most")
       ->capture_default_str();
-  dc->add_option("--kafka", d->kafka, "Extra librdkafka property key=value (repeatable)");
+  AddKafkaOptions(dc, &d->kafka);
   dc->add_option("--metrics-listen", d->metrics_listen, "Address of /metrics, /healthz and /readyz")
       ->capture_default_str();
   dc->callback([d] { SetExitCode(RunDispatcher(*d)); });

@@ -11,6 +11,7 @@
 #include <filesystem>
 
 #include "app/commands.h"
+#include "app/kafka_options.h"
 #include "core/types.h"
 #include "ingest/ingestor.h"
 #include "monitoring/metrics.h"
@@ -23,20 +24,17 @@ std::atomic<bool> g_stop{false};
 struct IngestArgs {
   ingest::IngestOptions options;
   std::string metrics_listen = "0.0.0.0:9467";
-  std::vector<std::string> kafka;
+  KafkaCliOptions kafka;
   bool no_kafka_input = false;
 };
 
 int RunIngest(IngestArgs& a) {
   std::vector<std::string> problems;
   if (a.options.bootstrap.empty()) problems.push_back("--bootstrap is required");
-  for (const auto& kv : a.kafka) {
-    const size_t eq = kv.find('=');
-    if (eq == std::string::npos || eq == 0) {
-      problems.push_back("--kafka " + kv + " is not key=value");
-    } else {
-      a.options.kafka.emplace_back(kv.substr(0, eq), kv.substr(eq + 1));
-    }
+  if (auto kafka = ResolveKafkaOptions(a.kafka); kafka.ok()) {
+    a.options.kafka = std::move(*kafka);
+  } else {
+    problems.push_back(kafka.error().message);
   }
   a.options.kafka_input = !a.no_kafka_input;
   if (!a.options.kafka_input && a.options.watch_dir.empty()) {
@@ -106,7 +104,7 @@ void RegisterIngestCommand(CLI::App& app) {
       ->capture_default_str();
   cmd->add_option("--metrics-listen", a->metrics_listen, "host:port of /metrics, /healthz, /readyz")
       ->capture_default_str();
-  cmd->add_option("--kafka", a->kafka, "Extra librdkafka property key=value (repeatable)");
+  AddKafkaOptions(cmd, &a->kafka);
   cmd->callback([a] { SetExitCode(RunIngest(*a)); });
 }
 

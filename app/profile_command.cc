@@ -6,6 +6,7 @@
 #include <sstream>
 
 #include "app/commands.h"
+#include "app/kafka_options.h"
 #include "operators/default_profile.h"
 #include "operators/profile.h"
 #include "pipeline/kafka_client.h"
@@ -50,6 +51,7 @@ void RegisterProfileCommand(CLI::App& app) {
     std::string file;
     std::string bootstrap = "127.0.0.1:9092";
     std::string prefix;
+    KafkaCliOptions kafka;
   };
   auto pub = std::make_shared<PublishArgs>();
   CLI::App* publish = profile->add_subcommand(
@@ -58,6 +60,7 @@ void RegisterProfileCommand(CLI::App& app) {
   publish->add_option("file", pub->file, "Profile YAML")->required();
   publish->add_option("--bootstrap", pub->bootstrap, "Kafka bootstrap servers")->capture_default_str();
   publish->add_option("--prefix", pub->prefix, "Topic name prefix");
+  AddKafkaOptions(publish, &pub->kafka);
   publish->callback([pub] {
     std::ifstream in(pub->file);
     std::stringstream text;
@@ -68,7 +71,13 @@ void RegisterProfileCommand(CLI::App& app) {
       SetExitCode(1);
       return;
     }
-    auto producer = pipeline::KafkaProducer::Create({.bootstrap = pub->bootstrap});
+    auto kafka = ResolveKafkaOptions(pub->kafka);
+    if (!kafka.ok()) {
+      std::fprintf(stderr, "boxwatch profile publish: %s\n", kafka.error().message.c_str());
+      SetExitCode(2);
+      return;
+    }
+    auto producer = pipeline::KafkaProducer::Create({.bootstrap = pub->bootstrap, .extra = *kafka});
     const std::string topic = pipeline::TopicNames(pub->prefix).Name(pipeline::TopicRole::kProfiles);
     Status s = producer.ok() ? (*producer)->Produce({.topic = topic, .key = p->name, .value = text.str()})
                              : producer.status();

@@ -13,6 +13,7 @@
 #include <map>
 
 #include "app/commands.h"
+#include "app/kafka_options.h"
 #include "core/http.h"
 #include "core/types.h"
 #include "operators/default_profile.h"
@@ -37,6 +38,7 @@ struct SimulateArgs {
   double rate = 0;
   double spread_hours = 6;
   std::string format = "native";
+  KafkaCliOptions kafka;
 };
 
 Result<operators::Profile> LoadProfileOrDefault(const std::string& path) {
@@ -60,6 +62,8 @@ int RunSimulate(SimulateArgs& a) {
     problems.push_back("--scenario-rate plus --lookalike-rate must not exceed 1");
   auto profile = LoadProfileOrDefault(a.profile);
   if (!profile.ok()) problems.push_back(profile.error().message);
+  auto kafka = ResolveKafkaOptions(a.kafka);
+  if (!kafka.ok()) problems.push_back(kafka.error().message);
   if (!problems.empty()) {
     for (const auto& p : problems) std::fprintf(stderr, "boxwatch simulate: %s\n", p.c_str());
     return 2;
@@ -94,7 +98,7 @@ int RunSimulate(SimulateArgs& a) {
       return 1;
     }
   } else {
-    auto producer = pipeline::KafkaProducer::Create({.bootstrap = a.bootstrap});
+    auto producer = pipeline::KafkaProducer::Create({.bootstrap = a.bootstrap, .extra = *kafka});
     if (!producer.ok()) {
       std::fprintf(stderr, "boxwatch simulate: %s\n", producer.error().message.c_str());
       return 1;
@@ -142,6 +146,7 @@ struct EvaluateArgs {
   std::string hub;
   std::string json;
   int timeout_s = 60;
+  KafkaCliOptions kafka;
 };
 
 Result<std::vector<v1::Alert>> AlertsFromHub(const std::string& address, int timeout_s) {
@@ -167,13 +172,15 @@ Result<std::vector<v1::Alert>> AlertsFromHub(const std::string& address, int tim
 
 Result<std::vector<v1::Alert>> AlertsFromTopic(const EvaluateArgs& a) {
   const std::string topic = pipeline::TopicNames(a.topic_prefix).Name(pipeline::TopicRole::kAlerts);
-  auto admin = pipeline::KafkaAdmin::Create(a.bootstrap);
+  auto kafka = ResolveKafkaOptions(a.kafka);
+  if (!kafka.ok()) return kafka.error();
+  auto admin = pipeline::KafkaAdmin::Create(a.bootstrap, *kafka);
   if (!admin.ok()) return admin.error();
   auto counts = (*admin)->PartitionCounts({topic}, std::chrono::seconds(a.timeout_s));
   if (!counts.ok()) return counts.error();
   if (!counts->count(topic)) return Error{Errc::kNotFound, "topic " + topic + " does not exist"};
   auto records = pipeline::ReadToEnd(a.bootstrap, topic, counts->at(topic), std::chrono::seconds(a.timeout_s),
-                                     "boxwatch-evaluate");
+                                     "boxwatch-evaluate", *kafka);
   if (!records.ok()) return records.error();
   std::vector<v1::Alert> out;
   for (const auto& r : *records) {
@@ -248,6 +255,7 @@ void RegisterSimCommands(CLI::App& app) {
       ->capture_default_str();
   sc->add_flag("--bad-records", s->traffic.bad_records, "Add malformed records (one of each dead-letter reason per 500 containers)");
   sc->add_option("--profile", s->profile, "Profile YAML whose geography to use (default: the built-in profile)");
+  AddKafkaOptions(sc, &s->kafka);
   sc->callback([s] { SetExitCode(RunSimulate(*s)); });
 
   auto e = std::make_shared<EvaluateArgs>();
@@ -258,6 +266,7 @@ void RegisterSimCommands(CLI::App& app) {
   ec->add_option("--topic-prefix", e->topic_prefix, "Prefix of every topic name (default: none)");
   ec->add_option("--hub", e->hub, "Read the alerts stored at this hub instead (host:port of its HTTP API)");
   ec->add_option("--json", e->json, "Also write the figures as JSON to this file");
+  AddKafkaOptions(ec, &e->kafka);
   ec->add_option("--timeout-s", e->timeout_s, "Seconds to wait for Kafka or the hub")->capture_default_str();
   ec->callback([e] { SetExitCode(RunEvaluate(*e)); });
 }

@@ -4,6 +4,7 @@
 #include <cstdio>
 
 #include "app/commands.h"
+#include "app/kafka_options.h"
 #include "pipeline/kafka_client.h"
 #include "pipeline/topics.h"
 
@@ -21,6 +22,7 @@ struct TopicsArgs {
   int64_t event_retention_ms = 7LL * 24 * 3600 * 1000;   // input and dead-letter topics; -1 keeps forever
   int64_t alert_retention_ms = 365LL * 24 * 3600 * 1000;  // alerts; -1 keeps forever
   int64_t max_message_bytes = 0;                            // bytes; 0: the broker's default
+  KafkaCliOptions kafka;
 };
 
 // `settle`: right after a create, ask until every broker's answer shows the
@@ -86,6 +88,7 @@ void RegisterTopicsCommand(CLI::App& app) {
     c->add_option("--timeout", args->timeout_s, "Seconds to wait for the cluster")
         ->capture_default_str()
         ->check(CLI::PositiveNumber);
+    AddKafkaOptions(c, &args->kafka);
   };
   CLI::App* create = topics->add_subcommand(
       "create", "Create every boxwatch topic (existing ones are kept) and check the set");
@@ -114,7 +117,13 @@ void RegisterTopicsCommand(CLI::App& app) {
   add_common(describe);
 
   auto run = [args](bool create_first) {
-    auto admin = pipeline::KafkaAdmin::Create(args->bootstrap);
+    auto kafka = ResolveKafkaOptions(args->kafka);
+    if (!kafka.ok()) {
+      std::fprintf(stderr, "boxwatch topics: %s\n", kafka.error().message.c_str());
+      SetExitCode(2);
+      return;
+    }
+    auto admin = pipeline::KafkaAdmin::Create(args->bootstrap, *kafka);
     if (!admin.ok()) {
       std::fprintf(stderr, "boxwatch topics: %s\n", admin.error().message.c_str());
       SetExitCode(1);

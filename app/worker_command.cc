@@ -53,7 +53,7 @@ int RunWorker(const std::string& config_path) {
       registry);
   if (!worker.ok()) {
     std::fprintf(stderr, "boxwatch worker: %s\n", worker.error().message.c_str());
-    return 1;
+    return worker.error().code == Errc::kAccessDenied ? 4 : 1;  // docs/worker.md "Exit codes"
   }
   {
     std::lock_guard lock(running_mu);
@@ -85,7 +85,8 @@ int RunWorker(const std::string& config_path) {
   }
   if (!s.ok()) {
     std::fprintf(stderr, "boxwatch worker: %s\n", s.ToString().c_str());
-    return (*worker)->refused_foreign_state() ? 3 : 1;  // docs/worker.md "Exit codes"
+    if ((*worker)->refused_foreign_state()) return 3;  // docs/worker.md "Exit codes"
+    return s.code() == Errc::kAccessDenied ? 4 : 1;
   }
   return 0;
 }

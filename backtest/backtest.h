@@ -25,6 +25,7 @@
 #include "core/result.h"
 #include "operators/engine.h"
 #include "operators/profile.h"
+#include "pipeline/kafka_config.h"
 #include "pipeline/task_core.h"
 
 namespace boxwatch::backtest {
@@ -54,8 +55,9 @@ struct Input {
 // its line number.
 Result<Input> ReadTrafficFile(const std::string& path, int partitions, const std::string& topic_prefix = "");
 // The input topics (every partition, read_committed, to their current end)
-// and the reference topic's watch lists.
-Result<Input> ReadTopics(const std::string& bootstrap, const std::string& topic_prefix, int timeout_s);
+// and the reference topic's watch lists; `kafka`: the client configuration.
+Result<Input> ReadTopics(const std::string& bootstrap, const std::string& topic_prefix, int timeout_s,
+                         const pipeline::KafkaProperties& kafka = {});
 
 // UTC time as epoch ms, "YYYY-MM-DD" or "YYYY-MM-DDTHH:MM[:SS]Z".
 Result<int64_t> ParseUtc(const std::string& text);

@@ -121,9 +121,10 @@ Result<Input> ReadTrafficFile(const std::string& path, int partitions, const std
   return out;
 }
 
-Result<Input> ReadTopics(const std::string& bootstrap, const std::string& topic_prefix, int timeout_s) {
+Result<Input> ReadTopics(const std::string& bootstrap, const std::string& topic_prefix, int timeout_s,
+                         const pipeline::KafkaProperties& kafka) {
   const pipeline::TopicNames names(topic_prefix);
-  auto admin = pipeline::KafkaAdmin::Create(bootstrap);
+  auto admin = pipeline::KafkaAdmin::Create(bootstrap, kafka);
   if (!admin.ok()) return admin.error();
   std::vector<std::string> topics;
   for (auto role : pipeline::kInputTopicRoles) topics.push_back(names.Name(role));
@@ -138,7 +139,7 @@ Result<Input> ReadTopics(const std::string& bootstrap, const std::string& topic_
   for (int i = 0; i < 4; ++i) {
     const std::string& topic = topics[i];
     auto records = pipeline::ReadToEnd(bootstrap, topic, counts->at(topic), std::chrono::seconds(timeout_s),
-                                       "boxwatch-backtest");
+                                       "boxwatch-backtest", kafka);
     if (!records.ok()) return records.error();
     std::stable_sort(records->begin(), records->end(), [](const auto& a, const auto& b) {
       return std::tie(a.partition, a.offset) < std::tie(b.partition, b.offset);
@@ -154,7 +155,7 @@ Result<Input> ReadTopics(const std::string& bootstrap, const std::string& topic_
   }
   const std::string& ref_topic = topics[4];
   auto ref = pipeline::ReadToEnd(bootstrap, ref_topic, counts->at(ref_topic), std::chrono::seconds(timeout_s),
-                                 "boxwatch-backtest");
+                                 "boxwatch-backtest", kafka);
   if (!ref.ok()) return ref.error();
   for (const auto& r : *ref) {
     // Seizure listings are left out: the run derives them from the outcomes.

@@ -12,6 +12,7 @@ const char* ErrcName(Errc code) {
     case Errc::kFatal: return "fatal";
     case Errc::kTimeout: return "timeout";
     case Errc::kIo: return "io";
+    case Errc::kAccessDenied: return "access_denied";
   }
   return "unknown";
 }

@@ -21,6 +21,7 @@ enum class Errc {
   kFatal,            // the component cannot continue and must be rebuilt
   kTimeout,
   kIo,
+  kAccessDenied,     // Kafka refused the client's credentials or its principal's rights
 };
 
 const char* ErrcName(Errc code);

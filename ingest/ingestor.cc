@@ -112,7 +112,7 @@ Status Ingestor::Start() {
       if (ec) return Error{Errc::kIo, "cannot create " + (fs::path(options_.watch_dir) / sub).string() + ": " + ec.message()};
     }
     const std::string ledger = names_.Name(pipeline::TopicRole::kIngestFiles);
-    auto records = pipeline::ReadToEnd(options_.bootstrap, ledger, 1, 60s, options_.group_id + "-ledger");
+    auto records = pipeline::ReadToEnd(options_.bootstrap, ledger, 1, 60s, options_.group_id + "-ledger", options_.kafka);
     if (!records.ok()) return Error{records.error().code, "reading " + ledger + ": " + records.error().message};
     for (const auto& r : *records) {
       ledger_[r.key] = r.value.find("\"result\":\"failed\"") != std::string::npos ? "failed" : "done";

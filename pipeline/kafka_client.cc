@@ -66,7 +66,9 @@ Result<KafkaHandle> NewKafkaHandle(rd_kafka_type_t type, const KafkaProperties& 
   char err[512];
   for (const auto& [key, value] : props) {
     if (rd_kafka_conf_set(conf, key.c_str(), value.c_str(), err, sizeof err) != RD_KAFKA_CONF_OK) {
-      problems += "\n  " + key + "=" + value + ": " + err;
+      // librdkafka's message may quote the value: a secret's is not shown.
+      problems += "\n  " + key + "=" + ShownKafkaValue(key, value) + ": " +
+                  (IsSecretKafkaProperty(key) ? std::string("refused") : std::string(err));
     }
   }
   if (!problems.empty()) {
@@ -479,7 +481,8 @@ Status KafkaProducer::CommitTransaction(std::chrono::milliseconds timeout) {
     // aborting and retrying would fail the same way, so say what it was.
     // Any other delivery failure (a broker down past the transaction
     // timeout, say) stays the commit's own, retriable error.
-    Error e{Errc::kInvalidArgument, delivery_error_->message + "; " + s.message()};
+    Error e{delivery_error_->code == Errc::kAccessDenied ? Errc::kAccessDenied : Errc::kInvalidArgument,
+            delivery_error_->message + "; " + s.message()};
     delivery_error_.reset();
     return e;
   }
@@ -577,7 +580,10 @@ Status KafkaAdmin::CreateTopics(const std::vector<TopicSpec>& topics,
         problems += "\n  " + std::string(name) + ": " + (msg ? msg : rd_kafka_err2str(e));
       }
     }
-    if (!problems.empty()) status = Error{Errc::kInvalidArgument, "create topics failed:" + problems};
+    if (!problems.empty()) {
+      const bool denied = problems.find("uthoriz") != std::string::npos;
+      status = Error{denied ? Errc::kAccessDenied : Errc::kInvalidArgument, "create topics failed:" + problems};
+    }
   }
   if (status.ok()) {
     // Creation is acknowledged by the controller before every broker's
@@ -630,7 +636,50 @@ Result<std::map<std::string, int>> KafkaAdmin::PartitionCounts(
     }
   }
   rd_kafka_metadata_destroy(md);
+  std::vector<std::string> missing;
+  for (const auto& want : topics) {
+    if (!counts.count(want)) missing.push_back(want);
+  }
+  if (!missing.empty()) {
+    // A listing of every topic leaves out those the principal may not
+    // describe: ask for the missing ones by name, which says which it is.
+    if (Status s = CheckDescribable(missing, timeout); !s.ok()) return s.error();
+  }
   return counts;
+}
+
+Status KafkaAdmin::CheckDescribable(const std::vector<std::string>& topics, std::chrono::milliseconds timeout) {
+  std::vector<const char*> names;
+  for (const auto& t : topics) names.push_back(t.c_str());
+  char err[512];
+  rd_kafka_TopicCollection_t* collection = rd_kafka_TopicCollection_of_topic_names(names.data(), names.size());
+  rd_kafka_queue_t* queue = rd_kafka_queue_new(rk_.get());
+  rd_kafka_AdminOptions_t* opts = rd_kafka_AdminOptions_new(rk_.get(), RD_KAFKA_ADMIN_OP_DESCRIBETOPICS);
+  rd_kafka_AdminOptions_set_request_timeout(opts, static_cast<int>(timeout.count()), err, sizeof err);
+  rd_kafka_DescribeTopics(rk_.get(), collection, opts, queue);
+  rd_kafka_event_t* ev = rd_kafka_queue_poll(queue, static_cast<int>(timeout.count()) + 1000);
+  std::string denied;
+  if (ev != nullptr && rd_kafka_event_error(ev) == RD_KAFKA_RESP_ERR_NO_ERROR) {
+    size_t n = 0;
+    const rd_kafka_TopicDescription_t** descs =
+        rd_kafka_DescribeTopics_result_topics(rd_kafka_event_DescribeTopics_result(ev), &n);
+    for (size_t i = 0; i < n; ++i) {
+      const rd_kafka_error_t* e = rd_kafka_TopicDescription_error(descs[i]);
+      if (e != nullptr && rd_kafka_error_code(e) == RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED) {
+        denied += std::string(denied.empty() ? "" : ", ") + rd_kafka_TopicDescription_name(descs[i]);
+      }
+    }
+  } else if (ev != nullptr && ClassifyKafkaResp(rd_kafka_event_error(ev)) == Errc::kAccessDenied) {
+    denied = "the cluster (" + std::string(rd_kafka_event_error_string(ev)) + ")";
+  }
+  if (ev != nullptr) rd_kafka_event_destroy(ev);
+  rd_kafka_AdminOptions_destroy(opts);
+  rd_kafka_queue_destroy(queue);
+  rd_kafka_TopicCollection_destroy(collection);
+  if (denied.empty()) return Status::Ok();  // missing, or no answer: the caller reports it
+  return Error{Errc::kAccessDenied, "Kafka refused this client's principal access to " + denied +
+                                        " (TOPIC_AUTHORIZATION_FAILED): grant it the ACLs docs/security.md lists "
+                                        "for this command, or use that command's credentials"};
 }
 
 }  // namespace boxwatch::pipeline

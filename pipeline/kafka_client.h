@@ -22,11 +22,10 @@
 #include <vector>
 
 #include "core/result.h"
+#include "pipeline/kafka_config.h"
 
 namespace boxwatch::pipeline {
 
-// librdkafka properties, applied in order (later entries win).
-using KafkaProperties = std::vector<std::pair<std::string, std::string>>;
 
 struct TopicPartition {
   std::string topic;
@@ -265,8 +264,11 @@ class KafkaAdmin {
   Status CreateTopics(const std::vector<TopicSpec>& topics, std::chrono::milliseconds timeout,
                       std::vector<std::string>* existing = nullptr);
   // Partition counts of the named topics; missing topics are absent.
+  // kAccessDenied when one is there but this client may not describe it.
   Result<std::map<std::string, int>> PartitionCounts(const std::vector<std::string>& topics,
                                                      std::chrono::milliseconds timeout);
+  // kAccessDenied naming the topics of `topics` this client may not describe.
+  Status CheckDescribable(const std::vector<std::string>& topics, std::chrono::milliseconds timeout);
   // As PartitionCounts, but asks again until every named topic is seen
   // without a topic-level error in several answers in a row, or `settle` passes (then returns
   // what the last answer showed). In a multi-broker cluster a broker's

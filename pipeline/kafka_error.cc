@@ -9,7 +9,9 @@ bool IsFencedCode(rd_kafka_resp_err_t err) {
          err == RD_KAFKA_RESP_ERR_FENCED_INSTANCE_ID;
 }
 
-Errc ClassifyResp(rd_kafka_resp_err_t err) {
+}  // namespace
+
+Errc ClassifyKafkaResp(rd_kafka_resp_err_t err) {
   if (IsFencedCode(err)) return Errc::kFenced;
   switch (err) {
     case RD_KAFKA_RESP_ERR__TIMED_OUT:
@@ -32,6 +34,14 @@ Errc ClassifyResp(rd_kafka_resp_err_t err) {
       return Errc::kRetriable;
     case RD_KAFKA_RESP_ERR__FATAL:
       return Errc::kFatal;
+    case RD_KAFKA_RESP_ERR__AUTHENTICATION:
+    case RD_KAFKA_RESP_ERR_SASL_AUTHENTICATION_FAILED:
+    case RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED:
+    case RD_KAFKA_RESP_ERR_GROUP_AUTHORIZATION_FAILED:
+    case RD_KAFKA_RESP_ERR_CLUSTER_AUTHORIZATION_FAILED:
+    case RD_KAFKA_RESP_ERR_TRANSACTIONAL_ID_AUTHORIZATION_FAILED:
+    case RD_KAFKA_RESP_ERR_DELEGATION_TOKEN_AUTHORIZATION_FAILED:
+      return Errc::kAccessDenied;
     case RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART:
     case RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC:
     case RD_KAFKA_RESP_ERR__UNKNOWN_PARTITION:
@@ -41,13 +51,14 @@ Errc ClassifyResp(rd_kafka_resp_err_t err) {
   }
 }
 
-}  // namespace
 
 Error FromKafkaError(rd_kafka_error_t* error, const std::string& what) {
   const rd_kafka_resp_err_t code = rd_kafka_error_code(error);
   Errc errc;
   if (IsFencedCode(code)) {
     errc = Errc::kFenced;
+  } else if (ClassifyKafkaResp(code) == Errc::kAccessDenied) {
+    errc = Errc::kAccessDenied;
   } else if (rd_kafka_error_is_fatal(error)) {
     errc = Errc::kFatal;
   } else if (rd_kafka_error_txn_requires_abort(error)) {
@@ -55,7 +66,7 @@ Error FromKafkaError(rd_kafka_error_t* error, const std::string& what) {
   } else if (rd_kafka_error_is_retriable(error)) {
     errc = Errc::kRetriable;
   } else {
-    errc = ClassifyResp(code);
+    errc = ClassifyKafkaResp(code);
   }
   std::string msg = what + " failed: " + rd_kafka_error_string(error) + " (" +
                     rd_kafka_error_name(error) + ")";
@@ -64,7 +75,7 @@ Error FromKafkaError(rd_kafka_error_t* error, const std::string& what) {
 }
 
 Error FromKafkaResp(rd_kafka_resp_err_t err, const std::string& what) {
-  return Error{ClassifyResp(err), what + " failed: " + rd_kafka_err2str(err) + " (" +
+  return Error{ClassifyKafkaResp(err), what + " failed: " + rd_kafka_err2str(err) + " (" +
                                       rd_kafka_err2name(err) + ")"};
 }
 
@@ -72,7 +83,9 @@ Error FromKafkaResp(rd_kafka_t* rk, rd_kafka_resp_err_t err, const std::string& 
   if (err == RD_KAFKA_RESP_ERR__FATAL && rk != nullptr) {
     char reason[512];
     const rd_kafka_resp_err_t underlying = rd_kafka_fatal_error(rk, reason, sizeof reason);
-    const Errc errc = IsFencedCode(underlying) ? Errc::kFenced : Errc::kFatal;
+    const Errc errc = IsFencedCode(underlying)                          ? Errc::kFenced
+                      : ClassifyKafkaResp(underlying) == Errc::kAccessDenied ? Errc::kAccessDenied
+                                                                        : Errc::kFatal;
     return Error{errc, what + " failed with a fatal client error: " + reason + " (" +
                            rd_kafka_err2name(underlying) + ")"};
   }

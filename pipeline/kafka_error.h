@@ -16,6 +16,9 @@
 
 namespace boxwatch::pipeline {
 
+// The class of a response code (kAccessDenied for authentication and
+// authorisation failures).
+Errc ClassifyKafkaResp(rd_kafka_resp_err_t err);
 // Takes ownership of `error` (destroys it). `what` names the operation, e.g.
 // "commit transaction".
 Error FromKafkaError(rd_kafka_error_t* error, const std::string& what);

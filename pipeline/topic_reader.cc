@@ -5,16 +5,17 @@
 namespace boxwatch::pipeline {
 
 Result<std::vector<OwnedRecord>> ReadToEnd(const std::string& bootstrap, const std::string& topic, int partitions,
-                                           std::chrono::milliseconds timeout, const std::string& group) {
+                                           std::chrono::milliseconds timeout, const std::string& group,
+                                           const KafkaProperties& kafka) {
   auto consumer = KafkaConsumer::Create(
-      {.bootstrap = bootstrap, .group_id = group, .read_committed = true});
+      {.bootstrap = bootstrap, .group_id = group, .read_committed = true, .extra = kafka});
   if (!consumer.ok()) return consumer.error();
   auto& c = **consumer;
   // The end is the high watermark, asked with read_uncommitted: a
   // read_committed query returns the last stable offset, which stops short of
   // a transaction whose commit marker is not written yet.
   auto probe = KafkaConsumer::Create(
-      {.bootstrap = bootstrap, .group_id = group + "-probe", .read_committed = false});
+      {.bootstrap = bootstrap, .group_id = group + "-probe", .read_committed = false, .extra = kafka});
   if (!probe.ok()) return probe.error();
   std::vector<TopicPartitionOffset> start;
   std::map<int32_t, int64_t> end;

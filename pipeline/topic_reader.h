@@ -13,8 +13,10 @@
 
 namespace boxwatch::pipeline {
 
-// `group` names the (never committed) consumer group of the readers.
+// `group` names the (never committed) consumer group of the readers;
+// `kafka` is the command's client configuration (kafka_config.h).
 Result<std::vector<OwnedRecord>> ReadToEnd(const std::string& bootstrap, const std::string& topic, int partitions,
-                                           std::chrono::milliseconds timeout, const std::string& group);
+                                           std::chrono::milliseconds timeout, const std::string& group,
+                                           const KafkaProperties& kafka = {});
 
 }  // namespace boxwatch::pipeline

@@ -137,7 +137,7 @@ Result<std::unique_ptr<Worker>> Worker::Create(const WorkerConfig& config, Event
 
 Status Worker::Init() {
   // 1. The topic set must exist and be co-partitioned.
-  auto admin = KafkaAdmin::Create(config_.bootstrap);
+  auto admin = KafkaAdmin::Create(config_.bootstrap, config_.kafka);
   if (!admin.ok()) return admin.error();
   std::vector<std::string> all;
   for (TopicRole r : kAllTopicRoles) all.push_back(names_.Name(r));
@@ -161,7 +161,7 @@ Status Worker::Init() {
   store_ = std::move(store).value();
 
   // 4. Control topics, read to their end before processing, then followed.
-  KafkaProperties extra(config_.kafka.begin(), config_.kafka.end());
+  const KafkaProperties& extra = config_.kafka;
   auto control = KafkaConsumer::Create({.bootstrap = config_.bootstrap,
                                         .group_id = config_.group_id + "-control-" + config_.instance_id,
                                         .read_committed = true,
@@ -222,7 +222,7 @@ Status Worker::Init() {
 // partitions topic by topic and would split partition p of the inputs
 // between members. Static membership keeps restarts free of rebalances.
 Status Worker::NewConsumer() {
-  KafkaProperties extra(config_.kafka.begin(), config_.kafka.end());
+  const KafkaProperties& extra = config_.kafka;
   auto consumer = KafkaConsumer::Create({.bootstrap = config_.bootstrap,
                                          .group_id = config_.group_id,
                                          .group_instance_id = config_.instance_id,
@@ -240,7 +240,7 @@ Status Worker::NewConsumer() {
 
 Status Worker::NewProducer() {
   producer_.reset();
-  KafkaProperties extra(config_.kafka.begin(), config_.kafka.end());
+  const KafkaProperties& extra = config_.kafka;
   auto producer = KafkaProducer::Create({.bootstrap = config_.bootstrap,
                                          .transactional_id = config_.exactly_once
                                                                  ? config_.group_id + "-" + config_.instance_id
@@ -391,14 +391,16 @@ Status Worker::RestoreTask(Task& task) {
   const std::string changelog = names_.Name(TopicRole::kStateChangelog);
   auto reader = KafkaConsumer::Create({.bootstrap = config_.bootstrap,
                                        .group_id = config_.group_id + "-restore-" + config_.instance_id,
-                                       .read_committed = true});
+                                       .read_committed = true,
+                                       .extra = config_.kafka});
   if (!reader.ok()) return reader.error();
   // Read to the high watermark, asked read_uncommitted: a transaction of the
   // partition's previous owner may still be completing, and its records are
   // part of the state (if it aborts, reading on past it costs nothing).
   auto probe = KafkaConsumer::Create({.bootstrap = config_.bootstrap,
                                       .group_id = config_.group_id + "-restore-" + config_.instance_id,
-                                      .read_committed = false});
+                                      .read_committed = false,
+                                      .extra = config_.kafka});
   if (!probe.ok()) return probe.error();
   auto wm = (*probe)->Watermarks(changelog, task.partition, 30s);
   if (!wm.ok()) return wm.error();
@@ -885,7 +887,8 @@ Status Worker::Run(const std::atomic<bool>& stop) {
       continue;
     }
     probe_->TransactionFailed();
-    if (step.code() == Errc::kInvalidArgument) return step;  // a bug or misconfiguration
+    // A bug or misconfiguration, or rights the principal lacks: retrying cannot help.
+    if (step.code() == Errc::kInvalidArgument || step.code() == Errc::kAccessDenied) return step;
     SetNotReady("recovering: " + step.message());
     if (++consecutive_failures > 20) {
       return Error{step.code(), "giving up after 20 failed recoveries; last: " + step.message()};

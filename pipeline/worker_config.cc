@@ -55,6 +55,7 @@ const std::vector<Option>& Options() {
       StringOption<&WorkerConfig::state_dir>("state_dir"),
       StringOption<&WorkerConfig::profile_file>("profile_file"),
       StringOption<&WorkerConfig::metrics_listen>("metrics_listen"),
+      StringOption<&WorkerConfig::kafka_config>("kafka_config"),
       IntOption<&WorkerConfig::commit_interval_ms>("commit_interval_ms", 1, 60000),
       IntOption<&WorkerConfig::max_records_per_commit>("max_records_per_commit", 1, 10000000),
       IntOption<&WorkerConfig::allowed_lateness_ms>("allowed_lateness_ms", 0, 7LL * 24 * 3600 * 1000),
@@ -100,6 +101,7 @@ Result<WorkerConfig> WorkerConfig::Parse(const std::string& text, const std::str
                                          const std::map<std::string, std::string>& env) {
   std::vector<std::string> problems;
   WorkerConfig c;
+  KafkaProperties yaml_kafka;
   YAML::Node root;
   try {
     root = YAML::Load(text);
@@ -119,7 +121,7 @@ Result<WorkerConfig> WorkerConfig::Parse(const std::string& text, const std::str
           problems.push_back(where + ": kafka must be a mapping of librdkafka property: value");
           continue;
         }
-        for (const auto& p : kv.second) c.kafka[p.first.Scalar()] = p.second.Scalar();
+        for (const auto& p : kv.second) yaml_kafka.emplace_back(p.first.Scalar(), p.second.Scalar());
         continue;
       }
       auto opt = std::find_if(Options().begin(), Options().end(), [&](const Option& o) { return key == o.key; });
@@ -149,11 +151,24 @@ Result<WorkerConfig> WorkerConfig::Parse(const std::string& text, const std::str
   if (c.allowed_lateness_ms > c.state_ttl_ms) {
     problems.push_back(source + ": allowed_lateness_ms must not exceed state_ttl_ms");
   }
-  if (auto it = c.kafka.find("message.max.bytes"); it != c.kafka.end()) {
+  {
+    // The properties file, then the mapping, then BOXWATCH_RDKAFKA_*.
+    auto from_file = LoadKafkaProperties({.file = c.kafka_config, .overrides = {}, .env = {}});
+    if (!from_file.ok()) {
+      problems.push_back(from_file.error().message);
+    } else {
+      c.kafka = std::move(*from_file);
+    }
+    c.kafka.insert(c.kafka.end(), yaml_kafka.begin(), yaml_kafka.end());
+    const KafkaProperties from_env = KafkaPropertiesFromEnvironment(env);
+    c.kafka.insert(c.kafka.end(), from_env.begin(), from_env.end());
+    ResolveKafkaReferences(c.kafka, env, &problems);
+  }
+  if (auto v = FindKafkaProperty(c.kafka, "message.max.bytes")) {
     int64_t n = 0;
-    if (!ParseInt(it->second, &n) || n < 1000 || n > 1000000000) {
+    if (!ParseInt(*v, &n) || n < 1000 || n > 1000000000) {
       problems.push_back(source + ": kafka message.max.bytes must be an integer from 1000 to 1000000000, got '" +
-                         it->second + "'");
+                         *v + "'");
     }
   }
   const int64_t limit = c.OutputRecordLimit();
@@ -185,9 +200,9 @@ Result<WorkerConfig> WorkerConfig::Parse(const std::string& text, const std::str
 
 int64_t WorkerConfig::OutputRecordLimit() const {
   constexpr int64_t kLibrdkafkaDefault = 1000000;  // message.max.bytes
-  auto it = kafka.find("message.max.bytes");
+  auto v = FindKafkaProperty(kafka, "message.max.bytes");
   int64_t n = 0;
-  if (it == kafka.end() || !ParseInt(it->second, &n) || n <= 0) return kLibrdkafkaDefault;
+  if (!v || !ParseInt(*v, &n) || n <= 0) return kLibrdkafkaDefault;
   return n;
 }
 
@@ -204,13 +219,7 @@ Result<WorkerConfig> WorkerConfig::Load(const std::string& path) {
     ss << in.rdbuf();
     text = ss.str();
   }
-  std::map<std::string, std::string> env;
-  for (char** e = environ; *e != nullptr; ++e) {
-    const std::string kv(*e);
-    const size_t eq = kv.find('=');
-    if (eq != std::string::npos && kv.rfind("BOXWATCH_", 0) == 0) env[kv.substr(0, eq)] = kv.substr(eq + 1);
-  }
-  return Parse(text, path.empty() ? "(no file)" : path, env);
+  return Parse(text, path.empty() ? "(no file)" : path, ProcessEnvironment());
 }
 
 }  // namespace boxwatch::pipeline

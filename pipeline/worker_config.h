@@ -10,6 +10,7 @@
 #include <string>
 
 #include "core/result.h"
+#include "pipeline/kafka_config.h"
 
 namespace boxwatch::pipeline {
 
@@ -69,7 +70,13 @@ struct WorkerConfig {
   // would make this group's input late or its alert ids repeat. adopt takes
   // it over: the state then belongs to this group.
   bool adopt_foreign_state = false;
-  std::map<std::string, std::string> kafka;  // extra librdkafka properties
+  // librdkafka properties file (kafka_config.h); empty: none. Its entries
+  // come first, then the `kafka:` mapping, then BOXWATCH_RDKAFKA_* variables.
+  std::string kafka_config;
+  // The resolved librdkafka properties every Kafka client of the worker
+  // gets (consumer, producer, control, restore, admin), ${file:}/${env:}
+  // references replaced. Holds secrets: never log it.
+  KafkaProperties kafka;
 
   // Bytes kept free under the producer's message.max.bytes for a record's
   // key, headers and framing.

@@ -12,7 +12,7 @@ TEST(WorkerConfig, DefaultsApplyAndTheFileOverridesThem) {
   EXPECT_EQ(c->instance_id, "worker-0");
   EXPECT_EQ(c->commit_interval_ms, 250);
   EXPECT_EQ(c->allowed_lateness_ms, 300000);  // default
-  EXPECT_EQ(c->kafka.at("fetch.max.bytes"), "1048576");
+  EXPECT_EQ(FindKafkaProperty(c->kafka, "fetch.max.bytes"), "1048576");
 }
 
 TEST(WorkerConfig, EnvironmentOverridesTheFile) {
