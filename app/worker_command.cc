@@ -19,6 +19,11 @@ namespace {
 
 std::atomic<bool> g_stop{false};
 
+// Appended to an access error: what the operator should check.
+constexpr const char* kAccessHint =
+    "\n  Kafka refused the worker's principal: check the credentials of its Kafka client configuration "
+    "(kafka_config) and that the principal has the worker's ACLs (docs/security.md); exit code 4";
+
 int RunWorker(const std::string& config_path) {
   auto config = pipeline::WorkerConfig::Load(config_path);
   if (!config.ok()) {
@@ -52,7 +57,8 @@ int RunWorker(const std::string& config_path) {
       },
       registry);
   if (!worker.ok()) {
-    std::fprintf(stderr, "boxwatch worker: %s\n", worker.error().message.c_str());
+    std::fprintf(stderr, "boxwatch worker: %s%s\n", worker.error().message.c_str(),
+                 worker.error().code == Errc::kAccessDenied ? kAccessHint : "");
     return worker.error().code == Errc::kAccessDenied ? 4 : 1;  // docs/worker.md "Exit codes"
   }
   {
@@ -84,7 +90,8 @@ int RunWorker(const std::string& config_path) {
     running = nullptr;
   }
   if (!s.ok()) {
-    std::fprintf(stderr, "boxwatch worker: %s\n", s.ToString().c_str());
+    std::fprintf(stderr, "boxwatch worker: %s%s\n", s.ToString().c_str(),
+                 s.code() == Errc::kAccessDenied ? kAccessHint : "");
     if ((*worker)->refused_foreign_state()) return 3;  // docs/worker.md "Exit codes"
     return s.code() == Errc::kAccessDenied ? 4 : 1;
   }

@@ -526,11 +526,29 @@ Result<std::unique_ptr<KafkaAdmin>> KafkaAdmin::Create(const std::string& bootst
                                                        const KafkaProperties& extra) {
   KafkaProperties props = {{"bootstrap.servers", bootstrap}};
   props.insert(props.end(), extra.begin(), extra.end());
-  auto rk = NewKafkaHandle(RD_KAFKA_PRODUCER, props);
-  if (!rk.ok()) return rk.error();
   auto admin = std::make_unique<KafkaAdmin>();
+  auto rk = NewKafkaHandle(RD_KAFKA_PRODUCER, props, admin.get(), [](rd_kafka_conf_t* conf) {
+    rd_kafka_conf_set_error_cb(conf, &KafkaAdmin::ErrorCallback);
+  });
+  if (!rk.ok()) return rk.error();
   admin->rk_ = std::move(rk).value();
   return admin;
+}
+
+void KafkaAdmin::ErrorCallback(rd_kafka_t*, int err, const char* reason, void* opaque) {
+  if (err != RD_KAFKA_RESP_ERR__AUTHENTICATION && err != RD_KAFKA_RESP_ERR_SASL_AUTHENTICATION_FAILED) return;
+  auto* self = static_cast<KafkaAdmin*>(opaque);
+  std::lock_guard lock(self->auth_mu_);
+  self->auth_failure_ = reason != nullptr ? reason : "authentication failed";
+}
+
+Error KafkaAdmin::WithAuthenticationFailure(Error e) const {
+  rd_kafka_poll(rk_.get(), 0);  // serves ErrorCallback
+  std::lock_guard lock(auth_mu_);
+  if (auth_failure_.empty() || e.code == Errc::kAccessDenied) return e;
+  return Error{Errc::kAccessDenied, e.message + "; the brokers refused this client's credentials: " + auth_failure_ +
+                                        " (check the sasl.username/sasl.password or the client certificate of "
+                                        "the Kafka client configuration)"};
 }
 
 Status KafkaAdmin::CreateTopics(const std::vector<TopicSpec>& topics,
@@ -561,11 +579,11 @@ Status KafkaAdmin::CreateTopics(const std::vector<TopicSpec>& topics,
   rd_kafka_event_t* ev = rd_kafka_queue_poll(queue, static_cast<int>(timeout.count()) + 1000);
   Status status = Status::Ok();
   if (ev == nullptr) {
-    status = Error{Errc::kTimeout, "create topics: no answer from the cluster within " +
-                                       std::to_string(timeout.count()) + " ms"};
+    status = WithAuthenticationFailure(Error{Errc::kTimeout, "create topics: no answer from the cluster within " +
+                                                                 std::to_string(timeout.count()) + " ms"});
   } else if (rd_kafka_event_error(ev) != RD_KAFKA_RESP_ERR_NO_ERROR) {
-    status = FromKafkaResp(rd_kafka_event_error(ev),
-                           std::string("create topics (") + rd_kafka_event_error_string(ev) + ")");
+    status = WithAuthenticationFailure(FromKafkaResp(
+        rd_kafka_event_error(ev), std::string("create topics (") + rd_kafka_event_error_string(ev) + ")"));
   } else {
     size_t n = 0;
     const rd_kafka_topic_result_t** results =
@@ -625,7 +643,7 @@ Result<std::map<std::string, int>> KafkaAdmin::PartitionCounts(
   const rd_kafka_metadata_t* md = nullptr;
   if (rd_kafka_resp_err_t err =
           rd_kafka_metadata(rk_.get(), 1, nullptr, &md, static_cast<int>(timeout.count()))) {
-    return FromKafkaResp(err, "read cluster metadata");
+    return WithAuthenticationFailure(FromKafkaResp(err, "read cluster metadata"));
   }
   std::map<std::string, int> counts;
   for (int i = 0; i < md->topic_cnt; ++i) {

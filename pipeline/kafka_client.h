@@ -15,6 +15,7 @@
 #include <cstdint>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -278,7 +279,15 @@ class KafkaAdmin {
                                                           std::chrono::milliseconds settle);
 
  private:
+  static void ErrorCallback(rd_kafka_t* rk, int err, const char* reason, void* opaque);
+  // `e`, or when the brokers refused this client's credentials since it was
+  // created (librdkafka reports that only as brokers being down), an
+  // kAccessDenied error that says so.
+  Error WithAuthenticationFailure(Error e) const;
+
   KafkaHandle rk_;
+  mutable std::mutex auth_mu_;
+  std::string auth_failure_;  // guarded by auth_mu_; librdkafka's reason
 };
 
 }  // namespace boxwatch::pipeline

@@ -189,7 +189,7 @@ Status Worker::Init() {
       if (std::chrono::steady_clock::now() > deadline) {
         return Error{Errc::kTimeout, "could not read " + names_.Name(role) + " to its end within 60 s"};
       }
-      PollControlTopics();
+      if (Status s = PollControlTopics(50ms); !s.ok()) return s;
     }
   }
   if (pending_profile_) {
@@ -787,10 +787,14 @@ Status Worker::CommitCycle() {
   return Status::Ok();
 }
 
-void Worker::PollControlTopics() {
+Status Worker::PollControlTopics(std::chrono::milliseconds wait) {
   for (;;) {
-    auto m = control_->Poll(std::chrono::milliseconds(0));
-    if (!m.ok() || !m->has_value()) return;
+    auto m = control_->Poll(wait);
+    wait = std::chrono::milliseconds(0);
+    // Rights the principal lacks end the worker; anything else is retried
+    // by librdkafka and shows as the topic not advancing.
+    if (!m.ok()) return m.error().code == Errc::kAccessDenied ? m.status() : Status::Ok();
+    if (!m->has_value()) return Status::Ok();
     const Message& rec = **m;
     if (rec.topic() == names_.Name(TopicRole::kProfiles)) {
       if (rec.value().empty()) continue;
@@ -874,7 +878,7 @@ Status Worker::Run(const std::atomic<bool>& stop) {
         pending_error_.reset();
         return e;
       }
-      PollControlTopics();
+      if (Status c = PollControlTopics(); !c.ok()) return c;
       UpdateGauges();
       if (Status s = Drain(); !s.ok()) return s;
       const bool due = in_transaction_ && (NowMs() - transaction_started_ms_ >= config_.commit_interval_ms ||

@@ -104,7 +104,9 @@ class Worker : public RebalanceListener {
   // boxwatch-original-bytes; the source headers locate the original).
   Status ProduceDeadLetter(Task& task, const Message& m, const char* reason, const std::string& detail,
                            bool future_timestamp = false);
-  void PollControlTopics();
+  // Applies what the control topics hold, waiting up to `wait` for the
+  // first record; an error only when Kafka refuses this principal access.
+  Status PollControlTopics(std::chrono::milliseconds wait = std::chrono::milliseconds(0));
   // True while the broker holds records of topic[partition] at or after `fetched`.
   bool UnreadOnBroker(const std::string& topic, int32_t partition, int64_t fetched) const;
   void SetNotReady(std::string why);
