@@ -1,5 +1,6 @@
 #pragma once
-// A child process for tests: started with execv, stdout read line by line,
+// A child process for tests: started with execv, stdout read line by line
+// (and kept whole in output()), stderr inherited or appended to a file,
 // stopped with a signal and reaped.
 
 #include <fcntl.h>
@@ -16,12 +17,17 @@ namespace boxwatch::testing {
 
 class Child {
  public:
-  explicit Child(const std::vector<std::string>& argv) {
+  // `stderr_file`: append the child's stderr there instead of to ours.
+  explicit Child(const std::vector<std::string>& argv, const std::string& stderr_file = "") {
     int fds[2];
     if (::pipe(fds) != 0) return;
     pid_ = ::fork();
     if (pid_ == 0) {
       ::dup2(fds[1], STDOUT_FILENO);
+      if (!stderr_file.empty()) {
+        const int err = ::open(stderr_file.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0600);
+        if (err >= 0) ::dup2(err, STDERR_FILENO);
+      }
       ::close(fds[0]);
       ::close(fds[1]);
       std::vector<char*> args;
@@ -60,7 +66,26 @@ class Child {
       const ssize_t n = ::read(fd_, buf, sizeof buf);
       if (n <= 0) return false;
       buffer_.append(buf, static_cast<size_t>(n));
+      output_.append(buf, static_cast<size_t>(n));
     }
+  }
+  // Reads what the child still writes until it closes stdout or `timeout`
+  // passes; returns all it wrote.
+  const std::string& ReadRest(std::chrono::milliseconds timeout) {
+    const auto deadline = std::chrono::steady_clock::now() + timeout;
+    while (fd_ >= 0) {
+      const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+          deadline - std::chrono::steady_clock::now());
+      if (left.count() <= 0) break;
+      pollfd p{fd_, POLLIN, 0};
+      if (::poll(&p, 1, static_cast<int>(left.count())) <= 0) continue;
+      char buf[4096];
+      const ssize_t n = ::read(fd_, buf, sizeof buf);
+      if (n <= 0) break;
+      buffer_.append(buf, static_cast<size_t>(n));
+      output_.append(buf, static_cast<size_t>(n));
+    }
+    return output_;
   }
   // Sends `sig` and reaps the child; returns its wait status.
   int Kill(int sig) {
@@ -87,11 +112,14 @@ class Child {
   bool started() const { return pid_ > 0; }
   bool running() const { return pid_ > 0; }
   const std::string& last_line() const { return last_line_; }
+  // Everything read from the child's stdout so far.
+  const std::string& output() const { return output_; }
 
  private:
   pid_t pid_ = -1;
   int fd_ = -1;
   std::string buffer_;
+  std::string output_;
   std::string last_line_;
 };
 

@@ -34,9 +34,10 @@ v1::Alert MakeAlert(int n, v1::Priority priority, const std::vector<std::string>
 }
 
 Result<std::unique_ptr<DeliveryHarness>> DeliveryHarness::Create(
-    int partitions, const std::map<std::string, std::set<std::string>>& grants) {
+    int partitions, const std::map<std::string, std::set<std::string>>& grants,
+    const std::optional<std::string>& prefix) {
   auto h = std::make_unique<DeliveryHarness>();
-  auto workers = WorkerHarness::Create(partitions);
+  auto workers = WorkerHarness::Create(partitions, {}, prefix);
   if (!workers.ok()) return workers.error();
   h->workers_ = std::move(*workers);
   h->pki_ = h->workers_->dir() + "/pki";
@@ -80,7 +81,7 @@ Result<std::unique_ptr<Child>> DeliveryHarness::StartDispatcher(int port, int* g
                                    "--tls-key", pki_ + "/dispatcher.key", "--metrics-listen", "127.0.0.1:0",
                                    "--heartbeat-ms", "1000"};
   argv.insert(argv.end(), extra.begin(), extra.end());
-  auto child = std::make_unique<Child>(argv);
+  auto child = std::make_unique<Child>(argv, workers_->StderrFile("dispatcher"));
   if (!child->WaitForLine("{\"event\":\"started\"", std::chrono::seconds(30)))
     return Error{Errc::kTimeout, "dispatcher did not start within 30 s (see its stderr above)"};
   *grpc_port = static_cast<int>(JsonField(child->last_line(), "grpc_port"));
@@ -97,7 +98,7 @@ Result<std::unique_ptr<Child>> DeliveryHarness::StartHub(const std::string& id, 
                                    "--tls-cert", pki_ + "/" + id + ".crt", "--tls-key", pki_ + "/" + id + ".key",
                                    "--reconnect-min-ms", "100", "--reconnect-max-ms", "1000"};
   argv.insert(argv.end(), extra.begin(), extra.end());
-  auto child = std::make_unique<Child>(argv);
+  auto child = std::make_unique<Child>(argv, workers_->StderrFile("hub-" + id));
   if (!child->WaitForLine("{\"event\":\"started\"", std::chrono::seconds(30)))
     return Error{Errc::kTimeout, "hub " + id + " did not start within 30 s (see its stderr above)"};
   *http_port = static_cast<int>(JsonField(child->last_line(), "http_port"));
@@ -105,8 +106,11 @@ Result<std::unique_ptr<Child>> DeliveryHarness::StartHub(const std::string& id, 
 }
 
 Status DeliveryHarness::ProduceAlerts(const std::vector<v1::Alert>& alerts, int per_transaction, int abort_every) {
-  auto producer = pipeline::KafkaProducer::Create(
-      {.bootstrap = workers_->bootstrap(), .transactional_id = workers_->prefix() + "alerts-" + std::to_string(txn_++)});
+  auto props = TestClientProperties();
+  if (!props.ok()) return props.error();
+  auto producer = pipeline::KafkaProducer::Create({.bootstrap = workers_->bootstrap(),
+                                                   .transactional_id = workers_->prefix() + "alerts-" + std::to_string(txn_++),
+                                                   .extra = *props});
   if (!producer.ok()) return producer.error();
   auto& p = **producer;
   if (Status s = p.InitTransactions(std::chrono::seconds(30)); !s.ok()) return s;

@@ -8,6 +8,7 @@
 #include <grpcpp/grpcpp.h>
 
 #include <map>
+#include <optional>
 #include <memory>
 #include <set>
 #include <string>
@@ -21,8 +22,10 @@ namespace boxwatch::testing {
 class DeliveryHarness {
  public:
   // Hub ids get certificates; `grants` is the dispatcher's hubs file.
+  // `prefix`: the topic prefix (default: one unique to this harness).
   static Result<std::unique_ptr<DeliveryHarness>> Create(int partitions,
-                                                         const std::map<std::string, std::set<std::string>>& grants);
+                                                         const std::map<std::string, std::set<std::string>>& grants,
+                                                         const std::optional<std::string>& prefix = std::nullopt);
   WorkerHarness& workers() { return *workers_; }
   const std::string& pki() const { return pki_; }
   // A free loopback port (bound and released), for a dispatcher that must

@@ -33,7 +33,9 @@ Result<std::unique_ptr<TestBroker>> TestBroker::Start(BrokerKind kind) {
                                       ": the real Kafka broker did not start (see the "
                                       "kafka_broker_start test output)"};
   }
-  auto admin = pipeline::KafkaAdmin::Create(b->bootstrap_);
+  auto props = TestClientProperties();
+  if (!props.ok()) return props.error();
+  auto admin = pipeline::KafkaAdmin::Create(b->bootstrap_, *props);
   if (!admin.ok()) return admin.error();
   b->admin_ = std::move(admin).value();
   return b;
@@ -50,10 +52,21 @@ std::string TestBroker::UniqueName(const std::string& base) {
          std::to_string(std::chrono::steady_clock::now().time_since_epoch().count() % 1000000);
 }
 
+Result<pipeline::KafkaProperties> TestClientProperties() {
+  static const Result<pipeline::KafkaProperties> loaded = [] {
+    const char* file = std::getenv("BOXWATCH_KAFKA_CLIENT_CONFIG");
+    if (file == nullptr || *file == '\0') return Result<pipeline::KafkaProperties>(pipeline::KafkaProperties{});
+    return pipeline::LoadKafkaProperties({.file = file, .overrides = {}, .env = pipeline::ProcessEnvironment()});
+  }();
+  return loaded;
+}
+
 Result<std::vector<pipeline::OwnedRecord>> ReadAllCommitted(const std::string& bootstrap,
                                                         const std::string& topic, int partitions,
                                                         std::chrono::milliseconds timeout) {
-  return pipeline::ReadToEnd(bootstrap, topic, partitions, timeout, TestBroker::UniqueName("reader"));
+  auto props = TestClientProperties();
+  if (!props.ok()) return props.error();
+  return pipeline::ReadToEnd(bootstrap, topic, partitions, timeout, TestBroker::UniqueName("reader"), *props);
 }
 
 }  // namespace boxwatch::testing

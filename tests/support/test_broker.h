@@ -37,6 +37,12 @@ class TestBroker {
   std::unique_ptr<pipeline::KafkaAdmin> admin_;
 };
 
+// The Kafka client configuration of the tests' own clients (admin,
+// producers, readers): the properties file $BOXWATCH_KAFKA_CLIENT_CONFIG names
+// (a secured broker's admin principal), loaded once; empty when unset.
+// A file that does not load is a failure TestBroker::Start reports.
+Result<pipeline::KafkaProperties> TestClientProperties();
+
 // Reads every record of `topic` (all partitions) with read_committed up to the
 // last stable offset, waiting up to `timeout` for the end to be reached.
 Result<std::vector<pipeline::OwnedRecord>> ReadAllCommitted(const std::string& bootstrap,

@@ -19,13 +19,14 @@
 namespace boxwatch::testing {
 
 Result<std::unique_ptr<WorkerHarness>> WorkerHarness::Create(
-    int partitions, const std::function<void(std::vector<pipeline::TopicSpec>&)>& adjust) {
+    int partitions, const std::function<void(std::vector<pipeline::TopicSpec>&)>& adjust,
+    const std::optional<std::string>& prefix) {
   auto h = std::make_unique<WorkerHarness>();
   auto broker = TestBroker::Start(BrokerKind::kReal);
   if (!broker.ok()) return broker.error();
   h->broker_ = std::move(broker).value();
   h->bootstrap_ = h->broker_->bootstrap();
-  h->prefix_ = TestBroker::UniqueName("w") + ".";
+  h->prefix_ = prefix ? *prefix : TestBroker::UniqueName("w") + ".";
   h->partitions_ = partitions;
   char tmpl[] = "/tmp/boxwatch-worker-test-XXXXXX";
   if (::mkdtemp(tmpl) == nullptr) return Error{Errc::kIo, "mkdtemp failed"};
@@ -64,7 +65,8 @@ Result<std::unique_ptr<Child>> WorkerHarness::StartWorker(const std::string& ins
   for (const auto& [k, v] : extra) options[k] = v;
   for (const auto& [k, v] : options) out << k << ": \"" << v << "\"\n";
   out.close();
-  auto child = std::make_unique<Child>(std::vector<std::string>{BOXWATCH_BINARY, "worker", "--config", path});
+  auto child = std::make_unique<Child>(std::vector<std::string>{BOXWATCH_BINARY, "worker", "--config", path},
+                                       StderrFile(instance));
   if (!child->started()) return Error{Errc::kIo, "cannot start " + std::string(BOXWATCH_BINARY)};
   if (!child->WaitForLine("{\"event\":\"started\"", std::chrono::seconds(60))) {
     return Error{Errc::kTimeout, "worker " + instance + " did not start within 60 s (see its stderr above)"};
@@ -74,7 +76,11 @@ Result<std::unique_ptr<Child>> WorkerHarness::StartWorker(const std::string& ins
 
 Status WorkerHarness::Produce(const std::vector<sim::TrafficRecord>& records) {
   // Tests may send records up to the topics' max.message.bytes.
-  auto producer = pipeline::KafkaProducer::Create({.bootstrap = bootstrap_, .extra = {{"message.max.bytes", "16000000"}}});
+  auto props = TestClientProperties();
+  if (!props.ok()) return props.error();
+  pipeline::KafkaProperties extra = *props;
+  extra.emplace_back("message.max.bytes", "16000000");
+  auto producer = pipeline::KafkaProducer::Create({.bootstrap = bootstrap_, .extra = extra});
   if (!producer.ok()) return producer.error();
   auto sent = sim::ProduceTraffic(**producer, pipeline::TopicNames(prefix_), records, {});
   return sent.status();

@@ -5,6 +5,7 @@
 
 #include <functional>
 #include <map>
+#include <optional>
 #include <memory>
 #include <set>
 #include <string>
@@ -27,8 +28,10 @@ class WorkerHarness {
  public:
   // Creates the topic set with `partitions` partitions on the real broker;
   // `adjust`, when given, may change the topic specifications first.
+  // `prefix`: the topic prefix (default: one unique to this harness).
   static Result<std::unique_ptr<WorkerHarness>> Create(
-      int partitions, const std::function<void(std::vector<pipeline::TopicSpec>&)>& adjust = {});
+      int partitions, const std::function<void(std::vector<pipeline::TopicSpec>&)>& adjust = {},
+      const std::optional<std::string>& prefix = std::nullopt);
   ~WorkerHarness();
 
   const std::string& bootstrap() const { return bootstrap_; }
@@ -36,6 +39,13 @@ class WorkerHarness {
   // A scratch directory of this harness (state, configs), removed at the end.
   const std::string& dir() const { return dir_; }
   std::string StateDir(const std::string& instance) const { return dir_ + "/state-" + instance; }
+  // From now on, processes this harness starts append their stderr to
+  // dir()/<name>.stderr instead of the test's (for tests that read it).
+  void CaptureStderr() { capture_stderr_ = true; }
+  // Where process `name`'s stderr goes: a file, or "" (the test's stderr).
+  std::string StderrFile(const std::string& name) const {
+    return capture_stderr_ ? dir_ + "/" + name + ".stderr" : std::string();
+  }
 
   // Starts `boxwatch worker` as `instance`; waits for its "started" line.
   Result<std::unique_ptr<Child>> StartWorker(const std::string& instance,
@@ -56,6 +66,7 @@ class WorkerHarness {
   std::string prefix_;
   std::string dir_;
   int partitions_ = 0;
+  bool capture_stderr_ = false;
 };
 
 // The alerts a correct pipeline must produce for `traffic` once it has read
