@@ -39,10 +39,16 @@ int RunWorker(const std::string& config_path) {
   std::mutex running_mu;
   std::unique_ptr<monitoring::Endpoint> endpoint;
   if (!config->metrics_listen.empty()) {
-    auto e = monitoring::Endpoint::Start(config->metrics_listen, registry, [&]() -> std::string {
-      std::lock_guard lock(running_mu);
-      return running ? running->NotReady() : "starting";
-    });
+    auto e = monitoring::Endpoint::Start(
+        config->metrics_listen, registry,
+        [&]() -> std::string {
+          std::lock_guard lock(running_mu);
+          return running ? running->NotReady() : "starting";
+        },
+        [&]() -> std::string {
+          std::lock_guard lock(running_mu);
+          return running ? running->ReadinessNote() : "";
+        });
     if (!e.ok()) {
       std::fprintf(stderr, "boxwatch worker: %s\n", e.error().message.c_str());
       return 2;

@@ -100,11 +100,11 @@ std::string Render(prometheus::Registry& registry) {
 
 Result<std::unique_ptr<Endpoint>> Endpoint::Start(const std::string& listen,
                                                   std::shared_ptr<prometheus::Registry> registry,
-                                                  ReadyCheck ready) {
+                                                  ReadyCheck ready, ReadyCheck note) {
   http::Server::Options options;
   options.listen = listen;
   options.max_connections = 16;
-  auto server = http::Server::Start(options, [registry, ready](const http::Request& req) {
+  auto server = http::Server::Start(options, [registry, ready, note](const http::Request& req) {
     if (req.path == "/metrics") {
       http::Response r = http::Response::Text(200, Render(*registry));
       r.content_type = "text/plain; version=0.0.4; charset=utf-8";
@@ -113,7 +113,10 @@ Result<std::unique_ptr<Endpoint>> Endpoint::Start(const std::string& listen,
     if (req.path == "/healthz") return http::Response::Text(200, "ok\n");
     if (req.path == "/readyz") {
       const std::string why = ready ? ready() : std::string();
-      return why.empty() ? http::Response::Text(200, "ready\n") : http::Response::Text(503, "not ready: " + why + "\n");
+      const std::string warning = note ? note() : std::string();
+      const std::string tail = warning.empty() ? "" : warning + "\n";
+      return why.empty() ? http::Response::Text(200, "ready\n" + tail)
+                         : http::Response::Text(503, "not ready: " + why + "\n" + tail);
     }
     return http::Response::Error(404, "no such endpoint: " + req.path + " (try /metrics, /healthz, /readyz)");
   });

@@ -7,7 +7,9 @@
 //   GET /metrics  Prometheus text format (registry + process figures)
 //   GET /healthz  200 while the process runs (liveness)
 //   GET /readyz   200 when the `ready` callback says so, else 503 with the
-//                 reason (readiness: restored, subscribed, Kafka reachable)
+//                 reason (readiness: restored, subscribed, Kafka reachable);
+//                 a `note` (a warning that leaves readiness alone) follows
+//                 on the next line
 // Thread-safe: probes are updated from any thread; scrapes run on the
 // endpoint's connection threads.
 
@@ -35,7 +37,7 @@ class Endpoint {
   // `ready` always reports ready.
   static Result<std::unique_ptr<Endpoint>> Start(const std::string& listen,
                                                  std::shared_ptr<prometheus::Registry> registry,
-                                                 ReadyCheck ready);
+                                                 ReadyCheck ready, ReadyCheck note = nullptr);
   int port() const { return server_->port(); }
   void Stop() { server_->Stop(); }
 

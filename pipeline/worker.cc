@@ -265,10 +265,40 @@ void Worker::SetNotReady(std::string why) {
   not_ready_ = std::move(why);
 }
 
+std::string Worker::ReadinessNote() const {
+  std::lock_guard lock(ready_mu_);
+  return readiness_note_;
+}
+
+void Worker::UpdateLateShare(int64_t now) {
+  const uint64_t in = stats_.processed + stats_.dead_letters;
+  if (late_window_start_ms_ != 0 && now - late_window_start_ms_ < kLateWindowMs) return;
+  std::string note;
+  if (late_window_start_ms_ != 0 && in >= late_window_in_ && stats_.late >= late_window_late_) {
+    const uint64_t n = in - late_window_in_, late = stats_.late - late_window_late_;
+    if (n >= 100 && static_cast<double>(late) > kLateWarningShare * static_cast<double>(n)) {
+      char share[32];
+      std::snprintf(share, sizeof share, "%.1f", 100.0 * static_cast<double>(late) / static_cast<double>(n));
+      note = "warning: " + std::string(share) + "% of the " + std::to_string(n) + " input records of the last " +
+             std::to_string(kLateWindowMs / 1000) +
+             " s were dead-lettered as late and count towards no alert: device clocks far ahead, input older than "
+             "allowed_lateness_ms (" + std::to_string(config_.allowed_lateness_ms) +
+             " ms), or state adopted from another pipeline (docs/operations.md, BoxwatchLateInput)";
+    }
+  }
+  late_window_start_ms_ = now;
+  late_window_in_ = in;
+  late_window_late_ = stats_.late;
+  std::lock_guard lock(ready_mu_);
+  if (note != readiness_note_ && !note.empty()) BW_LOG(kWarn, kLog) << note;
+  readiness_note_ = std::move(note);
+}
+
 void Worker::UpdateGauges() {
   const int64_t now = NowMs();
   if (now - gauges_updated_ms_ < 2000) return;
   gauges_updated_ms_ = now;
+  UpdateLateShare(now);
   for (const auto& [p, task] : tasks_) {
     for (int i = 0; i < kInputs; ++i) {
       int64_t lo = 0, hi = 0;

@@ -68,6 +68,12 @@ class Worker : public RebalanceListener {
   // Empty once the worker has its assignment and every task is restored;
   // else why it is not ready. Thread-safe (read by /readyz).
   std::string NotReady() const;
+  // A warning /readyz shows while the worker stays ready (empty: none):
+  // more than kLateWarningShare of the input of the last kLateWindowMs was
+  // dead-lettered as late, which silently removes evidence from targeting.
+  std::string ReadinessNote() const;
+  static constexpr int64_t kLateWindowMs = 30000;  // ms
+  static constexpr double kLateWarningShare = 0.01;
 
   void OnAssigned(const std::vector<TopicPartition>& partitions) override;
   void OnRevoked(const std::vector<TopicPartition>& partitions) override;
@@ -112,6 +118,9 @@ class Worker : public RebalanceListener {
   void SetNotReady(std::string why);
   // Lag, state size and RocksDB figures, every couple of seconds.
   void UpdateGauges();
+  // Every kLateWindowMs: the late share of the window just ended, as the
+  // readiness note.
+  void UpdateLateShare(int64_t now);
 
   WorkerConfig config_;
   EventSink sink_;
@@ -151,8 +160,13 @@ class Worker : public RebalanceListener {
   std::unique_ptr<KafkaStatsProbe> consumer_stats_;
   std::unique_ptr<KafkaStatsProbe> producer_stats_;
   int64_t gauges_updated_ms_ = 0;
+  // The current late-share window: its start and the counts then.
+  int64_t late_window_start_ms_ = 0;
+  uint64_t late_window_in_ = 0;
+  uint64_t late_window_late_ = 0;
   mutable std::mutex ready_mu_;
   std::string not_ready_ = "starting";
+  std::string readiness_note_;  // guarded by ready_mu_
 };
 
 }  // namespace boxwatch::pipeline

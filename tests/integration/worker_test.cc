@@ -345,8 +345,23 @@ TEST(WorkerOnRealKafka, AnotherGroupRefusesStateItDidNotWriteUnlessToldToAdoptIt
   {  // Told to adopt it, the other group takes the state over and runs.
     auto worker = (*h)->StartWorker("stranger-0", {{"group_id", other_group}, {"state_owner", "adopt"}});
     ASSERT_TRUE(worker.ok()) << worker.error().message;
+    const int port = static_cast<int>(JsonField((*worker)->last_line(), "metrics_port"));
     ASSERT_TRUE((*worker)->WaitForLine("{\"event\":\"assigned\",\"tasks\":2", 120s))
         << "the adopting worker never got its partitions";
+    // Its group has no committed offsets, so it reads the input from the
+    // start, behind the adopted state: all of it late. It stays ready, but
+    // /readyz says so.
+    std::string body;
+    const auto deadline = std::chrono::steady_clock::now() + 120s;
+    while (std::chrono::steady_clock::now() < deadline && body.find("dead-lettered as late") == std::string::npos) {
+      auto r = http::Fetch("GET", "127.0.0.1", port, "/readyz", "");
+      if (r.ok()) {
+        EXPECT_EQ(r->status, 200) << r->body;
+        body = r->body;
+      }
+      std::this_thread::sleep_for(500ms);  // polling the worker's endpoint
+    }
+    EXPECT_NE(body.find("input records of the last 30 s were dead-lettered as late"), std::string::npos) << body;
     const int status = (*worker)->Kill(SIGTERM);
     EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << "wait status " << status;
   }
