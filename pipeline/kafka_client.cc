@@ -666,6 +666,24 @@ Result<std::map<std::string, int>> KafkaAdmin::PartitionCounts(
   return counts;
 }
 
+Result<std::map<int32_t, int32_t>> KafkaAdmin::Leaders(const std::string& topic,
+                                                        std::chrono::milliseconds timeout) {
+  const rd_kafka_metadata_t* md = nullptr;
+  if (rd_kafka_resp_err_t err = rd_kafka_metadata(rk_.get(), 1, nullptr, &md, static_cast<int>(timeout.count()))) {
+    return WithAuthenticationFailure(FromKafkaResp(err, "read cluster metadata"));
+  }
+  std::map<int32_t, int32_t> leaders;
+  for (int i = 0; i < md->topic_cnt; ++i) {
+    if (topic != md->topics[i].topic) continue;
+    for (int j = 0; j < md->topics[i].partition_cnt; ++j) {
+      leaders[md->topics[i].partitions[j].id] = md->topics[i].partitions[j].leader;
+    }
+  }
+  rd_kafka_metadata_destroy(md);
+  if (leaders.empty()) return Error{Errc::kNotFound, "topic " + topic + " is not in the cluster metadata"};
+  return leaders;
+}
+
 Status KafkaAdmin::CheckDescribable(const std::vector<std::string>& topics, std::chrono::milliseconds timeout) {
   std::vector<const char*> names;
   for (const auto& t : topics) names.push_back(t.c_str());

@@ -268,6 +268,8 @@ class KafkaAdmin {
   // kAccessDenied when one is there but this client may not describe it.
   Result<std::map<std::string, int>> PartitionCounts(const std::vector<std::string>& topics,
                                                      std::chrono::milliseconds timeout);
+  // The broker id leading each partition of `topic` (-1: none now).
+  Result<std::map<int32_t, int32_t>> Leaders(const std::string& topic, std::chrono::milliseconds timeout);
   // kAccessDenied naming the topics of `topics` this client may not describe.
   Status CheckDescribable(const std::vector<std::string>& topics, std::chrono::milliseconds timeout);
   // As PartitionCounts, but asks again until every named topic is seen

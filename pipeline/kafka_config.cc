@@ -109,6 +109,12 @@ Result<KafkaProperties> ParseKafkaProperties(std::string_view text, const std::s
   return props;
 }
 
+Result<KafkaProperties> ReadKafkaPropertiesFile(const std::string& path) {
+  auto text = ReadSmallFile(path);
+  if (!text.ok()) return Error{text.error().code, "Kafka client configuration: " + text.error().message};
+  return ParseKafkaProperties(*text, path);
+}
+
 KafkaProperties KafkaPropertiesFromEnvironment(const std::map<std::string, std::string>& env) {
   KafkaProperties props;
   for (const auto& [name, value] : env) {

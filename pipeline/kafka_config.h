@@ -41,6 +41,8 @@ struct KafkaConfigSources {
 Result<KafkaProperties> LoadKafkaProperties(const KafkaConfigSources& sources);
 // The `key=value` format of a properties file; `source` names it in messages.
 Result<KafkaProperties> ParseKafkaProperties(std::string_view text, const std::string& source);
+// A properties file, parsed, its references left for ResolveKafkaReferences.
+Result<KafkaProperties> ReadKafkaPropertiesFile(const std::string& path);
 // BOXWATCH_RDKAFKA_<NAME> variables as properties, in name order.
 KafkaProperties KafkaPropertiesFromEnvironment(const std::map<std::string, std::string>& env);
 // Replaces ${file:PATH} and ${env:NAME} values; adds one problem per failure.

@@ -153,11 +153,13 @@ Result<WorkerConfig> WorkerConfig::Parse(const std::string& text, const std::str
   }
   {
     // The properties file, then the mapping, then BOXWATCH_RDKAFKA_*.
-    auto from_file = LoadKafkaProperties({.file = c.kafka_config, .overrides = {}, .env = {}});
-    if (!from_file.ok()) {
-      problems.push_back(from_file.error().message);
-    } else {
-      c.kafka = std::move(*from_file);
+    if (!c.kafka_config.empty()) {
+      auto from_file = ReadKafkaPropertiesFile(c.kafka_config);
+      if (!from_file.ok()) {
+        problems.push_back(from_file.error().message);
+      } else {
+        c.kafka = std::move(*from_file);
+      }
     }
     c.kafka.insert(c.kafka.end(), yaml_kafka.begin(), yaml_kafka.end());
     const KafkaProperties from_env = KafkaPropertiesFromEnvironment(env);

@@ -43,33 +43,6 @@ int64_t StopWorker(Child& worker) {
   return 0;
 }
 
-// Input records the worker has committed so far (its metrics), -1 when unreadable.
-int64_t CommittedRecords(int port) {
-  auto page = http::Fetch("GET", "127.0.0.1", port, "/metrics");
-  if (!page.ok()) return -1;
-  std::istringstream lines(page->body);
-  double total = 0;
-  for (std::string line; std::getline(lines, line);) {
-    if (line.rfind("boxwatch_worker_transaction_records_total", 0) == 0) {
-      total += std::atof(line.substr(line.rfind(' ') + 1).c_str());
-    }
-  }
-  return static_cast<int64_t>(total);
-}
-
-// Waits until the worker (its "started" line the last one read) has
-// committed at least `n` input records.
-bool WaitForCommittedRecords(const Child& worker, int64_t n, std::chrono::seconds timeout) {
-  const int port = static_cast<int>(JsonField(worker.last_line(), "metrics_port"));
-  if (port <= 0) return false;
-  const auto deadline = std::chrono::steady_clock::now() + timeout;
-  while (std::chrono::steady_clock::now() < deadline) {
-    if (CommittedRecords(port) >= n) return true;
-    std::this_thread::sleep_for(50ms);  // polling the worker's metrics
-  }
-  return false;
-}
-
 // Golden input through one worker with the given processing_guarantee and
 // other options; `stopped` gets the worker's "stopped" line.
 void GoldenRun(const std::string& guarantee, std::map<std::string, std::string> options = {},

@@ -35,9 +35,9 @@ v1::Alert MakeAlert(int n, v1::Priority priority, const std::vector<std::string>
 
 Result<std::unique_ptr<DeliveryHarness>> DeliveryHarness::Create(
     int partitions, const std::map<std::string, std::set<std::string>>& grants,
-    const std::optional<std::string>& prefix) {
+    const std::optional<std::string>& prefix, const std::function<void(std::vector<pipeline::TopicSpec>&)>& adjust) {
   auto h = std::make_unique<DeliveryHarness>();
-  auto workers = WorkerHarness::Create(partitions, {}, prefix);
+  auto workers = WorkerHarness::Create(partitions, adjust, prefix);
   if (!workers.ok()) return workers.error();
   h->workers_ = std::move(*workers);
   h->pki_ = h->workers_->dir() + "/pki";

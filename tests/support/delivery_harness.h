@@ -25,7 +25,8 @@ class DeliveryHarness {
   // `prefix`: the topic prefix (default: one unique to this harness).
   static Result<std::unique_ptr<DeliveryHarness>> Create(int partitions,
                                                          const std::map<std::string, std::set<std::string>>& grants,
-                                                         const std::optional<std::string>& prefix = std::nullopt);
+                                                         const std::optional<std::string>& prefix = std::nullopt,
+                                                         const std::function<void(std::vector<pipeline::TopicSpec>&)>& adjust = {});
   WorkerHarness& workers() { return *workers_; }
   const std::string& pki() const { return pki_; }
   // A free loopback port (bound and released), for a dispatcher that must

@@ -7,8 +7,10 @@
 #include <limits>
 #include <fstream>
 #include <set>
+#include <sstream>
 #include <thread>
 
+#include "core/http.h"
 #include "operators/decode.h"
 #include "operators/default_profile.h"
 #include "pipeline/partitioner.h"
@@ -119,6 +121,33 @@ Result<std::vector<v1::Alert>> WorkerHarness::WaitForAlerts(size_t count, std::c
     if (have >= count || std::chrono::steady_clock::now() > deadline) return alerts;
     std::this_thread::sleep_for(std::chrono::milliseconds(500));  // polling a topic, not a sleep-to-sync
   }
+}
+
+// Input records the worker has committed so far (its metrics), -1 when unreadable.
+int64_t CommittedRecords(int port) {
+  auto page = http::Fetch("GET", "127.0.0.1", port, "/metrics");
+  if (!page.ok()) return -1;
+  std::istringstream lines(page->body);
+  double total = 0;
+  for (std::string line; std::getline(lines, line);) {
+    if (line.rfind("boxwatch_worker_transaction_records_total", 0) == 0) {
+      total += std::atof(line.substr(line.rfind(' ') + 1).c_str());
+    }
+  }
+  return static_cast<int64_t>(total);
+}
+
+// Waits until the worker (its "started" line the last one read) has
+// committed at least `n` input records.
+bool WaitForCommittedRecords(const Child& worker, int64_t n, std::chrono::seconds timeout) {
+  const int port = static_cast<int>(JsonField(worker.last_line(), "metrics_port"));
+  if (port <= 0) return false;
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (std::chrono::steady_clock::now() < deadline) {
+    if (CommittedRecords(port) >= n) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));  // polling the worker's metrics
+  }
+  return false;
 }
 
 AlertDigest Digest(const std::vector<v1::Alert>& alerts) {

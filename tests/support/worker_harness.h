@@ -76,6 +76,11 @@ class WorkerHarness {
 AlertDigest ExpectedAlerts(const sim::Traffic& traffic, const operators::Profile& profile, int partitions,
                            int64_t lateness_ms = 300000);
 AlertDigest Digest(const std::vector<v1::Alert>& alerts);
+// Input records a worker has committed so far (from its metrics on `port`), -1 when unreadable.
+int64_t CommittedRecords(int port);
+// Waits until the worker (its "started" line the last one read) has
+// committed at least `n` input records.
+bool WaitForCommittedRecords(const Child& worker, int64_t n, std::chrono::seconds timeout);
 // The built-in default profile, parsed once.
 const operators::Profile& DefaultProfile();
 // Simulator options for `containers` boxes whose event times end within the

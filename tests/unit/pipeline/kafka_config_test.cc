@@ -109,18 +109,19 @@ TEST(KafkaConfig, SecretPropertiesAreRecognised) {
 
 TEST(KafkaConfig, TheWorkerLayersItsFileMappingAndEnvironment) {
   TempFile secret("pw\n");
-  TempFile file("security.protocol=SASL_SSL\nsasl.username=file-user\nclient.id=file\n");
+  TempFile file("security.protocol=SASL_SSL\nsasl.username=file-user\nclient.id=file\nssl.key.password=${env:KEY_PW}\n");
   auto c = WorkerConfig::Parse("instance_id: w\nkafka_config: " + file.path() +
                                    "\nkafka:\n  sasl.username: yaml-user\n  sasl.password: \"${file:" +
                                    secret.path() + "}\"\n",
-                               "w.yaml", {{"BOXWATCH_RDKAFKA_CLIENT_ID", "env"}});
+                               "w.yaml", {{"BOXWATCH_RDKAFKA_CLIENT_ID", "env"}, {"KEY_PW", "kp"}});
   ASSERT_TRUE(c.ok()) << c.error().message;
   EXPECT_EQ(FindKafkaProperty(c->kafka, "security.protocol"), "SASL_SSL");
   EXPECT_EQ(FindKafkaProperty(c->kafka, "sasl.username"), "yaml-user");
   EXPECT_EQ(FindKafkaProperty(c->kafka, "sasl.password"), "pw");
   EXPECT_EQ(FindKafkaProperty(c->kafka, "client.id"), "env");
+  EXPECT_EQ(FindKafkaProperty(c->kafka, "ssl.key.password"), "kp");  // a reference in the file
   // BOXWATCH_KAFKA_CONFIG is the kafka_config option's override.
-  auto e = WorkerConfig::Parse("instance_id: w\n", "w.yaml", {{"BOXWATCH_KAFKA_CONFIG", file.path()}});
+  auto e = WorkerConfig::Parse("instance_id: w\n", "w.yaml", {{"BOXWATCH_KAFKA_CONFIG", file.path()}, {"KEY_PW", "x"}});
   ASSERT_TRUE(e.ok()) << e.error().message;
   EXPECT_EQ(FindKafkaProperty(e->kafka, "sasl.username"), "file-user");
   auto bad = WorkerConfig::Parse("instance_id: w\nkafka_config: /nonexistent/k.properties\n", "w.yaml", {});
