@@ -22,6 +22,7 @@ enum class Errc {
   kTimeout,
   kIo,
   kAccessDenied,     // Kafka refused the client's credentials or its principal's rights
+  kNoSpace,          // a disk is full; the same call may succeed once space is freed
 };
 
 const char* ErrcName(Errc code);

@@ -797,6 +797,10 @@ Status Worker::CommitCycle() {
   for (auto& [p, task_ptr] : tasks_) {
     const int64_t last = producer_->LastDeliveredOffset(changelog, p);
     Status s = task_ptr->store->Commit(writes[p], last + 1, metas[p]);
+    if (!s.ok() && s.code() == Errc::kNoSpace) {
+      // The cycle is committed on Kafka: keep its state writes and wait for space.
+      s = WaitForStateSpace(s, [&] { return task_ptr->store->Commit(writes[p], last + 1, metas[p]); });
+    }
     if (!s.ok()) return s;
   }
   // At-least-once: the consumed offsets last, once outputs and state are
@@ -815,6 +819,25 @@ Status Worker::CommitCycle() {
     reference_dirty_ = false;
   }
   return Status::Ok();
+}
+
+Status Worker::WaitForStateSpace(const Status& failure, const std::function<Status()>& retry) {
+  BW_LOG(kError, kLog) << "state disk full; processing stops until space is freed: " << failure.message();
+  SetNotReady("state disk full (" + config_.state_dir + "): processing stopped until space is freed");
+  probe_->StateDiskFull(true);
+  Status s = failure;
+  while (!s.ok() && s.code() == Errc::kNoSpace) {
+    if (stop_ != nullptr && stop_->load()) break;  // stopping: the changelog holds this cycle's state
+    std::this_thread::sleep_for(1s);
+    (void)store_->Resume();  // fails with kNoSpace too while the disk is still full
+    s = retry();
+  }
+  probe_->StateDiskFull(false);
+  if (s.ok()) {
+    BW_LOG(kInfo, kLog) << "state disk has space again; processing resumes";
+    SetNotReady("");
+  }
+  return s;
 }
 
 Status Worker::PollControlTopics(std::chrono::milliseconds wait) {
@@ -876,6 +899,7 @@ Status Worker::Recover(const Error& error) {
 }
 
 Status Worker::Run(const std::atomic<bool>& stop) {
+  stop_ = &stop;
   int consecutive_failures = 0;
   while (!stop.load()) {
     Status step = [&]() -> Status {

@@ -118,6 +118,10 @@ class Worker : public RebalanceListener {
   void SetNotReady(std::string why);
   // Lag, state size and RocksDB figures, every couple of seconds.
   void UpdateGauges();
+  // A state write failed with kNoSpace: not ready, retries `retry` every
+  // second (after asking the store to resume) until it succeeds, fails
+  // otherwise, or the worker is told to stop.
+  Status WaitForStateSpace(const Status& failure, const std::function<Status()>& retry);
   // Every kLateWindowMs: the late share of the window just ended, as the
   // readiness note.
   void UpdateLateShare(int64_t now);
@@ -164,6 +168,7 @@ class Worker : public RebalanceListener {
   int64_t late_window_start_ms_ = 0;
   uint64_t late_window_in_ = 0;
   uint64_t late_window_late_ = 0;
+  const std::atomic<bool>* stop_ = nullptr;  // Run's stop flag, for waits inside a step
   mutable std::mutex ready_mu_;
   std::string not_ready_ = "starting";
   std::string readiness_note_;  // guarded by ready_mu_

@@ -91,6 +91,11 @@ struct WorkerProbe::Impl {
                        .Help("Partition assignment changes, by kind (assigned, revoked, lost)")
                        .Register(r)),
         tasks(BuildGauge().Name("boxwatch_worker_tasks").Help("Tasks (partitions) active").Register(r).Add({})),
+        state_disk_full(BuildGauge()
+                            .Name("boxwatch_worker_state_disk_full")
+                            .Help("1 while processing waits for space on the state volume")
+                            .Register(r)
+                            .Add({})),
         restore_in_progress(BuildGauge()
                                 .Name("boxwatch_worker_restore_in_progress")
                                 .Help("1 while a task restores its state from the changelog")
@@ -167,6 +172,7 @@ struct WorkerProbe::Impl {
   Counter& transaction_failures;
   Family<Counter>& rebalances;
   Gauge& tasks;
+  Gauge& state_disk_full;
   Gauge& restore_in_progress;
   Family<Gauge>& restore_remaining;
   Counter& restore_records;
@@ -259,6 +265,7 @@ void WorkerProbe::TransactionCommitted(double seconds, int64_t records) {
 void WorkerProbe::TransactionFailed() { impl_->transaction_failures.Increment(); }
 void WorkerProbe::Rebalance(const char* kind) { impl_->rebalances.Add({{"kind", kind}}).Increment(); }
 void WorkerProbe::Tasks(size_t n) { impl_->tasks.Set(static_cast<double>(n)); }
+void WorkerProbe::StateDiskFull(bool full) { impl_->state_disk_full.Set(full ? 1 : 0); }
 
 void WorkerProbe::RestoreStarted(int32_t partition, int64_t records) {
   impl_->restoring.insert(partition);

@@ -76,7 +76,8 @@ Error ToError(const rocksdb::Status& s, const std::string& context) {
     code = Errc::kInvalidArgument;
   } else if (s.IsNotFound()) {
     code = Errc::kNotFound;
-  } else if (s.IsNoSpace()) {
+  } else if (s.IsNoSpace() || s.ToString().find("No space left") != std::string::npos) {
+    code = Errc::kNoSpace;
     hint = "; free disk space on the state volume";
   } else if (s.IsIOError() && s.ToString().find("lock") != std::string::npos) {
     hint = "; is another worker process using this state directory?";
@@ -335,6 +336,12 @@ class RocksStateStore final : public StateStore {
     options.wait = true;
     rocksdb::Status s = db_->Flush(options, AllHandles());
     if (!s.ok()) return ToError(s, "state store \"" + path_ + "\": flush");
+    return Status::Ok();
+  }
+
+  Status Resume() override {
+    rocksdb::Status s = db_->Resume();
+    if (!s.ok()) return ToError(s, "state store \"" + path_ + "\": resume after a write error");
     return Status::Ok();
   }
 

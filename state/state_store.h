@@ -150,6 +150,10 @@ class StateStore {
   // Open replay nothing, and lets tests exercise the on-disk read path.
   [[nodiscard]] virtual Status Flush() = 0;
 
+  // After a background write error (a full disk), tries to make the store
+  // writable again: kNoSpace while space is still short.
+  [[nodiscard]] virtual Status Resume() = 0;
+
   // Live SST files plus memtables of all partitions, bytes (approximate).
   virtual uint64_t ApproximateSizeBytes() const = 0;
 

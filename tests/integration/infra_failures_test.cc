@@ -1,3 +1,5 @@
+// Failures of what the pipeline runs on.
+//
 // Broker failures on a replicated cluster: a 3-node Kafka cluster of its own
 // (scripts/kafka start --brokers 3; topics with replication 3 and
 // min.insync.replicas 2). While a worker drains its input and a dispatcher
@@ -7,14 +9,23 @@
 // equal the uninterrupted run's byte for byte, the hub must hold exactly the
 // committed alerts, and every input record must be committed (lag zero).
 // The time the pipeline took to recover is printed.
+//
+// A full state volume: the worker's state_dir on a small tmpfs that fills
+// up. The worker must stop processing, say why on /readyz and in a metric,
+// keep running, and once space is freed go on and produce exactly the alerts
+// of an undisturbed run.
 #include <gtest/gtest.h>
 #include <stdlib.h>
+#include <sys/statvfs.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
 #include <cstdio>
 #include <filesystem>
+#include <fstream>
 #include <thread>
 
+#include "core/http.h"
 #include "tests/support/delivery_harness.h"
 
 namespace boxwatch::testing {
@@ -142,6 +153,82 @@ TEST(BrokerFailures, LeaderKillsAndALostQuorumChangeNoAlertAndLagReturnsToZero) 
   EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << "worker exit status " << status;
   (*dispatcher)->Kill(SIGTERM);
   (*hub)->Kill(SIGTERM);
+}
+
+// Unmounts the tmpfs when the test ends.
+struct Mount {
+  std::string path;
+  ~Mount() {
+    if (!path.empty()) std::system(("umount -l " + path + " 2>/dev/null").c_str());
+  }
+};
+
+std::string Get(int port, const std::string& path) {
+  auto r = http::Fetch("GET", "127.0.0.1", port, path, "");
+  return r.ok() ? std::to_string(r->status) + " " + r->body : "unreachable";
+}
+
+TEST(StateDisk, AFullStateVolumeStopsProcessingUntilSpaceReturnsAndLosesNothing) {
+  ASSERT_EQ(::geteuid(), 0u) << "this test mounts a small tmpfs for the worker's state and needs root (the README's "
+                                "test command runs as root)";
+  auto h = WorkerHarness::Create(2);
+  ASSERT_TRUE(h.ok()) << h.error().message;
+  Mount volume{(*h)->dir() + "/statevol"};
+  std::filesystem::create_directories(volume.path);
+  ASSERT_EQ(std::system(("mount -t tmpfs -o size=24m tmpfs " + volume.path).c_str()), 0) << "mount failed";
+  // Leave about 1.5 MB: the store opens, and the state of this input does not fit.
+  struct statvfs vfs {};
+  ASSERT_EQ(::statvfs(volume.path.c_str(), &vfs), 0);
+  const uint64_t free_bytes = static_cast<uint64_t>(vfs.f_bavail) * vfs.f_frsize;
+  const std::string filler = volume.path + "/filler";
+  {
+    std::ofstream out(filler, std::ios::binary);
+    const std::string block(1 << 20, 'x');
+    for (uint64_t left = free_bytes - (3u << 19); left > 0;) {
+      const uint64_t n = std::min<uint64_t>(left, block.size());
+      out.write(block.data(), static_cast<std::streamsize>(n));
+      left -= n;
+    }
+  }
+
+  const sim::Traffic traffic = sim::GenerateTraffic(RecentTraffic(1000, 77), DefaultProfile());
+  const AlertDigest expected = ExpectedAlerts(traffic, DefaultProfile(), 2);
+  ASSERT_TRUE((*h)->Produce(traffic.records).ok());
+  const int64_t total = static_cast<int64_t>(traffic.records.size());
+  auto worker = (*h)->StartWorker("disk-1", {{"state_dir", volume.path + "/state"},
+                                             {"write_buffer_bytes", "1048576"},
+                                             {"max_records_per_commit", "500"}});
+  ASSERT_TRUE(worker.ok()) << worker.error().message;
+  const int port = static_cast<int>(JsonField((*worker)->last_line(), "metrics_port"));
+
+  std::string ready;
+  const auto deadline = Clock::now() + seconds(180);
+  while (Clock::now() < deadline && ready.find("state disk full") == std::string::npos) {
+    ready = Get(port, "/readyz");
+    if (CommittedRecords(port) >= total) break;
+    std::this_thread::sleep_for(milliseconds(200));  // polling the worker's endpoint
+  }
+  ASSERT_NE(ready.find("503 not ready: state disk full"), std::string::npos)
+      << "the worker never reported the full disk (readyz: " << ready << ")";
+  const int64_t stuck = CommittedRecords(port);
+  EXPECT_LT(stuck, total) << "the whole input was committed although the disk was full";
+  EXPECT_NE(Get(port, "/metrics").find("boxwatch_worker_state_disk_full 1"), std::string::npos);
+  std::this_thread::sleep_for(seconds(3));  // it stays stopped, and alive
+  EXPECT_EQ(CommittedRecords(port), stuck) << "input was committed while the state could not be stored";
+  std::printf("disk full after %lld of %lld records\n", static_cast<long long>(stuck), static_cast<long long>(total));
+
+  std::filesystem::remove(filler);
+  ASSERT_TRUE(WaitForCommittedRecords(**worker, total, seconds(180)))
+      << "the worker did not go on once space returned; readyz: " << Get(port, "/readyz");
+  EXPECT_EQ(Get(port, "/readyz").substr(0, 9), "200 ready");
+  auto alerts = (*h)->WaitForAlerts(expected.size(), seconds(60));
+  ASSERT_TRUE(alerts.ok()) << alerts.error().message;
+  EXPECT_EQ(Digest(*alerts), expected) << "the full disk changed the alerts";
+  const int status = (*worker)->Kill(SIGTERM);
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << "worker exit status " << status;
+  const std::string out = (*worker)->ReadRest(seconds(5));
+  EXPECT_NE(out.find("\"ok\":true"), std::string::npos) << out;
+  EXPECT_NE(out.find("\"late\":0,"), std::string::npos) << out;
 }
 
 }  // namespace
