@@ -152,6 +152,10 @@ void RegisterDeliveryCommands(CLI::App& app) {
   dc->add_option("--max-buffered", d->options.max_buffered,
                  "Alerts queued per hub stream for priority ordering (bounds memory per hub)")
       ->capture_default_str();
+  dc->add_option("--sweep-backlog", d->options.sweep_backlog,
+                 "A hub that (re)connects more than this many alerts behind gets its backlog in passes, CRITICAL "
+                 "first, then HIGH, MEDIUM, LOW, while new alerts flow past it; 0: never")
+      ->capture_default_str();
   dc->add_option("--heartbeat-ms", d->options.heartbeat_ms, "ms between heartbeats on an idle stream")
       ->capture_default_str();
   dc->add_option("--catch-up-ms", d->options.catch_up_ms,

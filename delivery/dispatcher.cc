@@ -12,6 +12,7 @@
 #include <functional>
 #include <mutex>
 #include <queue>
+#include <set>
 #include <sstream>
 #include <thread>
 
@@ -59,6 +60,7 @@ struct Queued {
   int32_t partition;
   int64_t offset;
   std::shared_ptr<v1::Alert> alert;
+  bool backlog = false;  // read by a backlog sweep's pass
   bool operator<(const Queued& o) const {  // std::priority_queue pops the largest
     if (priority != o.priority) return priority < o.priority;
     if (emit_time_ms != o.emit_time_ms) return emit_time_ms > o.emit_time_ms;
@@ -133,6 +135,7 @@ std::string DispatcherOptions::Validate() const {
   if (default_ack_window == 0 || default_ack_window > max_ack_window)
     problems.push_back("--ack-window must be between 1 and --max-ack-window (" + std::to_string(max_ack_window) + ")");
   if (max_buffered < 1) problems.push_back("--max-buffered must be at least 1");
+  if (sweep_backlog < 0) problems.push_back("--sweep-backlog must not be negative (0: never sweep)");
   if (heartbeat_ms < 100) problems.push_back("--heartbeat-ms must be at least 100");
   if (catch_up_ms < 0) problems.push_back("--catch-up-ms must not be negative");
   std::string all;
@@ -463,15 +466,45 @@ class Dispatcher::Impl final : public v1::AlertService::Service {
     std::vector<pipeline::TopicPartitionOffset> assignment;
     std::map<int32_t, int64_t> expected;    // next offset each partition should show
     std::map<int32_t, int64_t> catch_up_to;  // high watermarks at connect
+    int64_t behind = 0;
     for (int32_t p = 0; p < partitions; ++p) {
       auto marks = consumer.Watermarks(alerts_topic_, p, milliseconds(10000));
       if (!marks.ok()) return {grpc::StatusCode::UNAVAILABLE, marks.error().message};
       cursor.SkipBelow(p, marks->first);
-      expected[p] = cursor.StartOffset(p);
       catch_up_to[p] = marks->second;
+      behind += std::max<int64_t>(0, marks->second - std::max<int64_t>(cursor.StartOffset(p), marks->first));
+    }
+    // A hub further behind than a stream queues gets its backlog in passes,
+    // most urgent first, while new alerts flow past it (docs/delivery.md).
+    if (!cursor.sweeping() && options_.sweep_backlog > 0 && behind > options_.sweep_backlog) {
+      cursor.StartSweep(catch_up_to, v1::PRIORITY_CRITICAL);
+      BW_LOG(kInfo, "dispatcher") << "hub " << hub << " is " << behind
+                                  << " alerts behind: its backlog goes in passes, CRITICAL first";
+    }
+    for (int32_t p = 0; p < partitions; ++p) {
+      expected[p] = cursor.sweeping() ? cursor.LiveStart(p) : cursor.StartOffset(p);
       assignment.push_back({alerts_topic_, p, expected[p]});
     }
     if (Status s = consumer.Assign(assignment); !s.ok()) return {grpc::StatusCode::UNAVAILABLE, s.ToString()};
+    // The sweep's reader: the backlog [PassStart, SweepEnd) of every
+    // partition, once per priority.
+    std::unique_ptr<pipeline::KafkaConsumer> backlog;
+    std::map<int32_t, int64_t> backlog_expected;
+    std::map<int32_t, std::multiset<int64_t>> pass_queued;  // offsets of the pass queued, not sent
+    auto start_pass = [&]() -> Status {
+      std::vector<pipeline::TopicPartitionOffset> at;
+      for (int32_t p = 0; p < partitions; ++p) {
+        backlog_expected[p] = cursor.PassStart(p);
+        at.push_back({alerts_topic_, p, backlog_expected[p]});
+      }
+      return backlog->Assign(at);
+    };
+    if (cursor.sweeping()) {
+      auto b = NewReader(hub + "-backlog");
+      if (!b.ok()) return {grpc::StatusCode::UNAVAILABLE, b.error().message};
+      backlog = std::move(*b);
+      if (Status s = start_pass(); !s.ok()) return {grpc::StatusCode::UNAVAILABLE, s.ToString()};
+    }
     {
       // Tells the hub at once that the subscription is accepted.
       v1::SubscribeResponse hello;
@@ -499,8 +532,15 @@ class Dispatcher::Impl final : public v1::AlertService::Service {
       cv.notify_all();
     });
 
+    // The subscription's filter: at least its minimum priority, in one of its regions.
+    auto for_hub = [&](const v1::Alert& a) {
+      if (a.priority() < min_priority) return false;
+      for (const auto& r : a.regions())
+        if (regions.count(r) > 0) return true;
+      return false;
+    };
     std::priority_queue<Queued> queue;
-    bool catching_up = true;
+    bool catching_up = !cursor.sweeping();
     const auto catch_up_deadline = Clock::now() + milliseconds(options_.catch_up_ms);
     auto last_write = Clock::now();
     grpc::Status result = grpc::Status::OK;
@@ -517,7 +557,7 @@ class Dispatcher::Impl final : public v1::AlertService::Service {
       }
       // Block on Kafka only when there is nothing else to do: when the
       // window is full, acknowledgements are waited for below instead.
-      milliseconds wait(catching_up || (room > 0 && queue.empty()) ? 50 : 0);
+      milliseconds wait((catching_up || (room > 0 && queue.empty())) && !backlog ? 50 : 0);
       for (int n = 0; static_cast<int64_t>(queue.size()) < options_.max_buffered && n < 5000; ++n) {
         auto m = consumer.Poll(n == 0 ? wait : milliseconds(0));
         if (!m.ok()) {
@@ -533,25 +573,87 @@ class Dispatcher::Impl final : public v1::AlertService::Service {
         const int64_t o = (*m)->offset();
         if (o > expected[p]) cursor.MarkDoneRange(p, expected[p], o);  // markers, aborted records
         expected[p] = o + 1;
-        if (cursor.IsDone(p, o)) continue;
         auto alert = std::make_shared<v1::Alert>();
         if (!ParseAlertRecord(**m, alert.get())) {
-          probe_.Undecodable();
+          if (!cursor.IsDone(p, o)) probe_.Undecodable();
           cursor.MarkDone(p, o);
           continue;
         }
-        bool wanted = alert->priority() >= min_priority;
-        if (wanted) {
-          wanted = false;
-          for (const auto& r : alert->regions()) wanted = wanted || regions.count(r) > 0;
-        }
-        if (!wanted) {
+        if (cursor.IsDone(p, o, alert->priority())) continue;
+        if (!for_hub(*alert)) {
           cursor.MarkDone(p, o);
           continue;
         }
         queue.push({alert->priority(), alert->emit_time_ms(), p, o, std::move(alert)});
       }
       if (!result.ok()) break;
+      if (backlog) {
+        // 1b. The backlog pass: only its priority, while the queue has room.
+        const int pass = cursor.sweep_priority();
+        bool at_end = true;
+        uint64_t backlog_room;
+        {
+          std::lock_guard lock(mu);
+          backlog_room = unacked < window ? window - unacked : 0;
+        }
+        // Wait for the backlog's fetch only when there is nothing to send.
+        const milliseconds backlog_wait(backlog_room > 0 && queue.empty() ? 20 : 0);
+        for (int n = 0; static_cast<int64_t>(queue.size()) < options_.max_buffered && n < 5000; ++n) {
+          auto m = backlog->Poll(n == 0 ? backlog_wait : milliseconds(0));
+          if (!m.ok()) {
+            BW_LOG(kWarn, "dispatcher") << "reading the backlog for " << hub << ": " << m.error().message;
+            break;
+          }
+          if (!*m) break;
+          const int32_t p = (*m)->partition();
+          const int64_t o = (*m)->offset();
+          if (o >= cursor.SweepEnd(p)) {  // past the backlog: the live reader has it
+            backlog_expected[p] = std::max(backlog_expected[p], cursor.SweepEnd(p));
+            continue;
+          }
+          if (o > backlog_expected[p]) cursor.MarkDoneRange(p, backlog_expected[p], o);
+          backlog_expected[p] = o + 1;
+          auto alert = std::make_shared<v1::Alert>();
+          if (!ParseAlertRecord(**m, alert.get())) {
+            cursor.MarkDone(p, o);
+            continue;
+          }
+          if (!for_hub(*alert)) {
+            cursor.MarkDone(p, o);
+            continue;
+          }
+          if (alert->priority() != pass || cursor.IsDone(p, o, alert->priority())) continue;
+          pass_queued[p].insert(o);
+          queue.push({alert->priority(), alert->emit_time_ms(), p, o, std::move(alert), true});
+        }
+        // The pass's handled prefix, and whether it has read its whole backlog.
+        auto positions = backlog->Positions();
+        for (int32_t p = 0; p < partitions; ++p) {
+          int64_t reached = backlog_expected[p];
+          if (positions.ok()) {  // also past trailing transaction markers
+            for (const auto& tp : *positions)
+              if (tp.partition == p && tp.offset >= cursor.SweepEnd(p)) reached = std::max(reached, tp.offset);
+          }
+          if (reached < cursor.SweepEnd(p)) at_end = false;
+          const auto& q = pass_queued[p];
+          cursor.PassReached(p, q.empty() ? reached : std::min(reached, *q.begin()));
+        }
+        bool pass_done = at_end;
+        for (const auto& [p, q] : pass_queued) pass_done = pass_done && q.empty();
+        if (pass_done) {
+          const int next = pass - 1 >= std::max<int>(min_priority, v1::PRIORITY_LOW) ? pass - 1 : 0;
+          cursor.NextPass(next);
+          BW_LOG(kDebug, "dispatcher") << "hub " << hub << ": backlog pass " << v1::Priority_Name(
+                                              static_cast<v1::Priority>(pass)) << " done";
+          if (next == 0) {
+            backlog.reset();
+            BW_LOG(kInfo, "dispatcher") << "hub " << hub << ": backlog delivered";
+          } else if (Status s = start_pass(); !s.ok()) {
+            result = {grpc::StatusCode::UNAVAILABLE, s.ToString()};
+            break;
+          }
+        }
+      }
       if (catching_up) {
         std::set<int32_t> behind;
         for (const auto& [p, hw] : catch_up_to)
@@ -584,6 +686,11 @@ class Dispatcher::Impl final : public v1::AlertService::Service {
         Queued q = queue.top();
         queue.pop();
         cursor.MarkDone(q.partition, q.offset);
+        if (q.backlog) {
+          auto& pq = pass_queued[q.partition];
+          if (auto it = pq.find(q.offset); it != pq.end()) pq.erase(it);
+          cursor.PassReached(q.partition, pq.empty() ? backlog_expected[q.partition] : *pq.begin());
+        }
         v1::SubscribeResponse out;
         auto* env = out.mutable_alert();
         *env->mutable_alert() = *q.alert;

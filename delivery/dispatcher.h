@@ -55,6 +55,11 @@ struct DispatcherOptions {
   uint32_t default_ack_window = 256;     // alerts unacknowledged per hub when it asks for 0
   uint32_t max_ack_window = 4096;        // upper bound on a hub's requested window
   int64_t max_buffered = 20000;          // alerts queued per stream (bounds memory)
+  // A hub that (re)connects more than this many alerts behind gets its
+  // backlog in passes, CRITICAL first, then HIGH, and so on, while new
+  // alerts flow past it; 0: never start one (the backlog goes through the
+  // bounded queue in offset order; a sweep already in a token goes on)
+  int64_t sweep_backlog = 20000;
   int64_t heartbeat_ms = 5000;           // ms between heartbeats on an idle stream
   int64_t catch_up_ms = 5000;            // ms a (re)connect may read ahead before its first send
   int64_t lookup_max_records = 1000000;  // records GetContainer scans back at most

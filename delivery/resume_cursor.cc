@@ -30,8 +30,19 @@ Result<DeliveryCursor> DeliveryCursor::FromToken(const std::string& token, const
                                                  std::to_string(p.partition()));
       progress.done[start] = end;
     }
-    cursor.Fold(progress);
+    if (msg.sweep_priority() > 0) {
+      if (p.pass_next() < p.next_offset() || p.sweep_end() < p.pass_next() || p.live_next() < p.sweep_end())
+        return Error(Errc::kInvalidArgument, "resume token has a malformed sweep for partition " +
+                                                 std::to_string(p.partition()));
+      progress.sweep_end = p.sweep_end();
+      progress.pass_next = p.pass_next();
+      progress.live_next = p.live_next();
+    }
   }
+  if (msg.sweep_priority() < 0 || msg.sweep_priority() > 4)
+    return Error(Errc::kInvalidArgument, "resume token has a malformed sweep priority");
+  cursor.sweep_priority_ = msg.sweep_priority();
+  for (auto& [_, progress] : cursor.partitions_) cursor.Fold(progress);
   return cursor;
 }
 
@@ -40,15 +51,20 @@ int64_t DeliveryCursor::StartOffset(int32_t partition) const {
   return it == partitions_.end() ? -1 : it->second.next_offset;
 }
 
-bool DeliveryCursor::IsDone(int32_t partition, int64_t offset) const {
+bool DeliveryCursor::IsDone(int32_t partition, int64_t offset, int priority) const {
   auto it = partitions_.find(partition);
   if (it == partitions_.end()) return false;
   const auto& p = it->second;
   if (offset < p.next_offset) return true;
   auto r = p.done.upper_bound(offset);
-  if (r == p.done.begin()) return false;
-  --r;
-  return offset < r->second;
+  if (r != p.done.begin() && offset < std::prev(r)->second) return true;
+  if (sweeping() && p.sweep_end >= 0) {
+    if (offset < p.sweep_end) {
+      return priority > sweep_priority_ || (priority == sweep_priority_ && offset < p.pass_next);
+    }
+    return offset < p.live_next;
+  }
+  return false;
 }
 
 void DeliveryCursor::MarkDone(int32_t partition, int64_t offset) { MarkDoneRange(partition, offset, offset + 1); }
@@ -72,6 +88,11 @@ void DeliveryCursor::MarkDoneRange(int32_t partition, int64_t start, int64_t end
 
 void DeliveryCursor::SkipBelow(int32_t partition, int64_t low_watermark) {
   auto& p = partitions_[partition];
+  if (sweeping() && p.sweep_end >= 0) {
+    p.pass_next = std::max(p.pass_next, low_watermark);
+    p.sweep_end = std::max(p.sweep_end, low_watermark);
+    p.live_next = std::max(p.live_next, p.sweep_end);
+  }
   if (p.next_offset >= low_watermark) return;  // also covers a fresh partition (-1) below
   p.next_offset = low_watermark;
   while (!p.done.empty() && p.done.begin()->first < low_watermark) {
@@ -87,6 +108,87 @@ void DeliveryCursor::Fold(PartitionProgress& p) {
     p.next_offset = std::max(p.next_offset, p.done.begin()->second);
     p.done.erase(p.done.begin());
   }
+  if (!sweeping() || p.sweep_end < 0) return;
+  // Past the backlog, handled ranges that touch live_next fold into it.
+  for (auto it = p.done.begin(); it != p.done.end();) {
+    if (it->second <= p.sweep_end) {
+      ++it;
+      continue;
+    }
+    if (std::max(it->first, p.sweep_end) > p.live_next) break;
+    p.live_next = std::max(p.live_next, it->second);
+    if (it->first < p.sweep_end) {
+      it->second = p.sweep_end;
+      ++it;
+    } else {
+      it = p.done.erase(it);
+    }
+  }
+}
+
+void DeliveryCursor::StartSweep(const std::map<int32_t, int64_t>& end, int priority) {
+  sweep_priority_ = priority;
+  for (const auto& [partition, e] : end) {
+    auto& p = partitions_[partition];
+    if (p.next_offset < 0) p.next_offset = e;
+    p.sweep_end = std::max(e, p.next_offset);
+    p.pass_next = p.next_offset;
+    p.live_next = p.sweep_end;
+    Fold(p);
+  }
+}
+
+int64_t DeliveryCursor::SweepEnd(int32_t partition) const {
+  auto it = partitions_.find(partition);
+  return it == partitions_.end() ? -1 : it->second.sweep_end;
+}
+
+int64_t DeliveryCursor::PassStart(int32_t partition) const {
+  auto it = partitions_.find(partition);
+  return it == partitions_.end() ? -1 : it->second.pass_next;
+}
+
+int64_t DeliveryCursor::LiveStart(int32_t partition) const {
+  auto it = partitions_.find(partition);
+  return it == partitions_.end() ? -1 : it->second.live_next;
+}
+
+void DeliveryCursor::PassReached(int32_t partition, int64_t offset) {
+  auto& p = partitions_[partition];
+  if (!sweeping() || p.sweep_end < 0) return;
+  p.pass_next = std::max(p.pass_next, std::min(offset, p.sweep_end));
+  // Handled offsets below pass_next are covered by the pass (their alerts
+  // have its priority or a higher one) or are read again by the next pass
+  // (not for this hub, or not alerts): the ranges are not needed.
+  for (auto it = p.done.begin(); it != p.done.end() && it->first < p.pass_next;) {
+    if (it->second <= p.pass_next) {
+      it = p.done.erase(it);
+    } else {
+      const int64_t end = it->second;
+      p.done.erase(it);
+      p.done[p.pass_next] = end;
+      break;
+    }
+  }
+}
+
+void DeliveryCursor::NextPass(int priority) {
+  if (priority > 0) {
+    sweep_priority_ = priority;
+    for (auto& [_, p] : partitions_) {
+      if (p.sweep_end >= 0) p.pass_next = p.next_offset;
+    }
+    return;
+  }
+  // The whole backlog is handled.
+  for (auto& [_, p] : partitions_) {
+    if (p.sweep_end < 0) continue;
+    p.next_offset = std::max(p.next_offset, p.live_next);
+    while (!p.done.empty() && p.done.begin()->second <= p.next_offset) p.done.erase(p.done.begin());
+    p.sweep_end = p.pass_next = p.live_next = -1;
+  }
+  sweep_priority_ = 0;
+  for (auto& [_, p] : partitions_) Fold(p);
 }
 
 size_t DeliveryCursor::OpenRanges() const {
@@ -107,7 +209,13 @@ std::string DeliveryCursor::Token() const {
       out->add_done_ranges(start);
       out->add_done_ranges(end);
     }
+    if (sweeping() && p.sweep_end >= 0) {
+      out->set_sweep_end(p.sweep_end);
+      out->set_pass_next(p.pass_next);
+      out->set_live_next(p.live_next);
+    }
   }
+  if (sweeping()) msg.set_sweep_priority(sweep_priority_);
   return msg.SerializeAsString();
 }
 

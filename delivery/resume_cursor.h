@@ -9,6 +9,14 @@
 // marks it done; runs of done offsets at next_offset fold into it, so the
 // set above stays as small as the alerts still queued behind a
 // higher-priority one. Not thread-safe.
+//
+// A backlog sweep (docs/delivery.md, "A hub that was away") serves a hub
+// that comes back far behind: the backlog [next_offset, end) of each
+// partition is read once per priority, most urgent first, while alerts past
+// `end` are sent as they arrive. The cursor then also holds the priority of
+// the current pass, how far that pass has got (pass_next: its alerts below
+// are handled) and, past `end`, live_next (everything in [end, live_next)
+// handled); so whether an offset is handled depends on its alert's priority.
 
 #include <cstdint>
 #include <map>
@@ -29,7 +37,9 @@ class DeliveryCursor {
   // First offset of `partition` that may still need handling; -1 when the
   // partition has no progress (start at the oldest retained alert).
   int64_t StartOffset(int32_t partition) const;
-  bool IsDone(int32_t partition, int64_t offset) const;
+  // `priority`: the alert's (boxwatch.v1.Priority number); it matters only
+  // during a sweep.
+  bool IsDone(int32_t partition, int64_t offset, int priority = 0) const;
   void MarkDone(int32_t partition, int64_t offset);
   // Marks [start, end) handled: offsets a read_committed reader never sees
   // (transaction markers, aborted records) are marked as the gaps between
@@ -41,17 +51,39 @@ class DeliveryCursor {
   void SkipBelow(int32_t partition, int64_t low_watermark);
   // Handled ranges above next_offset, summed over partitions.
   size_t OpenRanges() const;
+
+  // Starts a sweep over [StartOffset(p), end[p]) of every partition, first
+  // pass at `priority`. Partitions without progress start at their end.
+  void StartSweep(const std::map<int32_t, int64_t>& end, int priority);
+  bool sweeping() const { return sweep_priority_ > 0; }
+  int sweep_priority() const { return sweep_priority_; }
+  int64_t SweepEnd(int32_t partition) const;
+  // Where the current pass reads from in `partition`, and where live reading
+  // starts.
+  int64_t PassStart(int32_t partition) const;
+  int64_t LiveStart(int32_t partition) const;
+  // The current pass has handled every alert of its priority below `offset`
+  // in `partition` (the lowest one still queued, or the reader's position).
+  void PassReached(int32_t partition, int64_t offset);
+  // The pass is complete in every partition: the next one, at `priority`,
+  // starts from the backlog's start; priority 0 ends the sweep (the whole
+  // backlog is handled).
+  void NextPass(int priority);
   std::string Token() const;
 
  private:
   struct PartitionProgress {
     int64_t next_offset = -1;            // -1: none yet
     std::map<int64_t, int64_t> done;     // start -> end (exclusive), above next_offset
+    int64_t sweep_end = -1;              // during a sweep: the backlog's end
+    int64_t pass_next = -1;              // the current pass's handled prefix
+    int64_t live_next = -1;              // [sweep_end, live_next) handled
   };
   void Fold(PartitionProgress& p);
 
   std::string topic_;
   std::map<int32_t, PartitionProgress> partitions_;
+  int sweep_priority_ = 0;  // 0: no sweep
 };
 
 }  // namespace boxwatch::delivery

@@ -2,9 +2,10 @@
 // listener, SASL_SSL with SCRAM-SHA-512 and mutual TLS, Kafka's
 // StandardAuthorizer with the ACLs docs/security.md lists. The worker reads
 // and writes as User:worker (client certificate), the dispatcher as
-// User:dispatcher (SCRAM), the test's own clients as User:admin; every
-// process takes its Kafka settings from a --kafka-config file whose password
-// is a ${file:} reference. A worker with the dispatcher's credentials, or a
+// User:dispatcher (SCRAM), the test's own clients as User:admin; the worker
+// takes its Kafka settings from a kafka_config file, the dispatcher and the
+// tools from --kafka-config, passwords as ${file:} references. An outcome
+// posted at the hub reaches the outcomes topic through the dispatcher. A worker with the dispatcher's credentials, or a
 // wrong password, stops with exit code 4; the hub-facing principal reads
 // nothing; no password appears in any process's output.
 #include <gtest/gtest.h>

@@ -13,6 +13,7 @@
 
 #include <chrono>
 #include <cstdlib>
+#include <algorithm>
 #include <random>
 #include <thread>
 
@@ -222,6 +223,34 @@ std::vector<v1::AlertEnvelope> ReadAlerts(grpc::ClientReaderWriter<v1::Subscribe
   return out;
 }
 
+// Opens a Subscribe stream for `hub` reading region mekong from `token`.
+std::unique_ptr<grpc::ClientReaderWriter<v1::SubscribeRequest, v1::SubscribeResponse>> SubscribeMekong(
+    v1::AlertService::Stub& stub, grpc::ClientContext& ctx, const std::string& hub, const std::string& token,
+    uint32_t window) {
+  auto stream = stub.Subscribe(&ctx);
+  v1::SubscribeRequest req;
+  auto* sub = req.mutable_subscription();
+  sub->set_hub_id(hub);
+  sub->add_regions("mekong");
+  sub->set_resume_token(token);
+  sub->set_ack_window(window);
+  EXPECT_TRUE(stream->Write(req));
+  return stream;
+}
+
+// A hub that was connected once: one LOW alert produced, received, and the
+// stream closed. Returns the token it would have stored.
+std::string ConnectedOnce(DeliveryHarness& h, v1::AlertService::Stub& stub, const std::string& hub) {
+  EXPECT_TRUE(h.ProduceAlerts({MakeAlert(0, v1::PRIORITY_LOW, {"mekong"})}).ok());
+  grpc::ClientContext ctx;
+  auto stream = SubscribeMekong(stub, ctx, hub, "", 100);
+  auto got = ReadAlerts(*stream, 1);
+  EXPECT_EQ(got.size(), 1u);
+  ctx.TryCancel();
+  (void)stream->Finish();
+  return got.empty() ? std::string() : got[0].resume_token();
+}
+
 TEST(DeliveryPriority, CriticalOvertakesTenThousandLowAlertsQueuedForADisconnectedHub) {
   auto h = DeliveryHarness::Create(4, {{"hub-p", {"mekong"}}});
   ASSERT_TRUE(h.ok()) << h.error().message;
@@ -231,29 +260,11 @@ TEST(DeliveryPriority, CriticalOvertakesTenThousandLowAlertsQueuedForADisconnect
   auto stub = (*h)->Stub(port, "hub-p");
   constexpr uint32_t kWindow = 100;
   auto subscribe = [&](grpc::ClientContext& ctx, const std::string& token) {
-    auto stream = stub->Subscribe(&ctx);
-    v1::SubscribeRequest req;
-    auto* sub = req.mutable_subscription();
-    sub->set_hub_id("hub-p");
-    sub->add_regions("mekong");
-    sub->set_resume_token(token);
-    sub->set_ack_window(kWindow);
-    EXPECT_TRUE(stream->Write(req));
-    return stream;
+    return SubscribeMekong(*stub, ctx, "hub-p", token, kWindow);
   };
-
   // Connected once: one alert received and acknowledged, then gone.
-  ASSERT_TRUE((*h)->ProduceAlerts({MakeAlert(0, v1::PRIORITY_LOW, {"mekong"})}).ok());
-  std::string token;
-  {
-    grpc::ClientContext ctx;
-    auto stream = subscribe(ctx, "");
-    auto got = ReadAlerts(*stream, 1);
-    ASSERT_EQ(got.size(), 1u);
-    token = got[0].resume_token();
-    ctx.TryCancel();
-    (void)stream->Finish();
-  }
+  const std::string token = ConnectedOnce(**h, *stub, "hub-p");
+  ASSERT_FALSE(token.empty());
   // While it is away: 10,000 LOW alerts, then one CRITICAL.
   std::vector<v1::Alert> lows;
   for (int i = 1; i <= 10000; ++i) lows.push_back(MakeAlert(i, v1::PRIORITY_LOW, {"mekong"}));
@@ -293,6 +304,113 @@ TEST(DeliveryPriority, CriticalOvertakesTenThousandLowAlertsQueuedForADisconnect
   EXPECT_EQ(ids.size(), 10001u);
   ctx.TryCancel();
   (void)stream->Finish();
+}
+
+// A hub away while 8,000 alerts of mixed priority pile up comes back with
+// its token: the dispatcher sweeps the backlog CRITICAL first, then HIGH,
+// MEDIUM and LOW, while CRITICALs produced during the sweep overtake the rest
+// of it. The hub reconnects once mid-sweep; every alert arrives.
+TEST(DeliveryPriority, ABacklogComesCriticalFirstWhileNewCriticalsOvertake) {
+  auto h = DeliveryHarness::Create(4, {{"hub-b", {"mekong"}}});
+  ASSERT_TRUE(h.ok()) << h.error().message;
+  int port = 0;
+  auto dispatcher = (*h)->StartDispatcher(0, &port, {"--max-buffered", "500", "--sweep-backlog", "1000"});
+  ASSERT_TRUE(dispatcher.ok()) << dispatcher.error().message;
+  auto stub = (*h)->Stub(port, "hub-b");
+  constexpr uint32_t kWindow = 100;
+  auto subscribe = [&](grpc::ClientContext& ctx, const std::string& token) {
+    return SubscribeMekong(*stub, ctx, "hub-b", token, kWindow);
+  };
+  // Connected once: one alert received and acknowledged, then gone.
+  std::string token = ConnectedOnce(**h, *stub, "hub-b");
+  ASSERT_FALSE(token.empty());
+  const uint32_t seed = 1717;
+  SCOPED_TRACE("seed " + std::to_string(seed));
+  std::mt19937 rng(seed);
+  std::map<std::string, v1::Priority> backlog;
+  std::vector<v1::Alert> alerts;
+  for (int i = 1; i <= 8000; ++i) {
+    const uint32_t r = rng() % 100;
+    const v1::Priority p = r < 5    ? v1::PRIORITY_CRITICAL
+                           : r < 20 ? v1::PRIORITY_HIGH
+                           : r < 50 ? v1::PRIORITY_MEDIUM
+                                    : v1::PRIORITY_LOW;
+    alerts.push_back(MakeAlert(i, p, {"mekong"}));
+    backlog[alerts.back().alert_id()] = p;
+  }
+  ASSERT_TRUE((*h)->ProduceAlerts(alerts, 1000).ok());
+
+  // Back: read and acknowledge; new CRITICALs after 200, a reconnect after 3,000.
+  std::vector<std::string> arrival;  // first arrivals, in order
+  std::set<std::string> seen, fresh;
+  const auto started = std::chrono::steady_clock::now();
+  double first_critical_s = -1, all_critical_s = -1;
+  size_t criticals = 0;
+  for (const auto& [id, p] : backlog) criticals += p == v1::PRIORITY_CRITICAL;
+  size_t critical_seen = 0;
+  bool reconnected = false;
+  while (seen.size() < backlog.size() + fresh.size() || fresh.empty()) {
+    grpc::ClientContext ctx;
+    auto stream = subscribe(ctx, token);
+    bool again = false;
+    while (seen.size() < backlog.size() + fresh.size() || fresh.empty()) {
+      const size_t remaining = backlog.size() + 20 - seen.size();
+      auto more = ReadAlerts(*stream, std::min<size_t>(20, remaining));
+      ASSERT_FALSE(more.empty()) << "the stream ended after " << seen.size() << " alerts";
+      v1::SubscribeRequest ack;
+      for (const auto& e : more) {
+        ack.mutable_ack()->add_alert_ids(e.alert().alert_id());
+        token = e.resume_token();
+        const std::string& id = e.alert().alert_id();
+        if (!backlog.count(id) && !fresh.count(id)) continue;  // sent before the hub went away
+        if (!seen.insert(id).second) continue;
+        arrival.push_back(e.alert().alert_id());
+        auto b = backlog.find(e.alert().alert_id());
+        if (b != backlog.end() && b->second == v1::PRIORITY_CRITICAL) {
+          const double t = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+          if (first_critical_s < 0) first_critical_s = t;
+          if (++critical_seen == criticals) all_critical_s = t;
+        }
+      }
+      ASSERT_TRUE(stream->Write(ack));
+      if (fresh.empty() && seen.size() >= 200) {
+        std::vector<v1::Alert> news;
+        for (int i = 0; i < 20; ++i) {
+          news.push_back(MakeAlert(100000 + i, v1::PRIORITY_CRITICAL, {"mekong"}));
+          fresh.insert(news.back().alert_id());
+        }
+        ASSERT_TRUE((*h)->ProduceAlerts(news).ok());
+      }
+      if (!reconnected && seen.size() >= 3000) {
+        reconnected = again = true;
+        break;
+      }
+    }
+    ctx.TryCancel();
+    (void)stream->Finish();
+    if (!again) break;
+  }
+  const double total_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+  ASSERT_EQ(seen.size(), backlog.size() + fresh.size() + 0) << "alerts were lost";
+
+  // The backlog in passes: priorities never rise along the arrival order.
+  std::vector<int> order;
+  size_t first_low = arrival.size(), last_fresh = 0;
+  for (size_t i = 0; i < arrival.size(); ++i) {
+    auto b = backlog.find(arrival[i]);
+    if (b != backlog.end()) {
+      order.push_back(b->second);
+      if (b->second == v1::PRIORITY_LOW) first_low = std::min(first_low, i);
+    } else if (fresh.count(arrival[i])) {
+      last_fresh = std::max(last_fresh, i);
+    }
+  }
+  EXPECT_TRUE(std::is_sorted(order.rbegin(), order.rend())) << "the backlog did not come in priority order";
+  EXPECT_LT(last_fresh, first_low) << "new CRITICALs waited behind the backlog's LOW alerts";
+  std::printf(
+      "backlog of %zu (%zu CRITICAL): first CRITICAL after %.2f s, all CRITICAL after %.2f s, everything after %.2f s; "
+      "the 20 new CRITICALs arrived by position %zu, the first LOW at %zu\n",
+      backlog.size(), criticals, first_critical_s, all_critical_s, total_s, last_fresh + 1, first_low + 1);
 }
 
 TEST(DeliveryTls, ClientsWithoutACertificateOrFromAnotherCaCannotConnect) {

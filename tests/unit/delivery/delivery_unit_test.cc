@@ -3,7 +3,9 @@
 #include <gtest/gtest.h>
 #include <stdlib.h>
 
+#include <algorithm>
 #include <filesystem>
+#include <set>
 #include <random>
 #include <thread>
 
@@ -67,6 +69,61 @@ TEST(DeliveryCursor, TokenRoundTripKeepsEveryHandledOffset) {
     }
   }
   EXPECT_EQ(back->Token(), c.Token());
+}
+
+// A backlog of 1,000 alerts of random priorities goes in passes, CRITICAL
+// first; 100 live alerts are sent meanwhile; the hub reconnects with its
+// token at random moments. Every alert is delivered, the backlog in
+// non-increasing priority, and the token stays small.
+TEST(DeliveryCursor, ABacklogSweepDeliversEachPriorityInTurnAcrossReconnects) {
+  const uint32_t seed = 4242;
+  SCOPED_TRACE("seed " + std::to_string(seed));
+  std::mt19937 rng(seed);
+  std::vector<int> priority(1100);
+  for (auto& p : priority) p = 1 + static_cast<int>(rng() % 4);
+  DeliveryCursor c("t");
+  c.SkipBelow(0, 0);
+  c.MarkDone(0, 7);  // sent before the hub went away
+  c.StartSweep({{0, 1000}}, 4);
+  ASSERT_TRUE(c.sweeping());
+  EXPECT_EQ(c.LiveStart(0), 1000);
+  std::vector<int> backlog_order;
+  std::set<int64_t> delivered = {7};
+  int64_t live = 1000;
+  size_t max_ranges = 0;
+  auto reconnect = [&] {
+    auto back = DeliveryCursor::FromToken(c.Token(), "t");
+    ASSERT_TRUE(back.ok()) << back.error().message;
+    c = std::move(*back);
+  };
+  for (int pass = 4; pass >= 1; --pass) {
+    ASSERT_EQ(c.sweep_priority(), pass);
+    for (int64_t o = c.PassStart(0); o < c.SweepEnd(0); ++o) {
+      if (c.IsDone(0, o, priority[o]) || priority[o] != pass) continue;
+      c.MarkDone(0, o);
+      c.PassReached(0, o + 1);
+      if (delivered.insert(o).second) backlog_order.push_back(priority[o]);
+      if (rng() % 7 == 0 && live < 1100) {  // a new alert flows past the sweep
+        c.MarkDone(0, live);
+        delivered.insert(live++);
+      }
+      max_ranges = std::max(max_ranges, c.OpenRanges());
+      if (rng() % 50 == 0) reconnect();
+    }
+    c.PassReached(0, c.SweepEnd(0));
+    c.NextPass(pass > 1 ? pass - 1 : 0);
+  }
+  EXPECT_FALSE(c.sweeping());
+  while (live < 1100) {
+    c.MarkDone(0, live);
+    delivered.insert(live++);
+  }
+  EXPECT_EQ(delivered.size(), 1100u);
+  EXPECT_TRUE(std::is_sorted(backlog_order.rbegin(), backlog_order.rend())) << "a pass went out of priority order";
+  EXPECT_EQ(c.StartOffset(0), 1100);
+  EXPECT_EQ(c.OpenRanges(), 0u);
+  EXPECT_LE(max_ranges, 2u) << "the token grew with the sweep";
+  for (int64_t o = 0; o < 1100; ++o) EXPECT_TRUE(c.IsDone(0, o, priority[o]));
 }
 
 TEST(DeliveryCursor, RetentionMovesTheStartPastDeletedRecords) {
