@@ -448,6 +448,10 @@ Status Worker::RestoreTask(Task& task) {
   const auto deadline = std::chrono::steady_clock::now() + 600s;
   auto flush = [&]() -> Status {
     Status s = task.store->Commit(batch, position, meta);
+    if (!s.ok() && s.code() == Errc::kNoSpace) {  // a full volume: wait for space, as a commit does
+      s = WaitForStateSpace(s, [&] { return task.store->Commit(batch, position, meta); });
+      if (s.ok()) SetNotReady("restoring partition " + std::to_string(task.partition));
+    }
     batch.clear();
     return s;
   };
