@@ -12,6 +12,7 @@
 
 #include "app/commands.h"
 #include "monitoring/metrics.h"
+#include "pipeline/kafka_error.h"
 #include "pipeline/worker.h"
 
 namespace boxwatch::app {
@@ -64,8 +65,8 @@ int RunWorker(const std::string& config_path) {
       registry);
   if (!worker.ok()) {
     std::fprintf(stderr, "boxwatch worker: %s%s\n", worker.error().message.c_str(),
-                 worker.error().code == Errc::kAccessDenied ? kAccessHint : "");
-    return worker.error().code == Errc::kAccessDenied ? 4 : 1;  // docs/worker.md "Exit codes"
+                 pipeline::IsKafkaRefusal(worker.error().code) ? kAccessHint : "");
+    return pipeline::IsKafkaRefusal(worker.error().code) ? 4 : 1;  // docs/worker.md "Exit codes"
   }
   {
     std::lock_guard lock(running_mu);
@@ -97,9 +98,9 @@ int RunWorker(const std::string& config_path) {
   }
   if (!s.ok()) {
     std::fprintf(stderr, "boxwatch worker: %s%s\n", s.ToString().c_str(),
-                 s.code() == Errc::kAccessDenied ? kAccessHint : "");
+                 pipeline::IsKafkaRefusal(s.code()) ? kAccessHint : "");
     if ((*worker)->refused_foreign_state()) return 3;  // docs/worker.md "Exit codes"
-    return s.code() == Errc::kAccessDenied ? 4 : 1;
+    return pipeline::IsKafkaRefusal(s.code()) ? 4 : 1;
   }
   return 0;
 }

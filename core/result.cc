@@ -13,6 +13,7 @@ const char* ErrcName(Errc code) {
     case Errc::kTimeout: return "timeout";
     case Errc::kIo: return "io";
     case Errc::kAccessDenied: return "access_denied";
+    case Errc::kUnauthenticated: return "unauthenticated";
     case Errc::kNoSpace: return "no_space";
   }
   return "unknown";

@@ -21,7 +21,8 @@ enum class Errc {
   kFatal,            // the component cannot continue and must be rebuilt
   kTimeout,
   kIo,
-  kAccessDenied,     // Kafka refused the client's credentials or its principal's rights
+  kAccessDenied,     // Kafka refused the client's principal a right (an ACL)
+  kUnauthenticated,  // Kafka refused the client's credentials (also, briefly, while a broker restarts)
   kNoSpace,          // a disk is full; the same call may succeed once space is freed
 };
 

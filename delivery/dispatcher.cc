@@ -491,18 +491,22 @@ class Dispatcher::Impl final : public v1::AlertService::Service {
     std::unique_ptr<pipeline::KafkaConsumer> backlog;
     std::map<int32_t, int64_t> backlog_expected;
     std::map<int32_t, std::multiset<int64_t>> pass_queued;  // offsets of the pass queued, not sent
+    // Each pass has a reader of its own, so that no position of the last
+    // pass can make this one look finished; partitions whose pass has
+    // nothing left to read are not assigned.
     auto start_pass = [&]() -> Status {
+      backlog.reset();
+      auto b = NewReader(hub + "-backlog");
+      if (!b.ok()) return Status(b.error());
+      backlog = std::move(*b);
       std::vector<pipeline::TopicPartitionOffset> at;
       for (int32_t p = 0; p < partitions; ++p) {
         backlog_expected[p] = cursor.PassStart(p);
-        at.push_back({alerts_topic_, p, backlog_expected[p]});
+        if (backlog_expected[p] < cursor.SweepEnd(p)) at.push_back({alerts_topic_, p, backlog_expected[p]});
       }
       return backlog->Assign(at);
     };
     if (cursor.sweeping()) {
-      auto b = NewReader(hub + "-backlog");
-      if (!b.ok()) return {grpc::StatusCode::UNAVAILABLE, b.error().message};
-      backlog = std::move(*b);
       if (Status s = start_pass(); !s.ok()) return {grpc::StatusCode::UNAVAILABLE, s.ToString()};
     }
     {
@@ -601,6 +605,10 @@ class Dispatcher::Impl final : public v1::AlertService::Service {
         for (int n = 0; static_cast<int64_t>(queue.size()) < options_.max_buffered && n < 5000; ++n) {
           auto m = backlog->Poll(n == 0 ? backlog_wait : milliseconds(0));
           if (!m.ok()) {
+            if (m.error().code == Errc::kFatal) {
+              result = {grpc::StatusCode::UNAVAILABLE, m.error().message};
+              break;
+            }
             BW_LOG(kWarn, "dispatcher") << "reading the backlog for " << hub << ": " << m.error().message;
             break;
           }
@@ -611,21 +619,18 @@ class Dispatcher::Impl final : public v1::AlertService::Service {
             backlog_expected[p] = std::max(backlog_expected[p], cursor.SweepEnd(p));
             continue;
           }
-          if (o > backlog_expected[p]) cursor.MarkDoneRange(p, backlog_expected[p], o);
           backlog_expected[p] = o + 1;
+          // Nothing read here is marked handled but what is sent: records of
+          // other passes, of other regions, or undecodable ones are covered
+          // by the pass's prefix and, at the sweep's end, by next_offset
+          // (marking them would grow the token with every skipped record).
           auto alert = std::make_shared<v1::Alert>();
-          if (!ParseAlertRecord(**m, alert.get())) {
-            cursor.MarkDone(p, o);
-            continue;
-          }
-          if (!for_hub(*alert)) {
-            cursor.MarkDone(p, o);
-            continue;
-          }
-          if (alert->priority() != pass || cursor.IsDone(p, o, alert->priority())) continue;
+          if (!ParseAlertRecord(**m, alert.get()) || !for_hub(*alert)) continue;
+          if (DeliveryCursor::PassOf(alert->priority()) != pass || cursor.IsDone(p, o, alert->priority())) continue;
           pass_queued[p].insert(o);
           queue.push({alert->priority(), alert->emit_time_ms(), p, o, std::move(alert), true});
         }
+        if (!result.ok()) break;
         // The pass's handled prefix, and whether it has read its whole backlog.
         auto positions = backlog->Positions();
         for (int32_t p = 0; p < partitions; ++p) {

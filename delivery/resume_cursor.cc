@@ -31,7 +31,9 @@ Result<DeliveryCursor> DeliveryCursor::FromToken(const std::string& token, const
       progress.done[start] = end;
     }
     if (msg.sweep_priority() > 0) {
-      if (p.pass_next() < p.next_offset() || p.sweep_end() < p.pass_next() || p.live_next() < p.sweep_end())
+      // Sweep fields out of order are put back in order, not refused: a hub
+      // that cannot resume would never get its backlog.
+      if (p.sweep_end() < 0 || p.pass_next() < 0 || p.live_next() < 0)
         return Error(Errc::kInvalidArgument, "resume token has a malformed sweep for partition " +
                                                  std::to_string(p.partition()));
       progress.sweep_end = p.sweep_end();
@@ -44,6 +46,10 @@ Result<DeliveryCursor> DeliveryCursor::FromToken(const std::string& token, const
   cursor.sweep_priority_ = msg.sweep_priority();
   for (auto& [_, progress] : cursor.partitions_) cursor.Fold(progress);
   return cursor;
+}
+
+int DeliveryCursor::PassOf(int priority) {
+  return std::clamp(priority, static_cast<int>(v1::PRIORITY_LOW), static_cast<int>(v1::PRIORITY_CRITICAL));
 }
 
 int64_t DeliveryCursor::StartOffset(int32_t partition) const {
@@ -60,7 +66,8 @@ bool DeliveryCursor::IsDone(int32_t partition, int64_t offset, int priority) con
   if (r != p.done.begin() && offset < std::prev(r)->second) return true;
   if (sweeping() && p.sweep_end >= 0) {
     if (offset < p.sweep_end) {
-      return priority > sweep_priority_ || (priority == sweep_priority_ && offset < p.pass_next);
+      const int rank = PassOf(priority);
+      return rank > sweep_priority_ || (rank == sweep_priority_ && offset < p.pass_next);
     }
     return offset < p.live_next;
   }
@@ -93,13 +100,17 @@ void DeliveryCursor::SkipBelow(int32_t partition, int64_t low_watermark) {
     p.sweep_end = std::max(p.sweep_end, low_watermark);
     p.live_next = std::max(p.live_next, p.sweep_end);
   }
-  if (p.next_offset >= low_watermark) return;  // also covers a fresh partition (-1) below
-  p.next_offset = low_watermark;
-  while (!p.done.empty() && p.done.begin()->first < low_watermark) {
-    const int64_t end = p.done.begin()->second;
-    p.done.erase(p.done.begin());
-    if (end > low_watermark) p.done[low_watermark] = end;
+  if (p.next_offset < low_watermark) {  // also a fresh partition (-1)
+    p.next_offset = low_watermark;
+    while (!p.done.empty() && p.done.begin()->first < low_watermark) {
+      const int64_t end = p.done.begin()->second;
+      p.done.erase(p.done.begin());
+      if (end > low_watermark) p.done[low_watermark] = end;
+    }
   }
+  // A partition the sweep does not know (new since it started) joins it
+  // with an empty backlog: the live reader takes it from its start.
+  if (sweeping() && p.sweep_end < 0) p.sweep_end = p.pass_next = p.live_next = p.next_offset;
   Fold(p);
 }
 
@@ -109,6 +120,12 @@ void DeliveryCursor::Fold(PartitionProgress& p) {
     p.done.erase(p.done.begin());
   }
   if (!sweeping() || p.sweep_end < 0) return;
+  // next_offset may pass pass_next (a pass's alert at next_offset sent) or
+  // the backlog's end (a partition with an empty backlog, where live sends
+  // fold into it): everything below it is handled, so the pass's prefix and
+  // the live range are at least as far.
+  p.pass_next = std::clamp(p.pass_next, std::min(p.next_offset, p.sweep_end), p.sweep_end);
+  p.live_next = std::max({p.live_next, p.sweep_end, p.next_offset});
   // Past the backlog, handled ranges that touch live_next fold into it.
   for (auto it = p.done.begin(); it != p.done.end();) {
     if (it->second <= p.sweep_end) {
@@ -176,7 +193,9 @@ void DeliveryCursor::NextPass(int priority) {
   if (priority > 0) {
     sweep_priority_ = priority;
     for (auto& [_, p] : partitions_) {
-      if (p.sweep_end >= 0) p.pass_next = p.next_offset;
+      if (p.sweep_end < 0) continue;
+      p.pass_next = p.next_offset;
+      Fold(p);
     }
     return;
   }

@@ -47,11 +47,16 @@ class DeliveryCursor {
   void MarkDoneRange(int32_t partition, int64_t start, int64_t end);
   // Raises next_offset to `low_watermark`: records below it were deleted by
   // retention (they can never be delivered). A partition without progress
-  // starts there.
+  // starts there; during a sweep, a partition the sweep does not cover joins
+  // it with an empty backlog.
   void SkipBelow(int32_t partition, int64_t low_watermark);
   // Handled ranges above next_offset, summed over partitions.
   size_t OpenRanges() const;
 
+  // The pass that carries an alert of `priority`: its own, with an
+  // unspecified priority in the LOW pass and one above CRITICAL in the
+  // CRITICAL pass, so that no alert falls between the passes.
+  static int PassOf(int priority);
   // Starts a sweep over [StartOffset(p), end[p]) of every partition, first
   // pass at `priority`. Partitions without progress start at their end.
   void StartSweep(const std::map<int32_t, int64_t>& end, int priority);

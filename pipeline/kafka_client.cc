@@ -66,9 +66,17 @@ Result<KafkaHandle> NewKafkaHandle(rd_kafka_type_t type, const KafkaProperties& 
   char err[512];
   for (const auto& [key, value] : props) {
     if (rd_kafka_conf_set(conf, key.c_str(), value.c_str(), err, sizeof err) != RD_KAFKA_CONF_OK) {
-      // librdkafka's message may quote the value: a secret's is not shown.
-      problems += "\n  " + key + "=" + ShownKafkaValue(key, value) + ": " +
-                  (IsSecretKafkaProperty(key) ? std::string("refused") : std::string(err));
+      // A refused value is never shown, nor quoted from librdkafka's
+      // message: a misspelt key may hold a secret (sasl.pasword=...).
+      std::string why = IsSecretKafkaProperty(key) ? std::string("refused") : std::string(err);
+      auto hide = [&why](const std::string& shown, const std::string& hidden) {
+        for (size_t at = 0; (at = why.find(shown, at)) != std::string::npos; at += hidden.size()) {
+          why.replace(at, shown.size(), hidden);
+        }
+      };
+      if (!value.empty()) hide("\"" + value + "\"", "(value not shown)");
+      if (value.size() >= 4) hide(value, "(value not shown)");  // shorter ones are no secret
+      problems += "\n  " + key + ": " + why;
     }
   }
   if (!problems.empty()) {
@@ -481,7 +489,7 @@ Status KafkaProducer::CommitTransaction(std::chrono::milliseconds timeout) {
     // aborting and retrying would fail the same way, so say what it was.
     // Any other delivery failure (a broker down past the transaction
     // timeout, say) stays the commit's own, retriable error.
-    Error e{delivery_error_->code == Errc::kAccessDenied ? Errc::kAccessDenied : Errc::kInvalidArgument,
+    Error e{IsKafkaRefusal(delivery_error_->code) ? delivery_error_->code : Errc::kInvalidArgument,
             delivery_error_->message + "; " + s.message()};
     delivery_error_.reset();
     return e;
@@ -542,11 +550,17 @@ void KafkaAdmin::ErrorCallback(rd_kafka_t*, int err, const char* reason, void* o
   self->auth_failure_ = reason != nullptr ? reason : "authentication failed";
 }
 
+void KafkaAdmin::ForgetAuthenticationFailure() const {
+  rd_kafka_poll(rk_.get(), 0);  // serves what is queued: it belongs to earlier calls
+  std::lock_guard lock(auth_mu_);
+  auth_failure_.clear();
+}
+
 Error KafkaAdmin::WithAuthenticationFailure(Error e) const {
   rd_kafka_poll(rk_.get(), 0);  // serves ErrorCallback
   std::lock_guard lock(auth_mu_);
-  if (auth_failure_.empty() || e.code == Errc::kAccessDenied) return e;
-  return Error{Errc::kAccessDenied, e.message + "; the brokers refused this client's credentials: " + auth_failure_ +
+  if (auth_failure_.empty() || IsKafkaRefusal(e.code)) return e;
+  return Error{Errc::kUnauthenticated, e.message + "; the brokers refused this client's credentials: " + auth_failure_ +
                                         " (check the sasl.username/sasl.password or the client certificate of "
                                         "the Kafka client configuration)"};
 }
@@ -645,6 +659,7 @@ Result<std::map<std::string, int>> KafkaAdmin::PartitionCounts(
           rd_kafka_metadata(rk_.get(), 1, nullptr, &md, static_cast<int>(timeout.count()))) {
     return WithAuthenticationFailure(FromKafkaResp(err, "read cluster metadata"));
   }
+  ForgetAuthenticationFailure();
   std::map<std::string, int> counts;
   for (int i = 0; i < md->topic_cnt; ++i) {
     const auto& t = md->topics[i];
@@ -672,6 +687,7 @@ Result<std::map<int32_t, int32_t>> KafkaAdmin::Leaders(const std::string& topic,
   if (rd_kafka_resp_err_t err = rd_kafka_metadata(rk_.get(), 1, nullptr, &md, static_cast<int>(timeout.count()))) {
     return WithAuthenticationFailure(FromKafkaResp(err, "read cluster metadata"));
   }
+  ForgetAuthenticationFailure();
   std::map<int32_t, int32_t> leaders;
   for (int i = 0; i < md->topic_cnt; ++i) {
     if (topic != md->topics[i].topic) continue;
@@ -705,7 +721,7 @@ Status KafkaAdmin::CheckDescribable(const std::vector<std::string>& topics, std:
         denied += std::string(denied.empty() ? "" : ", ") + rd_kafka_TopicDescription_name(descs[i]);
       }
     }
-  } else if (ev != nullptr && ClassifyKafkaResp(rd_kafka_event_error(ev)) == Errc::kAccessDenied) {
+  } else if (ev != nullptr && IsKafkaRefusal(ClassifyKafkaResp(rd_kafka_event_error(ev)))) {
     denied = "the cluster (" + std::string(rd_kafka_event_error_string(ev)) + ")";
   }
   if (ev != nullptr) rd_kafka_event_destroy(ev);

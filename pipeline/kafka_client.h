@@ -284,12 +284,15 @@ class KafkaAdmin {
   static void ErrorCallback(rd_kafka_t* rk, int err, const char* reason, void* opaque);
   // `e`, or when the brokers refused this client's credentials since it was
   // created (librdkafka reports that only as brokers being down), an
-  // kAccessDenied error that says so.
+  // kUnauthenticated error that says so.
   Error WithAuthenticationFailure(Error e) const;
+  // Called when the brokers answered a call: a refusal seen before (a broker
+  // restarting, say) is over and must not be blamed on later failures.
+  void ForgetAuthenticationFailure() const;
 
   KafkaHandle rk_;
   mutable std::mutex auth_mu_;
-  std::string auth_failure_;  // guarded by auth_mu_; librdkafka's reason
+  mutable std::string auth_failure_;  // guarded by auth_mu_; librdkafka's reason
 };
 
 }  // namespace boxwatch::pipeline

@@ -31,11 +31,13 @@ Errc ClassifyKafkaResp(rd_kafka_resp_err_t err) {
     case RD_KAFKA_RESP_ERR__MSG_TIMED_OUT:  // a broker down longer than the delivery timeout
     case RD_KAFKA_RESP_ERR_NOT_ENOUGH_REPLICAS_AFTER_APPEND:
     case RD_KAFKA_RESP_ERR_KAFKA_STORAGE_ERROR:
+    case RD_KAFKA_RESP_ERR__MAX_POLL_EXCEEDED:  // left the group (a long stall): rejoin
       return Errc::kRetriable;
     case RD_KAFKA_RESP_ERR__FATAL:
       return Errc::kFatal;
     case RD_KAFKA_RESP_ERR__AUTHENTICATION:
     case RD_KAFKA_RESP_ERR_SASL_AUTHENTICATION_FAILED:
+      return Errc::kUnauthenticated;
     case RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED:
     case RD_KAFKA_RESP_ERR_GROUP_AUTHORIZATION_FAILED:
     case RD_KAFKA_RESP_ERR_CLUSTER_AUTHORIZATION_FAILED:
@@ -57,8 +59,8 @@ Error FromKafkaError(rd_kafka_error_t* error, const std::string& what) {
   Errc errc;
   if (IsFencedCode(code)) {
     errc = Errc::kFenced;
-  } else if (ClassifyKafkaResp(code) == Errc::kAccessDenied) {
-    errc = Errc::kAccessDenied;
+  } else if (IsKafkaRefusal(ClassifyKafkaResp(code))) {
+    errc = ClassifyKafkaResp(code);
   } else if (rd_kafka_error_is_fatal(error)) {
     errc = Errc::kFatal;
   } else if (rd_kafka_error_txn_requires_abort(error)) {
@@ -83,9 +85,8 @@ Error FromKafkaResp(rd_kafka_t* rk, rd_kafka_resp_err_t err, const std::string& 
   if (err == RD_KAFKA_RESP_ERR__FATAL && rk != nullptr) {
     char reason[512];
     const rd_kafka_resp_err_t underlying = rd_kafka_fatal_error(rk, reason, sizeof reason);
-    const Errc errc = IsFencedCode(underlying)                          ? Errc::kFenced
-                      : ClassifyKafkaResp(underlying) == Errc::kAccessDenied ? Errc::kAccessDenied
-                                                                        : Errc::kFatal;
+    const Errc refusal = ClassifyKafkaResp(underlying);
+    const Errc errc = IsFencedCode(underlying) ? Errc::kFenced : IsKafkaRefusal(refusal) ? refusal : Errc::kFatal;
     return Error{errc, what + " failed with a fatal client error: " + reason + " (" +
                            rd_kafka_err2name(underlying) + ")"};
   }

@@ -16,9 +16,11 @@
 
 namespace boxwatch::pipeline {
 
-// The class of a response code (kAccessDenied for authentication and
-// authorisation failures).
+// The class of a response code (kUnauthenticated for refused credentials,
+// kAccessDenied for a refused right).
 Errc ClassifyKafkaResp(rd_kafka_resp_err_t err);
+// The brokers refused this client: its credentials or its principal's rights.
+inline bool IsKafkaRefusal(Errc code) { return code == Errc::kAccessDenied || code == Errc::kUnauthenticated; }
 // Takes ownership of `error` (destroys it). `what` names the operation, e.g.
 // "commit transaction".
 Error FromKafkaError(rd_kafka_error_t* error, const std::string& what);

@@ -24,6 +24,8 @@ using namespace std::chrono_literals;
 constexpr const char* kLog = "worker";
 constexpr const char* kTaskMetaKey = "__task__";  // changelog key of a task's metadata
 constexpr int kInputs = 4;                         // manifests, scans, gps, outcomes
+// How long refused credentials are retried before the worker ends (exit 4).
+constexpr auto kRefusedCredentialsGrace = std::chrono::seconds(120);
 
 // A task's container states: the write-behind cache over its RocksDB column
 // family.
@@ -850,7 +852,7 @@ Status Worker::PollControlTopics(std::chrono::milliseconds wait) {
     wait = std::chrono::milliseconds(0);
     // Rights the principal lacks end the worker; anything else is retried
     // by librdkafka and shows as the topic not advancing.
-    if (!m.ok()) return m.error().code == Errc::kAccessDenied ? m.status() : Status::Ok();
+    if (!m.ok()) return IsKafkaRefusal(m.error().code) ? m.status() : Status::Ok();
     if (!m->has_value()) return Status::Ok();
     const Message& rec = **m;
     if (rec.topic() == names_.Name(TopicRole::kProfiles)) {
@@ -905,6 +907,8 @@ Status Worker::Recover(const Error& error) {
 Status Worker::Run(const std::atomic<bool>& stop) {
   stop_ = &stop;
   int consecutive_failures = 0;
+  // Refused credentials: when the current episode began, and the last one.
+  std::chrono::steady_clock::time_point refused_since{}, last_refused{};
   while (!stop.load()) {
     Status step = [&]() -> Status {
       auto m = consumer_->Poll(5ms);
@@ -951,6 +955,21 @@ Status Worker::Run(const std::atomic<bool>& stop) {
     probe_->TransactionFailed();
     // A bug or misconfiguration, or rights the principal lacks: retrying cannot help.
     if (step.code() == Errc::kInvalidArgument || step.code() == Errc::kAccessDenied) return step;
+    // Refused credentials while running: a broker that restarts can refuse
+    // them until its credentials are loaded, so they are retried for a
+    // while; credentials that stay refused (rotated away) end the worker.
+    if (step.code() == Errc::kUnauthenticated) {
+      // A refusal after a grace period without one starts a new episode.
+      const auto now = std::chrono::steady_clock::now();
+      if (now - last_refused >= kRefusedCredentialsGrace) refused_since = now;
+      last_refused = now;
+      if (now - refused_since >= kRefusedCredentialsGrace) return step;
+      std::this_thread::sleep_for(1s);
+      consecutive_failures = 0;  // the grace period bounds these
+    }
+    // A full state volume when asked to stop: the changelog holds the
+    // cycle's state, so there is nothing to recover.
+    if (step.code() == Errc::kNoSpace && stop.load()) break;
     SetNotReady("recovering: " + step.message());
     if (++consecutive_failures > 20) {
       return Error{step.code(), "giving up after 20 failed recoveries; last: " + step.message()};

@@ -184,6 +184,7 @@ TEST_F(SecuredPipeline, AWorkerWithTheDispatchersCredentialsOrAWrongPasswordStop
   ASSERT_TRUE(WIFEXITED(status2)) << "the worker did not stop by itself: " << err2;
   EXPECT_EQ(WEXITSTATUS(status2), 4) << err2;
   EXPECT_NE(err2.find("refused this client's credentials"), std::string::npos) << err2;
+  EXPECT_EQ(err2.find("not-the-password"), std::string::npos) << "the wrong password is shown: " << err2;
 }
 
 TEST_F(SecuredPipeline, TheHubPrincipalReadsNothingAndSecretsStayOffTheCommandLine) {

@@ -328,17 +328,25 @@ TEST(DeliveryPriority, ABacklogComesCriticalFirstWhileNewCriticalsOvertake) {
   SCOPED_TRACE("seed " + std::to_string(seed));
   std::mt19937 rng(seed);
   std::map<std::string, v1::Priority> backlog;
-  std::vector<v1::Alert> alerts;
-  for (int i = 1; i <= 8000; ++i) {
-    const uint32_t r = rng() % 100;
-    const v1::Priority p = r < 5    ? v1::PRIORITY_CRITICAL
-                           : r < 20 ? v1::PRIORITY_HIGH
-                           : r < 50 ? v1::PRIORITY_MEDIUM
-                                    : v1::PRIORITY_LOW;
-    alerts.push_back(MakeAlert(i, p, {"mekong"}));
-    backlog[alerts.back().alert_id()] = p;
+  // The backlog sits in partitions 0..2, a third of it for another region
+  // (read and skipped: it must not grow the token); partition 3 has none,
+  // and the new CRITICALs go there (its handled prefix then runs past its
+  // empty backlog, and the token must still resume).
+  for (int32_t part = 0; part < 3; ++part) {
+    std::vector<v1::Alert> alerts;
+    for (int i = 1; i <= 4000; ++i) {
+      const uint32_t r = rng() % 100;
+      const v1::Priority p = r < 5    ? v1::PRIORITY_CRITICAL
+                             : r < 20 ? v1::PRIORITY_HIGH
+                             : r < 50 ? v1::PRIORITY_MEDIUM
+                                      : v1::PRIORITY_LOW;
+      const bool ours = i % 3 != 0;
+      alerts.push_back(MakeAlert(part * 10000 + i, p, {ours ? "mekong" : "gulf"}));
+      if (ours) backlog[alerts.back().alert_id()] = p;
+    }
+    ASSERT_TRUE((*h)->ProduceAlerts(alerts, 1000, 0, part).ok());
   }
-  ASSERT_TRUE((*h)->ProduceAlerts(alerts, 1000).ok());
+  size_t max_token = 0;
 
   // Back: read and acknowledge; new CRITICALs after 200, a reconnect after 3,000.
   std::vector<std::string> arrival;  // first arrivals, in order
@@ -361,6 +369,7 @@ TEST(DeliveryPriority, ABacklogComesCriticalFirstWhileNewCriticalsOvertake) {
       for (const auto& e : more) {
         ack.mutable_ack()->add_alert_ids(e.alert().alert_id());
         token = e.resume_token();
+        max_token = std::max(max_token, token.size());
         const std::string& id = e.alert().alert_id();
         if (!backlog.count(id) && !fresh.count(id)) continue;  // sent before the hub went away
         if (!seen.insert(id).second) continue;
@@ -379,7 +388,7 @@ TEST(DeliveryPriority, ABacklogComesCriticalFirstWhileNewCriticalsOvertake) {
           news.push_back(MakeAlert(100000 + i, v1::PRIORITY_CRITICAL, {"mekong"}));
           fresh.insert(news.back().alert_id());
         }
-        ASSERT_TRUE((*h)->ProduceAlerts(news).ok());
+        ASSERT_TRUE((*h)->ProduceAlerts(news, 100, 0, 3).ok());
       }
       if (!reconnected && seen.size() >= 3000) {
         reconnected = again = true;
@@ -407,10 +416,13 @@ TEST(DeliveryPriority, ABacklogComesCriticalFirstWhileNewCriticalsOvertake) {
   }
   EXPECT_TRUE(std::is_sorted(order.rbegin(), order.rend())) << "the backlog did not come in priority order";
   EXPECT_LT(last_fresh, first_low) << "new CRITICALs waited behind the backlog's LOW alerts";
+  // Four partitions' offsets, the sweep's fields and the out-of-order sends
+  // a window of 100 allows; every skipped record marked would be thousands.
+  EXPECT_LT(max_token, 2048u) << "the resume token grew with the skipped records";
   std::printf(
       "backlog of %zu (%zu CRITICAL): first CRITICAL after %.2f s, all CRITICAL after %.2f s, everything after %.2f s; "
-      "the 20 new CRITICALs arrived by position %zu, the first LOW at %zu\n",
-      backlog.size(), criticals, first_critical_s, all_critical_s, total_s, last_fresh + 1, first_low + 1);
+      "the 20 new CRITICALs arrived by position %zu, the first LOW at %zu; largest token %zu bytes\n",
+      backlog.size(), criticals, first_critical_s, all_critical_s, total_s, last_fresh + 1, first_low + 1, max_token);
 }
 
 TEST(DeliveryTls, ClientsWithoutACertificateOrFromAnotherCaCannotConnect) {

@@ -23,6 +23,8 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <iostream>
+#include <optional>
 #include <thread>
 
 #include "core/http.h"
@@ -35,17 +37,35 @@ using std::chrono::milliseconds;
 using std::chrono::seconds;
 using Clock = std::chrono::steady_clock;
 
-// Runs scripts/kafka with `args`; true on success.
+// Runs scripts/kafka with `args`; true on success. Its output goes to the
+// test's output only when it fails.
 bool Kafka(const std::string& args) {
-  const std::string cmd = std::string(BOXWATCH_SOURCE_DIR) + "/scripts/kafka " + args + " >/dev/null";
-  return std::system(cmd.c_str()) == 0;
+  const std::string log = "/tmp/boxwatch-infra-kafka-" + std::to_string(::getpid()) + ".log";
+  const std::string cmd = std::string(BOXWATCH_SOURCE_DIR) + "/scripts/kafka " + args + " >" + log + " 2>&1";
+  const bool ok = std::system(cmd.c_str()) == 0;
+  if (!ok) {
+    std::ifstream in(log);
+    std::cerr << "scripts/kafka " << args << " failed:\n" << in.rdbuf() << "\n";
+  }
+  std::remove(log.c_str());
+  return ok;
 }
 
-// Stops the cluster when the test ends, however it ends.
+// Stops the cluster and removes its directory when the test ends, however
+// it ends; the harness's bootstrap variable is put back as it was.
 struct Cluster {
   std::string dir;
+  std::optional<std::string> previous_bootstrap;
   ~Cluster() {
-    if (!dir.empty()) Kafka("stop --dir " + dir);
+    if (previous_bootstrap) {
+      ::setenv("BOXWATCH_KAFKA_BOOTSTRAP_FILE", previous_bootstrap->c_str(), 1);
+    } else {
+      ::unsetenv("BOXWATCH_KAFKA_BOOTSTRAP_FILE");
+    }
+    if (dir.empty()) return;
+    Kafka("stop --dir " + dir);
+    std::error_code ec;
+    std::filesystem::remove_all(dir, ec);
   }
 };
 
@@ -54,7 +74,8 @@ double Since(Clock::time_point t0) { return std::chrono::duration<double>(Clock:
 TEST(BrokerFailures, LeaderKillsAndALostQuorumChangeNoAlertAndLagReturnsToZero) {
   char tmpl[] = "/tmp/boxwatch-brokers-XXXXXX";
   ASSERT_NE(::mkdtemp(tmpl), nullptr);
-  Cluster cluster{tmpl};
+  Cluster cluster{tmpl, std::nullopt};
+  if (const char* b = std::getenv("BOXWATCH_KAFKA_BOOTSTRAP_FILE")) cluster.previous_bootstrap = b;
   ASSERT_TRUE(Kafka("start --dir " + cluster.dir + " --brokers 3")) << "the 3-node cluster did not start";
   // The harness and its processes use this cluster.
   ::setenv("BOXWATCH_KAFKA_BOOTSTRAP_FILE", (cluster.dir + "/bootstrap").c_str(), 1);
@@ -180,6 +201,7 @@ TEST(StateDisk, AFullStateVolumeStopsProcessingUntilSpaceReturnsAndLosesNothing)
   struct statvfs vfs {};
   ASSERT_EQ(::statvfs(volume.path.c_str(), &vfs), 0);
   const uint64_t free_bytes = static_cast<uint64_t>(vfs.f_bavail) * vfs.f_frsize;
+  ASSERT_GT(free_bytes, 3u << 20) << "the fresh 24 MB tmpfs has only " << free_bytes << " bytes free";
   const std::string filler = volume.path + "/filler";
   {
     std::ofstream out(filler, std::ios::binary);

@@ -208,7 +208,9 @@ TEST_P(KafkaLayer, InvalidPropertiesAreAllReported) {
                                   .extra = {{"no.such.property", "1"}, {"acks", "sometimes"}}});
   ASSERT_FALSE(p.ok());
   EXPECT_NE(p.error().message.find("no.such.property"), std::string::npos) << p.error().message;
-  EXPECT_NE(p.error().message.find("acks=sometimes"), std::string::npos) << p.error().message;
+  EXPECT_NE(p.error().message.find("acks: Invalid value"), std::string::npos) << p.error().message;
+  // Refused values are not shown: a misspelt key may hold a secret.
+  EXPECT_EQ(p.error().message.find("sometimes"), std::string::npos) << p.error().message;
 }
 
 INSTANTIATE_TEST_SUITE_P(Embedded, KafkaLayer, ::testing::Values(BrokerKind::kEmbedded));

@@ -105,7 +105,8 @@ Result<std::unique_ptr<Child>> DeliveryHarness::StartHub(const std::string& id, 
   return child;
 }
 
-Status DeliveryHarness::ProduceAlerts(const std::vector<v1::Alert>& alerts, int per_transaction, int abort_every) {
+Status DeliveryHarness::ProduceAlerts(const std::vector<v1::Alert>& alerts, int per_transaction, int abort_every,
+                                      int32_t partition) {
   auto props = TestClientProperties();
   if (!props.ok()) return props.error();
   auto producer = pipeline::KafkaProducer::Create({.bootstrap = workers_->bootstrap(),
@@ -133,7 +134,9 @@ Status DeliveryHarness::ProduceAlerts(const std::vector<v1::Alert>& alerts, int 
       if (Status s = p.BeginTransaction(); !s.ok()) return s;
     }
     a.SerializeToString(&value);
-    if (Status s = p.Produce({.topic = topic, .key = a.container_number(), .value = value}); !s.ok()) return s;
+    pipeline::OutRecord out{.topic = topic, .key = a.container_number(), .value = value};
+    if (partition >= 0) out.partition = partition;
+    if (Status s = p.Produce(out); !s.ok()) return s;
     if (++in_txn == per_transaction) {
       if (Status s = finish(); !s.ok()) return s;
     }

@@ -43,7 +43,9 @@ class DeliveryHarness {
 
   // Produces alerts in transactions of `per_transaction`; when `abort_every`
   // > 0 every n-th transaction is aborted instead (its alerts never count).
-  Status ProduceAlerts(const std::vector<v1::Alert>& alerts, int per_transaction = 100, int abort_every = 0);
+  // `partition` >= 0 puts every alert there instead of by key.
+  Status ProduceAlerts(const std::vector<v1::Alert>& alerts, int per_transaction = 100, int abort_every = 0,
+                       int32_t partition = -1);
 
   // Alert ids stored at the hub serving HTTP on `http_port`.
   Result<std::set<std::string>> HubAlertIds(int http_port);

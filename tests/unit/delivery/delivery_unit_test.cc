@@ -126,6 +126,82 @@ TEST(DeliveryCursor, ABacklogSweepDeliversEachPriorityInTurnAcrossReconnects) {
   for (int64_t o = 0; o < 1100; ++o) EXPECT_TRUE(c.IsDone(0, o, priority[o]));
 }
 
+// A partition with nothing behind (its backlog is empty) takes live alerts
+// from the sweep's start: the handled prefix then runs past the backlog's
+// end, and the token must still resume (it was once refused, and the hub
+// could never reconnect).
+TEST(DeliveryCursor, APartitionWithAnEmptyBacklogKeepsItsTokenResumable) {
+  DeliveryCursor c("t");
+  c.SkipBelow(0, 0);
+  c.SkipBelow(1, 0);
+  c.MarkDoneRange(1, 0, 50);  // partition 1 was up to date
+  c.StartSweep({{0, 1000}, {1, 50}}, 4);
+  for (int64_t o = 50; o < 80; ++o) c.MarkDone(1, o);  // live alerts on partition 1
+  c.MarkDone(0, 0);                                     // the pass's first alert
+  c.PassReached(0, 1);
+  EXPECT_GE(c.PassStart(0), c.StartOffset(0));
+  auto back = DeliveryCursor::FromToken(c.Token(), "t");
+  ASSERT_TRUE(back.ok()) << back.error().message;
+  EXPECT_EQ(back->Token(), c.Token());
+  EXPECT_TRUE(back->IsDone(1, 79, 1));
+  EXPECT_FALSE(back->IsDone(1, 80, 4));
+  EXPECT_FALSE(back->IsDone(0, 1, 4));
+  EXPECT_FALSE(back->IsDone(0, 1, 3)) << "a lower priority waits for its own pass";
+  EXPECT_EQ(back->LiveStart(1), 80);
+  EXPECT_LE(back->OpenRanges(), 1u);
+  back->NextPass(0);
+  EXPECT_TRUE(back->IsDone(0, 1, 3)) << "the sweep is over: the whole backlog is handled";
+  EXPECT_TRUE(back->IsDone(1, 79, 1));
+}
+
+// A token whose sweep fields are out of order (as an earlier version could
+// write) is put in order rather than refused.
+TEST(DeliveryCursor, ASweepTokenOutOfOrderIsRepairedNotRefused) {
+  DeliveryCursor c("t");
+  c.SkipBelow(0, 0);
+  c.StartSweep({{0, 100}}, 4);
+  c.PassReached(0, 60);
+  std::string token = c.Token();
+  auto ok = DeliveryCursor::FromToken(token, "t");
+  ASSERT_TRUE(ok.ok());
+  // Simulate the old defect: next_offset moved to 70, past pass_next 60.
+  for (int64_t o = 0; o < 70; ++o) c.MarkDone(0, o);
+  auto back = DeliveryCursor::FromToken(c.Token(), "t");
+  ASSERT_TRUE(back.ok()) << back.error().message;
+  EXPECT_EQ(back->StartOffset(0), 70);
+  EXPECT_GE(back->PassStart(0), 70);
+  EXPECT_TRUE(back->IsDone(0, 69, 1));
+  EXPECT_FALSE(back->IsDone(0, 70, 4));
+}
+
+// During a sweep a partition the sweep does not cover (the topic grew) joins
+// it with an empty backlog at its oldest alert instead of reading from the
+// end, which would lose its alerts.
+TEST(DeliveryCursor, APartitionAddedDuringASweepStartsAtItsOldestAlert) {
+  DeliveryCursor c("t");
+  c.SkipBelow(0, 0);
+  c.StartSweep({{0, 100}}, 4);
+  auto back = DeliveryCursor::FromToken(c.Token(), "t");
+  ASSERT_TRUE(back.ok());
+  back->SkipBelow(1, 0);
+  EXPECT_EQ(back->LiveStart(1), 0);
+  EXPECT_EQ(back->SweepEnd(1), 0);
+  EXPECT_FALSE(back->IsDone(1, 0, 1));
+}
+
+// Alerts with no priority, or one above CRITICAL, still get a pass.
+TEST(DeliveryCursor, EveryPriorityHasAPass) {
+  EXPECT_EQ(DeliveryCursor::PassOf(0), 1);
+  EXPECT_EQ(DeliveryCursor::PassOf(9), 4);
+  EXPECT_EQ(DeliveryCursor::PassOf(3), 3);
+  DeliveryCursor c("t");
+  c.SkipBelow(0, 0);
+  c.StartSweep({{0, 10}}, 4);
+  EXPECT_FALSE(c.IsDone(0, 5, 9)) << "above CRITICAL: in the first pass";
+  c.NextPass(1);
+  EXPECT_FALSE(c.IsDone(0, 5, 0)) << "unspecified: in the LOW pass";
+}
+
 TEST(DeliveryCursor, RetentionMovesTheStartPastDeletedRecords) {
   DeliveryCursor c("t");
   c.SkipBelow(0, 0);

@@ -6,6 +6,7 @@
 #include <cstdio>
 #include <fstream>
 
+#include "pipeline/kafka_client.h"
 #include "pipeline/worker_config.h"
 
 namespace boxwatch::pipeline {
@@ -76,6 +77,21 @@ TEST(KafkaConfig, ASecretOnTheCommandLineIsRefusedWithoutEchoingIt) {
   auto ref = LoadKafkaProperties({.file = "", .overrides = {"sasl.password=${env:PW}"}, .env = {{"PW", "x"}}});
   ASSERT_TRUE(ref.ok()) << ref.error().message;
   EXPECT_EQ(FindKafkaProperty(*ref, "sasl.password"), "x");
+}
+
+// A property librdkafka refuses is named, its value never shown: a
+// misspelt key may hold a secret, and librdkafka's own message may quote it.
+TEST(KafkaConfig, ARefusedPropertyIsNamedWithoutItsValue) {
+  auto rk = NewKafkaHandle(RD_KAFKA_PRODUCER,
+                           {{"sasl.pasword", "hunter2-misspelt"}, {"security.protocol", "hunter4-protocol"},
+                            {"acks", "v"}},
+                           nullptr, nullptr);
+  ASSERT_FALSE(rk.ok());
+  const std::string& m = rk.error().message;
+  EXPECT_NE(m.find("sasl.pasword"), std::string::npos) << m;
+  EXPECT_NE(m.find("security.protocol"), std::string::npos) << m;
+  EXPECT_NE(m.find("acks"), std::string::npos) << m;
+  EXPECT_EQ(m.find("hunter"), std::string::npos) << m;
 }
 
 TEST(KafkaConfig, ReportsEveryProblemAtOnce) {
