@@ -242,15 +242,49 @@ Status ApplyReferenceEntry(ReferenceData* ref, std::string_view key, std::string
   if (list == "watchlisted_vessels") apply(ref->watchlisted_vessels, entry);
   if (list == "watchlisted_owner_codes") apply(ref->watchlisted_owner_codes, entry);
   if (list == "seized_parties" && seizures) {
+    // "<party>@<seized_at>": one seizure of the party; "<party>": every one.
+    std::string party = entry;
+    std::optional<int64_t> at;
+    if (const size_t sep = entry.rfind('@'); sep != std::string::npos) {
+      int64_t v = 0;
+      const char* b = entry.data() + sep + 1;
+      const char* e = entry.data() + entry.size();
+      if (auto [end, ec] = std::from_chars(b, e, v); ec == std::errc() && end == e && b != e) {
+        party = entry.substr(0, sep);
+        at = v;
+      }
+    }
+    party = NormaliseName(party);
+    auto& listings = ref->seized_parties[party];
+    auto same = [&](const SeizureListing& l) { return !at || l.seized_at_ms == *at; };
     if (remove) {
-      ref->seized_parties.erase(NormaliseName(entry));
+      listings.erase(std::remove_if(listings.begin(), listings.end(), same), listings.end());
+      if (listings.empty()) ref->seized_parties.erase(party);
       return Status::Ok();
     }
     auto listing = ParseSeizureListing(value);
-    if (!listing) return Error{Errc::kInvalidArgument, "the value is not \"seized_at=<ms> until=<ms>\""};
-    ref->seized_parties[NormaliseName(entry)] = *listing;
+    if (!listing) {
+      if (listings.empty()) ref->seized_parties.erase(party);
+      return Error{Errc::kInvalidArgument, "the value is not \"seized_at=<ms> until=<ms>\""};
+    }
+    if (!at) listings.clear();  // an older worker's key: its latest listing stands alone
+    listings.erase(std::remove_if(listings.begin(), listings.end(),
+                                  [&](const SeizureListing& l) { return l.seized_at_ms == listing->seized_at_ms; }),
+                   listings.end());
+    listings.push_back(*listing);
+    std::sort(listings.begin(), listings.end(),
+              [](const SeizureListing& a, const SeizureListing& b) { return a.seized_at_ms < b.seized_at_ms; });
   }
   return Status::Ok();
+}
+
+bool ReferenceData::SeizureCovers(const std::string& party, int64_t t) const {
+  auto it = seized_parties.find(party);
+  if (it == seized_parties.end()) return false;
+  for (const auto& l : it->second) {
+    if (l.Covers(t)) return true;
+  }
+  return false;
 }
 
 std::string AlertId(const std::string& container, uint32_t sequence) {
@@ -438,11 +472,18 @@ std::optional<SeizureListing> ParseSeizureListing(std::string_view value) {
   return l;
 }
 
+bool RiskEngine::FeedsBack() const {
+  return profile_->feedback.seizure_watch_days > 0 && !profile_->feedback.seizure_parties.empty() &&
+         profile_->At(IndicatorIndex("history.party_seizure")).enabled;
+}
+
 std::vector<RiskEngine::ReferenceUpdate> RiskEngine::FeedbackFor(const v1::ContainerState& s,
-                                                                  const v1::InspectionOutcome& o) const {
+                                                                  const v1::InspectionOutcome& o,
+                                                                  int64_t not_before_ms) const {
   std::vector<ReferenceUpdate> out;
   const Profile& p = *profile_;
   if (o.result() != v1::InspectionOutcome::RESULT_SEIZURE || p.feedback.seizure_watch_days <= 0) return out;
+  const int64_t seized_at = std::max(o.inspected_at_ms(), not_before_ms);
   const v1::Manifest* m = ManifestAsOf(s, o.inspected_at_ms());
   if (m == nullptr) return out;
   const int64_t until = o.inspected_at_ms() + static_cast<int64_t>(p.feedback.seizure_watch_days * 86400000.0);
@@ -450,7 +491,8 @@ std::vector<RiskEngine::ReferenceUpdate> RiskEngine::FeedbackFor(const v1::Conta
     const v1::Party& party = role == "shipper" ? m->shipper() : role == "notify_party" ? m->notify_party() : m->consignee();
     const std::string name = NormaliseName(party.name());
     if (!name.empty()) {
-      out.push_back({"seized_parties:" + name, FormatSeizureListing({o.inspected_at_ms(), until})});
+      if (seized_at >= until) continue;  // reported after its watch ended
+      out.push_back({"seized_parties:" + name + "@" + std::to_string(seized_at), FormatSeizureListing({seized_at, until})});
     }
   }
   return out;
@@ -506,8 +548,9 @@ int FirstAtOrAfter(const Repeated& items, int64_t bound, TimeOf time_of) {
 }
 }  // namespace
 
-void RiskEngine::Release(v1::ContainerState& s, int64_t bound, int64_t emit_time_ms,
-                         std::vector<v1::Alert>* alerts) const {
+void RiskEngine::Release(v1::ContainerState& s, int64_t bound, int64_t emit_time_ms, std::vector<v1::Alert>* alerts,
+                         int64_t gate) const {
+  bound = std::min(bound, gate);
   if (bound > s.released_before_ms()) s.set_released_before_ms(bound);
   Advance(s, s.released_before_ms(), emit_time_ms, alerts);
   // Capacity release: a container may hold only so many unevaluated fixes
@@ -525,7 +568,7 @@ void RiskEngine::Release(v1::ContainerState& s, int64_t bound, int64_t emit_time
     if (scans.size() - first_scan > limits_.max_unevaluated_scans) {
       next = std::min(next, scans.Get(first_scan).scanned_at_ms() + 1);
     }
-    if (next == kEndOfTime) break;
+    if (next == kEndOfTime || next > gate) break;
     s.set_released_before_ms(next);
     Advance(s, next, emit_time_ms, alerts);
   }
@@ -752,9 +795,8 @@ void RiskEngine::EvaluateManifestFamily(v1::ContainerState& s, int64_t t) const 
     if (p.At(IndicatorIndex("history.party_seizure")).enabled) {
       for (const auto& [role, party] : {std::pair{"consignee", &m->consignee()}, std::pair{"shipper", &m->shipper()},
                                         std::pair{"notify_party", &m->notify_party()}}) {
-        auto it = ref.seized_parties.find(NormaliseName(party->name()));
         // Only a seizure before this event counts: feedback never reaches back in time.
-        if (it != ref.seized_parties.end() && it->second.Covers(t)) {
+        if (ref.SeizureCovers(NormaliseName(party->name()), t)) {
           history_fired.push_back(Fired(p, "history.party_seizure", Family::kHistory, t)
                                       .Summary(std::string("The ") + role + " " + party->name() + " had a recorded seizure")
                                       .Evidence(role, party->name())

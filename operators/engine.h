@@ -66,12 +66,18 @@ struct ReferenceData {
   std::unordered_set<std::string> watchlisted_parties;  // NormaliseName form
   std::unordered_set<std::string> watchlisted_vessels;  // IMO numbers
   std::unordered_set<std::string> watchlisted_owner_codes;
-  // Parties with a recorded seizure (NormaliseName form) -> when.
-  std::unordered_map<std::string, struct SeizureListing> seized_parties;
+  // Parties with a recorded seizure (NormaliseName form) -> each listing,
+  // ordered by seized_at (a party seized twice keeps both, so an evaluation
+  // at t reads the listings in force at t whenever it runs).
+  std::unordered_map<std::string, std::vector<SeizureListing>> seized_parties;
+  // Whether one of `party`'s listings covers an event at `t`.
+  bool SeizureCovers(const std::string& party, int64_t t) const;
 };
 
 // Applies one boxwatch.reference record to `ref`: key "<list>:<entry>", an
-// empty value removes the entry. Keys of no known list are ignored (Ok); a
+// empty value removes the entry. A seized_parties entry is "<party>@<seized
+// at ms>" (one key per seizure, so compaction keeps every seizure; a bare
+// "<party>" key, as older workers wrote, is one listing of that party). Keys of no known list are ignored (Ok); a
 // seized_parties value that is no listing is refused (InvalidArgument) and
 // changes nothing. `seizures` false skips seized_parties entries (for
 // replays that derive them from the outcomes they process).
@@ -118,8 +124,15 @@ class RiskEngine {
   };
   // What an applied outcome feeds back, as the profile's `feedback` says:
   // for a seizure, the parties of the manifest in force at the inspection,
-  // listed as seized until inspection + seizure_watch_days.
-  std::vector<ReferenceUpdate> FeedbackFor(const v1::ContainerState& s, const v1::InspectionOutcome& o) const;
+  // listed as seized from max(inspection, `not_before_ms`) until inspection
+  // + seizure_watch_days. `not_before_ms` is past the task's feedback
+  // horizon (pipeline/task_core.h): a seizure reported late takes effect
+  // from when the pipeline learnt of it, never before a time other tasks
+  // may already have evaluated.
+  std::vector<ReferenceUpdate> FeedbackFor(const v1::ContainerState& s, const v1::InspectionOutcome& o,
+                                           int64_t not_before_ms = 0) const;
+  // Whether the profile turns seizures into reference entries at all.
+  bool FeedsBack() const;
 
   // Evaluates every pending event older than `watermark` and appends the
   // alerts the policy emits (emit_time_ms set to `emit_time_ms`).
@@ -131,7 +144,10 @@ class RiskEngine {
   // capacity release, then drops evaluated items beyond the limits (never an
   // unevaluated one, so what is evaluated does not depend on when Release
   // runs).
-  void Release(v1::ContainerState& s, int64_t bound, int64_t emit_time_ms, std::vector<v1::Alert>* alerts) const;
+  // Nothing at or after `gate` is evaluated, capacity release included: the
+  // reference data is not known to be complete there yet.
+  void Release(v1::ContainerState& s, int64_t bound, int64_t emit_time_ms, std::vector<v1::Alert>* alerts,
+               int64_t gate = kEndOfTime) const;
   // Drops evaluated fixes, scans and manifest versions beyond the limits.
   void Trim(v1::ContainerState& s) const;
 

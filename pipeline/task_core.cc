@@ -66,10 +66,43 @@ std::optional<InputRecord> InputMerge::Next() {
   return r;
 }
 
+Result<std::vector<v1::Alert>> OfflineAlerts(const std::map<int32_t, std::vector<InputRecord>>& partitions,
+                                             const operators::Profile& profile,
+                                             const operators::ReferenceData& reference, const TaskOptions& options,
+                                             int64_t now_ms) {
+  operators::ReferenceData ref = reference;
+  std::vector<operators::RiskEngine::ReferenceUpdate> feedback;
+  auto pass = [&](bool collect) -> Result<std::vector<v1::Alert>> {
+    const operators::RiskEngine engine(&profile, &ref);
+    std::vector<v1::Alert> alerts;
+    for (const auto& [partition, records] : partitions) {
+      InputMerge merge(now_ms, options.max_future_ms);
+      for (const auto& r : records) merge.Add(r);
+      MemoryStates states;
+      TaskCore core(options, &engine, &states);
+      if (Status s = core.Start(""); !s.ok()) return s.error();
+      TaskOutput out;
+      while (auto record = merge.Next()) {
+        if (Status s = core.Process(*record, now_ms, &out); !s.ok()) return s.error();
+        alerts.insert(alerts.end(), out.alerts.begin(), out.alerts.end());
+        if (collect) feedback.insert(feedback.end(), out.feedback.begin(), out.feedback.end());
+      }
+    }
+    return alerts;
+  };
+  auto first = pass(true);
+  if (!first.ok() || feedback.empty()) return first;
+  for (const auto& u : feedback) {
+    if (Status s = operators::ApplyReferenceEntry(&ref, u.key, u.value); !s.ok()) return s.error();
+  }
+  return pass(false);
+}
+
 // ------------------------------------------------------------ metadata
 
 // "clock 1\n<P>\n<P at the last sweep>\n<open block, space-separated>\n
-// owner <owner>"; an unset value is empty.
+// owner <owner>\nhorizon <idle horizon>"; an unset value is empty (and
+// metadata without the horizon line has none).
 std::string TaskCore::EncodeMeta() const {
   std::string out(kMetaFormat);
   auto num = [&](int64_t v) { out += "\n" + (v == kUnset ? std::string() : std::to_string(v)); };
@@ -81,12 +114,14 @@ std::string TaskCore::EncodeMeta() const {
     out += std::to_string(block_[i]);
   }
   out += "\nowner " + options_.owner;
+  out += "\nhorizon " + (idle_horizon_ms_ == kUnset ? std::string() : std::to_string(idle_horizon_ms_));
   return out;
 }
 
 Status TaskCore::Start(std::string_view meta) {
   p_ms_ = kUnset;
   last_sweep_ms_ = kUnset;
+  idle_horizon_ms_ = kUnset;
   block_.clear();
   std::vector<std::string_view> lines;
   for (size_t at = 0; at <= meta.size();) {
@@ -121,6 +156,11 @@ Status TaskCore::Start(std::string_view meta) {
       if (!ParseInt(lines[2], &v)) return Error{Errc::kFatal, "task metadata: bad sweep time"};
       last_sweep_ms_ = v;
     }
+    constexpr std::string_view kHorizon = "horizon ";
+    if (lines.size() >= 6 && lines[5].substr(0, kHorizon.size()) == kHorizon && lines[5].size() > kHorizon.size()) {
+      if (!ParseInt(lines[5].substr(kHorizon.size()), &v)) return Error{Errc::kFatal, "task metadata: bad horizon"};
+      idle_horizon_ms_ = v;
+    }
     std::string_view rest = lines[3];
     while (!rest.empty()) {
       const size_t sp = std::min(rest.find(' '), rest.size());
@@ -131,6 +171,8 @@ Status TaskCore::Start(std::string_view meta) {
   }
   due_.clear();
   due_of_.clear();
+  gated_.clear();
+  gated_of_.clear();
   return states_->ForEach([&](const std::string& key, const ContainerStates::Summary& s) {
     // A state written before due times were kept has pending items but no
     // due time: it is due at once, and the first walk sets it.
@@ -139,6 +181,8 @@ Status TaskCore::Start(std::string_view meta) {
     } else if (s.pending) {
       SetDue(key, 1);
     }
+    // The gate may have held it: the first gate set looks at it again.
+    if (s.pending) SetGated(key, s.due_ms > 0 ? s.due_ms - options_.allowed_lateness_ms - 1 : kUnset);
   });
 }
 
@@ -260,7 +304,9 @@ Status TaskCore::Join(const InputRecord& record, int64_t now_ms, TaskOutput* out
   if (is_outcome) {
     // Feedback (e.g. a seizure lists the consignee) rides in this
     // transaction; every worker applies it from the reference topic.
-    out->feedback = engine_->FeedbackFor(*state, std::get<v1::InspectionOutcome>(event));
+    const int64_t horizon = feedback_horizon_ms();
+    out->feedback =
+        engine_->FeedbackFor(*state, std::get<v1::InspectionOutcome>(event), horizon == kUnset ? 0 : horizon + 1);
     out->feedback_timestamp_ms = std::min(event_ms, now_ms);
     counters_.feedback += out->feedback.size();
   }
@@ -288,9 +334,11 @@ void TaskCore::Release(const std::string& key, v1::ContainerState& s, int64_t bo
   const int64_t released = s.released_before_ms();
   // Emit time 0: the worker puts the processing time in a header, so the
   // alert's bytes depend on the input only.
-  engine_->Release(s, bound, 0, &out->alerts);
-  if (s.released_before_ms() > std::max(bound, released)) ++counters_.capacity_releases;
+  engine_->Release(s, bound, 0, &out->alerts, gate_ms_);
+  if (s.released_before_ms() > std::max(std::min(bound, gate_ms_), released)) ++counters_.capacity_releases;
   const int64_t earliest = operators::EarliestPending(s);
+  // Held by the gate: something before `bound` is still unevaluated.
+  SetGated(key, gate_ms_ < bound && earliest < bound ? earliest : operators::kEndOfTime);
   const int64_t due = earliest == operators::kEndOfTime ? 0 : earliest + options_.allowed_lateness_ms + 1;
   s.set_due_ms(due);
   SetDue(key, due);
@@ -311,6 +359,52 @@ void TaskCore::SetDue(const std::string& key, int64_t due_ms) {
     due_of_.emplace(key, due_ms);
   }
   due_.insert({due_ms, key});
+}
+
+void TaskCore::SetGated(const std::string& key, int64_t earliest_ms) {
+  auto it = gated_of_.find(key);
+  if (it != gated_of_.end()) {
+    if (it->second == earliest_ms) return;
+    gated_.erase({it->second, key});
+    if (earliest_ms == operators::kEndOfTime) {
+      gated_of_.erase(it);
+      return;
+    }
+    it->second = earliest_ms;
+  } else {
+    if (earliest_ms == operators::kEndOfTime) return;
+    gated_of_.emplace(key, earliest_ms);
+  }
+  gated_.insert({earliest_ms, key});
+}
+
+Status TaskCore::SetGate(int64_t gate_ms, int64_t now_ms, TaskOutput* out) {
+  out->Clear();
+  const bool opened = gate_ms > gate_ms_;
+  gate_ms_ = gate_ms;
+  if (!opened) return Status::Ok();
+  const int64_t L = options_.allowed_lateness_ms;
+  // Each container is looked at once: one still held moves behind the others.
+  std::vector<std::string> keys;
+  for (auto it = gated_.begin(); it != gated_.end() && it->first < gate_ms_; ++it) keys.push_back(it->second);
+  for (const auto& key : keys) {
+    auto loaded = states_->Get(key);
+    if (!loaded.ok()) return loaded.error();
+    v1::ContainerState* s = *loaded;
+    if (s == nullptr) {
+      SetGated(key, operators::kEndOfTime);
+      continue;
+    }
+    // What it would have been released to without the gate: its own
+    // progress, or the partition clock's quiet release once it is due.
+    int64_t bound = s->progress_ms() - L;
+    if (s->due_ms() > 0 && p_ms_ != kUnset && s->due_ms() <= p_ms_) {
+      bound = std::max(bound, std::min(p_ms_ - L, s->last_event_ms() + 1));
+    }
+    Release(key, *s, bound, now_ms, out);
+    if (Status d = states_->MarkDirty(key); !d.ok()) return d;
+  }
+  return Status::Ok();
 }
 
 // ------------------------------------------------------------ partition clock

@@ -29,6 +29,16 @@
 //    the task metadata committed with each transaction. So the same merged
 //    sequence gives the same outputs however it is cut into transactions,
 //    and a task resumed after a crash continues exactly.
+//  - Feedback is reference data as of event time (DESIGN.md "Reference data
+//    is an event-time input too"). The task's feedback horizon H is
+//    max(P, the wall clock when it was last caught up and idle); a seizure
+//    it processes is listed from max(inspection, H + 1), so every listing it
+//    emits later is after H, and the worker publishes H with each commit. An
+//    evaluation at t reads the listings seized before t; the worker sets a
+//    gate (the lowest H of all tasks, + 1) and nothing at or after the gate
+//    is evaluated: containers held by it wait and are released when the
+//    gate moves (SetGate). Offline runs, which know every listing, leave the
+//    gate open.
 // Not thread-safe: one TaskCore per task, used from the worker's thread.
 
 #include <cstdint>
@@ -170,6 +180,17 @@ class InputMerge {
   std::deque<InputRecord> inputs_[4];
 };
 
+// Every partition's records (each input in offset order) through its own
+// TaskCore with `options`, the wall clock at `now_ms`, as the worker merges
+// them, for runs over inputs read in full (tests' expected alerts). When the
+// records feed seizures back, a first pass collects every listing and a
+// second evaluates with all of them, read as of event time: what the
+// worker's gate guarantees online. `reference`: entries published before.
+Result<std::vector<v1::Alert>> OfflineAlerts(const std::map<int32_t, std::vector<InputRecord>>& partitions,
+                                             const operators::Profile& profile,
+                                             const operators::ReferenceData& reference, const TaskOptions& options,
+                                             int64_t now_ms);
+
 class TaskCore {
  public:
   static constexpr int64_t kUnset = std::numeric_limits<int64_t>::min();
@@ -199,6 +220,16 @@ class TaskCore {
   bool HasDueBy(int64_t t) const { return !due_.empty() && due_.begin()->first <= t; }
 
   int64_t partition_clock_ms() const { return p_ms_; }
+  // H above; kUnset before the first block or idle spell.
+  int64_t feedback_horizon_ms() const { return std::max(p_ms_, idle_horizon_ms_); }
+  // The task is caught up and idle at `now_ms`: H may move to it.
+  void IdleHorizon(int64_t now_ms) { idle_horizon_ms_ = std::max(idle_horizon_ms_, now_ms); }
+  // Evaluates nothing at or after `gate_ms` from now on; when the gate
+  // moves up, the containers it held are released as far as it allows
+  // (their alerts into `out`, which is cleared first).
+  [[nodiscard]] Status SetGate(int64_t gate_ms, int64_t now_ms, TaskOutput* out);
+  // Containers with items the gate holds back.
+  size_t gated() const { return gated_of_.size(); }
   const TaskCounters& counters() const { return counters_; }
 
  private:
@@ -210,6 +241,7 @@ class TaskCore {
   // Releases `s` to `bound`, sets its due time and the index entry.
   void Release(const std::string& key, v1::ContainerState& s, int64_t bound, int64_t now_ms, TaskOutput* out);
   void SetDue(const std::string& key, int64_t due_ms);
+  void SetGated(const std::string& key, int64_t earliest_ms);  // kEndOfTime: not held
 
   TaskOptions options_;
   const operators::RiskEngine* engine_;
@@ -219,6 +251,11 @@ class TaskCore {
   std::vector<int64_t> block_;      // capped timestamps of the open block, in arrival order
   std::set<std::pair<int64_t, std::string>> due_;
   std::unordered_map<std::string, int64_t> due_of_;
+  int64_t idle_horizon_ms_ = kUnset;
+  int64_t gate_ms_ = operators::kEndOfTime;
+  // Containers the gate holds, by their earliest unevaluated item.
+  std::set<std::pair<int64_t, std::string>> gated_;
+  std::unordered_map<std::string, int64_t> gated_of_;
   TaskCounters counters_;
   std::string foreign_owner_;
 };

@@ -3,6 +3,7 @@
 #include <prometheus/registry.h>
 
 #include <algorithm>
+#include <charconv>
 #include <chrono>
 #include <deque>
 #include <limits>
@@ -23,6 +24,8 @@ namespace {
 using namespace std::chrono_literals;
 constexpr const char* kLog = "worker";
 constexpr const char* kTaskMetaKey = "__task__";  // changelog key of a task's metadata
+// Reference-topic key of a task's feedback horizon: the prefix and the partition.
+constexpr std::string_view kHorizonKeyPrefix = "__horizon__:";
 constexpr int kInputs = 4;                         // manifests, scans, gps, outcomes
 // How long refused credentials are retried before the worker ends (exit 4).
 constexpr auto kRefusedCredentialsGrace = std::chrono::seconds(120);
@@ -92,6 +95,8 @@ struct Worker::Task {
   bool paused[kInputs] = {false, false, false, false};
   int64_t blocked_since_ms = 0;  // wall time since the merge waits for a partition
   int64_t idle_since_ms = 0;     // wall time since the task is caught up
+  int64_t caught_up_since_ms = 0;  // the same, for the feedback horizon
+  int64_t published_horizon = TaskCore::kUnset;  // the last horizon on the reference topic
   TaskCounters reported;         // the core's counters already added to stats_
 };
 
@@ -301,6 +306,9 @@ void Worker::UpdateGauges() {
   if (now - gauges_updated_ms_ < 2000) return;
   gauges_updated_ms_ = now;
   UpdateLateShare(now);
+  size_t gated = 0;
+  for (const auto& [p, task] : tasks_) gated += task->core ? task->core->gated() : 0;
+  probe_->Gated(gated);
   for (const auto& [p, task] : tasks_) {
     for (int i = 0; i < kInputs; ++i) {
       int64_t lo = 0, hi = 0;
@@ -494,6 +502,10 @@ Status Worker::StartTask(Task& task, const std::string& meta) {
   task.states = std::make_unique<CachedStates>(task.store, static_cast<size_t>(config_.cache_max_entries));
   task.core = std::make_unique<TaskCore>(TaskOptions::From(config_), engine_.get(), task.states.get());
   Status s = task.core->Start(meta);
+  if (s.ok() && gate_ms_ != operators::kEndOfTime) {
+    TaskOutput none;  // a lower gate than the core's open one releases nothing
+    s = task.core->SetGate(gate_ms_, NowMs(), &none);
+  }
   if (!s.ok() && !task.core->ForeignOwner().empty()) {
     refused_foreign_state_ = true;
     return Error{Errc::kInvalidArgument, "partition " + std::to_string(task.partition) + ": " + s.message()};
@@ -578,6 +590,21 @@ Status Worker::Drain() {
         }
       }
       const bool blocked = !waiting_for.empty();
+      if (best < 0 && caught_up && FeedbackGated()) {
+        // Caught up a while: nothing this task has not processed can be a
+        // seizure before now, so its horizon moves to now (and is
+        // published, so that the other tasks' evaluations need not wait).
+        if (task.caught_up_since_ms == 0) task.caught_up_since_ms = now;
+        if (now - task.caught_up_since_ms >= config_.idle_wait_ms) {
+          task.core->IdleHorizon(now);
+          if (task.published_horizon == TaskCore::kUnset ||
+              task.core->feedback_horizon_ms() - task.published_horizon >= 1000) {
+            if (Status s = EnsureTransaction(); !s.ok()) return s;
+          }
+        }
+      } else {
+        task.caught_up_since_ms = 0;
+      }
       if (best < 0) {
         // Nothing buffered. When caught up for a while, the partition clock
         // moves to the wall clock and releases the quiet containers.
@@ -780,6 +807,24 @@ Status Worker::CommitCycle() {
       return st;
     }
   }
+  // Each task's feedback horizon, after its feedback of this cycle: in one
+  // partition and one transaction, so a reader that sees the horizon has
+  // seen every listing before it.
+  std::map<int32_t, int64_t> horizons;
+  if (FeedbackGated()) {
+    for (auto& [p, task_ptr] : tasks_) {
+      const int64_t h = task_ptr->core->feedback_horizon_ms();
+      if (h == TaskCore::kUnset || h == task_ptr->published_horizon) continue;
+      horizons[p] = h;
+      const std::string key = std::string(kHorizonKeyPrefix) + std::to_string(p);
+      const std::string value = std::to_string(h);
+      if (Status st = producer_->Produce({.topic = names_.Name(TopicRole::kReference), .key = key, .value = value,
+                                          .partition = 0});
+          !st.ok()) {
+        return st;
+      }
+    }
+  }
   if (config_.exactly_once) {
     GroupMetadata gm = consumer_->GroupMetadataForTransaction();
     if (Status s = producer_->SendOffsetsToTransaction(offsets, gm.get(), 60s); !s.ok()) return s;
@@ -789,6 +834,7 @@ Status Worker::CommitCycle() {
   }
   rd_kafka_poll(producer_->handle(), 0);
   in_transaction_ = false;
+  for (const auto& [p, h] : horizons) tasks_.at(p)->published_horizon = h;
   const int64_t committed_ms = NowMs();
   probe_->TransactionCommitted(
       std::chrono::duration<double>(std::chrono::steady_clock::now() - cycle_started).count(),
@@ -846,6 +892,57 @@ Status Worker::WaitForStateSpace(const Status& failure, const std::function<Stat
   return s;
 }
 
+Status Worker::UpdateGate(int64_t now) {
+  int64_t gate = operators::kEndOfTime;
+  if (FeedbackGated() && config_.reference_wait_ms > 0) {
+    // The lowest horizon over every input partition; none yet: kUnset.
+    int64_t lowest = operators::kEndOfTime;
+    for (int32_t p = 0; p < partitions_; ++p) {
+      auto it = horizons_.find(p);
+      lowest = std::min(lowest, it == horizons_.end() ? TaskCore::kUnset : it->second);
+    }
+    if (lowest != lowest_horizon_ms_ || lowest_moved_ms_ == 0) {
+      lowest_horizon_ms_ = lowest;
+      lowest_moved_ms_ = now;
+      gate_forced_open_ = false;
+    }
+    bool held = false;
+    for (const auto& [p, t] : tasks_) held = held || t->core->gated() > 0;
+    if (gate_forced_open_ || (held && now - lowest_moved_ms_ >= config_.reference_wait_ms)) {
+      if (!gate_forced_open_) {
+        std::string behind;
+        for (int32_t p = 0; p < partitions_; ++p) {
+          auto it = horizons_.find(p);
+          if (it == horizons_.end() || it->second == lowest) behind += (behind.empty() ? "" : ",") + std::to_string(p);
+        }
+        BW_LOG(kWarn, kLog) << "the feedback horizon of partition(s) " << behind << " has not moved for "
+                            << config_.reference_wait_ms
+                            << " ms (a worker down or far behind): evaluating without waiting for their seizures";
+        probe_->ReferenceWaitExpired();
+      }
+      gate_forced_open_ = true;
+    } else {
+      gate = lowest == TaskCore::kUnset ? TaskCore::kUnset : lowest + 1;
+    }
+  }
+  if (gate == gate_ms_) return Status::Ok();
+  const bool opens = gate > gate_ms_;
+  gate_ms_ = gate;
+  for (auto& [p, task_ptr] : tasks_) {
+    Task& task = *task_ptr;
+    if (!task.core) continue;
+    if (opens && task.core->gated() > 0) {
+      if (Status s = EnsureTransaction(); !s.ok()) return s;
+    }
+    TaskOutput out;
+    if (Status s = task.core->SetGate(gate, now, &out); !s.ok()) return s;
+    if (!out.alerts.empty()) {
+      if (Status s = EmitOutput(task, out, -1); !s.ok()) return s;
+    }
+  }
+  return Status::Ok();
+}
+
 Status Worker::PollControlTopics(std::chrono::milliseconds wait) {
   for (;;) {
     auto m = control_->Poll(wait);
@@ -864,6 +961,26 @@ Status Worker::PollControlTopics(std::chrono::milliseconds wait) {
         continue;
       }
       pending_profile_ = std::move(p).value();
+    } else if (rec.key().substr(0, kHorizonKeyPrefix.size()) == kHorizonKeyPrefix) {
+      int32_t partition = -1;
+      int64_t horizon = 0;
+      const std::string_view p = rec.key().substr(kHorizonKeyPrefix.size());
+      const std::string_view v = rec.value();
+      if (std::from_chars(p.data(), p.data() + p.size(), partition).ec != std::errc() ||
+          std::from_chars(v.data(), v.data() + v.size(), horizon).ec != std::errc()) {
+        BW_LOG(kWarn, kLog) << "ignoring malformed feedback horizon " << ClipText(std::string(rec.key()), 64);
+        continue;
+      }
+      horizons_[partition] = horizon;
+    } else if (rec.key().substr(0, 15) == "seized_parties:") {
+      // Read as of event time: a listing takes effect only for evaluations
+      // after its seizure, so it applies at once, not at a commit.
+      if (Status st = operators::ApplyReferenceEntry(&reference_, rec.key(), rec.value()); !st.ok()) {
+        BW_LOG(kWarn, kLog) << "ignoring reference entry " << ClipText(std::string(rec.key()), 128) << " at offset "
+                            << rec.offset() << ": " << st.message();
+        continue;
+      }
+      (void)operators::ApplyReferenceEntry(&pending_reference_, rec.key(), rec.value());
     } else {
       if (Status st = operators::ApplyReferenceEntry(&pending_reference_, rec.key(), rec.value()); !st.ok()) {
         BW_LOG(kWarn, kLog) << "ignoring reference entry " << ClipText(std::string(rec.key()), 128) << " at offset "
@@ -941,6 +1058,7 @@ Status Worker::Run(const std::atomic<bool>& stop) {
         return e;
       }
       if (Status c = PollControlTopics(); !c.ok()) return c;
+      if (Status g = UpdateGate(now); !g.ok()) return g;
       UpdateGauges();
       if (Status s = Drain(); !s.ok()) return s;
       const bool due = in_transaction_ && (NowMs() - transaction_started_ms_ >= config_.commit_interval_ms ||

@@ -125,6 +125,11 @@ class Worker : public RebalanceListener {
   // Every kLateWindowMs: the late share of the window just ended, as the
   // readiness note.
   void UpdateLateShare(int64_t now);
+  // Feedback as of event time (task_core.h): sets every task's gate from
+  // the lowest published horizon, or opens it when the profile feeds
+  // nothing back or the horizons stood still for reference_wait_ms.
+  Status UpdateGate(int64_t now);
+  bool FeedbackGated() const { return engine_ != nullptr && engine_->FeedsBack(); }
 
   WorkerConfig config_;
   EventSink sink_;
@@ -142,6 +147,14 @@ class Worker : public RebalanceListener {
   operators::ReferenceData pending_reference_;
   bool reference_dirty_ = false;
   std::unique_ptr<operators::RiskEngine> engine_;
+  // Each input partition's feedback horizon as its task last published it
+  // on the reference topic; the lowest of them, when it last moved, and
+  // the gate the tasks have.
+  std::map<int32_t, int64_t> horizons_;
+  int64_t lowest_horizon_ms_ = 0;
+  int64_t lowest_moved_ms_ = 0;
+  int64_t gate_ms_ = operators::kEndOfTime;
+  bool gate_forced_open_ = false;
 
   bool in_transaction_ = false;
   bool rebuilding_ = false;  // Recover is tearing down: callbacks must not commit

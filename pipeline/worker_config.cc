@@ -60,6 +60,7 @@ const std::vector<Option>& Options() {
       IntOption<&WorkerConfig::max_records_per_commit>("max_records_per_commit", 1, 10000000),
       IntOption<&WorkerConfig::allowed_lateness_ms>("allowed_lateness_ms", 0, 7LL * 24 * 3600 * 1000),
       IntOption<&WorkerConfig::idle_wait_ms>("idle_wait_ms", 0, 600000),
+      IntOption<&WorkerConfig::reference_wait_ms>("reference_wait_ms", 0, 3600000),
       IntOption<&WorkerConfig::max_future_ms>("max_future_ms", 0, 7LL * 24 * 3600 * 1000),
       IntOption<&WorkerConfig::idle_flush_ms>("idle_flush_ms", 0, 7LL * 24 * 3600 * 1000),
       IntOption<&WorkerConfig::max_value_bytes>("max_value_bytes", 1024, 64LL << 20),

@@ -26,6 +26,9 @@ struct WorkerConfig {
   int64_t max_records_per_commit = 5000;  // records; a transaction commits early when reached
   int64_t allowed_lateness_ms = 300000;   // ms; older events are dead-lettered as late (5 min)
   int64_t idle_wait_ms = 2000;   // ms a task waits for a partition known to hold unread records
+  // ms evaluation waits for the feedback horizons of every task to move
+  // before it goes on without them (a task down or far behind)
+  int64_t reference_wait_ms = 30000;
   int64_t max_future_ms = 600000;         // ms an event time may lead the clock (10 min)
   // ms a caught-up task waits, with containers holding unevaluated items,
   // before it moves its partition clock to the wall clock, which releases

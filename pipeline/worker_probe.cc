@@ -134,6 +134,17 @@ struct WorkerProbe::Impl {
                      .Help("Reference entries written from inspection outcomes")
                      .Register(r)
                      .Add({})),
+        reference_wait_expired(BuildCounter()
+                                   .Name("boxwatch_worker_reference_wait_expired_total")
+                                   .Help("Times evaluation stopped waiting for the feedback horizons of every task "
+                                         "after reference_wait_ms")
+                                   .Register(r)
+                                   .Add({})),
+        gated(BuildGauge()
+                  .Name("boxwatch_worker_gated_containers")
+                  .Help("Containers whose evaluation waits for the feedback horizons of every task")
+                  .Register(r)
+                  .Add({})),
         expired(BuildCounter()
                     .Name("boxwatch_worker_expired_containers_total")
                     .Help("Container states deleted after state_ttl_ms")
@@ -181,6 +192,8 @@ struct WorkerProbe::Impl {
   Gauge& store_bytes;
   Gauge& block_cache;
   Counter& feedback;
+  Counter& reference_wait_expired;
+  Gauge& gated;
   Counter& expired;
   Family<Counter>& releases;
   Counter& clock_capped;
@@ -290,6 +303,8 @@ void WorkerProbe::Store(uint64_t size_bytes, uint64_t block_cache_bytes) {
   impl_->block_cache.Set(static_cast<double>(block_cache_bytes));
 }
 void WorkerProbe::Feedback(uint64_t entries) { impl_->feedback.Increment(static_cast<double>(entries)); }
+void WorkerProbe::ReferenceWaitExpired() { impl_->reference_wait_expired.Increment(); }
+void WorkerProbe::Gated(size_t containers) { impl_->gated.Set(static_cast<double>(containers)); }
 void WorkerProbe::Expired(uint64_t containers) { impl_->expired.Increment(static_cast<double>(containers)); }
 void WorkerProbe::Releases(const char* kind, uint64_t containers) {
   impl_->releases.Add({{"kind", kind}}).Increment(static_cast<double>(containers));

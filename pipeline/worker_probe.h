@@ -45,6 +45,10 @@ class WorkerProbe {
   void State(int32_t partition, uint64_t containers);
   void Store(uint64_t size_bytes, uint64_t block_cache_bytes);
   void Feedback(uint64_t entries);
+  // Evaluation stopped waiting for the feedback horizons (reference_wait_ms).
+  void ReferenceWaitExpired();
+  // Containers whose evaluation waits for the feedback horizons.
+  void Gated(size_t containers);
   void Expired(uint64_t containers);
   // Event time (docs/worker.md "Event time"): containers released by the
   // partition clock ("quiet") or by their count of unevaluated items

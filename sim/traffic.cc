@@ -288,10 +288,16 @@ Traffic GenerateTraffic(const TrafficOptions& o, const operators::Profile& profi
     m.set_version(1);
     m.set_bill_of_lading("BL" + number.substr(4, 6) + std::to_string(c % 10));
     const bool guilty = IsSmuggling(sc);
-    m.mutable_shipper()->set_name(guilty ? FrontName(front++) : kShippers[rng() % std::size(kShippers)]);
+    // A reused front: the pair of an earlier smuggling container.
+    int reused = -1;
+    if (guilty && o.reused_front_rate > 0 && front >= 2 && u(rng) < o.reused_front_rate) {
+      reused = static_cast<int>(rng() % static_cast<uint32_t>(front / 2)) * 2;
+    }
+    auto next_front = [&] { return reused >= 0 ? FrontName(reused++) : FrontName(front++); };
+    m.mutable_shipper()->set_name(guilty ? next_front() : kShippers[rng() % std::size(kShippers)]);
     m.mutable_consignee()->set_name(sc == Scenario::kWatchlisted && !watchlisted.empty()
                                         ? watchlisted[rng() % watchlisted.size()]
-                                    : guilty ? FrontName(front++)
+                                    : guilty ? next_front()
                                              : PartyName(rng));
     m.mutable_notify_party()->set_name(PartyName(rng));
     auto* g = m.add_goods();

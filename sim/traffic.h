@@ -35,9 +35,14 @@ struct TrafficOptions {
   double scenario_rate = 0.15;       // share of containers carrying a smuggling scenario
   double lookalike_rate = 0.10;      // share of containers with a benign look-alike
   // Share of scenario containers inspected (an outcome is sent; a seizure
-  // feeds the seized-parties list back). 0 keeps alerts a function of the
-  // input alone, which exact tests need; `boxwatch simulate` uses 0.3.
+  // feeds the seized-parties list back); `boxwatch simulate` uses 0.3. The
+  // alerts stay a function of the input: seizures are read as of event time.
   double outcome_rate = 0.0;
+  // Share of smuggling containers whose shipper and consignee are front
+  // companies already used by an earlier smuggling container (networks
+  // reuse their fronts until one is caught, and after), so that seizure
+  // feedback meets them again. 0 draws nothing (earlier seeds unchanged).
+  double reused_front_rate = 0.0;
   bool bad_records = false;          // add one record of every dead-letter reason per 500 containers
 };
 

@@ -178,28 +178,15 @@ std::string Num(double v) {
 
 AlertDigest ExpectedAlerts(const sim::Traffic& traffic, const operators::Profile& profile, int partitions,
                            int64_t lateness_ms) {
-  operators::ReferenceData ref;
-  operators::RiskEngine engine(&profile, &ref);
   pipeline::TaskOptions options = pipeline::TaskOptions::From(pipeline::WorkerConfig{});
   options.allowed_lateness_ms = lateness_ms;
-  const int64_t now = NowMs();
-  std::map<int32_t, pipeline::InputMerge> merges;
+  std::map<int32_t, std::vector<pipeline::InputRecord>> by_partition;
   for (const auto& r : traffic.records) {
-    auto it = merges.try_emplace(pipeline::JavaPartition(r.key, partitions), now, options.max_future_ms).first;
-    it->second.Add(sim::AsInputRecord(r));
+    by_partition[pipeline::JavaPartition(r.key, partitions)].push_back(sim::AsInputRecord(r));
   }
-  std::vector<v1::Alert> alerts;
-  for (auto& [p, merge] : merges) {
-    pipeline::MemoryStates states;
-    pipeline::TaskCore core(options, &engine, &states);
-    if (!core.Start("").ok()) std::abort();
-    pipeline::TaskOutput out;
-    while (auto record = merge.Next()) {
-      if (!core.Process(*record, now, &out).ok()) std::abort();
-      alerts.insert(alerts.end(), out.alerts.begin(), out.alerts.end());
-    }
-  }
-  return Digest(alerts);
+  auto alerts = pipeline::OfflineAlerts(by_partition, profile, operators::ReferenceData{}, options, NowMs());
+  if (!alerts.ok()) std::abort();  // the offline run of generated traffic cannot fail
+  return Digest(*alerts);
 }
 
 const operators::Profile& DefaultProfile() {

@@ -407,13 +407,54 @@ TEST(Feedback, SeizureListsTheConsigneeForTheProfilesDays) {
   ASSERT_EQ(s.engine.ApplyOutcome(s.state, o, 0), JoinResult::kApplied);
   const auto updates = s.engine.FeedbackFor(s.state, o);
   ASSERT_EQ(updates.size(), 1u);  // the test profile names the consignee only
-  EXPECT_EQ(updates[0].key, "seized_parties:MEKONG FRESH PRODUCE LTD");
+  EXPECT_EQ(updates[0].key, "seized_parties:MEKONG FRESH PRODUCE LTD@" + std::to_string(kDay));
   EXPECT_EQ(updates[0].value, "seized_at=" + std::to_string(kDay) + " until=" + std::to_string(kDay + 30 * 24 * kHour));
   const auto listing = ParseSeizureListing(updates[0].value);
   ASSERT_TRUE(listing.has_value());
   EXPECT_EQ(listing->seized_at_ms, kDay);
   EXPECT_FALSE(listing->Covers(kDay)) << "the seizure itself and anything before it are not covered";
   EXPECT_TRUE(listing->Covers(kDay + 1));
+}
+
+// A seizure reported after other tasks may have evaluated past its time
+// takes effect from the task's horizon, not from the inspection.
+TEST(Feedback, ASeizureReportedLateTakesEffectFromTheHorizon) {
+  Scenario s;
+  s.Manifest();
+  const auto o = Seizure(kDay);
+  ASSERT_EQ(s.engine.ApplyOutcome(s.state, o, 0), JoinResult::kApplied);
+  const auto updates = s.engine.FeedbackFor(s.state, o, kDay + 6 * kHour);
+  ASSERT_EQ(updates.size(), 1u);
+  const auto listing = ParseSeizureListing(updates[0].value);
+  ASSERT_TRUE(listing.has_value());
+  EXPECT_EQ(listing->seized_at_ms, kDay + 6 * kHour);
+  EXPECT_EQ(listing->until_ms, kDay + 30 * 24 * kHour) << "the watch still counts from the inspection";
+}
+
+// A party seized twice keeps both listings, whatever order they are read in,
+// and one listing's removal leaves the other.
+TEST(Feedback, EverySeizureOfAPartyIsKeptAndReadAsOfTheEvent) {
+  for (bool reversed : {false, true}) {
+    ReferenceData ref;
+    const std::string a = "seized_parties:ACME@100", b = "seized_parties:ACME@500";
+    const std::string va = "seized_at=100 until=200", vb = "seized_at=500 until=900";
+    if (reversed) {
+      ASSERT_TRUE(ApplyReferenceEntry(&ref, b, vb).ok());
+      ASSERT_TRUE(ApplyReferenceEntry(&ref, a, va).ok());
+    } else {
+      ASSERT_TRUE(ApplyReferenceEntry(&ref, a, va).ok());
+      ASSERT_TRUE(ApplyReferenceEntry(&ref, b, vb).ok());
+    }
+    EXPECT_TRUE(ref.SeizureCovers("ACME", 150));
+    EXPECT_FALSE(ref.SeizureCovers("ACME", 300));
+    EXPECT_TRUE(ref.SeizureCovers("ACME", 600));
+    ASSERT_TRUE(ApplyReferenceEntry(&ref, a, "").ok());
+    EXPECT_FALSE(ref.SeizureCovers("ACME", 150));
+    EXPECT_TRUE(ref.SeizureCovers("ACME", 600));
+  }
+  ReferenceData old;
+  ASSERT_TRUE(ApplyReferenceEntry(&old, "seized_parties:Acme", "seized_at=5 until=9").ok());
+  EXPECT_TRUE(old.SeizureCovers("ACME", 6)) << "an older worker's key still lists the party";
 }
 
 TEST(Feedback, SeizureListingsParseTheCurrentAndTheOlderFormAndRefuseOthers) {

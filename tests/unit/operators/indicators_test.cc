@@ -332,19 +332,19 @@ std::vector<IndicatorCase> HistoryCases() {
   return {
       {"ConsigneeWithRecordedSeizure", "history.party_seizure", true,
        [](Scenario& s) {
-         s.reference.seized_parties[NormaliseName("Vientiane Building Supplies")] = {kT0 - 200 * kHour, kT0 + 1000 * kHour};
+         s.reference.seized_parties[NormaliseName("Vientiane Building Supplies")] = {{kT0 - 200 * kHour, kT0 + 1000 * kHour}};
          s.Manifest();
        }},
       // A seizure made after this manifest was declared (kT0 - 72 h) must not flag it.
       {"SeizureAfterTheManifestDoesNotReachBack", "history.party_seizure", false,
        [](Scenario& s) {
-         s.reference.seized_parties[NormaliseName("Vientiane Building Supplies")] = {kT0 - 24 * kHour, kT0 + 1000 * kHour};
+         s.reference.seized_parties[NormaliseName("Vientiane Building Supplies")] = {{kT0 - 24 * kHour, kT0 + 1000 * kHour}};
          s.Manifest();
        }},
       {"NoSeizureOnRecord", "history.party_seizure", false, [](Scenario& s) { s.Manifest(); }},
       {"SeizureListingExpiredBoundary", "history.party_seizure", false,
        [](Scenario& s) {
-         s.reference.seized_parties[NormaliseName("Vientiane Building Supplies")] = {kT0 - 800 * kHour, kT0 - 72 * kHour};
+         s.reference.seized_parties[NormaliseName("Vientiane Building Supplies")] = {{kT0 - 800 * kHour, kT0 - 72 * kHour}};
          s.Manifest();
        }},
   };
