@@ -150,9 +150,11 @@ unsigned PrintedSeed() {
 }
 
 // Input for the crash tests: `containers` containers with 45 GPS fixes each,
-// on the broker; returns the offline alert set and the record count.
-std::pair<AlertDigest, size_t> ProduceCrashInput(WorkerHarness& h, int containers, uint32_t seed) {
-  sim::TrafficOptions o = RecentTraffic(containers, seed);
+// on the broker; returns the offline alert set and the record count. With
+// `seizures`, inspection outcomes whose seizures feed back (SeizureTraffic).
+std::pair<AlertDigest, size_t> ProduceCrashInput(WorkerHarness& h, int containers, uint32_t seed,
+                                                 bool seizures = false) {
+  sim::TrafficOptions o = seizures ? SeizureTraffic(containers, seed) : RecentTraffic(containers, seed);
   o.gps_per_container = 45;
   const sim::Traffic traffic = sim::GenerateTraffic(o, DefaultProfile());
   EXPECT_TRUE(h.Produce(traffic.records).ok());
@@ -184,11 +186,14 @@ TEST(WorkerOnRealKafka, SigkillAtRandomMomentsGivesTheUninterruptedAlertSet) {
   std::mt19937 rng(PrintedSeed());
   auto h = WorkerHarness::Create(4);
   ASSERT_TRUE(h.ok()) << h.error().message;
-  const auto [expected, records] = ProduceCrashInput(**h, 4400, 23);
+  // Seizures feed back to other containers' alerts: those too must not
+  // depend on when the worker dies.
+  const auto [expected, records] = ProduceCrashInput(**h, 4400, 23, true);
   ASSERT_GE(records, 200000u);
+  ASSERT_GE(SeizureAlerts(expected), 10u) << "the input must raise alerts on parties with a recorded seizure";
 
   // Smaller transactions keep the input from being finished before the last kill.
-  const std::map<std::string, std::string> options = {{"max_records_per_commit", "500"}};
+  const std::map<std::string, std::string> options = {{"max_records_per_commit", "200"}};
   KillAtRandomMoments(**h, "crash-0", options, 6, 2500ms, rng);
   auto worker = (*h)->StartWorker("crash-0", options);
   ASSERT_TRUE(worker.ok()) << worker.error().message;
@@ -423,8 +428,10 @@ TEST(WorkerOnRealKafka, PartitionsMoveWithTheirStateWhenWorkersJoinAndLeave) {
   ASSERT_TRUE(h.ok()) << h.error().message;
   // The input is all there before the workers start: the output may then
   // depend only on the input, whoever processes which partition when.
-  const sim::Traffic traffic = sim::GenerateTraffic(RecentTraffic(4000, 41), DefaultProfile());
+  // With seizures feeding back across partitions, whichever worker has them.
+  const sim::Traffic traffic = sim::GenerateTraffic(SeizureTraffic(4000, 41), DefaultProfile());
   const AlertDigest expected = ExpectedAlerts(traffic, DefaultProfile(), 6);
+  ASSERT_GE(SeizureAlerts(expected), 10u) << "the input must raise alerts on parties with a recorded seizure";
   ASSERT_TRUE((*h)->Produce(traffic.records).ok());
 
   // Small transactions slow the workers down so that members join and leave

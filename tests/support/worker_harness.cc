@@ -207,6 +207,22 @@ sim::TrafficOptions RecentTraffic(int containers, uint32_t seed) {
   return o;
 }
 
+sim::TrafficOptions SeizureTraffic(int containers, uint32_t seed) {
+  sim::TrafficOptions o = RecentTraffic(containers, seed);
+  const int64_t day = 24 * 3600 * 1000LL;
+  o.start_ms -= 10 * day;
+  o.spread_ms = 10 * day;
+  o.outcome_rate = 0.8;
+  o.reused_front_rate = 0.5;
+  return o;
+}
+
+size_t SeizureAlerts(const AlertDigest& digest) {
+  size_t n = 0;
+  for (const auto& [id, v] : digest) n += v.find(" history.party_seizure") != std::string::npos;
+  return n;
+}
+
 int64_t JsonField(const std::string& line, const std::string& name) {
   const std::string key = "\"" + name + "\":";
   const size_t pos = line.find(key);

@@ -86,6 +86,12 @@ const operators::Profile& DefaultProfile();
 // Simulator options for `containers` boxes whose event times end within the
 // two days before now: inside the topics' retention, never in the future.
 sim::TrafficOptions RecentTraffic(int containers, uint32_t seed);
+// As RecentTraffic, with inspection outcomes and seizures whose parties come
+// back on later manifests (reused fronts, trips over 10 days ending about
+// two days ago): seizure feedback changes alerts.
+sim::TrafficOptions SeizureTraffic(int containers, uint32_t seed);
+// Alerts of `digest` with the history.party_seizure indicator.
+size_t SeizureAlerts(const AlertDigest& digest);
 std::string Num(double v);
 // Parses a {"event":"stopped",...} line's numeric field.
 int64_t JsonField(const std::string& line, const std::string& name);
