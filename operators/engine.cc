@@ -479,11 +479,11 @@ bool RiskEngine::FeedsBack() const {
 
 std::vector<RiskEngine::ReferenceUpdate> RiskEngine::FeedbackFor(const v1::ContainerState& s,
                                                                   const v1::InspectionOutcome& o,
-                                                                  int64_t not_before_ms) const {
+                                                                  int64_t not_before_ms, int64_t delay_ms) const {
   std::vector<ReferenceUpdate> out;
   const Profile& p = *profile_;
   if (o.result() != v1::InspectionOutcome::RESULT_SEIZURE || p.feedback.seizure_watch_days <= 0) return out;
-  const int64_t seized_at = std::max(o.inspected_at_ms(), not_before_ms);
+  const int64_t seized_at = std::max(o.inspected_at_ms(), not_before_ms) + delay_ms;
   const v1::Manifest* m = ManifestAsOf(s, o.inspected_at_ms());
   if (m == nullptr) return out;
   const int64_t until = o.inspected_at_ms() + static_cast<int64_t>(p.feedback.seizure_watch_days * 86400000.0);

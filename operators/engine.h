@@ -124,13 +124,13 @@ class RiskEngine {
   };
   // What an applied outcome feeds back, as the profile's `feedback` says:
   // for a seizure, the parties of the manifest in force at the inspection,
-  // listed as seized from max(inspection, `not_before_ms`) until inspection
-  // + seizure_watch_days. `not_before_ms` is past the task's feedback
-  // horizon (pipeline/task_core.h): a seizure reported late takes effect
-  // from when the pipeline learnt of it, never before a time other tasks
-  // may already have evaluated.
+  // listed as seized from max(inspection, `not_before_ms`) + `delay_ms`
+  // until inspection + seizure_watch_days. `not_before_ms` is past the
+  // task's feedback horizon (pipeline/task_core.h): a seizure reported late
+  // takes effect from when the pipeline learnt of it, never before a time
+  // other tasks may already have evaluated.
   std::vector<ReferenceUpdate> FeedbackFor(const v1::ContainerState& s, const v1::InspectionOutcome& o,
-                                           int64_t not_before_ms = 0) const;
+                                           int64_t not_before_ms = 0, int64_t delay_ms = 0) const;
   // Whether the profile turns seizures into reference entries at all.
   bool FeedsBack() const;
 

@@ -306,7 +306,8 @@ Status TaskCore::Join(const InputRecord& record, int64_t now_ms, TaskOutput* out
     // transaction; every worker applies it from the reference topic.
     const int64_t horizon = feedback_horizon_ms();
     out->feedback =
-        engine_->FeedbackFor(*state, std::get<v1::InspectionOutcome>(event), horizon == kUnset ? 0 : horizon + 1);
+        engine_->FeedbackFor(*state, std::get<v1::InspectionOutcome>(event), horizon == kUnset ? 0 : horizon + 1,
+                             options_.allowed_lateness_ms);
     out->feedback_timestamp_ms = std::min(event_ms, now_ms);
     counters_.feedback += out->feedback.size();
   }

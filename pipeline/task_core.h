@@ -32,13 +32,14 @@
 //  - Feedback is reference data as of event time (DESIGN.md "Reference data
 //    is an event-time input too"). The task's feedback horizon H is
 //    max(P, the wall clock when it was last caught up and idle); a seizure
-//    it processes is listed from max(inspection, H + 1), so every listing it
-//    emits later is after H, and the worker publishes H with each commit. An
-//    evaluation at t reads the listings seized before t; the worker sets a
-//    gate (the lowest H of all tasks, + 1) and nothing at or after the gate
-//    is evaluated: containers held by it wait and are released when the
-//    gate moves (SetGate). Offline runs, which know every listing, leave the
-//    gate open.
+//    it processes is listed from max(inspection, H + 1) + L, so every
+//    listing it emits later is after H + L, and the worker publishes H with
+//    each commit. An evaluation at t reads the listings seized before t;
+//    the worker sets a gate, the lowest H of all tasks + L + 1, and nothing
+//    at or after the gate is evaluated: containers held by it wait and are
+//    released when the gate moves (SetGate). A task evaluates up to its own
+//    P, so it waits only for tasks more than L behind it. Offline runs,
+//    which know every listing, leave the gate open.
 // Not thread-safe: one TaskCore per task, used from the worker's thread.
 
 #include <cstdint>

@@ -922,7 +922,8 @@ Status Worker::UpdateGate(int64_t now) {
       }
       gate_forced_open_ = true;
     } else {
-      gate = lowest == TaskCore::kUnset ? TaskCore::kUnset : lowest + 1;
+      // Listings come L after their task's horizon (task_core.h).
+      gate = lowest == TaskCore::kUnset ? TaskCore::kUnset : lowest + config_.allowed_lateness_ms + 1;
     }
   }
   if (gate == gate_ms_) return Status::Ok();

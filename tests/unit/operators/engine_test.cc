@@ -423,11 +423,11 @@ TEST(Feedback, ASeizureReportedLateTakesEffectFromTheHorizon) {
   s.Manifest();
   const auto o = Seizure(kDay);
   ASSERT_EQ(s.engine.ApplyOutcome(s.state, o, 0), JoinResult::kApplied);
-  const auto updates = s.engine.FeedbackFor(s.state, o, kDay + 6 * kHour);
+  const auto updates = s.engine.FeedbackFor(s.state, o, kDay + 6 * kHour, 5 * kMin);
   ASSERT_EQ(updates.size(), 1u);
   const auto listing = ParseSeizureListing(updates[0].value);
   ASSERT_TRUE(listing.has_value());
-  EXPECT_EQ(listing->seized_at_ms, kDay + 6 * kHour);
+  EXPECT_EQ(listing->seized_at_ms, kDay + 6 * kHour + 5 * kMin) << "from the horizon, after the delay";
   EXPECT_EQ(listing->until_ms, kDay + 30 * 24 * kHour) << "the watch still counts from the inspection";
 }
 

@@ -359,7 +359,7 @@ Canonicals RunOnline(const std::map<int32_t, std::vector<InputRecord>>& partitio
     if (!gated) return;
     int64_t low = operators::kEndOfTime;
     for (const auto& t : tasks) low = std::min(low, t->published);
-    const int64_t gate = low == TaskCore::kUnset ? TaskCore::kUnset : low + 1;
+    const int64_t gate = low == TaskCore::kUnset ? TaskCore::kUnset : low + options.allowed_lateness_ms + 1;
     for (auto& t : tasks) {
       EXPECT_TRUE(t->core->SetGate(gate, kNow, &out).ok());
       take(*t);
