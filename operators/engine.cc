@@ -550,6 +550,9 @@ int FirstAtOrAfter(const Repeated& items, int64_t bound, TimeOf time_of) {
 
 void RiskEngine::Release(v1::ContainerState& s, int64_t bound, int64_t emit_time_ms, std::vector<v1::Alert>* alerts,
                          int64_t gate) const {
+  // Held by the gate: the windows are not trimmed either, so that the items
+  // evaluated when the gate moves see the window they would have seen.
+  const bool held = gate < bound;
   bound = std::min(bound, gate);
   if (bound > s.released_before_ms()) s.set_released_before_ms(bound);
   Advance(s, s.released_before_ms(), emit_time_ms, alerts);
@@ -568,11 +571,13 @@ void RiskEngine::Release(v1::ContainerState& s, int64_t bound, int64_t emit_time
     if (scans.size() - first_scan > limits_.max_unevaluated_scans) {
       next = std::min(next, scans.Get(first_scan).scanned_at_ms() + 1);
     }
-    if (next == kEndOfTime || next > gate) break;
+    // The capacity release goes past the gate: a container's unevaluated
+    // items stay bounded however long it is held.
+    if (next == kEndOfTime) break;
     s.set_released_before_ms(next);
     Advance(s, next, emit_time_ms, alerts);
   }
-  Trim(s);
+  if (!held || s.released_before_ms() > gate) Trim(s);
 }
 
 int64_t EarliestPending(const v1::ContainerState& s) {

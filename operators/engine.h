@@ -144,8 +144,9 @@ class RiskEngine {
   // capacity release, then drops evaluated items beyond the limits (never an
   // unevaluated one, so what is evaluated does not depend on when Release
   // runs).
-  // Nothing at or after `gate` is evaluated, capacity release included: the
-  // reference data is not known to be complete there yet.
+  // Nothing at or after `gate` is evaluated (the reference data is not
+  // known to be complete there yet), except by a capacity release; while
+  // held, the windows are not trimmed.
   void Release(v1::ContainerState& s, int64_t bound, int64_t emit_time_ms, std::vector<v1::Alert>* alerts,
                int64_t gate = kEndOfTime) const;
   // Drops evaluated fixes, scans and manifest versions beyond the limits.

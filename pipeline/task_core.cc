@@ -173,6 +173,8 @@ Status TaskCore::Start(std::string_view meta) {
   due_of_.clear();
   gated_.clear();
   gated_of_.clear();
+  // Held containers (below) may have missed a sweep: one more once released.
+  sweep_deferred_ = true;
   return states_->ForEach([&](const std::string& key, const ContainerStates::Summary& s) {
     // A state written before due times were kept has pending items but no
     // due time: it is due at once, and the first walk sets it.
@@ -181,8 +183,9 @@ Status TaskCore::Start(std::string_view meta) {
     } else if (s.pending) {
       SetDue(key, 1);
     }
-    // The gate may have held it: the first gate set looks at it again.
+    // The gate may have held it: the first SetGate looks at it again.
     if (s.pending) SetGated(key, s.due_ms > 0 ? s.due_ms - options_.allowed_lateness_ms - 1 : kUnset);
+    examine_gated_ = true;
   });
 }
 
@@ -198,14 +201,26 @@ Status TaskCore::Process(const InputRecord& record, int64_t now_ms, TaskOutput* 
                                FormatUtc(now_ms));
     return Status::Ok();
   }
+  // Before the first block closes there is no P: the horizon starts at the
+  // first record's time (a function of the input, like P), which the
+  // task's own evaluations cannot pass before P exists (a block spans at
+  // most 60 s of record time, less than 2L).
+  if (feedback_horizon_ms() == kUnset) idle_horizon_ms_ = std::min(record.timestamp_ms, now_ms);
   if (Status s = Join(record, now_ms, out); !s.ok()) return s;
   if (Tick(record.timestamp_ms, now_ms)) {
     if (Status s = Walk(now_ms, out); !s.ok()) return s;
-    if (last_sweep_ms_ == kUnset || p_ms_ - last_sweep_ms_ >= options_.expiry_sweep_interval_ms) {
+    if (SweepDue()) {
+      // Containers held by the gate are pending and so not expired: the
+      // sweep runs again once the gate has released them.
+      if (!gated_.empty()) sweep_deferred_ = true;
       if (Status s = Sweep(); !s.ok()) return s;
     }
   }
   return Status::Ok();
+}
+
+bool TaskCore::SweepDue() const {
+  return p_ms_ != kUnset && (last_sweep_ms_ == kUnset || p_ms_ - last_sweep_ms_ >= options_.expiry_sweep_interval_ms);
 }
 
 Status TaskCore::Join(const InputRecord& record, int64_t now_ms, TaskOutput* out) {
@@ -381,9 +396,19 @@ void TaskCore::SetGated(const std::string& key, int64_t earliest_ms) {
 
 Status TaskCore::SetGate(int64_t gate_ms, int64_t now_ms, TaskOutput* out) {
   out->Clear();
-  const bool opened = gate_ms > gate_ms_;
+  const bool opened = gate_ms > gate_ms_ || examine_gated_;
   gate_ms_ = gate_ms;
+  examine_gated_ = false;
   if (!opened) return Status::Ok();
+  if (Status s = ReleaseGated(now_ms, out); !s.ok()) return s;
+  if (sweep_deferred_ && gated_.empty()) {
+    sweep_deferred_ = false;
+    return Sweep();
+  }
+  return Status::Ok();
+}
+
+Status TaskCore::ReleaseGated(int64_t now_ms, TaskOutput* out) {
   const int64_t L = options_.allowed_lateness_ms;
   // Each container is looked at once: one still held moves behind the others.
   std::vector<std::string> keys;
@@ -402,7 +427,10 @@ Status TaskCore::SetGate(int64_t gate_ms, int64_t now_ms, TaskOutput* out) {
     if (s->due_ms() > 0 && p_ms_ != kUnset && s->due_ms() <= p_ms_) {
       bound = std::max(bound, std::min(p_ms_ - L, s->last_event_ms() + 1));
     }
+    const int64_t released = s->released_before_ms();
+    const int pending = s->pending_size();
     Release(key, *s, bound, now_ms, out);
+    if (s->released_before_ms() == released && s->pending_size() == pending) continue;  // nothing changed
     if (Status d = states_->MarkDirty(key); !d.ok()) return d;
   }
   return Status::Ok();

@@ -31,7 +31,8 @@
 //    and a task resumed after a crash continues exactly.
 //  - Feedback is reference data as of event time (DESIGN.md "Reference data
 //    is an event-time input too"). The task's feedback horizon H is
-//    max(P, the wall clock when it was last caught up and idle); a seizure
+//    max(P, the first record's time, the wall clock when it was last caught
+//    up and idle); a seizure
 //    it processes is listed from max(inspection, H + 1) + L, so every
 //    listing it emits later is after H + L, and the worker publishes H with
 //    each commit. An evaluation at t reads the listings seized before t;
@@ -221,7 +222,7 @@ class TaskCore {
   bool HasDueBy(int64_t t) const { return !due_.empty() && due_.begin()->first <= t; }
 
   int64_t partition_clock_ms() const { return p_ms_; }
-  // H above; kUnset before the first block or idle spell.
+  // H above; kUnset before the first record.
   int64_t feedback_horizon_ms() const { return std::max(p_ms_, idle_horizon_ms_); }
   // The task is caught up and idle at `now_ms`: H may move to it.
   void IdleHorizon(int64_t now_ms) { idle_horizon_ms_ = std::max(idle_horizon_ms_, now_ms); }
@@ -239,6 +240,8 @@ class TaskCore {
   bool Tick(int64_t timestamp_ms, int64_t now_ms);
   Status Walk(int64_t now_ms, TaskOutput* out);
   Status Sweep();
+  bool SweepDue() const;
+  Status ReleaseGated(int64_t now_ms, TaskOutput* out);
   // Releases `s` to `bound`, sets its due time and the index entry.
   void Release(const std::string& key, v1::ContainerState& s, int64_t bound, int64_t now_ms, TaskOutput* out);
   void SetDue(const std::string& key, int64_t due_ms);
@@ -252,7 +255,9 @@ class TaskCore {
   std::vector<int64_t> block_;      // capped timestamps of the open block, in arrival order
   std::set<std::pair<int64_t, std::string>> due_;
   std::unordered_map<std::string, int64_t> due_of_;
-  int64_t idle_horizon_ms_ = kUnset;
+  int64_t idle_horizon_ms_ = kUnset;  // the horizon's floor: the first record's time, then idle spells
+  bool examine_gated_ = false;        // Start listed pending containers: the next SetGate looks at them
+  bool sweep_deferred_ = false;       // a sweep skipped held containers: sweep again once they are released
   int64_t gate_ms_ = operators::kEndOfTime;
   // Containers the gate holds, by their earliest unevaluated item.
   std::set<std::pair<int64_t, std::string>> gated_;

@@ -26,6 +26,7 @@ constexpr const char* kLog = "worker";
 constexpr const char* kTaskMetaKey = "__task__";  // changelog key of a task's metadata
 // Reference-topic key of a task's feedback horizon: the prefix and the partition.
 constexpr std::string_view kHorizonKeyPrefix = "__horizon__:";
+constexpr int64_t kMaxHorizonMs = 253402300799999;  // 9999-12-31: a horizon + L never overflows
 constexpr int kInputs = 4;                         // manifests, scans, gps, outcomes
 // How long refused credentials are retried before the worker ends (exit 4).
 constexpr auto kRefusedCredentialsGrace = std::chrono::seconds(120);
@@ -97,6 +98,7 @@ struct Worker::Task {
   int64_t idle_since_ms = 0;     // wall time since the task is caught up
   int64_t caught_up_since_ms = 0;  // the same, for the feedback horizon
   int64_t published_horizon = TaskCore::kUnset;  // the last horizon on the reference topic
+  int64_t held_ingest_ms = -1;  // ingest time of the record whose processing the gate first held, -1: none
   TaskCounters reported;         // the core's counters already added to stats_
 };
 
@@ -502,9 +504,15 @@ Status Worker::StartTask(Task& task, const std::string& meta) {
   task.states = std::make_unique<CachedStates>(task.store, static_cast<size_t>(config_.cache_max_entries));
   task.core = std::make_unique<TaskCore>(TaskOptions::From(config_), engine_.get(), task.states.get());
   Status s = task.core->Start(meta);
-  if (s.ok() && gate_ms_ != operators::kEndOfTime) {
-    TaskOutput none;  // a lower gate than the core's open one releases nothing
-    s = task.core->SetGate(gate_ms_, NowMs(), &none);
+  if (s.ok()) {
+    // The worker's gate; containers the last incarnation's gate held are
+    // looked at once and released as far as this one allows.
+    TaskOutput out;
+    s = task.core->SetGate(GateOf(LowestHorizon()), NowMs(), &out);
+    if (s.ok() && !out.alerts.empty()) {
+      if (Status t = EnsureTransaction(); !t.ok()) return t;
+      s = EmitOutput(task, out, -1);
+    }
   }
   if (!s.ok() && !task.core->ForeignOwner().empty()) {
     refused_foreign_state_ = true;
@@ -564,6 +572,16 @@ bool Worker::UnreadOnBroker(const std::string& topic, int32_t partition, int64_t
   int64_t lo = 0, hi = 0;
   rd_kafka_get_watermark_offsets(consumer_->handle(), topic.c_str(), partition, &lo, &hi);
   if (hi < 0) return true;  // no fetch response yet: unknown, so assume there is more
+  if (std::max(fetched, lo) >= hi) return false;
+  // The high watermark also counts transaction markers, which are never
+  // delivered: the consumer's position moves past them, the last record
+  // polled + 1 does not (transactional input would never look caught up).
+  rd_kafka_topic_partition_list_t* list = rd_kafka_topic_partition_list_new(1);
+  rd_kafka_topic_partition_list_add(list, topic.c_str(), partition);
+  if (rd_kafka_position(consumer_->handle(), list) == RD_KAFKA_RESP_ERR_NO_ERROR && list->elems[0].offset >= 0) {
+    fetched = std::max(fetched, list->elems[0].offset);
+  }
+  rd_kafka_topic_partition_list_destroy(list);
   return std::max(fetched, lo) < hi;
 }
 
@@ -719,10 +737,13 @@ Status Worker::ProcessRecord(Task& task, const Buffered& b) {
       return s;
     }
   }
+  // The gate held a container: its alerts come when the gate moves, and
+  // their ingest -> alert latency counts from this record.
+  if (task.held_ingest_ms < 0 && task.core->gated() > 0) task.held_ingest_ms = b.now_ms;
   return EmitOutput(task, out, b.now_ms);
 }
 
-Status Worker::EmitOutput(Task& task, const TaskOutput& out, int64_t ingest_ms) {
+Status Worker::EmitOutput(Task& task, const TaskOutput& out, int64_t ingest_ms, int64_t clock_ms) {
   for (const auto& update : out.feedback) {
     // Feedback (e.g. a seizure lists the consignee) rides in this
     // transaction; every worker applies it from the reference topic.
@@ -735,7 +756,8 @@ Status Worker::EmitOutput(Task& task, const TaskOutput& out, int64_t ingest_ms) 
       return s;
     }
   }
-  const int64_t now = ingest_ms >= 0 ? ingest_ms : NowMs();  // the pass's clock when there is one
+  // The pass's clock when there is one.
+  const int64_t now = clock_ms >= 0 ? clock_ms : ingest_ms >= 0 ? ingest_ms : NowMs();
   for (const auto& a : out.alerts) {
     // Record time: the event time, but never ahead of the clock (Kafka 4
     // brokers refuse timestamps over an hour ahead; max_future_ms may be more).
@@ -892,15 +914,26 @@ Status Worker::WaitForStateSpace(const Status& failure, const std::function<Stat
   return s;
 }
 
+int64_t Worker::LowestHorizon() const {
+  int64_t lowest = operators::kEndOfTime;
+  for (int32_t p = 0; p < partitions_; ++p) {
+    auto it = horizons_.find(p);
+    lowest = std::min(lowest, it == horizons_.end() ? TaskCore::kUnset : it->second);
+  }
+  return lowest;
+}
+
+int64_t Worker::GateOf(int64_t lowest) const {
+  if (!FeedbackGated() || config_.reference_wait_ms == 0 || gate_forced_open_) return operators::kEndOfTime;
+  // Listings come L after their task's horizon (task_core.h).
+  return lowest == TaskCore::kUnset ? TaskCore::kUnset : lowest + config_.allowed_lateness_ms + 1;
+}
+
 Status Worker::UpdateGate(int64_t now) {
   int64_t gate = operators::kEndOfTime;
   if (FeedbackGated() && config_.reference_wait_ms > 0) {
     // The lowest horizon over every input partition; none yet: kUnset.
-    int64_t lowest = operators::kEndOfTime;
-    for (int32_t p = 0; p < partitions_; ++p) {
-      auto it = horizons_.find(p);
-      lowest = std::min(lowest, it == horizons_.end() ? TaskCore::kUnset : it->second);
-    }
+    const int64_t lowest = LowestHorizon();
     if (lowest != lowest_horizon_ms_ || lowest_moved_ms_ == 0) {
       lowest_horizon_ms_ = lowest;
       lowest_moved_ms_ = now;
@@ -922,8 +955,7 @@ Status Worker::UpdateGate(int64_t now) {
       }
       gate_forced_open_ = true;
     } else {
-      // Listings come L after their task's horizon (task_core.h).
-      gate = lowest == TaskCore::kUnset ? TaskCore::kUnset : lowest + config_.allowed_lateness_ms + 1;
+      gate = GateOf(lowest);
     }
   }
   if (gate == gate_ms_) return Status::Ok();
@@ -938,8 +970,9 @@ Status Worker::UpdateGate(int64_t now) {
     TaskOutput out;
     if (Status s = task.core->SetGate(gate, now, &out); !s.ok()) return s;
     if (!out.alerts.empty()) {
-      if (Status s = EmitOutput(task, out, -1); !s.ok()) return s;
+      if (Status s = EmitOutput(task, out, task.held_ingest_ms, now); !s.ok()) return s;
     }
+    if (task.core->gated() == 0) task.held_ingest_ms = -1;
   }
   return Status::Ok();
 }
@@ -967,8 +1000,10 @@ Status Worker::PollControlTopics(std::chrono::milliseconds wait) {
       int64_t horizon = 0;
       const std::string_view p = rec.key().substr(kHorizonKeyPrefix.size());
       const std::string_view v = rec.value();
-      if (std::from_chars(p.data(), p.data() + p.size(), partition).ec != std::errc() ||
-          std::from_chars(v.data(), v.data() + v.size(), horizon).ec != std::errc()) {
+      const auto pr = std::from_chars(p.data(), p.data() + p.size(), partition);
+      const auto vr = std::from_chars(v.data(), v.data() + v.size(), horizon);
+      if (pr.ec != std::errc() || pr.ptr != p.data() + p.size() || vr.ec != std::errc() ||
+          vr.ptr != v.data() + v.size() || horizon < 0 || horizon > kMaxHorizonMs) {
         BW_LOG(kWarn, kLog) << "ignoring malformed feedback horizon " << ClipText(std::string(rec.key()), 64);
         continue;
       }
@@ -1059,6 +1094,10 @@ Status Worker::Run(const std::atomic<bool>& stop) {
         return e;
       }
       if (Status c = PollControlTopics(); !c.ok()) return c;
+      // A new profile applies at a commit: an idle worker opens a cycle for it.
+      if (pending_profile_ && !in_transaction_) {
+        if (Status t = EnsureTransaction(); !t.ok()) return t;
+      }
       if (Status g = UpdateGate(now); !g.ok()) return g;
       UpdateGauges();
       if (Status s = Drain(); !s.ok()) return s;

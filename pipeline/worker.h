@@ -97,8 +97,9 @@ class Worker : public RebalanceListener {
   // Runs a merged record through its task's core and produces what comes out.
   Status ProcessRecord(Task& task, const Buffered& b);
   // Produces a core's alerts and feedback into the open cycle; `ingest_ms`
-  // is when the record that released them was read (-1: none).
-  Status EmitOutput(Task& task, const TaskOutput& out, int64_t ingest_ms);
+  // is when the record that released them was read (-1: none), `clock_ms`
+  // the clock of this pass (-1: ingest_ms, or the wall clock).
+  Status EmitOutput(Task& task, const TaskOutput& out, int64_t ingest_ms, int64_t clock_ms = -1);
   Status EnsureTransaction();
   Status CommitCycle();
   Status Recover(const Error& error);
@@ -129,6 +130,10 @@ class Worker : public RebalanceListener {
   // the lowest published horizon, or opens it when the profile feeds
   // nothing back or the horizons stood still for reference_wait_ms.
   Status UpdateGate(int64_t now);
+  // The lowest published horizon over every input partition (kUnset while
+  // one has none), and the gate it gives.
+  int64_t LowestHorizon() const;
+  int64_t GateOf(int64_t lowest) const;
   bool FeedbackGated() const { return engine_ != nullptr && engine_->FeedsBack(); }
 
   WorkerConfig config_;

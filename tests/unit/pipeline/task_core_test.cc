@@ -326,7 +326,7 @@ using Canonicals = std::map<std::string, std::string>;  // alert id -> canonical
 // random runs, its feedback reaches the shared reference data only at its
 // commits (as listings are read back from the reference topic), and its
 // horizon is published with them. With `gated`, every task's gate is the
-// lowest published horizon + 1, as Worker::UpdateGate sets it.
+// lowest published horizon + L + 1, as Worker::UpdateGate sets it.
 Canonicals RunOnline(const std::map<int32_t, std::vector<InputRecord>>& partitions, const TaskOptions& options,
                      uint32_t seed, bool gated) {
   operators::ReferenceData ref;
@@ -372,18 +372,35 @@ Canonicals RunOnline(const std::map<int32_t, std::vector<InputRecord>>& partitio
   };
   regate();
   std::mt19937 rng(seed);
+  int idle_rounds = 0;  // picks in a row that processed nothing: a stuck gate
   for (;;) {
     std::vector<Task*> open;
     for (auto& t : tasks) {
       if (t->next < t->merged.size()) open.push_back(t.get());
     }
     if (open.empty()) break;
+    if (++idle_rounds > 10000) {
+      std::string why;
+      for (const auto& x : tasks) {
+        why += "\n  horizon " + std::to_string(x->core->feedback_horizon_ms()) + " published " +
+               std::to_string(x->published) + " P " + std::to_string(x->core->partition_clock_ms()) + " gated " +
+               std::to_string(x->core->gated()) + " at " + std::to_string(x->next) + "/" +
+               std::to_string(x->merged.size());
+      }
+      ADD_FAILURE() << "every open task is held by the gate:" << why;
+      break;
+    }
     Task& t = *open[rng() % open.size()];
+    if (t.core->gated() == 0) idle_rounds = 0;
     for (int n = 1 + static_cast<int>(rng() % 400); n > 0 && t.next < t.merged.size(); --n) {
       EXPECT_TRUE(t.core->Process(t.merged[t.next++], kNow, &out).ok());
       take(t);
     }
-    if (rng() % 2 == 0) {
+    // Commits at random points. A task at the end of its input is caught up:
+    // its horizon moves to the clock, and it commits (a worker goes on
+    // committing, so its horizon is never left behind).
+    if (t.next == t.merged.size()) t.core->IdleHorizon(kNow);
+    if (rng() % 2 == 0 || t.next == t.merged.size()) {
       commit(t);
       regate();
     }
