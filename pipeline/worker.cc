@@ -587,8 +587,15 @@ bool Worker::UnreadOnBroker(const std::string& topic, int32_t partition, int64_t
 
 Status Worker::Drain() {
   const int64_t now = NowMs();
-  for (auto& [p, task_ptr] : tasks_) {
+  // Tasks take turns: a cycle that fills up (max_records_per_commit) ends
+  // here, and the next starts with the task after the one it ended in, so
+  // no task waits behind another's backlog (nor does its feedback horizon).
+  std::vector<Task*> order;
+  for (auto it = tasks_.lower_bound(drain_next_); it != tasks_.end(); ++it) order.push_back(it->second.get());
+  for (auto it = tasks_.begin(); it != tasks_.end() && it->first < drain_next_; ++it) order.push_back(it->second.get());
+  for (Task* task_ptr : order) {
     Task& task = *task_ptr;
+    const int32_t p = task.partition;
     for (;;) {
       int best = -1;
       for (int i = 0; i < kInputs; ++i) {
@@ -656,7 +663,10 @@ Status Worker::Drain() {
       }
       if (Status s = ProcessRecord(task, b); !s.ok()) return s;
       task.next_offset[best] = b.message.offset() + 1;
-      if (records_in_transaction_ >= config_.max_records_per_commit) return Status::Ok();
+      if (records_in_transaction_ >= config_.max_records_per_commit) {
+        drain_next_ = p + 1;
+        return Status::Ok();
+      }
     }
   }
   return Status::Ok();

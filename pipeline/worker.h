@@ -145,6 +145,7 @@ class Worker : public RebalanceListener {
   std::unique_ptr<KafkaProducer> producer_;
   std::unique_ptr<KafkaConsumer> control_;  // profiles + reference, read whole
   std::map<int32_t, std::unique_ptr<Task>> tasks_;
+  int32_t drain_next_ = 0;  // the task Drain starts with (tasks take turns)
 
   operators::Profile profile_;
   std::optional<operators::Profile> pending_profile_;
