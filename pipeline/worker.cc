@@ -348,6 +348,7 @@ void Worker::OnAssigned(const std::vector<TopicPartition>& partitions) {
       return;
     }
   }
+  std::vector<std::unique_ptr<Task>> fresh;
   for (int32_t p : added) {
     auto task = std::make_unique<Task>();
     task->partition = p;
@@ -365,14 +366,32 @@ void Worker::OnAssigned(const std::vector<TopicPartition>& partitions) {
       return;
     }
     for (int i = 0; i < kInputs; ++i) task->fetched[i] = std::max<int64_t>(0, (*committed)[i].offset);
-    SetNotReady("restoring partition " + std::to_string(p));
     probe_->RestoreProgress(p, 0);
-    Status s = RestoreTask(*task);
-    if (!s.ok()) {
+    fresh.push_back(std::move(task));
+  }
+  // The stores fill from their changelog partitions side by side; the tasks
+  // then start one by one on this thread (starting may produce output).
+  SetNotReady("restoring " + std::to_string(fresh.size()) + " partition(s)");
+  std::vector<Status> restored = RestoreStores(fresh);
+  for (size_t i = 0; i < fresh.size(); ++i) {
+    const Task& task = *fresh[i];
+    if (restored[i].ok()) continue;
+    if (task.core && !task.core->ForeignOwner().empty()) {
+      refused_foreign_state_ = true;
+      pending_error_ = Error{Errc::kInvalidArgument, "partition " + std::to_string(task.partition) + ": " +
+                                                         restored[i].message()};
+    } else {
+      pending_error_ = restored[i].error();
+    }
+    return;
+  }
+  for (size_t i = 0; i < fresh.size(); ++i) {
+    Task& task = *fresh[i];
+    if (Status s = StartTask(task); !s.ok()) {
       pending_error_ = s.error();
       return;
     }
-    tasks_[p] = std::move(task);
+    tasks_[task.partition] = std::move(fresh[i]);
   }
   BW_LOG(kInfo, kLog) << "assigned partitions, " << tasks_.size() << " tasks active";
   probe_->Rebalance("assigned");
@@ -428,7 +447,30 @@ void Worker::DropTasks(const std::set<int32_t>& partitions) {
   probe_->Tasks(tasks_.size());
 }
 
-Status Worker::RestoreTask(Task& task) {
+std::vector<Status> Worker::RestoreStores(const std::vector<std::unique_ptr<Task>>& tasks) {
+  std::vector<Status> out(tasks.size());
+  std::vector<uint64_t> records(tasks.size(), 0);
+  const size_t threads = std::min<size_t>(tasks.size(), static_cast<size_t>(config_.restore_threads));
+  std::atomic<size_t> next{0};
+  auto work = [&] {
+    for (size_t i = next++; i < tasks.size(); i = next++) {
+      Result<std::string> meta = RestoreStore(*tasks[i], &records[i]);
+      out[i] = meta.ok() ? OpenTask(*tasks[i], *meta) : Status(meta.error());
+    }
+  };
+  if (threads <= 1) {
+    work();
+  } else {
+    std::vector<std::thread> pool;
+    pool.reserve(threads);
+    for (size_t t = 0; t < threads; ++t) pool.emplace_back(work);
+    for (std::thread& t : pool) t.join();
+  }
+  for (uint64_t n : records) stats_.restored_records += n;
+  return out;
+}
+
+Result<std::string> Worker::RestoreStore(Task& task, uint64_t* restored) {
   const int64_t checkpoint = task.store->ChangelogCheckpoint();
   const std::string changelog = names_.Name(TopicRole::kStateChangelog);
   auto reader = KafkaConsumer::Create({.bootstrap = config_.bootstrap,
@@ -447,76 +489,81 @@ Status Worker::RestoreTask(Task& task) {
   auto wm = (*probe)->Watermarks(changelog, task.partition, 30s);
   if (!wm.ok()) return wm.error();
   const int64_t start = std::max(checkpoint, wm->first);
-  if (start >= wm->second) return StartTask(task, task.store->TaskMeta());  // nothing beyond the local checkpoint
+  if (start >= wm->second) return task.store->TaskMeta();  // nothing beyond the local checkpoint
   BW_LOG(kInfo, kLog) << "restoring partition " << task.partition << " from changelog offset " << start
                       << " to " << wm->second;
   const auto restore_started = std::chrono::steady_clock::now();
-  const uint64_t restored_before = stats_.restored_records;
   probe_->RestoreStarted(task.partition, wm->second - start);
-  if (Status s = (*reader)->Assign({{changelog, task.partition, start}}); !s.ok()) return s;
-  std::vector<state::PartitionStore::Write> batch;
+  if (Status s = (*reader)->Assign({{changelog, task.partition, start}}); !s.ok()) return s.error();
+  state::DisableStoreCountersOnThisThread();
+  // The records of a batch are held (not copied) until it is written, and
+  // written in key order with only the last write of each key: the memtable
+  // then inserts each key next to the previous one.
+  std::vector<Message> held;
+  std::vector<state::PartitionStore::WriteView> views;
   std::string meta = task.store->TaskMeta();
   int64_t position = start;
   const auto deadline = std::chrono::steady_clock::now() + 600s;
   auto flush = [&]() -> Status {
-    Status s = task.store->Commit(batch, position, meta);
+    views.clear();
+    for (const Message& m : held) {
+      views.push_back({m.key(), m.value().empty() ? std::nullopt : std::optional<std::string_view>(m.value())});
+    }
+    state::KeepLastWritePerKey(&views);
+    Status s = task.store->CommitViews(views, position, meta);
     if (!s.ok() && s.code() == Errc::kNoSpace) {  // a full volume: wait for space, as a commit does
-      s = WaitForStateSpace(s, [&] { return task.store->Commit(batch, position, meta); });
+      s = WaitForStateSpace(s, [&] { return task.store->CommitViews(views, position, meta); });
       if (s.ok()) SetNotReady("restoring partition " + std::to_string(task.partition));
     }
-    batch.clear();
+    held.clear();
     return s;
   };
-  while (position < wm->second) {
-    if (std::chrono::steady_clock::now() > deadline) {
+  for (uint64_t polled = 0; position < wm->second; ++polled) {
+    if (polled % 4096 == 0 && std::chrono::steady_clock::now() > deadline) {
       return Error{Errc::kTimeout, "restore of partition " + std::to_string(task.partition) + " took over 600 s"};
     }
     auto m = (*reader)->Poll(100ms);
     if (!m.ok()) return m.error();
     if (!m->has_value()) {
+      polled = 4095;  // look at the deadline on the next turn
       auto pos = (*reader)->Positions();
       if (pos.ok() && !pos->empty()) position = std::max(position, pos->front().offset);
       continue;
     }
-    const Message& rec = **m;
-    position = rec.offset() + 1;
-    ++stats_.restored_records;
-    if (rec.key() == kTaskMetaKey) {
-      meta = std::string(rec.value());
-    } else if (rec.value().empty()) {
-      batch.push_back({std::string(rec.key()), std::nullopt});
+    position = (*m)->offset() + 1;
+    ++*restored;
+    if ((*m)->key() == kTaskMetaKey) {
+      meta = std::string((*m)->value());
     } else {
-      batch.push_back({std::string(rec.key()), std::string(rec.value())});
+      held.push_back(std::move(**m));
     }
-    if (batch.size() >= 10000) {
-      if (Status s = flush(); !s.ok()) return s;
+    if (held.size() >= 10000) {
+      if (Status s = flush(); !s.ok()) return s.error();
       probe_->RestoreProgress(task.partition, wm->second - position);
     }
   }
-  if (Status s = flush(); !s.ok()) return s;
-  probe_->RestoreFinished(task.partition,
-                          std::chrono::duration<double>(std::chrono::steady_clock::now() - restore_started).count(),
-                          static_cast<int64_t>(stats_.restored_records - restored_before));
-  return StartTask(task, meta);
+  if (Status s = flush(); !s.ok()) return s.error();
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - restore_started).count();
+  BW_LOG(kInfo, kLog) << "restored partition " << task.partition << ": " << *restored << " changelog records in "
+                      << seconds << " s";
+  probe_->RestoreFinished(task.partition, seconds, static_cast<int64_t>(*restored));
+  return meta;
 }
 
-Status Worker::StartTask(Task& task, const std::string& meta) {
+Status Worker::OpenTask(Task& task, const std::string& meta) const {
   task.states = std::make_unique<CachedStates>(task.store, static_cast<size_t>(config_.cache_max_entries));
   task.core = std::make_unique<TaskCore>(TaskOptions::From(config_), engine_.get(), task.states.get());
-  Status s = task.core->Start(meta);
-  if (s.ok()) {
-    // The worker's gate; containers the last incarnation's gate held are
-    // looked at once and released as far as this one allows.
-    TaskOutput out;
-    s = task.core->SetGate(GateOf(LowestHorizon()), NowMs(), &out);
-    if (s.ok() && !out.alerts.empty()) {
-      if (Status t = EnsureTransaction(); !t.ok()) return t;
-      s = EmitOutput(task, out, -1);
-    }
-  }
-  if (!s.ok() && !task.core->ForeignOwner().empty()) {
-    refused_foreign_state_ = true;
-    return Error{Errc::kInvalidArgument, "partition " + std::to_string(task.partition) + ": " + s.message()};
+  return task.core->Start(meta);
+}
+
+Status Worker::StartTask(Task& task) {
+  // The worker's gate; containers the last incarnation's gate held are
+  // looked at once and released as far as this one allows.
+  TaskOutput out;
+  Status s = task.core->SetGate(GateOf(LowestHorizon()), NowMs(), &out);
+  if (s.ok() && !out.alerts.empty()) {
+    if (Status t = EnsureTransaction(); !t.ok()) return t;
+    s = EmitOutput(task, out, -1);
   }
   return s;
 }
@@ -1069,6 +1116,7 @@ Status Worker::Recover(const Error& error) {
 
 Status Worker::Run(const std::atomic<bool>& stop) {
   stop_ = &stop;
+  state::DisableStoreCountersOnThisThread();
   int consecutive_failures = 0;
   // Refused credentials: when the current episode began, and the last one.
   std::chrono::steady_clock::time_point refused_since{}, last_refused{};

@@ -87,9 +87,18 @@ class Worker : public RebalanceListener {
   Status Init();
   Status NewProducer();
   Status NewConsumer();
-  Status RestoreTask(Task& task);
-  // Opens the task's state cache and core from its metadata.
-  Status StartTask(Task& task, const std::string& meta);
+  // Fills the tasks' stores from their changelog partitions beyond the
+  // local checkpoints and opens each task (OpenTask), restore_threads
+  // partitions at a time; returns how each went, in the order of `tasks`.
+  std::vector<Status> RestoreStores(const std::vector<std::unique_ptr<Task>>& tasks);
+  // One task's restore; safe to run beside others. Counts into `restored`;
+  // returns the task metadata.
+  Result<std::string> RestoreStore(Task& task, uint64_t* restored);
+  // Opens the task's state cache and core from its metadata (a scan of its
+  // stored states); safe to run beside others.
+  Status OpenTask(Task& task, const std::string& meta) const;
+  // Sets an opened task's gate, producing what that releases.
+  Status StartTask(Task& task);
   // Buffers a polled record for its task; `now_ms` is the pass's clock.
   void Route(Message message, int64_t now_ms);
   // Processes buffered records in merged timestamp order while allowed.

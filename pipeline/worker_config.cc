@@ -72,6 +72,7 @@ const std::vector<Option>& Options() {
       IntOption<&WorkerConfig::block_cache_bytes>("block_cache_bytes", 1 << 20, 1LL << 40),
       IntOption<&WorkerConfig::write_buffer_bytes>("write_buffer_bytes", 1 << 20, 1LL << 34),
       IntOption<&WorkerConfig::transaction_timeout_ms>("transaction_timeout_ms", 1000, 900000),
+      IntOption<&WorkerConfig::restore_threads>("restore_threads", 1, 64),
       {"processing_guarantee",
        [](WorkerConfig& c, const std::string& v) {
          if (v != "exactly_once" && v != "at_least_once") return false;

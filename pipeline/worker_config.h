@@ -61,6 +61,9 @@ struct WorkerConfig {
   int64_t block_cache_bytes = 64LL << 20;  // RocksDB block cache, bytes
   int64_t write_buffer_bytes = 16LL << 20;  // RocksDB memtable per partition, bytes
   int64_t transaction_timeout_ms = 60000;   // Kafka transaction timeout, ms
+  // Partitions restored from the changelog side by side (a reader thread
+  // each) when several are assigned at once.
+  int64_t restore_threads = 4;
   // processing_guarantee: exactly_once (default; each commit is one Kafka
   // transaction) or at_least_once (no transactions: outputs are flushed,
   // then state, then the consumed offsets are committed; a crash can repeat

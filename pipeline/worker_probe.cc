@@ -205,6 +205,7 @@ struct WorkerProbe::Impl {
   // Resolved label sets, so the per-record path is one atomic add.
   std::array<std::vector<Counter*>, kInputs> records_by_partition;
   std::map<std::pair<int, int32_t>, Gauge*> lag_gauges;
+  std::mutex restoring_mu;  // restores run on several threads
   std::set<int32_t> restoring;
 };
 
@@ -281,6 +282,7 @@ void WorkerProbe::Tasks(size_t n) { impl_->tasks.Set(static_cast<double>(n)); }
 void WorkerProbe::StateDiskFull(bool full) { impl_->state_disk_full.Set(full ? 1 : 0); }
 
 void WorkerProbe::RestoreStarted(int32_t partition, int64_t records) {
+  std::lock_guard lock(impl_->restoring_mu);
   impl_->restoring.insert(partition);
   impl_->restore_in_progress.Set(1);
   impl_->restore_remaining.Add({{"partition", std::to_string(partition)}}).Set(static_cast<double>(records));
@@ -289,6 +291,7 @@ void WorkerProbe::RestoreProgress(int32_t partition, int64_t remaining) {
   impl_->restore_remaining.Add({{"partition", std::to_string(partition)}}).Set(static_cast<double>(remaining));
 }
 void WorkerProbe::RestoreFinished(int32_t partition, double seconds, int64_t records) {
+  std::lock_guard lock(impl_->restoring_mu);
   impl_->restoring.erase(partition);
   impl_->restore_in_progress.Set(impl_->restoring.empty() ? 0 : 1);
   impl_->restore_remaining.Add({{"partition", std::to_string(partition)}}).Set(0);

@@ -39,6 +39,7 @@ class WorkerProbe {
   void Rebalance(const char* kind);  // assigned, revoked, lost
   void Tasks(size_t n);
   void StateDiskFull(bool full);
+  // The restore calls may come from several threads at once.
   void RestoreStarted(int32_t partition, int64_t records);
   void RestoreProgress(int32_t partition, int64_t remaining);
   void RestoreFinished(int32_t partition, double seconds, int64_t records);

@@ -10,6 +10,7 @@
 #include <rocksdb/filter_policy.h>
 #include <rocksdb/iterator.h>
 #include <rocksdb/options.h>
+#include <rocksdb/perf_level.h>
 #include <rocksdb/table.h>
 #include <rocksdb/write_batch.h>
 #include <rocksdb/write_buffer_manager.h>
@@ -145,8 +146,8 @@ class RocksPartitionStore final : public PartitionStore {
     return std::optional<std::string>(std::move(value));
   }
 
-  Status Commit(const std::vector<Write>& writes, int64_t changelog_next_offset,
-                std::string_view task_meta) override {
+  Status CommitViews(std::span<const WriteView> writes, int64_t changelog_next_offset,
+                     std::string_view task_meta) override {
     const std::string context =
         describe_ + ": commit of " + std::to_string(writes.size()) + " writes";
     if (changelog_next_offset < 0) {
@@ -154,11 +155,11 @@ class RocksPartitionStore final : public PartitionStore {
                              std::to_string(changelog_next_offset) + " is negative");
     }
     rocksdb::WriteBatch batch;
-    for (const Write& w : writes) {
+    for (const WriteView& w : writes) {
       if (Status v = ValidateKey(w.key, context); !v.ok()) return v;
       rocksdb::Status s = w.value ? batch.Put(cf_, ToSlice(w.key), ToSlice(*w.value))
                                   : batch.Delete(cf_, ToSlice(w.key));
-      if (!s.ok()) return ToError(s, context + ": batching key \"" + w.key + "\"");
+      if (!s.ok()) return ToError(s, context + ": batching key \"" + std::string(w.key) + "\"");
     }
     const std::string encoded = EncodeOffset(changelog_next_offset);
     rocksdb::Status s = batch.Put(cf_, ToSlice(kCheckpointKey), ToSlice(encoded));
@@ -395,6 +396,29 @@ Status ValidateOptions(const StoreOptions& o) {
 }
 
 }  // namespace
+
+void KeepLastWritePerKey(std::vector<PartitionStore::WriteView>* writes) {
+  auto& w = *writes;
+  std::stable_sort(w.begin(), w.end(), [](const auto& a, const auto& b) { return a.key < b.key; });
+  size_t kept = 0;
+  for (size_t i = 0; i < w.size(); ++i) {
+    if (i + 1 < w.size() && w[i + 1].key == w[i].key) continue;  // a later write of the key wins
+    w[kept++] = w[i];
+  }
+  w.resize(kept);
+}
+
+void DisableStoreCountersOnThisThread() { rocksdb::SetPerfLevel(rocksdb::PerfLevel::kDisable); }
+
+Status PartitionStore::Commit(const std::vector<Write>& writes, int64_t changelog_next_offset,
+                              std::string_view task_meta) {
+  std::vector<WriteView> views;
+  views.reserve(writes.size());
+  for (const Write& w : writes) {
+    views.push_back({w.key, w.value ? std::optional<std::string_view>(*w.value) : std::nullopt});
+  }
+  return CommitViews(views, changelog_next_offset, task_meta);
+}
 
 std::string PartitionColumnFamilyName(int32_t partition) {
   return "p" + std::to_string(partition);

@@ -43,6 +43,7 @@
 #include <functional>
 #include <memory>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -98,9 +99,17 @@ class PartitionStore {
   // reflect, >= 0) and an opaque task-metadata blob, as one atomic batch.
   // Nothing is written when a key is invalid. The checkpoint is stored as
   // given; the caller keeps it moving forward.
-  [[nodiscard]] virtual Status Commit(const std::vector<Write>& writes,
-                                      int64_t changelog_next_offset,
-                                      std::string_view task_meta) = 0;
+  [[nodiscard]] Status Commit(const std::vector<Write>& writes, int64_t changelog_next_offset,
+                              std::string_view task_meta);
+
+  // Commit of writes whose bytes the caller keeps alive for the call (a
+  // restore passes the changelog records it holds, uncopied).
+  struct WriteView {
+    std::string_view key;
+    std::optional<std::string_view> value;  // nullopt: delete
+  };
+  [[nodiscard]] virtual Status CommitViews(std::span<const WriteView> writes, int64_t changelog_next_offset,
+                                           std::string_view task_meta) = 0;
 
   // The changelog offset stored by the last Commit; -1 when none was ever
   // committed (a new or dropped partition: restore from the beginning).
@@ -169,5 +178,14 @@ std::string PartitionColumnFamilyName(int32_t partition);
 // The partition of a column family named "p<N>" (canonical decimal, no sign,
 // no leading zeros), or nullopt for any other name.
 std::optional<int32_t> ParsePartitionColumnFamilyName(std::string_view name);
+
+// Orders `writes` by key and keeps only the last write of each key (the one
+// a commit in the given order would leave), so that a commit of the result
+// stores the same and the memtable inserts each key beside the previous one.
+void KeepLastWritePerKey(std::vector<PartitionStore::WriteView>* writes);
+
+// Turns off the store's per-operation performance counters on the calling
+// thread (they cost a thread-local look-up per write and nothing reads them).
+void DisableStoreCountersOnThisThread();
 
 }  // namespace boxwatch::state

@@ -187,6 +187,50 @@ TEST(StateStore, LaterWriteToTheSameKeyInOneBatchWins) {
   EXPECT_EQ(MustGet(*p, "j"), std::nullopt);
 }
 
+TEST(StateStore, LastWritePerKeyInKeyOrderStoresWhatTheWritesInOrderStore) {
+  // A restore commits each batch of changelog records sorted and reduced to
+  // the last write per key; the store must end as with the records in order.
+  TempDir dir;
+  auto store = MustOpen({.path = dir.path()});
+  ASSERT_NE(store, nullptr);
+  PartitionStore* in_order = MustPartition(*store, 0);
+  PartitionStore* reduced = MustPartition(*store, 1);
+  ASSERT_NE(in_order, nullptr);
+  ASSERT_NE(reduced, nullptr);
+  std::mt19937 rng(7);
+  std::vector<std::string> bytes;  // what the views point at, kept alive
+  bytes.reserve(20000);
+  for (int batch = 0; batch < 20; ++batch) {
+    Writes writes;
+    for (int i = 0; i < 500; ++i) {
+      std::string key = "c" + std::to_string(rng() % 300);  // many keys written several times a batch
+      if (rng() % 4 == 0) {
+        writes.push_back({key, std::nullopt});
+      } else {
+        writes.push_back({key, "v" + std::to_string(batch) + "." + std::to_string(i)});
+      }
+    }
+    std::vector<PartitionStore::WriteView> views;
+    for (const auto& w : writes) {
+      bytes.push_back(w.key);
+      const std::string_view key = bytes.back();
+      std::optional<std::string_view> value;
+      if (w.value) {
+        bytes.push_back(*w.value);
+        value = bytes.back();
+      }
+      views.push_back({key, value});
+    }
+    KeepLastWritePerKey(&views);
+    ASSERT_LE(views.size(), 300u);
+    for (size_t i = 1; i < views.size(); ++i) ASSERT_LT(views[i - 1].key, views[i].key);
+    ASSERT_TRUE(IsOk(in_order->Commit(writes, batch + 1, "")));
+    ASSERT_TRUE(IsOk(reduced->CommitViews(views, batch + 1, "")));
+    ASSERT_EQ(Contents(*in_order), Contents(*reduced)) << "after batch " << batch;
+  }
+  EXPECT_FALSE(Contents(*reduced).empty());
+}
+
 TEST(StateStore, PartitionsAreIndependentAndSurviveReopen) {
   TempDir dir;
   {
