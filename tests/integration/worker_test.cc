@@ -480,5 +480,67 @@ TEST(WorkerOnRealKafka, PartitionsMoveWithTheirStateWhenWorkersJoinAndLeave) {
   EXPECT_TRUE(got == expected) << Diff(expected, got);
 }
 
+// A worker that stalls (SIGSTOP, as a frozen VM or a long pause would) for
+// less than its session timeout while the other goes on: the running worker
+// holds its evaluations at the feedback gate until the stalled worker's
+// horizons move again, and the alerts are those of the input alone.
+TEST(WorkerOnRealKafka, AStalledWorkerHoldsTheOtherAtTheFeedbackGateAndChangesNoAlert) {
+  auto h = WorkerHarness::Create(6);
+  ASSERT_TRUE(h.ok()) << h.error().message;
+  const sim::Traffic traffic = sim::GenerateTraffic(SeizureTraffic(3000, 43), DefaultProfile());
+  const AlertDigest expected = ExpectedAlerts(traffic, DefaultProfile(), 6);
+  ASSERT_GE(SeizureAlerts(expected), 10u) << "the input must raise alerts on parties with a recorded seizure";
+  ASSERT_TRUE((*h)->Produce(traffic.records).ok());
+
+  const std::map<std::string, std::string> slow = {{"max_records_per_commit", "100"}};
+  auto w0 = (*h)->StartWorker("st-0", slow);
+  auto w1 = (*h)->StartWorker("st-1", slow);
+  ASSERT_TRUE(w0.ok() && w1.ok());
+  const int port0 = static_cast<int>(JsonField((*w0)->last_line(), "metrics_port"));
+  const int port1 = static_cast<int>(JsonField((*w1)->last_line(), "metrics_port"));
+  const int64_t total = static_cast<int64_t>(traffic.records.size());
+  // Both must own partitions and have moved before the stall.
+  const auto deadline = std::chrono::steady_clock::now() + 120s;
+  while (std::chrono::steady_clock::now() < deadline &&
+         (CommittedRecords(port0) + CommittedRecords(port1) < total / 5 || CommittedRecords(port0) <= 0 ||
+          CommittedRecords(port1) <= 0)) {
+    std::this_thread::sleep_for(100ms);  // polling the workers' metrics
+  }
+  ASSERT_GT(CommittedRecords(port1), 0) << "st-1 committed nothing within 120 s";
+  ASSERT_GE(CommittedRecords(port0) + CommittedRecords(port1), total / 5);
+
+  // 8 s: inside the 10 s session timeout, so no rebalance; well inside
+  // reference_wait_ms (30 s), so the gate holds rather than opens.
+  const double expired_before = MetricSum(port0, "boxwatch_worker_reference_wait_expired_total");
+  ASSERT_GE(expired_before, 0) << "st-0's metrics are unreadable";
+  (*w1)->Signal(SIGSTOP);
+  const int64_t committed_at_stop = CommittedRecords(port0);
+  double most_held = 0;
+  const auto resume_at = std::chrono::steady_clock::now() + 8s;
+  while (std::chrono::steady_clock::now() < resume_at) {
+    most_held = std::max(most_held, MetricSum(port0, "boxwatch_worker_gated_containers"));
+    std::this_thread::sleep_for(250ms);  // the gauge is refreshed every 2 s
+  }
+  const int64_t committed_in_stall = CommittedRecords(port0) - committed_at_stop;
+  (*w1)->Signal(SIGCONT);
+  std::printf("during the stall st-0 committed %lld records and held up to %.0f containers at the gate\n",
+              static_cast<long long>(committed_in_stall), most_held);
+
+  auto alerts = (*h)->WaitForAlerts(expected.size(), 300s);
+  ASSERT_TRUE(alerts.ok());
+  EXPECT_EQ(MetricSum(port0, "boxwatch_worker_reference_wait_expired_total"), expired_before)
+      << "the gate opened without the stalled worker's horizons";
+  for (auto* w : {&*w0, &*w1}) {
+    (*w)->Kill(SIGTERM);
+    ASSERT_TRUE((*w)->WaitForLine("{\"event\":\"stopped\"", 10s));
+    std::printf("%s\n", (*w)->last_line().c_str());
+    EXPECT_EQ(JsonField((*w)->last_line(), "late"), 0);
+  }
+  EXPECT_GT(most_held, 0) << "the running worker never held a container for the stalled worker's horizons";
+  const AlertDigest got = Digest(*alerts);
+  EXPECT_EQ(alerts->size(), expected.size());
+  EXPECT_TRUE(got == expected) << Diff(expected, got);
+}
+
 }  // namespace
 }  // namespace boxwatch::testing

@@ -87,6 +87,10 @@ class Child {
     }
     return output_;
   }
+  // Sends `sig` and goes on (SIGSTOP, SIGCONT).
+  void Signal(int sig) const {
+    if (pid_ > 0) ::kill(pid_, sig);
+  }
   // Sends `sig` and reaps the child; returns its wait status.
   int Kill(int sig) {
     ::kill(pid_, sig);

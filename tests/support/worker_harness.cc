@@ -124,17 +124,22 @@ Result<std::vector<v1::Alert>> WorkerHarness::WaitForAlerts(size_t count, std::c
 }
 
 // Input records the worker has committed so far (its metrics), -1 when unreadable.
-int64_t CommittedRecords(int port) {
+double MetricSum(int port, std::string_view name) {
   auto page = http::Fetch("GET", "127.0.0.1", port, "/metrics");
   if (!page.ok()) return -1;
   std::istringstream lines(page->body);
   double total = 0;
   for (std::string line; std::getline(lines, line);) {
-    if (line.rfind("boxwatch_worker_transaction_records_total", 0) == 0) {
+    // The name alone, or followed by its labels: not a longer name that starts with it.
+    if (line.rfind(name, 0) == 0 && line.size() > name.size() && (line[name.size()] == ' ' || line[name.size()] == '{')) {
       total += std::atof(line.substr(line.rfind(' ') + 1).c_str());
     }
   }
-  return static_cast<int64_t>(total);
+  return total;
+}
+
+int64_t CommittedRecords(int port) {
+  return static_cast<int64_t>(MetricSum(port, "boxwatch_worker_transaction_records_total"));
 }
 
 // Waits until the worker (its "started" line the last one read) has

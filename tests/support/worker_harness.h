@@ -9,6 +9,7 @@
 #include <memory>
 #include <set>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "core/types.h"
@@ -76,6 +77,9 @@ class WorkerHarness {
 AlertDigest ExpectedAlerts(const sim::Traffic& traffic, const operators::Profile& profile, int partitions,
                            int64_t lateness_ms = 300000);
 AlertDigest Digest(const std::vector<v1::Alert>& alerts);
+// The sum of every sample of the metric `name` (all its label sets) that
+// the process exports on `port`; -1 when the page is unreadable.
+double MetricSum(int port, std::string_view name);
 // Input records a worker has committed so far (from its metrics on `port`), -1 when unreadable.
 int64_t CommittedRecords(int port);
 // Waits until the worker (its "started" line the last one read) has
