@@ -40,6 +40,8 @@ RUN apt-get update \
       libprometheus-cpp-pull1.0 \
       libgflags2.2 \
       libxml2 \
+      libcpp-httplib0.11 \
+      libsodium23 \
       ca-certificates \
  && rm -rf /var/lib/apt/lists/* /tmp/debs
 

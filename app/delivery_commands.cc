@@ -6,16 +6,22 @@
 // dispatcher refuses the hub for good, 1 for other failures.
 #include <CLI/CLI.hpp>
 #include <prometheus/registry.h>
+#include <termios.h>
+#include <unistd.h>
 
 #include <atomic>
 #include <csignal>
 #include <cstdio>
+#include <fstream>
+#include <functional>
+#include <iostream>
 #include <sstream>
 #include <thread>
 
 #include "app/commands.h"
 #include "app/kafka_options.h"
 #include "core/http.h"
+#include "delivery/accounts.h"
 #include "delivery/dispatcher.h"
 #include "delivery/hub.h"
 #include "delivery/probes.h"
@@ -82,6 +88,130 @@ struct HubArgs {
   std::string min_priority = "LOW";
   std::string metrics_listen = "0.0.0.0:9466";
 };
+
+// Reads a password from stdin: prompted twice without echo on a terminal,
+// else the first line (for scripts). Never from the command line.
+Result<std::string> ReadPassword() {
+  auto line = [](bool echo_off) {
+    termios old{};
+    const bool tty = ::isatty(STDIN_FILENO) && ::tcgetattr(STDIN_FILENO, &old) == 0;
+    if (tty && echo_off) {
+      termios quiet = old;
+      quiet.c_lflag &= ~static_cast<tcflag_t>(ECHO);
+      ::tcsetattr(STDIN_FILENO, TCSANOW, &quiet);
+    }
+    std::string text;
+    std::getline(std::cin, text);
+    if (tty && echo_off) {
+      ::tcsetattr(STDIN_FILENO, TCSANOW, &old);
+      std::fputs("\n", stderr);
+    }
+    return text;
+  };
+  if (!::isatty(STDIN_FILENO)) return line(false);
+  std::fputs("password: ", stderr);
+  std::string first = line(true);
+  std::fputs("again: ", stderr);
+  if (line(true) != first) return Error(Errc::kInvalidArgument, "the passwords differ");
+  return first;
+}
+
+struct AccountArgs {
+  std::string file = "/etc/boxwatch/hub-accounts";
+  std::string name;
+  std::string role = "officer";
+  std::string regions;
+};
+
+// Runs `edit` on the accounts file (an absent file starts empty) and saves it.
+int EditAccounts(const AccountArgs& a, const std::function<Status(delivery::Accounts&)>& edit, bool save = true) {
+  delivery::Accounts accounts;
+  if (std::ifstream probe(a.file); probe) {
+    auto loaded = delivery::Accounts::Load(a.file);
+    if (!loaded.ok()) {
+      std::fprintf(stderr, "boxwatch hub: %s\n", loaded.error().message.c_str());
+      return 2;
+    }
+    accounts = std::move(*loaded);
+  }
+  if (Status s = edit(accounts); !s.ok()) {
+    std::fprintf(stderr, "boxwatch hub: %s\n", s.message().c_str());
+    return 2;
+  }
+  if (!save) return 0;
+  if (Status s = accounts.Save(a.file); !s.ok()) {
+    std::fprintf(stderr, "boxwatch hub: %s\n", s.message().c_str());
+    return 1;
+  }
+  return 0;
+}
+
+std::vector<std::string> SplitComma(const std::string& text) {
+  std::vector<std::string> out;
+  std::stringstream in(text);
+  for (std::string r; std::getline(in, r, ',');) out.push_back(r);
+  return out;
+}
+
+// `boxwatch hub users add|remove|list` and `boxwatch hub tokens add|remove|list`.
+CLI::App* AddAccountCommands(CLI::App& hub) {
+  auto a = std::make_shared<AccountArgs>();
+  CLI::App* users = hub.add_subcommand("users", "Manage the control room's people (officers, supervisors, admins)");
+  CLI::App* tokens = hub.add_subcommand("tokens", "Manage API tokens for machine clients of the control room's API");
+  for (CLI::App* group : {users, tokens}) {
+    group->require_subcommand(1);
+    const bool is_token = group == tokens;
+    CLI::App* add = group->add_subcommand(
+        "add", is_token ? "Add (or replace) a token; prints the secret once on stdout"
+                        : "Add (or replace) a person; the password is read from stdin (twice, hidden, on a terminal)");
+    CLI::App* remove = group->add_subcommand("remove", "Remove one");
+    CLI::App* list = group->add_subcommand("list", "List names, roles and regions (no secrets)");
+    for (CLI::App* c : {add, remove, list})
+      c->add_option("--accounts", a->file, "The accounts file")->capture_default_str();
+    for (CLI::App* c : {add, remove}) c->add_option("name", a->name, "Name")->required();
+    add->add_option("--role", a->role, "officer, supervisor or admin")->capture_default_str();
+    add->add_option("--regions", a->regions, "Comma-separated regions this one may read (* for all)")->required();
+    add->callback([a, is_token] {
+      auto role = delivery::ParseRole(a->role);
+      if (!role) {
+        std::fprintf(stderr, "boxwatch hub: --role %s is not officer, supervisor or admin\n", a->role.c_str());
+        SetExitCode(2);
+        return;
+      }
+      std::string secret;
+      SetExitCode(EditAccounts(*a, [&](delivery::Accounts& acc) -> Status {
+        if (is_token) {
+          auto t = acc.AddToken(a->name, *role, SplitComma(a->regions));
+          if (!t.ok()) return t.error();
+          secret = *t;
+          return Status::Ok();
+        }
+        auto password = ReadPassword();
+        if (!password.ok()) return password.error();
+        return acc.SetUser(a->name, *role, SplitComma(a->regions), *password);
+      }));
+      if (is_token && !secret.empty()) std::printf("%s\n", secret.c_str());
+    });
+    remove->callback([a, is_token] {
+      SetExitCode(EditAccounts(*a, [&](delivery::Accounts& acc) -> Status {
+        if (!acc.Remove(a->name, is_token)) return Error(Errc::kNotFound, "no " + std::string(is_token ? "token " : "user ") + a->name);
+        return Status::Ok();
+      }));
+    });
+    list->callback([a, is_token] {
+      SetExitCode(EditAccounts(*a, [&](delivery::Accounts& acc) -> Status {
+        for (const auto& x : acc.all()) {
+          if (x.is_token != is_token) continue;
+          std::string regions;
+          for (const auto& r : x.regions) regions += (regions.empty() ? "" : ",") + r;
+          std::printf("%s\t%s\t%s\n", x.name.c_str(), delivery::RoleName(x.role), regions.c_str());
+        }
+        return Status::Ok();
+      }, false));
+    });
+  }
+  return users;
+}
 
 int RunHub(HubArgs& a) {
   std::vector<std::string> problems;
@@ -184,6 +314,13 @@ void RegisterDeliveryCommands(CLI::App& app) {
       ->capture_default_str();
   hc->add_option("--http-listen", h->options.http_listen, "Address of the control-room HTTP API; port 0 picks one")
       ->capture_default_str();
+  hc->add_option("--http-cert", h->options.http_cert, "PEM certificate chain of the control room's HTTPS listener");
+  hc->add_option("--http-key", h->options.http_key, "PEM private key of the control room's HTTPS listener");
+  hc->add_flag("--http-plaintext", h->options.http_plaintext,
+               "Serve the control room over plain HTTP: only for a local demo on loopback");
+  hc->add_option("--accounts", h->options.accounts_file,
+                 "The control room's accounts file (edit it with `boxwatch hub users` and `boxwatch hub tokens`)")
+      ->capture_default_str();
   hc->add_option("--tls-ca", h->options.tls_ca, "PEM CA certificate that signs the dispatcher's certificate");
   hc->add_option("--tls-cert", h->options.tls_cert, "PEM certificate chain of this hub");
   hc->add_option("--tls-key", h->options.tls_key, "PEM private key of this hub");
@@ -200,7 +337,11 @@ void RegisterDeliveryCommands(CLI::App& app) {
       ->capture_default_str();
   hc->add_option("--metrics-listen", h->metrics_listen, "Address of /metrics, /healthz and /readyz")
       ->capture_default_str();
-  hc->callback([h] { SetExitCode(RunHub(*h)); });
+  CLI::App* users = AddAccountCommands(*hc);
+  hc->callback([h, hc, users] {
+    if (hc->got_subcommand(users) || hc->got_subcommand("tokens")) return;
+    SetExitCode(RunHub(*h));
+  });
 }
 
 }  // namespace boxwatch::app

@@ -26,6 +26,7 @@
 #include "core/http.h"
 #include "core/log.h"
 #include "core/types.h"
+#include "delivery/accounts.h"
 #include "delivery/dispatcher.h"
 #include "delivery/hub.h"
 #include "delivery/probes.h"
@@ -170,6 +171,23 @@ int RunDemo(const DemoArgs& a) {
   delivery::Dispatcher* d = dispatcher->get();
   auto dispatcher_metrics =
       monitoring::Endpoint::Start("127.0.0.1:0", dispatcher_registry, [d] { return d->NotReady(); });
+  // The control rooms' demo logins: one officer and one supervisor with a
+  // password made for this run, and an API token for the status read at the
+  // end. Plain HTTP on loopback, as only a demo may.
+  const std::string demo_password = "demo-" + delivery::RandomHex(6);
+  std::string demo_token;
+  {
+    delivery::Accounts accounts;
+    Status s = accounts.SetUser("officer", delivery::Role::kOfficer, {"*"}, demo_password);
+    if (s.ok()) s = accounts.SetUser("supervisor", delivery::Role::kSupervisor, {"*"}, demo_password);
+    auto token = accounts.AddToken("demo", delivery::Role::kOfficer, {"*"});
+    if (s.ok() && token.ok()) s = accounts.Save(dir + "/hub-accounts");
+    if (!s.ok() || !token.ok()) {
+      std::fprintf(stderr, "boxwatch demo: accounts: %s\n", (!s.ok() ? s.message() : token.error().message).c_str());
+      return 1;
+    }
+    demo_token = *token;
+  }
   std::vector<std::unique_ptr<delivery::Hub>> hubs;
   std::vector<std::unique_ptr<monitoring::Endpoint>> hub_metrics;
   for (const auto& h : hub_specs) {
@@ -179,6 +197,8 @@ int RunDemo(const DemoArgs& a) {
     ho.regions = h.regions;
     ho.state_dir = dir + "/" + h.id;
     ho.http_listen = "127.0.0.1:0";
+    ho.http_plaintext = true;
+    ho.accounts_file = dir + "/hub-accounts";
     ho.insecure = true;
     auto registry = std::make_shared<prometheus::Registry>();
     auto hub = delivery::Hub::Start(ho, registry);
@@ -200,11 +220,11 @@ int RunDemo(const DemoArgs& a) {
   for (size_t i = 0; i < hubs.size(); ++i) {
     std::string regions;
     for (const auto& r : hub_specs[i].regions) regions += (regions.empty() ? "" : ",") + r;
-    std::printf("  %-18s  API http://127.0.0.1:%d/api/alerts  live http://127.0.0.1:%d/api/events  (%s)"
-                "  metrics http://127.0.0.1:%d/metrics\n",
-                hub_specs[i].id.c_str(), hubs[i]->http_port(), hubs[i]->http_port(), regions.c_str(),
+    std::printf("  %-18s  control room http://127.0.0.1:%d/  (%s)  metrics http://127.0.0.1:%d/metrics\n",
+                hub_specs[i].id.c_str(), hubs[i]->http_port(), regions.c_str(),
                 i < hub_metrics.size() ? hub_metrics[i]->port() : 0);
   }
+  std::printf("  control-room login  officer or supervisor, password %s (this run only)\n", demo_password.c_str());
   std::printf("Ctrl-C stops; the evaluation follows.\n\n");
   std::fflush(stdout);
 
@@ -339,7 +359,8 @@ int RunDemo(const DemoArgs& a) {
               "the simulation's labels:\n\n%s",
               n_sent, traffic.records.size(), labels.size(), scored.size(), eval.Table().c_str());
   for (size_t i = 0; i < hubs.size(); ++i) {
-    auto r = http::Fetch("GET", "127.0.0.1", hubs[i]->http_port(), "/api/status");
+    auto r = http::Fetch("GET", "127.0.0.1", hubs[i]->http_port(), "/api/status",
+                         {.headers = {{"Authorization", "Bearer " + demo_token}}});
     if (r.ok()) std::printf("%s: %s\n", hub_specs[i].id.c_str(), r->body.c_str());
   }
   d->Shutdown();

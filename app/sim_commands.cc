@@ -6,6 +6,7 @@
 #include <google/protobuf/util/json_util.h>
 #include <unistd.h>
 
+#include <cstdlib>
 #include <chrono>
 #include <csignal>
 #include <cstdio>
@@ -152,7 +153,15 @@ struct EvaluateArgs {
 Result<std::vector<v1::Alert>> AlertsFromHub(const std::string& address, int timeout_s) {
   auto hp = http::SplitHostPort(address);
   if (!hp.ok()) return hp.error();
-  auto r = http::Fetch("GET", hp->first, hp->second, "/api/alerts?limit=1000000", "", "", timeout_s * 1000);
+  // An API token of the hub's accounts (`boxwatch hub tokens add`), from the
+  // environment: never on the command line.
+  const char* token = std::getenv("BOXWATCH_HUB_TOKEN");
+  if (token == nullptr || *token == '\0')
+    return Error{Errc::kInvalidArgument, "set BOXWATCH_HUB_TOKEN to an API token of the hub (boxwatch hub tokens add)"};
+  const char* ca = std::getenv("BOXWATCH_HUB_CA");  // the hub's HTTPS CA; unset: plain HTTP (a demo hub)
+  auto r = http::Fetch("GET", hp->first, hp->second, "/api/alerts?format=full&limit=1000000",
+                       {.ca_file = ca ? ca : "", .headers = {{"Authorization", std::string("Bearer ") + token}},
+                        .timeout_ms = timeout_s * 1000});
   if (!r.ok()) return r.error();
   if (r->status != 200) return Error{Errc::kIo, "hub answered " + std::to_string(r->status) + ": " + r->body};
   google::protobuf::Struct doc;

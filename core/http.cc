@@ -1,161 +1,106 @@
 #include "core/http.h"
 
-#include <arpa/inet.h>
-#include <netdb.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
-#include <poll.h>
-#include <sys/socket.h>
-#include <unistd.h>
+// httplib is included here only; its users need none of it. Its pkg-config
+// flags turn on its OpenSSL support.
+#include <httplib.h>
 
-#include <algorithm>
-#include <cerrno>
+#include <atomic>
 #include <chrono>
-#include <cstring>
-#include <sstream>
+#include <condition_variable>
+#include <deque>
+#include <mutex>
+#include <thread>
 
 namespace boxwatch::http {
 namespace {
 
 constexpr size_t kMaxRequestBytes = 4 << 20;
 
-const char* Reason(int status) {
-  switch (status) {
-    case 200: return "OK";
-    case 201: return "Created";
-    case 202: return "Accepted";
-    case 204: return "No Content";
-    case 400: return "Bad Request";
-    case 404: return "Not Found";
-    case 405: return "Method Not Allowed";
-    case 413: return "Payload Too Large";
-    case 500: return "Internal Server Error";
-    case 502: return "Bad Gateway";
-    case 503: return "Service Unavailable";
-    case 504: return "Gateway Timeout";
-    default: return "Status";
-  }
-}
-
-std::string Lower(std::string s) {
-  std::transform(s.begin(), s.end(), s.begin(), [](unsigned char c) { return std::tolower(c); });
-  return s;
-}
-
-std::string Trim(std::string_view s) {
-  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
-  while (!s.empty() && (s.back() == ' ' || s.back() == '\t' || s.back() == '\r')) s.remove_suffix(1);
-  return std::string(s);
-}
-
-std::string PercentDecode(std::string_view s, bool plus_is_space) {
-  std::string out;
-  out.reserve(s.size());
-  for (size_t i = 0; i < s.size(); ++i) {
-    if (s[i] == '%' && i + 2 < s.size()) {
-      const std::string hex(s.substr(i + 1, 2));
-      char* end = nullptr;
-      const long v = std::strtol(hex.c_str(), &end, 16);
-      if (end == hex.c_str() + 2) {
-        out.push_back(static_cast<char>(v));
-        i += 2;
-        continue;
-      }
-    }
-    out.push_back(plus_is_space && s[i] == '+' ? ' ' : s[i]);
-  }
-  return out;
-}
-
-// Writes everything; false when the peer is gone.
-bool SendAll(int fd, std::string_view data) {
-  while (!data.empty()) {
-    const ssize_t n = ::send(fd, data.data(), data.size(), MSG_NOSIGNAL);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) return false;
-    data.remove_prefix(static_cast<size_t>(n));
-  }
-  return true;
-}
-
-// Reads until the header block and Content-Length bytes of body are in
-// `buf`, or the deadline passes. Returns the header end (index after the
-// blank line) or npos.
-size_t ReadMessage(int fd, std::string& buf, std::chrono::steady_clock::time_point deadline,
-                   const std::atomic<bool>* stopping, bool until_eof, std::string* error) {
-  size_t header_end = std::string::npos;
-  size_t want = 0;
-  bool have_length = false;
-  for (;;) {
-    if (header_end == std::string::npos) {
-      const size_t p = buf.find("\r\n\r\n");
-      if (p != std::string::npos) {
-        header_end = p + 4;
-        std::istringstream lines(buf.substr(0, p));
-        std::string line;
-        while (std::getline(lines, line)) {
-          const size_t colon = line.find(':');
-          if (colon != std::string::npos && Lower(Trim(line.substr(0, colon))) == "content-length") {
-            want = std::strtoull(Trim(line.substr(colon + 1)).c_str(), nullptr, 10);
-            have_length = true;
-          }
-        }
-        if (want > kMaxRequestBytes) {
-          *error = "body too large";
-          return std::string::npos;
-        }
-      }
-    }
-    if (header_end != std::string::npos && !until_eof && buf.size() >= header_end + want) return header_end;
-    if (header_end != std::string::npos && until_eof && have_length && buf.size() >= header_end + want)
-      return header_end;
-    if (buf.size() > kMaxRequestBytes + 65536) {
-      *error = "message too large";
-      return std::string::npos;
-    }
-    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
-    if (left.count() <= 0 || (stopping && stopping->load())) {
-      *error = "timed out";
-      return std::string::npos;
-    }
-    pollfd p{fd, POLLIN, 0};
-    const int r = ::poll(&p, 1, static_cast<int>(std::min<int64_t>(left.count(), 200)));
-    if (r < 0 && errno != EINTR) {
-      *error = std::strerror(errno);
-      return std::string::npos;
-    }
-    if (r <= 0) continue;
-    char chunk[16384];
-    const ssize_t n = ::recv(fd, chunk, sizeof chunk, 0);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) {
-      if (until_eof && header_end != std::string::npos) return header_end;
-      *error = n == 0 ? "connection closed" : std::strerror(errno);
-      return std::string::npos;
-    }
-    buf.append(chunk, static_cast<size_t>(n));
-  }
-}
-
-class SocketStream : public StreamWriter {
+// httplib's own pool has a fixed number of threads, and a keep-alive or
+// streaming connection holds its thread for as long as it is open. This one
+// starts a thread when none is idle, up to `max` (later connections queue),
+// and lets a thread end after a minute idle.
+class ElasticPool : public httplib::TaskQueue {
  public:
-  SocketStream(int fd, const std::atomic<bool>& stopping) : fd_(fd), stopping_(stopping) {}
-  bool Write(std::string_view data) override { return !stopping_ && SendAll(fd_, data); }
-  bool stopping() const override { return stopping_; }
-  bool open() const override {
-    pollfd p{fd_, POLLIN | POLLRDHUP, 0};
-    if (::poll(&p, 1, 0) <= 0) return true;  // nothing happened
-    if (p.revents & (POLLRDHUP | POLLHUP | POLLERR | POLLNVAL)) return false;
-    char c;  // readable: data (a stream's client sends none) or end of stream
-    return ::recv(fd_, &c, 1, MSG_PEEK | MSG_DONTWAIT) > 0;
+  explicit ElasticPool(size_t max) : max_(max) {}
+  ~ElasticPool() override { shutdown(); }
+
+  void enqueue(std::function<void()> fn) override {
+    std::lock_guard lock(mu_);
+    jobs_.push_back(std::move(fn));
+    if (idle_ == 0 && threads_.size() - exited_ < max_) {
+      threads_.emplace_back([this] { Work(); });
+    }
+    cv_.notify_one();
+  }
+
+  void shutdown() override {
+    {
+      std::lock_guard lock(mu_);
+      if (shutdown_) return;
+      shutdown_ = true;
+    }
+    cv_.notify_all();
+    for (auto& t : threads_) t.join();
   }
 
  private:
-  int fd_;
+  void Work() {
+    std::unique_lock lock(mu_);
+    for (;;) {
+      ++idle_;
+      const bool woke = cv_.wait_for(lock, std::chrono::seconds(60), [&] { return shutdown_ || !jobs_.empty(); });
+      --idle_;
+      if (jobs_.empty() && (shutdown_ || !woke)) {
+        ++exited_;  // the std::thread object stays until shutdown joins it
+        return;
+      }
+      auto fn = std::move(jobs_.front());
+      jobs_.pop_front();
+      lock.unlock();
+      fn();
+      lock.lock();
+    }
+  }
+
+  const size_t max_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<std::function<void()>> jobs_;
+  std::vector<std::thread> threads_;
+  size_t idle_ = 0;
+  size_t exited_ = 0;
+  bool shutdown_ = false;
+};
+
+class SinkWriter : public StreamWriter {
+ public:
+  SinkWriter(httplib::DataSink& sink, const std::atomic<bool>& stopping) : sink_(sink), stopping_(stopping) {}
+  bool Write(std::string_view data) override {
+    return !stopping_ && sink_.write(data.data(), data.size());
+  }
+  bool stopping() const override { return stopping_; }
+  bool open() const override { return sink_.is_writable(); }
+
+ private:
+  httplib::DataSink& sink_;
   const std::atomic<bool>& stopping_;
 };
 
+std::string Lower(std::string s) {
+  for (auto& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return s;
+}
+
 }  // namespace
+
+struct Server::Impl {
+  std::unique_ptr<httplib::Server> server;
+  std::thread listener;
+  std::atomic<bool> stopping{false};
+  Handler handler;
+  ElasticPool* pool = nullptr;
+};
 
 std::string Request::Param(const std::string& name, const std::string& fallback) const {
   auto it = query.find(name);
@@ -230,183 +175,147 @@ Result<std::pair<std::string, int>> SplitHostPort(const std::string& address) {
 Result<std::unique_ptr<Server>> Server::Start(const Options& options, Handler handler) {
   auto hp = SplitHostPort(options.listen);
   if (!hp.ok()) return hp.error();
-  addrinfo hints{};
-  hints.ai_family = AF_UNSPEC;
-  hints.ai_socktype = SOCK_STREAM;
-  hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
-  addrinfo* res = nullptr;
-  const std::string port = std::to_string(hp->second);
-  if (int rc = ::getaddrinfo(hp->first.c_str(), port.c_str(), &hints, &res); rc != 0)
-    return Error{Errc::kInvalidArgument, "cannot resolve " + options.listen + ": " + ::gai_strerror(rc)};
-  std::unique_ptr<addrinfo, void (*)(addrinfo*)> guard(res, ::freeaddrinfo);
-  const int fd = ::socket(res->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (fd < 0) return Error{Errc::kIo, std::string("socket: ") + std::strerror(errno)};
-  const int one = 1;
-  ::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-  if (::bind(fd, res->ai_addr, res->ai_addrlen) != 0 || ::listen(fd, 128) != 0) {
-    const std::string why = std::strerror(errno);
-    ::close(fd);
-    return Error{Errc::kIo, "cannot listen on " + options.listen + ": " + why +
-                                " (choose another address or port)"};
+  auto impl = std::make_unique<Impl>();
+  impl->handler = std::move(handler);
+  const bool tls = !options.tls_cert.empty() || !options.tls_key.empty();
+  if (tls) {
+    if (options.tls_cert.empty() || options.tls_key.empty())
+      return Error{Errc::kInvalidArgument, "HTTPS needs both a certificate and a key file"};
+    auto ssl = std::make_unique<httplib::SSLServer>(options.tls_cert.c_str(), options.tls_key.c_str());
+    if (!ssl->is_valid())
+      return Error{Errc::kInvalidArgument, "cannot load the HTTPS certificate " + options.tls_cert + " and key " +
+                                               options.tls_key + " (PEM, readable, matching)"};
+    // TLS 1.2 at least.
+    SSL_CTX_set_min_proto_version(ssl->ssl_context(), TLS1_2_VERSION);
+    impl->server = std::move(ssl);
+  } else {
+    impl->server = std::make_unique<httplib::Server>();
   }
-  sockaddr_storage bound{};
-  socklen_t len = sizeof bound;
-  ::getsockname(fd, reinterpret_cast<sockaddr*>(&bound), &len);
+  httplib::Server& svr = *impl->server;
+  const size_t max_connections = static_cast<size_t>(std::max(1, options.max_connections));
+  svr.new_task_queue = [max_connections] { return new ElasticPool(max_connections); };
+  svr.set_payload_max_length(kMaxRequestBytes);
+  svr.set_read_timeout(std::chrono::milliseconds(options.read_timeout_ms));
+  svr.set_write_timeout(std::chrono::seconds(10));
+  svr.set_keep_alive_timeout(options.keep_alive_s);
+  svr.set_keep_alive_max_count(1000);
+  httplib::Headers defaults;
+  for (const auto& [k, v] : options.default_headers) defaults.emplace(k, v);
+  svr.set_default_headers(std::move(defaults));
+  Impl* raw = impl.get();
+  // Every request, whatever its method and path, goes to the one handler.
+  auto serve = [raw](const httplib::Request& in, httplib::Response& out) {
+    Request req;
+    req.method = in.method;
+    req.remote_addr = in.remote_addr;
+    req.path = in.path;
+    for (const auto& [k, v] : in.params) req.query.emplace(k, v);  // the first of a repeated name wins
+    for (const auto& [k, v] : in.headers) req.headers.emplace(Lower(k), v);
+    req.body = in.body;
+    Response r;
+    if (req.path.empty() || req.path.front() != '/') {
+      r = Response::Error(400, "malformed request target");
+    } else {
+      try {
+        r = raw->handler(req);
+      } catch (const std::exception& e) {
+        r = Response::Error(500, e.what());
+      }
+    }
+    out.status = r.status;
+    for (const auto& [k, v] : r.headers) out.headers.emplace(k, v);
+    if (r.stream) {
+      out.set_header("Cache-Control", "no-cache");
+      auto stream = std::move(r.stream);
+      out.set_chunked_content_provider(r.content_type, [raw, stream](size_t, httplib::DataSink& sink) {
+        SinkWriter writer(sink, raw->stopping);
+        stream(writer);
+        sink.done();
+        return true;
+      });
+    } else {
+      out.set_content(std::move(r.body), r.content_type);
+    }
+  };
+  // Routes, not a pre-routing handler: httplib reads the body just before
+  // routing.
+  svr.Get(".*", serve).Post(".*", serve).Put(".*", serve).Delete(".*", serve).Patch(".*", serve);
+  svr.set_exception_handler([](const httplib::Request&, httplib::Response& out, std::exception_ptr) {
+    out.status = 500;
+    out.set_content("{\"error\":\"internal error\"}", "application/json");
+  });
+  const int port = hp->second == 0 ? svr.bind_to_any_port(hp->first) : (svr.bind_to_port(hp->first, hp->second) ? hp->second : -1);
+  if (port < 0) return Error{Errc::kIo, "cannot listen on " + options.listen + " (in use or not a local address)"};
+  impl->listener = std::thread([raw] { raw->server->listen_after_bind(); });
   auto server = std::unique_ptr<Server>(new Server());
-  server->options_ = options;
-  server->handler_ = std::move(handler);
-  server->listen_fd_ = fd;
-  server->port_ = ntohs(bound.ss_family == AF_INET6 ? reinterpret_cast<sockaddr_in6*>(&bound)->sin6_port
-                                                    : reinterpret_cast<sockaddr_in*>(&bound)->sin_port);
-  server->acceptor_ = std::thread([s = server.get()] { s->AcceptLoop(); });
+  server->port_ = port;
+  server->tls_ = tls;
+  server->impl_ = std::move(impl);
   return server;
 }
 
 Server::~Server() { Stop(); }
 
 void Server::Stop() {
-  if (stopping_.exchange(true)) {
-    if (acceptor_.joinable()) acceptor_.join();
-    return;
-  }
-  if (acceptor_.joinable()) acceptor_.join();
-  if (listen_fd_ >= 0) ::close(listen_fd_);
-  listen_fd_ = -1;
-  std::unique_lock lock(mu_);
-  for (int fd : open_fds_) ::shutdown(fd, SHUT_RDWR);
-  idle_.wait(lock, [this] { return active_ == 0; });
+  if (!impl_ || impl_->stopping.exchange(true)) return;
+  // stop() only acts on a running listener: wait for it to start (at once,
+  // normally).
+  for (int i = 0; i < 2000 && !impl_->server->is_running(); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  impl_->server->stop();
+  if (impl_->listener.joinable()) impl_->listener.join();
 }
 
-void Server::AcceptLoop() {
-  while (!stopping_) {
-    pollfd p{listen_fd_, POLLIN, 0};
-    if (::poll(&p, 1, 100) <= 0) continue;
-    const int fd = ::accept4(listen_fd_, nullptr, nullptr, SOCK_CLOEXEC);
-    if (fd < 0) continue;
-    const int one = 1;
-    ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-    std::unique_lock lock(mu_);
-    if (active_ >= options_.max_connections) {
-      lock.unlock();
-      SendAll(fd, "HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
-      ::close(fd);
-      continue;
-    }
-    ++active_;
-    open_fds_.push_back(fd);
-    std::thread([this, fd] {
-      Serve(fd);
-      std::lock_guard l(mu_);
-      open_fds_.erase(std::find(open_fds_.begin(), open_fds_.end(), fd));
-      ::close(fd);
-      if (--active_ == 0) idle_.notify_all();
-    }).detach();
-  }
+namespace {
+
+Result<ClientResponse> Collect(httplib::Result&& r, const std::string& where) {
+  if (!r) return Error{Errc::kRetriable, where + ": " + httplib::to_string(r.error())};
+  ClientResponse out;
+  out.status = r->status;
+  for (const auto& [k, v] : r->headers) out.headers[Lower(k)] = v;
+  out.body = std::move(r->body);
+  return out;
 }
 
-void Server::Serve(int fd) {
-  std::string buf;
-  std::string error;
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(options_.read_timeout_ms);
-  const size_t header_end = ReadMessage(fd, buf, deadline, &stopping_, false, &error);
-  Response response;
-  Request req;
-  if (header_end == std::string::npos) {
-    if (error == "connection closed" || error == "timed out") return;
-    response = Response::Error(error == "body too large" ? 413 : 400, error);
-  } else {
-    std::istringstream lines(buf.substr(0, header_end));
-    std::string line;
-    std::getline(lines, line);
-    std::istringstream first(line);
-    std::string target;
-    first >> req.method >> target;
-    while (std::getline(lines, line)) {
-      const size_t colon = line.find(':');
-      if (colon != std::string::npos) req.headers[Lower(Trim(line.substr(0, colon)))] = Trim(line.substr(colon + 1));
-    }
-    req.body = buf.substr(header_end);
-    const size_t q = target.find('?');
-    req.path = PercentDecode(target.substr(0, q), false);
-    if (q != std::string::npos) {
-      std::istringstream params(target.substr(q + 1));
-      std::string kv;
-      while (std::getline(params, kv, '&')) {
-        if (kv.empty()) continue;
-        const size_t eq = kv.find('=');
-        req.query[PercentDecode(kv.substr(0, eq), true)] =
-            eq == std::string::npos ? "" : PercentDecode(kv.substr(eq + 1), true);
-      }
-    }
-    if (req.method.empty() || req.path.empty() || req.path.front() != '/') {
-      response = Response::Error(400, "malformed request line");
-    } else {
-      try {
-        response = handler_(req);
-      } catch (const std::exception& e) {
-        response = Response::Error(500, e.what());
-      }
-    }
-  }
-  std::string head = "HTTP/1.1 " + std::to_string(response.status) + " " + Reason(response.status) + "\r\n";
-  head += "Content-Type: " + response.content_type + "\r\n";
-  for (const auto& [k, v] : response.headers) head += k + ": " + v + "\r\n";
-  head += "Connection: close\r\n";
-  if (response.stream) {
-    head += "Cache-Control: no-cache\r\n\r\n";
-    if (!SendAll(fd, head)) return;
-    SocketStream stream(fd, stopping_);
-    response.stream(stream);
-    return;
-  }
-  head += "Content-Length: " + std::to_string(response.body.size()) + "\r\n\r\n";
-  if (req.method == "HEAD") response.body.clear();
-  if (SendAll(fd, head)) SendAll(fd, response.body);
+template <typename Client>
+Result<ClientResponse> Send(Client& cli, const std::string& method, const std::string& target,
+                            const httplib::Headers& headers, const std::string& body, const std::string& content_type,
+                            const std::string& where) {
+  if (method == "GET") return Collect(cli.Get(target, headers), where);
+  if (method == "POST") return Collect(cli.Post(target, headers, body, content_type), where);
+  if (method == "PUT") return Collect(cli.Put(target, headers, body, content_type), where);
+  if (method == "DELETE") return Collect(cli.Delete(target, headers, body, content_type), where);
+  if (method == "HEAD") return Collect(cli.Head(target, headers), where);
+  return Error{Errc::kInvalidArgument, "method " + method + " is not supported by this client"};
 }
+
+}  // namespace
 
 Result<ClientResponse> Fetch(const std::string& method, const std::string& host, int port, const std::string& target,
                              const std::string& body, const std::string& content_type, int timeout_ms) {
-  addrinfo hints{};
-  hints.ai_family = AF_UNSPEC;
-  hints.ai_socktype = SOCK_STREAM;
-  hints.ai_flags = AI_NUMERICSERV;
-  addrinfo* res = nullptr;
-  const std::string where = "http://" + host + ":" + std::to_string(port) + target;
-  if (int rc = ::getaddrinfo(host.c_str(), std::to_string(port).c_str(), &hints, &res); rc != 0)
-    return Error{Errc::kRetriable, "cannot resolve " + host + ": " + ::gai_strerror(rc)};
-  std::unique_ptr<addrinfo, void (*)(addrinfo*)> guard(res, ::freeaddrinfo);
-  const int fd = ::socket(res->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (fd < 0) return Error{Errc::kIo, std::string("socket: ") + std::strerror(errno)};
-  std::unique_ptr<int, void (*)(int*)> close_fd(new int(fd), [](int* f) {
-    ::close(*f);
-    delete f;
-  });
-  if (::connect(fd, res->ai_addr, res->ai_addrlen) != 0)
-    return Error{Errc::kRetriable, where + ": " + std::strerror(errno)};
-  std::string request = method + " " + target + " HTTP/1.1\r\nHost: " + host + ":" + std::to_string(port) +
-                        "\r\nConnection: close\r\n";
-  if (!body.empty() || method == "POST" || method == "PUT")
-    request += "Content-Type: " + content_type + "\r\nContent-Length: " + std::to_string(body.size()) + "\r\n";
-  request += "\r\n" + body;
-  if (!SendAll(fd, request)) return Error{Errc::kRetriable, where + ": connection lost while sending"};
-  std::string buf;
-  std::string error;
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
-  const size_t header_end = ReadMessage(fd, buf, deadline, nullptr, true, &error);
-  if (header_end == std::string::npos) return Error{Errc::kRetriable, where + ": " + error};
-  ClientResponse out;
-  std::istringstream lines(buf.substr(0, header_end));
-  std::string line;
-  std::getline(lines, line);
-  std::istringstream first(line);
-  std::string version;
-  first >> version >> out.status;
-  while (std::getline(lines, line)) {
-    const size_t colon = line.find(':');
-    if (colon != std::string::npos) out.headers[Lower(Trim(line.substr(0, colon)))] = Trim(line.substr(colon + 1));
+  return Fetch(method, host, port, target, FetchOptions{.body = body, .content_type = content_type, .timeout_ms = timeout_ms});
+}
+
+Result<ClientResponse> Fetch(const std::string& method, const std::string& host, int port, const std::string& target,
+                             const FetchOptions& options) {
+  httplib::Headers h;
+  for (const auto& [k, v] : options.headers) h.emplace(k, v);
+  const auto timeout = std::chrono::milliseconds(options.timeout_ms);
+  auto setup = [&](auto& cli) {
+    cli.set_connection_timeout(timeout);
+    cli.set_read_timeout(timeout);
+    cli.set_write_timeout(timeout);
+  };
+  const std::string where = host + ":" + std::to_string(port) + target;
+  if (options.ca_file.empty()) {
+    httplib::Client cli(host, port);
+    setup(cli);
+    return Send(cli, method, target, h, options.body, options.content_type, "http://" + where);
   }
-  out.body = buf.substr(header_end);
-  return out;
+  httplib::SSLClient cli(host, port);
+  cli.set_ca_cert_path(options.ca_file.c_str());
+  cli.enable_server_certificate_verification(true);
+  setup(cli);
+  return Send(cli, method, target, h, options.body, options.content_type, "https://" + where);
 }
 
 }  // namespace boxwatch::http

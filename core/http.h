@@ -1,25 +1,20 @@
 #pragma once
-// A small HTTP/1.1 server and client for boxwatch's own endpoints: the hub's
-// control-room API and live feed, and every process's /metrics, /healthz and
-// /readyz. Not a general web server: one request per connection (the server
-// answers with "Connection: close"), bodies up to 4 MiB, no TLS (bind it to
-// loopback or put it behind the cluster's ingress).
+// HTTP/1.1 for boxwatch's own endpoints (the hub's control room, its API and
+// live feed, and every process's /metrics, /healthz and /readyz), on
+// cpp-httplib with OpenSSL: keep-alive, HTTPS when given a certificate and
+// key, bodies up to 4 MiB. This header keeps httplib out of its users.
 //
-// Threading: Start() runs an accept thread; each connection is served on its
-// own thread, at most `max_connections` at once (more are answered 503).
-// Handlers are called concurrently and must be thread-safe. Stop() (or the
-// destructor) closes the listener, asks streaming handlers to end, and joins
-// every thread.
+// Threading: each connection is served on a thread of an elastic pool that
+// grows to `max_connections` (more wait in a queue) and shrinks when idle, so
+// hundreds of live-feed streams can be open at once. Handlers are called
+// concurrently and must be thread-safe. Stop() (or the destructor) closes the
+// listener, asks streaming handlers to end, and joins every thread.
 
-#include <atomic>
-#include <condition_variable>
 #include <cstdint>
 #include <functional>
 #include <map>
 #include <memory>
-#include <mutex>
 #include <string>
-#include <thread>
 #include <vector>
 
 #include "core/result.h"
@@ -28,6 +23,7 @@ namespace boxwatch::http {
 
 struct Request {
   std::string method;  // "GET", "POST", ...
+  std::string remote_addr;  // the peer's IP address
   std::string path;    // without the query string, percent-decoded
   std::map<std::string, std::string> query;  // decoded query parameters
   std::map<std::string, std::string> headers;  // names in lower case
@@ -53,7 +49,7 @@ struct Response {
   int status = 200;
   std::string content_type = "application/json";
   std::string body;
-  std::vector<std::pair<std::string, std::string>> headers;
+  std::vector<std::pair<std::string, std::string>> headers;  // a name may repeat (Set-Cookie)
   // When set, the body is streamed: headers go out, then `stream` runs until
   // it returns; `body` is ignored.
   std::function<void(StreamWriter&)> stream;
@@ -70,8 +66,15 @@ class Server {
  public:
   struct Options {
     std::string listen = "127.0.0.1:0";  // host:port; port 0 picks a free port
-    int max_connections = 64;            // concurrent connections served
-    int read_timeout_ms = 10000;         // ms to receive a whole request
+    int max_connections = 1024;          // connections served at once; more wait their turn
+    int read_timeout_ms = 10000;         // ms to receive a request
+    int keep_alive_s = 5;                // an idle keep-alive connection is closed after this
+    // HTTPS with this certificate chain and private key (PEM files); both
+    // empty: plaintext.
+    std::string tls_cert;
+    std::string tls_key;
+    // Headers added to every response (e.g. security headers).
+    std::vector<std::pair<std::string, std::string>> default_headers;
   };
   // Binds and starts serving. Errors: the address is malformed or in use.
   static Result<std::unique_ptr<Server>> Start(const Options& options, Handler handler);
@@ -81,23 +84,16 @@ class Server {
 
   // The bound port (useful with port 0).
   int port() const { return port_; }
+  bool tls() const { return tls_; }
   void Stop();
+
+  struct Impl;
 
  private:
   Server() = default;
-  void AcceptLoop();
-  void Serve(int fd);
-
-  Options options_;
-  Handler handler_;
-  int listen_fd_ = -1;
+  std::unique_ptr<Impl> impl_;
   int port_ = 0;
-  std::atomic<bool> stopping_{false};
-  std::thread acceptor_;
-  std::mutex mu_;
-  std::condition_variable idle_;
-  int active_ = 0;
-  std::vector<int> open_fds_;
+  bool tls_ = false;
 };
 
 // Splits "host:port" ("[::1]:80" allowed). Errors name the text.
@@ -115,6 +111,17 @@ Result<ClientResponse> Fetch(const std::string& method, const std::string& host,
                              const std::string& target, const std::string& body = "",
                              const std::string& content_type = "application/json",
                              int timeout_ms = 10000);
+
+// Everything a request may carry beyond method and target.
+struct FetchOptions {
+  std::string ca_file;  // set: HTTPS, trusting this CA (PEM) and checking the host name
+  std::vector<std::pair<std::string, std::string>> headers;
+  std::string body;
+  std::string content_type = "application/json";
+  int timeout_ms = 10000;
+};
+Result<ClientResponse> Fetch(const std::string& method, const std::string& host, int port,
+                             const std::string& target, const FetchOptions& options);
 
 // Escapes text for a JSON string literal (without the quotes).
 std::string JsonEscape(std::string_view text);

@@ -15,6 +15,7 @@
 #include "core/http.h"
 #include "core/log.h"
 #include "core/types.h"
+#include "delivery/control_room.h"
 #include "delivery/hub_store.h"
 #include "delivery/probes.h"
 #include "delivery/tls.h"
@@ -53,45 +54,6 @@ const char* CodeName(grpc::StatusCode code) {
   }
 }
 
-// Fans stored alerts out to the live-feed connections. Each connection has a
-// bounded queue; one that falls too far behind is told so and closed.
-class LiveFeed {
- public:
-  struct Listener {
-    std::deque<std::string> events;
-    bool overflowed = false;
-  };
-  std::shared_ptr<Listener> Join() {
-    std::lock_guard lock(mu_);
-    listeners_.push_back(std::make_shared<Listener>());
-    return listeners_.back();
-  }
-  void Leave(const std::shared_ptr<Listener>& l) {
-    std::lock_guard lock(mu_);
-    listeners_.remove(l);
-  }
-  void Publish(const std::string& event) {
-    std::lock_guard lock(mu_);
-    for (auto& l : listeners_) {
-      if (l->events.size() >= 10000) l->overflowed = true;
-      else l->events.push_back(event);
-    }
-    cv_.notify_all();
-  }
-  // Waits up to `timeout` for events; returns them (empty on timeout).
-  std::deque<std::string> Take(const std::shared_ptr<Listener>& l, milliseconds timeout, bool* overflowed) {
-    std::unique_lock lock(mu_);
-    cv_.wait_for(lock, timeout, [&] { return !l->events.empty() || l->overflowed; });
-    *overflowed = l->overflowed;
-    return std::exchange(l->events, {});
-  }
-
- private:
-  std::mutex mu_;
-  std::condition_variable cv_;
-  std::list<std::shared_ptr<Listener>> listeners_;
-};
-
 }  // namespace
 
 std::string HubOptions::Validate() const {
@@ -106,6 +68,10 @@ std::string HubOptions::Validate() const {
     const std::string missing = TlsFiles{tls_ca, tls_cert, tls_key}.Missing();
     if (!missing.empty()) problems.push_back(missing + " required for TLS (or --insecure for a local demo)");
   }
+  if (accounts_file.empty()) problems.push_back("--accounts is required (the control room's accounts file)");
+  if (!http_plaintext && (http_cert.empty() || http_key.empty()))
+    problems.push_back("--http-cert and --http-key are required for the control room's HTTPS (or --http-plaintext "
+                       "for a local demo)");
   if (ack_window == 0) problems.push_back("--ack-window must be at least 1");
   if (max_batch < 1) problems.push_back("--max-batch must be at least 1");
   if (reconnect_min_ms < 10 || reconnect_max_ms < reconnect_min_ms)
@@ -139,9 +105,21 @@ class Hub::Impl {
     args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, static_cast<int>(options_.reconnect_min_ms));
     channel_ = grpc::CreateCustomChannel(options_.dispatcher, creds_, args);
     stub_ = v1::AlertService::NewStub(channel_);
+    ControlRoom::Hooks hooks;
+    hooks.not_ready = [this] { return NotReady(); };
+    hooks.report_outcome = [this](const v1::InspectionOutcome& o) { return ReportOutcome(o); };
+    auto room = ControlRoom::Open({options_.hub_id, options_.regions, options_.accounts_file, !options_.http_plaintext},
+                                  store_.get(), std::move(hooks));
+    if (!room.ok()) return Error(room.error().code, "control room: " + room.error().message);
+    room_ = std::move(*room);
     http::Server::Options ho;
     ho.listen = options_.http_listen;
-    auto server = http::Server::Start(ho, [this](const http::Request& r) { return Handle(r); });
+    if (!options_.http_plaintext) {
+      ho.tls_cert = options_.http_cert;
+      ho.tls_key = options_.http_key;
+    }
+    ho.default_headers = ControlRoom::SecurityHeaders(!options_.http_plaintext);
+    auto server = http::Server::Start(ho, [this](const http::Request& r) { return room_->Handle(r); });
     if (!server.ok()) return Error(server.error().code, "control-room API: " + server.error().message);
     http_ = std::move(*server);
     return Status::Ok();
@@ -269,11 +247,13 @@ class Hub::Impl {
       probe_.BatchWritten(std::chrono::duration<double>(Clock::now() - t0).count());
       const int64_t now = NowMs();
       for (size_t i = 0; i < stored->duplicates; ++i) probe_.Duplicate();
+      std::vector<const v1::Alert*> fresh;
       for (size_t i : stored->stored) {
         const v1::Alert& a = alerts[i];
         probe_.Stored(a.priority(), static_cast<double>(now - a.emit_time_ms()) / 1000.0);
-        feed_.Publish("event: alert\ndata: " + ToJson(a) + "\n\n");
+        fresh.push_back(&a);
       }
+      room_->AlertsStored(fresh);
       v1::SubscribeRequest ack;
       for (const auto& a : alerts) ack.mutable_ack()->add_alert_ids(a.alert_id());
       ack.mutable_ack()->set_resume_token(newest_token);
@@ -292,109 +272,17 @@ class Hub::Impl {
     return finish;
   }
 
-  http::Response Handle(const http::Request& req) {
-    if (req.path == "/api/alerts" && req.method == "GET") return ListAlerts(req);
-    if (req.path.rfind("/api/alerts/", 0) == 0 && req.method == "GET") {
-      auto a = store_->Get(req.path.substr(12));
-      if (!a.ok()) return http::Response::Error(500, a.error().message);
-      if (!*a) return http::Response::Error(404, "no alert " + req.path.substr(12) + " at this hub");
-      return http::Response::Json(200, ToJson(**a));
-    }
-    if (req.path == "/api/outcomes") {
-      if (req.method != "POST") return http::Response::Error(405, "POST an InspectionOutcome as JSON");
-      return PostOutcome(req);
-    }
-    if (req.path == "/api/events" && req.method == "GET") return LiveEvents();
-    if (req.path == "/api/status" && req.method == "GET") {
-      const std::string why = NotReady();
-      std::string regions;
-      for (const auto& r : options_.regions) regions += (regions.empty() ? "\"" : ",\"") + http::JsonEscape(r) + "\"";
-      return http::Response::Json(200, "{\"hub_id\":\"" + http::JsonEscape(options_.hub_id) + "\",\"regions\":[" +
-                                           regions + "],\"connected\":" + (why.empty() ? "true" : "false") +
-                                           ",\"alerts_stored\":" + std::to_string(store_->count()) +
-                                           ",\"not_ready\":\"" + http::JsonEscape(why) + "\"}");
-    }
-    return http::Response::Error(404, "no route " + req.method + " " + req.path +
-                                          " (see GET /api/alerts, /api/alerts/{id}, /api/events, /api/status; "
-                                          "POST /api/outcomes)");
-  }
-
-  http::Response ListAlerts(const http::Request& req) {
-    HubStore::Query q;
-    if (auto p = req.Param("min_priority"); !p.empty() && !ParsePriority(p, &q.min_priority))
-      return http::Response::Error(400, "min_priority " + p + " is not LOW, MEDIUM, HIGH or CRITICAL");
-    q.container = req.Param("container");
-    for (const auto& [name, fallback, max, out] :
-         {std::tuple{"limit", "100", 1000000L, &q.limit}, std::tuple{"offset", "0", 1000000000L, &q.offset}}) {
-      const std::string text = req.Param(name, fallback);
-      char* end = nullptr;
-      const long v = std::strtol(text.c_str(), &end, 10);
-      if (text.empty() || *end != '\0' || v < 0 || v > max)
-        return http::Response::Error(400, std::string(name) + " must be an integer from 0 to " + std::to_string(max));
-      *out = static_cast<size_t>(v);
-    }
-    if (!q.container.empty()) {
-      auto number = ContainerNumber::Parse(q.container);
-      if (!number.ok()) return http::Response::Error(400, number.error().message);
-      q.container = number->str();
-    }
-    size_t total = 0;
-    auto alerts = store_->List(q, &total);
-    if (!alerts.ok()) return http::Response::Error(500, alerts.error().message);
-    std::string body = "{\"total\":" + std::to_string(total) + ",\"alerts\":[";
-    for (size_t i = 0; i < alerts->size(); ++i) body += (i ? "," : "") + ToJson((*alerts)[i]);
-    body += "]}";
-    return http::Response::Json(200, std::move(body));
-  }
-
-  http::Response PostOutcome(const http::Request& req) {
-    v1::InspectionOutcome o;
-    auto parsed = google::protobuf::util::JsonStringToMessage(req.body, &o);
-    if (!parsed.ok()) {
-      return http::Response::Error(400, "body is not an InspectionOutcome in JSON: " +
-                                            ClipText(std::string(parsed.message()), 256));
-    }
-    if (auto problems = operators::OutcomeSizeProblems(o); !problems.empty()) {
-      std::string all;
-      for (const auto& p : problems) all += (all.empty() ? "" : "; ") + p;
-      return http::Response::Error(400, all);
-    }
+  Result<std::string> ReportOutcome(const v1::InspectionOutcome& o) {
     grpc::ClientContext ctx;
     ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(20));
     ctx.AddMetadata("x-boxwatch-hub-id", options_.hub_id);  // identity with --insecure (TLS uses the certificate)
     v1::ReportOutcomeResponse resp;
     grpc::Status s = stub_->ReportOutcome(&ctx, o, &resp);
     probe_.OutcomeReported(s.ok());
-    if (s.error_code() == grpc::StatusCode::INVALID_ARGUMENT) return http::Response::Error(400, s.error_message());
-    if (!s.ok()) return http::Response::Error(502, std::string("dispatcher: ") + CodeName(s.error_code()) + ": " +
-                                                       s.error_message());
-    return http::Response::Json(200, ToJson(resp));
-  }
-
-  http::Response LiveEvents() {
-    http::Response r;
-    r.content_type = "text/event-stream";
-    r.stream = [this](http::StreamWriter& w) {
-      auto listener = feed_.Join();
-      bool ok = w.Write(": boxwatch hub " + options_.hub_id + " live feed\n\n");
-      auto last = Clock::now();
-      while (ok && !w.stopping() && w.open()) {
-        bool overflowed = false;
-        auto events = feed_.Take(listener, milliseconds(500), &overflowed);
-        for (const auto& e : events) ok = ok && w.Write(e);
-        if (overflowed) {
-          (void)w.Write("event: overflow\ndata: {}\n\n");
-          break;
-        }
-        if (!events.empty()) last = Clock::now();
-        if (ok && Clock::now() - last > std::chrono::seconds(15)) {
-          ok = w.Write(": keep-alive\n\n");
-          last = Clock::now();
-        }
-      }
-      feed_.Leave(listener);
-    };
-    return r;
+    if (s.error_code() == grpc::StatusCode::INVALID_ARGUMENT) return Error(Errc::kInvalidArgument, s.error_message());
+    if (!s.ok())
+      return Error(Errc::kIo, std::string("dispatcher: ") + CodeName(s.error_code()) + ": " + s.error_message());
+    return ToJson(resp);
   }
 
   HubOptions options_;
@@ -405,8 +293,8 @@ class Hub::Impl {
   std::shared_ptr<grpc::ChannelCredentials> creds_;
   std::shared_ptr<grpc::Channel> channel_;
   std::unique_ptr<v1::AlertService::Stub> stub_;
+  std::unique_ptr<ControlRoom> room_;
   std::unique_ptr<http::Server> http_;
-  LiveFeed feed_;
   mutable std::mutex mu_;
   bool connected_ = false;
   std::string not_ready_ = "not subscribed yet";

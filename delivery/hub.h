@@ -3,9 +3,9 @@
 // regions, stores each group of received alerts with the resume token in
 // one synced RocksDB batch (delivery/hub_store.h) and acknowledges only
 // after that, reconnecting with exponential backoff when the stream breaks.
-// Serves its control room over HTTP (JSON API and a live Server-Sent Events
-// feed; docs/delivery.md lists the routes) and passes inspection outcomes
-// posted there to the dispatcher's ReportOutcome.
+// Serves its control room over HTTPS (the officers' web app, its JSON API and
+// live feed, behind accounts; delivery/control_room.h) and passes inspection
+// outcomes recorded there to the dispatcher's ReportOutcome.
 //
 // Lifecycle: Start() opens the store and the HTTP server; Run() subscribes
 // until `stop` is set. A refusal that retrying cannot fix (PERMISSION_DENIED,
@@ -32,7 +32,11 @@ struct HubOptions {
   std::vector<std::string> regions;          // regions to receive; required
   v1::Priority min_priority = v1::PRIORITY_LOW;  // lowest priority to receive
   std::string state_dir = "/var/lib/boxwatch/hub";  // RocksDB directory of the store
-  std::string http_listen = "127.0.0.1:8080";       // control-room API; port 0 picks one
+  std::string http_listen = "127.0.0.1:8080";       // control room and its API; port 0 picks one
+  std::string http_cert;                     // HTTPS certificate chain of the control room (PEM)
+  std::string http_key;                      // its private key (PEM)
+  bool http_plaintext = false;               // plain HTTP: local demos only
+  std::string accounts_file = "/etc/boxwatch/hub-accounts";  // people and API tokens (delivery/accounts.h)
   std::string tls_ca;                        // CA that signs the dispatcher's certificate (PEM)
   std::string tls_cert;                      // this hub's certificate chain (PEM)
   std::string tls_key;                       // this hub's private key (PEM)

@@ -14,6 +14,14 @@ namespace {
 constexpr char kTokenKey[] = "m/token";
 constexpr char kAlertPrefix[] = "a/";  // a/<alert id> -> Alert
 constexpr char kIndexPrefix[] = "i/";  // i/<9-priority><inverted event time, 16 hex><alert id> -> ""
+constexpr char kRecordPrefix[] = "r/";  // r/<name> -> value (control-room records)
+constexpr char kAuditPrefix[] = "u/";   // u/<sequence, 16 hex> -> entry
+
+std::string AuditKey(uint64_t seq) {
+  char buf[24];
+  std::snprintf(buf, sizeof buf, "u/%016llx", static_cast<unsigned long long>(seq));
+  return buf;
+}
 
 Error FromRocks(const rocksdb::Status& s, const std::string& what) {
   return Error(s.IsIOError() ? Errc::kIo : Errc::kFatal, "hub store: " + what + ": " + s.ToString());
@@ -33,6 +41,8 @@ struct HubStore::Impl {
   std::unique_ptr<rocksdb::DB> db;
   std::mutex write_mu;  // the duplicate check and the write are one step
   std::atomic<uint64_t> count{0};
+  std::mutex audit_mu;
+  uint64_t audit_last = 0;
 };
 
 HubStore::HubStore(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
@@ -51,6 +61,9 @@ Result<std::unique_ptr<HubStore>> HubStore::Open(const std::string& dir) {
   std::unique_ptr<rocksdb::Iterator> it(db->NewIterator(rocksdb::ReadOptions()));
   for (it->Seek(kAlertPrefix); it->Valid() && it->key().starts_with(kAlertPrefix); it->Next()) ++n;
   impl->count = n;
+  it->SeekForPrev(std::string(kAuditPrefix) + "\xff");
+  if (it->Valid() && it->key().starts_with(kAuditPrefix))
+    impl->audit_last = std::strtoull(it->key().ToString().substr(2).c_str(), nullptr, 16);
   return std::unique_ptr<HubStore>(new HubStore(std::move(impl)));
 }
 
@@ -131,5 +144,66 @@ Result<std::vector<v1::Alert>> HubStore::List(const Query& query, size_t* total_
 }
 
 uint64_t HubStore::count() const { return impl_->count.load(); }
+
+Status HubStore::ForEach(const std::function<void(const v1::Alert&)>& visit) const {
+  std::unique_ptr<rocksdb::Iterator> it(impl_->db->NewIterator(rocksdb::ReadOptions()));
+  v1::Alert a;
+  for (it->Seek(kAlertPrefix); it->Valid() && it->key().starts_with(kAlertPrefix); it->Next()) {
+    if (!a.ParseFromArray(it->value().data(), static_cast<int>(it->value().size())))
+      return Error(Errc::kFatal, "hub store: alert " + it->key().ToString().substr(2) + " is corrupt");
+    visit(a);
+  }
+  if (!it->status().ok()) return FromRocks(it->status(), "scan");
+  return Status::Ok();
+}
+
+Status HubStore::PutRecord(const std::string& name, const std::string& value) {
+  rocksdb::WriteOptions wo;
+  wo.sync = true;
+  if (rocksdb::Status s = impl_->db->Put(wo, kRecordPrefix + name, value); !s.ok()) return FromRocks(s, "write " + name);
+  return Status::Ok();
+}
+
+Result<std::optional<std::string>> HubStore::GetRecord(const std::string& name) const {
+  std::string value;
+  rocksdb::Status s = impl_->db->Get(rocksdb::ReadOptions(), kRecordPrefix + name, &value);
+  if (s.IsNotFound()) return std::optional<std::string>();
+  if (!s.ok()) return FromRocks(s, "read " + name);
+  return std::optional<std::string>(std::move(value));
+}
+
+Status HubStore::ForEachRecord(const std::string& prefix,
+                               const std::function<void(const std::string&, const std::string&)>& visit) const {
+  const std::string start = kRecordPrefix + prefix;
+  std::unique_ptr<rocksdb::Iterator> it(impl_->db->NewIterator(rocksdb::ReadOptions()));
+  for (it->Seek(start); it->Valid() && it->key().starts_with(start); it->Next())
+    visit(it->key().ToString().substr(2), it->value().ToString());
+  if (!it->status().ok()) return FromRocks(it->status(), "scan records");
+  return Status::Ok();
+}
+
+Result<uint64_t> HubStore::AppendAudit(const std::string& entry) {
+  std::lock_guard lock(impl_->audit_mu);
+  const uint64_t seq = impl_->audit_last + 1;
+  rocksdb::WriteOptions wo;
+  wo.sync = true;
+  if (rocksdb::Status s = impl_->db->Put(wo, AuditKey(seq), entry); !s.ok()) return FromRocks(s, "append audit");
+  impl_->audit_last = seq;
+  return seq;
+}
+
+Result<std::vector<std::pair<uint64_t, std::string>>> HubStore::Audit(
+    uint64_t before, size_t limit, const std::function<bool(const std::string&)>& keep) const {
+  std::vector<std::pair<uint64_t, std::string>> out;
+  std::unique_ptr<rocksdb::Iterator> it(impl_->db->NewIterator(rocksdb::ReadOptions()));
+  it->SeekForPrev(before == 0 ? std::string(kAuditPrefix) + "\xff" : AuditKey(before - 1));
+  for (; it->Valid() && it->key().starts_with(kAuditPrefix) && out.size() < limit; it->Prev()) {
+    std::string entry = it->value().ToString();
+    if (!keep(entry)) continue;
+    out.emplace_back(std::strtoull(it->key().ToString().substr(2).c_str(), nullptr, 16), std::move(entry));
+  }
+  if (!it->status().ok()) return FromRocks(it->status(), "scan audit");
+  return out;
+}
 
 }  // namespace boxwatch::delivery

@@ -7,6 +7,7 @@
 // exactly once at the hub. Thread-safe.
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -41,6 +42,23 @@ class HubStore {
   // Matching alerts, highest priority first, newest event first within one.
   Result<std::vector<v1::Alert>> List(const Query& query, size_t* total_matching = nullptr) const;
   uint64_t count() const;
+  // Calls `visit` with every stored alert, in id order.
+  Status ForEach(const std::function<void(const v1::Alert&)>& visit) const;
+
+  // The control room's records beside the alerts: a small value per name
+  // (e.g. an alert's workflow), written synced.
+  Status PutRecord(const std::string& name, const std::string& value);
+  Result<std::optional<std::string>> GetRecord(const std::string& name) const;
+  // Every record whose name starts with `prefix`.
+  Status ForEachRecord(const std::string& prefix,
+                       const std::function<void(const std::string& name, const std::string& value)>& visit) const;
+
+  // The audit trail: append-only, numbered from 1, synced before returning.
+  Result<uint64_t> AppendAudit(const std::string& entry);
+  // Entries numbered below `before` (0: from the newest), newest first, that
+  // `keep` accepts, at most `limit`.
+  Result<std::vector<std::pair<uint64_t, std::string>>> Audit(
+      uint64_t before, size_t limit, const std::function<bool(const std::string&)>& keep) const;
 
  private:
   struct Impl;

@@ -1147,7 +1147,73 @@ void RiskEngine::ApplyAlertPolicy(v1::ContainerState& s, int64_t t, int64_t emit
     if (auto r = p.RegionOfLocode(scan.site()); !r.empty() && scan.scanned_at_ms() <= t) regions.insert(r);
   }
   for (const auto& r : regions) a.add_regions(r);
+  FillContext(s, t, *a.mutable_context());
   alerts->push_back(std::move(a));
+}
+
+void RiskEngine::FillContext(const v1::ContainerState& s, int64_t t, v1::AlertContext& c) const {
+  const Profile& p = *profile_;
+  if (const v1::Manifest* m = ManifestAsOf(s, t)) *c.mutable_manifest() = *m;
+  for (const auto& m : s.manifest_versions()) c.set_manifest_versions(c.manifest_versions() + (m.declared_at_ms() <= t));
+  constexpr int kScans = 20, kOutcomes = 10, kFixes = 500;
+  const int scans_to = FirstAtOrAfter(s.scans(), t + 1, [](const v1::ScanResult& x) { return x.scanned_at_ms(); });
+  for (int i = std::max(0, scans_to - kScans); i < scans_to; ++i) *c.add_scans() = s.scans(i);
+  const int outcomes_to =
+      FirstAtOrAfter(s.outcomes(), t + 1, [](const v1::InspectionOutcome& x) { return x.inspected_at_ms(); });
+  for (int i = std::max(0, outcomes_to - kOutcomes); i < outcomes_to; ++i) *c.add_outcomes() = s.outcomes(i);
+  const auto& points = s.gps().points();
+  const int fixes_to = FirstAtOrAfter(points, t + 1, [](const v1::GpsPoint& x) { return x.fix_time_ms(); });
+  double min_lat = 90, max_lat = -90, min_lon = 180, max_lon = -180;
+  for (int i = std::max(0, fixes_to - kFixes); i < fixes_to; ++i) {
+    const v1::GpsPoint& g = points[i];
+    auto* out = c.add_track();
+    out->set_fix_time_ms(g.fix_time_ms());
+    out->set_lat(g.lat());
+    out->set_lon(g.lon());
+    out->set_speed_kmh(g.speed_kmh());
+    out->set_outside_corridors(g.outside_corridors());
+    out->set_in_stop_zone(g.in_stop_zone());
+    out->set_seal_state(g.seal_state());
+    out->set_border_geofence(g.border_geofence());
+    min_lat = std::min(min_lat, g.lat()), max_lat = std::max(max_lat, g.lat());
+    min_lon = std::min(min_lon, g.lon()), max_lon = std::max(max_lon, g.lon());
+  }
+  c.set_fixes_seen(s.gps().points_seen());
+  if (c.track().empty()) return;
+  // The profile's geometry near the track: within 50 km of its bounding box
+  // (about 0.45 degrees of latitude; longitude widened by the latitude).
+  const double near_m = 50000;
+  const double dlat = near_m / 111320.0;
+  const double dlon = dlat / std::max(0.1, std::cos(std::max(std::abs(min_lat), std::abs(max_lat)) * M_PI / 180.0));
+  auto near = [&](LatLon x, double extra_m) {
+    const double e = extra_m / 111320.0;
+    return x.lat >= min_lat - dlat - e && x.lat <= max_lat + dlat + e && x.lon >= min_lon - dlon - e &&
+           x.lon <= max_lon + dlon + e;
+  };
+  for (const Corridor& k : p.corridors) {
+    bool hit = false;
+    for (const LatLon& v : k.points) hit = hit || near(v, k.buffer_m);
+    if (!hit) continue;
+    auto* out = c.add_corridors();
+    out->set_name(k.name);
+    out->set_buffer_m(k.buffer_m);
+    for (const LatLon& v : k.points) {
+      auto* q = out->add_points();
+      q->set_lat(v.lat);
+      q->set_lon(v.lon);
+    }
+  }
+  for (const auto& [zones, field] : {std::pair{&p.stop_zones, c.mutable_stop_zones()},
+                                     std::pair{&p.border_crossings, c.mutable_border_crossings()}}) {
+    for (const Zone& z : *zones) {
+      if (!near(z.at, z.radius_m)) continue;
+      auto* out = field->Add();
+      out->set_name(z.name);
+      out->mutable_centre()->set_lat(z.at.lat);
+      out->mutable_centre()->set_lon(z.at.lon);
+      out->set_radius_m(z.radius_m);
+    }
+  }
 }
 
 }  // namespace boxwatch::operators

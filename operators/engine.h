@@ -166,6 +166,8 @@ class RiskEngine {
   void EvaluateMissingManifest(v1::ContainerState& s, int64_t t) const;
   void ApplyAlertPolicy(v1::ContainerState& s, int64_t t, int64_t emit_time_ms,
                         std::vector<v1::Alert>* alerts) const;
+  // The alert's case file as of t (see v1::AlertContext).
+  void FillContext(const v1::ContainerState& s, int64_t t, v1::AlertContext& c) const;
 
   const Profile* profile_;
   const ReferenceData* reference_;
