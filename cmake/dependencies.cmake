@@ -13,6 +13,7 @@ pkg_check_modules(GRPCPP REQUIRED IMPORTED_TARGET grpc++)
 # HTTP/1.1 and HTTPS for the control room and the probes (Debian's build has
 # OpenSSL, zlib and brotli on; its pkg-config flags say so to the header).
 pkg_check_modules(HTTPLIB REQUIRED IMPORTED_TARGET cpp-httplib)
+find_package(OpenSSL REQUIRED)
 # Password hashing (argon2id) and constant-time comparison for hub accounts.
 pkg_check_modules(SODIUM REQUIRED IMPORTED_TARGET libsodium)
 find_package(CLI11 REQUIRED)

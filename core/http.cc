@@ -4,7 +4,11 @@
 // flags turn on its OpenSSL support.
 #include <httplib.h>
 
+#include <sys/socket.h>
+
 #include <atomic>
+#include <cerrno>
+#include <cstring>
 #include <chrono>
 #include <condition_variable>
 #include <deque>
@@ -90,6 +94,39 @@ class SinkWriter : public StreamWriter {
 std::string Lower(std::string s) {
   for (auto& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
   return s;
+}
+
+// Form decoding of one query-string component: %XX escapes, '+' a space.
+std::string QueryDecode(std::string_view s) {
+  std::string out;
+  out.reserve(s.size());
+  for (size_t i = 0; i < s.size(); ++i) {
+    if (s[i] == '%' && i + 2 < s.size() && std::isxdigit(static_cast<unsigned char>(s[i + 1])) &&
+        std::isxdigit(static_cast<unsigned char>(s[i + 2]))) {
+      out.push_back(static_cast<char>(std::stoi(std::string(s.substr(i + 1, 2)), nullptr, 16)));
+      i += 2;
+    } else {
+      out.push_back(s[i] == '+' ? ' ' : s[i]);
+    }
+  }
+  return out;
+}
+
+// The query parameters of a request target; the first of a repeated name wins.
+std::map<std::string, std::string> ParseQuery(std::string_view target) {
+  std::map<std::string, std::string> out;
+  const size_t q = target.find('?');
+  if (q == std::string_view::npos) return out;
+  std::string_view rest = target.substr(q + 1);
+  while (!rest.empty()) {
+    const size_t amp = rest.find('&');
+    const std::string_view kv = rest.substr(0, amp);
+    rest = amp == std::string_view::npos ? std::string_view() : rest.substr(amp + 1);
+    if (kv.empty()) continue;
+    const size_t eq = kv.find('=');
+    out.emplace(QueryDecode(kv.substr(0, eq)), eq == std::string_view::npos ? "" : QueryDecode(kv.substr(eq + 1)));
+  }
+  return out;
 }
 
 }  // namespace
@@ -209,7 +246,7 @@ Result<std::unique_ptr<Server>> Server::Start(const Options& options, Handler ha
     req.method = in.method;
     req.remote_addr = in.remote_addr;
     req.path = in.path;
-    for (const auto& [k, v] : in.params) req.query.emplace(k, v);  // the first of a repeated name wins
+    req.query = ParseQuery(in.target);
     for (const auto& [k, v] : in.headers) req.headers.emplace(Lower(k), v);
     req.body = in.body;
     Response r;
@@ -244,8 +281,17 @@ Result<std::unique_ptr<Server>> Server::Start(const Options& options, Handler ha
     out.status = 500;
     out.set_content("{\"error\":\"internal error\"}", "application/json");
   });
+  // SO_REUSEADDR only: httplib's default adds SO_REUSEPORT, which would let
+  // a second process bind the same port.
+  svr.set_socket_options([](int sock) {
+    int yes = 1;
+    (void)::setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof yes);
+  });
+  errno = 0;
   const int port = hp->second == 0 ? svr.bind_to_any_port(hp->first) : (svr.bind_to_port(hp->first, hp->second) ? hp->second : -1);
-  if (port < 0) return Error{Errc::kIo, "cannot listen on " + options.listen + " (in use or not a local address)"};
+  if (port < 0)
+    return Error{Errc::kIo, "cannot listen on " + options.listen + ": " +
+                                (errno != 0 ? std::string(std::strerror(errno)) : "not a local address")};
   impl->listener = std::thread([raw] { raw->server->listen_after_bind(); });
   auto server = std::unique_ptr<Server>(new Server());
   server->port_ = port;
@@ -304,6 +350,7 @@ Result<ClientResponse> Fetch(const std::string& method, const std::string& host,
     cli.set_connection_timeout(timeout);
     cli.set_read_timeout(timeout);
     cli.set_write_timeout(timeout);
+    cli.set_url_encode(false);  // targets come encoded already
   };
   const std::string where = host + ":" + std::to_string(port) + target;
   if (options.ca_file.empty()) {

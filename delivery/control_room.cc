@@ -752,6 +752,7 @@ class ControlRoom::Impl {
     auto parsed = google::protobuf::util::JsonStringToMessage(req.body, &o);
     if (!parsed.ok())
       return Response::Error(400, "body is not an InspectionOutcome in JSON: " + ClipText(std::string(parsed.message()), 256));
+    if (!operators::OutcomeSizeProblems(o).empty()) return ReportFailed(Report(o).error());
     bool allowed = false;
     {
       std::lock_guard lock(mu_);

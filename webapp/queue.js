@@ -73,7 +73,7 @@ function rowFor(sm) {
   const status = wf.status || 'new';
   const href = alertHref(sm.alert_id);
   const tr = h('tr', {
-    class: ['alert-row', priorityClass(sm.priority), `status-${status}`, wf.acknowledged_by ? 'acknowledged' : 'unacknowledged'],
+    class: ['alert-row', priorityClass(sm.priority), `row-status-${status}`, wf.acknowledged_by ? 'acknowledged' : 'unacknowledged'],
     dataset: { alertId: sm.alert_id },
     tabIndex: 0,
     on: {

@@ -129,7 +129,7 @@ TEST_F(SecuredPipeline, WorkerDispatcherAndHubDeliverEveryAlertOverTlsAndScram) 
   const std::string body = "{\"container_number\":\"" + container +
                            "\",\"outcome_id\":\"secure-1\",\"inspected_at_ms\":\"" + std::to_string(NowMs() - 60000) +
                            "\",\"site\":\"THLCH\",\"result\":\"RESULT_NO_FINDING\",\"final\":true}";
-  auto posted = http::Fetch("POST", "127.0.0.1", http_port, "/api/outcomes", body);
+  auto posted = (*h)->HubFetch("POST", http_port, "/api/outcomes", body);
   ASSERT_TRUE(posted.ok()) << posted.error().message;
   EXPECT_EQ(posted->status, 200) << posted->body;
   auto outcomes = ReadAllCommitted(sasl_bootstrap_, "boxwatch.outcomes", 2, seconds(30));

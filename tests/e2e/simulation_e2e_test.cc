@@ -87,6 +87,7 @@ TEST(SimulationEndToEnd, SimulatorWorkerDispatcherAndHubReachTheDetectionTargets
   }
   ASSERT_GT(last, 100u) << "the hub received too few alerts";
 
+  ::setenv("BOXWATCH_HUB_TOKEN", (*h)->hub_token().c_str(), 1);  // read by `evaluate --hub`
   const Figures at_hub = Evaluate(w.dir(), labels, {"--hub", "127.0.0.1:" + std::to_string(http_port)});
   EXPECT_GE(at_hub.recall, 0.9);
   EXPECT_GE(at_hub.precision, 0.8);

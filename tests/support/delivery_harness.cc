@@ -1,5 +1,7 @@
 #include "tests/support/delivery_harness.h"
 
+#include "delivery/accounts.h"
+
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -45,6 +47,14 @@ Result<std::unique_ptr<DeliveryHarness>> DeliveryHarness::Create(
   for (const auto& [id, _] : grants) cmd += " " + id;
   cmd += " >/dev/null";
   if (std::system(cmd.c_str()) != 0) return Error{Errc::kIo, "scripts/make-test-pki failed: " + cmd};
+  h->accounts_file_ = h->workers_->dir() + "/hub-accounts";
+  {
+    delivery::Accounts accounts;
+    auto token = accounts.AddToken("tests", delivery::Role::kSupervisor, {"*"});
+    if (!token.ok()) return token.error();
+    if (Status s = accounts.Save(h->accounts_file_); !s.ok()) return s.error();
+    h->hub_token_ = *token;
+  }
   h->hubs_file_ = h->workers_->dir() + "/hubs.yaml";
   std::ofstream out(h->hubs_file_);
   out << "hubs:\n";
@@ -96,7 +106,8 @@ Result<std::unique_ptr<Child>> DeliveryHarness::StartHub(const std::string& id, 
                                    "--state-dir", workers_->dir() + "/hub-" + id, "--http-listen", "127.0.0.1:0",
                                    "--metrics-listen", "127.0.0.1:0", "--tls-ca", pki_ + "/ca.crt",
                                    "--tls-cert", pki_ + "/" + id + ".crt", "--tls-key", pki_ + "/" + id + ".key",
-                                   "--reconnect-min-ms", "100", "--reconnect-max-ms", "1000"};
+                                   "--reconnect-min-ms", "100", "--reconnect-max-ms", "1000",
+                                   "--http-plaintext", "--accounts", accounts_file_};
   argv.insert(argv.end(), extra.begin(), extra.end());
   auto child = std::make_unique<Child>(argv, workers_->StderrFile("hub-" + id));
   if (!child->WaitForLine("{\"event\":\"started\"", std::chrono::seconds(30)))
@@ -146,7 +157,8 @@ Status DeliveryHarness::ProduceAlerts(const std::vector<v1::Alert>& alerts, int 
 }
 
 Result<std::set<std::string>> DeliveryHarness::HubAlertIds(int http_port) {
-  auto r = http::Fetch("GET", "127.0.0.1", http_port, "/api/alerts?limit=1000000", "", "", 60000);
+  auto r = http::Fetch("GET", "127.0.0.1", http_port, "/api/alerts?limit=1000000",
+                       {.headers = {{"Authorization", "Bearer " + hub_token_}}, .timeout_ms = 60000});
   if (!r.ok()) return r.error();
   if (r->status != 200) return Error{Errc::kIo, "hub answered " + std::to_string(r->status) + ": " + r->body};
   std::set<std::string> ids;
@@ -157,6 +169,12 @@ Result<std::set<std::string>> DeliveryHarness::HubAlertIds(int http_port) {
     ids.insert(r->body.substr(at, end - at));
   }
   return ids;
+}
+
+Result<http::ClientResponse> DeliveryHarness::HubFetch(const std::string& method, int http_port,
+                                                      const std::string& target, const std::string& body) {
+  return http::Fetch(method, "127.0.0.1", http_port, target,
+                     {.headers = {{"Authorization", "Bearer " + hub_token_}}, .body = body, .timeout_ms = 30000});
 }
 
 std::unique_ptr<v1::AlertService::Stub> DeliveryHarness::Stub(int port, const std::string& identity) {

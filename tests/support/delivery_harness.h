@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "boxwatch/v1/alert_service.grpc.pb.h"
+#include "core/http.h"
 #include "tests/support/worker_harness.h"
 
 namespace boxwatch::testing {
@@ -49,6 +50,12 @@ class DeliveryHarness {
 
   // Alert ids stored at the hub serving HTTP on `http_port`.
   Result<std::set<std::string>> HubAlertIds(int http_port);
+  // A request to a hub's control-room API (plain HTTP, as the harness runs
+  // hubs) with the harness's API token (a supervisor of every region).
+  Result<http::ClientResponse> HubFetch(const std::string& method, int http_port, const std::string& target,
+                                        const std::string& body = "");
+  // That token.
+  const std::string& hub_token() const { return hub_token_; }
 
   // A gRPC stub with the given identity: "" no client certificate, "stranger"
   // a certificate from another CA, otherwise the hub id's certificate.
@@ -58,6 +65,8 @@ class DeliveryHarness {
   std::unique_ptr<WorkerHarness> workers_;
   std::string pki_;
   std::string hubs_file_;
+  std::string accounts_file_;
+  std::string hub_token_;
   int txn_ = 0;
 };
 
