@@ -41,7 +41,7 @@ export function mount(root) {
     h('div', { class: 'pager' }, older)));
 
   function row(e) {
-    return h('tr', { class: `audit-row action-${e.action || ''}`, dataset: { seq: String(num(e.seq)) } },
+    return h('tr', { class: `audit-row audit-${e.action || ''}`, dataset: { seq: String(num(e.seq)) } },
       h('td', { class: 'num', text: String(num(e.seq)) }),
       h('td', { class: 'nowrap', text: fmtUtc(e.time_ms, { seconds: true }) }),
       h('td', { text: e.user || '' }),

@@ -202,7 +202,7 @@ function manifestSection(alert) {
 
   const route = h('ol', { class: 'route', id: 'manifest-route' },
     manifestRoute(m).map((st) => mark(st.field, h('li', { class: `route-stop role-${st.role.replace(/ /g, '-')}` },
-      h('span', { class: 'code', text: st.code }), h('span', { class: 'role', text: st.role })))));
+      h('span', { class: 'code', text: st.code }), h('span', { class: 'route-role', text: st.role })))));
 
   const amended = m.amended_fields || [];
   const freight = enumName(m.freight_payment, 'FREIGHT_PAYMENT_', { 1: 'PREPAID', 2: 'COLLECT', 3: 'CASH', 4: 'THIRD_PARTY' });
@@ -566,6 +566,7 @@ export function mount(root, { id }) {
     let wfPanel = null;
     const onWorkflow = (wf) => {
       sum.workflow = wf;
+      if (cached && cached.id === id && cached.data.summary) cached.data.summary.workflow = wf;
       wfPanel.renderInfo(wf);
       const badge = container.querySelector('#detail-status');
       if (badge) clear(badge, statusBadge(wf.status));

@@ -18,7 +18,8 @@ import { clear, h, s } from './dom.js';
 import { enumName, fmtDuration, fmtInt, fmtUtc, num } from './format.js';
 
 const W = 960;
-const H = 540;
+const H_MIN = 380;                   // height follows the data's shape within these
+const H_MAX = 640;
 const MARGIN = 0.08;                 // share of each side left free
 const MIN_SPAN_DEG = 0.02;           // ~2 km: a single fix is not zoomed to nothing
 const M_PER_DEG = 111320;            // metres per degree of latitude
@@ -125,6 +126,7 @@ export function renderMap(container, ctx) {
   const cosC = Math.max(0.01, Math.cos((latC * Math.PI) / 180));
   const spanX = Math.max((maxLon - minLon) * cosC, MIN_SPAN_DEG);
   const spanY = Math.max(maxLat - minLat, MIN_SPAN_DEG);
+  const H = Math.round(Math.min(H_MAX, Math.max(H_MIN, (W * spanY) / spanX)));
   const k = Math.min((W * (1 - 2 * MARGIN)) / spanX, (H * (1 - 2 * MARGIN)) / spanY); // px per degree
   const pxPerM = k / M_PER_DEG;
   const X = (lon) => W / 2 + (lon - lonC) * cosC * k;
@@ -139,6 +141,7 @@ export function renderMap(container, ctx) {
   const gCorr = layer('corridor-layer');
   const gZones = layer('zone-layer');
   const gTrack = layer('track-layer');
+  const gOff = layer('track-off-layer');
   const gMarks = layer('marker-layer');
   const gLabels = layer('label-layer');
   const gOver = layer('overlay-layer');
@@ -198,7 +201,7 @@ export function renderMap(container, ctx) {
     } else {
       run.push(b);
       if (a.outside && b.outside) {
-        gTrack.append(s('line', { class: 'track-off', x1: X(a.lon), y1: Y(a.lat), x2: X(b.lon), y2: Y(b.lat) }));
+        gOff.append(s('line', { class: 'track-off', x1: X(a.lon), y1: Y(a.lat), x2: X(b.lon), y2: Y(b.lat) }));
       }
     }
   }
@@ -235,7 +238,9 @@ export function renderMap(container, ctx) {
     gLabels.append(label(X(f.lon) + 8, Y(f.lat) + 14, `first fix ${fmtUtc(f.t).slice(5)}`, 'end-label'));
     if (fixes.length > 1) {
       gMarks.append(s('circle', { class: 'track-end', cx: X(l.lon), cy: Y(l.lat), r: 6 }));
-      gLabels.append(label(X(l.lon) + 9, Y(l.lat) - 8, `last fix ${fmtUtc(l.t).slice(5)}`, 'end-label'));
+      const lastLabel = label(X(l.lon) - 10, Y(l.lat) + 4, `last fix ${fmtUtc(l.t).slice(5)}`, 'end-label');
+      lastLabel.setAttribute('text-anchor', 'end');
+      gLabels.append(lastLabel);
     }
   } else {
     gOver.append(s('text', { id: 'map-no-track-label', x: W / 2, y: 28, class: 'map-note big', 'text-anchor': 'middle', text: 'no GPS track' }));
