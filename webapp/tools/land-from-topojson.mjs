@@ -12,7 +12,7 @@
 // points that round onto their predecessor are dropped.
 //
 // Run once, by hand, when the base map is renewed:
-//   cd /tmp && npm pack world-atlas@2 && tar xzf world-atlas-2.*.tgz
+//   cd /tmp && npm pack world-atlas@2 && tar xzf world-atlas-2.0.2.tgz
 //   node webapp/tools/land-from-topojson.mjs /tmp/package/land-50m.json \
 //        webapp/land.json "world-atlas 2.0.2, land-50m.json"
 // No dependency: TopoJSON decoding is the few lines below.

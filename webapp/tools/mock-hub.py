@@ -430,8 +430,9 @@ def random_alert(event_ms, priority=None):
         picks.insert(0, HEADLINES[6])
     scale = {'LOW': 0.5, 'MEDIUM': 1.0, 'HIGH': 1.6, 'CRITICAL': 2.2}[priority]
     inds = [indicator(i, f, round(random.uniform(0.5, 1.5) * scale, 2), text, [('source', 'mock')], event_ms,
-                      critical=(i == 'scan.rpm_neutron_alarm')) for f, i, text in picks]
-    inds.sort(key=lambda x: -x['contribution'])
+                      critical=(priority == 'CRITICAL' and i == 'scan.rpm_neutron_alarm')) for f, i, text in picks]
+    # Critical indicators first, then by contribution (the summary's headline is the first).
+    inds.sort(key=lambda x: (not x['critical'], -x['contribution']))
     region = random.choice(['TH', 'TH', 'TH', 'LA'])
     pod = random.choice(['THLCH', 'THLCH', 'THBKK', 'THSCT'])
     fd = 'LAVTE' if region == 'LA' else random.choice([pod, 'THBKK', 'THLKR'])
