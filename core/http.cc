@@ -112,7 +112,8 @@ std::string QueryDecode(std::string_view s) {
   return out;
 }
 
-// The query parameters of a request target; the first of a repeated name wins.
+}  // namespace
+
 std::map<std::string, std::string> ParseQuery(std::string_view target) {
   std::map<std::string, std::string> out;
   const size_t q = target.find('?');
@@ -129,14 +130,23 @@ std::map<std::string, std::string> ParseQuery(std::string_view target) {
   return out;
 }
 
-}  // namespace
+std::string CookieValue(std::string_view header, std::string_view name) {
+  while (!header.empty()) {
+    const size_t semi = header.find(';');
+    std::string_view part = header.substr(0, semi);
+    header = semi == std::string_view::npos ? std::string_view() : header.substr(semi + 1);
+    while (!part.empty() && part.front() == ' ') part.remove_prefix(1);
+    if (part.size() > name.size() && part.substr(0, name.size()) == name && part[name.size()] == '=')
+      return std::string(part.substr(name.size() + 1));
+  }
+  return "";
+}
 
 struct Server::Impl {
   std::unique_ptr<httplib::Server> server;
   std::thread listener;
   std::atomic<bool> stopping{false};
   Handler handler;
-  ElasticPool* pool = nullptr;
 };
 
 std::string Request::Param(const std::string& name, const std::string& fallback) const {

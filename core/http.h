@@ -123,6 +123,13 @@ struct FetchOptions {
 Result<ClientResponse> Fetch(const std::string& method, const std::string& host, int port,
                              const std::string& target, const FetchOptions& options);
 
+// The query parameters of a request target ("/path?a=1&b=x+y"), form-decoded
+// (%XX escapes, '+' a space); the first of a repeated name wins.
+std::map<std::string, std::string> ParseQuery(std::string_view target);
+
+// The value of cookie `name` in a Cookie header ("a=1; b=2"), or "".
+std::string CookieValue(std::string_view header, std::string_view name);
+
 // Escapes text for a JSON string literal (without the quotes).
 std::string JsonEscape(std::string_view text);
 

@@ -89,17 +89,29 @@ std::vector<std::string> SplitList(const std::string& text) {
 
 std::string Cookie(const http::Request& req, const std::string& name) {
   auto it = req.headers.find("cookie");
-  if (it == req.headers.end()) return "";
-  for (std::string part : SplitList(std::string(it->second))) {
-    while (!part.empty() && part.front() == ' ') part.erase(0, 1);
-    if (part.rfind(name + "=", 0) == 0) return part.substr(name.size() + 1);
-  }
-  return "";
+  return it == req.headers.end() ? "" : http::CookieValue(it->second, name);
 }
 
 std::string Header(const http::Request& req, const std::string& name) {
   auto it = req.headers.find(name);
   return it == req.headers.end() ? "" : it->second;
+}
+
+// A strong validator of an embedded asset: FNV-1a of its bytes, computed
+// once per asset.
+std::string AssetTag(const EmbeddedAsset& asset) {
+  static std::mutex mu;
+  static std::unordered_map<const EmbeddedAsset*, std::string> tags;
+  std::lock_guard lock(mu);
+  auto& tag = tags[&asset];
+  if (tag.empty()) {
+    uint64_t h = 1469598103934665603ULL;
+    for (size_t i = 0; i < asset.size; ++i) h = (h ^ static_cast<unsigned char>(asset.data[i])) * 1099511628211ULL;
+    char buf[24];
+    std::snprintf(buf, sizeof buf, "\"%016llx\"", static_cast<unsigned long long>(h));
+    tag = buf;
+  }
+  return tag;
 }
 
 struct Workflow {
@@ -442,7 +454,14 @@ class ControlRoom::Impl {
         failures_["n/" + name].push_back(now);
         failures_["a/" + req.remote_addr].push_back(now);
       }
-      Audit(name, "login_failed", "", "", "from " + req.remote_addr);
+      // The name only when it is an account's: a password typed into the
+      // name field must not land in the audit trail.
+      bool known = false;
+      {
+        std::lock_guard lock(accounts_mu_);
+        known = accounts_.Find(name, false) != nullptr;
+      }
+      Audit(known ? name : "(unknown name)", "login_failed", "", "", "from " + req.remote_addr);
       return Response::Error(401, "wrong user name or password");
     }
     {
@@ -469,10 +488,19 @@ class ControlRoom::Impl {
     if (req.method == "GET" && (path == "/" || path == "/index.html" || path.rfind("/app/", 0) == 0)) {
       const EmbeddedAsset* asset = FindAsset(path == "/" ? "/index.html" : path);
       if (!asset) return Response::Error(404, "no file " + path);
+      // Revalidated on every load, answered 304 while unchanged (the map
+      // data is a megabyte).
+      const std::string etag = AssetTag(*asset);
       Response r;
+      r.headers.emplace_back("Cache-Control", "no-cache");
+      r.headers.emplace_back("ETag", etag);
+      if (Header(req, "if-none-match") == etag) {
+        r.status = 304;
+        r.content_type = asset->content_type;
+        return r;
+      }
       r.content_type = asset->content_type;
       r.body.assign(asset->data, asset->size);
-      r.headers.emplace_back("Cache-Control", "no-cache");
       return r;
     }
     if (path == "/api/session" && req.method == "POST") return Login(req);

@@ -519,8 +519,13 @@ function outcomeForm(alert, onWorkflow) {
       site: siteIn.value.trim().toUpperCase(),
       final: finalBox.checked,
     };
-    submit.disabled = true;
     resultText.className = 'result-text';
+    if (result === 'SEIZURE' && body.seizure_categories.length === 0) {
+      resultText.classList.add('error');
+      resultText.textContent = 'Choose at least one seizure category.';
+      return;
+    }
+    submit.disabled = true;
     resultText.textContent = 'sending …';
     try {
       const answer = await api('POST', `/api/alerts/${encodeURIComponent(alert.alert_id)}/outcome`, { body });

@@ -43,29 +43,31 @@ function queryFor(f) {
   };
 }
 
-// The hub's filters applied to one Summary, for alerts arriving live. The
-// port filter is taken as the port of discharge; q as the exact container
-// number or bill of lading, or part of the shipper's or consignee's name.
+// The hub's filters applied to one Summary, for alerts arriving live, as the
+// hub applies them: port is the port of discharge or the final destination;
+// q is a case-insensitive part of the container number, bill of lading,
+// shipper or consignee (the hub also searches the notify party, which a
+// Summary does not carry).
 function matches(sm, f) {
   if (!f.priorities.includes(priorityName(sm.priority))) return false;
   if (!f.statuses.includes((sm.workflow && sm.workflow.status) || 'new')) return false;
   if (f.region && !(sm.regions || []).includes(f.region)) return false;
   const port = f.port.trim().toUpperCase();
-  if (port && String(sm.port_of_discharge || '').toUpperCase() !== port) return false;
+  if (port && ![sm.port_of_discharge, sm.final_destination].some((v) => String(v || '').toUpperCase() === port)) return false;
   if (f.family && !(sm.families || []).includes(f.family)) return false;
   const q = f.q.trim().toLowerCase();
   if (q) {
-    const exact = [sm.container_number, sm.bill_of_lading].some((v) => String(v || '').toLowerCase() === q);
-    const party = [sm.shipper, sm.consignee].some((v) => String(v || '').toLowerCase().includes(q));
-    if (!exact && !party) return false;
+    if (![sm.container_number, sm.bill_of_lading, sm.shipper, sm.consignee]
+      .some((v) => String(v || '').toLowerCase().includes(q))) return false;
   }
   return true;
 }
 
-// Hub order: highest priority first, newest event first.
+// Hub order: highest priority first, newest event first, then alert id.
 function compare(a, b) {
   return (priorityRank(b.priority) - priorityRank(a.priority)) ||
-    (num(b.event_time_ms) - num(a.event_time_ms));
+    (num(b.event_time_ms) - num(a.event_time_ms)) ||
+    (a.alert_id < b.alert_id ? -1 : a.alert_id > b.alert_id ? 1 : 0);
 }
 
 function rowFor(sm) {

@@ -456,10 +456,7 @@ def summary(alert_id):
     a = entry['alert']
     man = a.get('context', {}).get('manifest', {})
     inds = a.get('indicators', [])
-    families = []
-    for i in inds:
-        if i.get('family') and i['family'] not in families:
-            families.append(i['family'])
+    families = sorted({i['family'] for i in inds if i.get('family')})   # the hub's order
     return {
         'alert_id': a['alert_id'], 'container_number': a['container_number'], 'sequence': a.get('sequence', 0),
         'priority': a['priority'].replace('PRIORITY_', ''), 'score': a.get('score', 0),
@@ -674,7 +671,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
         name, password = str(b.get('username', '')), str(b.get('password', ''))
         left = failures['locked_until'] - time.time()
         if left > 0:
-            return self.error(429, 'too many failed logins', {'Retry-After': str(math.ceil(left))})
+            return self.error(429, f'too many failed logins; try again in {math.ceil(left)} s',
+                              {'Retry-After': str(math.ceil(left))})
         if name not in USERS or password != name:
             failures['count'] += 1
             if failures['count'] >= 5:
@@ -708,16 +706,16 @@ class Handler(http.server.BaseHTTPRequestHandler):
                 return False
             if q.get('region') and q['region'] not in s['regions']:
                 return False
-            if q.get('port') and s['port_of_discharge'] != q['port'].upper():
+            if q.get('port') and q['port'] not in (s['port_of_discharge'], s['final_destination']):
                 return False
             if q.get('family') and q['family'] not in s['families']:
                 return False
-            if text and text not in (s['container_number'].lower(), s['bill_of_lading'].lower()) \
-                    and text not in s['shipper'].lower() and text not in s['consignee'].lower():
+            if text and not any(text in v.lower() for v in (s['container_number'], s['bill_of_lading'],
+                                                            s['shipper'], s['consignee'])):
                 return False
             return True
         rows = [s for s in rows if keep(s)]
-        rows.sort(key=lambda s: (-PRIORITY_RANK[s['priority']], -s['event_time_ms']))
+        rows.sort(key=lambda s: (-PRIORITY_RANK[s['priority']], -s['event_time_ms'], s['alert_id']))
         self.send(200, {'total': len(rows), 'alerts': rows[offset:offset + limit]})
 
     def status(self, user):
@@ -770,6 +768,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
     def outcome(self, user, a, b):
         if b.get('result') not in ('NO_FINDING', 'DISCREPANCY', 'SEIZURE'):
             return self.error(400, 'result must be NO_FINDING, DISCREPANCY or SEIZURE')
+        if b['result'] == 'SEIZURE' and not b.get('seizure_categories'):
+            return self.error(400, 'a seizure needs at least one seizure category')
         t = now_ms()
         outcome_id = f"{a['alert_id']}-{user['name']}-{t}"
         with lock:
