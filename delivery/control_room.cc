@@ -213,6 +213,7 @@ struct OrderKey {
   int priority;
   int64_t event_ms;
   std::string id;
+  const Entry* entry;  // in entries_ (an unordered_map's nodes never move)
   bool operator<(const OrderKey& o) const {
     if (priority != o.priority) return priority > o.priority;
     if (event_ms != o.event_ms) return event_ms > o.event_ms;
@@ -333,9 +334,9 @@ class ControlRoom::Impl {
     if (e.priority >= 1 && e.priority <= 4) ++counts[e.priority - 1];
     while (per_minute_.size() > 60) per_minute_.erase(per_minute_.begin());
     last_alert_ms_ = std::max(last_alert_ms_, e.stored_ms);
-    order_.insert(OrderKey{e.priority, e.event_ms, e.id});
     by_container_[e.container].push_back(e.id);
-    entries_.emplace(e.id, std::move(e));
+    auto [it, fresh] = entries_.emplace(e.id, std::move(e));
+    if (fresh) order_.insert(OrderKey{it->second.priority, it->second.event_ms, it->second.id, &it->second});
   }
 
   int64_t Mtime() const {
@@ -591,7 +592,7 @@ class ControlRoom::Impl {
       std::lock_guard lock(mu_);
       for (const OrderKey& k : order_) {
         if (k.priority < min_priority) break;
-        const Entry& e = entries_.at(k.id);
+        const Entry& e = *k.entry;
         if (!caller.account.MayRead(e.regions)) continue;
         if (!priorities.empty() && !priorities.count(e.priority)) continue;
         if (!statuses.empty() && !statuses.count(e.workflow.status)) continue;
