@@ -77,6 +77,16 @@ class ElasticPool : public httplib::TaskQueue {
   bool shutdown_ = false;
 };
 
+// httplib listens with a backlog of 5 (a compile-time default of its shared
+// library), so hundreds of clients connecting at once are refused and
+// retry. Listening again on the bound socket raises it.
+template <typename Base>
+class WideBacklog : public Base {
+ public:
+  using Base::Base;
+  void RaiseBacklog(int backlog) { (void)::listen(this->svr_sock_, backlog); }
+};
+
 class SinkWriter : public StreamWriter {
  public:
   SinkWriter(httplib::DataSink& sink, const std::atomic<bool>& stopping) : sink_(sink), stopping_(stopping) {}
@@ -225,18 +235,22 @@ Result<std::unique_ptr<Server>> Server::Start(const Options& options, Handler ha
   auto impl = std::make_unique<Impl>();
   impl->handler = std::move(handler);
   const bool tls = !options.tls_cert.empty() || !options.tls_key.empty();
+  std::function<void()> raise_backlog;
   if (tls) {
     if (options.tls_cert.empty() || options.tls_key.empty())
       return Error{Errc::kInvalidArgument, "HTTPS needs both a certificate and a key file"};
-    auto ssl = std::make_unique<httplib::SSLServer>(options.tls_cert.c_str(), options.tls_key.c_str());
+    auto ssl = std::make_unique<WideBacklog<httplib::SSLServer>>(options.tls_cert.c_str(), options.tls_key.c_str());
     if (!ssl->is_valid())
       return Error{Errc::kInvalidArgument, "cannot load the HTTPS certificate " + options.tls_cert + " and key " +
                                                options.tls_key + " (PEM, readable, matching)"};
     // TLS 1.2 at least.
     SSL_CTX_set_min_proto_version(ssl->ssl_context(), TLS1_2_VERSION);
+    raise_backlog = [s = ssl.get()] { s->RaiseBacklog(1024); };
     impl->server = std::move(ssl);
   } else {
-    impl->server = std::make_unique<httplib::Server>();
+    auto plain = std::make_unique<WideBacklog<httplib::Server>>();
+    raise_backlog = [s = plain.get()] { s->RaiseBacklog(1024); };
+    impl->server = std::move(plain);
   }
   httplib::Server& svr = *impl->server;
   const size_t max_connections = static_cast<size_t>(std::max(1, options.max_connections));
@@ -302,6 +316,7 @@ Result<std::unique_ptr<Server>> Server::Start(const Options& options, Handler ha
   if (port < 0)
     return Error{Errc::kIo, "cannot listen on " + options.listen + ": " +
                                 (errno != 0 ? std::string(std::strerror(errno)) : "not a local address")};
+  raise_backlog();
   impl->listener = std::thread([raw] { raw->server->listen_after_bind(); });
   auto server = std::unique_ptr<Server>(new Server());
   server->port_ = port;

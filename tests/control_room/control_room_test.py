@@ -497,6 +497,7 @@ class Browser:
             raise Fatal(f"cannot start chromium through chromedriver: {e}")
         self.driver.set_page_load_timeout(60)
         self.logs = []
+        self.printed = False
 
     def collect_logs(self):
         try:
@@ -504,6 +505,13 @@ class Browser:
                 self.logs.append(entry)
         except Exception as e:
             self.logs.append({"level": "INFO", "source": "test", "message": f"get_log failed: {e}"})
+
+    def print_logs(self):
+        print("---- browser console (driver.get_log('browser')) ----")
+        for e in self.logs:
+            print(f"  {e.get('level')} {e.get('source', '')}: {e.get('message')}")
+        print("---- end of browser console ----", flush=True)
+        self.printed = True
 
     def css(self, selector):
         from selenium.webdriver.common.by import By
@@ -651,6 +659,7 @@ def browser_test(env, b, xss_alert):
                    base, f"{d.current_url} (title {d.title!r})")
     b.one("#login-form", 30)
     b.one("#login-username").send_keys("sup")
+    b.shot(os.path.join(env.out, "login.png"))
     b.one("#login-password").send_keys(env.passwords["sup"])
     b.one("#login-submit").click()
     b.one("#app-header", 30)
@@ -729,7 +738,10 @@ def browser_test(env, b, xss_alert):
     else:
         log(f"no CRITICAL alert carries a track: the map's track is not checked (saw {tracks} .track)")
     b.shot(os.path.join(env.out, "detail.png"), full=True)
-    b.one("#map").screenshot(os.path.join(env.out, "map.png"))
+    map_el = b.one("#map")
+    d.execute_script("arguments[0].scrollIntoView({block: 'center'});", map_el)
+    time.sleep(0.3)
+    map_el.screenshot(os.path.join(env.out, "map.png"))
     log(f"screenshot {os.path.join(env.out, 'map.png')}")
 
     # Report a seizure through the form.
@@ -808,6 +820,8 @@ def browser_test(env, b, xss_alert):
     CHECKS.check(xss == "undefined", "the injected script and onerror never ran", "window.__xss undefined", xss)
     injected = b.js("return document.querySelectorAll('#view script, #view img[src=\"x\"]').length;")
     CHECKS.check(injected == 0, "no element was created from the injected markup", 0, injected)
+    d.execute_script("arguments[0].scrollIntoView({block: 'center'});", desc)
+    time.sleep(0.3)
     b.shot(os.path.join(env.out, "xss.png"))
 
     # Log out.
@@ -826,10 +840,7 @@ def browser_test(env, b, xss_alert):
         r = env.hub.get("/api/session", cookie=cookie["value"])
         CHECKS.check(r.status == 401, "the logged-out session is gone at the hub", 401, r)
     b.collect_logs()
-    print("---- browser console ----")
-    for e in b.logs:
-        print(f"  {e.get('level')} {e.get('source', '')}: {e.get('message')}")
-    print("---- end of browser console ----")
+    b.print_logs()
     problems = browser_problems(b.logs)
     CHECKS.check(not problems, "no CSP violation and no JS error in the browser console", "none", problems)
 
@@ -875,9 +886,11 @@ def security_checks(env, xss_alert):
 
     # Region isolation: an alert of ofc-b's region only.
     def caucasus_only():
-        alerts, _ = list_all(hub, "region=caucasus", token=token)
-        return [a for a in alerts if not set(a["regions"]) & set(OFC_A_REGIONS)]
-    foreign = wait_until(caucasus_only, 60, "an alert of caucasus only")[0]
+        alerts, _ = list_all(hub, f"region={OFC_B_REGIONS[0]}", token=token)
+        # Regions ofc-a may not read; exactly ofc-b's first when there is one.
+        return sorted((a for a in alerts if not set(a["regions"]) & set(OFC_A_REGIONS)),
+                      key=lambda a: set(a["regions"]) != set(OFC_B_REGIONS))
+    foreign = wait_until(caucasus_only, 60, f"an alert of {OFC_B_REGIONS} and none of {OFC_A_REGIONS}")[0]
     fid = urllib.parse.quote(foreign["alert_id"], safe="")
     a = login(hub, "ofc-a", env.passwords["ofc-a"])
     b = login(hub, "ofc-b", env.passwords["ofc-b"])
@@ -1124,7 +1137,7 @@ async def load_test_async(env):
 
 def load_test(env):
     figures = asyncio.run(load_test_async(env))
-    print("LOAD " + json.dumps(figures), flush=True)
+    print(json.dumps({"event": "control_room_load", **figures}), flush=True)
     with open(os.path.join(env.out, "load.json"), "w") as f:
         json.dump(figures, f, indent=1)
     log(f"load figures in {os.path.join(env.out, 'load.json')}")
@@ -1170,6 +1183,9 @@ def main():
     shutil.rmtree(env.logs, ignore_errors=True)
     os.makedirs(env.work)
     os.makedirs(env.logs)
+    for name in ("queue.png", "detail.png", "map.png", "audit.png", "xss.png", "failure.png", "load.json"):
+        if os.path.exists(os.path.join(env.out, name)):
+            os.remove(os.path.join(env.out, name))  # nothing from an earlier run passes for this one's
     env.prefix = f"cr{int(time.time())}x{os.getpid()}."
     env.procs, env.sims = [], []
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
@@ -1188,8 +1204,19 @@ def main():
         browser = Browser(env.pki["spki"], env.work)
         try:
             browser_test(env, browser, xss_alert)
+        except BaseException:
+            try:  # what the page showed when it went wrong
+                browser.driver.save_screenshot(os.path.join(env.out, "failure.png"))
+                log(f"screenshot at the failure: {os.path.join(env.out, 'failure.png')}")
+            except Exception:
+                pass
+            raise
         finally:
-            browser.collect_logs()
+            if not browser.printed:
+                browser.collect_logs()
+                browser.print_logs()
+                for p in browser_problems(browser.logs):
+                    print(f"  browser problem: {p}")
             browser.quit()
             browser = None
         security_checks(env, xss_alert)
