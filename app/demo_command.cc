@@ -47,6 +47,7 @@ std::atomic<bool> g_stop{false};
 
 struct DemoArgs {
   int duration_s = 0;  // 0: until the simulation is sent and scored
+  bool serve = false;  // then keep running (control rooms up) until Ctrl-C
   int partitions = 4;
   double rate = 3000;  // records per second
   int containers = 5000;
@@ -333,6 +334,13 @@ int RunDemo(const DemoArgs& a) {
     }
   }
 
+  if (a.serve && !g_stop) {
+    std::printf("\nThe simulation is sent and scored; the control rooms stay up until Ctrl-C, then the evaluation "
+                "follows.\n");
+    std::fflush(stdout);
+    while (!g_stop) std::this_thread::sleep_for(200ms);
+  }
+
   // 7. Stop and evaluate what was sent.
   stop_sending = true;
   producer_thread.join();
@@ -374,6 +382,9 @@ void RegisterDemoCommand(CLI::App& app) {
   CLI::App* demo = app.add_subcommand(
       "demo", "Run the whole pipeline on an embedded Kafka cluster: simulator, worker, dispatcher, two hubs; live "
               "alert feed, then precision and recall");
+  demo->add_flag("--serve", args->serve,
+                 "After the simulation is sent and scored, keep everything running (the control rooms included) "
+                 "until Ctrl-C");
   demo->add_option("--duration", args->duration_s, "Seconds to run; 0 runs until the simulation is sent and scored")
       ->capture_default_str();
   demo->add_option("--partitions", args->partitions, "Partitions per co-partitioned topic")->capture_default_str();
