@@ -10,6 +10,7 @@
 
 #include "core/types.h"
 #include "operators/geo.h"
+#include "operators/names.h"
 
 namespace boxwatch::operators {
 namespace {
@@ -693,16 +694,33 @@ void RiskEngine::EvaluateManifestFamily(v1::ContainerState& s, int64_t t) const 
       }
     }
     if (on("party.watchlisted")) {
+      // Screening keys fold legal forms, abbreviations and transliterations
+      // (operators/names.h): an equal key is the listed party under another
+      // spelling, full weight. A near key (a typo, a letter changed) is a
+      // lead for a documentary check: weight times fuzzy_factor.
+      const IndicatorConfig& cfg = p.At(IndicatorIndex("party.watchlisted"));
+      const double min_similarity = cfg.Param("fuzzy_min_similarity", 0.88);
+      const double fuzzy_factor = cfg.Param("fuzzy_factor", 0.6);
+      std::optional<std::pair<std::string, NameMatch>> best;  // role, match
       for (const auto& [role, party] : {std::pair{"consignee", &m->consignee()}, std::pair{"shipper", &m->shipper()},
                                         std::pair{"notify_party", &m->notify_party()}}) {
-        const std::string n = NormaliseName(party->name());
-        if (InAnyList(n, p.watchlisted_parties, ref.watchlisted_parties)) {
-          manifest_fired.push_back(Fired(p, "party.watchlisted", F, t)
-                                       .Summary(std::string("Watchlisted ") + role + " " + party->name())
-                                       .Evidence(role, party->name())
-                                       .Take());
-          break;
-        }
+        auto match = MatchName(party->name(), {&p.watchlisted_parties, &ref.watchlisted_parties}, min_similarity);
+        if (match && (!best || match->similarity > best->second.similarity)) best.emplace(role, *match);
+      }
+      if (best) {
+        const auto& [role, match] = *best;
+        const std::string declared = role == "consignee"   ? m->consignee().name()
+                                     : role == "shipper" ? m->shipper().name()
+                                                         : m->notify_party().name();
+        const bool same = match.similarity >= 1;
+        Fired f(p, "party.watchlisted", F, t);
+        f.Summary(std::string(same ? "Watchlisted " : "Near a watchlisted name: ") + role + " " + declared +
+                  (NormaliseName(declared) == match.entry ? "" : " (list: " + match.entry + ")"))
+            .Evidence(role, declared)
+            .Evidence("listed_as", match.entry)
+            .Evidence("similarity", Num(match.similarity, 2));
+        if (!same) f.Scale(fuzzy_factor);
+        manifest_fired.push_back(f.Take());
       }
     }
     if (on("vessel.watchlisted") && InAnyList(m->vessel_imo(), p.watchlisted_vessels, ref.watchlisted_vessels)) {

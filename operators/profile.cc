@@ -424,7 +424,7 @@ const std::vector<IndicatorSpec>& KnownIndicators() {
       {"route.high_risk_port", Family::kManifest, {}},
       {"route.high_risk_transhipment", Family::kManifest, {}},
       {"route.detour", Family::kManifest, {"max_detour_ratio"}},
-      {"party.watchlisted", Family::kManifest, {}},
+      {"party.watchlisted", Family::kManifest, {"fuzzy_min_similarity", "fuzzy_factor"}},
       {"vessel.watchlisted", Family::kManifest, {}},
       {"owner.watchlisted", Family::kManifest, {}},
       {"goods.vague_description", Family::kManifest, {}},

@@ -1,11 +1,19 @@
 // Map of an alert's GPS track against the profile's geometry, drawn as SVG
 // on a Natural Earth land base map (/app/land.json, see MAP-DATA.md).
 //
-// Projection: equirectangular around the centre of the data, x scaled by
+// Projection: equirectangular around the centre of the view, x scaled by
 // cos(latitude of the centre), so that at the scale of a port region (tens
 // to hundreds of km) distances are true to a few per cent in every
 // direction and metres convert to pixels with one factor (scale bar,
 // corridor buffers, zone radii).
+//
+// Framing: with a track, the view fits the track (every fix) and the stop
+// zones and border crossings a fix is in or near (FOCUS_ZONE_M), with
+// TRACK_MARGIN free on each side and at least MIN_VIEW_M across, so that a
+// 20-fix alert at a port is not a few pixels at the end of a 500 km
+// corridor; corridors and other zones run off the edge (clipped). The
+// #map-fit-toggle button switches to the whole geometry (track, every
+// corridor and zone), which is also the only view when there is no track.
 //
 // Drawn from the alert context: the track (one polyline per stretch without
 // a gap; fixes outside every corridor in red; gaps > 30 min dashed and
@@ -20,8 +28,12 @@ import { enumName, fmtDuration, fmtInt, fmtUtc, num } from './format.js';
 const W = 960;
 const H_MIN = 380;                   // height follows the data's shape within these
 const H_MAX = 640;
-const MARGIN = 0.08;                 // share of each side left free
-const MIN_SPAN_DEG = 0.02;           // ~2 km: a single fix is not zoomed to nothing
+const MARGIN = 0.08;                 // whole view: share of each side left free
+const MIN_SPAN_DEG = 0.02;           // whole view: ~2 km, a single zone is not zoomed to nothing
+const TRACK_MARGIN = 0.15;           // track view: share of each side left free
+const MIN_VIEW_M = 20000;            // track view: at least 20 km across (a parked box)
+const FOCUS_ZONE_M = 5000;           // zones whose circle a fix is within this of join the track view
+const FIRST_LABEL_MIN_PX = 60;       // first-fix label dropped when this close to the last fix
 const M_PER_DEG = 111320;            // metres per degree of latitude
 const STOP_SPEED_KMH = 3;
 const STOP_MIN_MS = 10 * 60 * 1000;
@@ -60,6 +72,44 @@ function normTrack(track) {
 
 const geo = (p) => ({ lat: num(p && p.lat), lon: num(p && p.lon) });
 
+// Equirectangular distance in metres, good to well under 1 % at 100 km.
+function metresBetween(a, b) {
+  const cos = Math.cos((((a.lat + b.lat) / 2) * Math.PI) / 180);
+  return Math.hypot((b.lon - a.lon) * cos, b.lat - a.lat) * M_PER_DEG;
+}
+
+// Bounding box in degrees, grown by points with an optional radius in metres.
+function bbox() {
+  const b = { minLat: Infinity, maxLat: -Infinity, minLon: Infinity, maxLon: -Infinity };
+  b.add = (lat, lon, rM = 0) => {
+    const dLat = rM / M_PER_DEG;
+    const dLon = rM / (M_PER_DEG * Math.max(0.01, Math.cos((lat * Math.PI) / 180)));
+    b.minLat = Math.min(b.minLat, lat - dLat); b.maxLat = Math.max(b.maxLat, lat + dLat);
+    b.minLon = Math.min(b.minLon, lon - dLon); b.maxLon = Math.max(b.maxLon, lon + dLon);
+  };
+  return b;
+}
+
+// View of a box: centre, cos(lat) and px per degree of latitude. The box
+// plus `margin` of each side, at least minDeg (degrees of latitude) across
+// in both directions. Height from the box's shape unless given.
+function frame(b, margin, minDeg, fixedH) {
+  const latC = (b.minLat + b.maxLat) / 2;
+  const lonC = (b.minLon + b.maxLon) / 2;
+  const cosC = Math.max(0.01, Math.cos((latC * Math.PI) / 180));
+  const needX = Math.max(((b.maxLon - b.minLon) * cosC) / (1 - 2 * margin), minDeg);
+  const needY = Math.max((b.maxLat - b.minLat) / (1 - 2 * margin), minDeg);
+  const H = fixedH || Math.round(Math.min(H_MAX, Math.max(H_MIN, (W * needY) / needX)));
+  return { latC, lonC, cosC, H, k: Math.min(W / needX, H / needY) };
+}
+
+// Does view v show all of box b?
+function shows(v, b) {
+  const halfLon = W / 2 / (v.cosC * v.k), halfLat = v.H / 2 / v.k;
+  return b.minLon >= v.lonC - halfLon && b.maxLon <= v.lonC + halfLon &&
+    b.minLat >= v.latC - halfLat && b.maxLat <= v.latC + halfLat;
+}
+
 // Runs of consecutive fixes below the stop speed that last long enough.
 export function findStops(fixes) {
   const stops = [];
@@ -91,9 +141,73 @@ function niceLength(m) {
   return p;
 }
 
-function label(x, y, text, cls = '') {
-  return s('text', { x: x.toFixed(1), y: y.toFixed(1), class: ['map-label', cls] , text });
+// Labels that keep inside the map and off each other. Boxes are estimated
+// from the text length (the SVG is not in the document yet, so nothing can
+// be measured). Hard obstacles (legend, scale bar, markers, labels placed
+// before) are never covered unless a required label has no other place;
+// soft ones (the track line, small zone circles) are avoided when a spot
+// free of them exists.
+function labelPlacer(W_, H_, layer) {
+  const boxes = [];
+  const soft = [];
+  const PAD = 3;
+  const hit = (list, b) => list.some((o) => b.x0 < o.x1 && b.x1 > o.x0 && b.y0 < o.y1 && b.y1 > o.y0);
+  const inside = (b) => b.x0 >= PAD && b.x1 <= W_ - PAD && b.y0 >= PAD && b.y1 <= H_ - PAD;
+  const boxOf = (x, y, text, anchor, font, bold) => {
+    const w = text.length * font * (bold ? 0.68 : 0.6);
+    const x0 = anchor === 'end' ? x - w : anchor === 'middle' ? x - w / 2 : x;
+    return { x0, x1: x0 + w, y0: y - font * 0.85, y1: y + font * 0.3 };
+  };
+  // Candidate spots around a point marker of radius r: right, left, above,
+  // below, then the four diagonals.
+  const around = (r) => [
+    [r + 5, 4, 'start'], [-(r + 5), 4, 'end'], [0, -(r + 6), 'middle'], [0, r + 15, 'middle'],
+    [r + 3, -(r + 3), 'start'], [-(r + 3), -(r + 3), 'end'], [r + 3, r + 13, 'start'], [-(r + 3), r + 13, 'end'],
+  ];
+  return {
+    block(x0, y0, x1, y1) { boxes.push({ x0, y0, x1, y1 }); },
+    mark(x, y, r) { boxes.push({ x0: x - r, y0: y - r, x1: x + r, y1: y + r }); },
+    soft(x, y, r) { soft.push({ x0: x - r, y0: y - r, x1: x + r, y1: y + r }); },
+    // A polyline of [x, y] as soft obstacles, sampled every few pixels.
+    softLine(pts) {
+      for (let i = 1; i < pts.length; i += 1) {
+        const [x0, y0] = pts[i - 1], [x1, y1] = pts[i];
+        const n = Math.min(400, Math.ceil(Math.hypot(x1 - x0, y1 - y0) / 5));
+        for (let j = 0; j <= n; j += 1) this.soft(x0 + ((x1 - x0) * j) / (n || 1), y0 + ((y1 - y0) * j) / (n || 1), 2);
+      }
+    },
+    // Place text near (x, y), which must be in the view. Optional labels
+    // are dropped when no spot is free; others go to the first spot,
+    // shifted inside the map.
+    place(x, y, text, cls, { r = 6, optional = false, font = 12, bold = false, spots = around(r) } = {}) {
+      if (!(x >= 0 && x <= W_ && y >= 0 && y <= H_)) return null;
+      let pick = null;
+      for (const avoidSoft of [true, false]) {
+        for (const [dx, dy, anchor] of spots) {
+          const b = boxOf(x + dx, y + dy, text, anchor, font, bold);
+          if (inside(b) && !hit(boxes, b) && !(avoidSoft && hit(soft, b))) { pick = { x: x + dx, y: y + dy, anchor, b }; break; }
+        }
+        if (pick) break;
+      }
+      if (!pick) {
+        if (optional) return null;
+        const [dx, dy, anchor] = spots[0];
+        const b = boxOf(x + dx, y + dy, text, anchor, font, bold);
+        const sx = b.x0 < PAD ? PAD - b.x0 : b.x1 > W_ - PAD ? W_ - PAD - b.x1 : 0;
+        const sy = b.y0 < PAD ? PAD - b.y0 : b.y1 > H_ - PAD ? H_ - PAD - b.y1 : 0;
+        pick = { x: x + dx + sx, y: y + dy + sy, anchor,
+          b: { x0: b.x0 + sx, x1: b.x1 + sx, y0: b.y0 + sy, y1: b.y1 + sy } };
+      }
+      boxes.push(pick.b);
+      const el = s('text', { x: pick.x.toFixed(1), y: pick.y.toFixed(1), class: ['map-label', cls], text,
+        'text-anchor': pick.anchor === 'start' ? null : pick.anchor });
+      layer.append(el);
+      return el;
+    },
+  };
 }
+
+let clipSeq = 0;
 
 export function renderMap(container, ctx) {
   const fixes = normTrack(ctx.track);
@@ -108,43 +222,101 @@ export function renderMap(container, ctx) {
     return;
   }
 
-  // Bounds of everything drawn, zones and buffers included.
-  let minLat = Infinity, maxLat = -Infinity, minLon = Infinity, maxLon = -Infinity;
-  const extend = (lat, lon, rM = 0) => {
-    const dLat = rM / M_PER_DEG;
-    const dLon = rM / (M_PER_DEG * Math.max(0.01, Math.cos((lat * Math.PI) / 180)));
-    minLat = Math.min(minLat, lat - dLat); maxLat = Math.max(maxLat, lat + dLat);
-    minLon = Math.min(minLon, lon - dLon); maxLon = Math.max(maxLon, lon + dLon);
-  };
-  fixes.forEach((p) => extend(p.lat, p.lon));
-  corridors.forEach((c) => c.points.forEach((p) => extend(p.lat, p.lon, c.buffer)));
-  stopZones.forEach((z) => extend(z.c.lat, z.c.lon, z.r));
-  borders.forEach((z) => extend(z.c.lat, z.c.lon, z.r));
+  // Whole geometry: everything drawn, zones and buffers included.
+  const whole = bbox();
+  fixes.forEach((p) => whole.add(p.lat, p.lon));
+  corridors.forEach((c) => c.points.forEach((p) => whole.add(p.lat, p.lon, c.buffer)));
+  stopZones.forEach((z) => whole.add(z.c.lat, z.c.lon, z.r));
+  borders.forEach((z) => whole.add(z.c.lat, z.c.lon, z.r));
 
-  const latC = (minLat + maxLat) / 2;
-  const lonC = (minLon + maxLon) / 2;
-  const cosC = Math.max(0.01, Math.cos((latC * Math.PI) / 180));
-  const spanX = Math.max((maxLon - minLon) * cosC, MIN_SPAN_DEG);
-  const spanY = Math.max(maxLat - minLat, MIN_SPAN_DEG);
-  const H = Math.round(Math.min(H_MAX, Math.max(H_MIN, (W * spanY) / spanX)));
-  const k = Math.min((W * (1 - 2 * MARGIN)) / spanX, (H * (1 - 2 * MARGIN)) / spanY); // px per degree
+  // Track view: the fixes and the zones they are in or near.
+  let views;
+  if (noTrack) {
+    views = { whole: frame(whole, MARGIN, MIN_SPAN_DEG / (1 - 2 * MARGIN)) };
+  } else {
+    const focus = bbox();
+    fixes.forEach((p) => focus.add(p.lat, p.lon));
+    for (const z of [...stopZones, ...borders]) {
+      if (fixes.some((p) => metresBetween(p, z.c) <= z.r + FOCUS_ZONE_M)) focus.add(z.c.lat, z.c.lon, z.r);
+    }
+    const track = frame(focus, TRACK_MARGIN, MIN_VIEW_M / M_PER_DEG);
+    views = { track };
+    // Same height for both, so that the toggle does not move the page.
+    if (!shows(track, whole)) views.whole = frame(whole, MARGIN, MIN_SPAN_DEG / (1 - 2 * MARGIN), track.H);
+  }
+  const stops = findStops(fixes);
+
+  let mode = noTrack ? 'whole' : 'track';
+  const toggle = views.track && views.whole
+    ? h('button', { id: 'map-fit-toggle', type: 'button', class: 'btn btn-small map-fit-toggle',
+      on: { click: () => { mode = mode === 'track' ? 'whole' : 'track'; show(); } } })
+    : null;
+
+  const facts = [];
+  if (fixes.length) {
+    facts.push(`${fmtInt(fixes.length)} fixes ${fmtUtc(fixes[0].t)} – ${fmtUtc(fixes[fixes.length - 1].t)}`);
+    if (num(ctx.fixes_seen) > fixes.length) facts.push(`${fmtInt(ctx.fixes_seen)} seen in all`);
+    facts.push(`${fmtInt(fixes.filter((p) => p.outside).length)} outside corridors`);
+    facts.push(`${stops.length} stop${stops.length === 1 ? '' : 's'} ≥ 10 min` +
+      (stops.length ? ` (${stops.filter((x) => !x.authorised).length} outside stop zones)` : ''));
+    const gaps = fixes.filter((p, i) => i > 0 && p.t - fixes[i - 1].t > GAP_MS).length;
+    facts.push(`${gaps} gap${gaps === 1 ? '' : 's'} > 30 min`);
+  }
+
+  let svg = null;
+  function show() {
+    const next = drawSvg(views[mode], mode, { fixes, corridors, stopZones, borders, stops });
+    if (svg && svg.parentNode) svg.replaceWith(next);
+    svg = next;
+    if (toggle) {
+      const on = (m) => ['map-fit-opt', mode === m ? 'on' : ''];
+      toggle.replaceChildren(h('span', { class: 'map-fit-key', text: 'fit: ' }),
+        h('span', { class: on('track'), text: 'track' }), ' | ', h('span', { class: on('whole'), text: 'whole corridor' }));
+      toggle.title = mode === 'track' ? 'show the whole corridor and every zone' : 'zoom to the GPS track';
+      toggle.setAttribute('aria-pressed', String(mode === 'whole'));
+    }
+    return svg;
+  }
+  show();
+
+  // Text summary under the map, for reading and for print.
+  clear(container,
+    noTrack ? h('p', { id: 'map-no-track', class: 'no-track', text: 'no GPS track' }) : null,
+    svg,
+    facts.length || toggle ? h('div', { class: 'map-foot' },
+      facts.length ? h('p', { id: 'map-summary', class: 'map-summary muted', text: facts.join(' · ') }) : null,
+      toggle) : null);
+}
+
+function drawSvg(v, mode, { fixes, corridors, stopZones, borders, stops }) {
+  const { latC, lonC, cosC, k, H } = v;
+  const noTrack = fixes.length === 0;
   const pxPerM = k / M_PER_DEG;
   const X = (lon) => W / 2 + (lon - lonC) * cosC * k;
   const Y = (lat) => H / 2 - (lat - latC) * k;
   const xy = (p) => `${X(p.lon).toFixed(1)},${Y(p.lat).toFixed(1)}`;
+  const f1 = (n) => n.toFixed(1);
 
-  const svg = s('svg', { id: 'map-svg', class: 'map-svg', viewBox: `0 0 ${W} ${H}`, role: 'img',
-    'aria-label': noTrack ? 'map of corridors, no GPS track' : 'map of the GPS track' });
-  const layer = (cls) => { const g = s('g', { class: cls }); svg.append(g); return g; };
+  const svg = s('svg', { id: 'map-svg', class: ['map-svg', `fit-${mode}`], viewBox: `0 0 ${W} ${H}`, role: 'img',
+    'aria-label': noTrack ? 'map of corridors, no GPS track'
+      : mode === 'track' ? 'map of the GPS track' : 'map of the GPS track and the whole corridor' });
+  // Everything geographic runs off the edge in the track view: clip it.
+  const clipId = `map-clip-${(clipSeq += 1)}`;
+  svg.append(s('defs', {}, s('clipPath', { id: clipId }, s('rect', { x: 0, y: 0, width: W, height: H }))));
   svg.append(s('rect', { x: 0, y: 0, width: W, height: H, class: 'sea' }));
+  const geoG = s('g', { 'clip-path': `url(#${clipId})` });
+  svg.append(geoG);
+  const layer = (cls, parent = geoG) => { const g = s('g', { class: cls }); parent.append(g); return g; };
   const gLand = layer('land-layer');
   const gCorr = layer('corridor-layer');
   const gZones = layer('zone-layer');
   const gTrack = layer('track-layer');
   const gOff = layer('track-off-layer');
-  const gMarks = layer('marker-layer');
-  const gLabels = layer('label-layer');
-  const gOver = layer('overlay-layer');
+  const gFixes = layer('fix-layer');
+  const gEnds = layer('track-end-layer');
+  const gEvents = layer('event-layer');       // stops and seal events, above the fixes
+  const gLabels = layer('label-layer', svg);
+  const gOver = layer('overlay-layer', svg);
 
   // Base map, once loaded: only rings whose box meets the view, all in one
   // path filled even-odd so that lakes (hole rings) stay open.
@@ -158,7 +330,7 @@ export function renderMap(container, ctx) {
     }
     if (parts.length) gLand.append(s('path', { class: 'land', d: parts.join(''), 'fill-rule': 'evenodd' }));
   }).catch(() => {
-    gLand.append(s('text', { x: W - 10, y: 20, class: 'map-note', 'text-anchor': 'end', text: 'base map unavailable' }));
+    gOver.append(s('text', { x: 10, y: 20, class: 'map-note', text: 'base map unavailable' }));
   });
 
   // Corridors: band of the buffer's width either side, then the centre line.
@@ -174,17 +346,19 @@ export function renderMap(container, ctx) {
     gCorr.append(s('polyline', { points: pts, class: 'corridor-line' }));
   }
 
+  const zoneLabels = [];
   const zone = (z, cls, what) => {
-    const cx = X(z.c.lon), cy = Y(z.c.lat);
-    gZones.append(s('circle', { cx: cx.toFixed(1), cy: cy.toFixed(1), r: Math.max(z.r * pxPerM, 4).toFixed(1), class: cls },
+    const cx = X(z.c.lon), cy = Y(z.c.lat), r = Math.max(z.r * pxPerM, 4);
+    gZones.append(s('circle', { cx: f1(cx), cy: f1(cy), r: f1(r), class: cls },
       s('title', { text: `${what} ${z.name} (radius ${fmtInt(z.r)} m)` })));
-    if (z.name) gLabels.append(label(cx, cy - Math.max(z.r * pxPerM, 4) - 4, z.name, `${cls}-label`));
+    if (z.name) zoneLabels.push([cx, cy, r, z.name, `${cls}-label`]);
   };
   stopZones.forEach((z) => zone(z, 'stop-zone', 'authorised stop zone'));
   borders.forEach((z) => zone(z, 'border-crossing', 'approved border crossing'));
 
   // Track: polylines between gaps; gaps dashed; off-corridor stretches red.
   let gaps = 0;
+  const gapLabels = [];
   let run = fixes.length ? [fixes[0]] : [];
   const flushRun = () => {
     if (run.length) gTrack.append(s('polyline', { class: 'track', points: run.map(xy).join(' ') }));
@@ -197,7 +371,7 @@ export function renderMap(container, ctx) {
       gaps += 1;
       gTrack.append(s('line', { class: 'track-gap', x1: X(a.lon), y1: Y(a.lat), x2: X(b.lon), y2: Y(b.lat) },
         s('title', { text: `no fix for ${fmtDuration(b.t - a.t)}: ${fmtUtc(a.t)} – ${fmtUtc(b.t)}` })));
-      gLabels.append(label((X(a.lon) + X(b.lon)) / 2 + 6, (Y(a.lat) + Y(b.lat)) / 2, `gap ${fmtDuration(b.t - a.t)}`, 'gap-label'));
+      gapLabels.push([(X(a.lon) + X(b.lon)) / 2, (Y(a.lat) + Y(b.lat)) / 2, `gap ${fmtDuration(b.t - a.t)}`]);
     } else {
       run.push(b);
       if (a.outside && b.outside) {
@@ -207,43 +381,42 @@ export function renderMap(container, ctx) {
   }
   flushRun();
 
+  // Fixes, then the first and last fix, then events on top of them.
   let outside = 0;
-  for (const p of fixes) {
+  const sealEvents = [];
+  fixes.forEach((p, i) => {
     const title = s('title', { text: `${fmtUtc(p.t, { seconds: true })} · ${p.speed.toFixed(0)} km/h` +
       `${p.outside ? ' · outside corridors' : ''}${p.seal && p.seal !== 'UNSPECIFIED' ? ` · seal ${p.seal}` : ''}` });
     if (p.outside) {
       outside += 1;
-      gMarks.append(s('circle', { class: 'fix-outside', cx: X(p.lon).toFixed(1), cy: Y(p.lat).toFixed(1), r: 3 }, title));
+      gFixes.append(s('circle', { class: 'fix-outside', cx: f1(X(p.lon)), cy: f1(Y(p.lat)), r: 3 }, title));
     } else {
-      gMarks.append(s('circle', { class: 'fix', cx: X(p.lon).toFixed(1), cy: Y(p.lat).toFixed(1), r: 1.6 }, title));
+      gFixes.append(s('circle', { class: 'fix', cx: f1(X(p.lon)), cy: f1(Y(p.lat)), r: 1.6 }, title));
     }
-    if (p.seal === 'OPENED' || p.seal === 'TAMPERED') {
-      const x = X(p.lon), y = Y(p.lat);
-      gMarks.append(s('path', { class: 'seal-event', d: `M${x},${y - 7}L${x + 6},${y}L${x},${y + 7}L${x - 6},${y}Z` },
-        s('title', { text: `seal ${p.seal} at ${fmtUtc(p.t, { seconds: true })}` })));
-    }
-  }
+    // One marker per run of the same opened/tampered state.
+    if ((p.seal === 'OPENED' || p.seal === 'TAMPERED') && !(i > 0 && fixes[i - 1].seal === p.seal)) sealEvents.push(p);
+  });
 
-  const stops = findStops(fixes);
-  for (const st of stops) {
-    const x = X(st.lon), y = Y(st.lat);
-    gMarks.append(s('circle', { class: ['stop-marker', st.authorised ? 'authorised' : 'unauthorised'], cx: x.toFixed(1), cy: y.toFixed(1), r: 8 },
-      s('title', { text: `stop ${fmtDuration(st.dur)}: ${fmtUtc(st.from)} – ${fmtUtc(st.to)}${st.authorised ? ' (authorised zone)' : ''}` })));
-    gLabels.append(label(x + 11, y + 4, `stop ${fmtDuration(st.dur)}`, st.authorised ? 'stop-label' : 'stop-label bad'));
-  }
-
+  const first = fixes[0], last = fixes[fixes.length - 1];
   if (fixes.length) {
-    const f = fixes[0], l = fixes[fixes.length - 1];
-    gMarks.append(s('circle', { class: 'track-start', cx: X(f.lon), cy: Y(f.lat), r: 5 }));
-    gLabels.append(label(X(f.lon) + 8, Y(f.lat) + 14, `first fix ${fmtUtc(f.t).slice(5)}`, 'end-label'));
+    gEnds.append(s('circle', { class: 'track-start', cx: f1(X(first.lon)), cy: f1(Y(first.lat)), r: 5 },
+      s('title', { text: `first fix ${fmtUtc(first.t, { seconds: true })}` })));
     if (fixes.length > 1) {
-      gMarks.append(s('circle', { class: 'track-end', cx: X(l.lon), cy: Y(l.lat), r: 6 }));
-      const lastLabel = label(X(l.lon) - 10, Y(l.lat) + 4, `last fix ${fmtUtc(l.t).slice(5)}`, 'end-label');
-      lastLabel.setAttribute('text-anchor', 'end');
-      gLabels.append(lastLabel);
+      gEnds.append(s('circle', { class: 'track-end', cx: f1(X(last.lon)), cy: f1(Y(last.lat)), r: 6 },
+        s('title', { text: `last fix ${fmtUtc(last.t, { seconds: true })}` })));
     }
-  } else {
-    gOver.append(s('text', { id: 'map-no-track-label', x: W / 2, y: 28, class: 'map-note big', 'text-anchor': 'middle', text: 'no GPS track' }));
+  }
+
+  for (const st of stops) {
+    gEvents.append(s('circle', { class: ['stop-marker', st.authorised ? 'authorised' : 'unauthorised'], cx: f1(X(st.lon)), cy: f1(Y(st.lat)), r: 8 },
+      s('title', { text: `stop ${fmtDuration(st.dur)}: ${fmtUtc(st.from)} – ${fmtUtc(st.to)}${st.authorised ? ' (authorised zone)' : ''}` })));
+  }
+  const SEAL_H = 11, SEAL_W = 9;     // half-sizes of the diamond: well above a fix dot or the last-fix ring
+  for (const p of sealEvents) {
+    const x = X(p.lon), y = Y(p.lat);
+    const d = `M${f1(x)},${f1(y - SEAL_H)}L${f1(x + SEAL_W)},${f1(y)}L${f1(x)},${f1(y + SEAL_H)}L${f1(x - SEAL_W)},${f1(y)}Z`;
+    gEvents.append(s('path', { class: 'seal-halo', d }));
+    gEvents.append(s('path', { class: 'seal-event', d }, s('title', { text: `seal ${p.seal} at ${fmtUtc(p.t, { seconds: true })}` })));
   }
 
   // Scale bar, bottom left: about 140 px of a round length.
@@ -251,23 +424,27 @@ export function renderMap(container, ctx) {
   const barPx = metres * pxPerM;
   const sx = 16, sy = H - 18;
   gOver.append(s('g', { class: 'scale-bar' },
-    s('rect', { x: sx - 6, y: sy - 20, width: barPx + 12, height: 28, class: 'overlay-bg' }),
-    s('path', { d: `M${sx},${sy - 5}V${sy}H${(sx + barPx).toFixed(1)}V${sy - 5}`, class: 'scale-line' }),
+    s('rect', { x: sx - 6, y: sy - 20, width: f1(barPx + 12), height: 28, class: 'overlay-bg' }),
+    s('path', { d: `M${sx},${sy - 5}V${sy}H${f1(sx + barPx)}V${sy - 5}`, class: 'scale-line' }),
     s('text', { x: sx, y: sy - 8, class: 'scale-text', text: metres >= 1000 ? `${metres / 1000} km` : `${metres} m` })));
 
-  // Legend, top right: only what is on the map.
+  // Legend: only what is on the map, in the corner (top right, top left,
+  // bottom right) that hides the fewest fixes and zone centres.
   const items = [];
   if (fixes.length) items.push(['track', 'GPS track']);
   if (outside) items.push(['outside', 'fix outside corridors']);
   if (gaps) items.push(['gap', 'gap > 30 min']);
   if (stops.some((x) => !x.authorised)) items.push(['stop-bad', 'stop ≥ 10 min']);
   if (stops.some((x) => x.authorised)) items.push(['stop-ok', 'stop in authorised zone']);
-  if (fixes.some((p) => p.seal === 'OPENED' || p.seal === 'TAMPERED')) items.push(['seal', 'seal opened / tampered']);
+  if (sealEvents.length) items.push(['seal', 'seal opened / tampered']);
   if (corridors.length) items.push(['corridor', 'corridor (± buffer)']);
   if (stopZones.length) items.push(['zone', 'authorised stop zone']);
   if (borders.length) items.push(['border', 'approved border crossing']);
   const lw = 190, lh = 10 + items.length * 17;
-  const lx = W - lw - 10, ly = 10;
+  const pts = [...fixes, ...stopZones.map((z) => z.c), ...borders.map((z) => z.c)].map((p) => [X(p.lon), Y(p.lat)]);
+  const corners = [[W - lw - 10, 10], [10, 10], [W - lw - 10, H - lh - 22]];
+  const hidden = ([x, y]) => pts.filter(([px, py]) => px > x - 12 && px < x + lw + 12 && py > y - 12 && py < y + lh + 12).length;
+  const [lx, ly] = corners.reduce((best, c) => (hidden(c) < hidden(best) ? c : best), corners[0]);
   const legend = s('g', { class: 'legend', id: 'map-legend' },
     s('rect', { x: lx, y: ly, width: lw, height: lh, class: 'overlay-bg' }));
   items.forEach(([kind, text], i) => {
@@ -279,7 +456,7 @@ export function renderMap(container, ctx) {
       case 'gap': sym = s('line', { x1: x, y1: y, x2: x + 22, y2: y, class: 'track-gap' }); break;
       case 'stop-bad': sym = s('circle', { cx: x + 11, cy: y, r: 6, class: 'stop-marker unauthorised' }); break;
       case 'stop-ok': sym = s('circle', { cx: x + 11, cy: y, r: 6, class: 'stop-marker authorised' }); break;
-      case 'seal': sym = s('path', { d: `M${x + 11},${y - 6}L${x + 16},${y}L${x + 11},${y + 6}L${x + 6},${y}Z`, class: 'seal-event' }); break;
+      case 'seal': sym = s('path', { d: `M${x + 11},${y - 7}L${x + 17},${y}L${x + 11},${y + 7}L${x + 5},${y}Z`, class: 'seal-event' }); break;
       case 'corridor': sym = s('g', {}, s('line', { x1: x, y1: y, x2: x + 22, y2: y, class: 'corridor-band', 'stroke-width': 9 }),
         s('line', { x1: x, y1: y, x2: x + 22, y2: y, class: 'corridor-line' })); break;
       case 'zone': sym = s('circle', { cx: x + 11, cy: y, r: 6, class: 'stop-zone' }); break;
@@ -290,18 +467,50 @@ export function renderMap(container, ctx) {
   if (items.length) gOver.append(legend);
   gOver.append(s('text', { x: W - 8, y: H - 6, class: 'attribution', 'text-anchor': 'end', text: 'land: Natural Earth' }));
 
-  // Text summary under the map, for reading and for print.
-  const facts = [];
+  // Labels, most important first, each clear of the ones before, of the
+  // overlays and of the markers, and inside the map.
+  const L = labelPlacer(W, H, gLabels);
+  if (items.length) L.block(lx, ly, lx + lw, ly + lh);
+  L.block(sx - 6, sy - 20, sx + barPx + 6, sy + 8);
+  L.block(W - 120, H - 18, W, H);                      // attribution
   if (fixes.length) {
-    facts.push(`${fmtInt(fixes.length)} fixes ${fmtUtc(fixes[0].t)} – ${fmtUtc(fixes[fixes.length - 1].t)}`);
-    if (num(ctx.fixes_seen) > fixes.length) facts.push(`${fmtInt(ctx.fixes_seen)} seen in all`);
-    facts.push(`${fmtInt(outside)} outside corridors`);
-    facts.push(`${stops.length} stop${stops.length === 1 ? '' : 's'} ≥ 10 min` +
-      (stops.length ? ` (${stops.filter((x) => !x.authorised).length} outside stop zones)` : ''));
-    facts.push(`${gaps} gap${gaps === 1 ? '' : 's'} > 30 min`);
+    L.mark(X(first.lon), Y(first.lat), 6);
+    L.mark(X(last.lon), Y(last.lat), 7);
   }
-  clear(container,
-    noTrack ? h('p', { id: 'map-no-track', class: 'no-track', text: 'no GPS track' }) : null,
-    svg,
-    facts.length ? h('p', { id: 'map-summary', class: 'map-summary muted', text: facts.join(' · ') }) : null);
+  stops.forEach((st) => L.mark(X(st.lon), Y(st.lat), 9));
+  sealEvents.forEach((p) => L.mark(X(p.lon), Y(p.lat), SEAL_H));
+  L.softLine(fixes.map((p) => [X(p.lon), Y(p.lat)]));
+  for (const [x, y, r] of zoneLabels) if (r < 25) L.soft(x, y, r + 2);
+
+  if (!fixes.length) {
+    gOver.append(s('text', { id: 'map-no-track-label', x: W / 2, y: 28, class: 'map-note big', 'text-anchor': 'middle', text: 'no GPS track' }));
+  } else {
+    const lastSeal = sealEvents.includes(last) ? ` · seal ${last.seal}` : '';
+    if (fixes.length > 1) {
+      L.place(X(last.lon), Y(last.lat), `last fix ${fmtUtc(last.t).slice(5)}${lastSeal}`, 'end-label',
+        { r: lastSeal ? SEAL_W + 1 : 7 });
+    }
+    for (const p of sealEvents) {
+      if (p === last) continue;
+      L.place(X(p.lon), Y(p.lat), `seal ${p.seal} ${fmtUtc(p.t).slice(11)}`, 'seal-label', { r: SEAL_W + 1, optional: true });
+    }
+    for (const st of stops) {
+      L.place(X(st.lon), Y(st.lat), `stop ${fmtDuration(st.dur)}`, st.authorised ? 'stop-label' : 'stop-label bad',
+        { r: 9, bold: true });
+    }
+    for (const [x, y, text] of gapLabels) L.place(x, y, text, 'gap-label', { r: 4, optional: true });
+    // The first fix's label only when it is clear of the last fix's.
+    const near = fixes.length > 1 && Math.hypot(X(first.lon) - X(last.lon), Y(first.lat) - Y(last.lat)) < FIRST_LABEL_MIN_PX;
+    const firstText = fixes.length > 1 ? `first fix ${fmtUtc(first.t).slice(5)}` : `fix ${fmtUtc(first.t).slice(5)}`;
+    if (!near) L.place(X(first.lon), Y(first.lat), firstText, 'end-label', { r: 6, optional: fixes.length > 1 });
+  }
+  // Zone names above or below the circle, else clear of the markers on it.
+  for (const [x, y, r, text, cls] of zoneLabels) {
+    const R = Math.max(r, 12);
+    L.place(x, y, text, cls, { r, font: 11, optional: true,
+      spots: [[0, -(r + 4), 'middle'], [0, r + 13, 'middle'], [r + 4, 4, 'start'], [-(r + 4), 4, 'end'],
+        [0, -(R + 4), 'middle'], [0, R + 13, 'middle'], [R + 4, -(R - 2), 'start'], [-(R + 4), -(R - 2), 'end'],
+        [R + 4, R + 10, 'start'], [-(R + 4), R + 10, 'end']] });
+  }
+  return svg;
 }

@@ -76,9 +76,9 @@ TEST(BacktestOnRealKafka, ReproducesTheWorkersAlertsAndExplainsACandidate) {
 
   // 2. A candidate without party.watchlisted, against the default.
   std::string yaml(operators::DefaultProfileYaml());
-  const std::string line = "party.watchlisted: {weight: 55}";
+  const std::string line = "party.watchlisted: {weight: 55,";
   ASSERT_NE(yaml.find(line), std::string::npos) << "the default profile's watchlist line changed; update the test";
-  yaml.replace(yaml.find(line), line.size(), "party.watchlisted: {weight: 55, enabled: false}");
+  yaml.replace(yaml.find(line), line.size(), "party.watchlisted: {enabled: false, weight: 55,");
   yaml.replace(yaml.find("version: \""), 10, "version: \"no-watchlist-");
   std::ofstream(dir + "/candidate.yaml") << yaml;
   ASSERT_EQ(RunBoxwatch("backtest " + source + " --profile " + dir + "/candidate.yaml --baseline default --json " +

@@ -14,14 +14,18 @@ docs/design/control-room-api.md over a handful of realistic alerts:
                            Laem Chabang and Saraburi; RPM gamma alarm; the
                            goods description holds "<script>" (must render
                            as text); earlier alerts -1 and -2
+  TGHU...-1      CRITICAL  seal swap 45 min out of Turkmenbashi seaport (TM):
+                           20 fixes near the port on a 531 km corridor to
+                           Ashgabat, seal OPENED at the last fix (the real
+                           case the map's track framing is made for)
   TCLU...-1      HIGH      stop by the Mekong near the Nong Khai border
                            crossing after a tracking gap
   MSKU...-2      MEDIUM    late manifest amendment, weight mismatch, no track
   OOLU...-1      LOW       random selection
 
 Users (password = user name): ofc (officer, TH), supervisor (supervisor,
-TH LA), admin (admin, TH LA), ofc-th-2 (officer, TH), ofc-la-1 (officer,
-LA). Five wrong passwords in a row give 429 for 30 s.
+TH LA TM), admin (admin, TH LA TM), ofc-th-2 (officer, TH), ofc-la-1
+(officer, LA). Five wrong passwords in a row give 429 for 30 s.
 
 The live feed emits a new random alert every --alert-every seconds.
 Test hooks, without session: POST /mock/emit (one alert now; body
@@ -54,8 +58,8 @@ MIN = 60_000
 
 USERS = {
     'ofc': {'name': 'ofc', 'role': 'officer', 'regions': ['TH']},
-    'supervisor': {'name': 'supervisor', 'role': 'supervisor', 'regions': ['TH', 'LA']},
-    'admin': {'name': 'admin', 'role': 'admin', 'regions': ['TH', 'LA']},
+    'supervisor': {'name': 'supervisor', 'role': 'supervisor', 'regions': ['TH', 'LA', 'TM']},
+    'admin': {'name': 'admin', 'role': 'admin', 'regions': ['TH', 'LA', 'TM']},
     'ofc-th-2': {'name': 'ofc-th-2', 'role': 'officer', 'regions': ['TH']},
     'ofc-la-1': {'name': 'ofc-la-1', 'role': 'officer', 'regions': ['LA']},
 }
@@ -149,6 +153,18 @@ def drive(waypoints, start_ms, speed_kmh=55, step_ms=5 * MIN):
         pos_m += step_m
         t += step_ms
     return fixes
+
+
+def along(line, d_m):
+    """(lat, lon) d_m metres along a polyline of (lat, lon), clamped to its ends."""
+    acc = 0.0
+    for a, b in zip(line, line[1:]):
+        d = metres(a, b)
+        if d and acc + d >= d_m:
+            f = max(0.0, (d_m - acc) / d)
+            return (a[0] + f * (b[0] - a[0]), a[1] + f * (b[1] - a[1]))
+        acc += d
+    return line[-1]
 
 
 def park(at, start_ms, minutes, step_ms=5 * MIN):
@@ -312,6 +328,50 @@ def seed():
           rpm_ms + 300, False)
     store(make_alert(cn, 3, 'CRITICAL', inds, ['TH', 'LA'], 'THLCH', 'LAVTE', event_ms, ctx,
                      reason='ALERT_REASON_NEW_CRITICAL_INDICATOR', imo='9321483'), event_ms + 400, False)
+
+    # TGHU: the simulator's seal_swap case out of Turkmenbashi, as the real
+    # hub shows it: 20 fixes 1-5 min apart from the port gate along the first
+    # ~45 km of a 531 km corridor, seal OPENED at fix 20 (the last one).
+    cn5 = container('TGHU', 430117)
+    corr5 = {'name': 'turkmenbashi-ashgabat', 'buffer': 6000,
+             'line': [(40.00, 52.97), (40.02, 53.20), (39.98, 53.52), (39.93, 53.84), (39.63, 54.23),
+                      (39.51, 54.37), (39.38, 54.95), (39.24, 55.52), (39.11, 55.90), (38.98, 56.28),
+                      (38.71, 56.86), (38.44, 57.43), (38.16, 57.96), (37.95, 58.38)]}
+    zones5 = [{'name': 'Turkmenbashi seaport', 'c': (40.00, 52.97), 'r': 4000},
+              {'name': 'Balkanabat truck park', 'c': (39.51, 54.37), 'r': 800},
+              {'name': 'Ashgabat dry port', 'c': (37.95, 58.38), 'r': 5000}]
+    rng5 = random.Random(5207)           # own stream: the other cases stay as they were
+    t5 = now_ms() - 70 * MIN
+    fx5, t, d = [], t5, 1800.0
+    for i in range(20):
+        lat, lon = along(corr5['line'], d)
+        speed = 58 + rng5.uniform(-10, 10)
+        fx5.append({'t': t, 'lat': lat + rng5.uniform(-0.0004, 0.0004), 'lon': lon + rng5.uniform(-0.0004, 0.0004),
+                    'speed': speed})
+        dt = rng5.randint(1, 5) * MIN
+        t += dt
+        d += speed / 3.6 * dt / 1000
+    seal5 = fx5[-1]['t']
+    track5 = track_points(fx5, [corr5], zones5, seal_at=seal5)
+    man5 = {'container_number': cn5, 'version': 1, 'bill_of_lading': 'KRWASB2611207',
+            'shipper': {'name': 'Kura Agro Trading LLC', 'address': 'Baku, Azerbaijan', 'country': 'AZ'},
+            'consignee': {'name': 'Ahal Textile Import', 'address': 'Ashgabat', 'country': 'TM'},
+            'goods': [{'hs_code': '520812', 'description': 'Unbleached cotton woven fabric', 'packages': 220,
+                       'package_type': 'BL', 'gross_weight_kg': 18700}],
+            'seal_numbers': ['SL208841'], 'port_of_loading': 'AZBAK', 'port_of_discharge': 'TMKRW',
+            'final_destination': 'TMASB', 'declared_at_ms': str(t5 - 3 * 24 * 60 * MIN),
+            'container_size_type': '22G1', 'tare_weight_kg': 2200}
+    inds5 = [
+        indicator('gps.seal_breach', 'gps', 3.0, f'E-seal reported OPENED at fix 20, {metres(zones5[0]["c"], (fx5[-1]["lat"], fx5[-1]["lon"])) / 1000:.0f} km out of Turkmenbashi '
+                  'seaport, outside every authorised stop zone', [('seal_state', 'OPENED'), ('fix', '20')],
+                  seal5, critical=True),
+        indicator('gps.seal_mismatch', 'gps', 2.0, 'Seal read SX208841 from fix 20 on, declared SL208841',
+                  [('declared', 'SL208841'), ('read', 'SX208841')], seal5),
+    ]
+    store(make_alert(cn5, 1, 'CRITICAL', inds5, ['TM'], 'TMKRW', 'TMASB', seal5,
+                     {'manifest': man5, 'manifest_versions': 1, 'track': track5, 'fixes_seen': len(track5),
+                      'corridors': [corridor_json(corr5)], 'stop_zones': [zone_json(z) for z in zones5]}),
+          seal5 + 300, False)
 
     # TCLU: Udon Thani -> near the Nong Khai bridge, gap, then a stop by the river.
     cn2 = container('TCLU', 123456)
@@ -733,7 +793,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
                 if m0 <= ms < m0 + MIN:
                     row[p] += 1
             per_minute.append(row)
-        self.send(200, {'hub_id': 'hub-th-lch-1', 'regions': ['TH', 'LA'], 'connected': not opts.not_ready,
+        self.send(200, {'hub_id': 'hub-th-lch-1', 'regions': ['TH', 'LA', 'TM'], 'connected': not opts.not_ready,
                         'not_ready': opts.not_ready or '', 'alerts_stored': len(stored),
                         'last_alert_ms': max(ms for ms, _ in stored) if stored else 0, 'per_minute': per_minute})
 

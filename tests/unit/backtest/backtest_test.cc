@@ -143,7 +143,7 @@ TEST(BacktestRun, TheWindowLeavesOutLaterRecordsAndReportsNoEarlierAlert) {
 TEST(BacktestReport, ACandidateWithoutAnIndicatorDropsTheContainersItAloneAlerted) {
   const Input input = InputOf(Traffic(1500, 3));
   const operators::Profile candidate =
-      WithYamlEdit("party.watchlisted: {weight: 55}", "party.watchlisted: {weight: 55, enabled: false}");
+      WithYamlEdit("party.watchlisted: {weight: 55,", "party.watchlisted: {enabled: false, weight: 55,");
   const Side cand{"candidate", &candidate, backtest::Run(input, candidate, Options())};
   const Side base{"baseline", &Default(), backtest::Run(input, Default(), Options())};
   const Report r = BuildReport(cand, &base, {.input_source = "x"});

@@ -1,0 +1,40 @@
+#pragma once
+// Party names as screening compares them. Declarants write one company many
+// ways: legal forms ("LLC", "L.L.C.", "Limited Liability Company"),
+// abbreviations ("Gen. Trdg"), and several Latin transliterations of one
+// Cyrillic or Arabic name ("Khorvana" / "Horvana", "Valmorak" / "Walmorak").
+// A watchlist that compares names verbatim misses all of them.
+//
+// PartyKey folds those away; NameSimilarity measures what is left.
+
+#include <optional>
+#include <string>
+#include <string_view>
+#include <unordered_set>
+#include <vector>
+
+namespace boxwatch::operators {
+
+// The name's screening key: upper case, punctuation dropped, legal-form and
+// filler words removed, common abbreviations expanded, transliteration
+// variants folded (KH->H, W->V, PH->F, C/CK/Q->K, Y/J->I, doubled letters
+// once). Two spellings of one name give one key.
+std::string PartyKey(std::string_view name);
+
+// 1 - (edit distance with transpositions) / (length of the longer key): 1 for
+// equal keys, lower for more distant ones; 0 when either is empty.
+double NameSimilarity(std::string_view key_a, std::string_view key_b);
+
+struct NameMatch {
+  std::string entry;        // the list's entry as written
+  double similarity = 0;    // of the keys; 1 when they are equal
+};
+
+// The closest entry of `lists` to `name` whose key similarity is at least
+// `min_similarity` (ties: the entry first in sort order), or none.
+// `min_similarity` >= 1 admits equal keys only.
+std::optional<NameMatch> MatchName(std::string_view name,
+                                   const std::vector<const std::unordered_set<std::string>*>& lists,
+                                   double min_similarity);
+
+}  // namespace boxwatch::operators
