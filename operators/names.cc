@@ -37,7 +37,8 @@ const std::map<std::string, std::string>& Expansions() {
 }
 
 // Folds one word's transliteration variants.
-std::string FoldWord(const std::string& w) {
+std::string FoldWord(std::string w) {
+  w.erase(std::unique(w.begin(), w.end()), w.end());  // "Quorvexx" before X becomes KS
   std::string out;
   out.reserve(w.size());
   for (size_t i = 0; i < w.size(); ++i) {

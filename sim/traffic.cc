@@ -3,7 +3,9 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <map>
 #include <random>
+#include <set>
 
 #include "core/types.h"
 #include "operators/decode.h"
@@ -86,6 +88,54 @@ std::string FrontName(int k) {
   return std::string(kFrontPlaces[k % std::size(kFrontPlaces)]) + " " +
          kFrontTrades[(k / std::size(kFrontPlaces)) % std::size(kFrontTrades)] + " " +
          kFrontSuffixes[k / (std::size(kFrontPlaces) * std::size(kFrontTrades))];
+}
+
+std::string TitleCase(std::string s) {
+  bool start = true;
+  for (auto& c : s) {
+    c = static_cast<char>(start ? std::toupper(static_cast<unsigned char>(c)) : std::tolower(static_cast<unsigned char>(c)));
+    start = c == ' ';
+  }
+  return s;
+}
+
+// Another spelling of a listed name, as declarants write one company: a
+// different legal form, abbreviated words, a Latin transliteration variant
+// (KH/H, V/W, K/C, a doubled letter), in title case. The screening key
+// (operators/names.h) is the listed one's.
+std::string Respell(const std::string& listed, std::mt19937& rng) {
+  std::vector<std::string> words;
+  for (size_t at = 0; at < listed.size();) {
+    const size_t space = std::min(listed.find(' ', at), listed.size());
+    words.push_back(listed.substr(at, space - at));
+    at = space + 1;
+  }
+  static const std::set<std::string> kForms = {"LLC", "LLP", "LTD", "CO", "SA", "GMBH", "JSC", "FZE"};
+  static const std::map<std::string, std::string> kShort = {
+      {"GENERAL", "Gen."}, {"TRADING", "Trdg"}, {"LOGISTICS", "Log."}, {"HOLDINGS", "Hldgs"},
+      {"SHIPPING", "Shpg"}, {"SERVICES", "Svcs"}, {"EXPORT", "Exp."}, {"EXPORTS", "Exp."}, {"CHEMICALS", "Chem."}};
+  std::string out;
+  const uint32_t how = rng() % 4;
+  for (size_t i = 0; i < words.size(); ++i) {
+    std::string w = words[i];
+    if (kForms.count(w)) continue;  // legal forms go; one is added below
+    if (w == "AND") w = "&";
+    if (how == 1 && kShort.count(w)) w = kShort.at(w);
+    if (how == 2 && i == 0) {  // transliteration of the distinctive first word
+      if (w.rfind("KH", 0) == 0) w = "H" + w.substr(2);
+      else if (w[0] == 'V') w[0] = 'W';
+      else if (w[0] == 'K') w = "KH" + w.substr(1);
+      else if (w.find('K') != std::string::npos) w[w.find('K')] = 'C';
+      else w.insert(w.size() - 1, 1, w[w.size() - 1]);  // a doubled last letter
+    }
+    out += (out.empty() ? "" : " ") + (w.back() == '.' || w == "Trdg" || w == "Hldgs" || w == "Shpg" || w == "Svcs"
+                                            ? w
+                                            : TitleCase(w));
+  }
+  static const char* kLegal[] = {"L.L.C.", "Ltd.", "Co., Ltd", "Limited", "LLP", "JSC", ""};
+  const char* form = kLegal[rng() % std::size(kLegal)];
+  if (how == 3) return out;  // no legal form at all
+  return *form ? out + " " + form : out;
 }
 
 std::string PartyName(std::mt19937& rng) {
@@ -180,6 +230,7 @@ const char* ScenarioName(Scenario s) {
     case Scenario::kBenignTrafficStop: return "benign_short_stops_in_traffic";
     case Scenario::kBenignAmendment: return "benign_early_amendment";
     case Scenario::kBenignNorm: return "benign_natural_radioactivity";
+    case Scenario::kBenignSimilarName: return "benign_similar_party_name";
   }
   return "?";
 }
@@ -201,7 +252,7 @@ bool IsSmuggling(Scenario s) {
 }
 
 Scenario ScenarioFromName(std::string_view name) {
-  for (int i = 0; i <= static_cast<int>(Scenario::kBenignNorm); ++i) {
+  for (int i = 0; i <= static_cast<int>(Scenario::kBenignSimilarName); ++i) {
     if (name == ScenarioName(static_cast<Scenario>(i))) return static_cast<Scenario>(i);
   }
   return Scenario::kNone;
@@ -241,7 +292,7 @@ Traffic GenerateTraffic(const TrafficOptions& o, const operators::Profile& profi
                                  Scenario::kWatchlisted,  Scenario::kRiskyRoute,    Scenario::kWeightMismatch,
                                  Scenario::kTrackingGap,  Scenario::kLateAmendment};
   const Scenario kLookalikes[] = {Scenario::kBenignZoneStop, Scenario::kBenignTrafficStop, Scenario::kBenignAmendment,
-                                  Scenario::kBenignNorm};
+                                  Scenario::kBenignNorm, Scenario::kBenignSimilarName};
 
   int front = 0;  // next unused front-company name
   for (int c = 0; c < o.containers; ++c) {
@@ -295,10 +346,20 @@ Traffic GenerateTraffic(const TrafficOptions& o, const operators::Profile& profi
     }
     auto next_front = [&] { return reused >= 0 ? FrontName(reused++) : FrontName(front++); };
     m.mutable_shipper()->set_name(guilty ? next_front() : kShippers[rng() % std::size(kShippers)]);
-    m.mutable_consignee()->set_name(sc == Scenario::kWatchlisted && !watchlisted.empty()
-                                        ? watchlisted[rng() % watchlisted.size()]
-                                    : guilty ? next_front()
-                                             : PartyName(rng));
+    if (sc == Scenario::kWatchlisted && !watchlisted.empty()) {
+      // Half the listed consignees declare under another spelling of the
+      // listed name, as evasion and sloppy filing both do.
+      const std::string& listed = watchlisted[rng() % watchlisted.size()];
+      m.mutable_consignee()->set_name(u(rng) < 0.5 ? Respell(listed, rng) : listed);
+    } else if (sc == Scenario::kBenignSimilarName && !watchlisted.empty()) {
+      // Another company, named in the same pattern: a place of its own in
+      // place of the listed name's distinctive first word.
+      std::string name = watchlisted[rng() % watchlisted.size()];
+      name = std::string(kPlaces[rng() % std::size(kPlaces)]) + name.substr(std::min(name.find(' '), name.size()));
+      m.mutable_consignee()->set_name(TitleCase(name));
+    } else {
+      m.mutable_consignee()->set_name(guilty ? next_front() : PartyName(rng));
+    }
     m.mutable_notify_party()->set_name(PartyName(rng));
     auto* g = m.add_goods();
     int packages = cargo.min_packages + static_cast<int>(rng() % (cargo.max_packages - cargo.min_packages + 1));

@@ -28,6 +28,7 @@ TEST(PartyKey, FoldsSpellingsOfOneNameAndKeepsOthersApart) {
       {"Zandrek Chemicals Co Ltd", "Zandrek Textiles Co Ltd", false},
       {"Ostrivan Impex", "Ostrivan Export", false},
       {"Mekong Agro Trading Co Ltd", "Mekong Agro Trading JSC", true},
+      {"Quorvex Shipping Services", "Quorvexx Shpg Svcs", true},  // a doubled X
   };
   for (const auto& c : cases)
     EXPECT_EQ(PartyKey(c.a) == PartyKey(c.b), c.same) << c.a << " | " << c.b << ": " << PartyKey(c.a) << " | "
