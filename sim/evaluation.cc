@@ -1,7 +1,10 @@
 #include "sim/evaluation.h"
 
+#include <algorithm>
+#include <cmath>
 #include <cstdio>
 #include <fstream>
+#include <map>
 #include <set>
 #include <sstream>
 
@@ -180,6 +183,74 @@ std::string Evaluation::Json() const {
     first = false;
   }
   out << "}}";
+  return out.str();
+}
+
+SeedFigure OverSeeds(const std::vector<double>& values) {
+  SeedFigure f;
+  f.runs = static_cast<int>(values.size());
+  if (values.empty()) return f;
+  double sum = 0;
+  f.min = values[0], f.max = values[0];
+  for (double v : values) {
+    sum += v;
+    f.min = std::min(f.min, v);
+    f.max = std::max(f.max, v);
+  }
+  f.mean = sum / values.size();
+  if (values.size() < 2) {
+    f.low = f.high = f.mean;
+    return f;
+  }
+  double ss = 0;
+  for (double v : values) ss += (v - f.mean) * (v - f.mean);
+  const double sd = std::sqrt(ss / (values.size() - 1));
+  // Two-sided 97.5 % quantiles of Student's t for 1..10 degrees of freedom;
+  // beyond, the normal's 1.96 is close enough.
+  static const double kT[] = {12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228};
+  const size_t df = values.size() - 1;
+  const double t = df <= 10 ? kT[df - 1] : 1.96;
+  const double half = t * sd / std::sqrt(static_cast<double>(values.size()));
+  f.low = std::max(0.0, f.mean - half);
+  f.high = std::min(1.0, f.mean + half);
+  return f;
+}
+
+std::string SeedTable(const std::vector<uint32_t>& seeds, const std::vector<Evaluation>& runs) {
+  std::ostringstream out;
+  out << "seeds";
+  for (uint32_t s : seeds) out << " " << s;
+  out << " (" << runs.size() << " runs)\n\n";
+  out << "alert at      precision mean [95% CI]  (min-max)     recall mean [95% CI]  (min-max)\n";
+  char line[200];
+  for (v1::Priority p : {v1::PRIORITY_MEDIUM, v1::PRIORITY_HIGH, v1::PRIORITY_CRITICAL}) {
+    std::vector<double> precision, recall;
+    for (const auto& r : runs) {
+      precision.push_back(r.At(p).precision);
+      recall.push_back(r.At(p).recall);
+    }
+    const SeedFigure pr = OverSeeds(precision), rc = OverSeeds(recall);
+    std::snprintf(line, sizeof line, "%-9s     %.3f [%.3f, %.3f] (%.3f-%.3f)   %.3f [%.3f, %.3f] (%.3f-%.3f)\n",
+                  (std::string(p == v1::PRIORITY_MEDIUM ? "MEDIUM" : p == v1::PRIORITY_HIGH ? "HIGH" : "CRITICAL") +
+                   "+").c_str(),
+                  pr.mean, pr.low, pr.high, pr.min, pr.max, rc.mean, rc.low, rc.high, rc.min, rc.max);
+    out << line;
+  }
+  // Pooled per scenario: containers reaching HIGH+ over containers.
+  std::map<Scenario, std::pair<int, int>> pooled;  // reached HIGH+, containers
+  for (const auto& r : runs) {
+    for (const auto& row : r.rows) {
+      auto& [hit, n] = pooled[row.scenario];
+      hit += row.reached[v1::PRIORITY_HIGH] + row.reached[v1::PRIORITY_CRITICAL];
+      n += row.containers;
+    }
+  }
+  out << "\nscenario (pooled over the runs)      boxes   HIGH+ %\n";
+  for (const auto& [sc, hn] : pooled) {
+    std::snprintf(line, sizeof line, "%s %-34s %6d  %6.1f%%\n", IsSmuggling(sc) ? "*" : " ", ScenarioName(sc),
+                  hn.second, hn.second ? 100.0 * hn.first / hn.second : 0.0);
+    out << line;
+  }
   return out.str();
 }
 

@@ -51,4 +51,18 @@ struct Evaluation {
 // `alerts`: every alert seen (any order, duplicates allowed).
 Evaluation Evaluate(const Labels& labels, const std::vector<v1::Alert>& alerts);
 
+// A figure over several independent runs (seeds): its mean and the 95 %
+// confidence interval of the mean (Student's t, n - 1 degrees of freedom),
+// with the smallest and largest run.
+struct SeedFigure {
+  double mean = 0, low = 0, high = 0, min = 0, max = 0;
+  int runs = 0;
+};
+SeedFigure OverSeeds(const std::vector<double>& values);
+
+// The evaluations of runs with different seeds, summarised: precision and
+// recall at MEDIUM+, HIGH+ and CRITICAL+ with intervals, and each scenario's
+// share reaching HIGH+ pooled over the runs. A table for people.
+std::string SeedTable(const std::vector<uint32_t>& seeds, const std::vector<Evaluation>& runs);
+
 }  // namespace boxwatch::sim

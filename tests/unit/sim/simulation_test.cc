@@ -3,6 +3,8 @@
 // default profile must reach on the default simulation.
 #include <gtest/gtest.h>
 
+#include <cmath>
+
 #include <cstdio>
 
 #include "operators/decode.h"
@@ -80,6 +82,45 @@ TEST(Simulation, DefaultProfileOnTheDefaultSimulationReachesItsDetectionTargets)
       EXPECT_GE(eval.Recall(row.scenario, v1::PRIORITY_HIGH), 0.8) << ScenarioName(row.scenario);
     }
   }
+}
+
+// Five seeds, five fleets and mixes: every run must reach the targets, and
+// the table (means with 95 % intervals, pooled recall by scenario) is what
+// docs/simulation.md reports.
+TEST(Simulation, DefaultProfileOverFiveSeedsReachesItsTargetsInEveryRun) {
+  const auto profile = DefaultProfile();
+  const std::vector<uint32_t> seeds = {1, 2, 3, 4, 5};
+  std::vector<Evaluation> runs;
+  for (uint32_t seed : seeds) {
+    const auto traffic = GenerateTraffic({.seed = seed, .containers = 5000}, profile);
+    runs.push_back(Evaluate(traffic.labels, RunOffline(traffic, profile)));
+    const Evaluation& e = runs.back();
+    EXPECT_GE(e.At(v1::PRIORITY_HIGH).recall, 0.9) << "seed " << seed;
+    EXPECT_GE(e.At(v1::PRIORITY_HIGH).precision, 0.8) << "seed " << seed;
+  }
+  std::printf("%s\n", SeedTable(seeds, runs).c_str());
+  std::map<Scenario, std::pair<int, int>> pooled;
+  for (const auto& r : runs)
+    for (const auto& row : r.rows) {
+      pooled[row.scenario].first += row.reached[v1::PRIORITY_HIGH] + row.reached[v1::PRIORITY_CRITICAL];
+      pooled[row.scenario].second += row.containers;
+    }
+  for (const auto& [sc, hn] : pooled) {
+    const double share = static_cast<double>(hn.first) / hn.second;
+    if (IsSmuggling(sc)) EXPECT_GE(share, 0.8) << ScenarioName(sc);
+    else EXPECT_LE(share, 0.05) << ScenarioName(sc) << ": a look-alike class over 5 % at HIGH+";
+  }
+}
+
+TEST(Evaluation, SeedFiguresHaveStudentIntervals) {
+  const SeedFigure f = OverSeeds({0.90, 0.92, 0.94, 0.96, 0.98});
+  EXPECT_NEAR(f.mean, 0.94, 1e-12);
+  // sd = sqrt(0.004 / 4) = 0.0316, t(4) = 2.776: half-width 0.0393.
+  EXPECT_NEAR(f.high - f.mean, 2.776 * std::sqrt(0.004 / 4) / std::sqrt(5.0), 1e-6);
+  EXPECT_DOUBLE_EQ(f.min, 0.90);
+  EXPECT_DOUBLE_EQ(f.max, 0.98);
+  EXPECT_EQ(OverSeeds({0.5}).low, 0.5);
+  EXPECT_LE(OverSeeds({0.99, 1.0, 1.0}).high, 1.0) << "clipped to [0, 1]";
 }
 
 TEST(Evaluation, CountsByHighestPriorityAndScoresEachThreshold) {
