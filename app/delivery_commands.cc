@@ -15,6 +15,7 @@
 #include <fstream>
 #include <functional>
 #include <iostream>
+#include <optional>
 #include <sstream>
 #include <thread>
 
@@ -92,28 +93,32 @@ struct HubArgs {
 // Reads a password from stdin: prompted twice without echo on a terminal,
 // else the first line (for scripts). Never from the command line.
 Result<std::string> ReadPassword() {
-  auto line = [](bool echo_off) {
+  // Echo off on a terminal; nullopt when it cannot be turned off (the
+  // password would show).
+  auto line = [](bool echo_off) -> std::optional<std::string> {
     termios old{};
     const bool tty = ::isatty(STDIN_FILENO) && ::tcgetattr(STDIN_FILENO, &old) == 0;
     if (tty && echo_off) {
       termios quiet = old;
       quiet.c_lflag &= ~static_cast<tcflag_t>(ECHO);
-      ::tcsetattr(STDIN_FILENO, TCSANOW, &quiet);
+      if (::tcsetattr(STDIN_FILENO, TCSANOW, &quiet) != 0) return std::nullopt;
     }
     std::string text;
     std::getline(std::cin, text);
     if (tty && echo_off) {
-      ::tcsetattr(STDIN_FILENO, TCSANOW, &old);
+      (void)::tcsetattr(STDIN_FILENO, TCSANOW, &old);
       std::fputs("\n", stderr);
     }
     return text;
   };
-  if (!::isatty(STDIN_FILENO)) return line(false);
+  if (!::isatty(STDIN_FILENO)) return *line(false);
   std::fputs("password: ", stderr);
-  std::string first = line(true);
+  auto first = line(true);
+  if (!first) return Error(Errc::kIo, "cannot turn off the terminal's echo; pipe the password in instead");
   std::fputs("again: ", stderr);
-  if (line(true) != first) return Error(Errc::kInvalidArgument, "the passwords differ");
-  return first;
+  auto again = line(true);
+  if (!again || *again != *first) return Error(Errc::kInvalidArgument, "the passwords differ");
+  return *first;
 }
 
 struct AccountArgs {

@@ -12,8 +12,12 @@
 #include <chrono>
 #include <condition_variable>
 #include <deque>
+#include <list>
+#include <system_error>
 #include <mutex>
 #include <thread>
+
+#include "core/log.h"
 
 namespace boxwatch::http {
 namespace {
@@ -22,20 +26,35 @@ constexpr size_t kMaxRequestBytes = 4 << 20;
 
 // httplib's own pool has a fixed number of threads, and a keep-alive or
 // streaming connection holds its thread for as long as it is open. This one
-// starts a thread when none is idle, up to `max` (later connections queue),
-// and lets a thread end after a minute idle.
+// starts a thread whenever queued connections outnumber idle threads, up to
+// `max` (later connections queue), and lets a thread end after a minute
+// idle; ended threads are joined at the next connection.
 class ElasticPool : public httplib::TaskQueue {
  public:
   explicit ElasticPool(size_t max) : max_(max) {}
   ~ElasticPool() override { shutdown(); }
 
   void enqueue(std::function<void()> fn) override {
-    std::lock_guard lock(mu_);
-    jobs_.push_back(std::move(fn));
-    if (idle_ == 0 && threads_.size() - exited_ < max_) {
-      threads_.emplace_back([this] { Work(); });
+    std::list<std::thread> ended;
+    {
+      std::lock_guard lock(mu_);
+      jobs_.push_back(std::move(fn));
+      // Threads that ended: taken out here, joined below (they are done).
+      for (const auto& id : done_) {
+        auto it = std::find_if(threads_.begin(), threads_.end(), [&](const std::thread& t) { return t.get_id() == id; });
+        if (it != threads_.end()) ended.splice(ended.end(), threads_, it);
+      }
+      done_.clear();
+      if (jobs_.size() > idle_ && threads_.size() < max_) {
+        try {
+          threads_.emplace_back([this] { Work(); });
+        } catch (const std::system_error&) {
+          // No thread to be had now: the job waits for a running one.
+        }
+      }
     }
     cv_.notify_one();
+    for (auto& t : ended) t.join();
   }
 
   void shutdown() override {
@@ -56,7 +75,7 @@ class ElasticPool : public httplib::TaskQueue {
       const bool woke = cv_.wait_for(lock, std::chrono::seconds(60), [&] { return shutdown_ || !jobs_.empty(); });
       --idle_;
       if (jobs_.empty() && (shutdown_ || !woke)) {
-        ++exited_;  // the std::thread object stays until shutdown joins it
+        if (!shutdown_) done_.push_back(std::this_thread::get_id());  // joined by the next enqueue
         return;
       }
       auto fn = std::move(jobs_.front());
@@ -71,9 +90,9 @@ class ElasticPool : public httplib::TaskQueue {
   std::mutex mu_;
   std::condition_variable cv_;
   std::deque<std::function<void()>> jobs_;
-  std::vector<std::thread> threads_;
+  std::list<std::thread> threads_;
+  std::vector<std::thread::id> done_;
   size_t idle_ = 0;
-  size_t exited_ = 0;
   bool shutdown_ = false;
 };
 
@@ -280,11 +299,12 @@ Result<std::unique_ptr<Server>> Server::Start(const Options& options, Handler ha
       try {
         r = raw->handler(req);
       } catch (const std::exception& e) {
-        r = Response::Error(500, e.what());
+        BW_LOG(kError, "http") << req.method << " " << req.path << ": " << e.what();
+        r = Response::Error(500, "internal error");
       }
     }
     out.status = r.status;
-    for (const auto& [k, v] : r.headers) out.headers.emplace(k, v);
+    for (const auto& [k, v] : r.headers) out.set_header(k, v);  // refuses CR/LF in a value
     if (r.stream) {
       out.set_header("Cache-Control", "no-cache");
       auto stream = std::move(r.stream);

@@ -44,6 +44,11 @@ class Accounts {
   // The person whose password this is, or null. Takes argon2id's time
   // (about 0.1 s) whether or not the name exists.
   const Account* Verify(std::string_view name, std::string_view password) const;
+  // The hash Verify checks a name against: the account's, or a stand-in
+  // (never matching) for an unknown name, so that both cost the same.
+  std::string HashFor(std::string_view name) const;
+  // argon2id check of `password` against `hash`; thread-safe, no lock held.
+  static bool VerifyPassword(const std::string& hash, std::string_view password);
   // The token's account, or null.
   const Account* VerifyToken(std::string_view token) const;
 

@@ -4,7 +4,9 @@
 #include <google/protobuf/util/json_util.h>
 #include <sys/stat.h>
 
+#include <atomic>
 #include <chrono>
+#include <cmath>
 #include <condition_variable>
 #include <deque>
 #include <list>
@@ -35,6 +37,11 @@ constexpr int kMaxFailuresPerName = 5;                   // failed logins per na
 constexpr int kMaxFailuresPerAddress = 20;               // ... or per address ...
 constexpr int64_t kFailureWindowMs = 5 * 60 * 1000;      // ... within this window lock logins out
 constexpr size_t kMaxListenerBacklog = 10000;            // live-feed events queued per client
+constexpr size_t kMaxFeedsPerCaller = 8;                 // live feeds one account may hold open
+constexpr size_t kMaxFeeds = 900;                        // and all of them (the HTTP pool serves 1,024)
+constexpr int kMaxConcurrentHashes = 2;                  // argon2id checks at once (64 MiB, 0.1 s each)
+constexpr size_t kMaxFailureKeys = 100000;               // names and addresses with recent failures
+constexpr size_t kMaxSummaryPage = 1000;                 // summaries per page; format=full may ask more
 
 std::string Q(std::string_view s) { return "\"" + JsonEscape(s) + "\""; }
 
@@ -196,7 +203,7 @@ struct Entry {
     for (const auto& x : regions) r += (r.empty() ? "" : ",") + Q(x);
     for (const auto& x : families) f += (f.empty() ? "" : ",") + Q(x);
     char score_text[32];
-    std::snprintf(score_text, sizeof score_text, "%.4g", score);
+    std::snprintf(score_text, sizeof score_text, "%.4g", std::isfinite(score) ? score : 0.0);
     return "{\"alert_id\":" + Q(id) + ",\"container_number\":" + Q(container) + ",\"sequence\":" +
            std::to_string(sequence) + ",\"priority\":" + Q(PriorityName(static_cast<v1::Priority>(priority))) +
            ",\"score\":" + score_text + ",\"regions\":[" + r + "],\"port_of_discharge\":" + Q(discharge) +
@@ -223,6 +230,7 @@ struct OrderKey {
 
 struct Session {
   std::string user;
+  std::string password_hash;  // at login: a new password ends the session
   std::string csrf;
   int64_t created_ms = 0;
   int64_t last_ms = 0;
@@ -238,33 +246,47 @@ struct Caller {
 // Live-feed fan-out; each client sees only its regions.
 class LiveFeed {
  public:
+  using Event = std::shared_ptr<const std::string>;  // one copy, shared by every listener
   struct Listener {
+    std::string caller;
     std::vector<std::string> regions;
-    std::deque<std::string> events;
+    std::deque<Event> events;
     bool overflowed = false;
   };
-  std::shared_ptr<Listener> Join(std::vector<std::string> regions) {
+  // A new listener, or null when `caller` holds kMaxFeedsPerCaller already
+  // or the hub kMaxFeeds.
+  std::shared_ptr<Listener> Join(const std::string& caller, std::vector<std::string> regions) {
     std::lock_guard lock(mu_);
+    if (listeners_.size() >= kMaxFeeds || per_caller_[caller] >= kMaxFeedsPerCaller) return nullptr;
+    ++per_caller_[caller];
     listeners_.push_back(std::make_shared<Listener>());
+    listeners_.back()->caller = caller;
     listeners_.back()->regions = std::move(regions);
     return listeners_.back();
   }
   void Leave(const std::shared_ptr<Listener>& l) {
     std::lock_guard lock(mu_);
     listeners_.remove(l);
+    if (--per_caller_[l->caller] == 0) per_caller_.erase(l->caller);
   }
-  void Publish(const std::string& event, const std::vector<std::string>& regions) {
+  // Events with the regions each concerns, in order, under one lock.
+  void Publish(const std::vector<std::pair<std::string, std::vector<std::string>>>& batch) {
+    if (batch.empty()) return;
+    std::vector<Event> events;
+    for (const auto& [text, regions] : batch) events.push_back(std::make_shared<const std::string>(text));
     std::lock_guard lock(mu_);
     for (auto& l : listeners_) {
       Account probe;
       probe.regions = l->regions;
-      if (!probe.MayRead(regions)) continue;
-      if (l->events.size() >= kMaxListenerBacklog) l->overflowed = true;
-      else l->events.push_back(event);
+      for (size_t i = 0; i < batch.size(); ++i) {
+        if (!probe.MayRead(batch[i].second)) continue;
+        if (l->events.size() >= kMaxListenerBacklog) l->overflowed = true;
+        else l->events.push_back(events[i]);
+      }
     }
     cv_.notify_all();
   }
-  std::deque<std::string> Take(const std::shared_ptr<Listener>& l, milliseconds timeout, bool* overflowed) {
+  std::deque<Event> Take(const std::shared_ptr<Listener>& l, milliseconds timeout, bool* overflowed) {
     std::unique_lock lock(mu_);
     cv_.wait_for(lock, timeout, [&] { return !l->events.empty() || l->overflowed; });
     *overflowed = l->overflowed;
@@ -279,6 +301,7 @@ class LiveFeed {
   std::mutex mu_;
   std::condition_variable cv_;
   std::list<std::shared_ptr<Listener>> listeners_;
+  std::unordered_map<std::string, size_t> per_caller_;
 };
 
 }  // namespace
@@ -308,7 +331,7 @@ class ControlRoom::Impl {
 
   void AlertsStored(const std::vector<const v1::Alert*>& alerts) {
     const int64_t now = NowMs();
-    std::vector<std::pair<std::string, std::vector<std::string>>> events;
+    std::vector<std::pair<std::string, std::vector<std::string>>> events;  // text, regions
     {
       std::lock_guard lock(mu_);
       for (const v1::Alert* a : alerts) {
@@ -317,7 +340,7 @@ class ControlRoom::Impl {
         Add(std::move(e));
       }
     }
-    for (const auto& [event, regions] : events) feed_.Publish(event, regions);
+    feed_.Publish(events);
   }
 
   Response Handle(const http::Request& req) {
@@ -382,7 +405,7 @@ class ControlRoom::Impl {
     const std::string sid = Cookie(req, "bw_session");
     if (sid.empty()) return std::nullopt;
     const int64_t now = NowMs();
-    std::string user, csrf;
+    std::string user, csrf, hash;
     {
       std::lock_guard lock(sessions_mu_);
       auto it = sessions_.find(sid);
@@ -394,10 +417,13 @@ class ControlRoom::Impl {
       it->second.last_ms = now;
       user = it->second.user;
       csrf = it->second.csrf;
+      hash = it->second.password_hash;
     }
     std::lock_guard lock(accounts_mu_);
-    const Account* a = accounts_.Find(user, false);  // a removed user's sessions end here
-    if (!a) return std::nullopt;
+    const Account* a = accounts_.Find(user, false);
+    // A removed user's sessions end here, and so do those from before a
+    // password change.
+    if (!a || a->hash != hash) return std::nullopt;
     return Caller{*a, sid, csrf};
   }
 
@@ -414,47 +440,81 @@ class ControlRoom::Impl {
     return c;
   }
 
-  // Seconds until `who` may try again, 0 when not locked out.
+  // Seconds until `key` may try again, 0 when not locked out. Caller holds
+  // failures_mu_.
   int64_t LockedOutFor(const std::string& key, int max_failures, int64_t now) {
     auto it = failures_.find(key);
     if (it == failures_.end()) return 0;
     auto& times = it->second;
     while (!times.empty() && now - times.front() > kFailureWindowMs) times.pop_front();
+    if (times.empty()) {
+      failures_.erase(it);
+      return 0;
+    }
     if (static_cast<int>(times.size()) < max_failures) return 0;
     return (times.back() + kFailureWindowMs - now) / 1000 + 1;
   }
 
+  // Counts a failure for `key`; caller holds failures_mu_. The map stays
+  // bounded whatever names or addresses a client makes up.
+  void CountFailure(const std::string& key, int64_t now) {
+    if (failures_.size() >= kMaxFailureKeys && !failures_.count(key)) {
+      std::erase_if(failures_, [&](const auto& kv) { return now - kv.second.back() > kFailureWindowMs; });
+      if (failures_.size() >= kMaxFailureKeys) failures_.clear();
+    }
+    auto& times = failures_[key];
+    times.push_back(now);
+    if (times.size() > 64) times.pop_front();
+  }
+
   Response Login(const http::Request& req) {
+    // JSON only: a cross-site form cannot send it, so no one logs a victim's
+    // browser into their own account.
+    if (Header(req, "content-type").rfind("application/json", 0) != 0)
+      return Response::Error(415, "send the login as application/json");
     auto doc = ParseObject(req.body);
     if (!doc.ok()) return Response::Error(400, doc.error().message);
     const std::string name = Field(*doc, "username"), password = Field(*doc, "password");
     if (name.empty() || password.empty() || name.size() > 64 || password.size() > 1024)
       return Response::Error(400, "give username and password");
     const int64_t now = NowMs();
+    const std::string name_key = "n/" + name, address_key = "a/" + req.remote_addr;
     {
+      // Checked and counted in one step (the failure is taken back on
+      // success), so a burst of guesses gets no more than the limit.
       std::lock_guard lock(failures_mu_);
-      const int64_t wait = std::max(LockedOutFor("n/" + name, kMaxFailuresPerName, now),
-                                    LockedOutFor("a/" + req.remote_addr, kMaxFailuresPerAddress, now));
+      const int64_t wait = std::max(LockedOutFor(name_key, kMaxFailuresPerName, now),
+                                    LockedOutFor(address_key, kMaxFailuresPerAddress, now));
       if (wait > 0) {
         Response r = Response::Error(429, "too many failed logins; try again in " + std::to_string(wait) + " s");
         r.headers.emplace_back("Retry-After", std::to_string(wait));
         return r;
       }
+      CountFailure(name_key, now);
+      CountFailure(address_key, now);
     }
     ReloadAccountsIfChanged();
-    std::optional<Account> account;
+    std::string hash;
     {
       std::lock_guard lock(accounts_mu_);
-      // The hash runs outside nothing else: argon2id is slow by design.
-      const Account* a = accounts_.Verify(name, password);
-      if (a) account = *a;
+      hash = accounts_.HashFor(name);
+    }
+    // argon2id outside every lock, at most kMaxConcurrentHashes at once.
+    if (hashing_.fetch_add(1) >= kMaxConcurrentHashes) {
+      hashing_.fetch_sub(1);
+      Response r = Response::Error(503, "the hub is checking other logins; try again in a second");
+      r.headers.emplace_back("Retry-After", "1");
+      return r;
+    }
+    const bool ok = Accounts::VerifyPassword(hash, password);
+    hashing_.fetch_sub(1);
+    std::optional<Account> account;
+    if (ok) {
+      std::lock_guard lock(accounts_mu_);
+      const Account* a = accounts_.Find(name, false);
+      if (a && a->hash == hash) account = *a;
     }
     if (!account) {
-      {
-        std::lock_guard lock(failures_mu_);
-        failures_["n/" + name].push_back(now);
-        failures_["a/" + req.remote_addr].push_back(now);
-      }
       // The name only when it is an account's: a password typed into the
       // name field must not land in the audit trail.
       bool known = false;
@@ -467,9 +527,13 @@ class ControlRoom::Impl {
     }
     {
       std::lock_guard lock(failures_mu_);
-      failures_.erase("n/" + name);
+      failures_.erase(name_key);
+      if (auto it = failures_.find(address_key); it != failures_.end() && !it->second.empty()) {
+        it->second.pop_back();  // this attempt was not a failure
+        if (it->second.empty()) failures_.erase(it);
+      }
     }
-    Session s{account->name, RandomHex(32), now, now};
+    Session s{account->name, account->hash, RandomHex(32), now, now};
     const std::string sid = RandomHex(32);
     {
       std::lock_guard lock(sessions_mu_);
@@ -482,6 +546,23 @@ class ControlRoom::Impl {
     Response r = Response::Json(200, "{\"user\":" + UserJson(*account) + ",\"csrf_token\":" + Q(s.csrf) + "}");
     r.headers.emplace_back("Set-Cookie", SessionCookie(sid, false));
     return r;
+  }
+
+  // Whether a caller authenticated earlier still is (session alive, account
+  // there, password unchanged): an open live feed asks every few seconds.
+  bool StillValid(const Caller& c) {
+    if (!c.session_id.empty()) {
+      std::lock_guard lock(sessions_mu_);
+      auto it = sessions_.find(c.session_id);
+      const int64_t now = NowMs();
+      if (it == sessions_.end() || now - it->second.last_ms > kSessionIdleMs ||
+          now - it->second.created_ms > kSessionMaxMs || it->second.password_hash != c.account.hash)
+        return false;
+    }
+    ReloadAccountsIfChanged();
+    std::lock_guard lock(accounts_mu_);
+    const Account* a = accounts_.Find(c.account.name, c.account.is_token);
+    return a && a->hash == c.account.hash && a->regions == c.account.regions;
   }
 
   Response Route(const http::Request& req) {
@@ -585,6 +666,8 @@ class ControlRoom::Impl {
       *out = static_cast<size_t>(v);
     }
     const bool full = req.Param("format") == "full";
+    if (!full && limit > kMaxSummaryPage)
+      return Response::Error(400, "limit is at most " + std::to_string(kMaxSummaryPage) + " (format=full reads more)");
     std::vector<std::string> page_ids;
     size_t total = 0;
     std::string body;
@@ -668,7 +751,7 @@ class ControlRoom::Impl {
       std::lock_guard l(mu_);
       entries_.at(id).workflow = w;
     }
-    feed_.Publish("event: workflow\ndata: {\"alert_id\":" + Q(id) + ",\"workflow\":" + w.Json() + "}\n\n", regions);
+    feed_.Publish({{"event: workflow\ndata: {\"alert_id\":" + Q(id) + ",\"workflow\":" + w.Json() + "}\n\n", regions}});
     return w;
   }
 
@@ -784,18 +867,28 @@ class ControlRoom::Impl {
     if (!parsed.ok())
       return Response::Error(400, "body is not an InspectionOutcome in JSON: " + ClipText(std::string(parsed.message()), 256));
     if (!operators::OutcomeSizeProblems(o).empty()) return ReportFailed(Report(o).error());
-    bool allowed = std::find(caller.account.regions.begin(), caller.account.regions.end(), "*") !=
-                   caller.account.regions.end();
-    if (!allowed) {
+    const bool national = std::find(caller.account.regions.begin(), caller.account.regions.end(), "*") !=
+                          caller.account.regions.end();
+    bool allowed = national;
+    {
       std::lock_guard lock(mu_);
       if (!o.alert_id().empty()) {
         auto it = entries_.find(o.alert_id());
-        allowed = it != entries_.end() && caller.account.MayRead(it->second.regions);
+        if (it != entries_.end() && it->second.container != o.container_number())
+          return Response::Error(400, "alert " + o.alert_id() + " is not of container " + o.container_number());
+        allowed = allowed || (it != entries_.end() && caller.account.MayRead(it->second.regions));
       } else if (auto it = by_container_.find(o.container_number()); it != by_container_.end()) {
         for (const auto& id : it->second) allowed = allowed || caller.account.MayRead(entries_.at(id).regions);
       }
     }
     if (!allowed) return Response::Error(403, "no alert of this container in your regions at this hub");
+    if (!national) {
+      // A regional caller reports as itself: its name is the unit, and the
+      // outcome id is its own, so it can neither speak for another unit nor
+      // overwrite another's outcome.
+      o.set_officer_unit(caller.account.name);
+      o.set_outcome_id(caller.account.name + "/" + o.outcome_id());
+    }
     auto reply = Report(o);
     if (!reply.ok()) return ReportFailed(reply.error());
     Audit(caller.account.name, "outcome", o.alert_id(), o.container_number(), "via API (" + o.outcome_id() + ")");
@@ -803,17 +896,35 @@ class ControlRoom::Impl {
   }
 
   Response LiveEvents(const Caller& caller) {
+    auto joined = feed_.Join((caller.account.is_token ? "t/" : "u/") + caller.account.name, caller.account.regions);
+    if (!joined)
+      return Response::Error(503, "too many live feeds open (at most " + std::to_string(kMaxFeedsPerCaller) +
+                                      " per account)");
+    // Leaves the feed when the last copy of the stream goes, whether or not
+    // the stream ever ran (the client may be gone before the headers).
+    struct Ticket {
+      LiveFeed* feed;
+      std::shared_ptr<LiveFeed::Listener> listener;
+      ~Ticket() { feed->Leave(listener); }
+    };
+    auto ticket = std::shared_ptr<Ticket>(new Ticket{&feed_, std::move(joined)});  // no temporary to destroy
     Response r;
     r.content_type = "text/event-stream";
-    std::vector<std::string> regions = caller.account.regions;
-    r.stream = [this, regions](http::StreamWriter& w) {
-      auto listener = feed_.Join(regions);
+    r.stream = [this, caller, ticket](http::StreamWriter& w) {
+      const auto& listener = ticket->listener;
       bool ok = w.Write(": boxwatch hub " + options_.hub_id + " live feed\n\n");
       auto last = Clock::now();
+      auto checked = Clock::now();
       while (ok && !w.stopping() && w.open()) {
+        // Logout, a removed account, new regions or a new password end the
+        // stream within seconds, as they end the session.
+        if (Clock::now() - checked > std::chrono::seconds(5)) {
+          if (!StillValid(caller)) break;
+          checked = Clock::now();
+        }
         bool overflowed = false;
         auto events = feed_.Take(listener, milliseconds(500), &overflowed);
-        for (const auto& e : events) ok = ok && w.Write(e);
+        for (const auto& e : events) ok = ok && w.Write(*e);
         if (overflowed) {
           (void)w.Write("event: overflow\ndata: {}\n\n");
           break;
@@ -824,7 +935,6 @@ class ControlRoom::Impl {
           last = Clock::now();
         }
       }
-      feed_.Leave(listener);
     };
     return r;
   }
@@ -897,6 +1007,7 @@ class ControlRoom::Impl {
 
   std::mutex failures_mu_;
   std::unordered_map<std::string, std::deque<int64_t>> failures_;
+  std::atomic<int> hashing_{0};  // argon2id checks running
 
   std::mutex workflow_mu_;  // one workflow change at a time
 

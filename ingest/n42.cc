@@ -234,6 +234,7 @@ struct Occupancy {
   std::string container_text;  // where to look for the container number
   bool container_from_characteristic = false;
   bool gamma_alarm = false, neutron_alarm = false;
+  std::vector<std::string> nuclides;  // identified (NuclideAnalysisResults), in document order
   const xmlNode* node = nullptr;  // for problem paths
 };
 
@@ -267,6 +268,11 @@ v1::ScanResult ToScan(const Occupancy& o, const Background& bg, const std::strin
   r->set_gamma_alarm(o.gamma_alarm);
   r->set_neutron_alarm(o.neutron_alarm);
   r->set_occupancy_seconds(seconds);
+  for (const auto& n : o.nuclides) {
+    // As the canonical scan allows: 16 at most, each 1-16 bytes, once each.
+    if (n.empty() || n.size() > 16 || r->nuclides_size() >= 16) continue;
+    if (std::find(r->nuclides().begin(), r->nuclides().end(), n) == r->nuclides().end()) r->add_nuclides(n);
+  }
   return s;
 }
 
@@ -412,6 +418,18 @@ void Parse2012(const xmlNode* root, const N42Options& options, N42Parse* out) {
         if (!targets.empty() && !targets.count(key)) continue;
         if (category == "Gamma" || category == "Isotope") o.gamma_alarm = true;
         if (category == "Neutron") o.neutron_alarm = true;
+      }
+    }
+    // Spectroscopic portals name what they identified.
+    for (const xmlNode* results : Children(a, "NuclideAnalysisResults")) {
+      for (const xmlNode* nuclide : Children(results, "Nuclide")) {
+        const std::string name = Text(Child(nuclide, "NuclideName"));
+        const std::string identified = Text(Child(nuclide, "NuclideIdentifiedIndicator"));
+        if (name.empty() || identified == "false" || identified == "0") continue;
+        for (auto& [key, o] : by_key) {
+          if (!targets.empty() && !targets.count(key)) continue;
+          o.nuclides.push_back(name);
+        }
       }
     }
   }
@@ -591,10 +609,17 @@ std::string WriteN42(const v1::ScanResult& scan) {
        "<StartDateTime>" + when(scan.scanned_at_ms()) + "</StartDateTime><RealTimeDuration>PT" + num(r.occupancy_seconds()) +
        "S</RealTimeDuration>" + counts("fg-g", "gamma", r.gamma_cps()) + counts("fg-n", "neutron", r.neutron_cps()) +
        "<OccupancyIndicator>true</OccupancyIndicator></RadMeasurement>\n";
-  if (r.gamma_alarm() || r.neutron_alarm()) {
+  if (r.gamma_alarm() || r.neutron_alarm() || r.nuclides_size() > 0) {
     x += "<AnalysisResults radMeasurementReferences=\"occupancy\">";
     if (r.gamma_alarm()) x += "<RadAlarm radDetectorInformationReferences=\"gamma\"><RadAlarmCategoryCode>Gamma</RadAlarmCategoryCode></RadAlarm>";
     if (r.neutron_alarm()) x += "<RadAlarm radDetectorInformationReferences=\"neutron\"><RadAlarmCategoryCode>Neutron</RadAlarmCategoryCode></RadAlarm>";
+    if (r.nuclides_size() > 0) {
+      x += "<NuclideAnalysisResults>";
+      for (const auto& n : r.nuclides())
+        x += "<Nuclide><NuclideIdentifiedIndicator>true</NuclideIdentifiedIndicator><NuclideName>" + n +
+             "</NuclideName><NuclideIDConfidenceValue>80</NuclideIDConfidenceValue></Nuclide>";
+      x += "</NuclideAnalysisResults>";
+    }
     x += "</AnalysisResults>\n";
   }
   x += "</RadInstrumentData>\n";

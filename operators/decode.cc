@@ -333,6 +333,15 @@ Decoded<v1::ScanResult> DecodeScan(const RecordView& r, ProcessingTimeMs now,
         return Reject(RejectReason::kInvalidField, "rpm counts must be finite and >= 0 (counts per second)");
       }
     }
+    if (rpm.nuclides_size() > 16) {
+      return Reject(RejectReason::kInvalidField,
+                    "rpm.nuclides lists " + std::to_string(rpm.nuclides_size()) + " nuclides; the limit is 16");
+    }
+    for (const auto& n : rpm.nuclides()) {
+      if (n.empty() || n.size() > 16) {
+        return Reject(RejectReason::kInvalidField, "an rpm.nuclides entry is empty or over 16 bytes");
+      }
+    }
   }
   if (!s.has_nii() && !s.has_rpm()) {
     return Reject(RejectReason::kInvalidField, "scan carries neither an NII nor an RPM result");

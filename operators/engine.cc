@@ -843,17 +843,55 @@ void RiskEngine::EvaluateScanFamily(v1::ContainerState& s, int64_t t) const {
     const std::string where = scan.site() + " " + scan.device_id();
     if (scan.has_rpm()) {
       const auto& r = scan.rpm();
-      const double gf = p.At(IndicatorIndex("scan.radiation_gamma")).Param("factor", 3.0);
-      if (p.At(IndicatorIndex("scan.radiation_gamma")).enabled &&
-          (r.gamma_alarm() || r.gamma_cps() > std::max(r.gamma_background_cps(), 1.0) * gf)) {
-        fired.push_back(Fired(p, "scan.radiation_gamma", F, t)
-                            .Summary("Gamma " + Num(r.gamma_cps(), 0) + " cps against background " +
-                                     Num(r.gamma_background_cps(), 0) + " cps at " + where)
+      // Radiation read against the declared goods. Goods that carry natural
+      // radioactivity (NORM: ceramics, potash, granite, ...) set portals off
+      // every day; what they show is judged against norm_factor, and the
+      // portal's own alarm does not count by itself. A nuclide the portal
+      // identified that is never cargo (a source) is its own, critical,
+      // indicator, whatever the goods; nuclides that are all NORM's clear a
+      // NORM declaration's reading below norm_factor.
+      std::string threat, identified;
+      bool all_norm = r.nuclides_size() > 0;
+      for (const auto& n : r.nuclides()) {
+        std::string upper = n;
+        std::transform(upper.begin(), upper.end(), upper.begin(), [](unsigned char c) { return std::toupper(c); });
+        identified += (identified.empty() ? "" : ", ") + n;
+        if (p.threat_nuclides.count(upper) && threat.empty()) threat = n;
+        all_norm = all_norm && p.norm_nuclides.count(upper) > 0;
+      }
+      std::string norm_goods;  // the declared NORM goods line's HS code, if any
+      for (int i = 0; m != nullptr && i < m->goods_size() && norm_goods.empty(); ++i) {
+        for (const auto& prefix : p.norm_hs_prefixes)
+          if (m->goods(i).hs_code().rfind(prefix, 0) == 0) norm_goods = m->goods(i).hs_code();
+      }
+      if (!threat.empty() && p.At(IndicatorIndex("scan.threat_nuclide")).enabled) {
+        fired.push_back(Fired(p, "scan.threat_nuclide", F, t)
+                            .Summary(threat + " identified at " + where +
+                                     (norm_goods.empty() ? "" : " in goods declared as HS " + norm_goods))
+                            .Evidence("nuclides", identified)
                             .Evidence("gamma_cps", Num(r.gamma_cps(), 1))
-                            .Evidence("gamma_background_cps", Num(r.gamma_background_cps(), 1))
-                            .Evidence("alarm", r.gamma_alarm() ? "yes" : "no")
                             .Evidence("scanned_at", FormatUtc(scan.scanned_at_ms()))
                             .Take());
+      }
+      const IndicatorConfig& gcfg = p.At(IndicatorIndex("scan.radiation_gamma"));
+      const double gf = gcfg.Param("factor", 3.0);
+      const double ratio = r.gamma_cps() / std::max(r.gamma_background_cps(), 1.0);
+      const bool over = r.gamma_alarm() || ratio > gf;
+      if (gcfg.enabled && threat.empty() && over) {
+        Fired f(p, "scan.radiation_gamma", F, t);
+        const bool norm = !norm_goods.empty() && ratio <= gcfg.Param("norm_factor", 6.0);
+        f.Summary("Gamma " + Num(r.gamma_cps(), 0) + " cps against background " + Num(r.gamma_background_cps(), 0) +
+                  " cps at " + where +
+                  (norm ? " (" + Num(ratio, 1) + "x, consistent with declared NORM goods, HS " + norm_goods +
+                              (all_norm ? "; nuclides " + identified : "") + ")"
+                        : ""))
+            .Evidence("gamma_cps", Num(r.gamma_cps(), 1))
+            .Evidence("gamma_background_cps", Num(r.gamma_background_cps(), 1))
+            .Evidence("alarm", r.gamma_alarm() ? "yes" : "no")
+            .Evidence("scanned_at", FormatUtc(scan.scanned_at_ms()));
+        if (!identified.empty()) f.Evidence("nuclides", identified);
+        if (norm) f.Scale(gcfg.Param("norm_weight_factor", 0.3));
+        fired.push_back(f.Take());
       }
       const double nf = p.At(IndicatorIndex("scan.radiation_neutron")).Param("factor", 2.0);
       if (p.At(IndicatorIndex("scan.radiation_neutron")).enabled &&

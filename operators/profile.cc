@@ -195,7 +195,8 @@ std::optional<std::string> CountryCheck(const std::string& s, std::string* out) 
 void ParseReference(const YAML::Node& n, Profile& prof, Problems& p) {
   if (!CheckMap(n, "reference",
                 {"high_risk_ports", "high_risk_countries", "sensitive_hs", "vague_terms",
-                 "watchlisted_parties", "watchlisted_vessels", "watchlisted_owner_codes"},
+                 "watchlisted_parties", "watchlisted_vessels", "watchlisted_owner_codes", "norm_hs_prefixes",
+                 "norm_nuclides", "threat_nuclides"},
                 p)) {
     return;
   }
@@ -229,6 +230,30 @@ void ParseReference(const YAML::Node& n, Profile& prof, Problems& p) {
         return std::nullopt;
       },
       [&](std::string s) { prof.watchlisted_owner_codes.insert(std::move(s)); });
+  ParseStringSet(
+      n["norm_hs_prefixes"], "reference.norm_hs_prefixes", p,
+      [](const std::string& s, std::string* out) -> std::optional<std::string> {
+        if (s.size() < 2 || s.size() > 6 || s.size() % 2 || !std::all_of(s.begin(), s.end(), ::isdigit)) {
+          return "'" + s + "' is not an HS prefix of 2, 4 or 6 digits";
+        }
+        *out = s;
+        return std::nullopt;
+      },
+      [&](std::string s) { prof.norm_hs_prefixes.push_back(std::move(s)); });
+  for (const char* list : {"norm_nuclides", "threat_nuclides"}) {
+    ParseStringSet(
+        n[list], std::string("reference.") + list, p,
+        [](const std::string& s, std::string* out) -> std::optional<std::string> {
+          static const std::regex nuclide("[A-Za-z]{1,2}-[0-9]{1,3}m?");
+          if (!std::regex_match(s, nuclide)) return "'" + s + "' is not a nuclide such as Cs-137";
+          *out = s;
+          std::transform(out->begin(), out->end(), out->begin(), [](unsigned char c) { return std::toupper(c); });
+          return std::nullopt;
+        },
+        [&, list](std::string s) {
+          (std::string(list) == "norm_nuclides" ? prof.norm_nuclides : prof.threat_nuclides).insert(std::move(s));
+        });
+  }
   const YAML::Node& hs = n["sensitive_hs"];
   if (hs.IsDefined()) {
     if (!hs.IsSequence()) {
@@ -434,8 +459,9 @@ const std::vector<IndicatorSpec>& KnownIndicators() {
       {"manifest.late_amendment", Family::kManifest, {"cutoff_hours_before_eta"}},
       {"manifest.missing", Family::kManifest, {"grace_minutes"}},
       {"manifest.incomplete", Family::kManifest, {}},
-      {"scan.radiation_gamma", Family::kScan, {"factor"}},
+      {"scan.radiation_gamma", Family::kScan, {"factor", "norm_factor", "norm_weight_factor"}},
       {"scan.radiation_neutron", Family::kScan, {"factor"}},
+      {"scan.threat_nuclide", Family::kScan, {}},
       {"scan.xray_anomaly", Family::kScan, {"min_anomaly_score"}},
       {"scan.weight_mismatch",
        Family::kScan,

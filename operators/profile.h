@@ -37,11 +37,12 @@ const std::vector<IndicatorSpec>& KnownIndicators();
 // The ids of KnownIndicators(), in the same order, for compile-time look-ups:
 // IndicatorIndex("gps.seal_breach") is a constant, so the hot path indexes an
 // array instead of hashing a string.
-inline constexpr std::array<std::string_view, 24> kIndicatorIds = {
+inline constexpr std::array<std::string_view, 25> kIndicatorIds = {
     "route.high_risk_port", "route.high_risk_transhipment", "route.detour", "party.watchlisted",
     "vessel.watchlisted", "owner.watchlisted", "goods.vague_description", "goods.sensitive_hs",
     "goods.weight_implausible", "payment.cash", "manifest.late_amendment", "manifest.missing", "manifest.incomplete",
-    "scan.radiation_gamma", "scan.radiation_neutron", "scan.xray_anomaly", "scan.weight_mismatch",
+    "scan.radiation_gamma", "scan.radiation_neutron", "scan.threat_nuclide", "scan.xray_anomaly",
+    "scan.weight_mismatch",
     "gps.route_deviation", "gps.unscheduled_stop", "gps.tracking_gap", "gps.seal_breach",
     "gps.seal_mismatch", "gps.unapproved_border_crossing", "history.party_seizure"};
 
@@ -119,6 +120,12 @@ struct Profile {
   std::unordered_set<std::string> watchlisted_parties;  // normalised (NormaliseName)
   std::unordered_set<std::string> watchlisted_vessels;
   std::unordered_set<std::string> watchlisted_owner_codes;
+  // Radiation read against the declared goods: HS prefixes of goods that
+  // carry naturally occurring radioactive material (NORM), the nuclides
+  // such goods show, and nuclides that are never cargo (sources).
+  std::vector<std::string> norm_hs_prefixes;
+  std::unordered_set<std::string> norm_nuclides;    // upper case, e.g. "K-40"
+  std::unordered_set<std::string> threat_nuclides;  // upper case, e.g. "CS-137"
 
   std::unordered_map<std::string, Port> ports;
   std::unordered_map<std::string, std::string> regions;  // country -> region

@@ -231,6 +231,7 @@ const char* ScenarioName(Scenario s) {
     case Scenario::kBenignAmendment: return "benign_early_amendment";
     case Scenario::kBenignNorm: return "benign_natural_radioactivity";
     case Scenario::kBenignSimilarName: return "benign_similar_party_name";
+    case Scenario::kSourceInNorm: return "radiation_source_in_norm_cargo";
   }
   return "?";
 }
@@ -246,13 +247,14 @@ bool IsSmuggling(Scenario s) {
     case Scenario::kRiskyRoute:
     case Scenario::kWeightMismatch:
     case Scenario::kTrackingGap:
-    case Scenario::kLateAmendment: return true;
+    case Scenario::kLateAmendment:
+    case Scenario::kSourceInNorm: return true;
     default: return false;
   }
 }
 
 Scenario ScenarioFromName(std::string_view name) {
-  for (int i = 0; i <= static_cast<int>(Scenario::kBenignSimilarName); ++i) {
+  for (int i = 0; i <= static_cast<int>(Scenario::kSourceInNorm); ++i) {
     if (name == ScenarioName(static_cast<Scenario>(i))) return static_cast<Scenario>(i);
   }
   return Scenario::kNone;
@@ -307,6 +309,9 @@ Traffic GenerateTraffic(const TrafficOptions& o, const operators::Profile& profi
       // Neutron sources are rare: one in ten radiation cases.
       sc = kSmuggling[rng() % std::size(kSmuggling)];
       if (sc == Scenario::kGamma && rng() % 10 == 0) sc = Scenario::kNeutron;
+      // A third of the other gamma sources travel in naturally radioactive
+      // cargo, whose own reading masks them.
+      else if (sc == Scenario::kGamma && rng() % 3 == 0) sc = Scenario::kSourceInNorm;
     } else if (pick < o.scenario_rate + o.lookalike_rate) {
       sc = kLookalikes[rng() % std::size(kLookalikes)];
     }
@@ -333,7 +338,8 @@ Traffic GenerateTraffic(const TrafficOptions& o, const operators::Profile& profi
 
     // --- manifest (and amendment) ---
     const Goods& goods = kGoods[rng() % std::size(kGoods)];
-    const Goods& cargo = sc == Scenario::kBenignNorm ? kGoods[rng() % 2] : goods;  // NORM: ceramics or potash
+    const bool norm_cargo = sc == Scenario::kBenignNorm || sc == Scenario::kSourceInNorm;
+    const Goods& cargo = norm_cargo ? kGoods[rng() % 2] : goods;  // NORM: ceramics or potash
     v1::Manifest m;
     m.set_container_number(number);
     m.set_version(1);
@@ -420,15 +426,38 @@ Traffic GenerateTraffic(const TrafficOptions& o, const operators::Profile& profi
     s.set_container_number(number);
     s.set_scan_id(UuidFor("RPM-" + number));  // as a portal's N42 document UUID
     s.set_site(route->discharge);
-    s.set_device_id("RPM-" + route->discharge.substr(2) + "-0" + std::to_string(1 + rng() % 4));
+    // Lanes 1-3 of a port are spectroscopic portals that name the nuclides
+    // they identify; lane 4 counts only (assumption: most, not all, lanes
+    // of a Port Control Unit's port are spectroscopic).
+    const int lane = 1 + static_cast<int>(rng() % 4);
+    const bool spectroscopic = lane <= 3;
+    s.set_device_id("RPM-" + route->discharge.substr(2) + "-0" + std::to_string(lane));
     s.set_kind(v1::ScanResult::SCAN_KIND_RPM);
     s.set_scanned_at_ms(start - 20 * kMin);
     const double background = 80 + u(rng) * 40;  // cps; varies with site and weather
     double gamma = background * (0.85 + u(rng) * 0.3);
-    if (sc == Scenario::kGamma) gamma = background * (4 + u(rng) * 2);
-    if (sc == Scenario::kBenignNorm) gamma = background * (2.0 + u(rng) * 0.6);
-    s.mutable_rpm()->set_gamma_background_cps(std::round(background * 10) / 10);
-    s.mutable_rpm()->set_gamma_cps(std::round(gamma * 10) / 10);
+    auto* rpm = s.mutable_rpm();
+    static const char* kSources[] = {"Cs-137", "Co-60", "Ir-192", "Am-241"};
+    if (sc == Scenario::kGamma) {
+      gamma = background * (4 + u(rng) * 2);
+      if (spectroscopic) rpm->add_nuclides(kSources[rng() % std::size(kSources)]);
+    }
+    if (norm_cargo) {
+      // Potash shows potassium-40; ceramics K-40 and the thorium and uranium
+      // series. Both read 2-5x background in a full box and set the portal
+      // off; a source in them (3-9x, shielded by the cargo) looks the same to
+      // a counting portal unless it is the stronger.
+      const bool potash = cargo.hs == std::string("310420");
+      gamma = background * (sc == Scenario::kSourceInNorm ? 3 + u(rng) * 6 : 2.0 + u(rng) * 3.0);
+      if (spectroscopic) {
+        rpm->add_nuclides("K-40");
+        if (!potash) rpm->add_nuclides("Th-232");
+        if (sc == Scenario::kSourceInNorm) rpm->add_nuclides(kSources[rng() % 2]);  // Cs-137 or Co-60
+      }
+    }
+    rpm->set_gamma_alarm(gamma > background * 1.8);  // the portal's own alarm: well above background
+    rpm->set_gamma_background_cps(std::round(background * 10) / 10);
+    rpm->set_gamma_cps(std::round(gamma * 10) / 10);
     const double neutron_background = 1.2 + u(rng) * 0.8;
     s.mutable_rpm()->set_neutron_background_cps(std::round(neutron_background * 100) / 100);
     s.mutable_rpm()->set_occupancy_seconds(10);  // a truck passing the portal at walking pace
@@ -544,7 +573,7 @@ Traffic GenerateTraffic(const TrafficOptions& o, const operators::Profile& profi
       out_rec.set_officer_unit("PCU-" + route->destination);
       if (IsSmuggling(sc) && sc != Scenario::kLateAmendment) {
         out_rec.set_result(v1::InspectionOutcome::RESULT_SEIZURE);
-        out_rec.add_seizure_categories(sc == Scenario::kGamma || sc == Scenario::kNeutron
+        out_rec.add_seizure_categories(sc == Scenario::kGamma || sc == Scenario::kNeutron || sc == Scenario::kSourceInNorm
                                            ? v1::InspectionOutcome::SEIZURE_CATEGORY_RADIOACTIVE
                                        : sc == Scenario::kWeightMismatch ? v1::InspectionOutcome::SEIZURE_CATEGORY_TOBACCO
                                                                          : v1::InspectionOutcome::SEIZURE_CATEGORY_DRUGS);

@@ -66,6 +66,7 @@ enum class Scenario {
   kBenignAmendment,    // look-alike: an amendment well before the cutoff
   kBenignNorm,         // look-alike: ceramics/fertiliser with natural radioactivity (2-2.6x)
   kBenignSimilarName,  // look-alike: an honest consignee whose name shares words with a watchlisted one
+  kSourceInNorm,       // a gamma source hidden in naturally radioactive cargo (ceramics, potash)
 };
 const char* ScenarioName(Scenario s);
 // True for the smuggling scenarios (those that should alert at HIGH+).

@@ -247,12 +247,12 @@ TEST(Tune, LogisticRegressionRecoversKnownCoefficients) {
 }
 
 // Outcomes drawn from a known model of the fired indicators: seizure with
-// probability sigmoid(-2.5 + 3 gamma + 1.5 deviation - 1 detour).
+// probability sigmoid(-2.5 + 3 watchlisted + 1.5 deviation - 1 detour).
 struct Model {
   double Z(const std::vector<std::string>& fired) const {
     double z = -2.5;
     for (const auto& id : fired) {
-      if (id == "scan.radiation_gamma") z += 3.0;
+      if (id == "party.watchlisted") z += 3.0;
       if (id == "gps.route_deviation") z += 1.5;
       if (id == "route.detour") z -= 1.0;
     }
@@ -290,12 +290,12 @@ TEST(Tune, RecoversTheSignAndOrderOfKnownEffectsAndDoesNotLosePrecisionOnHeldOut
   ASSERT_TRUE(fit.ok()) << fit.error().message;
   std::printf("%s", fit->Text().c_str());
   const auto& b = fit->coefficient;
-  ASSERT_TRUE(b.count("scan.radiation_gamma") && b.count("gps.route_deviation") && b.count("route.detour"));
-  EXPECT_GT(b.at("scan.radiation_gamma"), b.at("gps.route_deviation"));
+  ASSERT_TRUE(b.count("party.watchlisted") && b.count("gps.route_deviation") && b.count("route.detour"));
+  EXPECT_GT(b.at("party.watchlisted"), b.at("gps.route_deviation"));
   EXPECT_GT(b.at("gps.route_deviation"), 0.5);
   EXPECT_LT(b.at("route.detour"), -0.3);
   const auto& w = fit->weights;
-  EXPECT_GT(w.at("scan.radiation_gamma").second, w.at("gps.route_deviation").second);
+  EXPECT_GT(w.at("party.watchlisted").second, w.at("gps.route_deviation").second);
   EXPECT_GT(w.at("gps.route_deviation").second, w.at("route.detour").second);
   EXPECT_EQ(w.at("route.detour").second, 0) << "a negative effect is clamped to the lowest weight";
   EXPECT_FALSE(fit->warnings.empty()) << "no random selection in the default profile: the bias is said";

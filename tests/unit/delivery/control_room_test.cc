@@ -7,6 +7,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <thread>
 
 #include "delivery/accounts.h"
 #include "delivery/control_room.h"
@@ -88,6 +89,7 @@ class ControlRoomTest : public ::testing::Test {
     }
     r.body = body;
     r.headers = std::move(headers);
+    if (!body.empty() && !r.headers.count("content-type")) r.headers["content-type"] = "application/json";
     return room_->Handle(r);
   }
 
@@ -208,6 +210,52 @@ TEST_F(ControlRoomTest, RepeatedWrongPasswordsLockTheNameOut) {
       << "even the right password waits out the lock";
   auto [cookie, csrf] = Login("ofc-th");  // another name is not locked
   EXPECT_FALSE(cookie.empty());
+}
+
+TEST_F(ControlRoomTest, LoginTakesJsonOnlyAndANewPasswordEndsTheSessions) {
+  EXPECT_EQ(Call("POST", "/api/session", "{\"username\":\"sup\",\"password\":\"" + kPassword + "\"}",
+                 {{"content-type", "text/plain"}})
+                .status,
+            415)
+      << "a cross-site form posts text/plain";
+  auto [cookie, csrf] = Login("ofc-th");
+  EXPECT_EQ(Call("GET", "/api/alerts", "", {{"cookie", cookie}}).status, 200);
+  auto accounts = Accounts::Load(dir_ + "/accounts");
+  ASSERT_TRUE(accounts.ok());
+  ASSERT_TRUE(accounts->SetUser("ofc-th", Role::kOfficer, {"TH"}, "another long password").ok());
+  std::this_thread::sleep_for(std::chrono::milliseconds(20));  // a new modification time
+  ASSERT_TRUE(accounts->Save(dir_ + "/accounts").ok());
+  EXPECT_EQ(Call("GET", "/api/alerts", "", {{"cookie", cookie}}).status, 401) << "the old session ended";
+}
+
+TEST_F(ControlRoomTest, RegionalOutcomesSpeakForTheirCallerAndMatchTheirAlert) {
+  auto [cookie, csrf] = Login("ofc-th");
+  const std::map<std::string, std::string> h = {{"cookie", cookie}, {"x-csrf-token", csrf}};
+  auto wrong_box = Call("POST", "/api/outcomes",
+                        "{\"container_number\":\"MSCU1234566\",\"alert_id\":\"CSQU3054383-1\",\"outcome_id\":\"x\","
+                        "\"result\":\"RESULT_NO_FINDING\"}",
+                        h);
+  EXPECT_EQ(wrong_box.status, 400) << wrong_box.body;
+  auto ok = Call("POST", "/api/outcomes",
+                 "{\"container_number\":\"CSQU3054383\",\"alert_id\":\"CSQU3054383-1\",\"outcome_id\":\"x\","
+                 "\"officer_unit\":\"someone-else\",\"result\":\"RESULT_NO_FINDING\"}",
+                 h);
+  ASSERT_EQ(ok.status, 200) << ok.body;
+  ASSERT_EQ(reported_.size(), 1u);
+  EXPECT_EQ(reported_[0].officer_unit(), "ofc-th");
+  EXPECT_EQ(reported_[0].outcome_id(), "ofc-th/x");
+}
+
+TEST_F(ControlRoomTest, AnAccountHoldsAtMostEightLiveFeeds) {
+  std::vector<http::Response> feeds;  // each holds its place until destroyed
+  for (int i = 0; i < 8; ++i) {
+    feeds.push_back(Call("GET", "/api/events", "", {{"authorization", "Bearer " + token_}}));
+    EXPECT_EQ(feeds.back().status, 200) << i;
+  }
+  EXPECT_EQ(Call("GET", "/api/events", "", {{"authorization", "Bearer " + token_}}).status, 503);
+  feeds.pop_back();
+  EXPECT_EQ(Call("GET", "/api/events", "", {{"authorization", "Bearer " + token_}}).status, 200)
+      << "a feed that was never streamed gives its place back";
 }
 
 TEST_F(ControlRoomTest, WorkflowAndOutcomesAreAuditedAndSurviveARestart) {

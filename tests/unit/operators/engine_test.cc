@@ -59,6 +59,7 @@ TEST(AlertPolicy, RaisedPriorityGivesANewAlert) {
   Scenario s;
   s.Manifest([](auto& m) {
     m.mutable_goods(0)->set_description("FAK");
+    m.mutable_goods(0)->set_hs_code("851762");  // not NORM-bearing: the gamma reading counts in full
     m.set_freight_payment(v1::Manifest::FREIGHT_PAYMENT_CASH);
   });
   s.Rpm(kDay, 400, 100).Finish();

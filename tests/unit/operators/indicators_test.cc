@@ -188,6 +188,19 @@ std::vector<IndicatorCase> ScanCases() {
        [](Scenario& s) { s.Manifest().Rpm(kDay, 100, 100, 1.5, 1); }},
       {"NeutronAlarmBoundary", "scan.radiation_neutron", true,
        [](Scenario& s) { s.Manifest().Rpm(kDay, 100, 100, 1, 1, [](auto& e) { e.mutable_rpm()->set_neutron_alarm(true); }); }},
+      {"ThreatNuclideIdentified", "scan.threat_nuclide", true,
+       [](Scenario& s) { s.Manifest().Rpm(kDay, 150, 100, 0, 1, [](auto& e) { e.mutable_rpm()->add_nuclides("Cs-137"); }); }},
+      {"ThreatNuclideInAnyCase", "scan.threat_nuclide", true,
+       [](Scenario& s) { s.Manifest().Rpm(kDay, 110, 100, 0, 1, [](auto& e) { e.mutable_rpm()->add_nuclides("co-60"); }); }},
+      {"OnlyNormNuclides", "scan.threat_nuclide", false,
+       [](Scenario& s) {
+         s.Manifest().Rpm(kDay, 400, 100, 0, 1, [](auto& e) {
+           e.mutable_rpm()->add_nuclides("K-40");
+           e.mutable_rpm()->add_nuclides("Th-232");
+         });
+       }},
+      {"UnlistedNuclide", "scan.threat_nuclide", false,
+       [](Scenario& s) { s.Manifest().Rpm(kDay, 110, 100, 0, 1, [](auto& e) { e.mutable_rpm()->add_nuclides("Tc-99m"); }); }},
       {"XrayHighAnomaly", "scan.xray_anomaly", true, [](Scenario& s) { s.Manifest().Nii(kDay, 0.8); }},
       {"XrayLowAnomaly", "scan.xray_anomaly", false, [](Scenario& s) { s.Manifest().Nii(kDay, 0.5); }},
       {"XrayThresholdBoundary", "scan.xray_anomaly", true, [](Scenario& s) { s.Manifest().Nii(kDay, 0.75); }},

@@ -77,5 +77,40 @@ TEST(WatchlistIndicator, AnEqualKeyWeighsInFullANearOneByTheFuzzyFactor) {
   EXPECT_TRUE(listed_as);
 }
 
+// Radiation read against the declared goods: the test profile lists 6907
+// (ceramic tiles) as NORM-bearing, norm_factor 6 and norm_weight_factor 0.3
+// by default, weight 50.
+TEST(RadiationAgainstGoods, NormGoodsWeighLessBelowTheNormFactorAndASourceIsCritical) {
+  auto gamma = [](const char* hs, double cps, std::vector<std::string> nuclides, bool alarm = false) {
+    Scenario s;
+    s.Manifest([&](auto& m) { m.mutable_goods(0)->set_hs_code(hs); })
+        .Rpm(kT0 + 3 * kHour, cps, 100, 0, 1, [&](auto& e) {
+          for (const auto& n : nuclides) e.mutable_rpm()->add_nuclides(n);
+          e.mutable_rpm()->set_gamma_alarm(alarm);
+        });
+    s.Finish();
+    return s;
+  };
+  auto contribution = [](const Scenario& s, const char* id) {
+    const v1::FiredIndicator* f = s.Get(id);
+    return f ? f->contribution() : 0.0;
+  };
+  EXPECT_DOUBLE_EQ(contribution(gamma("100630", 400, {}), "scan.radiation_gamma"), 50) << "rice: full weight";
+  EXPECT_DOUBLE_EQ(contribution(gamma("690721", 400, {}), "scan.radiation_gamma"), 15) << "tiles at 4x: NORM";
+  EXPECT_DOUBLE_EQ(contribution(gamma("690721", 150, {}, true), "scan.radiation_gamma"), 15)
+      << "tiles with the portal's alarm alone";
+  EXPECT_DOUBLE_EQ(contribution(gamma("690721", 700, {}), "scan.radiation_gamma"), 50) << "tiles above 6x";
+  EXPECT_DOUBLE_EQ(contribution(gamma("690721", 400, {"K-40", "Th-232"}), "scan.radiation_gamma"), 15);
+  const Scenario masked = gamma("690721", 400, {"K-40", "Cs-137"});
+  EXPECT_DOUBLE_EQ(contribution(masked, "scan.threat_nuclide"), 100) << "a source in NORM cargo";
+  EXPECT_TRUE(masked.Get("scan.threat_nuclide")->critical());
+  EXPECT_EQ(masked.Get("scan.radiation_gamma"), nullptr) << "counted once, as the source";
+  EXPECT_NE(masked.Get("scan.threat_nuclide")->summary().find("HS 690721"), std::string::npos)
+      << masked.Get("scan.threat_nuclide")->summary();
+  const Scenario norm = gamma("690721", 400, {"K-40"});
+  EXPECT_NE(norm.Get("scan.radiation_gamma")->summary().find("consistent with declared NORM goods"), std::string::npos)
+      << norm.Get("scan.radiation_gamma")->summary();
+}
+
 }  // namespace
 }  // namespace boxwatch::operators::testing

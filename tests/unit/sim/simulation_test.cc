@@ -65,7 +65,7 @@ TEST(Simulation, SameSeedSameRecordsAndEveryScenarioAppears) {
   for (Scenario s : {Scenario::kDeviation, Scenario::kSealSwap, Scenario::kGamma, Scenario::kWatchlisted,
                      Scenario::kRiskyRoute, Scenario::kWeightMismatch, Scenario::kTrackingGap, Scenario::kLateAmendment,
                      Scenario::kBenignZoneStop, Scenario::kBenignTrafficStop, Scenario::kBenignAmendment,
-                     Scenario::kBenignNorm, Scenario::kBenignSimilarName}) {
+                     Scenario::kBenignNorm, Scenario::kBenignSimilarName, Scenario::kSourceInNorm}) {
     EXPECT_TRUE(seen.count(s)) << ScenarioName(s);
   }
 }
