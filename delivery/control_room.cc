@@ -37,7 +37,7 @@ constexpr int kMaxFailuresPerName = 5;                   // failed logins per na
 constexpr int kMaxFailuresPerAddress = 20;               // ... or per address ...
 constexpr int64_t kFailureWindowMs = 5 * 60 * 1000;      // ... within this window lock logins out
 constexpr size_t kMaxListenerBacklog = 10000;            // live-feed events queued per client
-constexpr size_t kMaxFeedsPerCaller = 8;                 // live feeds one account may hold open
+constexpr size_t kMaxFeedsPerCaller = 8;                 // live feeds one person may hold open (tabs)
 constexpr size_t kMaxFeeds = 900;                        // and all of them (the HTTP pool serves 1,024)
 constexpr int kMaxConcurrentHashes = 2;                  // argon2id checks at once (64 MiB, 0.1 s each)
 constexpr size_t kMaxFailureKeys = 100000;               // names and addresses with recent failures
@@ -253,11 +253,12 @@ class LiveFeed {
     std::deque<Event> events;
     bool overflowed = false;
   };
-  // A new listener, or null when `caller` holds kMaxFeedsPerCaller already
-  // or the hub kMaxFeeds.
-  std::shared_ptr<Listener> Join(const std::string& caller, std::vector<std::string> regions) {
+  // A new listener, or null when the hub holds kMaxFeeds or `caller`, a
+  // person, kMaxFeedsPerCaller already. Machine clients (API tokens, issued
+  // by an administrator) may fan out: only the hub's limit holds them.
+  std::shared_ptr<Listener> Join(const std::string& caller, bool person, std::vector<std::string> regions) {
     std::lock_guard lock(mu_);
-    if (listeners_.size() >= kMaxFeeds || per_caller_[caller] >= kMaxFeedsPerCaller) return nullptr;
+    if (listeners_.size() >= kMaxFeeds || (person && per_caller_[caller] >= kMaxFeedsPerCaller)) return nullptr;
     ++per_caller_[caller];
     listeners_.push_back(std::make_shared<Listener>());
     listeners_.back()->caller = caller;
@@ -896,10 +897,11 @@ class ControlRoom::Impl {
   }
 
   Response LiveEvents(const Caller& caller) {
-    auto joined = feed_.Join((caller.account.is_token ? "t/" : "u/") + caller.account.name, caller.account.regions);
+    auto joined = feed_.Join((caller.account.is_token ? "t/" : "u/") + caller.account.name, !caller.account.is_token,
+                             caller.account.regions);
     if (!joined)
       return Response::Error(503, "too many live feeds open (at most " + std::to_string(kMaxFeedsPerCaller) +
-                                      " per account)");
+                                      " per person, " + std::to_string(kMaxFeeds) + " per hub)");
     // Leaves the feed when the last copy of the stream goes, whether or not
     // the stream ever ran (the client may be gone before the headers).
     struct Ticket {

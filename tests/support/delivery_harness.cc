@@ -157,7 +157,7 @@ Status DeliveryHarness::ProduceAlerts(const std::vector<v1::Alert>& alerts, int 
 }
 
 Result<std::set<std::string>> DeliveryHarness::HubAlertIds(int http_port) {
-  auto r = http::Fetch("GET", "127.0.0.1", http_port, "/api/alerts?limit=1000000",
+  auto r = http::Fetch("GET", "127.0.0.1", http_port, "/api/alerts?format=full&limit=1000000",
                        {.headers = {{"Authorization", "Bearer " + hub_token_}}, .timeout_ms = 60000});
   if (!r.ok()) return r.error();
   if (r->status != 200) return Error{Errc::kIo, "hub answered " + std::to_string(r->status) + ": " + r->body};
