@@ -13,6 +13,7 @@
 #include <map>
 #include <mutex>
 #include <set>
+#include <tuple>
 #include <unordered_map>
 
 #include "core/log.h"
@@ -50,23 +51,6 @@ std::string Lower(std::string s) {
   return s;
 }
 
-std::string PriorityName(v1::Priority p) {
-  switch (p) {
-    case v1::PRIORITY_LOW: return "LOW";
-    case v1::PRIORITY_MEDIUM: return "MEDIUM";
-    case v1::PRIORITY_HIGH: return "HIGH";
-    case v1::PRIORITY_CRITICAL: return "CRITICAL";
-    default: return "UNSPECIFIED";
-  }
-}
-
-std::string ProtoJson(const google::protobuf::Message& m) {
-  google::protobuf::util::JsonPrintOptions options;
-  options.preserve_proto_field_names = true;
-  std::string out;
-  (void)google::protobuf::util::MessageToJsonString(m, &out, options);
-  return out;
-}
 
 // A JSON object body, or why not.
 Result<google::protobuf::Struct> ParseObject(const std::string& body) {
@@ -307,6 +291,14 @@ class LiveFeed {
 
 }  // namespace
 
+std::string ProtoJson(const google::protobuf::Message& m) {
+  google::protobuf::util::JsonPrintOptions options;
+  options.preserve_proto_field_names = true;
+  std::string out;
+  (void)google::protobuf::util::MessageToJsonString(m, &out, options);
+  return out;
+}
+
 class ControlRoom::Impl {
  public:
   Impl(ControlRoomOptions options, HubStore* store, Hooks hooks)
@@ -316,7 +308,7 @@ class ControlRoom::Impl {
     auto accounts = Accounts::Load(options_.accounts_file);
     if (!accounts.ok()) return accounts.error();
     accounts_ = std::move(*accounts);
-    accounts_mtime_ = Mtime();
+    accounts_version_ = FileVersion();
     std::map<std::string, Workflow> workflows;
     if (Status s = store_->ForEachRecord("wf/", [&](const std::string& name, const std::string& value) {
           workflows[name.substr(3)] = Workflow::Decode(value);
@@ -363,25 +355,27 @@ class ControlRoom::Impl {
     if (fresh) order_.insert(OrderKey{it->second.priority, it->second.event_ms, it->second.id, &it->second});
   }
 
-  int64_t Mtime() const {
+  // What identifies a version of the accounts file: the CLI replaces it by
+  // rename, so a new inode, even within one timestamp tick.
+  std::tuple<ino_t, off_t, int64_t> FileVersion() const {
     struct stat st {};
-    return ::stat(options_.accounts_file.c_str(), &st) == 0 ? st.st_mtim.tv_sec * 1000000000LL + st.st_mtim.tv_nsec
-                                                          : 0;
+    if (::stat(options_.accounts_file.c_str(), &st) != 0) return {0, 0, 0};
+    return {st.st_ino, st.st_size, st.st_mtim.tv_sec * 1000000000LL + st.st_mtim.tv_nsec};
   }
 
   // Picks up edits made by `boxwatch hub users|tokens` while the hub runs.
   void ReloadAccountsIfChanged() {
-    const int64_t m = Mtime();
+    const auto m = FileVersion();
     std::lock_guard lock(accounts_mu_);
-    if (m == accounts_mtime_) return;
+    if (m == accounts_version_) return;
     auto fresh = Accounts::Load(options_.accounts_file);
     if (!fresh.ok()) {
       BW_LOG(kError, "hub") << "accounts file not reloaded: " << fresh.error().message;
-      accounts_mtime_ = m;
+      accounts_version_ = m;
       return;
     }
     accounts_ = std::move(*fresh);
-    accounts_mtime_ = m;
+    accounts_version_ = m;
     BW_LOG(kInfo, "hub") << "accounts reloaded from " << options_.accounts_file;
   }
 
@@ -1002,7 +996,7 @@ class ControlRoom::Impl {
 
   std::mutex accounts_mu_;
   Accounts accounts_;
-  int64_t accounts_mtime_ = 0;
+  std::tuple<ino_t, off_t, int64_t> accounts_version_{};
 
   std::mutex sessions_mu_;
   std::unordered_map<std::string, Session> sessions_;

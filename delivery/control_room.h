@@ -22,6 +22,10 @@ namespace boxwatch::delivery {
 
 class HubStore;
 
+// A message as proto JSON with the proto's field names (enums by name,
+// int64 as strings), as the API sends alerts.
+std::string ProtoJson(const google::protobuf::Message& m);
+
 struct ControlRoomOptions {
   std::string hub_id;
   std::vector<std::string> regions;  // the hub's regions

@@ -1,6 +1,5 @@
 #include "delivery/hub.h"
 
-#include <google/protobuf/util/json_util.h>
 #include <grpcpp/grpcpp.h>
 
 #include <chrono>
@@ -26,14 +25,6 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 using std::chrono::milliseconds;
-
-std::string ToJson(const google::protobuf::Message& m) {
-  google::protobuf::util::JsonPrintOptions options;
-  options.preserve_proto_field_names = true;
-  std::string out;
-  (void)google::protobuf::util::MessageToJsonString(m, &out, options);
-  return out;
-}
 
 bool Permanent(grpc::StatusCode code) {
   return code == grpc::StatusCode::PERMISSION_DENIED || code == grpc::StatusCode::INVALID_ARGUMENT ||
@@ -282,7 +273,7 @@ class Hub::Impl {
     if (s.error_code() == grpc::StatusCode::INVALID_ARGUMENT) return Error(Errc::kInvalidArgument, s.error_message());
     if (!s.ok())
       return Error(Errc::kIo, std::string("dispatcher: ") + CodeName(s.error_code()) + ": " + s.error_message());
-    return ToJson(resp);
+    return ProtoJson(resp);
   }
 
   HubOptions options_;

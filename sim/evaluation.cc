@@ -186,6 +186,18 @@ std::string Evaluation::Json() const {
   return out.str();
 }
 
+std::map<Scenario, std::pair<int, int>> PooledHighPlus(const std::vector<Evaluation>& runs) {
+  std::map<Scenario, std::pair<int, int>> pooled;
+  for (const auto& r : runs) {
+    for (const auto& row : r.rows) {
+      auto& [hit, n] = pooled[row.scenario];
+      hit += row.reached[v1::PRIORITY_HIGH] + row.reached[v1::PRIORITY_CRITICAL];
+      n += row.containers;
+    }
+  }
+  return pooled;
+}
+
 SeedFigure OverSeeds(const std::vector<double>& values) {
   SeedFigure f;
   f.runs = static_cast<int>(values.size());
@@ -236,15 +248,7 @@ std::string SeedTable(const std::vector<uint32_t>& seeds, const std::vector<Eval
                   pr.mean, pr.low, pr.high, pr.min, pr.max, rc.mean, rc.low, rc.high, rc.min, rc.max);
     out << line;
   }
-  // Pooled per scenario: containers reaching HIGH+ over containers.
-  std::map<Scenario, std::pair<int, int>> pooled;  // reached HIGH+, containers
-  for (const auto& r : runs) {
-    for (const auto& row : r.rows) {
-      auto& [hit, n] = pooled[row.scenario];
-      hit += row.reached[v1::PRIORITY_HIGH] + row.reached[v1::PRIORITY_CRITICAL];
-      n += row.containers;
-    }
-  }
+  const auto pooled = PooledHighPlus(runs);
   out << "\nscenario (pooled over the runs)      boxes   HIGH+ %\n";
   for (const auto& [sc, hn] : pooled) {
     std::snprintf(line, sizeof line, "%s %-34s %6d  %6.1f%%\n", IsSmuggling(sc) ? "*" : " ", ScenarioName(sc),

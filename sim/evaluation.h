@@ -64,5 +64,7 @@ SeedFigure OverSeeds(const std::vector<double>& values);
 // recall at MEDIUM+, HIGH+ and CRITICAL+ with intervals, and each scenario's
 // share reaching HIGH+ pooled over the runs. A table for people.
 std::string SeedTable(const std::vector<uint32_t>& seeds, const std::vector<Evaluation>& runs);
+// Per scenario over the runs: {containers reaching HIGH+, containers}.
+std::map<Scenario, std::pair<int, int>> PooledHighPlus(const std::vector<Evaluation>& runs);
 
 }  // namespace boxwatch::sim

@@ -99,13 +99,7 @@ TEST(Simulation, DefaultProfileOverFiveSeedsReachesItsTargetsInEveryRun) {
     EXPECT_GE(e.At(v1::PRIORITY_HIGH).precision, 0.8) << "seed " << seed;
   }
   std::printf("%s\n", SeedTable(seeds, runs).c_str());
-  std::map<Scenario, std::pair<int, int>> pooled;
-  for (const auto& r : runs)
-    for (const auto& row : r.rows) {
-      pooled[row.scenario].first += row.reached[v1::PRIORITY_HIGH] + row.reached[v1::PRIORITY_CRITICAL];
-      pooled[row.scenario].second += row.containers;
-    }
-  for (const auto& [sc, hn] : pooled) {
+  for (const auto& [sc, hn] : PooledHighPlus(runs)) {
     const double share = static_cast<double>(hn.first) / hn.second;
     if (IsSmuggling(sc)) EXPECT_GE(share, 0.8) << ScenarioName(sc);
     else EXPECT_LE(share, 0.05) << ScenarioName(sc) << ": a look-alike class over 5 % at HIGH+";
