@@ -218,6 +218,16 @@ bool IsBorderGeofence(std::string_view id) {
   return true;
 }
 
+// 64-bit FNV-1a: stable across processes and versions (it is stored).
+uint64_t EventKey(std::string_view id) {
+  uint64_t h = 14695981039346656037ULL;
+  for (unsigned char c : id) {
+    h ^= c;
+    h *= 1099511628211ULL;
+  }
+  return h == 0 ? 1 : h;  // 0 means "no key"
+}
+
 std::string Position(const v1::GpsPoint& p) { return Num(p.lat(), 4) + "," + Num(p.lon(), 4); }
 
 }  // namespace
@@ -297,13 +307,20 @@ std::string AlertId(const std::string& container, uint32_t sequence) {
 RiskEngine::RiskEngine(const Profile* profile, const ReferenceData* reference, EngineLimits limits)
     : profile_(profile), reference_(reference), limits_(limits) {}
 
+// Pending items are kept in (time, kind) order; most come in order, so the
+// place is searched from the end.
 void RiskEngine::AddPending(v1::ContainerState& s, int64_t t, Kind kind) const {
-  for (const auto& p : s.pending()) {
-    if (p.time_ms() == t && p.kind() == kind) return;
+  auto* pending = s.mutable_pending();
+  int at = pending->size();
+  const auto key = std::make_pair(t, static_cast<int32_t>(kind));
+  while (at > 0 && std::make_pair(pending->Get(at - 1).time_ms(), pending->Get(at - 1).kind()) >= key) {
+    if (std::make_pair(pending->Get(at - 1).time_ms(), pending->Get(at - 1).kind()) == key) return;
+    --at;
   }
-  auto* p = s.add_pending();
+  auto* p = pending->Add();
   p->set_time_ms(t);
   p->set_kind(kind);
+  for (int i = pending->size() - 1; i > at; --i) pending->SwapElements(i, i - 1);
 }
 
 // ------------------------------------------------------------------ joins
@@ -404,11 +421,14 @@ JoinResult RiskEngine::ApplyGps(v1::ContainerState& s, const v1::GpsEvent& e, in
   // Points are ordered by fix time; most fixes arrive in order, so search from the end.
   int index = points->size();
   while (index > 0 && points->Get(index - 1).fix_time_ms() > t) --index;
+  const std::string_view event_id = Utf8Prefix(e.event_id(), kMaxFixText);
+  const uint64_t event_key = event_id.empty() ? 0 : EventKey(event_id);
   for (int i = std::max(0, index - 8); i < std::min(points->size(), index + 8); ++i) {
     const auto& p = points->Get(i);
-    if (e.event_id().empty() ? p.fix_time_ms() == t : p.event_id() == Utf8Prefix(e.event_id(), kMaxFixText)) {
-      return JoinResult::kDuplicate;
-    }
+    const bool same = event_id.empty()                 ? p.fix_time_ms() == t
+                      : p.event_key() != 0 ? p.event_key() == event_key
+                                           : p.event_id() == event_id;  // a fix stored before event_key
+    if (same) return JoinResult::kDuplicate;
   }
   if (index == 0 && t < s.released_before_ms() && points->size() >= limits_.max_gps_points) {
     // Older than every fix of a full window of evaluated ones: what it would
@@ -425,7 +445,7 @@ JoinResult RiskEngine::ApplyGps(v1::ContainerState& s, const v1::GpsEvent& e, in
   // Kept text is bounded per fix, so the window's 64 evaluated plus up to
   // 256 unevaluated fixes fit the state's GPS reserve whatever the input.
   p->set_seal_number(std::string(Utf8Prefix(e.seal_number(), kMaxFixText)));
-  p->set_event_id(std::string(Utf8Prefix(e.event_id(), kMaxFixText)));
+  p->set_event_key(event_key);
   const LatLon at{e.position().lat(), e.position().lon()};
   const CorridorFix fix = LocateInCorridors(*profile_, at);
   p->set_outside_corridors(!fix.inside);
@@ -525,9 +545,11 @@ void RiskEngine::Advance(v1::ContainerState& s, int64_t watermark, int64_t emit_
                          std::vector<v1::Alert>* alerts) const {
   if (s.pending_size() == 0) return;
   auto* pending = s.mutable_pending();
-  std::sort(pending->begin(), pending->end(), [](const auto& a, const auto& b) {
+  auto by_time = [](const auto& a, const auto& b) {
     return std::make_tuple(a.time_ms(), a.kind()) < std::make_tuple(b.time_ms(), b.kind());
-  });
+  };
+  // AddPending keeps them in order; a state from before that may not be.
+  if (!std::is_sorted(pending->begin(), pending->end(), by_time)) std::sort(pending->begin(), pending->end(), by_time);
   int done = 0;
   for (; done < pending->size() && pending->Get(done).time_ms() < watermark; ++done) {
     const auto& p = pending->Get(done);

@@ -95,21 +95,36 @@ std::string PartyKey(std::string_view name) {
   return key;
 }
 
-double NameSimilarity(std::string_view a, std::string_view b) {
+double NameSimilarity(std::string_view a, std::string_view b, double at_least) {
   if (a.empty() || b.empty()) return 0;
   if (a == b) return 1;
   // Optimal string alignment distance (Damerau-Levenshtein without
   // repeated edits of one substring), three rows.
   const size_t n = a.size(), m = b.size();
-  std::vector<size_t> prev2(m + 1), prev(m + 1), cur(m + 1);
+  // Rows reused across calls: a watchlist scan compares one name with every entry.
+  thread_local std::vector<size_t> prev2, prev, cur;
+  prev2.assign(m + 1, 0);
+  prev.assign(m + 1, 0);
+  cur.assign(m + 1, 0);
   for (size_t j = 0; j <= m; ++j) prev[j] = j;
+  // Every entry of a row is at least the smallest entry of the two rows
+  // before it (a transposition reaches back two rows), so once two rows in a
+  // row exceed the largest distance `at_least` allows, the result will too.
+  const double longest = static_cast<double>(std::max(n, m));
+  const size_t max_distance =
+      at_least > 0 ? static_cast<size_t>((1.0 - at_least) * longest + 1e-9) : std::max(n, m);
+  size_t prev_min = 0;
   for (size_t i = 1; i <= n; ++i) {
     cur[0] = i;
+    size_t row_min = cur[0];
     for (size_t j = 1; j <= m; ++j) {
       const size_t cost = a[i - 1] == b[j - 1] ? 0 : 1;
       cur[j] = std::min({prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + cost});
       if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1]) cur[j] = std::min(cur[j], prev2[j - 2] + 1);
+      row_min = std::min(row_min, cur[j]);
     }
+    if (i > 1 && row_min > max_distance && prev_min > max_distance) return 0;
+    prev_min = row_min;
     std::swap(prev2, prev);
     std::swap(prev, cur);
   }
@@ -142,7 +157,7 @@ std::optional<NameMatch> MatchName(std::string_view name,
                                                          std::min(key.size(), entry_key.size())) /
                                          static_cast<double>(std::max(key.size(), entry_key.size()));
       if (len_bound < std::min(min_similarity, 1.0)) continue;
-      const double s = NameSimilarity(key, entry_key);
+      const double s = NameSimilarity(key, entry_key, std::min(min_similarity, 1.0));
       if (s < min_similarity && s < 1) continue;
       if (!best || s > best->similarity || (s == best->similarity && entry < best->entry)) best = NameMatch{entry, s};
     }

@@ -328,7 +328,7 @@ Status TaskCore::Join(const InputRecord& record, int64_t now_ms, TaskOutput* out
   }
   if (state == &fresh) {
     state = states_->Put(key, std::move(fresh));
-  } else if (Status d = states_->MarkDirty(key); !d.ok()) {
+  } else if (Status d = states_->MarkDirty(key, is_gps); !d.ok()) {
     return d;
   }
   if (!is_outcome) {
@@ -362,22 +362,37 @@ void TaskCore::Release(const std::string& key, v1::ContainerState& s, int64_t bo
 
 void TaskCore::SetDue(const std::string& key, int64_t due_ms) {
   auto it = due_of_.find(key);
-  if (it != due_of_.end()) {
-    if (it->second == due_ms) return;
-    due_.erase({it->second, key});
-    if (due_ms == 0) {
-      due_of_.erase(it);
-      return;
-    }
-    it->second = due_ms;
-  } else {
-    if (due_ms == 0) return;
-    due_of_.emplace(key, due_ms);
+  if (due_ms == 0) {
+    if (it != due_of_.end()) due_of_.erase(it);  // its entry goes when it reaches the front
+    return;
   }
+  if (it == due_of_.end()) {
+    due_of_.emplace(key, DueOf{due_ms, due_ms});
+    due_.insert({due_ms, key});
+    return;
+  }
+  it->second.due_ms = due_ms;
+  if (due_ms >= it->second.indexed_ms) return;
+  due_.erase({it->second.indexed_ms, key});
   due_.insert({due_ms, key});
+  it->second.indexed_ms = due_ms;
+}
+
+void TaskCore::Settle() {
+  while (!due_.empty()) {
+    auto front = due_.begin();
+    auto it = due_of_.find(front->second);
+    if (it != due_of_.end() && it->second.indexed_ms == front->first) {
+      if (it->second.due_ms == front->first) return;
+      due_.insert({it->second.due_ms, front->second});  // later: never at the front's place
+      it->second.indexed_ms = it->second.due_ms;
+    }
+    due_.erase(front);  // moved, or left behind by a container no longer due
+  }
 }
 
 void TaskCore::SetGated(const std::string& key, int64_t earliest_ms) {
+  if (gated_of_.empty() && earliest_ms == operators::kEndOfTime) return;  // the usual case: nothing held
   auto it = gated_of_.find(key);
   if (it != gated_of_.end()) {
     if (it->second == earliest_ms) return;
@@ -460,7 +475,7 @@ Status TaskCore::Idle(int64_t now_ms, TaskOutput* out) {
 
 Status TaskCore::Walk(int64_t now_ms, TaskOutput* out) {
   const int64_t L = options_.allowed_lateness_ms;
-  while (!due_.empty() && due_.begin()->first <= p_ms_) {
+  for (Settle(); !due_.empty() && due_.begin()->first <= p_ms_; Settle()) {
     const std::string key = due_.begin()->second;
     auto loaded = states_->Get(key);
     if (!loaded.ok()) return loaded.error();
@@ -477,7 +492,7 @@ Status TaskCore::Walk(int64_t now_ms, TaskOutput* out) {
     if (Status d = states_->MarkDirty(key); !d.ok()) return d;
     ++counters_.quiet_releases;
     auto it = due_of_.find(key);
-    if (it != due_of_.end() && it->second <= due_before) {
+    if (it != due_of_.end() && it->second.due_ms <= due_before) {
       // Nothing was released (cannot happen: due - L - 1 < P - L and the
       // item is at or before the latest event); drop the entry rather than loop.
       SetDue(key, 0);

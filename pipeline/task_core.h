@@ -73,7 +73,11 @@ class ContainerStates {
   // Null when the container has no state.
   [[nodiscard]] virtual Result<v1::ContainerState*> Get(const std::string& key) = 0;
   virtual v1::ContainerState* Put(const std::string& key, v1::ContainerState state) = 0;
-  [[nodiscard]] virtual Status MarkDirty(const std::string& key) = 0;
+  // The state of `key` changed. `movement_only`: only its clock, pending
+  // items and GPS window were changed by the caller (a fix joined; the
+  // release that follows may change more, which the store detects), so the
+  // store may rewrite just that part (pipeline/state_parts.h).
+  [[nodiscard]] virtual Status MarkDirty(const std::string& key, bool movement_only = false) = 0;
   virtual void Erase(const std::string& key) = 0;
   struct Summary {
     int64_t last_event_ms = 0;
@@ -95,7 +99,7 @@ class MemoryStates final : public ContainerStates {
   v1::ContainerState* Put(const std::string& key, v1::ContainerState state) override {
     return &(states_[key] = std::move(state));
   }
-  Status MarkDirty(const std::string&) override { return Status::Ok(); }
+  Status MarkDirty(const std::string&, bool) override { return Status::Ok(); }
   void Erase(const std::string& key) override {
     auto it = states_.find(key);
     if (it == states_.end()) return;
@@ -219,7 +223,10 @@ class TaskCore {
   // alerts.
   [[nodiscard]] Status Idle(int64_t now_ms, TaskOutput* out);
   // Whether some container would be released were the partition clock at `t`.
-  bool HasDueBy(int64_t t) const { return !due_.empty() && due_.begin()->first <= t; }
+  bool HasDueBy(int64_t t) {
+    Settle();
+    return !due_.empty() && due_.begin()->first <= t;
+  }
 
   int64_t partition_clock_ms() const { return p_ms_; }
   // H above; kUnset before the first record.
@@ -253,8 +260,19 @@ class TaskCore {
   int64_t p_ms_ = kUnset;
   int64_t last_sweep_ms_ = kUnset;  // P at the last expiry sweep
   std::vector<int64_t> block_;      // capped timestamps of the open block, in arrival order
+  // The due index, lazy: due_of_ holds each container's due time and the
+  // time of its entry in due_, which is never later. A due time that moves
+  // later (every release of a container still receiving events) changes
+  // due_of_ only; Settle moves an entry when it reaches the front, so the
+  // front, and the order in which containers come due, are as if every
+  // entry were exact.
+  struct DueOf {
+    int64_t due_ms;
+    int64_t indexed_ms;
+  };
+  void Settle();
   std::set<std::pair<int64_t, std::string>> due_;
-  std::unordered_map<std::string, int64_t> due_of_;
+  std::unordered_map<std::string, DueOf> due_of_;
   int64_t idle_horizon_ms_ = kUnset;  // the horizon's floor: the first record's time, then idle spells
   bool examine_gated_ = false;        // Start listed pending containers: the next SetGate looks at them
   bool sweep_deferred_ = false;       // a sweep skipped held containers: sweep again once they are released

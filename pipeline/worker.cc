@@ -16,6 +16,7 @@
 #include "operators/default_profile.h"
 #include "pipeline/expiry_fields.h"
 #include "pipeline/kafka_error.h"
+#include "pipeline/state_parts.h"
 #include "state/write_behind_cache.h"
 
 namespace boxwatch::pipeline {
@@ -40,13 +41,16 @@ class CachedStates final : public ContainerStates {
   v1::ContainerState* Put(const std::string& key, v1::ContainerState state) override {
     return cache_.Put(key, std::move(state));
   }
-  Status MarkDirty(const std::string& key) override { return cache_.MarkDirty(key); }
+  Status MarkDirty(const std::string& key, bool movement_only) override {
+    return cache_.MarkDirty(key, movement_only ? kMovementPart : ContainerStateCodec::kAllParts);
+  }
   void Erase(const std::string& key) override { cache_.Erase(key); }
   Status ForEach(const std::function<void(const std::string&, const Summary&)>& fn) override {
-    // Stored values, unless a newer one waits in the cache; two fields read
-    // off the wire, as a full parse per stored state is too slow.
+    // Stored values, unless a newer one waits in the cache; the movement
+    // part's fields read off the wire, as a full parse per stored state is
+    // too slow.
     Status s = store_->ForEach([&](std::string_view key, std::string_view value) {
-      if (cache_.IsDirty(key)) return true;
+      if (IsDeclarationKey(key) || cache_.IsDirty(key)) return true;
       ExpiryFields f;
       if (ReadExpiryFields(value, &f)) fn(std::string(key), {f.last_event_ms, f.due_ms, f.pending});
       return true;
@@ -57,11 +61,11 @@ class CachedStates final : public ContainerStates {
     });
     return Status::Ok();
   }
-  state::WriteBehindCache<v1::ContainerState>& cache() { return cache_; }
+  state::WriteBehindCache<v1::ContainerState, ContainerStateCodec>& cache() { return cache_; }
 
  private:
   state::PartitionStore* store_;
-  state::WriteBehindCache<v1::ContainerState> cache_;
+  state::WriteBehindCache<v1::ContainerState, ContainerStateCodec> cache_;
 };
 
 
@@ -563,8 +567,8 @@ Status Worker::StartTask(Task& task) {
   Status s = task.core->SetGate(GateOf(LowestHorizon()), NowMs(), &out);
   if (s.ok() && !out.alerts.empty()) {
     if (Status t = EnsureTransaction(); !t.ok()) return t;
-    s = EmitOutput(task, out, -1);
   }
+  if (s.ok()) s = EmitOutput(task, out, -1);  // with no alerts, it reports the counters
   return s;
 }
 
@@ -607,6 +611,13 @@ Status Worker::DropUnsentOutput() {
   if (config_.exactly_once || !producer_) return Status::Ok();
   producer_->Purge();
   return NewProducer();
+}
+
+int64_t Worker::BufferedRecords() const {
+  int64_t n = 0;
+  for (const auto& [p, task] : tasks_)
+    for (const auto& buffer : task->buffers) n += static_cast<int64_t>(buffer.size());
+  return n;
 }
 
 Status Worker::ResumeInput(Task& task, int input) {
@@ -710,7 +721,8 @@ Status Worker::Drain() {
       }
       if (Status s = ProcessRecord(task, b); !s.ok()) return s;
       task.next_offset[best] = b.message.offset() + 1;
-      if (records_in_transaction_ >= config_.max_records_per_commit) {
+      if (records_in_transaction_ >=
+          (backlogged_ ? config_.backlog_records_per_commit : config_.max_records_per_commit)) {
         drain_next_ = p + 1;
         return Status::Ok();
       }
@@ -728,6 +740,7 @@ Status Worker::EnsureTransaction() {
   }
   in_transaction_ = true;
   records_in_transaction_ = 0;
+  backlogged_ = false;
   transaction_started_ms_ = NowMs();
   return Status::Ok();
 }
@@ -1026,9 +1039,9 @@ Status Worker::UpdateGate(int64_t now) {
     }
     TaskOutput out;
     if (Status s = task.core->SetGate(gate, now, &out); !s.ok()) return s;
-    if (!out.alerts.empty()) {
-      if (Status s = EmitOutput(task, out, task.held_ingest_ms, now); !s.ok()) return s;
-    }
+    // Also without alerts: a deferred expiry sweep may have run, whose
+    // counters EmitOutput reports.
+    if (Status s = EmitOutput(task, out, task.held_ingest_ms, now); !s.ok()) return s;
     if (task.core->gated() == 0) task.held_ingest_ms = -1;
   }
   return Status::Ok();
@@ -1159,9 +1172,21 @@ Status Worker::Run(const std::atomic<bool>& stop) {
       if (Status g = UpdateGate(now); !g.ok()) return g;
       UpdateGauges();
       if (Status s = Drain(); !s.ok()) return s;
-      const bool due = in_transaction_ && (NowMs() - transaction_started_ms_ >= config_.commit_interval_ms ||
-                                           records_in_transaction_ >= config_.max_records_per_commit);
-      if (due) return CommitCycle();
+      if (!in_transaction_) return Status::Ok();
+      const int64_t age = NowMs() - transaction_started_ms_;
+      if (age < config_.commit_interval_ms && records_in_transaction_ < config_.max_records_per_commit) {
+        return Status::Ok();
+      }
+      // Due. Behind, with at least another transaction's worth of records
+      // already waiting, it holds more (fewer state writes per event); once
+      // the backlog is gone, the usual cadence is back.
+      if (!stop.load() && age < config_.backlog_commit_interval_ms &&
+          records_in_transaction_ < config_.backlog_records_per_commit &&
+          BufferedRecords() >= config_.max_records_per_commit) {
+        backlogged_ = true;
+        return Status::Ok();
+      }
+      return CommitCycle();
       return Status::Ok();
     }();
     if (step.ok()) {

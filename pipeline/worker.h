@@ -114,6 +114,7 @@ class Worker : public RebalanceListener {
   Status Recover(const Error& error);
   void DropTasks(const std::set<int32_t>& partitions);
   Status ResumeInput(Task& task, int input);  // resumes fetching a paused input
+  int64_t BufferedRecords() const;  // records routed to tasks and not yet processed
   Status DropUnsentOutput();                  // at-least-once: purge and replace the producer
   // Sends `m` to the dead-letter topic with `reason`; a value over
   // max_value_bytes is cut to that size (headers boxwatch-truncated and
@@ -176,6 +177,9 @@ class Worker : public RebalanceListener {
   bool closing_ = false;
   bool refused_foreign_state_ = false;     // the destructor is closing the clients: callbacks must not commit
   int64_t records_in_transaction_ = 0;
+  // The open transaction stays open past the usual cadence: the worker is
+  // behind (see WorkerConfig::backlog_commit_interval_ms).
+  bool backlogged_ = false;
   int64_t transaction_started_ms_ = 0;
   std::optional<Error> pending_error_;
   TaskOutput output_;  // reused per record

@@ -24,6 +24,12 @@ struct WorkerConfig {
   std::string metrics_listen = "0.0.0.0:9464";  // /metrics, /healthz, /readyz (host:port); empty: off
   int64_t commit_interval_ms = 100;       // ms between transactions
   int64_t max_records_per_commit = 5000;  // records; a transaction commits early when reached
+  // Under backlog (at least max_records_per_commit records already waiting in
+  // the worker when a transaction is due), the transaction stays open up to
+  // these instead: fewer state writes per event while catching up, the
+  // usual cadence once caught up (docs/worker.md "Commit cadence").
+  int64_t backlog_commit_interval_ms = 1000;
+  int64_t backlog_records_per_commit = 50000;
   int64_t allowed_lateness_ms = 300000;   // ms; older events are dead-lettered as late (5 min)
   int64_t idle_wait_ms = 2000;   // ms a task waits for a partition known to hold unread records
   // ms evaluation waits for the feedback horizons of every task to move

@@ -1,8 +1,24 @@
 #pragma once
-// WriteBehindCache<T>: the decoded working set of one partition, over its
-// PartitionStore. The worker uses it with T = boxwatch::v1::ContainerState so
+// WriteBehindCache<T, Codec>: the decoded working set of one partition, over
+// its PartitionStore. The worker uses it with T = boxwatch::v1::ContainerState
+// (and a codec that keeps each container in parts, pipeline/state_parts.h) so
 // that a container receiving 50 GPS points in one commit interval is decoded
-// once, mutated in place, and costs one changelog record and one RocksDB write.
+// once, mutated in place, and costs one write per changed part, in RocksDB and
+// on the changelog.
+//
+// A codec says how a value is kept under one or more store keys. It has a
+// per-entry `Meta` (what it remembers of the stored form), `kAllParts`, and
+//   Result<bool> Load(const PartitionStore&, std::string_view key, T*, Meta*)
+//     false when there is no value; kFatal (message without the key) when the
+//     stored bytes do not decode;
+//   bool Save(std::string_view key, T&, uint32_t dirty_parts, Meta*,
+//             std::vector<PartitionStore::Write>*)
+//     appends the writes of the parts that changed (the codec may add parts to
+//     `dirty_parts`, never drop one); false when a value does not serialise;
+//     `T&` because a codec may move fields aside and back while it encodes;
+//   void Delete(std::string_view key, Meta*, std::vector<PartitionStore::Write>*)
+//     appends a delete of every part.
+// WholeValueCodec, the default, keeps the whole serialised value under the key.
 //
 // Use, once per commit interval:
 //   T* s = cache.Get(key) (nullptr: no state yet) → mutate → cache.MarkDirty(key)
@@ -62,6 +78,30 @@ concept SerializableValue =
     };
 
 template <SerializableValue T>
+struct WholeValueCodec {
+  struct Meta {};
+  static constexpr uint32_t kAllParts = 1;
+  static Result<bool> Load(const PartitionStore& store, std::string_view key, T* value, Meta*) {
+    Result<std::optional<std::string>> bytes = store.Get(key);
+    if (!bytes.ok()) return bytes.error();
+    if (!bytes->has_value()) return false;
+    if (!value->ParseFromString(**bytes)) {
+      return Error{Errc::kFatal, "the stored value (" + std::to_string((*bytes)->size()) + " bytes) does not decode"};
+    }
+    return true;
+  }
+  static bool Save(std::string_view key, T& value, uint32_t, Meta*, std::vector<PartitionStore::Write>* out) {
+    std::string bytes;
+    if (!value.SerializeToString(&bytes)) return false;
+    out->push_back({std::string(key), std::move(bytes)});
+    return true;
+  }
+  static void Delete(std::string_view key, Meta*, std::vector<PartitionStore::Write>* out) {
+    out->push_back({std::string(key), std::nullopt});
+  }
+};
+
+template <SerializableValue T, typename Codec = WholeValueCodec<T>>
 class WriteBehindCache {
  public:
   // Entries kept after TakeDirty, count (per partition).
@@ -89,18 +129,18 @@ class WriteBehindCache {
       return it->second.value ? &*it->second.value : nullptr;
     }
     ++stats_.loads;
-    Result<std::optional<std::string>> bytes = store_->Get(key);
-    if (!bytes.ok()) return bytes.error();
-    if (!bytes->has_value()) return static_cast<T*>(nullptr);
     T value;
-    if (!value.ParseFromString(**bytes)) {
-      return Error{Errc::kFatal, Describe(key) + ": the stored value (" +
-                                     std::to_string((*bytes)->size()) +
-                                     " bytes) does not decode; restore the partition from "
-                                     "the changelog"};
+    typename Codec::Meta meta{};
+    Result<bool> found = Codec::Load(*store_, key, &value, &meta);
+    if (!found.ok()) {
+      if (found.error().code != Errc::kFatal) return found.error();
+      return Error{Errc::kFatal,
+                   Describe(key) + ": " + found.error().message + "; restore the partition from the changelog"};
     }
+    if (!*found) return static_cast<T*>(nullptr);
     Entry& e = Insert(key);
     e.value.emplace(std::move(value));
+    e.meta = std::move(meta);
     return &*e.value;
   }
 
@@ -108,18 +148,19 @@ class WriteBehindCache {
   T* Put(std::string_view key, T value) {
     Entry& e = FindOrInsert(key);
     e.value = std::move(value);
-    SetDirty(e);
+    SetDirty(e, Codec::kAllParts);
     return &*e.value;
   }
 
-  // Records that the value of `key` (obtained from Get or Put) was changed.
-  [[nodiscard]] Status MarkDirty(std::string_view key) {
+  // Records that the value of `key` (obtained from Get or Put) was changed,
+  // in `parts` (the codec's part bits; all by default).
+  [[nodiscard]] Status MarkDirty(std::string_view key, uint32_t parts = Codec::kAllParts) {
     auto it = entries_.find(key);
     if (it == entries_.end() || !it->second.value) {
       return Error{Errc::kNotFound, Describe(key) + ": MarkDirty of a key with no cached value; "
                                                     "Get or Put it first"};
     }
-    SetDirty(it->second);
+    SetDirty(it->second, parts);
     return Status::Ok();
   }
 
@@ -128,7 +169,7 @@ class WriteBehindCache {
   void Erase(std::string_view key) {
     Entry& e = FindOrInsert(key);
     e.value.reset();
-    SetDirty(e);
+    SetDirty(e, Codec::kAllParts);
   }
 
   // Returns every dirty entry as a store write, in key order (values
@@ -137,18 +178,22 @@ class WriteBehindCache {
   [[nodiscard]] Result<std::vector<PartitionStore::Write>> TakeDirty() {
     std::vector<PartitionStore::Write> writes;
     writes.reserve(dirty_.size());
+    // Metas change only once every value has serialised: a failure takes nothing.
+    std::vector<std::pair<Entry*, typename Codec::Meta>> metas;
+    metas.reserve(dirty_.size());
     for (const std::string* key : dirty_) {
-      const Entry& e = entries_.find(*key)->second;
-      PartitionStore::Write w{*key, std::nullopt};
+      Entry& e = entries_.find(*key)->second;
+      typename Codec::Meta meta = e.meta;
       if (e.value) {
-        std::string bytes;
-        if (!e.value->SerializeToString(&bytes)) {
+        if (!Codec::Save(*key, *e.value, e.dirty, &meta, &writes)) {
           return Error{Errc::kFatal, Describe(*key) + ": the value does not serialise"};
         }
-        w.value = std::move(bytes);
+      } else {
+        Codec::Delete(*key, &meta, &writes);
       }
-      writes.push_back(std::move(w));
+      metas.emplace_back(&e, std::move(meta));
     }
+    for (auto& [e, meta] : metas) e->meta = std::move(meta);
     std::sort(writes.begin(), writes.end(),
               [](const auto& a, const auto& b) { return a.key < b.key; });
 
@@ -161,7 +206,7 @@ class WriteBehindCache {
       entries_.erase(entry);
       ++stats_.evictions;
     }
-    for (const std::string* key : dirty_) entries_.find(*key)->second.dirty = false;
+    for (const std::string* key : dirty_) entries_.find(*key)->second.dirty = 0;
     dirty_.clear();
     return writes;
   }
@@ -191,7 +236,7 @@ class WriteBehindCache {
   bool Contains(std::string_view key) const { return entries_.find(key) != entries_.end(); }
   bool IsDirty(std::string_view key) const {
     auto it = entries_.find(key);
-    return it != entries_.end() && it->second.dirty;
+    return it != entries_.end() && it->second.dirty != 0;
   }
   const Stats& GetStats() const { return stats_; }
   size_t MaxEntries() const { return max_entries_; }
@@ -201,7 +246,8 @@ class WriteBehindCache {
 
   struct Entry {
     std::optional<T> value;  // nullopt: deleted (a tombstone)
-    bool dirty = false;
+    uint32_t dirty = 0;      // the codec's parts changed since the last TakeDirty; 0: clean
+    typename Codec::Meta meta{};
     typename LruList::iterator lru;
   };
 
@@ -212,11 +258,9 @@ class WriteBehindCache {
 
   void Touch(Entry& e) { lru_.splice(lru_.begin(), lru_, e.lru); }
 
-  void SetDirty(Entry& e) {
-    if (!e.dirty) {
-      e.dirty = true;
-      dirty_.push_back(*e.lru);
-    }
+  void SetDirty(Entry& e, uint32_t parts) {
+    if (e.dirty == 0) dirty_.push_back(*e.lru);
+    e.dirty |= parts == 0 ? Codec::kAllParts : parts;
   }
 
   // Keys live in the map's nodes, which never move; the LRU list and the

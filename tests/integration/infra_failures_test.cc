@@ -102,7 +102,9 @@ TEST(BrokerFailures, LeaderKillsAndALostQuorumChangeNoAlertAndLagReturnsToZero) 
   ASSERT_TRUE(w.Produce(traffic.records).ok());
   const int64_t total = static_cast<int64_t>(traffic.records.size());
 
-  auto worker = w.StartWorker("bf-1", {{"idle_flush_ms", "0"}, {"max_records_per_commit", "500"}});
+  auto worker = w.StartWorker("bf-1", {{"idle_flush_ms", "0"},
+                                             {"max_records_per_commit", "500"},
+                                             {"backlog_records_per_commit", "500"}});
   ASSERT_TRUE(worker.ok()) << worker.error().message;
   const int metrics_port = static_cast<int>(JsonField((*worker)->last_line(), "metrics_port"));
   int grpc_port = 0, http_port = 0;
@@ -219,7 +221,8 @@ TEST(StateDisk, AFullStateVolumeStopsProcessingUntilSpaceReturnsAndLosesNothing)
   const int64_t total = static_cast<int64_t>(traffic.records.size());
   auto worker = (*h)->StartWorker("disk-1", {{"state_dir", volume.path + "/state"},
                                              {"write_buffer_bytes", "1048576"},
-                                             {"max_records_per_commit", "500"}});
+                                             {"max_records_per_commit", "500"},
+                                             {"backlog_records_per_commit", "500"}});
   ASSERT_TRUE(worker.ok()) << worker.error().message;
   const int port = static_cast<int>(JsonField((*worker)->last_line(), "metrics_port"));
 

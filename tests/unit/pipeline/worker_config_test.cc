@@ -37,6 +37,27 @@ TEST(WorkerConfig, ReportsEveryProblemAtOnceWithLines) {
   EXPECT_NE(m.find("instance_id is required"), std::string::npos) << m;
 }
 
+TEST(WorkerConfig, BacklogCadenceMustNotBeSmallerThanTheUsualOneNorNearTheTransactionTimeout) {
+  auto ok = WorkerConfig::Parse("instance_id: w\n", "w.yaml", {});
+  ASSERT_TRUE(ok.ok()) << ok.error().message;
+  EXPECT_EQ(ok->backlog_commit_interval_ms, 1000);
+  EXPECT_EQ(ok->backlog_records_per_commit, 50000);
+  auto c = WorkerConfig::Parse(
+      "instance_id: w\ncommit_interval_ms: 500\nbacklog_commit_interval_ms: 200\nmax_records_per_commit: 9000\n"
+      "backlog_records_per_commit: 8000\n",
+      "w.yaml", {});
+  ASSERT_FALSE(c.ok());
+  const std::string& m = c.error().message;
+  EXPECT_NE(m.find("backlog_commit_interval_ms (200) must be at least commit_interval_ms (500)"), std::string::npos) << m;
+  EXPECT_NE(m.find("backlog_records_per_commit (8000) must be at least max_records_per_commit (9000)"),
+            std::string::npos)
+      << m;
+  auto t = WorkerConfig::Parse("instance_id: w\nbacklog_commit_interval_ms: 40000\n", "w.yaml", {});
+  ASSERT_FALSE(t.ok());
+  EXPECT_NE(t.error().message.find("at most half of transaction_timeout_ms (60000)"), std::string::npos)
+      << t.error().message;
+}
+
 TEST(WorkerConfig, ProcessingGuaranteeIsExactlyOnceUnlessToldOtherwise) {
   auto c = WorkerConfig::Parse("instance_id: w\n", "w.yaml", {});
   ASSERT_TRUE(c.ok()) << c.error().message;

@@ -1,0 +1,67 @@
+#pragma once
+// State format 2: each container's state is kept in two parts, laid out by
+// how often they change (docs/worker.md "State layout"):
+//   movement (M), under the container number: the container's clock
+//     (progress, release bound, due time, first and last event), its pending
+//     items and its GPS window; every joined event changes it;
+//   declaration (D), under the container number + "#d": the container
+//     number, manifest versions and their summaries, scans, outcomes, the
+//     fired indicators and the alert bookkeeping; manifests, scans, outcomes
+//     and evaluations that fire something change it.
+// Both parts are ContainerState messages holding disjoint fields, so a
+// container is D's bytes parsed and M's merged in. A GPS fix writes M only,
+// in RocksDB and on the changelog, unless evaluating it fired something or
+// trimmed a scan or manifest version.
+//
+// A container written by an older worker (format 1) is one whole
+// ContainerState under the container number and no D key: it loads as it
+// is, and its first write stores both parts (M replaces the whole value).
+// The due index and expiry read M's fields off the wire (expiry_fields.h):
+// they are where they were in format 1.
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "boxwatch/v1/state.pb.h"
+#include "core/result.h"
+#include "state/state_store.h"
+
+namespace boxwatch::pipeline {
+
+inline constexpr uint32_t kMovementPart = 1;
+inline constexpr uint32_t kDeclarationPart = 2;
+inline constexpr std::string_view kDeclarationSuffix = "#d";
+
+// Whether a state key is a declaration part's (container number + "#d").
+inline bool IsDeclarationKey(std::string_view key) { return key.ends_with(kDeclarationSuffix); }
+
+// Serialises one part of `s`. The fields of the other part are moved aside
+// and back (no copies), hence the non-const state; `s` is unchanged after.
+bool SerializeMovement(v1::ContainerState& s, std::string* out);
+bool SerializeDeclaration(v1::ContainerState& s, std::string* out);
+
+// The WriteBehindCache codec of format 2 (state/write_behind_cache.h).
+struct ContainerStateCodec {
+  struct Meta {
+    // A D key may exist in the store (a container never loaded counts as
+    // one: its delete must cover both keys). False after a format-1 load, so
+    // the next save writes D whatever changed.
+    bool declaration_stored = true;
+    // What D held when last loaded or stored: the sizes of its repeated
+    // fields and a hash of the fired indicators and alert bookkeeping. A
+    // save that was told only M changed still writes D when these differ
+    // (an evaluation fired something, a trim dropped a scan).
+    uint32_t shape[4] = {0, 0, 0, 0};
+    uint64_t evaluation_digest = 0;
+  };
+  static constexpr uint32_t kAllParts = kMovementPart | kDeclarationPart;
+  static Result<bool> Load(const state::PartitionStore& store, std::string_view key, v1::ContainerState* value,
+                           Meta* meta);
+  static bool Save(std::string_view key, v1::ContainerState& value, uint32_t dirty_parts, Meta* meta,
+                   std::vector<state::PartitionStore::Write>* out);
+  static void Delete(std::string_view key, Meta* meta, std::vector<state::PartitionStore::Write>* out);
+};
+
+}  // namespace boxwatch::pipeline

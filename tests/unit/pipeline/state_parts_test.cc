@@ -1,0 +1,203 @@
+#include "pipeline/state_parts.h"
+
+#include <gtest/gtest.h>
+
+#include <map>
+#include <set>
+
+#include "boxwatch/v1/state.pb.h"
+#include "state/write_behind_cache.h"
+
+namespace boxwatch::pipeline {
+namespace {
+
+// A partition in a map: what the codec reads and writes, nothing else.
+class MapPartition final : public state::PartitionStore {
+ public:
+  int32_t PartitionId() const override { return 0; }
+  Result<std::optional<std::string>> Get(std::string_view key) const override {
+    auto it = values.find(std::string(key));
+    if (it == values.end()) return std::optional<std::string>();
+    return std::optional<std::string>(it->second);
+  }
+  Status CommitViews(std::span<const WriteView> writes, int64_t, std::string_view) override {
+    for (const auto& w : writes) {
+      if (w.value) values[std::string(w.key)] = std::string(*w.value);
+      else values.erase(std::string(w.key));
+    }
+    return Status::Ok();
+  }
+  int64_t ChangelogCheckpoint() const override { return -1; }
+  std::string TaskMeta() const override { return ""; }
+  Status ForEach(const std::function<bool(std::string_view, std::string_view)>& fn) const override {
+    for (const auto& [k, v] : values)
+      if (!fn(k, v)) break;
+    return Status::Ok();
+  }
+  uint64_t ApproximateKeys() const override { return values.size(); }
+  std::map<std::string, std::string> values;
+};
+
+using Cache = state::WriteBehindCache<v1::ContainerState, ContainerStateCodec>;
+constexpr char kBox[] = "CSQU3054383";
+
+// Every field of ContainerState set.
+v1::ContainerState FullState() {
+  v1::ContainerState s;
+  s.set_container_number(kBox);
+  s.add_manifest_versions()->set_container_number(kBox);
+  s.add_manifest_history()->set_version(1);
+  s.add_scans()->set_scan_id("scan-1");
+  for (int i = 0; i < 3; ++i) s.mutable_gps()->add_points()->set_fix_time_ms(1794970800000 + i * 60000);
+  s.add_outcomes()->set_outcome_id("outcome-1");
+  s.set_first_event_ms(1794970800000);
+  s.set_last_event_ms(1794970920000);
+  s.set_expires_at_ms(1797562920000);
+  s.mutable_alerts()->set_alert_sequence(2);
+  s.add_fired()->set_id("gps.route_deviation");
+  s.add_pending()->set_time_ms(1794970920000);
+  s.set_evaluated_through_ms(1794970860000);
+  s.set_progress_ms(1794970920000);
+  s.set_released_before_ms(1794970860001);
+  s.set_due_ms(1794971220001);
+  return s;
+}
+
+std::set<std::string> FieldsSet(const v1::ContainerState& s) {
+  std::vector<const google::protobuf::FieldDescriptor*> fields;
+  s.GetReflection()->ListFields(s, &fields);
+  std::set<std::string> names;
+  for (const auto* f : fields) names.insert(f->name());
+  return names;
+}
+
+TEST(StateParts, EveryFieldIsInExactlyOnePartAndThePartsJoinToTheWhole) {
+  v1::ContainerState s = FullState();
+  const std::string whole = s.SerializeAsString();
+  ASSERT_EQ(FieldsSet(s).size(), static_cast<size_t>(v1::ContainerState::descriptor()->field_count()))
+      << "FullState must set every field, a new one included";
+  std::string m, d;
+  ASSERT_TRUE(SerializeMovement(s, &m));
+  ASSERT_TRUE(SerializeDeclaration(s, &d));
+  EXPECT_EQ(s.SerializeAsString(), whole) << "serialising a part leaves the state as it was";
+  v1::ContainerState pm, pd;
+  ASSERT_TRUE(pm.ParseFromString(m));
+  ASSERT_TRUE(pd.ParseFromString(d));
+  const std::set<std::string> in_m = FieldsSet(pm), in_d = FieldsSet(pd);
+  for (const auto& name : in_m) EXPECT_EQ(in_d.count(name), 0u) << name << " is in both parts";
+  EXPECT_EQ(in_m.size() + in_d.size(), static_cast<size_t>(v1::ContainerState::descriptor()->field_count()))
+      << "a field is in no part";
+  EXPECT_TRUE(in_m.count("gps") && in_m.count("pending") && in_m.count("due_ms") && in_m.count("last_event_ms"));
+  v1::ContainerState joined = pd;
+  ASSERT_TRUE(joined.MergeFromString(m));
+  EXPECT_EQ(joined.SerializeAsString(), whole);
+}
+
+std::vector<std::string> Keys(const std::vector<state::PartitionStore::Write>& writes) {
+  std::vector<std::string> keys;
+  for (const auto& w : writes) keys.push_back(w.key + (w.value ? "" : " (delete)"));
+  return keys;
+}
+
+TEST(StateParts, AFixRewritesOnlyTheMovementPartUnlessItsReleaseChangedTheDeclaration) {
+  MapPartition store;
+  const std::string d_key = std::string(kBox) + "#d";
+  {
+    Cache cache(&store);
+    cache.Put(kBox, FullState());
+    auto writes = cache.TakeDirty();
+    ASSERT_TRUE(writes.ok());
+    EXPECT_EQ(Keys(*writes), (std::vector<std::string>{kBox, d_key}));
+    ASSERT_TRUE(store.Commit(*writes, 1, "").ok());
+  }
+  Cache cache(&store);
+  auto s = cache.Get(kBox);
+  ASSERT_TRUE(s.ok() && *s != nullptr);
+  EXPECT_EQ((*s)->SerializeAsString(), FullState().SerializeAsString()) << "both parts load as one state";
+
+  // A fix: movement only.
+  (*s)->mutable_gps()->add_points()->set_fix_time_ms(1794971000000);
+  ASSERT_TRUE(cache.MarkDirty(kBox, kMovementPart).ok());
+  auto writes = cache.TakeDirty();
+  ASSERT_TRUE(writes.ok());
+  EXPECT_EQ(Keys(*writes), std::vector<std::string>{kBox});
+  ASSERT_TRUE(store.Commit(*writes, 2, "").ok());
+
+  // A fix whose evaluation fired an indicator: the declaration part too.
+  (*s)->add_fired()->set_id("gps.seal_breach");
+  ASSERT_TRUE(cache.MarkDirty(kBox, kMovementPart).ok());
+  writes = cache.TakeDirty();
+  ASSERT_TRUE(writes.ok());
+  EXPECT_EQ(Keys(*writes), (std::vector<std::string>{kBox, d_key}));
+  ASSERT_TRUE(store.Commit(*writes, 3, "").ok());
+
+  // A changed alert bookkeeping, and a trim that dropped a scan: detected alike.
+  (*s)->mutable_alerts()->set_last_score(42);
+  ASSERT_TRUE(cache.MarkDirty(kBox, kMovementPart).ok());
+  writes = cache.TakeDirty();
+  ASSERT_TRUE(writes.ok());
+  EXPECT_EQ(Keys(*writes), (std::vector<std::string>{kBox, d_key}));
+  ASSERT_TRUE(store.Commit(*writes, 4, "").ok());
+  (*s)->mutable_scans()->DeleteSubrange(0, 1);
+  ASSERT_TRUE(cache.MarkDirty(kBox, kMovementPart).ok());
+  writes = cache.TakeDirty();
+  ASSERT_TRUE(writes.ok());
+  EXPECT_EQ(Keys(*writes), (std::vector<std::string>{kBox, d_key}));
+  ASSERT_TRUE(store.Commit(*writes, 5, "").ok());
+
+  const std::string expected = (*s)->SerializeAsString();
+  Cache reread(&store);
+  auto again = reread.Get(kBox);
+  ASSERT_TRUE(again.ok() && *again != nullptr);
+  EXPECT_EQ((*again)->SerializeAsString(), expected);
+
+  // Expiry deletes both parts.
+  cache.Erase(kBox);
+  writes = cache.TakeDirty();
+  ASSERT_TRUE(writes.ok());
+  EXPECT_EQ(Keys(*writes), (std::vector<std::string>{std::string(kBox) + " (delete)", d_key + " (delete)"}));
+}
+
+TEST(StateParts, AFormat1StateLoadsWholeAndItsFirstWriteStoresBothParts) {
+  MapPartition store;
+  store.values[kBox] = FullState().SerializeAsString();  // an older worker's value
+  Cache cache(&store);
+  auto s = cache.Get(kBox);
+  ASSERT_TRUE(s.ok() && *s != nullptr);
+  EXPECT_EQ((*s)->SerializeAsString(), FullState().SerializeAsString());
+  (*s)->set_progress_ms((*s)->progress_ms() + 1);
+  ASSERT_TRUE(cache.MarkDirty(kBox, kMovementPart).ok());
+  auto writes = cache.TakeDirty();
+  ASSERT_TRUE(writes.ok());
+  EXPECT_EQ(Keys(*writes), (std::vector<std::string>{kBox, std::string(kBox) + "#d"}));
+  ASSERT_TRUE(store.Commit(*writes, 1, "").ok());
+  Cache reread(&store);
+  auto again = reread.Get(kBox);
+  ASSERT_TRUE(again.ok() && *again != nullptr);
+  EXPECT_EQ((*again)->SerializeAsString(), (*s)->SerializeAsString());
+  EXPECT_LT(store.values[kBox].size(), FullState().ByteSizeLong()) << "the movement part no longer holds the rest";
+}
+
+TEST(StateParts, AnUndecodableDeclarationPartIsFatalAndNamesTheKey) {
+  MapPartition store;
+  std::string m;
+  v1::ContainerState s = FullState();
+  ASSERT_TRUE(SerializeMovement(s, &m));
+  store.values[kBox] = m;
+  store.values[std::string(kBox) + "#d"] = "\xff\xff\xff";
+  Cache cache(&store);
+  auto got = cache.Get(kBox);
+  ASSERT_FALSE(got.ok());
+  EXPECT_EQ(got.error().code, Errc::kFatal);
+  EXPECT_NE(got.error().message.find(kBox), std::string::npos) << got.error().message;
+  EXPECT_NE(got.error().message.find("declaration part"), std::string::npos) << got.error().message;
+}
+
+TEST(StateParts, DeclarationKeysAreRecognised) {
+  EXPECT_TRUE(IsDeclarationKey("CSQU3054383#d"));
+  EXPECT_FALSE(IsDeclarationKey("CSQU3054383"));
+  EXPECT_FALSE(IsDeclarationKey("__task__"));
+}
+
+}  // namespace
+}  // namespace boxwatch::pipeline
