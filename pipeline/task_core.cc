@@ -446,7 +446,7 @@ Status TaskCore::ReleaseGated(int64_t now_ms, TaskOutput* out) {
     const int pending = s->pending_size();
     Release(key, *s, bound, now_ms, out);
     if (s->released_before_ms() == released && s->pending_size() == pending) continue;  // nothing changed
-    if (Status d = states_->MarkDirty(key); !d.ok()) return d;
+    if (Status d = states_->MarkDirty(key, /*movement_only=*/true); !d.ok()) return d;
   }
   return Status::Ok();
 }
@@ -489,7 +489,7 @@ Status TaskCore::Walk(int64_t now_ms, TaskOutput* out) {
     const int64_t bound = std::min(p_ms_ - L, s->last_event_ms() + 1);
     const int64_t due_before = due_.begin()->first;
     Release(key, *s, bound, now_ms, out);
-    if (Status d = states_->MarkDirty(key); !d.ok()) return d;
+    if (Status d = states_->MarkDirty(key, /*movement_only=*/true); !d.ok()) return d;
     ++counters_.quiet_releases;
     auto it = due_of_.find(key);
     if (it != due_of_.end() && it->second.due_ms <= due_before) {

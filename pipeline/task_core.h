@@ -73,10 +73,10 @@ class ContainerStates {
   // Null when the container has no state.
   [[nodiscard]] virtual Result<v1::ContainerState*> Get(const std::string& key) = 0;
   virtual v1::ContainerState* Put(const std::string& key, v1::ContainerState state) = 0;
-  // The state of `key` changed. `movement_only`: only its clock, pending
-  // items and GPS window were changed by the caller (a fix joined; the
-  // release that follows may change more, which the store detects), so the
-  // store may rewrite just that part (pipeline/state_parts.h).
+  // The state of `key` changed. `movement_only`: the caller changed only its
+  // clock, pending items and GPS window (a fix joined, or a release, whose
+  // evaluations and trims the store detects by comparison), so the store may
+  // rewrite just that part (pipeline/state_parts.h).
   [[nodiscard]] virtual Status MarkDirty(const std::string& key, bool movement_only = false) = 0;
   virtual void Erase(const std::string& key) = 0;
   struct Summary {
