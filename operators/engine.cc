@@ -9,6 +9,7 @@
 #include <tuple>
 
 #include "core/types.h"
+#include "operators/fix_quantum.h"
 #include "operators/geo.h"
 #include "operators/names.h"
 
@@ -438,9 +439,10 @@ JoinResult RiskEngine::ApplyGps(v1::ContainerState& s, const v1::GpsEvent& e, in
   s.set_container_number(e.container_number());
   v1::GpsPoint* p = points->Add();
   p->set_fix_time_ms(t);
-  p->set_lat(e.position().lat());
-  p->set_lon(e.position().lon());
-  p->set_speed_kmh(e.speed_kmh());
+  // Rounded to the resolutions the state keeps (operators/fix_quantum.h).
+  p->set_lat(Quantize(e.position().lat(), kDegreeScale));
+  p->set_lon(Quantize(e.position().lon(), kDegreeScale));
+  p->set_speed_kmh(Quantize(e.speed_kmh(), kSpeedScale));
   p->set_seal_state(e.seal_state());
   // Kept text is bounded per fix, so the window's 64 evaluated plus up to
   // 256 unevaluated fixes fit the state's GPS reserve whatever the input.
@@ -449,7 +451,7 @@ JoinResult RiskEngine::ApplyGps(v1::ContainerState& s, const v1::GpsEvent& e, in
   const LatLon at{e.position().lat(), e.position().lon()};
   const CorridorFix fix = LocateInCorridors(*profile_, at);
   p->set_outside_corridors(!fix.inside);
-  p->set_corridor_distance_m(fix.distance_m);
+  p->set_corridor_distance_m(Quantize(fix.distance_m, kDistanceScale));
   p->set_in_stop_zone(ZoneContaining(profile_->stop_zones, at) != nullptr);
   if (e.geofence_transition() != v1::GpsEvent::GEOFENCE_TRANSITION_NONE &&
       IsBorderGeofence(e.geofence_id())) {

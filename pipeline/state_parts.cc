@@ -1,7 +1,10 @@
 #include "pipeline/state_parts.h"
 
 #include <functional>
+#include <string_view>
 #include <utility>
+
+#include "operators/fix_quantum.h"
 
 namespace boxwatch::pipeline {
 namespace {
@@ -40,11 +43,171 @@ uint64_t EvaluationDigest(v1::ContainerState& s) {
   return std::hash<std::string>{}(bytes) | 1;  // 0 means "nothing"
 }
 
+// The compact encoding of a GPS window (GpsTrack.packed_points): format
+// byte 1, the count, then per fix, as varints (signed ones zigzagged) and
+// relative to the previous fix where that makes them small: time delta
+// (ms), latitude and longitude deltas (1e-7 degree), speed (0.01 km/h),
+// corridor distance (0.1 m), a flag byte, the seal state, then the event key
+// (8 bytes, little-endian) and the seal number, border geofence and event id
+// (length and bytes) when their flags say so. About 15 bytes a fix where the
+// protobuf takes about 60. Only a window whose numbers all lie on the
+// engine's grid (operators/fix_quantum.h) is packed, so decoding gives back
+// exactly what was encoded; any other is stored as protobuf points.
+constexpr char kPackedFormat = 1;
+enum PointFlag : uint8_t {
+  kOutside = 1,
+  kInStopZone = 2,
+  kApprovedCrossing = 4,
+  kHasSeal = 8,
+  kHasGeofence = 16,
+  kHasKey = 32,
+  kHasEventId = 64,
+};
+
+void PutVarint(std::string* out, uint64_t v) {
+  while (v >= 0x80) {
+    out->push_back(static_cast<char>(v | 0x80));
+    v >>= 7;
+  }
+  out->push_back(static_cast<char>(v));
+}
+uint64_t Zig(uint64_t v) { return (v << 1) ^ (0 - (v >> 63)); }
+uint64_t Unzig(uint64_t v) { return (v >> 1) ^ (0 - (v & 1)); }
+void PutText(std::string* out, const std::string& text) {
+  PutVarint(out, text.size());
+  out->append(text);
+}
+
+bool PackPoints(const google::protobuf::RepeatedPtrField<v1::GpsPoint>& points, std::string* out) {
+  using operators::QuantumOf;
+  out->clear();
+  out->push_back(kPackedFormat);
+  PutVarint(out, static_cast<uint64_t>(points.size()));
+  uint64_t prev_time = 0, prev_lat = 0, prev_lon = 0;  // unsigned: deltas wrap instead of overflowing
+  for (const v1::GpsPoint& p : points) {
+    int64_t lat, lon, speed, distance;
+    if (!QuantumOf(p.lat(), operators::kDegreeScale, &lat) || !QuantumOf(p.lon(), operators::kDegreeScale, &lon) ||
+        !QuantumOf(p.speed_kmh(), operators::kSpeedScale, &speed) ||
+        !QuantumOf(p.corridor_distance_m(), operators::kDistanceScale, &distance) || p.seal_state() < 0) {
+      return false;
+    }
+    const uint64_t time = static_cast<uint64_t>(p.fix_time_ms());
+    PutVarint(out, Zig(time - prev_time));
+    PutVarint(out, Zig(static_cast<uint64_t>(lat) - prev_lat));
+    PutVarint(out, Zig(static_cast<uint64_t>(lon) - prev_lon));
+    prev_time = time, prev_lat = static_cast<uint64_t>(lat), prev_lon = static_cast<uint64_t>(lon);
+    PutVarint(out, Zig(static_cast<uint64_t>(speed)));
+    PutVarint(out, Zig(static_cast<uint64_t>(distance)));
+    const uint8_t flags = (p.outside_corridors() ? kOutside : 0) | (p.in_stop_zone() ? kInStopZone : 0) |
+                          (p.at_approved_crossing() ? kApprovedCrossing : 0) |
+                          (p.seal_number().empty() ? 0 : kHasSeal) | (p.border_geofence().empty() ? 0 : kHasGeofence) |
+                          (p.event_key() != 0 ? kHasKey : 0) | (p.event_id().empty() ? 0 : kHasEventId);
+    out->push_back(static_cast<char>(flags));
+    PutVarint(out, static_cast<uint64_t>(p.seal_state()));
+    if (flags & kHasKey) {
+      for (int i = 0; i < 8; ++i) out->push_back(static_cast<char>(p.event_key() >> (8 * i)));
+    }
+    if (flags & kHasSeal) PutText(out, p.seal_number());
+    if (flags & kHasGeofence) PutText(out, p.border_geofence());
+    if (flags & kHasEventId) PutText(out, p.event_id());
+  }
+  return true;
+}
+
+class Reader {
+ public:
+  explicit Reader(std::string_view bytes) : p_(bytes.data()), end_(bytes.data() + bytes.size()) {}
+  bool ok() const { return ok_; }
+  bool done() const { return p_ == end_; }
+  size_t left() const { return static_cast<size_t>(end_ - p_); }
+  uint8_t Byte() {
+    if (p_ == end_) return Fail();
+    return static_cast<uint8_t>(*p_++);
+  }
+  uint64_t Varint() {
+    uint64_t v = 0;
+    for (int shift = 0; shift < 64 && p_ != end_; shift += 7) {
+      const uint8_t b = static_cast<uint8_t>(*p_++);
+      v |= static_cast<uint64_t>(b & 0x7f) << shift;
+      if ((b & 0x80) == 0) return v;
+    }
+    return Fail();
+  }
+  uint64_t Fixed64() {
+    if (left() < 8) return Fail();
+    uint64_t v = 0;
+    for (int i = 0; i < 8; ++i) v |= static_cast<uint64_t>(static_cast<uint8_t>(*p_++)) << (8 * i);
+    return v;
+  }
+  std::string Text() {
+    const uint64_t n = Varint();
+    if (!ok_ || n > left()) {
+      Fail();
+      return {};
+    }
+    std::string s(p_, n);
+    p_ += n;
+    return s;
+  }
+
+ private:
+  uint8_t Fail() {
+    ok_ = false;
+    p_ = end_;
+    return 0;
+  }
+  const char* p_;
+  const char* end_;
+  bool ok_ = true;
+};
+
+bool UnpackPoints(std::string_view bytes, google::protobuf::RepeatedPtrField<v1::GpsPoint>* points) {
+  Reader r(bytes);
+  if (r.Byte() != kPackedFormat) return false;
+  const uint64_t n = r.Varint();
+  if (!r.ok() || n > r.left() / 7) return false;  // a fix takes at least 7 bytes
+  points->Reserve(static_cast<int>(points->size() + n));
+  uint64_t time = 0, lat = 0, lon = 0;
+  for (uint64_t i = 0; i < n && r.ok(); ++i) {
+    time += Unzig(r.Varint());
+    lat += Unzig(r.Varint());
+    lon += Unzig(r.Varint());
+    const int64_t speed = static_cast<int64_t>(Unzig(r.Varint()));
+    const int64_t distance = static_cast<int64_t>(Unzig(r.Varint()));
+    const uint8_t flags = r.Byte();
+    const uint64_t seal_state = r.Varint();
+    if (seal_state > 0x7fffffff) return false;
+    v1::GpsPoint* p = points->Add();
+    p->set_fix_time_ms(static_cast<int64_t>(time));
+    p->set_lat(static_cast<double>(static_cast<int64_t>(lat)) / operators::kDegreeScale);
+    p->set_lon(static_cast<double>(static_cast<int64_t>(lon)) / operators::kDegreeScale);
+    p->set_speed_kmh(static_cast<double>(speed) / operators::kSpeedScale);
+    p->set_corridor_distance_m(static_cast<double>(distance) / operators::kDistanceScale);
+    p->set_outside_corridors(flags & kOutside);
+    p->set_in_stop_zone(flags & kInStopZone);
+    p->set_at_approved_crossing(flags & kApprovedCrossing);
+    p->set_seal_state(static_cast<v1::GpsEvent::SealState>(seal_state));
+    if (flags & kHasKey) p->set_event_key(r.Fixed64());
+    if (flags & kHasSeal) p->set_seal_number(r.Text());
+    if (flags & kHasGeofence) p->set_border_geofence(r.Text());
+    if (flags & kHasEventId) p->set_event_id(r.Text());
+  }
+  return r.ok() && r.done();
+}
+
 }  // namespace
 
 bool SerializeMovement(v1::ContainerState& s, std::string* out) {
   v1::ContainerState m;
   if (s.has_gps()) m.set_allocated_gps(s.release_gps());
+  // The window goes packed; the points are moved aside and back.
+  google::protobuf::RepeatedPtrField<v1::GpsPoint> aside;
+  std::string packed;
+  const bool pack = m.has_gps() && m.gps().points_size() > 0 && PackPoints(m.gps().points(), &packed);
+  if (pack) {
+    aside.Swap(m.mutable_gps()->mutable_points());
+    m.mutable_gps()->set_packed_points(std::move(packed));
+  }
   m.mutable_pending()->Swap(s.mutable_pending());
   m.set_first_event_ms(s.first_event_ms());
   m.set_last_event_ms(s.last_event_ms());
@@ -55,6 +218,10 @@ bool SerializeMovement(v1::ContainerState& s, std::string* out) {
   m.set_due_ms(s.due_ms());
   out->clear();
   const bool ok = m.SerializeToString(out);
+  if (pack) {
+    m.mutable_gps()->mutable_points()->Swap(&aside);
+    m.mutable_gps()->clear_packed_points();
+  }
   if (m.has_gps()) s.set_allocated_gps(m.release_gps());
   s.mutable_pending()->Swap(m.mutable_pending());
   return ok;
@@ -83,17 +250,32 @@ Result<bool> ContainerStateCodec::Load(const state::PartitionStore& store, std::
   Result<std::optional<std::string>> movement = store.Get(key);
   if (!movement.ok()) return movement.error();
   if (!movement->has_value()) return false;
-  Result<std::optional<std::string>> declaration = store.Get(DeclarationKey(key));
-  if (!declaration.ok()) return declaration.error();
-  meta->declaration_stored = declaration->has_value();
-  if (meta->declaration_stored && !value->ParseFromString(**declaration)) {
-    return Error{Errc::kFatal, "the stored declaration part (" + std::to_string((*declaration)->size()) +
-                                   " bytes) does not decode"};
-  }
-  // M's fields are disjoint from D's: merging the bytes joins the parts (a
-  // format-1 value holds both).
-  if (!value->MergeFromString(**movement)) {
+  if (!value->ParseFromString(**movement)) {
     return Error{Errc::kFatal, "the stored value (" + std::to_string((*movement)->size()) + " bytes) does not decode"};
+  }
+  // A whole value (format 1, or written by an older worker after a newer
+  // one: a D key beside it is then stale) holds the container number, which
+  // an M part never does: it is the state, and the next write stores both
+  // parts again.
+  if (!value->container_number().empty()) {
+    meta->declaration_stored = false;
+  } else {
+    Result<std::optional<std::string>> declaration = store.Get(DeclarationKey(key));
+    if (!declaration.ok()) return declaration.error();
+    meta->declaration_stored = declaration->has_value();
+    // M's fields are disjoint from D's: merging the bytes joins the parts.
+    if (meta->declaration_stored && !value->MergeFromString(**declaration)) {
+      return Error{Errc::kFatal, "the stored declaration part (" + std::to_string((*declaration)->size()) +
+                                     " bytes) does not decode"};
+    }
+  }
+  if (value->has_gps() && !value->gps().packed_points().empty()) {
+    v1::GpsTrack* track = value->mutable_gps();
+    if (!UnpackPoints(track->packed_points(), track->mutable_points())) {
+      return Error{Errc::kFatal, "the stored GPS window (" + std::to_string(track->packed_points().size()) +
+                                     " bytes) does not decode"};
+    }
+    track->clear_packed_points();
   }
   Shape(*value, meta->shape);
   meta->evaluation_digest = EvaluationDigest(*value);
@@ -125,8 +307,10 @@ bool ContainerStateCodec::Save(std::string_view key, v1::ContainerState& value, 
 }
 
 void ContainerStateCodec::Delete(std::string_view key, Meta* meta, std::vector<state::PartitionStore::Write>* out) {
+  // Both keys, whatever was loaded: a D key left beside a whole value would
+  // never be read or expired.
   out->push_back({std::string(key), std::nullopt});
-  if (meta->declaration_stored) out->push_back({DeclarationKey(key), std::nullopt});
+  out->push_back({DeclarationKey(key), std::nullopt});
   meta->declaration_stored = false;
 }
 

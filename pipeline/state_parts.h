@@ -14,8 +14,11 @@
 // trimmed a scan or manifest version.
 //
 // A container written by an older worker (format 1) is one whole
-// ContainerState under the container number and no D key: it loads as it
-// is, and its first write stores both parts (M replaces the whole value).
+// ContainerState under the container number: it loads as it is (a D key
+// beside it, left by a newer worker before, is ignored: M never holds the
+// container number, a whole value always does), and its first write stores
+// both parts (M replaces the whole value). An older worker cannot read
+// format 2: workers of both formats must never share a consumer group.
 // The due index and expiry read M's fields off the wire (expiry_fields.h):
 // they are where they were in format 1.
 
@@ -45,9 +48,8 @@ bool SerializeDeclaration(v1::ContainerState& s, std::string* out);
 // The WriteBehindCache codec of format 2 (state/write_behind_cache.h).
 struct ContainerStateCodec {
   struct Meta {
-    // A D key may exist in the store (a container never loaded counts as
-    // one: its delete must cover both keys). False after a format-1 load, so
-    // the next save writes D whatever changed.
+    // The stored D is this state's. False after loading a whole (format-1)
+    // value, so the next save writes D whatever changed.
     bool declaration_stored = true;
     // What D held when last loaded or stored: the sizes of its repeated
     // fields and a hash of the fired indicators and alert bookkeeping. A

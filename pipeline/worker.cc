@@ -323,7 +323,8 @@ void Worker::UpdateGauges() {
       const int64_t done = task->next_offset[i] >= 0 ? task->next_offset[i] : task->fetched[i];
       probe_->Lag(i, p, std::max<int64_t>(0, hi - std::max(done, lo)));
     }
-    probe_->State(p, task->store->ApproximateKeys());
+    // Two keys a container (state format 2: movement and declaration parts).
+    probe_->State(p, (task->store->ApproximateKeys() + 1) / 2);
     if (task->core && task->core->partition_clock_ms() != TaskCore::kUnset) {
       probe_->PartitionClockBehind(p, static_cast<double>(now - task->core->partition_clock_ms()) / 1000.0);
     }
@@ -721,8 +722,13 @@ Status Worker::Drain() {
       }
       if (Status s = ProcessRecord(task, b); !s.ok()) return s;
       task.next_offset[best] = b.message.offset() + 1;
-      if (records_in_transaction_ >=
-          (backlogged_ ? config_.backlog_records_per_commit : config_.max_records_per_commit)) {
+      // Behind, the transaction may grow, but not past its age limit, and a
+      // stop does not wait for it (looked at every 256 records).
+      const bool backlog_over = backlogged_ && (records_in_transaction_ & 255) == 0 &&
+                                ((stop_ != nullptr && stop_->load()) ||
+                                 NowMs() - transaction_started_ms_ >= config_.backlog_commit_interval_ms);
+      if (backlog_over || records_in_transaction_ >= (backlogged_ ? config_.backlog_records_per_commit
+                                                                    : config_.max_records_per_commit)) {
         drain_next_ = p + 1;
         return Status::Ok();
       }

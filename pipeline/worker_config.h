@@ -28,8 +28,11 @@ struct WorkerConfig {
   // the worker when a transaction is due), the transaction stays open up to
   // these instead: fewer state writes per event while catching up, the
   // usual cadence once caught up (docs/worker.md "Commit cadence").
-  int64_t backlog_commit_interval_ms = 1000;
-  int64_t backlog_records_per_commit = 50000;
+  // 0: 1000 ms and 50,000 records, or commit_interval_ms and
+  // max_records_per_commit when those are larger (the interval at most half
+  // of transaction_timeout_ms); Parse fills them in.
+  int64_t backlog_commit_interval_ms = 0;
+  int64_t backlog_records_per_commit = 0;
   int64_t allowed_lateness_ms = 300000;   // ms; older events are dead-lettered as late (5 min)
   int64_t idle_wait_ms = 2000;   // ms a task waits for a partition known to hold unread records
   // ms evaluation waits for the feedback horizons of every task to move

@@ -6,6 +6,7 @@
 #include <set>
 
 #include "boxwatch/v1/state.pb.h"
+#include "operators/fix_quantum.h"
 #include "state/write_behind_cache.h"
 
 namespace boxwatch::pipeline {
@@ -73,6 +74,9 @@ std::set<std::string> FieldsSet(const v1::ContainerState& s) {
 
 TEST(StateParts, EveryFieldIsInExactlyOnePartAndThePartsJoinToTheWhole) {
   v1::ContainerState s = FullState();
+  // Off the grid: the window is stored as protobuf points, so the raw parts
+  // join by merging (a packed window is unpacked by the codec: tests below).
+  s.mutable_gps()->mutable_points(0)->set_lat(0.123456789);
   const std::string whole = s.SerializeAsString();
   ASSERT_EQ(FieldsSet(s).size(), static_cast<size_t>(v1::ContainerState::descriptor()->field_count()))
       << "FullState must set every field, a new one included";
@@ -178,6 +182,24 @@ TEST(StateParts, AFormat1StateLoadsWholeAndItsFirstWriteStoresBothParts) {
   EXPECT_LT(store.values[kBox].size(), FullState().ByteSizeLong()) << "the movement part no longer holds the rest";
 }
 
+TEST(StateParts, AWholeValueBesideAStaleDeclarationPartIsTheStateAndItsNextWriteReplacesBoth) {
+  MapPartition store;
+  v1::ContainerState stale = FullState();
+  stale.add_scans()->set_scan_id("scan-from-an-older-life");
+  std::string d;
+  ASSERT_TRUE(SerializeDeclaration(stale, &d));
+  store.values[std::string(kBox) + "#d"] = d;
+  store.values[kBox] = FullState().SerializeAsString();  // written whole after it, by an older worker
+  Cache cache(&store);
+  auto s = cache.Get(kBox);
+  ASSERT_TRUE(s.ok() && *s != nullptr);
+  EXPECT_EQ((*s)->SerializeAsString(), FullState().SerializeAsString()) << "the stale part is not merged in";
+  ASSERT_TRUE(cache.MarkDirty(kBox, kMovementPart).ok());
+  auto writes = cache.TakeDirty();
+  ASSERT_TRUE(writes.ok());
+  EXPECT_EQ(Keys(*writes), (std::vector<std::string>{kBox, std::string(kBox) + "#d"}));
+}
+
 TEST(StateParts, AnUndecodableDeclarationPartIsFatalAndNamesTheKey) {
   MapPartition store;
   std::string m;
@@ -191,6 +213,111 @@ TEST(StateParts, AnUndecodableDeclarationPartIsFatalAndNamesTheKey) {
   EXPECT_EQ(got.error().code, Errc::kFatal);
   EXPECT_NE(got.error().message.find(kBox), std::string::npos) << got.error().message;
   EXPECT_NE(got.error().message.find("declaration part"), std::string::npos) << got.error().message;
+}
+
+// A window as the engine keeps it: numbers on the grid of operators/fix_quantum.h.
+v1::ContainerState WithWindow(int fixes) {
+  using operators::Quantize;
+  v1::ContainerState s = FullState();
+  auto* points = s.mutable_gps()->mutable_points();
+  points->Clear();
+  for (int i = 0; i < fixes; ++i) {
+    v1::GpsPoint* p = points->Add();
+    p->set_fix_time_ms(1794970800000 + i * 61234);
+    p->set_lat(Quantize(13.0812345678 + i * 0.00123456, operators::kDegreeScale));
+    p->set_lon(Quantize(-100.8823456789 - i * 0.00234567, operators::kDegreeScale));
+    p->set_speed_kmh(Quantize(i % 5 == 0 ? 0 : 61.237 + i, operators::kSpeedScale));
+    p->set_corridor_distance_m(Quantize(i * 37.31, operators::kDistanceScale));
+    p->set_outside_corridors(i % 3 == 0);
+    p->set_in_stop_zone(i % 7 == 0);
+    p->set_seal_state(i % 11 == 0 ? v1::GpsEvent::SEAL_STATE_OPENED : v1::GpsEvent::SEAL_STATE_CLOSED);
+    p->set_event_key(0x9e3779b97f4a7c15ULL * (i + 1));
+    if (i % 13 == 0) p->set_seal_number("SX 0042-17");
+    if (i == 20) {
+      p->set_border_geofence("BORDER-KZ-UZ");
+      p->set_at_approved_crossing(true);
+    }
+  }
+  // A fix stored by an older worker: its event id as text, no key.
+  points->Mutable(fixes - 1)->set_event_key(0);
+  points->Mutable(fixes - 1)->set_event_id("TRK-000123-77");
+  return s;
+}
+
+TEST(StateParts, TheGpsWindowIsStoredPackedAndLoadsBackExactly) {
+  ASSERT_EQ(v1::GpsPoint::descriptor()->field_count(), 13)
+      << "a new GpsPoint field must be added to the packed encoding (pipeline/state_parts.cc)";
+  v1::ContainerState s = WithWindow(64);
+  const std::string whole = s.SerializeAsString();
+  std::string m;
+  ASSERT_TRUE(SerializeMovement(s, &m));
+  EXPECT_EQ(s.SerializeAsString(), whole);
+  v1::ContainerState stored;
+  ASSERT_TRUE(stored.ParseFromString(m));
+  EXPECT_EQ(stored.gps().points_size(), 0);
+  EXPECT_FALSE(stored.gps().packed_points().empty());
+  std::string unpacked_size;
+  {
+    v1::ContainerState plain;
+    *plain.mutable_gps()->mutable_points() = s.gps().points();
+    unpacked_size = plain.SerializeAsString();
+  }
+  EXPECT_LT(stored.gps().packed_points().size() * 2, unpacked_size.size())
+      << "packed " << stored.gps().packed_points().size() << " bytes, protobuf " << unpacked_size.size();
+
+  MapPartition store;
+  Cache cache(&store);
+  cache.Put(kBox, s);
+  auto writes = cache.TakeDirty();
+  ASSERT_TRUE(writes.ok());
+  ASSERT_TRUE(store.Commit(*writes, 1, "").ok());
+  Cache reread(&store);
+  auto loaded = reread.Get(kBox);
+  ASSERT_TRUE(loaded.ok() && *loaded != nullptr) << (loaded.ok() ? "none" : loaded.error().message);
+  EXPECT_EQ((*loaded)->SerializeAsString(), whole) << "every number and text of every fix comes back as it was";
+}
+
+TEST(StateParts, AWindowOffTheGridIsStoredAsProtobufPoints) {
+  v1::ContainerState s = WithWindow(8);
+  s.mutable_gps()->mutable_points(3)->set_lat(13.08123456789);  // finer than 1e-7 degree
+  const std::string whole = s.SerializeAsString();
+  std::string m;
+  ASSERT_TRUE(SerializeMovement(s, &m));
+  v1::ContainerState stored;
+  ASSERT_TRUE(stored.ParseFromString(m));
+  EXPECT_EQ(stored.gps().points_size(), 8);
+  EXPECT_TRUE(stored.gps().packed_points().empty());
+  MapPartition store;
+  store.values[kBox] = m;
+  std::string d;
+  ASSERT_TRUE(SerializeDeclaration(s, &d));
+  store.values[std::string(kBox) + "#d"] = d;
+  Cache cache(&store);
+  auto loaded = cache.Get(kBox);
+  ASSERT_TRUE(loaded.ok() && *loaded != nullptr);
+  EXPECT_EQ((*loaded)->SerializeAsString(), whole);
+}
+
+TEST(StateParts, ABrokenPackedWindowIsFatalAndNamesTheKey) {
+  v1::ContainerState s = WithWindow(16);
+  std::string m, d;
+  ASSERT_TRUE(SerializeMovement(s, &m));
+  ASSERT_TRUE(SerializeDeclaration(s, &d));
+  v1::ContainerState stored;
+  ASSERT_TRUE(stored.ParseFromString(m));
+  for (const size_t cut : {size_t{1}, stored.gps().packed_points().size() / 2, stored.gps().packed_points().size() - 1}) {
+    v1::ContainerState broken = stored;
+    broken.mutable_gps()->set_packed_points(stored.gps().packed_points().substr(0, cut));
+    MapPartition store;
+    store.values[kBox] = broken.SerializeAsString();
+    store.values[std::string(kBox) + "#d"] = d;
+    Cache cache(&store);
+    auto got = cache.Get(kBox);
+    ASSERT_FALSE(got.ok()) << "cut at " << cut;
+    EXPECT_EQ(got.error().code, Errc::kFatal);
+    EXPECT_NE(got.error().message.find("GPS window"), std::string::npos) << got.error().message;
+    EXPECT_NE(got.error().message.find(kBox), std::string::npos) << got.error().message;
+  }
 }
 
 TEST(StateParts, DeclarationKeysAreRecognised) {

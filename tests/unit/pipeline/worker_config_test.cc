@@ -52,6 +52,12 @@ TEST(WorkerConfig, BacklogCadenceMustNotBeSmallerThanTheUsualOneNorNearTheTransa
   EXPECT_NE(m.find("backlog_records_per_commit (8000) must be at least max_records_per_commit (9000)"),
             std::string::npos)
       << m;
+  // Unset, they follow a usual cadence larger than their defaults.
+  auto follows = WorkerConfig::Parse("instance_id: w\ncommit_interval_ms: 2000\nmax_records_per_commit: 80000\n",
+                                     "w.yaml", {});
+  ASSERT_TRUE(follows.ok()) << follows.error().message;
+  EXPECT_EQ(follows->backlog_commit_interval_ms, 2000);
+  EXPECT_EQ(follows->backlog_records_per_commit, 80000);
   auto t = WorkerConfig::Parse("instance_id: w\nbacklog_commit_interval_ms: 40000\n", "w.yaml", {});
   ASSERT_FALSE(t.ok());
   EXPECT_NE(t.error().message.find("at most half of transaction_timeout_ms (60000)"), std::string::npos)
