@@ -33,15 +33,6 @@ void SwapEvaluation(v1::ContainerState& a, v1::ContainerState& b) {
   b.set_allocated_alerts(from_a);
 }
 
-uint64_t EvaluationDigest(v1::ContainerState& s) {
-  if (s.fired_size() == 0 && !s.has_alerts()) return 0;
-  v1::ContainerState e;
-  SwapEvaluation(s, e);
-  std::string bytes;
-  e.SerializeToString(&bytes);
-  SwapEvaluation(s, e);
-  return std::hash<std::string>{}(bytes) | 1;  // 0 means "nothing"
-}
 
 // The compact encoding of a GPS window (GpsTrack.packed_points): format
 // byte 1, the count, then per fix, as varints (signed ones zigzagged) and
@@ -209,6 +200,7 @@ bool SerializeMovement(v1::ContainerState& s, std::string* out) {
     m.mutable_gps()->set_packed_points(std::move(packed));
   }
   m.mutable_pending()->Swap(s.mutable_pending());
+  SwapEvaluation(s, m);
   m.set_first_event_ms(s.first_event_ms());
   m.set_last_event_ms(s.last_event_ms());
   m.set_expires_at_ms(s.expires_at_ms());
@@ -224,6 +216,7 @@ bool SerializeMovement(v1::ContainerState& s, std::string* out) {
   }
   if (m.has_gps()) s.set_allocated_gps(m.release_gps());
   s.mutable_pending()->Swap(m.mutable_pending());
+  SwapEvaluation(s, m);
   return ok;
 }
 
@@ -235,7 +228,6 @@ bool SerializeDeclaration(v1::ContainerState& s, std::string* out) {
     a.mutable_manifest_history()->Swap(b.mutable_manifest_history());
     a.mutable_scans()->Swap(b.mutable_scans());
     a.mutable_outcomes()->Swap(b.mutable_outcomes());
-    SwapEvaluation(a, b);
   };
   v1::ContainerState d;
   swap(s, d);
@@ -278,7 +270,6 @@ Result<bool> ContainerStateCodec::Load(const state::PartitionStore& store, std::
     track->clear_packed_points();
   }
   Shape(*value, meta->shape);
-  meta->evaluation_digest = EvaluationDigest(*value);
   return true;
 }
 
@@ -286,8 +277,7 @@ bool ContainerStateCodec::Save(std::string_view key, v1::ContainerState& value, 
                                std::vector<state::PartitionStore::Write>* out) {
   uint32_t shape[4];
   Shape(value, shape);
-  const uint64_t digest = EvaluationDigest(value);
-  if (!meta->declaration_stored || !std::equal(shape, shape + 4, meta->shape) || digest != meta->evaluation_digest) {
+  if (!meta->declaration_stored || !std::equal(shape, shape + 4, meta->shape)) {
     dirty_parts |= kDeclarationPart;
   }
   if (dirty_parts & kMovementPart) {
@@ -301,7 +291,6 @@ bool ContainerStateCodec::Save(std::string_view key, v1::ContainerState& value, 
     out->push_back({DeclarationKey(key), std::move(bytes)});
     meta->declaration_stored = true;
     std::copy(shape, shape + 4, meta->shape);
-    meta->evaluation_digest = digest;
   }
   return true;
 }

@@ -3,15 +3,16 @@
 // how often they change (docs/worker.md "State layout"):
 //   movement (M), under the container number: the container's clock
 //     (progress, release bound, due time, first and last event), its pending
-//     items and its GPS window; every joined event changes it;
+//     items, its GPS window, and what evaluation keeps (fired indicators,
+//     alert bookkeeping); every joined event and every release changes it;
 //   declaration (D), under the container number + "#d": the container
-//     number, manifest versions and their summaries, scans, outcomes, the
-//     fired indicators and the alert bookkeeping; manifests, scans, outcomes
-//     and evaluations that fire something change it.
+//     number, manifest versions and their summaries, scans and outcomes;
+//     only a manifest, scan or outcome that joins changes it, and a trim that
+//     drops a scan or manifest version.
 // Both parts are ContainerState messages holding disjoint fields, so a
-// container is D's bytes parsed and M's merged in. A GPS fix writes M only,
-// in RocksDB and on the changelog, unless evaluating it fired something or
-// trimmed a scan or manifest version.
+// container is M's bytes parsed and D's merged in. A GPS fix, and the
+// release of a quiet container, write M only, in RocksDB and on the
+// changelog; the window goes packed (about 15 bytes a fix).
 //
 // A container written by an older worker (format 1) is one whole
 // ContainerState under the container number: it loads as it is (a D key
@@ -51,12 +52,10 @@ struct ContainerStateCodec {
     // The stored D is this state's. False after loading a whole (format-1)
     // value, so the next save writes D whatever changed.
     bool declaration_stored = true;
-    // What D held when last loaded or stored: the sizes of its repeated
-    // fields and a hash of the fired indicators and alert bookkeeping. A
-    // save that was told only M changed still writes D when these differ
-    // (an evaluation fired something, a trim dropped a scan).
+    // The sizes of D's repeated fields when last loaded or stored: a save
+    // that was told only M changed still writes D when they differ (a trim
+    // dropped a scan or a manifest version).
     uint32_t shape[4] = {0, 0, 0, 0};
-    uint64_t evaluation_digest = 0;
   };
   static constexpr uint32_t kAllParts = kMovementPart | kDeclarationPart;
   static Result<bool> Load(const state::PartitionStore& store, std::string_view key, v1::ContainerState* value,

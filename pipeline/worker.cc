@@ -1183,12 +1183,13 @@ Status Worker::Run(const std::atomic<bool>& stop) {
       if (age < config_.commit_interval_ms && records_in_transaction_ < config_.max_records_per_commit) {
         return Status::Ok();
       }
-      // Due. Behind, with at least another transaction's worth of records
-      // already waiting, it holds more (fewer state writes per event); once
-      // the backlog is gone, the usual cadence is back.
+      // Due. Behind by at least a backlog transaction's worth of records
+      // already buffered, it holds more (fewer state writes per event); a
+      // worker that keeps up never buffers that much, so its cadence and
+      // latency stay as they are.
       if (!stop.load() && age < config_.backlog_commit_interval_ms &&
           records_in_transaction_ < config_.backlog_records_per_commit &&
-          BufferedRecords() >= config_.max_records_per_commit) {
+          BufferedRecords() >= config_.backlog_records_per_commit) {
         backlogged_ = true;
         return Status::Ok();
       }

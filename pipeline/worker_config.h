@@ -24,9 +24,9 @@ struct WorkerConfig {
   std::string metrics_listen = "0.0.0.0:9464";  // /metrics, /healthz, /readyz (host:port); empty: off
   int64_t commit_interval_ms = 100;       // ms between transactions
   int64_t max_records_per_commit = 5000;  // records; a transaction commits early when reached
-  // Under backlog (at least max_records_per_commit records already waiting in
-  // the worker when a transaction is due), the transaction stays open up to
-  // these instead: fewer state writes per event while catching up, the
+  // Under backlog (at least backlog_records_per_commit records already
+  // waiting in the worker when a transaction is due), the transaction stays
+  // open up to these instead: fewer state writes per event while catching up, the
   // usual cadence once caught up (docs/worker.md "Commit cadence").
   // 0: 1000 ms and 50,000 records, or commit_interval_ms and
   // max_records_per_commit when those are larger (the interval at most half
