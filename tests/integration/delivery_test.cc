@@ -21,6 +21,7 @@
 #include "core/http.h"
 #include "operators/default_profile.h"
 #include "operators/profile.h"
+#include "pipeline/state_parts.h"
 #include "pipeline/topics.h"
 #include "tests/support/delivery_harness.h"
 
@@ -538,10 +539,19 @@ TEST(DeliveryFeedback, OutcomePostedAtTheHubReachesTheOutcomesTopicAndTheWorkers
     auto recs = ReadAllCommitted(w.bootstrap(), names.Name(pipeline::TopicRole::kStateChangelog), 2, seconds(30));
     std::optional<v1::ContainerState> latest;
     if (!recs.ok()) return latest;
+    // Its latest movement part (the container number) with its latest
+    // declaration part (number + "#d") merged in: the two parts' fields are
+    // disjoint (pipeline/state_parts.h).
+    const std::string* movement = nullptr;
+    const std::string* declaration = nullptr;
     for (const auto& r : *recs) {
-      v1::ContainerState s;
-      if (r.key == container && s.ParseFromString(r.value)) latest = s;
+      if (r.key == container) movement = &r.value;
+      if (r.key == container + std::string(pipeline::kDeclarationSuffix)) declaration = &r.value;
     }
+    v1::ContainerState s;
+    if (movement == nullptr || movement->empty() || !s.ParseFromString(*movement)) return latest;
+    if (declaration != nullptr && !declaration->empty() && !s.MergeFromString(*declaration)) return latest;
+    latest = s;
     return latest;
   };
   const auto deadline = std::chrono::steady_clock::now() + seconds(90);
