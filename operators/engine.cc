@@ -201,23 +201,7 @@ constexpr size_t kMaxFixText = 128;  // bytes of a fix's seal number, event id a
 
 // Seal numbers as printed and as read differ in case, spaces and hyphens
 // ("ab-123 456" is seal AB123456).
-std::string NormaliseSeal(std::string_view seal) {
-  std::string out;
-  for (char c : seal) {
-    if (std::isalnum(static_cast<unsigned char>(c))) out += static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
-  }
-  return out;
-}
-
-// Tracker vendors name border geofences "border-…", "BORDER-…" or "Border_…".
-bool IsBorderGeofence(std::string_view id) {
-  constexpr std::string_view kBorder = "border";
-  if (id.size() < kBorder.size()) return false;
-  for (size_t i = 0; i < kBorder.size(); ++i) {
-    if (std::tolower(static_cast<unsigned char>(id[i])) != kBorder[i]) return false;
-  }
-  return true;
-}
+std::string NormaliseSeal(std::string_view seal) { return AlnumUpper(seal); }
 
 // 64-bit FNV-1a: stable across processes and versions (it is stored).
 uint64_t EventKey(std::string_view id) {
@@ -253,8 +237,25 @@ Status ApplyReferenceEntry(ReferenceData* ref, std::string_view key, std::string
   if (list == "watchlisted_parties") apply(ref->watchlisted_parties, NormaliseName(entry));
   if (list == "watchlisted_vessels") apply(ref->watchlisted_vessels, entry);
   if (list == "watchlisted_owner_codes") apply(ref->watchlisted_owner_codes, entry);
-  if (list == "seized_parties" && seizures) {
+  if (list == "known_traders") {
+    const std::string party = NormaliseName(entry);
+    if (remove) {
+      ref->known_traders.erase(party);
+      return Status::Ok();
+    }
+    constexpr std::string_view kSince = "since=";
+    int64_t since = 0;
+    const std::string_view v = value.substr(0, kSince.size()) == kSince ? value.substr(kSince.size()) : value;
+    const auto [end, ec] = std::from_chars(v.data(), v.data() + v.size(), since);
+    if (party.empty() || v.empty() || ec != std::errc() || end != v.data() + v.size() || since < 0) {
+      return Error{Errc::kInvalidArgument, "a known_traders value is \"since=<ms>\" with a party name in the key"};
+    }
+    ref->known_traders[party] = since;
+    return Status::Ok();
+  }
+  if ((list == "seized_parties" || list == "seized_bills") && seizures) {
     // "<party>@<seized_at>": one seizure of the party; "<party>": every one.
+    const bool bills = list == "seized_bills";
     std::string party = entry;
     std::optional<int64_t> at;
     if (const size_t sep = entry.rfind('@'); sep != std::string::npos) {
@@ -266,17 +267,18 @@ Status ApplyReferenceEntry(ReferenceData* ref, std::string_view key, std::string
         at = v;
       }
     }
-    party = NormaliseName(party);
-    auto& listings = ref->seized_parties[party];
+    party = bills ? AlnumUpper(party) : NormaliseName(party);
+    auto& map = bills ? ref->seized_bills : ref->seized_parties;
+    auto& listings = map[party];
     auto same = [&](const SeizureListing& l) { return !at || l.seized_at_ms == *at; };
     if (remove) {
       listings.erase(std::remove_if(listings.begin(), listings.end(), same), listings.end());
-      if (listings.empty()) ref->seized_parties.erase(party);
+      if (listings.empty()) map.erase(party);
       return Status::Ok();
     }
     auto listing = ParseSeizureListing(value);
     if (!listing) {
-      if (listings.empty()) ref->seized_parties.erase(party);
+      if (listings.empty()) map.erase(party);
       return Error{Errc::kInvalidArgument, "the value is not \"seized_at=<ms> until=<ms>\""};
     }
     if (!at) listings.clear();  // an older worker's key: its latest listing stands alone
@@ -290,13 +292,21 @@ Status ApplyReferenceEntry(ReferenceData* ref, std::string_view key, std::string
   return Status::Ok();
 }
 
+namespace {
+bool AnyCovers(const std::unordered_map<std::string, std::vector<SeizureListing>>& map, const std::string& key,
+               int64_t t) {
+  auto it = map.find(key);
+  if (it == map.end()) return false;
+  return std::any_of(it->second.begin(), it->second.end(), [t](const SeizureListing& l) { return l.Covers(t); });
+}
+}  // namespace
+
 bool ReferenceData::SeizureCovers(const std::string& party, int64_t t) const {
-  auto it = seized_parties.find(party);
-  if (it == seized_parties.end()) return false;
-  for (const auto& l : it->second) {
-    if (l.Covers(t)) return true;
-  }
-  return false;
+  return AnyCovers(seized_parties, party, t);
+}
+
+bool ReferenceData::SiblingSeizureCovers(const std::string& bill, int64_t t) const {
+  return AnyCovers(seized_bills, bill, t);
 }
 
 std::string AlertId(const std::string& container, uint32_t sequence) {
@@ -454,7 +464,7 @@ JoinResult RiskEngine::ApplyGps(v1::ContainerState& s, const v1::GpsEvent& e, in
   p->set_corridor_distance_m(Quantize(fix.distance_m, kDistanceScale));
   p->set_in_stop_zone(ZoneContaining(profile_->stop_zones, at) != nullptr);
   if (e.geofence_transition() != v1::GpsEvent::GEOFENCE_TRANSITION_NONE &&
-      IsBorderGeofence(e.geofence_id())) {
+      profile_->IsBorderGeofence(e.geofence_id())) {
     p->set_border_geofence(std::string(Utf8Prefix(e.geofence_id(), kMaxFixText)));
     p->set_at_approved_crossing(ZoneContaining(profile_->border_crossings, at) != nullptr);
   }
@@ -496,8 +506,12 @@ std::optional<SeizureListing> ParseSeizureListing(std::string_view value) {
 }
 
 bool RiskEngine::FeedsBack() const {
-  return profile_->feedback.seizure_watch_days > 0 && !profile_->feedback.seizure_parties.empty() &&
-         profile_->At(IndicatorIndex("history.party_seizure")).enabled;
+  const auto& f = profile_->feedback;
+  if (f.seizure_watch_days <= 0 || f.seizure_parties.empty()) return false;
+  const bool bills = std::find(f.seizure_parties.begin(), f.seizure_parties.end(), "bill_of_lading") !=
+                     f.seizure_parties.end();
+  return profile_->At(IndicatorIndex("history.party_seizure")).enabled ||
+         (bills && profile_->At(IndicatorIndex("history.sibling_seizure")).enabled);
 }
 
 std::vector<RiskEngine::ReferenceUpdate> RiskEngine::FeedbackFor(const v1::ContainerState& s,
@@ -506,17 +520,23 @@ std::vector<RiskEngine::ReferenceUpdate> RiskEngine::FeedbackFor(const v1::Conta
   std::vector<ReferenceUpdate> out;
   const Profile& p = *profile_;
   if (o.result() != v1::InspectionOutcome::RESULT_SEIZURE || p.feedback.seizure_watch_days <= 0) return out;
+  // A rip-on/rip-off's consignee and shipper are its victims.
+  if (o.rip_on_off() && p.feedback.exclude_rip_on_off) return out;
   const int64_t seized_at = std::max(o.inspected_at_ms(), not_before_ms) + delay_ms;
   const v1::Manifest* m = ManifestAsOf(s, o.inspected_at_ms());
   if (m == nullptr) return out;
   const int64_t until = o.inspected_at_ms() + static_cast<int64_t>(p.feedback.seizure_watch_days * 86400000.0);
+  if (seized_at >= until) return out;  // reported after its watch ended
+  const std::string suffix = "@" + std::to_string(seized_at);
   for (const auto& role : p.feedback.seizure_parties) {
+    if (role == "bill_of_lading") {
+      const std::string bill = AlnumUpper(m->bill_of_lading());
+      if (!bill.empty()) out.push_back({"seized_bills:" + bill + suffix, FormatSeizureListing({seized_at, until})});
+      continue;
+    }
     const v1::Party& party = role == "shipper" ? m->shipper() : role == "notify_party" ? m->notify_party() : m->consignee();
     const std::string name = NormaliseName(party.name());
-    if (!name.empty()) {
-      if (seized_at >= until) continue;  // reported after its watch ended
-      out.push_back({"seized_parties:" + name + "@" + std::to_string(seized_at), FormatSeizureListing({seized_at, until})});
-    }
+    if (!name.empty()) out.push_back({"seized_parties:" + name + suffix, FormatSeizureListing({seized_at, until})});
   }
   return out;
 }
@@ -524,14 +544,19 @@ std::vector<RiskEngine::ReferenceUpdate> RiskEngine::FeedbackFor(const v1::Conta
 JoinResult RiskEngine::ApplyOutcome(v1::ContainerState& s, const v1::InspectionOutcome& o,
                                     int64_t watermark) const {
   // Officers report inspections hours later, so an outcome is never late:
-  // it fires no indicator, so keeping it out of order changes no alert.
+  // it fires no indicator, so keeping it out of order changes no alert
+  // (only its re-seal counts, and only when it arrives in time).
   const int64_t t = o.inspected_at_ms();
   auto* outcomes = s.mutable_outcomes();
   for (const auto& x : *outcomes) {
     if (x.outcome_id() == o.outcome_id()) return JoinResult::kDuplicate;  // a retried report
   }
   s.set_container_number(o.container_number());
-  *outcomes->Add() = o;
+  v1::InspectionOutcome* kept = outcomes->Add();
+  *kept = o;
+  // A re-seal changes what later fixes may read (gps.seal_mismatch), so it
+  // counts only when it arrives in time for them, like any other event.
+  if (t < watermark) kept->clear_seals_applied();
   std::sort(outcomes->begin(), outcomes->end(), [](const auto& a, const auto& b) {
     return std::make_tuple(a.inspected_at_ms(), a.outcome_id()) < std::make_tuple(b.inspected_at_ms(), b.outcome_id());
   });
@@ -689,6 +714,29 @@ void RiskEngine::EvaluateManifestFamily(v1::ContainerState& s, int64_t t) const 
         }
       }
     }
+    if (on("route.risky_routing")) {
+      const RiskyRouting* hit = nullptr;
+      std::string via;
+      for (const auto& r : p.risky_routings) {
+        for (const auto& hub : m->transhipment_ports()) {
+          if (r.Matches(m->port_of_loading(), hub)) {
+            hit = &r;
+            via = hub;
+            break;
+          }
+        }
+        if (hit) break;
+      }
+      if (hit) {
+        manifest_fired.push_back(Fired(p, "route.risky_routing", F, t)
+                                     .Summary("Routing " + m->port_of_loading() + " via " + via + " (" +
+                                              (hit->label.empty() ? hit->origin + " x " + hit->hub : hit->label) + ")")
+                                     .Evidence("port_of_loading", m->port_of_loading())
+                                     .Evidence("transhipment_port", via)
+                                     .Evidence("listed", hit->origin + " x " + hit->hub)
+                                     .Take());
+      }
+    }
     if (on("route.detour") && !m->port_of_loading().empty() && !m->port_of_discharge().empty()) {
       std::vector<std::string> chain = {m->port_of_loading()};
       chain.insert(chain.end(), m->transhipment_ports().begin(), m->transhipment_ports().end());
@@ -779,8 +827,7 @@ void RiskEngine::EvaluateManifestFamily(v1::ContainerState& s, int64_t t) const 
         }
       }
       const SensitiveHs* hs = p.MatchSensitiveHs(g.hs_code());
-      if (hs == nullptr) continue;
-      if (on("goods.sensitive_hs") && !hs_done) {
+      if (hs != nullptr && on("goods.sensitive_hs") && !hs_done) {
         manifest_fired.push_back(Fired(p, "goods.sensitive_hs", F, t)
                                      .Summary("Sensitive goods: HS " + g.hs_code() + " (" + hs->label + ")")
                                      .Evidence(line + ".hs_code", g.hs_code())
@@ -788,25 +835,61 @@ void RiskEngine::EvaluateManifestFamily(v1::ContainerState& s, int64_t t) const 
                                      .Take());
         hs_done = true;
       }
-      if (on("goods.weight_implausible") && !weight_done && g.packages() > 0 &&
+      // Plausible weight: a sensitive entry's range, else goods_weights'.
+      const SensitiveHs* w = p.MatchGoodsWeight(g.hs_code());
+      if (w != nullptr && on("goods.weight_implausible") && !weight_done && g.packages() > 0 &&
           !Unusable(*m, line + ".gross_weight_kg")) {
         const double tol = p.At(IndicatorIndex("goods.weight_implausible")).Param("tolerance_fraction", 0.25);
         const double per = g.gross_weight_kg() / g.packages();
-        if (per < hs->min_kg_per_package * (1 - tol) || per > hs->max_kg_per_package * (1 + tol)) {
+        if (per < w->min_kg_per_package * (1 - tol) || per > w->max_kg_per_package * (1 + tol)) {
           manifest_fired.push_back(
               Fired(p, "goods.weight_implausible", F, t)
-                  .Summary("Declared " + Num(per, 1) + " kg per package for " + hs->label + "; plausible " +
-                           Num(hs->min_kg_per_package, 0) + "-" + Num(hs->max_kg_per_package, 0) + " kg")
+                  .Summary("Declared " + Num(per, 1) + " kg per package for " + w->label + "; plausible " +
+                           Num(w->min_kg_per_package, 0) + "-" + Num(w->max_kg_per_package, 0) + " kg")
                   .Evidence(line + ".gross_weight_kg", Num(g.gross_weight_kg(), 0))
                   .Evidence(line + ".packages", std::to_string(g.packages()))
                   .Evidence("kg_per_package", Num(per, 1))
+                  .Evidence("plausible_for", "HS " + w->prefix + " " + w->label)
                   .Take());
           weight_done = true;
         }
       }
     }
+    // A party the trader register does not know, or registered recently.
+    // Without a register (no known_traders entry at all) nothing is new.
+    std::optional<std::pair<std::string, std::string>> new_trader;  // role, why
+    if (on("party.new_trader") && !ref.known_traders.empty()) {
+      const double days = p.At(IndicatorIndex("party.new_trader")).Param("new_days", 180);
+      for (const auto& [role, party] : {std::pair{"consignee", &m->consignee()}, std::pair{"shipper", &m->shipper()}}) {
+        const std::string name = NormaliseName(party->name());
+        if (name.empty()) continue;
+        auto it = ref.known_traders.find(name);
+        if (it == ref.known_traders.end() || it->second > t) {
+          new_trader.emplace(role, "not in the trader register");
+        } else if (t - it->second < static_cast<int64_t>(days * 86400000.0)) {
+          new_trader.emplace(role, "registered " + Num((t - it->second) / 86400000.0, 0) + " days before");
+        }
+        if (new_trader) {
+          manifest_fired.push_back(Fired(p, "party.new_trader", F, t)
+                                       .Summary("Newly seen " + std::string(role) + " " + party->name() + ": " +
+                                                new_trader->second)
+                                       .Evidence(role, party->name())
+                                       .Evidence("register", new_trader->second)
+                                       .Take());
+          break;
+        }
+      }
+    }
     if (on("payment.cash") && m->freight_payment() == v1::Manifest::FREIGHT_PAYMENT_CASH) {
-      manifest_fired.push_back(Fired(p, "payment.cash", F, t).Summary("Freight paid in cash").Evidence("freight_payment", "CASH").Take());
+      Fired f(p, "payment.cash", F, t);
+      f.Summary("Freight paid in cash").Evidence("freight_payment", "CASH");
+      if (new_trader) {
+        // Cash freight by a company nobody knows yet: the pattern of a front.
+        f.Scale(p.At(IndicatorIndex("payment.cash")).Param("new_trader_factor", 1))
+            .Summary("Freight paid in cash by a newly seen " + new_trader->first)
+            .Evidence("newly_seen", new_trader->first);
+      }
+      manifest_fired.push_back(f.Take());
     }
     if (on("manifest.late_amendment") && m->eta_ms() > 0) {
       const double cutoff_h = p.At(IndicatorIndex("manifest.late_amendment")).Param("cutoff_hours_before_eta", 48);
@@ -851,6 +934,14 @@ void RiskEngine::EvaluateManifestFamily(v1::ContainerState& s, int64_t t) const 
           break;
         }
       }
+    }
+    const std::string bill = AlnumUpper(m->bill_of_lading());
+    if (p.At(IndicatorIndex("history.sibling_seizure")).enabled && !bill.empty() &&
+        ref.SiblingSeizureCovers(bill, t)) {
+      history_fired.push_back(Fired(p, "history.sibling_seizure", Family::kHistory, t)
+                                  .Summary("Another box of bill of lading " + m->bill_of_lading() + " was seized")
+                                  .Evidence("bill_of_lading", m->bill_of_lading())
+                                  .Take());
     }
   }
   MergeFamily(s, FamilyName(Family::kManifest), std::move(manifest_fired), true);
@@ -942,6 +1033,17 @@ void RiskEngine::EvaluateScanFamily(v1::ContainerState& s, int64_t t) const {
                             .Evidence("analyst_note", n.analyst_note())
                             .Take());
       }
+      // The analyst could not tell: not a finding, but a reason to look
+      // (a dense or uneven load hides what an image would show).
+      else if (p.At(IndicatorIndex("scan.xray_inconclusive")).enabled &&
+               n.verdict() == v1::NiiResult::VERDICT_INCONCLUSIVE) {
+        fired.push_back(Fired(p, "scan.xray_inconclusive", F, t)
+                            .Summary("X-ray image inconclusive at " + where +
+                                     (n.analyst_note().empty() ? "" : ": " + n.analyst_note()))
+                            .Evidence("anomaly_score", Num(n.anomaly_score(), 2))
+                            .Evidence("analyst_note", n.analyst_note())
+                            .Take());
+      }
       bool weights_known = m != nullptr;
       for (int i = 0; weights_known && i < m->goods_size(); ++i) {
         weights_known = !Unusable(*m, "goods[" + std::to_string(i) + "].gross_weight_kg");
@@ -1009,30 +1111,144 @@ void RiskEngine::EvaluateGpsFamily(v1::ContainerState& s, int64_t t) const {
     }
   }
 
-  const IndicatorConfig& stop = p.At(IndicatorIndex("gps.unscheduled_stop"));
-  const double max_stop_speed = stop.Param("max_speed_kmh", 3);
-  if (stop.enabled && last.speed_kmh() <= max_stop_speed && !last.in_stop_zone()) {
-    int run = 0;
-    while (run < end && pts.Get(end - 1 - run).speed_kmh() <= max_stop_speed &&
-           !pts.Get(end - 1 - run).in_stop_zone()) {
-      ++run;
+  // Authorised places: the profile's stop zones, and the premises of the
+  // declared consignee (an authorised consignee may keep and open the box
+  // there).
+  std::vector<const Premises*> premises;
+  if (m != nullptr && !p.consignee_premises.empty()) {
+    const std::string consignee = NormaliseName(m->consignee().name());
+    for (const auto& site : p.consignee_premises) {
+      if (site.party == consignee) premises.push_back(&site);
     }
-    const v1::GpsPoint& first = pts.Get(end - run);
-    const double minutes = (last.fix_time_ms() - first.fix_time_ms()) / double(kMinute);
+  }
+  auto at_premises = [&](const v1::GpsPoint& pt) -> const Premises* {
+    for (const Premises* site : premises) {
+      if (HaversineM({pt.lat(), pt.lon()}, site->at) <= site->radius_m) return site;
+    }
+    return nullptr;
+  };
+  auto authorised = [&](const v1::GpsPoint& pt) { return pt.in_stop_zone() || at_premises(pt) != nullptr; };
+  // The run of stationary fixes ending at the latest one, outside
+  // authorised places (and, when `off_corridor`, outside every corridor);
+  // its start is estimated, not the first stationary fix: a tracker that
+  // saves power reports every 20-30 minutes, so the stop began when the
+  // truck, at its previous fix's speed, reached the place it stands.
+  struct Stop {
+    int run = 0;
+    int64_t start_ms = 0;
+    double max_off_m = 0;
+  };
+  const IndicatorConfig& stop = p.At(IndicatorIndex("gps.unscheduled_stop"));
+  const int64_t sparse_gap = static_cast<int64_t>(stop.Param("sparse_gap_minutes", 10) * kMinute);
+  auto stop_run = [&](double max_speed, bool off_corridor) {
+    Stop st;
+    while (st.run < end) {
+      const auto& pt = pts.Get(end - 1 - st.run);
+      if (pt.speed_kmh() > max_speed || authorised(pt) || (off_corridor && !pt.outside_corridors())) break;
+      st.max_off_m = std::max(st.max_off_m, pt.corridor_distance_m());
+      ++st.run;
+    }
+    if (st.run == 0) return st;
+    const v1::GpsPoint& first = pts.Get(end - st.run);
+    st.start_ms = first.fix_time_ms();
+    if (end - st.run > 0) {
+      const v1::GpsPoint& prev = pts.Get(end - st.run - 1);
+      const int64_t gap = first.fix_time_ms() - prev.fix_time_ms();
+      if (gap > sparse_gap && prev.speed_kmh() > max_speed && !authorised(prev)) {
+        const double metres = HaversineM({prev.lat(), prev.lon()}, {first.lat(), first.lon()});
+        const double speed_ms = std::max(prev.speed_kmh(), 5.0) / 3.6;
+        st.start_ms = prev.fix_time_ms() + std::min<int64_t>(gap, static_cast<int64_t>(metres / speed_ms * 1000));
+      }
+    }
+    return st;
+  };
+  const double max_stop_speed = stop.Param("max_speed_kmh", 3);
+  if (stop.enabled && last.speed_kmh() <= max_stop_speed && !authorised(last)) {
+    const Stop st = stop_run(max_stop_speed, false);
+    const v1::GpsPoint& first = pts.Get(end - st.run);
+    const double minutes = (last.fix_time_ms() - st.start_ms) / double(kMinute);
     if (minutes >= stop.Param("min_minutes", 30)) {
       const int offset = UtcOffsetHours(p, m, first.lon());
-      const int64_t local_ms = first.fix_time_ms() + offset * 3600 * 1000LL;
+      const int64_t local_ms = st.start_ms + offset * 3600 * 1000LL;
       const int hour = static_cast<int>(((local_ms / 3600000) % 24 + 24) % 24);
       const int night_start = static_cast<int>(stop.Param("night_start_hour", 20));
       const int night_end = static_cast<int>(stop.Param("night_end_hour", 5));
       const bool night = hour >= night_start || hour < night_end;
+      // How far the stop is from the nearest authorised zone's edge: just
+      // outside one (a full truck park, the receiver's error) is weighed
+      // near_zone_factor; the officer sees the distance either way.
+      const Zone* nearest = nullptr;
+      double zone_gap = 0;
+      for (const auto& z : p.stop_zones) {
+        const double d = HaversineM({first.lat(), first.lon()}, z.at) - z.radius_m;
+        if (nearest == nullptr || d < zone_gap) {
+          nearest = &z;
+          zone_gap = d;
+        }
+      }
+      const double near_m = stop.Param("near_zone_m", 0);
+      const bool near = nearest != nullptr && near_m > 0 && zone_gap <= near_m;
       Fired f(p, "gps.unscheduled_stop", F, t);
       if (night) f.Scale(stop.Param("night_factor", 1.5));
-      fired.push_back(f.Summary(std::string(night ? "Night stop" : "Stop") + " of " + Num(minutes, 0) +
-                                " min outside authorised zones at " + Position(first))
-                          .Evidence("stopped_at", LocalTime(first.fix_time_ms(), offset))
+      if (near) f.Scale(stop.Param("near_zone_factor", 1));
+      f.Summary(std::string(night ? "Night stop" : "Stop") + " of " + Num(minutes, 0) + " min outside authorised zones at " +
+                Position(first) +
+                (near ? ", " + Num(std::max(0.0, zone_gap), 0) + " m outside " + nearest->name : std::string()))
+          .Evidence("stopped_at", LocalTime(st.start_ms, offset))
+          .Evidence("minutes", Num(minutes, 0))
+          .Evidence("night", night ? "yes" : "no");
+      if (nearest != nullptr) {
+        f.Evidence("nearest_zone", nearest->name).Evidence("zone_distance_m", Num(std::max(0.0, zone_gap), 0));
+      }
+      fired.push_back(f.Take());
+    }
+  }
+
+  // A stop away from every corridor: the box stands where no approved route
+  // goes. Shorter than an unscheduled stop and weighed on its own.
+  const IndicatorConfig& off_stop = p.At(IndicatorIndex("gps.off_corridor_stop"));
+  const double off_stop_speed = off_stop.Param("max_speed_kmh", 3);
+  if (off_stop.enabled && corridor_since != 0 && corridor_since <= t && last.outside_corridors() &&
+      last.speed_kmh() <= off_stop_speed && !authorised(last)) {
+    const Stop st = stop_run(off_stop_speed, true);
+    const v1::GpsPoint& first = pts.Get(end - st.run);
+    const double minutes = (last.fix_time_ms() - st.start_ms) / double(kMinute);
+    if (minutes >= off_stop.Param("min_minutes", 15)) {
+      fired.push_back(Fired(p, "gps.off_corridor_stop", F, t)
+                          .Summary("Stopped " + Num(minutes, 0) + " min off every approved corridor at " + Position(first) +
+                                   (st.max_off_m > 0 ? ", " + Num(st.max_off_m / 1000, 1) + " km from the nearest" : ""))
+                          .Evidence("stopped_at", FormatUtc(st.start_ms))
                           .Evidence("minutes", Num(minutes, 0))
-                          .Evidence("night", night ? "yes" : "no")
+                          .Evidence("corridor_distance_km", st.max_off_m > 0 ? Num(st.max_off_m / 1000, 1) : "unknown")
+                          .Take());
+    }
+  }
+
+  // Slow drift: the box moves steadily away from the corridor's centre
+  // line, fix after fix, rather than leaving it in one jump.
+  const IndicatorConfig& drift = p.At(IndicatorIndex("gps.corridor_drift"));
+  const int drift_points = static_cast<int>(drift.Param("min_points", 8));
+  if (drift.enabled && drift_points >= 2 && end >= drift_points) {
+    const double jitter = drift.Param("jitter_m", 200);
+    const double min_speed = drift.Param("min_speed_kmh", 10);
+    const double max_step = drift.Param("max_step_m", 1000);  // more in one step is a jump (gps.route_deviation)
+    bool steady = true;
+    for (int i = end - drift_points; steady && i < end; ++i) {
+      const auto& pt = pts.Get(i);
+      const double step = i == end - drift_points ? 0 : pt.corridor_distance_m() - pts.Get(i - 1).corridor_distance_m();
+      steady = pt.speed_kmh() >= min_speed && pt.corridor_distance_m() >= 0 && step >= -jitter && step <= max_step;
+    }
+    const auto& from = pts.Get(end - drift_points);
+    const double rise = last.corridor_distance_m() - from.corridor_distance_m();
+    if (steady && rise >= drift.Param("min_rise_m", 2000)) {
+      fired.push_back(Fired(p, "gps.corridor_drift", F, t)
+                          .Summary("Drifting away from the corridor: " + Num(from.corridor_distance_m() / 1000, 1) + " to " +
+                                   Num(last.corridor_distance_m() / 1000, 1) + " km off its line over " +
+                                   std::to_string(drift_points) + " fixes")
+                          .Evidence("from", FormatUtc(from.fix_time_ms()))
+                          .Evidence("from_km", Num(from.corridor_distance_m() / 1000, 1))
+                          .Evidence("to_km", Num(last.corridor_distance_m() / 1000, 1))
+                          .Evidence("last_position", Position(last))
                           .Take());
     }
   }
@@ -1062,10 +1278,20 @@ void RiskEngine::EvaluateGpsFamily(v1::ContainerState& s, int64_t t) const {
     }
   }
 
-  const bool seal_breach_on = p.At(IndicatorIndex("gps.seal_breach")).enabled;
-  for (int i = first_new; seal_breach_on && i < end; ++i) {
+  // Customs opened the box: an opening within inspection_minutes after an
+  // inspection that re-sealed it (an outcome with seals_applied, which only
+  // counts when it arrived in time) is theirs.
+  const IndicatorConfig& breach = p.At(IndicatorIndex("gps.seal_breach"));
+  const int64_t inspection_ms = static_cast<int64_t>(breach.Param("inspection_minutes", 120) * kMinute);
+  auto opened_by_customs = [&](const v1::GpsPoint& pt) {
+    return std::any_of(s.outcomes().begin(), s.outcomes().end(), [&](const v1::InspectionOutcome& o) {
+      return o.seals_applied_size() > 0 && o.inspected_at_ms() <= pt.fix_time_ms() &&
+             pt.fix_time_ms() <= o.inspected_at_ms() + inspection_ms;
+    });
+  };
+  for (int i = first_new; breach.enabled && i < end; ++i) {
     const auto& pt = pts.Get(i);
-    if (!pt.in_stop_zone() &&
+    if (!authorised(pt) && !opened_by_customs(pt) &&
         (pt.seal_state() == v1::GpsEvent::SEAL_STATE_OPENED || pt.seal_state() == v1::GpsEvent::SEAL_STATE_TAMPERED)) {
       const char* state = pt.seal_state() == v1::GpsEvent::SEAL_STATE_OPENED ? "opened" : "tampered";
       fired.push_back(Fired(p, "gps.seal_breach", F, t)
@@ -1081,8 +1307,12 @@ void RiskEngine::EvaluateGpsFamily(v1::ContainerState& s, int64_t t) const {
       const auto& pt = pts.Get(i);
       if (pt.seal_number().empty()) continue;
       const std::string read = NormaliseSeal(pt.seal_number());
-      if (std::none_of(m->seal_numbers().begin(), m->seal_numbers().end(),
-                       [&](const std::string& declared) { return NormaliseSeal(declared) == read; })) {
+      auto same = [&](const std::string& seal) { return NormaliseSeal(seal) == read; };
+      // A seal customs applied at an inspection before this fix is declared too.
+      const bool resealed = std::any_of(s.outcomes().begin(), s.outcomes().end(), [&](const v1::InspectionOutcome& o) {
+        return o.inspected_at_ms() <= pt.fix_time_ms() && std::any_of(o.seals_applied().begin(), o.seals_applied().end(), same);
+      });
+      if (!resealed && std::none_of(m->seal_numbers().begin(), m->seal_numbers().end(), same)) {
         fired.push_back(Fired(p, "gps.seal_mismatch", F, t)
                             .Summary("Seal " + pt.seal_number() + " read in transit is not on the manifest (" +
                                      m->seal_numbers(0) + ")")

@@ -70,8 +70,16 @@ struct ReferenceData {
   // ordered by seized_at (a party seized twice keeps both, so an evaluation
   // at t reads the listings in force at t whenever it runs).
   std::unordered_map<std::string, std::vector<SeizureListing>> seized_parties;
+  // Bills of lading (AlnumUpper form) with a seized box, the same way: the
+  // other boxes of the bill are its siblings (history.sibling_seizure).
+  std::unordered_map<std::string, std::vector<SeizureListing>> seized_bills;
+  // The customs trader register (`known_traders:<NAME>`, value
+  // "since=<ms>"): party (NormaliseName form) -> first registered or seen,
+  // UTC ms. party.new_trader reads it only when it holds any entry.
+  std::unordered_map<std::string, int64_t> known_traders;
   // Whether one of `party`'s listings covers an event at `t`.
   bool SeizureCovers(const std::string& party, int64_t t) const;
+  bool SiblingSeizureCovers(const std::string& bill, int64_t t) const;
 };
 
 // Applies one boxwatch.reference record to `ref`: key "<list>:<entry>", an
@@ -79,7 +87,9 @@ struct ReferenceData {
 // at ms>" (one key per seizure, so compaction keeps every seizure; a bare
 // "<party>" key, as older workers wrote, is one listing of that party). Keys of no known list are ignored (Ok); a
 // seized_parties value that is no listing is refused (InvalidArgument) and
-// changes nothing. `seizures` false skips seized_parties entries (for
+// changes nothing. A seized_bills entry is "<bill of lading>@<seized at ms>"
+// with the same value. A known_traders entry's value is "since=<ms>".
+// `seizures` false skips seized_parties and seized_bills entries (for
 // replays that derive them from the outcomes they process).
 [[nodiscard]] Status ApplyReferenceEntry(ReferenceData* ref, std::string_view key, std::string_view value,
                                          bool seizures = true);
@@ -119,7 +129,7 @@ class RiskEngine {
 
   // An entry for the boxwatch.reference topic.
   struct ReferenceUpdate {
-    std::string key;    // "<list>:<entry>", e.g. "seized_parties:ACME TRADING"
+    std::string key;    // "<list>:<entry>", e.g. "seized_parties:ACME TRADING@<ms>", "seized_bills:<B/L>@<ms>"
     std::string value;  // the list's value, e.g. listed-until UTC ms
   };
   // What an applied outcome feeds back, as the profile's `feedback` says:

@@ -111,7 +111,7 @@ void ParseIndicators(const YAML::Node& n, Profile& prof, Problems& p) {
     return;
   }
   for (const auto& spec : KnownIndicators()) {
-    if (!n[spec.id].IsDefined()) p.Add(n, std::string("indicator ") + spec.id + " is missing");
+    if (!spec.optional && !n[spec.id].IsDefined()) p.Add(n, std::string("indicator ") + spec.id + " is missing");
   }
   for (const auto& kv : n) {
     const std::string id = kv.first.Scalar();
@@ -196,7 +196,7 @@ void ParseReference(const YAML::Node& n, Profile& prof, Problems& p) {
   if (!CheckMap(n, "reference",
                 {"high_risk_ports", "high_risk_countries", "sensitive_hs", "vague_terms",
                  "watchlisted_parties", "watchlisted_vessels", "watchlisted_owner_codes", "norm_hs_prefixes",
-                 "norm_nuclides", "threat_nuclides"},
+                 "norm_nuclides", "threat_nuclides", "goods_weights", "risky_routings"},
                 p)) {
     return;
   }
@@ -254,35 +254,67 @@ void ParseReference(const YAML::Node& n, Profile& prof, Problems& p) {
           (std::string(list) == "norm_nuclides" ? prof.norm_nuclides : prof.threat_nuclides).insert(std::move(s));
         });
   }
-  const YAML::Node& hs = n["sensitive_hs"];
-  if (hs.IsDefined()) {
+  // sensitive_hs and goods_weights share their entry's form; goods_weights
+  // entries need both weights.
+  for (const char* list : {"sensitive_hs", "goods_weights"}) {
+    const std::string what = std::string("reference.") + list;
+    const YAML::Node& hs = n[list];
+    if (!hs.IsDefined()) continue;
     if (!hs.IsSequence()) {
-      p.Add(hs, "reference.sensitive_hs must be a list");
+      p.Add(hs, what + " must be a list");
+      continue;
+    }
+    const bool weights = std::string(list) == "goods_weights";
+    for (const auto& e : hs) {
+      if (!CheckMap(e, what + " entry", {"prefix", "label", "min_kg_per_package", "max_kg_per_package"}, p)) {
+        continue;
+      }
+      SensitiveHs s;
+      bool ok = GetString(e["prefix"], std::string(list) + ".prefix", p, &s.prefix) &&
+                GetString(e["label"], std::string(list) + ".label", p, &s.label) &&
+                GetDouble(e["min_kg_per_package"], std::string(list) + ".min_kg_per_package", p, &s.min_kg_per_package) &&
+                GetDouble(e["max_kg_per_package"], std::string(list) + ".max_kg_per_package", p, &s.max_kg_per_package);
+      if (!ok) continue;
+      if ((s.prefix.size() != 2 && s.prefix.size() != 4 && s.prefix.size() != 6) ||
+          !std::all_of(s.prefix.begin(), s.prefix.end(), ::isdigit)) {
+        p.Add(e["prefix"], std::string(list) + ".prefix '" + s.prefix + "' must be 2, 4 or 6 digits");
+        continue;
+      }
+      if (s.min_kg_per_package > s.max_kg_per_package) {
+        p.Add(e["min_kg_per_package"], std::string(list) + " " + s.prefix +
+                                           ": min_kg_per_package is above max_kg_per_package");
+        continue;
+      }
+      if (weights && s.max_kg_per_package <= 0) {
+        p.Add(e["max_kg_per_package"], "goods_weights " + s.prefix + ": max_kg_per_package must be > 0");
+        continue;
+      }
+      (weights ? prof.goods_weights : prof.sensitive_hs).push_back(std::move(s));
+    }
+  }
+  const YAML::Node& routings = n["risky_routings"];
+  if (routings.IsDefined()) {
+    if (!routings.IsSequence()) {
+      p.Add(routings, "reference.risky_routings must be a list");
     } else {
-      for (const auto& e : hs) {
-        if (!CheckMap(e, "reference.sensitive_hs entry",
-                      {"prefix", "label", "min_kg_per_package", "max_kg_per_package"}, p)) {
-          continue;
+      auto place = [&](const YAML::Node& v, const std::string& what, std::string* out) {
+        if (!GetString(v, what, p, out)) return false;
+        std::string canonical;
+        auto err = out->size() == 2 ? CountryCheck(*out, &canonical) : LocodeCheck(*out, &canonical);
+        if (err) {
+          p.Add(v, what + ": " + *err + " (a UN/LOCODE or a country code)");
+          return false;
         }
-        SensitiveHs s;
-        bool ok = GetString(e["prefix"], "sensitive_hs.prefix", p, &s.prefix) &&
-                  GetString(e["label"], "sensitive_hs.label", p, &s.label) &&
-                  GetDouble(e["min_kg_per_package"], "sensitive_hs.min_kg_per_package", p,
-                            &s.min_kg_per_package) &&
-                  GetDouble(e["max_kg_per_package"], "sensitive_hs.max_kg_per_package", p,
-                            &s.max_kg_per_package);
-        if (!ok) continue;
-        if ((s.prefix.size() != 2 && s.prefix.size() != 4 && s.prefix.size() != 6) ||
-            !std::all_of(s.prefix.begin(), s.prefix.end(), ::isdigit)) {
-          p.Add(e["prefix"], "sensitive_hs.prefix '" + s.prefix + "' must be 2, 4 or 6 digits");
-          continue;
-        }
-        if (s.min_kg_per_package > s.max_kg_per_package) {
-          p.Add(e["min_kg_per_package"], "sensitive_hs " + s.prefix +
-                                             ": min_kg_per_package is above max_kg_per_package");
-          continue;
-        }
-        prof.sensitive_hs.push_back(std::move(s));
+        *out = canonical;
+        return true;
+      };
+      for (const auto& e : routings) {
+        if (!CheckMap(e, "reference.risky_routings entry", {"origin", "hub", "label"}, p)) continue;
+        RiskyRouting r;
+        const bool ok = place(e["origin"], "risky_routings.origin", &r.origin) &
+                        place(e["hub"], "risky_routings.hub", &r.hub);
+        if (e["label"].IsDefined()) r.label = e["label"].Scalar();
+        if (ok) prof.risky_routings.push_back(std::move(r));
       }
     }
   }
@@ -430,6 +462,50 @@ void ParseGeography(const YAML::Node& root, Profile& prof, Problems& p) {
   };
   parse_zones("stop_zones", false, &prof.stop_zones);
   parse_zones("border_crossings", true, &prof.border_crossings);
+
+  const YAML::Node& premises = root["consignee_premises"];
+  if (premises.IsDefined()) {
+    if (!premises.IsSequence()) {
+      p.Add(premises, "consignee_premises must be a list");
+    } else {
+      for (const auto& z : premises) {
+        if (!CheckMap(z, "consignee_premises", {"name", "party", "lat", "lon", "radius_m"}, p)) continue;
+        Premises site;
+        std::string party;
+        if (!GetString(z["name"], "consignee_premises.name", p, &site.name) ||
+            !GetString(z["party"], "consignee_premises " + site.name + ".party", p, &party) ||
+            !GetLatLon(z["lat"], z["lon"], "consignee_premises " + site.name, p, &site.at) ||
+            !GetDouble(z["radius_m"], "consignee_premises " + site.name + ".radius_m", p, &site.radius_m)) {
+          continue;
+        }
+        if (site.radius_m <= 0 || site.radius_m > 5000) {
+          p.Add(z["radius_m"], "consignee_premises " + site.name + ": radius_m must be > 0 and at most 5000");
+          continue;
+        }
+        site.party = NormaliseName(party);
+        if (site.party.empty()) {
+          p.Add(z["party"], "consignee_premises " + site.name + ": party has no letters or digits");
+          continue;
+        }
+        prof.consignee_premises.push_back(std::move(site));
+      }
+    }
+  }
+  const YAML::Node& prefixes = root["border_geofence_prefixes"];
+  if (prefixes.IsDefined()) {
+    prof.border_geofence_prefixes.clear();
+    ParseStringSet(
+        prefixes, "border_geofence_prefixes", p,
+        [](const std::string& s, std::string* out) -> std::optional<std::string> {
+          *out = AlnumUpper(s);
+          if (out->empty()) return "'" + s + "' has no letters or digits";
+          return std::nullopt;
+        },
+        [&](std::string s) { prof.border_geofence_prefixes.push_back(std::move(s)); });
+    if (prof.border_geofence_prefixes.empty()) {
+      p.Add(prefixes, "border_geofence_prefixes must list at least one prefix (leave it out for \"border\")");
+    }
+  }
 }
 
 }  // namespace
@@ -455,7 +531,7 @@ const std::vector<IndicatorSpec>& KnownIndicators() {
       {"goods.vague_description", Family::kManifest, {}},
       {"goods.sensitive_hs", Family::kManifest, {}},
       {"goods.weight_implausible", Family::kManifest, {"tolerance_fraction"}},
-      {"payment.cash", Family::kManifest, {}},
+      {"payment.cash", Family::kManifest, {"new_trader_factor"}},
       {"manifest.late_amendment", Family::kManifest, {"cutoff_hours_before_eta"}},
       {"manifest.missing", Family::kManifest, {"grace_minutes"}},
       {"manifest.incomplete", Family::kManifest, {}},
@@ -469,12 +545,19 @@ const std::vector<IndicatorSpec>& KnownIndicators() {
       {"gps.route_deviation", Family::kGps, {"min_points", "min_minutes"}},
       {"gps.unscheduled_stop",
        Family::kGps,
-       {"max_speed_kmh", "min_minutes", "night_factor", "night_start_hour", "night_end_hour"}},
+       {"max_speed_kmh", "min_minutes", "night_factor", "night_start_hour", "night_end_hour", "near_zone_m",
+        "near_zone_factor", "sparse_gap_minutes"}},
       {"gps.tracking_gap", Family::kGps, {"max_gap_minutes"}},
-      {"gps.seal_breach", Family::kGps, {}},
+      {"gps.seal_breach", Family::kGps, {"inspection_minutes"}},
       {"gps.seal_mismatch", Family::kGps, {}},
       {"gps.unapproved_border_crossing", Family::kGps, {"min_points"}},
       {"history.party_seizure", Family::kHistory, {}},
+      {"route.risky_routing", Family::kManifest, {}, true},
+      {"party.new_trader", Family::kManifest, {"new_days"}, true},
+      {"scan.xray_inconclusive", Family::kScan, {}, true},
+      {"gps.off_corridor_stop", Family::kGps, {"max_speed_kmh", "min_minutes"}, true},
+      {"gps.corridor_drift", Family::kGps, {"min_points", "min_rise_m", "jitter_m", "max_step_m", "min_speed_kmh"}, true},
+      {"history.sibling_seizure", Family::kHistory, {}, true},
   };
   return kSpecs;
 }
@@ -485,14 +568,37 @@ const IndicatorConfig& Profile::Indicator(std::string_view id) const {
   return it == indicators.end() ? kDisabled : it->second;
 }
 
-const SensitiveHs* Profile::MatchSensitiveHs(std::string_view hs) const {
+namespace {
+const SensitiveHs* LongestPrefix(const std::vector<SensitiveHs>& entries, std::string_view hs) {
   const SensitiveHs* best = nullptr;
-  for (const auto& s : sensitive_hs) {
+  for (const auto& s : entries) {
     if (hs.substr(0, s.prefix.size()) == s.prefix && (!best || s.prefix.size() > best->prefix.size())) {
       best = &s;
     }
   }
   return best;
+}
+}  // namespace
+
+const SensitiveHs* Profile::MatchSensitiveHs(std::string_view hs) const { return LongestPrefix(sensitive_hs, hs); }
+
+const SensitiveHs* Profile::MatchGoodsWeight(std::string_view hs) const {
+  const SensitiveHs* s = LongestPrefix(sensitive_hs, hs);
+  if (s != nullptr && s->max_kg_per_package > 0) return s;
+  return LongestPrefix(goods_weights, hs);
+}
+
+bool Profile::IsBorderGeofence(std::string_view geofence_id) const {
+  const std::string id = AlnumUpper(geofence_id);
+  return std::any_of(border_geofence_prefixes.begin(), border_geofence_prefixes.end(),
+                     [&](const std::string& prefix) { return id.compare(0, prefix.size(), prefix) == 0; });
+}
+
+bool RiskyRouting::Matches(std::string_view loading, std::string_view transhipment) const {
+  auto side = [](const std::string& want, std::string_view code) {
+    return code.size() == 5 && (want.size() == 2 ? code.substr(0, 2) == want : code == want);
+  };
+  return side(origin, loading) && side(hub, transhipment);
 }
 
 v1::Priority Profile::PriorityFor(double score) const {
@@ -540,6 +646,15 @@ std::string NormaliseName(std::string_view name) {
   return out;
 }
 
+std::string AlnumUpper(std::string_view text) {
+  std::string out;
+  out.reserve(text.size());
+  for (unsigned char c : text) {
+    if (std::isalnum(c)) out.push_back(static_cast<char>(std::toupper(c)));
+  }
+  return out;
+}
+
 Result<Profile> ParseProfile(std::string_view yaml_text, const std::string& source) {
   YAML::Node root;
   try {
@@ -553,7 +668,8 @@ Result<Profile> ParseProfile(std::string_view yaml_text, const std::string& sour
   if (!CheckMap(root, "the profile document",
                 {"name", "version", "description", "thresholds", "lanes", "family_caps", "indicators",
                  "reference", "ports", "regions", "timezones", "corridors", "stop_zones",
-                 "border_crossings", "feedback", "random_selection"},
+                 "border_crossings", "feedback", "random_selection", "consignee_premises",
+                 "border_geofence_prefixes"},
                 p)) {
     return InvalidArgument(p.Join());
   }
@@ -599,7 +715,7 @@ Result<Profile> ParseProfile(std::string_view yaml_text, const std::string& sour
   }
   ParseIndicators(root["indicators"], prof, p);
   ParseReference(root["reference"], prof, p);
-  if (root["feedback"].IsDefined() && CheckMap(root["feedback"], "feedback", {"seizure_watch_days", "seizure_parties"}, p)) {
+  if (root["feedback"].IsDefined() && CheckMap(root["feedback"], "feedback", {"seizure_watch_days", "seizure_parties", "exclude_rip_on_off"}, p)) {
     const YAML::Node& f = root["feedback"];
     double days = 0;
     if (f["seizure_watch_days"].IsDefined() && GetDouble(f["seizure_watch_days"], "feedback.seizure_watch_days", p, &days)) {
@@ -611,10 +727,20 @@ Result<Profile> ParseProfile(std::string_view yaml_text, const std::string& sour
       ParseStringSet(
           f["seizure_parties"], "feedback.seizure_parties", p,
           [](const std::string& role, std::string*) -> std::optional<std::string> {
-            if (role == "consignee" || role == "shipper" || role == "notify_party") return std::nullopt;
-            return "'" + role + "' is not consignee, shipper or notify_party";
+            if (role == "consignee" || role == "shipper" || role == "notify_party" || role == "bill_of_lading") {
+              return std::nullopt;
+            }
+            return "'" + role + "' is not consignee, shipper, notify_party or bill_of_lading";
           },
           [&](std::string role) { prof.feedback.seizure_parties.push_back(std::move(role)); });
+    }
+    if (f["exclude_rip_on_off"].IsDefined()) {
+      const YAML::Node& x = f["exclude_rip_on_off"];
+      if (!x.IsScalar() || (x.Scalar() != "true" && x.Scalar() != "false")) {
+        p.Add(x, "feedback.exclude_rip_on_off must be true or false");
+      } else {
+        prof.feedback.exclude_rip_on_off = x.Scalar() == "true";
+      }
     }
   }
   if (root["random_selection"].IsDefined() &&

@@ -31,20 +31,26 @@ struct IndicatorSpec {
   const char* id;
   Family family;
   std::vector<const char*> params;
+  // Added after the first profile format: a profile written before it may
+  // leave it out (it is then disabled). Every other indicator must be listed.
+  bool optional = false;
 };
 const std::vector<IndicatorSpec>& KnownIndicators();
 
 // The ids of KnownIndicators(), in the same order, for compile-time look-ups:
 // IndicatorIndex("gps.seal_breach") is a constant, so the hot path indexes an
 // array instead of hashing a string.
-inline constexpr std::array<std::string_view, 25> kIndicatorIds = {
+inline constexpr std::array<std::string_view, 31> kIndicatorIds = {
     "route.high_risk_port", "route.high_risk_transhipment", "route.detour", "party.watchlisted",
     "vessel.watchlisted", "owner.watchlisted", "goods.vague_description", "goods.sensitive_hs",
     "goods.weight_implausible", "payment.cash", "manifest.late_amendment", "manifest.missing", "manifest.incomplete",
     "scan.radiation_gamma", "scan.radiation_neutron", "scan.threat_nuclide", "scan.xray_anomaly",
     "scan.weight_mismatch",
     "gps.route_deviation", "gps.unscheduled_stop", "gps.tracking_gap", "gps.seal_breach",
-    "gps.seal_mismatch", "gps.unapproved_border_crossing", "history.party_seizure"};
+    "gps.seal_mismatch", "gps.unapproved_border_crossing", "history.party_seizure",
+    // Optional (IndicatorSpec::optional): absent from older profiles.
+    "route.risky_routing", "party.new_trader", "scan.xray_inconclusive", "gps.off_corridor_stop",
+    "gps.corridor_drift", "history.sibling_seizure"};
 
 consteval size_t IndicatorIndex(std::string_view id) {
   for (size_t i = 0; i < kIndicatorIds.size(); ++i) {
@@ -83,6 +89,15 @@ struct SensitiveHs {
   double max_kg_per_package = 0;
 };
 
+// An origin x transhipment-hub combination analysts flag (route.risky_routing):
+// each side a UN/LOCODE (5 characters) or an ISO country (2 letters).
+struct RiskyRouting {
+  std::string origin;
+  std::string hub;
+  std::string label;
+  bool Matches(std::string_view loading, std::string_view transhipment) const;
+};
+
 struct Corridor {
   std::string name;
   double buffer_m = 0;
@@ -96,6 +111,16 @@ struct Zone {
   LatLon at;
   double radius_m = 0;
   std::vector<std::string> countries;  // border crossings only
+};
+
+// Premises of an authorised consignee: the box may stand and be opened there
+// when that party is the declared consignee (gps.unscheduled_stop,
+// gps.seal_breach).
+struct Premises {
+  std::string name;
+  std::string party;  // NormaliseName form
+  LatLon at;
+  double radius_m = 0;
 };
 
 struct Profile {
@@ -116,6 +141,10 @@ struct Profile {
   std::unordered_set<std::string> high_risk_ports;
   std::unordered_set<std::string> high_risk_countries;
   std::vector<SensitiveHs> sensitive_hs;
+  // Plausible kilograms per package for goods that are not sensitive
+  // (goods.weight_implausible reads a sensitive entry first, then these).
+  std::vector<SensitiveHs> goods_weights;
+  std::vector<RiskyRouting> risky_routings;
   std::vector<std::string> vague_terms;  // upper-cased
   std::unordered_set<std::string> watchlisted_parties;  // normalised (NormaliseName)
   std::unordered_set<std::string> watchlisted_vessels;
@@ -133,6 +162,11 @@ struct Profile {
   std::vector<Corridor> corridors;
   std::vector<Zone> stop_zones;
   std::vector<Zone> border_crossings;
+  std::vector<Premises> consignee_premises;
+  // How tracker vendors name border geofences: an id starting with one of
+  // these (compared case-blind, on letters and digits) is a border
+  // transition. Default: "border".
+  std::vector<std::string> border_geofence_prefixes = {"BORDER"};
 
   // What inspection outcomes feed back into the reference data.
   struct Feedback {
@@ -140,7 +174,12 @@ struct Profile {
     // this many days from the inspection (history.party_seizure); 0 turns it off.
     double seizure_watch_days = 0;
     // Which manifest parties: "consignee", "shipper", "notify_party".
+    // Also "bill_of_lading": the other boxes of the seized box's bill of
+    // lading are listed too (history.sibling_seizure).
     std::vector<std::string> seizure_parties = {"consignee"};
+    // A seizure reported as a rip-on/rip-off lists none of the box's parties
+    // (they are its victims).
+    bool exclude_rip_on_off = true;
   } feedback;
 
   // Random selection for inspection (as customs selectivity systems do), so
@@ -162,6 +201,11 @@ struct Profile {
   std::array<IndicatorConfig, kIndicatorIds.size()> by_index{};  // filled by ParseProfile
   // The sensitive-HS entry with the longest prefix matching `hs`, or null.
   const SensitiveHs* MatchSensitiveHs(std::string_view hs) const;
+  // The plausible-weight entry for `hs`: the longest matching sensitive
+  // entry, else the longest matching goods_weights entry, or null.
+  const SensitiveHs* MatchGoodsWeight(std::string_view hs) const;
+  // Whether `geofence_id` names a border geofence (border_geofence_prefixes).
+  bool IsBorderGeofence(std::string_view geofence_id) const;
   v1::Priority PriorityFor(double score) const;
   // Region of a UN/LOCODE's country ("" when unknown).
   std::string RegionOfLocode(std::string_view locode) const;
@@ -169,6 +213,9 @@ struct Profile {
 
 // Upper case, punctuation dropped, runs of spaces folded: "Acme Trading, Co." -> "ACME TRADING CO".
 std::string NormaliseName(std::string_view name);
+// Letters and digits only, upper case: "ab-123 456" -> "AB123456" (seal
+// numbers, geofence ids).
+std::string AlnumUpper(std::string_view text);
 
 Result<Profile> ParseProfile(std::string_view yaml_text, const std::string& source_name);
 Result<Profile> LoadProfile(const std::string& path);

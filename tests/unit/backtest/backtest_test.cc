@@ -181,7 +181,7 @@ TEST(BacktestReport, ACandidateWithoutAnIndicatorDropsTheContainersItAloneAlerte
 
 TEST(RandomSelection, PicksAShareOfContainersPerProfileVersionWithItsOwnReason) {
   const Input input = InputOf(Traffic(2000, 8));
-  const operators::Profile p = WithYamlEdit("version: \"2026.11.1\"",
+  const operators::Profile p = WithYamlEdit("version: \"2026.12.2\"",
                                             "version: \"r1\"\nrandom_selection: {rate: 0.05, priority: medium}");
   const RunResult r = backtest::Run(input, p, Options());
   std::set<std::string> picked, by_reason;
@@ -203,9 +203,9 @@ TEST(RandomSelection, PicksAShareOfContainersPerProfileVersionWithItsOwnReason) 
   EXPECT_GT(by_reason.size(), picked.size() / 2);
   for (const auto& c : by_reason) EXPECT_TRUE(picked.count(c)) << c;
   // The same version picks the same boxes; another version others.
-  const operators::Profile again = WithYamlEdit("version: \"2026.11.1\"",
+  const operators::Profile again = WithYamlEdit("version: \"2026.12.2\"",
                                                 "version: \"r1\"\nrandom_selection: {rate: 0.05, priority: medium}");
-  const operators::Profile next = WithYamlEdit("version: \"2026.11.1\"",
+  const operators::Profile next = WithYamlEdit("version: \"2026.12.2\"",
                                                "version: \"r2\"\nrandom_selection: {rate: 0.05, priority: medium}");
   size_t same = 0, overlap = 0;
   for (const auto& c : picked) {
@@ -332,7 +332,7 @@ TEST(Tune, TheTunedYamlKeepsLayoutAndRefusesAProfileWithoutTheWeight) {
   r.weights["payment.cash"] = {15, 7};
   auto yaml = TunedProfileYaml(std::string(operators::DefaultProfileYaml()), "default", r, "v9");
   ASSERT_TRUE(yaml.ok()) << yaml.error().message;
-  EXPECT_NE(yaml->find("payment.cash: {weight: 7}"), std::string::npos);
+  EXPECT_NE(yaml->find("payment.cash: {weight: 7, params: {new_trader_factor: 2.5}}"), std::string::npos) << *yaml;
   EXPECT_NE(yaml->find("version: \"v9\""), std::string::npos);
   r.weights["gps.route_deviation"] = {30, 12};
   const std::string block = "name: x\nversion: \"1\"\nindicators:\n  gps.route_deviation:\n    # note\n    weight: 30\n";

@@ -407,7 +407,8 @@ TEST(Feedback, SeizureListsTheConsigneeForTheProfilesDays) {
   const auto o = Seizure(kDay);
   ASSERT_EQ(s.engine.ApplyOutcome(s.state, o, 0), JoinResult::kApplied);
   const auto updates = s.engine.FeedbackFor(s.state, o);
-  ASSERT_EQ(updates.size(), 1u);  // the test profile names the consignee only
+  ASSERT_EQ(updates.size(), 2u);  // the test profile names the consignee and the bill of lading
+  EXPECT_EQ(updates[1].key, "seized_bills:BLTEST0001@" + std::to_string(kDay));
   EXPECT_EQ(updates[0].key, "seized_parties:MEKONG FRESH PRODUCE LTD@" + std::to_string(kDay));
   EXPECT_EQ(updates[0].value, "seized_at=" + std::to_string(kDay) + " until=" + std::to_string(kDay + 30 * 24 * kHour));
   const auto listing = ParseSeizureListing(updates[0].value);
@@ -425,7 +426,7 @@ TEST(Feedback, ASeizureReportedLateTakesEffectFromTheHorizon) {
   const auto o = Seizure(kDay);
   ASSERT_EQ(s.engine.ApplyOutcome(s.state, o, 0), JoinResult::kApplied);
   const auto updates = s.engine.FeedbackFor(s.state, o, kDay + 6 * kHour, 5 * kMin);
-  ASSERT_EQ(updates.size(), 1u);
+  ASSERT_EQ(updates.size(), 2u);
   const auto listing = ParseSeizureListing(updates[0].value);
   ASSERT_TRUE(listing.has_value());
   EXPECT_EQ(listing->seized_at_ms, kDay + 6 * kHour + 5 * kMin) << "from the horizon, after the delay";

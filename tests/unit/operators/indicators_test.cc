@@ -1,6 +1,9 @@
 // Every indicator: fires, does not fire, and the boundary, table-driven.
 #include <gtest/gtest.h>
 
+#include <fstream>
+#include <sstream>
+
 #include "tests/unit/operators/scenario.h"
 
 namespace boxwatch::operators::testing {
@@ -170,6 +173,44 @@ std::vector<IndicatorCase> ManifestCases() {
          s.Manifest([](auto& m) { m.add_unusable_fields("port_of_discharge"); });
          s.Manifest({}, kT0, 2);
        }},
+      {"OriginCountryViaListedHub", "route.risky_routing", true,
+       [](Scenario& s) {
+         s.Manifest([](auto& m) {
+           m.set_port_of_loading("ECGYE");
+           m.add_transhipment_ports("SGSIN");
+         });
+       }},
+      {"ListedOriginViaAnotherHub", "route.risky_routing", false,
+       [](Scenario& s) {
+         s.Manifest([](auto& m) {
+           m.set_port_of_loading("ECGYE");
+           m.add_transhipment_ports("NLRTM");
+         });
+       }},
+      {"ListedHubFromAnotherOriginBoundary", "route.risky_routing", false,
+       [](Scenario& s) { s.Manifest([](auto& m) { m.add_transhipment_ports("SGSIN"); }); }},
+      {"ConsigneeNotInTheRegister", "party.new_trader", true,
+       [](Scenario& s) {
+         s.reference.known_traders[NormaliseName("Shanghai Ceramics Export Ltd")] = kT0 - 3000 * kHour * 24;
+         s.Manifest();
+       }},
+      {"BothPartiesLongRegistered", "party.new_trader", false,
+       [](Scenario& s) {
+         s.reference.known_traders[NormaliseName("Shanghai Ceramics Export Ltd")] = kT0 - 3000 * kHour * 24;
+         s.reference.known_traders[NormaliseName("Vientiane Building Supplies")] = kT0 - 3000 * kHour * 24;
+         s.Manifest();
+       }},
+      {"ConsigneeRegisteredUnder180DaysBoundary", "party.new_trader", true,
+       [](Scenario& s) {
+         s.reference.known_traders[NormaliseName("Shanghai Ceramics Export Ltd")] = kT0 - 3000 * kHour * 24;
+         // The manifest is evaluated at its declaration, kT0 - 72 h.
+         s.reference.known_traders[NormaliseName("Vientiane Building Supplies")] = kT0 - 72 * kHour - 179 * 24 * kHour;
+         s.Manifest();
+       }},
+      {"NoTraderRegisterAtAll", "party.new_trader", false, [](Scenario& s) { s.Manifest(); }},
+      {"TilesFarTooLightForTiles", "goods.weight_implausible", true,
+       [](Scenario& s) { s.Manifest([](auto& m) { m.mutable_goods(0)->set_gross_weight_kg(2000); }); }},  // 100 kg a crate
+      {"TilesAtTheirUsualWeight", "goods.weight_implausible", false, [](Scenario& s) { s.Manifest(); }},
   };
 }
 
@@ -203,6 +244,15 @@ std::vector<IndicatorCase> ScanCases() {
        [](Scenario& s) { s.Manifest().Rpm(kDay, 110, 100, 0, 1, [](auto& e) { e.mutable_rpm()->add_nuclides("Tc-99m"); }); }},
       {"XrayHighAnomaly", "scan.xray_anomaly", true, [](Scenario& s) { s.Manifest().Nii(kDay, 0.8); }},
       {"XrayLowAnomaly", "scan.xray_anomaly", false, [](Scenario& s) { s.Manifest().Nii(kDay, 0.5); }},
+      {"XrayInconclusive", "scan.xray_inconclusive", true,
+       [](Scenario& s) {
+         s.Manifest().Nii(kDay, 0.4, [](auto& e) { e.mutable_nii()->set_verdict(v1::NiiResult::VERDICT_INCONCLUSIVE); });
+       }},
+      {"XrayClear", "scan.xray_inconclusive", false, [](Scenario& s) { s.Manifest().Nii(kDay, 0.4); }},
+      {"XrayInconclusiveButAnomalousIsTheAnomalyBoundary", "scan.xray_inconclusive", false,
+       [](Scenario& s) {
+         s.Manifest().Nii(kDay, 0.9, [](auto& e) { e.mutable_nii()->set_verdict(v1::NiiResult::VERDICT_INCONCLUSIVE); });
+       }},
       {"XrayThresholdBoundary", "scan.xray_anomaly", true, [](Scenario& s) { s.Manifest().Nii(kDay, 0.75); }},
       {"XrayAnalystSuspicious", "scan.xray_anomaly", true,
        [](Scenario& s) {
@@ -346,6 +396,107 @@ std::vector<IndicatorCase> GpsCases() {
            e.set_geofence_id("depot:udon");
          });
        }},
+      {"AnotherVendorsBorderGeofenceName", "gps.unapproved_border_crossing", true,
+       [](Scenario& s) {
+         s.Manifest().Gps(kDay, 15.0, 100.0, 20, [](auto& e) {
+           e.set_geofence_transition(v1::GpsEvent::GEOFENCE_TRANSITION_ENTER);
+           e.set_geofence_id("xing_th_la");
+         });
+       }},
+      // A tracker that saves power reports every 25 minutes: the stop began
+      // when the truck reached the place (1.1 km at 50 km/h after the moving
+      // fix), not at the first stationary fix 25 minutes later.
+      {"SparseTrackerStopMeasuredFromArrival", "gps.unscheduled_stop", true,
+       [](Scenario& s) {
+         s.Manifest();
+         s.Gps(kDay, 13.1, 100.0, 50).Gps(kDay + 25 * kMin, 13.11, 100.0, 0).Gps(kDay + 50 * kMin, 13.11, 100.0, 0);
+       }},
+      {"DenseTrackerTwentyFiveMinuteStopBoundary", "gps.unscheduled_stop", false,
+       [](Scenario& s) {
+         s.Manifest();
+         s.Gps(kDay, 13.1, 100.0, 50);
+         for (int i = 1; i <= 6; ++i) s.Gps(kDay + (5 + 5 * i) * kMin - 5 * kMin, 13.11, 100.0, 0);  // 5..30 min
+       }},
+      {"LongStopAtTheConsigneesPremises", "gps.unscheduled_stop", false,
+       [](Scenario& s) {
+         s.Manifest();
+         for (int i = 0; i <= 12; ++i) s.Gps(kDay + 5 * i * kMin, 13.3, 100.001, 0);
+       }},
+      {"LongStopAtAnotherConsigneesPremises", "gps.unscheduled_stop", true,
+       [](Scenario& s) {
+         s.Manifest([](auto& m) { m.mutable_consignee()->set_name("Other Importer Co"); });
+         for (int i = 0; i <= 12; ++i) s.Gps(kDay + 5 * i * kMin, 13.3, 100.001, 0);
+       }},
+      {"TwentyMinutesStoppedOffEveryCorridor", "gps.off_corridor_stop", true,
+       [](Scenario& s) {
+         s.Manifest();
+         Drive(s, kDay, 4);
+         for (int i = 0; i <= 4; ++i) s.Gps(kDay + (20 + 5 * i) * kMin, 13.1, 100.1, 0);
+       }},
+      {"TenMinutesStoppedOffEveryCorridor", "gps.off_corridor_stop", false,
+       [](Scenario& s) {
+         s.Manifest();
+         Drive(s, kDay, 4);
+         for (int i = 0; i <= 2; ++i) s.Gps(kDay + (20 + 5 * i) * kMin, 13.1, 100.1, 0);
+       }},
+      {"LongStopOnTheCorridorIsNoOffCorridorStopBoundary", "gps.off_corridor_stop", false,
+       [](Scenario& s) {
+         s.Manifest();
+         for (int i = 0; i <= 12; ++i) s.Gps(kDay + 5 * i * kMin, 13.2, 100.0, 0);
+       }},
+      {"SteadyDriftAwayFromTheLine", "gps.corridor_drift", true,
+       [](Scenario& s) {
+         s.Manifest();
+         // 300 m further east with every fix, still inside the 2 km buffer at first.
+         for (int i = 0; i < 7; ++i) s.Gps(kDay + 5 * i * kMin, 13.05 + i * 0.004, 100.0 + i * 0.00277, 50);
+       }},
+      {"StraightAlongTheLine", "gps.corridor_drift", false, [](Scenario& s) { s.Manifest(); Drive(s, kDay, 8); }},
+      {"AJumpOffTheCorridorIsNoDrift", "gps.corridor_drift", false,
+       [](Scenario& s) {
+         s.Manifest();
+         Drive(s, kDay, 4);
+         for (int i = 0; i < 3; ++i) s.Gps(kDay + (20 + 5 * i) * kMin, 13.1 + 0.01 * i, 100.1);
+       }},
+      {"ZigZagNoiseIsNoDriftBoundary", "gps.corridor_drift", false,
+       [](Scenario& s) {
+         s.Manifest();
+         for (int i = 0; i < 7; ++i) s.Gps(kDay + 5 * i * kMin, 13.05 + i * 0.004, 100.0 + (i % 2) * 0.0046 + i * 0.0005, 50);
+       }},
+      {"SealOpenedAtTheConsigneesPremises", "gps.seal_breach", false,
+       [](Scenario& s) {
+         s.Manifest();
+         s.Gps(kDay, 13.3, 100.0, 0, [](auto& e) { e.set_seal_state(v1::GpsEvent::SEAL_STATE_OPENED); });
+       }},
+      {"SealOpenedAtSomeoneElsesPremises", "gps.seal_breach", true,
+       [](Scenario& s) {
+         s.Manifest([](auto& m) { m.mutable_consignee()->set_name("Other Importer Co"); });
+         s.Gps(kDay, 13.3, 100.0, 0, [](auto& e) { e.set_seal_state(v1::GpsEvent::SEAL_STATE_OPENED); });
+       }},
+      {"SealOpenedDuringACustomsInspectionThatResealed", "gps.seal_breach", false,
+       [](Scenario& s) {
+         s.Manifest().Outcome(kDay, [](auto& o) { o.add_seals_applied("CUS-777"); });
+         s.Gps(kDay + 10 * kMin, 13.2, 100.0, 0, [](auto& e) { e.set_seal_state(v1::GpsEvent::SEAL_STATE_OPENED); });
+       }},
+      {"SealOpenedThreeHoursAfterTheInspectionBoundary", "gps.seal_breach", true,
+       [](Scenario& s) {
+         s.Manifest().Outcome(kDay, [](auto& o) { o.add_seals_applied("CUS-777"); });
+         s.Gps(kDay + 180 * kMin, 13.2, 100.0, 0, [](auto& e) { e.set_seal_state(v1::GpsEvent::SEAL_STATE_OPENED); });
+       }},
+      {"CustomsResealReadAfterTheInspection", "gps.seal_mismatch", false,
+       [](Scenario& s) {
+         s.Manifest().Outcome(kDay, [](auto& o) { o.add_seals_applied("CUS-777"); });
+         s.Gps(kDay + 30 * kMin, 13.2, 100.0, 40, [](auto& e) { e.set_seal_number("cus 777"); });
+       }},
+      {"CustomsResealReportedTooLate", "gps.seal_mismatch", true,
+       [](Scenario& s) {
+         s.Manifest().Outcome(kDay, [](auto& o) { o.add_seals_applied("CUS-777"); }, kDay + kMin);
+         s.Gps(kDay + 30 * kMin, 13.2, 100.0, 40, [](auto& e) { e.set_seal_number("CUS777"); });
+       }},
+      {"ResealNumberReadBeforeTheInspectionBoundary", "gps.seal_mismatch", true,
+       [](Scenario& s) {
+         s.Manifest().Outcome(kDay, [](auto& o) { o.add_seals_applied("CUS-777"); });
+         s.Gps(kDay - 30 * kMin, 13.2, 100.0, 40, [](auto& e) { e.set_seal_number("CUS777"); });
+       }},
   };
 }
 
@@ -366,6 +517,21 @@ std::vector<IndicatorCase> HistoryCases() {
       {"SeizureListingExpiredBoundary", "history.party_seizure", false,
        [](Scenario& s) {
          s.reference.seized_parties[NormaliseName("Vientiane Building Supplies")] = {{kT0 - 800 * kHour, kT0 - 72 * kHour}};
+         s.Manifest();
+       }},
+      {"AnotherBoxOfTheBillWasSeized", "history.sibling_seizure", true,
+       [](Scenario& s) {
+         s.reference.seized_bills["BLTEST0001"] = {{kT0 - 200 * kHour, kT0 + 1000 * kHour}};
+         s.Manifest();
+       }},
+      {"AnotherBillWasSeized", "history.sibling_seizure", false,
+       [](Scenario& s) {
+         s.reference.seized_bills["BLTEST0002"] = {{kT0 - 200 * kHour, kT0 + 1000 * kHour}};
+         s.Manifest();
+       }},
+      {"SiblingSeizedAfterTheManifestBoundary", "history.sibling_seizure", false,
+       [](Scenario& s) {
+         s.reference.seized_bills["BLTEST0001"] = {{kT0 - 24 * kHour, kT0 + 1000 * kHour}};
          s.Manifest();
        }},
   };
@@ -401,6 +567,93 @@ TEST(UnscheduledStop, WeighsMoreAtNight) {
   ASSERT_TRUE(night.Fired("gps.unscheduled_stop"));
   EXPECT_DOUBLE_EQ(day.Get("gps.unscheduled_stop")->contribution(), 20);
   EXPECT_DOUBLE_EQ(night.Get("gps.unscheduled_stop")->contribution(), 30);
+}
+
+TEST(UnscheduledStop, JustOutsideAZoneWeighsLessAndSaysHowFar) {
+  Scenario near, far;
+  for (auto* s : {&near, &far}) s->Manifest();
+  for (int i = 0; i <= 8; ++i) {
+    near.Gps(kDay + 5 * i * kMin, 13.5108, 100.0, 0);  // about 200 m outside the 1 km test yard
+    far.Gps(kDay + 5 * i * kMin, 13.2, 100.0, 0);      // 33 km from it
+  }
+  near.Finish();
+  far.Finish();
+  ASSERT_TRUE(near.Fired("gps.unscheduled_stop"));
+  ASSERT_TRUE(far.Fired("gps.unscheduled_stop"));
+  EXPECT_DOUBLE_EQ(near.Get("gps.unscheduled_stop")->contribution(), 10);
+  EXPECT_DOUBLE_EQ(far.Get("gps.unscheduled_stop")->contribution(), 20);
+  auto evidence = [](const v1::FiredIndicator* f, const std::string& key) {
+    for (const auto& e : f->evidence()) {
+      if (e.key() == key) return e.value();
+    }
+    return std::string("(none)");
+  };
+  EXPECT_EQ(evidence(near.Get("gps.unscheduled_stop"), "nearest_zone"), "Test yard");
+  const double gap = std::stod(evidence(near.Get("gps.unscheduled_stop"), "zone_distance_m"));
+  EXPECT_GT(gap, 150);
+  EXPECT_LT(gap, 250);
+  EXPECT_NE(near.Get("gps.unscheduled_stop")->summary().find("outside Test yard"), std::string::npos);
+}
+
+TEST(PaymentCash, WeighsMoreWhenTheCompanyIsNewlySeen) {
+  static const Profile profile = [] {
+    std::ifstream in(TestDataPath("test_profile.yaml"));
+    std::stringstream text;
+    text << in.rdbuf();
+    std::string yaml = text.str();
+    const std::string from = "payment.cash: {weight: 10}";
+    const size_t at = yaml.find(from);
+    EXPECT_NE(at, std::string::npos);
+    yaml.replace(at, from.size(), "payment.cash: {weight: 10, params: {new_trader_factor: 2.5}}");
+    auto p = ParseProfile(yaml, "cash.yaml");
+    EXPECT_TRUE(p.ok()) << p.error().message;
+    return std::move(p).value();
+  }();
+  Scenario known(profile), fresh(profile);
+  for (auto* s : {&known, &fresh}) {
+    s->reference.known_traders[NormaliseName("Shanghai Ceramics Export Ltd")] = kT0 - 3000LL * 24 * kHour;
+  }
+  known.reference.known_traders[NormaliseName("Vientiane Building Supplies")] = kT0 - 3000LL * 24 * kHour;
+  for (auto* s : {&known, &fresh}) {
+    s->Manifest([](auto& m) { m.set_freight_payment(v1::Manifest::FREIGHT_PAYMENT_CASH); }).Finish();
+  }
+  ASSERT_TRUE(known.Fired("payment.cash"));
+  ASSERT_TRUE(fresh.Fired("payment.cash"));
+  EXPECT_FALSE(known.Fired("party.new_trader"));
+  EXPECT_TRUE(fresh.Fired("party.new_trader"));
+  EXPECT_DOUBLE_EQ(known.Get("payment.cash")->contribution(), 10);
+  EXPECT_DOUBLE_EQ(fresh.Get("payment.cash")->contribution(), 25);
+}
+
+TEST(Feedback, ARipOnOffListsNoneOfItsVictimsAndASeizureListsItsBill) {
+  Scenario s;
+  s.Manifest();
+  v1::InspectionOutcome o;
+  o.set_container_number(kBox);
+  o.set_outcome_id("OUT-1");
+  o.set_inspected_at_ms(kDay);
+  o.set_result(v1::InspectionOutcome::RESULT_SEIZURE);
+  const auto updates = s.engine.FeedbackFor(s.state, o);
+  ASSERT_EQ(updates.size(), 2u);
+  EXPECT_EQ(updates[0].key, "seized_parties:VIENTIANE BUILDING SUPPLIES@" + std::to_string(kDay));
+  EXPECT_EQ(updates[1].key, "seized_bills:BLTEST0001@" + std::to_string(kDay));
+  ReferenceData ref;
+  for (const auto& u : updates) ASSERT_TRUE(ApplyReferenceEntry(&ref, u.key, u.value).ok()) << u.key;
+  EXPECT_TRUE(ref.SiblingSeizureCovers("BLTEST0001", kDay + kHour));
+  EXPECT_FALSE(ref.SiblingSeizureCovers("BLTEST0001", kDay - kHour));
+  o.set_rip_on_off(true);
+  EXPECT_TRUE(s.engine.FeedbackFor(s.state, o).empty()) << "a rip-on/rip-off's parties are its victims";
+}
+
+TEST(ReferenceEntries, TraderRegisterEntriesParseAndBadOnesAreRefused) {
+  ReferenceData ref;
+  ASSERT_TRUE(ApplyReferenceEntry(&ref, "known_traders:Kura Agro Trading LLC", "since=1700000000000").ok());
+  EXPECT_EQ(ref.known_traders.at(NormaliseName("Kura Agro Trading LLC")), 1700000000000);
+  EXPECT_FALSE(ApplyReferenceEntry(&ref, "known_traders:Other Co", "since=soon").ok());
+  EXPECT_FALSE(ApplyReferenceEntry(&ref, "known_traders:Other Co", "since=-5").ok());
+  EXPECT_EQ(ref.known_traders.count(NormaliseName("Other Co")), 0u);
+  ASSERT_TRUE(ApplyReferenceEntry(&ref, "known_traders:Kura Agro Trading LLC", "").ok());
+  EXPECT_TRUE(ref.known_traders.empty());
 }
 
 }  // namespace

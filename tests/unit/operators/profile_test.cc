@@ -34,6 +34,23 @@ TEST(Profile, TestProfileLoads) {
   EXPECT_TRUE(p.watchlisted_parties.count("GOLDEN CRESCENT TRADING CO"));
 }
 
+// A profile written before an optional indicator existed still loads; the
+// indicator is then off. A required one missing is a problem (ProfileRejects).
+TEST(Profile, AnOlderProfileWithoutTheOptionalIndicatorsLoadsWithThemOff) {
+  std::string yaml = ReadFile(TestDataPath("test_profile.yaml"));
+  for (const auto& spec : KnownIndicators()) {
+    if (!spec.optional) continue;
+    const size_t at = yaml.find(std::string("  ") + spec.id + ":");
+    ASSERT_NE(at, std::string::npos) << spec.id;
+    yaml.erase(at, yaml.find('\n', at) + 1 - at);
+  }
+  auto r = ParseProfile(yaml, "older.yaml");
+  ASSERT_TRUE(r.ok()) << r.error().message;
+  for (const auto& spec : KnownIndicators()) {
+    EXPECT_EQ(r->Indicator(spec.id).enabled, !spec.optional) << spec.id;
+  }
+}
+
 TEST(Profile, CompileTimeIndicatorIdsMatchTheKnownIndicators) {
   ASSERT_EQ(kIndicatorIds.size(), KnownIndicators().size());
   for (size_t i = 0; i < kIndicatorIds.size(); ++i) EXPECT_EQ(kIndicatorIds[i], KnownIndicators()[i].id);
@@ -93,8 +110,20 @@ INSTANTIATE_TEST_SUITE_P(
         BadCase{"BadImo", "[\"9999991\"]", "[\"99999\"]", "'99999' is not a 7-digit IMO number"},
         BadCase{"SensitiveHsRangeInverted", "min_kg_per_package: 50, max_kg_per_package: 250",
                 "min_kg_per_package: 500, max_kg_per_package: 250", "min_kg_per_package is above max_kg_per_package"},
-        BadCase{"UnknownFeedbackParty", "seizure_parties: [consignee]", "seizure_parties: [carrier]",
-                "feedback.seizure_parties: 'carrier' is not consignee, shipper or notify_party"},
+        BadCase{"UnknownFeedbackParty", "seizure_parties: [consignee, bill_of_lading]", "seizure_parties: [carrier]",
+                "feedback.seizure_parties: 'carrier' is not consignee, shipper, notify_party or bill_of_lading"},
+        BadCase{"RipOnOffIsNoBoolean", "seizure_watch_days: 30", "seizure_watch_days: 30\n  exclude_rip_on_off: maybe",
+                "feedback.exclude_rip_on_off must be true or false"},
+        BadCase{"RiskyRoutingHubIsNoPlace", "hub: SGSIN", "hub: SINGAPORE",
+                "risky_routings.hub: "},
+        BadCase{"GoodsWeightWithoutAMaximum", "min_kg_per_package: 400, max_kg_per_package: 1500",
+                "min_kg_per_package: 0, max_kg_per_package: 0", "goods_weights 6907: max_kg_per_package must be > 0"},
+        BadCase{"PremisesTooLarge", "lat: 13.3, lon: 100.0, radius_m: 500", "lat: 13.3, lon: 100.0, radius_m: 50000",
+                "consignee_premises Test importer depot: radius_m must be > 0 and at most 5000"},
+        BadCase{"EmptyBorderGeofencePrefix", "border_geofence_prefixes: [border, xing]",
+                "border_geofence_prefixes: [border, \"--\"]", "border_geofence_prefixes: '--' has no letters or digits"},
+        BadCase{"UnknownParamOfANewIndicator", "min_rise_m: 1000", "min_rise_km: 1",
+                "indicator gps.corridor_drift has no param 'min_rise_km'"},
         BadCase{"FeedbackDaysOutOfRange", "seizure_watch_days: 30", "seizure_watch_days: -1",
                 "feedback.seizure_watch_days must be 0 (off) to 3650"},
         BadCase{"BrokenYaml", "lanes: {critical: red", "lanes: {critical: [red", "bad.yaml:6: not valid YAML"}),

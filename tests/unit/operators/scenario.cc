@@ -110,6 +110,18 @@ Scenario& Scenario::Nii(int64_t t, double anomaly, std::function<void(v1::ScanRe
   return *this;
 }
 
+Scenario& Scenario::Outcome(int64_t t, std::function<void(v1::InspectionOutcome&)> change, int64_t late_before) {
+  v1::InspectionOutcome o;
+  o.set_container_number(container);
+  o.set_outcome_id("OUT-" + std::to_string(t));
+  o.set_inspected_at_ms(t);
+  o.set_site("THLCH");
+  o.set_result(v1::InspectionOutcome::RESULT_NO_FINDING);
+  if (change) change(o);
+  EXPECT_EQ(engine.ApplyOutcome(state, o, late_before), JoinResult::kApplied);
+  return *this;
+}
+
 Scenario& Scenario::Finish() {
   engine.Advance(state, kEndOfTime, kT0 + 1000 * kHour, &alerts);
   return *this;

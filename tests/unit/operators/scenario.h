@@ -33,6 +33,10 @@ class Scenario {
   Scenario& Rpm(int64_t t, double gamma, double gamma_bg, double neutron = 0, double neutron_bg = 1,
                 std::function<void(v1::ScanResult&)> change = {});
   Scenario& Nii(int64_t t, double anomaly, std::function<void(v1::ScanResult&)> change = {});
+  // An inspection outcome at `t`, joined with `late_before` as the
+  // container's lateness bound (an outcome is never late, but a re-seal
+  // older than the bound is not used).
+  Scenario& Outcome(int64_t t, std::function<void(v1::InspectionOutcome&)> change = {}, int64_t late_before = 0);
   Scenario& Finish();
 
   bool Fired(const std::string& id) const;
