@@ -121,7 +121,7 @@ int RunDemo(const DemoArgs& a) {
   } cleanup{dir};
 
   // 2. Simulation (ground truth kept for the closing evaluation).
-  sim::TrafficOptions to{.seed = a.seed, .containers = a.containers, .outcome_rate = 0.3};
+  sim::TrafficOptions to{.seed = a.seed, .containers = a.containers, .outcome_rate = 0.3, .field = true};
   const sim::Traffic traffic = sim::GenerateTrafficEndingBefore(&to, *profile, NowMs());
   std::map<std::string, sim::Scenario> label_of(traffic.labels.begin(), traffic.labels.end());
   // With --format cuscar-n42 the manifests and portal scans go out as

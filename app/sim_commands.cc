@@ -39,6 +39,7 @@ struct SimulateArgs {
   double rate = 0;
   double spread_hours = 6;
   std::string format = "native";
+  std::string model = "field";
   KafkaCliOptions kafka;
 };
 
@@ -56,6 +57,8 @@ int RunSimulate(SimulateArgs& a) {
   for (auto [name, v] : {std::pair{"--scenario-rate", a.traffic.scenario_rate}, {"--lookalike-rate", a.traffic.lookalike_rate},
                          {"--outcome-rate", a.traffic.outcome_rate}})
     if (v < 0 || v > 1) problems.push_back(std::string(name) + " must be between 0 and 1");
+  if (a.model != "field" && a.model != "lab") problems.push_back("--model must be field or lab, not '" + a.model + "'");
+  a.traffic.field = a.model == "field";
   if (a.format != "native" && a.format != "cuscar-n42") {
     problems.push_back("--format must be native or cuscar-n42, not '" + a.format + "'");
   }
@@ -261,6 +264,10 @@ void RegisterSimCommands(CLI::App& app) {
       ->capture_default_str();
   sc->add_option("--outcome-rate", s->traffic.outcome_rate,
                  "Share of scenario containers inspected (an outcome is sent)")
+      ->capture_default_str();
+  sc->add_option("--model", s->model,
+                 "field: devices, officers and trade as in the field (clock skew, store-and-forward, power saving, "
+                 "re-seals, honest look-alikes, a trader register); lab: the clean model of earlier releases")
       ->capture_default_str();
   sc->add_flag("--bad-records", s->traffic.bad_records, "Add malformed records (one of each dead-letter reason per 500 containers)");
   sc->add_option("--profile", s->profile, "Profile YAML whose geography to use (default: the built-in profile)");

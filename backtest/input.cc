@@ -106,9 +106,16 @@ Result<Input> ReadTrafficFile(const std::string& path, int partitions, const std
     const auto value = StringField(line, "value_base64");
     if (!topic || !key || !ts || !value) return bad("not a traffic record (topic, key, timestamp_ms, value_base64)");
     auto it = input_of.find(*topic);
-    if (it == input_of.end()) continue;
+    const bool reference = *topic == names.Name(pipeline::TopicRole::kReference);
+    if (it == input_of.end() && !reference) continue;
     auto bytes = DecodeBase64(*value);
     if (!bytes) return bad("value_base64 is not base64");
+    if (reference) {
+      // Reference data recorded with the traffic (a trader register);
+      // seizure listings are left out: the run derives them from the outcomes.
+      (void)operators::ApplyReferenceEntry(&out.reference, *key, *bytes, /*seizures=*/false);
+      continue;
+    }
     Record r{.input = it->second,
              .key = std::string(*key),
              .value = std::move(*bytes),

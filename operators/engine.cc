@@ -55,6 +55,10 @@ class Fired {
     f_.set_contribution(f_.contribution() * factor);
     return *this;
   }
+  Fired& NotCritical() {
+    f_.set_critical(false);
+    return *this;
+  }
   v1::FiredIndicator Take() { return std::move(f_); }
 
  private:
@@ -426,7 +430,6 @@ JoinResult RiskEngine::ApplyScan(v1::ContainerState& s, const v1::ScanResult& e,
 
 JoinResult RiskEngine::ApplyGps(v1::ContainerState& s, const v1::GpsEvent& e, int64_t watermark) const {
   const int64_t t = e.fix_time_ms();
-  if (t < watermark) return JoinResult::kLate;
   auto* track = s.mutable_gps();
   auto* points = track->mutable_points();
   // Points are ordered by fix time; most fixes arrive in order, so search from the end.
@@ -441,6 +444,9 @@ JoinResult RiskEngine::ApplyGps(v1::ContainerState& s, const v1::GpsEvent& e, in
                                            : p.event_id() == event_id;  // a fix stored before event_key
     if (same) return JoinResult::kDuplicate;
   }
+  // A fix seen before is a duplicate whatever its age (a device resending a
+  // block of reports); only a new one can be late.
+  if (t < watermark) return JoinResult::kLate;
   if (index == 0 && t < s.released_before_ms() && points->size() >= limits_.max_gps_points) {
     // Older than every fix of a full window of evaluated ones: what it would
     // be compared with is gone.
@@ -791,7 +797,8 @@ void RiskEngine::EvaluateManifestFamily(v1::ContainerState& s, int64_t t) const 
             .Evidence(role, declared)
             .Evidence("listed_as", match.entry)
             .Evidence("similarity", Num(match.similarity, 2));
-        if (!same) f.Scale(fuzzy_factor);
+        // A near name is a lead for a documentary check: never critical.
+        if (!same) f.Scale(fuzzy_factor).NotCritical();
         manifest_fired.push_back(f.Take());
       }
     }
@@ -894,21 +901,47 @@ void RiskEngine::EvaluateManifestFamily(v1::ContainerState& s, int64_t t) const 
     if (on("manifest.late_amendment") && m->eta_ms() > 0) {
       const double cutoff_h = p.At(IndicatorIndex("manifest.late_amendment")).Param("cutoff_hours_before_eta", 48);
       const int64_t cutoff = m->eta_ms() - static_cast<int64_t>(cutoff_h * 3600 * 1000);
-      for (const auto& sum : s.manifest_history()) {
+      const IndicatorConfig& late = p.At(IndicatorIndex("manifest.late_amendment"));
+      // Who receives the box, or what goods it holds (another HS heading),
+      // changed late: full weight. A correction (a description made precise,
+      // a package recount, a seal number) weighs minor_factor.
+      auto headings = [](const v1::Manifest& man) {
+        std::set<std::string> out;
+        for (const auto& g : man.goods()) out.insert(g.hs_code().substr(0, 4));
+        return out;
+      };
+      for (int k = 0; k < s.manifest_history_size(); ++k) {
+        const auto& sum = s.manifest_history(k);
         if (sum.version() <= 1 || sum.declared_at_ms() > t || sum.declared_at_ms() < cutoff) continue;
         std::string changed;
+        bool substance = false;
         for (const auto& f : sum.amended_fields()) {
           if (f == "consignee" || f == "goods" || f == "seal_numbers") changed += (changed.empty() ? "" : ",") + f;
+          substance = substance || f == "consignee";
         }
         if (changed.empty()) continue;
+        if (!substance && changed.find("goods") != std::string::npos) {
+          // The goods changed: of substance when the headings differ from
+          // the version before, or when that version is no longer kept.
+          const v1::Manifest* now = nullptr;
+          const v1::Manifest* before = nullptr;
+          for (const auto& v : s.manifest_versions()) {
+            if (v.version() == sum.version()) now = &v;
+            if (v.version() < sum.version() && (before == nullptr || v.version() > before->version())) before = &v;
+          }
+          substance = now == nullptr || before == nullptr || headings(*now) != headings(*before);
+        }
         const double hours_before = (m->eta_ms() - sum.declared_at_ms()) / 3600000.0;
+        Fired f(p, "manifest.late_amendment", F, t);
+        if (!substance) f.Scale(late.Param("minor_factor", 1));
         manifest_fired.push_back(
-            Fired(p, "manifest.late_amendment", F, t)
-                .Summary("Version " + std::to_string(sum.version()) + " changed " + changed + " " +
-                         (hours_before >= 0 ? Num(hours_before, 1) + " h before ETA" : Num(-hours_before, 1) + " h after ETA"))
+            f.Summary("Version " + std::to_string(sum.version()) + " changed " + changed + " " +
+                      (hours_before >= 0 ? Num(hours_before, 1) + " h before ETA" : Num(-hours_before, 1) + " h after ETA") +
+                      (substance ? "" : " (a correction: same parties, same HS headings)"))
                 .Evidence("version", std::to_string(sum.version()))
                 .Evidence("declared_at", FormatUtc(sum.declared_at_ms()))
                 .Evidence("changed", changed)
+                .Evidence("substance", substance ? "yes" : "no")
                 .Take());
         break;
       }
@@ -1127,7 +1160,20 @@ void RiskEngine::EvaluateGpsFamily(v1::ContainerState& s, int64_t t) const {
     }
     return nullptr;
   };
-  auto authorised = [&](const v1::GpsPoint& pt) { return pt.in_stop_zone() || at_premises(pt) != nullptr; };
+  // Customs held the box: within inspection_minutes after an inspection
+  // that re-sealed it (an outcome with seals_applied, which only counts when
+  // it arrived in time), opening and standing are theirs.
+  const IndicatorConfig& breach = p.At(IndicatorIndex("gps.seal_breach"));
+  const int64_t inspection_ms = static_cast<int64_t>(breach.Param("inspection_minutes", 120) * kMinute);
+  auto held_by_customs = [&](const v1::GpsPoint& pt) {
+    return std::any_of(s.outcomes().begin(), s.outcomes().end(), [&](const v1::InspectionOutcome& o) {
+      return o.seals_applied_size() > 0 && o.inspected_at_ms() <= pt.fix_time_ms() &&
+             pt.fix_time_ms() <= o.inspected_at_ms() + inspection_ms;
+    });
+  };
+  auto authorised = [&](const v1::GpsPoint& pt) {
+    return pt.in_stop_zone() || at_premises(pt) != nullptr || (s.outcomes_size() > 0 && held_by_customs(pt));
+  };
   // The run of stationary fixes ending at the latest one, outside
   // authorised places (and, when `off_corridor`, outside every corridor);
   // its start is estimated, not the first stationary fix: a tracker that
@@ -1278,20 +1324,9 @@ void RiskEngine::EvaluateGpsFamily(v1::ContainerState& s, int64_t t) const {
     }
   }
 
-  // Customs opened the box: an opening within inspection_minutes after an
-  // inspection that re-sealed it (an outcome with seals_applied, which only
-  // counts when it arrived in time) is theirs.
-  const IndicatorConfig& breach = p.At(IndicatorIndex("gps.seal_breach"));
-  const int64_t inspection_ms = static_cast<int64_t>(breach.Param("inspection_minutes", 120) * kMinute);
-  auto opened_by_customs = [&](const v1::GpsPoint& pt) {
-    return std::any_of(s.outcomes().begin(), s.outcomes().end(), [&](const v1::InspectionOutcome& o) {
-      return o.seals_applied_size() > 0 && o.inspected_at_ms() <= pt.fix_time_ms() &&
-             pt.fix_time_ms() <= o.inspected_at_ms() + inspection_ms;
-    });
-  };
   for (int i = first_new; breach.enabled && i < end; ++i) {
     const auto& pt = pts.Get(i);
-    if (!authorised(pt) && !opened_by_customs(pt) &&
+    if (!authorised(pt) &&
         (pt.seal_state() == v1::GpsEvent::SEAL_STATE_OPENED || pt.seal_state() == v1::GpsEvent::SEAL_STATE_TAMPERED)) {
       const char* state = pt.seal_state() == v1::GpsEvent::SEAL_STATE_OPENED ? "opened" : "tampered";
       fired.push_back(Fired(p, "gps.seal_breach", F, t)

@@ -532,7 +532,7 @@ const std::vector<IndicatorSpec>& KnownIndicators() {
       {"goods.sensitive_hs", Family::kManifest, {}},
       {"goods.weight_implausible", Family::kManifest, {"tolerance_fraction"}},
       {"payment.cash", Family::kManifest, {"new_trader_factor"}},
-      {"manifest.late_amendment", Family::kManifest, {"cutoff_hours_before_eta"}},
+      {"manifest.late_amendment", Family::kManifest, {"cutoff_hours_before_eta", "minor_factor"}},
       {"manifest.missing", Family::kManifest, {"grace_minutes"}},
       {"manifest.incomplete", Family::kManifest, {}},
       {"scan.radiation_gamma", Family::kScan, {"factor", "norm_factor", "norm_weight_factor"}},

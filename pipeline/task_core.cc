@@ -69,12 +69,13 @@ std::optional<InputRecord> InputMerge::Next() {
 Result<std::vector<v1::Alert>> OfflineAlerts(const std::map<int32_t, std::vector<InputRecord>>& partitions,
                                              const operators::Profile& profile,
                                              const operators::ReferenceData& reference, const TaskOptions& options,
-                                             int64_t now_ms) {
+                                             int64_t now_ms, std::map<std::string, int64_t>* rejected) {
   operators::ReferenceData ref = reference;
   std::vector<operators::RiskEngine::ReferenceUpdate> feedback;
   auto pass = [&](bool collect) -> Result<std::vector<v1::Alert>> {
     const operators::RiskEngine engine(&profile, &ref);
     std::vector<v1::Alert> alerts;
+    if (rejected != nullptr) rejected->clear();
     for (const auto& [partition, records] : partitions) {
       InputMerge merge(now_ms, options.max_future_ms);
       for (const auto& r : records) merge.Add(r);
@@ -85,6 +86,7 @@ Result<std::vector<v1::Alert>> OfflineAlerts(const std::map<int32_t, std::vector
       while (auto record = merge.Next()) {
         if (Status s = core.Process(*record, now_ms, &out); !s.ok()) return s.error();
         alerts.insert(alerts.end(), out.alerts.begin(), out.alerts.end());
+        if (rejected != nullptr && out.rejected) ++(*rejected)[operators::RejectReasonName(out.rejected->reason)];
         if (collect) feedback.insert(feedback.end(), out.feedback.begin(), out.feedback.end());
       }
     }

@@ -192,10 +192,11 @@ class InputMerge {
 // records feed seizures back, a first pass collects every listing and a
 // second evaluates with all of them, read as of event time: what the
 // worker's gate guarantees online. `reference`: entries published before.
+// `rejected`, when given, counts the records dead-lettered, by reason name.
 Result<std::vector<v1::Alert>> OfflineAlerts(const std::map<int32_t, std::vector<InputRecord>>& partitions,
                                              const operators::Profile& profile,
                                              const operators::ReferenceData& reference, const TaskOptions& options,
-                                             int64_t now_ms);
+                                             int64_t now_ms, std::map<std::string, int64_t>* rejected = nullptr);
 
 class TaskCore {
  public:

@@ -4,6 +4,7 @@
 #include <cmath>
 #include <cstdio>
 #include <map>
+#include <optional>
 #include <random>
 #include <set>
 
@@ -232,6 +233,14 @@ const char* ScenarioName(Scenario s) {
     case Scenario::kBenignNorm: return "benign_natural_radioactivity";
     case Scenario::kBenignSimilarName: return "benign_similar_party_name";
     case Scenario::kSourceInNorm: return "radiation_source_in_norm_cargo";
+    case Scenario::kRoutineHighRiskOrigin: return "field_routine_high_risk_origin";
+    case Scenario::kLegitLateAmendment: return "field_legitimate_late_amendment";
+    case Scenario::kManifestFiledLate: return "field_manifest_filed_late";
+    case Scenario::kRoadworksDetour: return "field_roadworks_detour";
+    case Scenario::kRestStopOutsideZone: return "field_rest_stop_outside_zone";
+    case Scenario::kCustomsReseal: return "field_customs_reseal";
+    case Scenario::kAuthorisedConsignee: return "field_authorised_consignee";
+    case Scenario::kNewTrader: return "field_new_trader";
   }
   return "?";
 }
@@ -254,7 +263,7 @@ bool IsSmuggling(Scenario s) {
 }
 
 Scenario ScenarioFromName(std::string_view name) {
-  for (int i = 0; i <= static_cast<int>(Scenario::kSourceInNorm); ++i) {
+  for (int i = 0; i <= static_cast<int>(Scenario::kNewTrader); ++i) {
     if (name == ScenarioName(static_cast<Scenario>(i))) return static_cast<Scenario>(i);
   }
   return Scenario::kNone;
@@ -297,6 +306,25 @@ Traffic GenerateTraffic(const TrafficOptions& o, const operators::Profile& profi
                                   Scenario::kBenignNorm, Scenario::kBenignSimilarName};
 
   int front = 0;  // next unused front-company name
+  // The field model's own generator: with it on, the main draws (and so a
+  // seed's scenarios, routes and contents) are the same as without.
+  std::mt19937 frng(o.seed * 2654435761u + 0x5eed);
+  auto uf = [&frng] { return std::uniform_real_distribution<double>(0, 1)(frng); };
+  auto fint = [&frng](int lo, int hi) { return lo + static_cast<int>(frng() % static_cast<uint32_t>(hi - lo + 1)); };
+  // The trader register (reference topic, known_traders): who customs knows
+  // and since when. Published a week before the simulated days.
+  std::set<std::string> register_decided;
+  auto register_party = [&](const std::string& name, std::optional<int64_t> since) {
+    if (!o.field || name.empty() || !register_decided.insert(operators::NormaliseName(name)).second) return;
+    if (!since) return;  // never registered
+    const int64_t at = o.start_ms - 7 * 24 * kHour;
+    emit({pipeline::TopicRole::kReference, "known_traders:" + name, "since=" + std::to_string(*since), at, false, ""}, at);
+  };
+  auto long_known = [&] { return o.start_ms - static_cast<int64_t>(fint(365, 3650)) * 24 * kHour; };
+  struct Bill {
+    std::string number, consignee, shipper;
+  };
+  std::optional<Bill> last_bill;  // the last ordinary box's bill, for consignments of several boxes
   for (int c = 0; c < o.containers; ++c) {
     // Numbers depend on the seed, so two simulations are two fleets (unique up to 14.4 M boxes).
     const int64_t k = (static_cast<int64_t>(c) + static_cast<int64_t>(o.seed) * 7919) %
@@ -320,6 +348,31 @@ Traffic GenerateTraffic(const TrafficOptions& o, const operators::Profile& profi
       for (const auto& r : routes)
         if (!r.zones.empty()) route = &r;
       if (route->zones.empty()) sc = Scenario::kBenignTrafficStop;
+    }
+    // The field model's honest behaviours, one per ordinary box that has one.
+    struct PremisesOnRoute {
+      const operators::Premises* site = nullptr;
+      double along_m = 0;
+    } premises;
+    if (o.field && sc == Scenario::kNone) {
+      const double f = uf();
+      sc = f < 0.04   ? Scenario::kRoutineHighRiskOrigin
+           : f < 0.07 ? Scenario::kLegitLateAmendment
+           : f < 0.09 ? Scenario::kManifestFiledLate
+           : f < 0.12 ? Scenario::kRoadworksDetour
+           : f < 0.18 ? Scenario::kRestStopOutsideZone
+           : f < 0.20 ? Scenario::kCustomsReseal
+           : f < 0.22 ? Scenario::kNewTrader
+                      : Scenario::kNone;
+      if (sc == Scenario::kNone && uf() < 0.3) {
+        for (const auto& site : profile.consignee_premises) {
+          if (DistanceToLine(site.at, route->corridor->points) < route->corridor->buffer_m * 0.5) {
+            premises.site = &site;
+            sc = Scenario::kAuthorisedConsignee;
+            break;
+          }
+        }
+      }
     }
     traffic.labels.emplace_back(number, sc);
     const auto& line = route->corridor->points;
@@ -399,26 +452,83 @@ Traffic GenerateTraffic(const TrafficOptions& o, const operators::Profile& profi
     m.set_eta_ms(eta);
     m.set_freight_payment(v1::Manifest::FREIGHT_PAYMENT_PREPAID);
     m.set_tare_weight_kg(3800);
-    auto send_manifest = [&](const v1::Manifest& man) {
-      const bool json = u(rng) < o.json_rate;
+    if (o.field) {
+      if (sc == Scenario::kRoutineHighRiskOrigin && !risky_ports.empty()) {
+        // Honest trade from a port on the list: most of what leaves it.
+        m.set_port_of_loading(risky_ports[frng() % risky_ports.size()]);
+        if (m.transhipment_ports_size() > 0 && m.transhipment_ports(0) == m.port_of_loading()) m.clear_transhipment_ports();
+      }
+      if (sc == Scenario::kAuthorisedConsignee && premises.site != nullptr) {
+        m.mutable_consignee()->set_name(TitleCase(premises.site->party));
+      }
+      if (sc == Scenario::kNewTrader) {
+        // A company set up this year: a name no box used before; one in ten
+        // pays freight in cash (assumption).
+        static constexpr const char* kNewForms[] = {"Group LLC", "Partners Co", "Logistics LLC", "Holdings JSC",
+                                                    "Enterprise Co", "Solutions Ltd"};
+        m.mutable_consignee()->set_name(std::string(kPlaces[frng() % std::size(kPlaces)]) + " " +
+                                        kTrades[frng() % std::size(kTrades)] + " " + kNewForms[frng() % std::size(kNewForms)]);
+        if (uf() < 0.1) m.set_freight_payment(v1::Manifest::FREIGHT_PAYMENT_CASH);
+      }
+      // Declarations at heading level (4 digits), as older filings do.
+      if (!guilty && uf() < 0.08 && m.goods(0).hs_code().size() == 6) m.mutable_goods(0)->set_hs_code(m.goods(0).hs_code().substr(0, 4));
+      // Consignments of several boxes: an ordinary box may share the bill
+      // and parties of the ordinary box before it.
+      if (sc == Scenario::kNone && last_bill && uf() < 0.15) {
+        m.set_bill_of_lading(last_bill->number);
+        m.mutable_consignee()->set_name(last_bill->consignee);
+        m.mutable_shipper()->set_name(last_bill->shipper);
+      }
+      if (sc == Scenario::kNone) last_bill = Bill{m.bill_of_lading(), m.consignee().name(), m.shipper().name()};
+      if (sc == Scenario::kManifestFiledLate) {
+        m.set_declared_at_ms(eta + static_cast<int64_t>(fint(30, 240)) * kMin);  // after the box arrived
+      }
+      // The register: ordinary parties long known; a new trader not at all;
+      // front companies mostly unknown, some registered weeks before.
+      auto front_since = [&]() -> std::optional<int64_t> {
+        if (uf() < 0.7) return std::nullopt;
+        return m.declared_at_ms() - static_cast<int64_t>(fint(20, 150)) * 24 * kHour;
+      };
+      const bool front_consignee = guilty && sc != Scenario::kWatchlisted;
+      register_party(m.consignee().name(), sc == Scenario::kNewTrader ? std::nullopt
+                                           : front_consignee        ? front_since()
+                                                                    : std::optional<int64_t>(long_known()));
+      register_party(m.shipper().name(), guilty ? front_since() : std::optional<int64_t>(long_known()));
+    }
+    // A version only the field model sends draws from its generator.
+    auto send_manifest = [&](const v1::Manifest& man, bool field_only = false) {
+      const bool json = (field_only ? uf() : u(rng)) < o.json_rate;
       emit({pipeline::TopicRole::kManifests, number,
             operators::Encode(man, json ? operators::Encoding::kJson : operators::Encoding::kProtobuf),
             man.declared_at_ms(), json, ""},
            man.declared_at_ms());
     };
     send_manifest(m);
-    if (sc == Scenario::kLateAmendment || sc == Scenario::kBenignAmendment) {
+    std::string declared_seal = m.seal_numbers(0);
+    if (sc == Scenario::kLateAmendment || sc == Scenario::kBenignAmendment || sc == Scenario::kLegitLateAmendment) {
       v1::Manifest amended = m;
       amended.set_version(2);
       if (sc == Scenario::kLateAmendment) {
         amended.mutable_consignee()->set_name(FrontName(front++));  // a new consignee, 12 h before arrival
         amended.set_freight_payment(v1::Manifest::FREIGHT_PAYMENT_CASH);
         amended.set_declared_at_ms(eta - 12 * kHour);
+        if (o.field) register_party(amended.consignee().name(), uf() < 0.7 ? std::nullopt
+                                                                          : std::optional<int64_t>(eta - 40 * 24 * kHour));
+      } else if (sc == Scenario::kLegitLateAmendment) {
+        // A correction within the cutoff: the description made precise, or
+        // the seal number the shipper mistyped.
+        if (uf() < 0.5) {
+          amended.mutable_goods(0)->set_description(std::string(amended.goods(0).description()) + ", corrected");
+        } else {
+          amended.set_seal_numbers(0, "SL" + number.substr(5, 5) + "0");
+        }
+        amended.set_declared_at_ms(eta - static_cast<int64_t>(fint(2, 40)) * kHour);
       } else {
         amended.mutable_goods(0)->set_packages(packages + 1);  // a recount, days ahead
         amended.set_declared_at_ms(eta - 60 * kHour);
       }
-      send_manifest(amended);
+      send_manifest(amended, sc == Scenario::kLegitLateAmendment);
+      declared_seal = amended.seal_numbers(0);
     }
 
     // --- scans at the discharge port ---
@@ -503,6 +613,84 @@ Traffic GenerateTraffic(const TrafficOptions& o, const operators::Profile& profi
       zone_pos = cum[seg] + (a - static_cast<double>(seg)) * (cum[seg + 1] - cum[seg]);
     }
     if (sc == Scenario::kBenignZoneStop) pos = std::max(0.0, zone_pos - 5000);  // reaches it within minutes
+
+    // --- the field model's devices and behaviours on this trip ---
+    struct Device {
+      int64_t skew_ms = 0;            // the tracker's clock against UTC
+      int64_t slow_network_ms = 0;    // every fix this much later
+      int64_t gap_from_ms = 0, gap_to_ms = 0;  // coverage lost: fixes buffered, uploaded in order after
+      int64_t power_save_ms = 0;      // reports at most this often (events at once)
+      int replay_after = -1;          // re-sends fixes [replay_after - 15, replay_after - 5) later
+      int64_t replay_delay_ms = 0;
+      std::string geofence;           // the vendor's id for a border geofence crossed at the start
+      LatLon geofence_at;
+    } dev;
+    const double premises_pos = premises.site != nullptr
+                                    ? [&] {
+                                        const double a = std::min(NearestAlong(line, premises.site->at),
+                                                                  static_cast<double>(line.size() - 1) - 1e-9);
+                                        const size_t seg = static_cast<size_t>(a);
+                                        return cum[seg] + (a - static_cast<double>(seg)) * (cum[seg + 1] - cum[seg]);
+                                      }()
+                                    : 0.0;
+    int behaviour_fix = -1;  // the fix where a detour, rest stop or inspection begins
+    int64_t behaviour_ms = 0;
+    double detour_m = 0;
+    std::string reseal;  // the customs seal applied at an inspection
+    int64_t inspected_at = 0;
+    if (o.field) {
+      const double clock = uf();
+      if (clock < 0.03) dev.skew_ms = static_cast<int64_t>(fint(60, 480)) * 1000;            // fast 1-8 min
+      else if (clock < 0.06) dev.skew_ms = -static_cast<int64_t>(fint(60, 900)) * 1000;      // slow 1-15 min
+      if (uf() < 0.02) dev.slow_network_ms = static_cast<int64_t>(fint(120, 240)) * 1000;
+      if (uf() < 0.08) {
+        dev.gap_from_ms = start + static_cast<int64_t>(fint(15, 60)) * kMin;
+        dev.gap_to_ms = dev.gap_from_ms + static_cast<int64_t>(fint(20, 90)) * kMin;
+      }
+      if (uf() < 0.10) dev.power_save_ms = static_cast<int64_t>(fint(20, 30)) * kMin;
+      if (uf() < 0.01) {
+        dev.replay_after = fint(15, 35);
+        dev.replay_delay_ms = static_cast<int64_t>(fint(10, 60)) * kMin;
+      }
+      for (const auto& x : profile.border_crossings) {
+        if (x.countries.size() == 2 && operators::HaversineM(x.at, line.front()) < 5000) {
+          // Vendors name and draw border geofences their own way: the
+          // polygon's edge 0.2-1.5 km from the crossing's centre.
+          const std::string a = x.countries[0], b = x.countries[1];
+          const int vendor = static_cast<int>(frng() % 3);
+          std::string lower = a + "_" + b;
+          std::transform(lower.begin(), lower.end(), lower.begin(), [](unsigned char ch) { return std::tolower(ch); });
+          dev.geofence = vendor == 0 ? "BORDER-" + a + "-" + b : vendor == 1 ? "border_" + lower : "XING-" + a + "-" + b;
+          const double d = fint(200, 1500) / 111320.0, bearing = uf() * 2 * M_PI;
+          dev.geofence_at = {x.at.lat + d * std::cos(bearing), x.at.lon + d * std::sin(bearing) / std::cos(x.at.lat * M_PI / 180)};
+          break;
+        }
+      }
+      if (sc == Scenario::kRoadworksDetour || sc == Scenario::kRestStopOutsideZone || sc == Scenario::kCustomsReseal) {
+        behaviour_fix = fint(8, 22);
+        behaviour_ms = static_cast<int64_t>(sc == Scenario::kRoadworksDetour   ? fint(15, 40)
+                                            : sc == Scenario::kRestStopOutsideZone ? fint(35, 50)
+                                                                                   : fint(30, 60)) * kMin;
+        detour_m = fint(3000, 15000);
+        reseal = "CUS" + std::to_string(fint(100000, 999999));
+      }
+    }
+    // A point square to the road, `metres` to its left.
+    auto beside_route = [&](double m, double metres) {
+      const LatLon on = at_metres(m);
+      const LatLon ahead = at_metres(m + 500);
+      const double dlat = ahead.lat - on.lat, dlon = ahead.lon - on.lon;
+      const double len = std::hypot(dlat, dlon);
+      const double deg = metres / 111320.0;
+      return len > 0 ? LatLon{on.lat - dlon / len * deg, on.lon + dlat / len * deg} : LatLon{on.lat + deg, on.lon};
+    };
+    const bool cloned_seal = o.field && sc == Scenario::kSealSwap && uf() < 0.5;  // a duplicate of the declared seal
+    int64_t behaviour_until = 0;
+    int64_t last_sent_ms = 0;      // the tracker's last report (power saving)
+    int64_t backlog_end_ms = 0;    // when the store-and-forward upload has drained
+    int opened_at_premises = -1;
+    int64_t seal_opened_ms = 0;
+    std::vector<std::pair<TrafficRecord, int64_t>> sent;  // for a replay: each fix and its delivery
     for (int i = 0; i < o.gps_per_container; ++i) {
       const int64_t dt = (1 + static_cast<int64_t>(rng() % 5)) * kMin;  // a fix every 1-5 minutes
       t += dt;
@@ -534,32 +722,118 @@ Traffic GenerateTraffic(const TrafficOptions& o, const operators::Profile& profi
           break;
         default: break;
       }
+      if (i == behaviour_fix) {
+        behaviour_until = t + behaviour_ms;
+        if (sc == Scenario::kCustomsReseal) inspected_at = t;
+      }
+      const bool in_behaviour = behaviour_fix >= 0 && i >= behaviour_fix && t < behaviour_until;
+      if (in_behaviour && sc != Scenario::kRoadworksDetour) stopped = true;  // a break, an inspection
+      bool parked_at_premises = false;
+      if (sc == Scenario::kAuthorisedConsignee && pos >= premises_pos - 1500) {
+        pos = premises_pos;
+        stopped = parked_at_premises = true;  // delivered: unloaded at the consignee's site
+      }
       const double speed = stopped ? u(rng) * 1.5 : std::max(20.0, cruise_kmh + (u(rng) - 0.5) * 20);
       if (!stopped) pos += speed * 1000.0 * static_cast<double>(dt) / static_cast<double>(kHour);
       if (sc == Scenario::kBenignZoneStop && zone_stop_done == 0) pos = std::min(pos, zone_pos);
       LatLon at = at_metres(pos);
       if (sc == Scenario::kBenignZoneStop && stopped && zone != nullptr) at = zone->at;  // parked in the zone
+      if (parked_at_premises) at = premises.site->at;
       if (off_route) at = off_route_point(pos);
-      at.lat += (u(rng) - 0.5) * 0.0008;  // receiver noise, tens of metres
-      at.lon += (u(rng) - 0.5) * 0.0008;
-      if (u(rng) < o.dropout_rate && !(sc == Scenario::kSealSwap && i == 20)) continue;
+      if (in_behaviour && sc == Scenario::kRoadworksDetour) at = beside_route(pos, detour_m);
+      const double noise_lat = (u(rng) - 0.5) * 0.0008, noise_lon = (u(rng) - 0.5) * 0.0008;
+      if (!o.field) {
+        at.lat += noise_lat;  // receiver noise, tens of metres
+        at.lon += noise_lon;
+      } else {
+        // A receiver in the open: about 10 m; now and then multipath or a
+        // bad fix puts it 150-400 m off.
+        at.lat += noise_lat / 4;
+        at.lon += noise_lon / 4;
+        if (uf() < 0.015) {
+          const double d = fint(150, 400) / 111320.0, bearing = uf() * 2 * M_PI;
+          at.lat += d * std::cos(bearing);
+          at.lon += d * std::sin(bearing);
+        }
+      }
+      const bool dropped = u(rng) < o.dropout_rate;
       v1::GpsEvent e;
       e.set_container_number(number);
       e.set_tracker_id("TRK-" + number.substr(4, 6));
       e.set_event_id(e.tracker_id() + "-" + std::to_string(i));
-      e.set_fix_time_ms(t);
+      e.set_fix_time_ms(t + dev.skew_ms);  // the tracker's clock
       e.mutable_position()->set_lat(std::round(at.lat * 1e5) / 1e5);
       e.mutable_position()->set_lon(std::round(at.lon * 1e5) / 1e5);
       e.set_speed_kmh(std::round(speed * 10) / 10);
       e.set_battery_pct(98 - i / 8);
       e.set_seal_state(v1::GpsEvent::SEAL_STATE_CLOSED);
+      if (o.field) e.set_seal_number(declared_seal);  // e-seals report the seal they hold
+      bool event_fix = false;  // e-seals report a state change at once, whatever the reporting interval
       if (sc == Scenario::kSealSwap && i >= 20) {
-        e.set_seal_number("SX" + number.substr(4, 6));  // rip-on/rip-off: a different seal is read
-        if (i == 20) e.set_seal_state(v1::GpsEvent::SEAL_STATE_OPENED);
+        e.set_seal_number(cloned_seal ? declared_seal : "SX" + number.substr(4, 6));  // rip-on/rip-off
+        if (i == 20) {
+          e.set_seal_state(v1::GpsEvent::SEAL_STATE_OPENED);
+          event_fix = true;
+        }
       }
-      const int64_t deliver = t + static_cast<int64_t>(u(rng) * static_cast<double>(o.max_disorder_ms));
-      TrafficRecord r{pipeline::TopicRole::kGps, number, e.SerializeAsString(), t, false, ""};
-      if (u(rng) < o.duplicate_rate) emit(r, deliver + 1000);
+      if (sc == Scenario::kCustomsReseal && inspected_at > 0) {
+        if (seal_opened_ms == 0 && t >= inspected_at + 5 * kMin) {
+          e.set_seal_state(v1::GpsEvent::SEAL_STATE_OPENED);  // customs open it
+          seal_opened_ms = t;
+          event_fix = true;
+        } else if (seal_opened_ms > 0) {
+          e.set_seal_number(reseal);  // and close it with their own seal
+        }
+      }
+      if (parked_at_premises && opened_at_premises < 0 && uf() < 0.5) {
+        e.set_seal_state(v1::GpsEvent::SEAL_STATE_OPENED);  // the consignee unloads
+        opened_at_premises = i;
+        event_fix = true;
+      } else if (opened_at_premises >= 0) {
+        e.set_seal_state(v1::GpsEvent::SEAL_STATE_OPENED);
+      }
+      if (i == 0 && !dev.geofence.empty()) {
+        e.set_geofence_transition(v1::GpsEvent::GEOFENCE_TRANSITION_EXIT);
+        e.set_geofence_id(dev.geofence);
+        e.mutable_position()->set_lat(std::round(dev.geofence_at.lat * 1e5) / 1e5);
+        e.mutable_position()->set_lon(std::round(dev.geofence_at.lon * 1e5) / 1e5);
+        event_fix = true;
+      }
+      // The main generator's draws stay those of the lab model (a seed's
+      // traffic is the same with the field model on); the field decides after.
+      const bool dropped_main = dropped && !(sc == Scenario::kSealSwap && i == 20);
+      double delay_draw = 0, duplicate_draw = 1;
+      if (!dropped_main) {
+        delay_draw = u(rng);
+        duplicate_draw = u(rng);
+      }
+      if (dropped_main && !event_fix) continue;
+      if (dev.power_save_ms > 0 && !event_fix && last_sent_ms > 0 && t - last_sent_ms < dev.power_save_ms) continue;
+      last_sent_ms = t;
+      int64_t deliver = t + static_cast<int64_t>(delay_draw * static_cast<double>(o.max_disorder_ms));
+      if (o.field) {
+        // Cellular delivery: seconds, a tenth of fixes up to a minute; a slow
+        // network adds minutes to every fix of its trip.
+        deliver = t + (uf() < 0.9 ? fint(1000, 5000) : fint(5000, 60000)) + dev.slow_network_ms;
+        if (t >= dev.gap_from_ms && t < dev.gap_to_ms) {
+          // No coverage: kept on the device, uploaded in order, one every 4 s, when it returns.
+          deliver = std::max(dev.gap_to_ms, backlog_end_ms) + 4000;
+          backlog_end_ms = deliver;
+        } else if (deliver <= backlog_end_ms) {
+          deliver = backlog_end_ms + 1000;  // live reports wait behind the upload
+        }
+      }
+      TrafficRecord r{pipeline::TopicRole::kGps, number, e.SerializeAsString(), e.fix_time_ms(), false, ""};
+      if (duplicate_draw < o.duplicate_rate) emit(r, deliver + 1000);
+      if (dev.replay_after >= 0) sent.emplace_back(r, deliver);
+      if (i == dev.replay_after) {
+        // The device sends a block of earlier reports again (a retry after
+        // a lost acknowledgement): the same event ids, so duplicates.
+        for (const auto& [old, when] : sent) {
+          const int64_t fix_ms = old.timestamp_ms - dev.skew_ms;
+          if (fix_ms >= t - 15 * 5 * kMin && fix_ms < t - 5 * kMin) emit(old, when + dev.replay_delay_ms);
+        }
+      }
       emit(std::move(r), deliver);
     }
 
@@ -582,8 +856,26 @@ Traffic GenerateTraffic(const TrafficOptions& o, const operators::Profile& profi
                                                           : v1::InspectionOutcome::RESULT_NO_FINDING);
       }
       out_rec.set_final(true);
+      // A rip-on/rip-off: the box's own shipper and consignee did not know.
+      if (o.field && sc == Scenario::kSealSwap) out_rec.set_rip_on_off(true);
+      // Officers file the report hours to three days later.
+      const int64_t reported = out_rec.inspected_at_ms() + (o.field ? static_cast<int64_t>(fint(60, 72 * 60)) * kMin : 0);
       emit({pipeline::TopicRole::kOutcomes, number, out_rec.SerializeAsString(), out_rec.inspected_at_ms(), false, ""},
-           out_rec.inspected_at_ms());
+           reported);
+    }
+    if (sc == Scenario::kCustomsReseal && inspected_at > 0) {
+      // The en-route inspection: nothing found, the box closed with a customs
+      // seal whose number is entered at once (the e-seal reads it next).
+      v1::InspectionOutcome insp;
+      insp.set_container_number(number);
+      insp.set_outcome_id("RESEAL-" + number);
+      insp.set_inspected_at_ms(inspected_at);
+      insp.set_site(route->discharge.substr(0, 2) + "ZZZ");
+      insp.set_officer_unit("MOBILE-" + route->discharge.substr(0, 2));
+      insp.set_result(v1::InspectionOutcome::RESULT_NO_FINDING);
+      insp.add_seals_applied(reseal);
+      emit({pipeline::TopicRole::kOutcomes, number, insp.SerializeAsString(), inspected_at, false, ""},
+           inspected_at + static_cast<int64_t>(fint(60, 180)) * 1000);
     }
 
     if (o.bad_records && c % 500 == 0) {

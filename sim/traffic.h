@@ -44,6 +44,17 @@ struct TrafficOptions {
   // feedback meets them again. 0 draws nothing (earlier seeds unchanged).
   double reused_front_rate = 0.0;
   bool bad_records = false;          // add one record of every dead-letter reason per 500 containers
+  // The field model (docs/simulation.md "Field model"): devices, officers
+  // and trade as they behave outside a lab (clock skew, store-and-forward,
+  // power saving, replays, jitter, vendor geofences; outcomes reported days
+  // later, customs re-seals, rip-on/rip-off victims, authorised consignees;
+  // routine trade from high-risk origins, legitimate late amendments, late
+  // filing, heading-level HS codes, detours, rest stops, multi-box bills, new
+  // traders, a trader register on the reference topic). Off by default:
+  // earlier seeds and the tests built on them stay as they were. Its draws
+  // come from a generator of their own, so a seed's scenarios, routes and
+  // contents are the same with it on.
+  bool field = false;
 };
 
 // Labelled behaviour of one container. The smuggling scenarios should raise
@@ -67,6 +78,16 @@ enum class Scenario {
   kBenignNorm,         // look-alike: ceramics/fertiliser with natural radioactivity (2-2.6x)
   kBenignSimilarName,  // look-alike: an honest consignee whose name shares words with a watchlisted one
   kSourceInNorm,       // a gamma source hidden in naturally radioactive cargo (ceramics, potash)
+  // Honest behaviours of the field model (TrafficOptions::field), one per
+  // ordinary box that has one; none should reach HIGH.
+  kRoutineHighRiskOrigin,  // loaded at a high-risk port, honest goods and parties
+  kLegitLateAmendment,     // a correction of goods or seal filed within the cutoff
+  kManifestFiledLate,      // the declaration filed after the box arrived
+  kRoadworksDetour,        // leaves the corridor 3-15 km for 15-40 min, keeps moving
+  kRestStopOutsideZone,    // a 35-50 min driver's break on the road, outside zones
+  kCustomsReseal,          // inspected en route, opened and re-sealed by customs
+  kAuthorisedConsignee,    // delivered to an authorised consignee's premises and opened there
+  kNewTrader,              // a consignee the trader register does not know yet (a quarter pay cash)
 };
 const char* ScenarioName(Scenario s);
 // True for the smuggling scenarios (those that should alert at HIGH+).

@@ -186,10 +186,15 @@ AlertDigest ExpectedAlerts(const sim::Traffic& traffic, const operators::Profile
   pipeline::TaskOptions options = pipeline::TaskOptions::From(pipeline::WorkerConfig{});
   options.allowed_lateness_ms = lateness_ms;
   std::map<int32_t, std::vector<pipeline::InputRecord>> by_partition;
+  operators::ReferenceData reference;  // what the traffic publishes before it (a trader register)
   for (const auto& r : traffic.records) {
+    if (r.role == pipeline::TopicRole::kReference) {
+      (void)operators::ApplyReferenceEntry(&reference, r.key, r.value);
+      continue;
+    }
     by_partition[pipeline::JavaPartition(r.key, partitions)].push_back(sim::AsInputRecord(r));
   }
-  auto alerts = pipeline::OfflineAlerts(by_partition, profile, operators::ReferenceData{}, options, NowMs());
+  auto alerts = pipeline::OfflineAlerts(by_partition, profile, reference, options, NowMs());
   if (!alerts.ok()) std::abort();  // the offline run of generated traffic cannot fail
   return Digest(*alerts);
 }

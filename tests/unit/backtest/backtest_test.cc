@@ -332,7 +332,7 @@ TEST(Tune, TheTunedYamlKeepsLayoutAndRefusesAProfileWithoutTheWeight) {
   r.weights["payment.cash"] = {15, 7};
   auto yaml = TunedProfileYaml(std::string(operators::DefaultProfileYaml()), "default", r, "v9");
   ASSERT_TRUE(yaml.ok()) << yaml.error().message;
-  EXPECT_NE(yaml->find("payment.cash: {weight: 7, params: {new_trader_factor: 2.5}}"), std::string::npos) << *yaml;
+  EXPECT_NE(yaml->find("payment.cash: {weight: 7, params: {new_trader_factor: 2}}"), std::string::npos) << *yaml;
   EXPECT_NE(yaml->find("version: \"v9\""), std::string::npos);
   r.weights["gps.route_deviation"] = {30, 12};
   const std::string block = "name: x\nversion: \"1\"\nindicators:\n  gps.route_deviation:\n    # note\n    weight: 30\n";

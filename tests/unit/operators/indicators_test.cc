@@ -477,6 +477,11 @@ std::vector<IndicatorCase> GpsCases() {
          s.Manifest().Outcome(kDay, [](auto& o) { o.add_seals_applied("CUS-777"); });
          s.Gps(kDay + 10 * kMin, 13.2, 100.0, 0, [](auto& e) { e.set_seal_state(v1::GpsEvent::SEAL_STATE_OPENED); });
        }},
+      {"StandingThroughACustomsInspectionThatResealed", "gps.unscheduled_stop", false,
+       [](Scenario& s) {
+         s.Manifest().Outcome(kDay, [](auto& o) { o.add_seals_applied("CUS-777"); });
+         for (int i = 0; i <= 10; ++i) s.Gps(kDay + 5 * i * kMin, 13.2, 100.0, 0);
+       }},
       {"SealOpenedThreeHoursAfterTheInspectionBoundary", "gps.seal_breach", true,
        [](Scenario& s) {
          s.Manifest().Outcome(kDay, [](auto& o) { o.add_seals_applied("CUS-777"); });
@@ -595,20 +600,27 @@ TEST(UnscheduledStop, JustOutsideAZoneWeighsLessAndSaysHowFar) {
   EXPECT_NE(near.Get("gps.unscheduled_stop")->summary().find("outside Test yard"), std::string::npos);
 }
 
+Profile EditedTestProfile(const std::string& from, const std::string& to);
+
+TEST(PartyWatchlisted, AnExactMatchKeepsTheCriticalFlagANearNameDropsIt) {
+  static const Profile profile = EditedTestProfile("party.watchlisted: {weight: 50}", "party.watchlisted: {weight: 50, critical: true}");
+  Scenario exact(profile), near(profile);
+  exact.Manifest([](auto& m) { m.mutable_consignee()->set_name("Golden Crescent Trading Co."); }).Finish();
+  near.Manifest([](auto& m) { m.mutable_consignee()->set_name("Golden Cresent Trading Co"); }).Finish();
+  ASSERT_TRUE(exact.Fired("party.watchlisted"));
+  ASSERT_TRUE(near.Fired("party.watchlisted"));
+  EXPECT_TRUE(exact.Get("party.watchlisted")->critical());
+  EXPECT_FALSE(near.Get("party.watchlisted")->critical()) << "a near name is a lead, not a reason to stop the box";
+  EXPECT_LT(near.Get("party.watchlisted")->contribution(), 50);
+  ASSERT_FALSE(exact.alerts.empty());
+  EXPECT_EQ(exact.alerts.back().priority(), v1::PRIORITY_CRITICAL);
+  ASSERT_FALSE(near.alerts.empty());
+  EXPECT_NE(near.alerts.back().priority(), v1::PRIORITY_CRITICAL);
+}
+
 TEST(PaymentCash, WeighsMoreWhenTheCompanyIsNewlySeen) {
-  static const Profile profile = [] {
-    std::ifstream in(TestDataPath("test_profile.yaml"));
-    std::stringstream text;
-    text << in.rdbuf();
-    std::string yaml = text.str();
-    const std::string from = "payment.cash: {weight: 10}";
-    const size_t at = yaml.find(from);
-    EXPECT_NE(at, std::string::npos);
-    yaml.replace(at, from.size(), "payment.cash: {weight: 10, params: {new_trader_factor: 2.5}}");
-    auto p = ParseProfile(yaml, "cash.yaml");
-    EXPECT_TRUE(p.ok()) << p.error().message;
-    return std::move(p).value();
-  }();
+  static const Profile profile =
+      EditedTestProfile("payment.cash: {weight: 10}", "payment.cash: {weight: 10, params: {new_trader_factor: 2.5}}");
   Scenario known(profile), fresh(profile);
   for (auto* s : {&known, &fresh}) {
     s->reference.known_traders[NormaliseName("Shanghai Ceramics Export Ltd")] = kT0 - 3000LL * 24 * kHour;
@@ -623,6 +635,38 @@ TEST(PaymentCash, WeighsMoreWhenTheCompanyIsNewlySeen) {
   EXPECT_TRUE(fresh.Fired("party.new_trader"));
   EXPECT_DOUBLE_EQ(known.Get("payment.cash")->contribution(), 10);
   EXPECT_DOUBLE_EQ(fresh.Get("payment.cash")->contribution(), 25);
+}
+
+// The test profile with one line edited.
+Profile EditedTestProfile(const std::string& from, const std::string& to) {
+  std::ifstream in(TestDataPath("test_profile.yaml"));
+  std::stringstream text;
+  text << in.rdbuf();
+  std::string yaml = text.str();
+  const size_t at = yaml.find(from);
+  EXPECT_NE(at, std::string::npos) << from;
+  if (at != std::string::npos) yaml.replace(at, from.size(), to);
+  auto p = ParseProfile(yaml, "edited.yaml");
+  EXPECT_TRUE(p.ok()) << p.error().message;
+  return std::move(p).value();
+}
+
+TEST(LateAmendment, ACorrectionWeighsMinorFactorAChangeOfConsigneeOrHeadingInFull) {
+  static const Profile profile =
+      EditedTestProfile("manifest.late_amendment: {weight: 30, params: {cutoff_hours_before_eta: 48}}",
+                        "manifest.late_amendment: {weight: 30, params: {cutoff_hours_before_eta: 48, minor_factor: 0.5}}");
+  auto amended = [&](std::function<void(v1::Manifest&)> change) {
+    Scenario s(profile);
+    s.Manifest();
+    s.Manifest(change, kT0 + 38 * kHour, 2);
+    s.Finish();
+    const v1::FiredIndicator* f = s.Get("manifest.late_amendment");
+    return f == nullptr ? -1.0 : f->contribution();
+  };
+  EXPECT_DOUBLE_EQ(amended([](auto& m) { m.mutable_consignee()->set_name("New Consignee Ltd"); }), 30);
+  EXPECT_DOUBLE_EQ(amended([](auto& m) { m.mutable_goods(0)->set_hs_code("240110"); }), 30) << "another heading";
+  EXPECT_DOUBLE_EQ(amended([](auto& m) { m.mutable_goods(0)->set_description("glazed porcelain floor tiles"); }), 15);
+  EXPECT_DOUBLE_EQ(amended([](auto& m) { m.set_seal_numbers(0, "SEAL002"); }), 15);
 }
 
 TEST(Feedback, ARipOnOffListsNoneOfItsVictimsAndASeizureListsItsBill) {
