@@ -66,7 +66,8 @@ class Fired {
 };
 
 bool IsLatched(const std::string& id) {
-  return id.rfind("scan.", 0) == 0 || id.rfind("gps.", 0) == 0 || id == "manifest.missing";
+  return id.rfind("scan.", 0) == 0 || id.rfind("gps.", 0) == 0 || id == "manifest.missing" ||
+         id == "manifest.split_consignment";
 }
 
 // Replaces the fired indicators of one family (or, for latched ids, adds
@@ -255,6 +256,34 @@ Status ApplyReferenceEntry(ReferenceData* ref, std::string_view key, std::string
       return Error{Errc::kInvalidArgument, "a known_traders value is \"since=<ms>\" with a party name in the key"};
     }
     ref->known_traders[party] = since;
+    return Status::Ok();
+  }
+  if (list == "consignments" && seizures) {
+    const size_t sep = entry.rfind('@');
+    if (sep == std::string::npos || sep == 0 || sep + 1 == entry.size()) {
+      return Error{Errc::kInvalidArgument, "a consignments key is \"<CONSIGNEE>#<heading>@<container>\""};
+    }
+    const std::string group = entry.substr(0, sep), container = entry.substr(sep + 1);
+    auto& boxes = ref->consignments[group];
+    boxes.erase(std::remove_if(boxes.begin(), boxes.end(), [&](const ConsignmentListing& b) { return b.container == container; }),
+                boxes.end());
+    if (!remove) {
+      ConsignmentListing box{container, 0, 0};
+      constexpr std::string_view kDeclared = "declared_at=", kEffective = " effective=";
+      const size_t eff = value.find(kEffective);
+      auto number = [](std::string_view text, int64_t* out) {
+        const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), *out);
+        return !text.empty() && ec == std::errc() && end == text.data() + text.size();
+      };
+      if (value.substr(0, kDeclared.size()) != kDeclared || eff == std::string_view::npos ||
+          !number(value.substr(kDeclared.size(), eff - kDeclared.size()), &box.declared_at_ms) ||
+          !number(value.substr(eff + kEffective.size()), &box.effective_ms)) {
+        if (boxes.empty()) ref->consignments.erase(group);
+        return Error{Errc::kInvalidArgument, "the value is not \"declared_at=<ms> effective=<ms>\""};
+      }
+      boxes.push_back(std::move(box));
+    }
+    if (boxes.empty()) ref->consignments.erase(group);
     return Status::Ok();
   }
   if ((list == "seized_parties" || list == "seized_bills") && seizures) {
@@ -517,7 +546,78 @@ bool RiskEngine::FeedsBack() const {
   const bool bills = std::find(f.seizure_parties.begin(), f.seizure_parties.end(), "bill_of_lading") !=
                      f.seizure_parties.end();
   return profile_->At(IndicatorIndex("history.party_seizure")).enabled ||
-         (bills && profile_->At(IndicatorIndex("history.sibling_seizure")).enabled);
+         (bills && profile_->At(IndicatorIndex("history.sibling_seizure")).enabled) ||
+         profile_->At(IndicatorIndex("manifest.split_consignment")).enabled;
+}
+
+namespace {
+// The sensitive HS headings of an under-filled box (gross goods weight at
+// most max_box_kg), for manifest.split_consignment; empty when none.
+std::set<std::string> SplitHeadings(const Profile& p, const v1::Manifest& m) {
+  std::set<std::string> out;
+  const IndicatorConfig& cfg = p.At(IndicatorIndex("manifest.split_consignment"));
+  if (!cfg.enabled || NormaliseName(m.consignee().name()).empty()) return out;
+  double kg = 0;
+  for (const auto& g : m.goods()) kg += g.gross_weight_kg();
+  if (kg <= 0 || kg > cfg.Param("max_box_kg", 5000)) return out;
+  for (const auto& g : m.goods()) {
+    if (g.hs_code().size() >= 4 && p.MatchSensitiveHs(g.hs_code()) != nullptr) out.insert(g.hs_code().substr(0, 4));
+  }
+  return out;
+}
+}  // namespace
+
+std::vector<RiskEngine::ReferenceUpdate> RiskEngine::ConsignmentFor(const v1::Manifest& m, int64_t not_before_ms,
+                                                                     int64_t delay_ms) const {
+  std::vector<ReferenceUpdate> out;
+  if (m.version() > 1) return out;  // the first declaration only: one listing per box
+  const int64_t effective = std::max(m.declared_at_ms(), not_before_ms) + delay_ms;
+  for (const auto& heading : SplitHeadings(*profile_, m)) {
+    out.push_back({"consignments:" + NormaliseName(m.consignee().name()) + "#" + heading + "@" + m.container_number(),
+                   "declared_at=" + std::to_string(m.declared_at_ms()) + " effective=" + std::to_string(effective)});
+  }
+  return out;
+}
+
+void RiskEngine::EvaluateSplitConsignment(v1::ContainerState& s, int64_t t) const {
+  const Profile& p = *profile_;
+  const IndicatorConfig& cfg = p.At(IndicatorIndex("manifest.split_consignment"));
+  if (!cfg.enabled) return;
+  const v1::Manifest* m = ManifestAsOf(s, t);
+  if (m == nullptr) return;
+  const int64_t window = static_cast<int64_t>(cfg.Param("window_days", 14) * 86400000.0);
+  const size_t min_boxes = static_cast<size_t>(cfg.Param("min_boxes", 3));
+  const std::string consignee = NormaliseName(m->consignee().name());
+  for (const auto& heading : SplitHeadings(p, *m)) {
+    auto it = reference_->consignments.find(consignee + "#" + heading);
+    if (it == reference_->consignments.end()) continue;
+    // This box and the other under-filled boxes of the heading declared to
+    // the consignee within the window, each listed before t.
+    std::set<std::string> boxes = {s.container_number()};
+    for (const auto& b : it->second) {
+      if (b.effective_ms < t && b.declared_at_ms > t - window && b.declared_at_ms <= t) boxes.insert(b.container);
+    }
+    if (boxes.size() < min_boxes) continue;
+    std::string list;
+    int shown = 0;
+    for (const auto& b : boxes) {
+      if (shown++ == 6) {
+        list += ", ...";
+        break;
+      }
+      list += (list.empty() ? "" : ", ") + b;
+    }
+    MergeFamily(s, FamilyName(Family::kManifest),
+                {Fired(p, "manifest.split_consignment", Family::kManifest, t)
+                     .Summary(std::to_string(boxes.size()) + " under-filled boxes of HS " + heading + " for " +
+                              m->consignee().name() + " within " + Num(cfg.Param("window_days", 14), 0) + " days")
+                     .Evidence("consignee", m->consignee().name())
+                     .Evidence("hs_heading", heading)
+                     .Evidence("boxes", list)
+                     .Take()},
+                false);
+    return;
+  }
 }
 
 std::vector<RiskEngine::ReferenceUpdate> RiskEngine::FeedbackFor(const v1::ContainerState& s,
@@ -680,6 +780,9 @@ void RiskEngine::Evaluate(v1::ContainerState& s, int64_t t, int kind, int64_t em
     default:
       return;  // outcomes are kept on the state; they fire nothing themselves
   }
+  // Siblings declared elsewhere become visible as time passes: looked at
+  // with every evaluation, not only the box's own declarations.
+  EvaluateSplitConsignment(s, t);
   ApplyAlertPolicy(s, t, emit_time_ms, alerts);
 }
 

@@ -60,6 +60,15 @@ struct SeizureListing {
 std::string FormatSeizureListing(const SeizureListing& listing);
 std::optional<SeizureListing> ParseSeizureListing(std::string_view value);
 
+// One box of a consignee's goods under a sensitive HS heading, declared
+// under-filled (manifest.split_consignment): listed by the task that joined
+// its first declaration, read as of event time like a seizure.
+struct ConsignmentListing {
+  std::string container;
+  int64_t declared_at_ms = 0;
+  int64_t effective_ms = 0;  // seen by evaluations after this (max(declared, horizon + 1) + lateness)
+};
+
 // Reference data that changes without a profile release: entries from the
 // boxwatch.reference topic and what inspection outcomes feed back.
 struct ReferenceData {
@@ -77,6 +86,8 @@ struct ReferenceData {
   // "since=<ms>"): party (NormaliseName form) -> first registered or seen,
   // UTC ms. party.new_trader reads it only when it holds any entry.
   std::unordered_map<std::string, int64_t> known_traders;
+  // "<CONSIGNEE>#<HS heading>" -> its under-filled boxes of that heading.
+  std::unordered_map<std::string, std::vector<ConsignmentListing>> consignments;
   // Whether one of `party`'s listings covers an event at `t`.
   bool SeizureCovers(const std::string& party, int64_t t) const;
   bool SiblingSeizureCovers(const std::string& bill, int64_t t) const;
@@ -89,7 +100,9 @@ struct ReferenceData {
 // seized_parties value that is no listing is refused (InvalidArgument) and
 // changes nothing. A seized_bills entry is "<bill of lading>@<seized at ms>"
 // with the same value. A known_traders entry's value is "since=<ms>".
-// `seizures` false skips seized_parties and seized_bills entries (for
+// A consignments entry is "<CONSIGNEE>#<heading>@<container>" with value
+// "declared_at=<ms> effective=<ms>".
+// `seizures` false skips seized_parties, seized_bills and consignments entries (for
 // replays that derive them from the outcomes they process).
 [[nodiscard]] Status ApplyReferenceEntry(ReferenceData* ref, std::string_view key, std::string_view value,
                                          bool seizures = true);
@@ -141,7 +154,13 @@ class RiskEngine {
   // other tasks may already have evaluated.
   std::vector<ReferenceUpdate> FeedbackFor(const v1::ContainerState& s, const v1::InspectionOutcome& o,
                                            int64_t not_before_ms = 0, int64_t delay_ms = 0) const;
-  // Whether the profile turns seizures into reference entries at all.
+  // What a first declaration feeds back for manifest.split_consignment:
+  // each sensitive HS heading of an under-filled box, listed under its
+  // consignee from max(declared, `not_before_ms`) + `delay_ms`.
+  std::vector<ReferenceUpdate> ConsignmentFor(const v1::Manifest& m, int64_t not_before_ms = 0,
+                                              int64_t delay_ms = 0) const;
+  // Whether the profile turns seizures or declarations into reference
+  // entries at all (the worker then gates evaluation on every task's horizon).
   bool FeedsBack() const;
 
   // Evaluates every pending event older than `watermark` and appends the
@@ -174,6 +193,7 @@ class RiskEngine {
   void EvaluateScanFamily(v1::ContainerState& s, int64_t t) const;
   void EvaluateGpsFamily(v1::ContainerState& s, int64_t t) const;
   void EvaluateMissingManifest(v1::ContainerState& s, int64_t t) const;
+  void EvaluateSplitConsignment(v1::ContainerState& s, int64_t t) const;
   void ApplyAlertPolicy(v1::ContainerState& s, int64_t t, int64_t emit_time_ms,
                         std::vector<v1::Alert>* alerts) const;
   // The alert's case file as of t (see v1::AlertContext).

@@ -558,6 +558,7 @@ const std::vector<IndicatorSpec>& KnownIndicators() {
       {"gps.off_corridor_stop", Family::kGps, {"max_speed_kmh", "min_minutes"}, true},
       {"gps.corridor_drift", Family::kGps, {"min_points", "min_rise_m", "jitter_m", "max_step_m", "min_speed_kmh"}, true},
       {"history.sibling_seizure", Family::kHistory, {}, true},
+      {"manifest.split_consignment", Family::kManifest, {"min_boxes", "window_days", "max_box_kg"}, true},
   };
   return kSpecs;
 }

@@ -40,7 +40,7 @@ const std::vector<IndicatorSpec>& KnownIndicators();
 // The ids of KnownIndicators(), in the same order, for compile-time look-ups:
 // IndicatorIndex("gps.seal_breach") is a constant, so the hot path indexes an
 // array instead of hashing a string.
-inline constexpr std::array<std::string_view, 31> kIndicatorIds = {
+inline constexpr std::array<std::string_view, 32> kIndicatorIds = {
     "route.high_risk_port", "route.high_risk_transhipment", "route.detour", "party.watchlisted",
     "vessel.watchlisted", "owner.watchlisted", "goods.vague_description", "goods.sensitive_hs",
     "goods.weight_implausible", "payment.cash", "manifest.late_amendment", "manifest.missing", "manifest.incomplete",
@@ -50,7 +50,7 @@ inline constexpr std::array<std::string_view, 31> kIndicatorIds = {
     "gps.seal_mismatch", "gps.unapproved_border_crossing", "history.party_seizure",
     // Optional (IndicatorSpec::optional): absent from older profiles.
     "route.risky_routing", "party.new_trader", "scan.xray_inconclusive", "gps.off_corridor_stop",
-    "gps.corridor_drift", "history.sibling_seizure"};
+    "gps.corridor_drift", "history.sibling_seizure", "manifest.split_consignment"};
 
 consteval size_t IndicatorIndex(std::string_view id) {
   for (size_t i = 0; i < kIndicatorIds.size(); ++i) {

@@ -318,13 +318,17 @@ Status TaskCore::Join(const InputRecord& record, int64_t now_ms, TaskOutput* out
   }
   ++counters_.processed;
   if (joined == operators::JoinResult::kDuplicate) return Status::Ok();
-  if (is_outcome) {
-    // Feedback (e.g. a seizure lists the consignee) rides in this
-    // transaction; every worker applies it from the reference topic.
+  if (is_outcome || std::holds_alternative<v1::Manifest>(event)) {
+    // Feedback (a seizure lists the consignee; a first declaration of an
+    // under-filled box of sensitive goods lists it under its consignee)
+    // rides in this transaction; every worker applies it from the reference
+    // topic, as of event time.
     const int64_t horizon = feedback_horizon_ms();
-    out->feedback =
-        engine_->FeedbackFor(*state, std::get<v1::InspectionOutcome>(event), horizon == kUnset ? 0 : horizon + 1,
-                             options_.allowed_lateness_ms);
+    const int64_t not_before = horizon == kUnset ? 0 : horizon + 1;
+    out->feedback = is_outcome ? engine_->FeedbackFor(*state, std::get<v1::InspectionOutcome>(event), not_before,
+                                                      options_.allowed_lateness_ms)
+                               : engine_->ConsignmentFor(std::get<v1::Manifest>(event), not_before,
+                                                         options_.allowed_lateness_ms);
     out->feedback_timestamp_ms = std::min(event_ms, now_ms);
     counters_.feedback += out->feedback.size();
   }

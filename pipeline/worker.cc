@@ -1084,7 +1084,8 @@ Status Worker::PollControlTopics(std::chrono::milliseconds wait) {
         continue;
       }
       horizons_[partition] = horizon;
-    } else if (rec.key().substr(0, 15) == "seized_parties:" || rec.key().substr(0, 13) == "seized_bills:") {
+    } else if (rec.key().substr(0, 15) == "seized_parties:" || rec.key().substr(0, 13) == "seized_bills:" ||
+               rec.key().substr(0, 13) == "consignments:") {
       // Read as of event time: a listing takes effect only for evaluations
       // after its seizure, so it applies at once, not at a commit.
       if (Status st = operators::ApplyReferenceEntry(&reference_, rec.key(), rec.value()); !st.ok()) {

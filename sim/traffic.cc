@@ -241,6 +241,8 @@ const char* ScenarioName(Scenario s) {
     case Scenario::kCustomsReseal: return "field_customs_reseal";
     case Scenario::kAuthorisedConsignee: return "field_authorised_consignee";
     case Scenario::kNewTrader: return "field_new_trader";
+    case Scenario::kPharmaConsignment: return "field_pharma_consignment";
+    case Scenario::kSplitConsignment: return "field_split_consignment";
   }
   return "?";
 }
@@ -257,13 +259,14 @@ bool IsSmuggling(Scenario s) {
     case Scenario::kWeightMismatch:
     case Scenario::kTrackingGap:
     case Scenario::kLateAmendment:
+    case Scenario::kSplitConsignment:
     case Scenario::kSourceInNorm: return true;
     default: return false;
   }
 }
 
 Scenario ScenarioFromName(std::string_view name) {
-  for (int i = 0; i <= static_cast<int>(Scenario::kNewTrader); ++i) {
+  for (int i = 0; i <= static_cast<int>(Scenario::kSplitConsignment); ++i) {
     if (name == ScenarioName(static_cast<Scenario>(i))) return static_cast<Scenario>(i);
   }
   return Scenario::kNone;
@@ -325,6 +328,13 @@ Traffic GenerateTraffic(const TrafficOptions& o, const operators::Profile& profi
     std::string number, consignee, shipper;
   };
   std::optional<Bill> last_bill;  // the last ordinary box's bill, for consignments of several boxes
+  // A consignment spread over several boxes (split, or a distributor's):
+  // the boxes still to come, and what they share.
+  struct Group {
+    Scenario scenario = Scenario::kNone;
+    int remaining = 0;
+    Bill bill;
+  } group;
   for (int c = 0; c < o.containers; ++c) {
     // Numbers depend on the seed, so two simulations are two fleets (unique up to 14.4 M boxes).
     const int64_t k = (static_cast<int64_t>(c) + static_cast<int64_t>(o.seed) * 7919) %
@@ -354,6 +364,7 @@ Traffic GenerateTraffic(const TrafficOptions& o, const operators::Profile& profi
       const operators::Premises* site = nullptr;
       double along_m = 0;
     } premises;
+    const Scenario lab_scenario = sc;  // what the main generator's draws follow
     if (o.field && sc == Scenario::kNone) {
       const double f = uf();
       sc = f < 0.04   ? Scenario::kRoutineHighRiskOrigin
@@ -364,6 +375,19 @@ Traffic GenerateTraffic(const TrafficOptions& o, const operators::Profile& profi
            : f < 0.20 ? Scenario::kCustomsReseal
            : f < 0.22 ? Scenario::kNewTrader
                       : Scenario::kNone;
+      if (group.remaining > 0) {
+        sc = group.scenario;
+        --group.remaining;
+      } else if (f >= 0.22 && f < 0.23) {
+        sc = Scenario::kSplitConsignment;
+        group = {sc, fint(2, 3), {"BL" + number.substr(4, 6) + "S", FrontName(1000 + c), FrontName(1500 + c)}};
+      } else if (f >= 0.23 && f < 0.24) {
+        sc = Scenario::kPharmaConsignment;
+        static constexpr const char* kDistributors[] = {"Caspian Pharma Distribution LLC", "Mekong Medical Supply Co Ltd",
+                                                        "Kura Healthcare Trading LLC"};
+        group = {sc, 2, {"BL" + number.substr(4, 6) + "P", kDistributors[frng() % std::size(kDistributors)],
+                         "Ahmedabad Generic Pharma Ltd"}};
+      }
       if (sc == Scenario::kNone && uf() < 0.3) {
         for (const auto& site : profile.consignee_premises) {
           if (DistanceToLine(site.at, route->corridor->points) < route->corridor->buffer_m * 0.5) {
@@ -397,7 +421,7 @@ Traffic GenerateTraffic(const TrafficOptions& o, const operators::Profile& profi
     m.set_container_number(number);
     m.set_version(1);
     m.set_bill_of_lading("BL" + number.substr(4, 6) + std::to_string(c % 10));
-    const bool guilty = IsSmuggling(sc);
+    const bool guilty = IsSmuggling(lab_scenario);
     // A reused front: the pair of an earlier smuggling container.
     int reused = -1;
     if (guilty && o.reused_front_rate > 0 && front >= 2 && u(rng) < o.reused_front_rate) {
@@ -461,6 +485,27 @@ Traffic GenerateTraffic(const TrafficOptions& o, const operators::Profile& profi
       if (sc == Scenario::kAuthorisedConsignee && premises.site != nullptr) {
         m.mutable_consignee()->set_name(TitleCase(premises.site->party));
       }
+      if (sc == Scenario::kSplitConsignment || sc == Scenario::kPharmaConsignment) {
+        m.set_bill_of_lading(group.bill.number);
+        m.mutable_consignee()->set_name(group.bill.consignee);
+        m.mutable_shipper()->set_name(group.bill.shipper);
+        auto* line0 = m.mutable_goods(0);
+        if (sc == Scenario::kSplitConsignment) {
+          // Cigarettes in master cases of about 11 kg, a tenth of a box each:
+          // every box alone looks like a small, plausible shipment.
+          const int cases = fint(90, 260);
+          line0->set_hs_code("240220");
+          line0->set_description("cigarettes containing tobacco");
+          line0->set_packages(cases);
+          line0->set_gross_weight_kg(std::round(cases * (10.5 + uf())));
+        } else {
+          const int cartons = fint(450, 700);
+          line0->set_hs_code("300490");
+          line0->set_description("medicaments in measured doses, tablets");
+          line0->set_packages(cartons);
+          line0->set_gross_weight_kg(std::round(cartons * (16 + uf() * 8)));
+        }
+      }
       if (sc == Scenario::kNewTrader) {
         // A company set up this year: a name no box used before; one in ten
         // pays freight in cash (assumption).
@@ -489,11 +534,12 @@ Traffic GenerateTraffic(const TrafficOptions& o, const operators::Profile& profi
         if (uf() < 0.7) return std::nullopt;
         return m.declared_at_ms() - static_cast<int64_t>(fint(20, 150)) * 24 * kHour;
       };
-      const bool front_consignee = guilty && sc != Scenario::kWatchlisted;
+      const bool front_consignee = (guilty && sc != Scenario::kWatchlisted) || sc == Scenario::kSplitConsignment;
       register_party(m.consignee().name(), sc == Scenario::kNewTrader ? std::nullopt
                                            : front_consignee        ? front_since()
                                                                     : std::optional<int64_t>(long_known()));
-      register_party(m.shipper().name(), guilty ? front_since() : std::optional<int64_t>(long_known()));
+      register_party(m.shipper().name(), guilty || sc == Scenario::kSplitConsignment ? front_since()
+                                                                                      : std::optional<int64_t>(long_known()));
     }
     // A version only the field model sends draws from its generator.
     auto send_manifest = [&](const v1::Manifest& man, bool field_only = false) {
@@ -849,7 +895,8 @@ Traffic GenerateTraffic(const TrafficOptions& o, const operators::Profile& profi
         out_rec.set_result(v1::InspectionOutcome::RESULT_SEIZURE);
         out_rec.add_seizure_categories(sc == Scenario::kGamma || sc == Scenario::kNeutron || sc == Scenario::kSourceInNorm
                                            ? v1::InspectionOutcome::SEIZURE_CATEGORY_RADIOACTIVE
-                                       : sc == Scenario::kWeightMismatch ? v1::InspectionOutcome::SEIZURE_CATEGORY_TOBACCO
+                                       : sc == Scenario::kWeightMismatch || sc == Scenario::kSplitConsignment
+                                           ? v1::InspectionOutcome::SEIZURE_CATEGORY_TOBACCO
                                                                          : v1::InspectionOutcome::SEIZURE_CATEGORY_DRUGS);
       } else {
         out_rec.set_result(sc == Scenario::kLateAmendment ? v1::InspectionOutcome::RESULT_DISCREPANCY

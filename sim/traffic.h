@@ -87,7 +87,9 @@ enum class Scenario {
   kRestStopOutsideZone,    // a 35-50 min driver's break on the road, outside zones
   kCustomsReseal,          // inspected en route, opened and re-sealed by customs
   kAuthorisedConsignee,    // delivered to an authorised consignee's premises and opened there
-  kNewTrader,              // a consignee the trader register does not know yet (a quarter pay cash)
+  kNewTrader,              // a consignee the trader register does not know yet (one in ten pays cash)
+  kPharmaConsignment,      // three full boxes of medicaments for one distributor on one bill
+  kSplitConsignment,       // smuggling: cigarettes split over 3-4 under-filled boxes for one front consignee
 };
 const char* ScenarioName(Scenario s);
 // True for the smuggling scenarios (those that should alert at HIGH+).

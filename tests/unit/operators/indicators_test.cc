@@ -40,6 +40,14 @@ void Drive(Scenario& s, int64_t start, int fixes, double lat0 = 13.05) {
   for (int i = 0; i < fixes; ++i) s.Gps(start + i * 5 * kMin, lat0 + i * 0.004, 100.0);
 }
 
+// An under-filled box of leaf tobacco: 20 bales of 100 kg.
+void TobaccoBox(v1::Manifest& m) {
+  m.mutable_goods(0)->set_hs_code("240110");
+  m.mutable_goods(0)->set_description("tobacco leaf");
+  m.mutable_goods(0)->set_packages(20);
+  m.mutable_goods(0)->set_gross_weight_kg(2000);
+}
+
 std::vector<IndicatorCase> ManifestCases() {
   return {
       {"HighRiskPortOfLoading", "route.high_risk_port", true,
@@ -208,6 +216,43 @@ std::vector<IndicatorCase> ManifestCases() {
          s.Manifest();
        }},
       {"NoTraderRegisterAtAll", "party.new_trader", false, [](Scenario& s) { s.Manifest(); }},
+      {"ThirdUnderFilledBoxOfTobaccoForTheConsignee", "manifest.split_consignment", true,
+       [](Scenario& s) {
+         for (const char* other : {"MSKU1000000", "CSQU1000011"}) {
+           s.reference.consignments["VIENTIANE BUILDING SUPPLIES#2401"].push_back({other, kT0 - 80 * kHour, kT0 - 79 * kHour});
+         }
+         s.Manifest(TobaccoBox);
+       }},
+      {"OnlyOneOtherBox", "manifest.split_consignment", false,
+       [](Scenario& s) {
+         s.reference.consignments["VIENTIANE BUILDING SUPPLIES#2401"].push_back({"MSKU1000000", kT0 - 80 * kHour, kT0 - 79 * kHour});
+         s.Manifest(TobaccoBox);
+       }},
+      {"AFullBoxIsNoSplit", "manifest.split_consignment", false,
+       [](Scenario& s) {
+         for (const char* other : {"MSKU1000000", "CSQU1000011"}) {
+           s.reference.consignments["VIENTIANE BUILDING SUPPLIES#2401"].push_back({other, kT0 - 80 * kHour, kT0 - 79 * kHour});
+         }
+         s.Manifest([](auto& m) {
+           TobaccoBox(m);
+           m.mutable_goods(0)->set_packages(120);
+           m.mutable_goods(0)->set_gross_weight_kg(18000);
+         });
+       }},
+      // Seen by this box's evaluations only from when it was listed: a
+      // sibling listed after the last event of this box is not counted.
+      {"SiblingListedAfterEveryEventOfThisBoxBoundary", "manifest.split_consignment", false,
+       [](Scenario& s) {
+         s.reference.consignments["VIENTIANE BUILDING SUPPLIES#2401"].push_back({"MSKU1000000", kT0 - 80 * kHour, kT0 - 79 * kHour});
+         s.reference.consignments["VIENTIANE BUILDING SUPPLIES#2401"].push_back({"CSQU1000011", kT0 - 71 * kHour, kT0 - 71 * kHour});
+         s.Manifest(TobaccoBox);
+       }},
+      {"ASiblingSeenAtALaterFixOfThisBox", "manifest.split_consignment", true,
+       [](Scenario& s) {
+         s.reference.consignments["VIENTIANE BUILDING SUPPLIES#2401"].push_back({"MSKU1000000", kT0 - 80 * kHour, kT0 - 79 * kHour});
+         s.reference.consignments["VIENTIANE BUILDING SUPPLIES#2401"].push_back({"CSQU1000011", kT0 - 71 * kHour, kT0 - 71 * kHour});
+         s.Manifest(TobaccoBox).Gps(kDay, 13.2, 100.0);
+       }},
       {"TilesFarTooLightForTiles", "goods.weight_implausible", true,
        [](Scenario& s) { s.Manifest([](auto& m) { m.mutable_goods(0)->set_gross_weight_kg(2000); }); }},  // 100 kg a crate
       {"TilesAtTheirUsualWeight", "goods.weight_implausible", false, [](Scenario& s) { s.Manifest(); }},
@@ -687,6 +732,27 @@ TEST(Feedback, ARipOnOffListsNoneOfItsVictimsAndASeizureListsItsBill) {
   EXPECT_FALSE(ref.SiblingSeizureCovers("BLTEST0001", kDay - kHour));
   o.set_rip_on_off(true);
   EXPECT_TRUE(s.engine.FeedbackFor(s.state, o).empty()) << "a rip-on/rip-off's parties are its victims";
+}
+
+TEST(SplitConsignment, AFirstDeclarationOfAnUnderFilledSensitiveBoxIsListedAndReadBack) {
+  Scenario s;
+  v1::Manifest m = CleanManifest();
+  TobaccoBox(m);
+  const auto listed = s.engine.ConsignmentFor(m, kT0, 5 * kMin);
+  ASSERT_EQ(listed.size(), 1u);
+  EXPECT_EQ(listed[0].key, "consignments:VIENTIANE BUILDING SUPPLIES#2401@" + std::string(kBox));
+  EXPECT_EQ(listed[0].value, "declared_at=" + std::to_string(m.declared_at_ms()) + " effective=" + std::to_string(kT0 + 5 * kMin))
+      << "listed from the horizon, after the lateness";
+  ReferenceData ref;
+  ASSERT_TRUE(ApplyReferenceEntry(&ref, listed[0].key, listed[0].value).ok());
+  ASSERT_EQ(ref.consignments["VIENTIANE BUILDING SUPPLIES#2401"].size(), 1u);
+  EXPECT_FALSE(ApplyReferenceEntry(&ref, "consignments:X#2401@Y", "declared_at=1").ok());
+  ASSERT_TRUE(ApplyReferenceEntry(&ref, listed[0].key, "").ok());
+  EXPECT_TRUE(ref.consignments.empty());
+  m.set_version(2);
+  EXPECT_TRUE(s.engine.ConsignmentFor(m).empty()) << "an amendment lists nothing again";
+  v1::Manifest full = CleanManifest();
+  EXPECT_TRUE(s.engine.ConsignmentFor(full).empty()) << "tiles are not sensitive";
 }
 
 TEST(ReferenceEntries, TraderRegisterEntriesParseAndBadOnesAreRefused) {
