@@ -80,12 +80,20 @@ TaskRun RunTask(const std::vector<sim::TrafficRecord>& records, uint32_t restart
   return run;
 }
 
-sim::Traffic Traffic(uint32_t seed, int containers) {
+// Input records only: the field model's trader register (reference topic)
+// is left out, so every run here reads the same (empty) reference data.
+sim::Traffic InputsOnly(sim::Traffic traffic) {
+  std::erase_if(traffic.records, [](const sim::TrafficRecord& r) { return InputIndex(r.role) < 0; });
+  return traffic;
+}
+
+sim::Traffic Traffic(uint32_t seed, int containers, bool field = false) {
   sim::TrafficOptions o;
   o.seed = seed;
   o.containers = containers;
   o.start_ms = kStart;
-  return sim::GenerateTraffic(o, Profile());
+  o.field = field;
+  return InputsOnly(sim::GenerateTraffic(o, Profile()));
 }
 
 size_t Count(const TaskRun& r) {
@@ -94,8 +102,8 @@ size_t Count(const TaskRun& r) {
   return n;
 }
 
-TEST(TaskCore, ResumingFromCommittedStateAtAnyPointGivesTheSameAlerts) {
-  const sim::Traffic traffic = Traffic(7, 400);
+// The run straight through against runs resumed at random points.
+void ExpectTheSameWhateverTheRestarts(const sim::Traffic& traffic) {
   const TaskRun straight = RunTask(traffic.records);
   ASSERT_GT(Count(straight), 30u) << "the input must raise alerts";
   for (uint32_t seed : {1u, 2u, 3u}) {
@@ -104,6 +112,15 @@ TEST(TaskCore, ResumingFromCommittedStateAtAnyPointGivesTheSameAlerts) {
     EXPECT_TRUE(resumed.alerts == straight.alerts);
     EXPECT_EQ(resumed.late, straight.late);
   }
+}
+
+TEST(TaskCore, ResumingFromCommittedStateAtAnyPointGivesTheSameAlerts) { ExpectTheSameWhateverTheRestarts(Traffic(7, 400)); }
+
+// The field model (skewed tracker clocks, store-and-forward uploads, replays,
+// power saving, re-seals, late filing): the same alerts and the same late
+// records whatever the commit points.
+TEST(TaskCore, OnFieldTrafficResumingAtAnyPointGivesTheSameAlertsAndLateRecords) {
+  ExpectTheSameWhateverTheRestarts(Traffic(7, 600, /*field=*/true));
 }
 
 // Re-encodes a GPS record with its fix time and Kafka timestamp moved.
@@ -414,30 +431,47 @@ Canonicals RunOnline(const std::map<int32_t, std::vector<InputRecord>>& partitio
   return got;
 }
 
-// Seizures reported to one task reach other tasks' containers through the
-// reference data. Read as of event time behind the gate, the alerts are
-// exactly those of the offline run that knows every seizure, whatever the
-// tasks' relative speed and commit points; without the gate they are not.
-TEST(TaskCore, SeizureFeedbackGivesTheSameAlertsWhateverTheTasksTiming) {
+// Traffic whose feedback recurs across partitions: outcomes on 80 % of the
+// smuggling boxes, fronts reused, trips over 20 days.
+sim::TrafficOptions FeedbackTraffic(uint32_t seed, bool field) {
   sim::TrafficOptions o;
-  o.seed = 11;
+  o.seed = seed;
   o.containers = 1500;
   o.start_ms = kStart;
   o.outcome_rate = 0.8;
   o.reused_front_rate = 0.5;
   o.spread_ms = 20LL * 24 * 3600 * 1000;  // trips over 20 days: later manifests meet earlier seizures
-  const sim::Traffic traffic = sim::GenerateTraffic(o, Profile());
-  std::map<int32_t, std::vector<InputRecord>> partitions;
-  for (const auto& r : traffic.records) partitions[JavaPartition(r.key, 4)].push_back(sim::AsInputRecord(r));
-  const TaskOptions options = TaskOptions::From(WorkerConfig{});
-  auto offline = OfflineAlerts(partitions, Profile(), {}, options, kNow);
-  ASSERT_TRUE(offline.ok()) << offline.error().message;
+  o.field = field;
+  return o;
+}
+
+// The traffic's input records on 4 partitions, and the offline run's alerts
+// (the run that knows every listing) with how many carry `indicator`.
+struct OfflineRun {
+  std::map<int32_t, std::vector<InputRecord>> partitions;  // views into the traffic
   Canonicals want;
-  size_t on_seized_parties = 0;
-  for (const auto& a : *offline) {
-    want[a.alert_id()] = Canonical(a);
-    for (const auto& f : a.indicators()) on_seized_parties += f.id() == "history.party_seizure";
+  size_t with_indicator = 0;
+};
+OfflineRun RunOfflineOn(const sim::Traffic& traffic, const TaskOptions& options, std::string_view indicator) {
+  OfflineRun run;
+  for (const auto& r : traffic.records) run.partitions[JavaPartition(r.key, 4)].push_back(sim::AsInputRecord(r));
+  auto offline = OfflineAlerts(run.partitions, Profile(), {}, options, kNow);
+  EXPECT_TRUE(offline.ok()) << offline.error().message;
+  for (const auto& a : offline.ok() ? *offline : std::vector<v1::Alert>{}) {
+    run.want[a.alert_id()] = Canonical(a);
+    for (const auto& f : a.indicators()) run.with_indicator += f.id() == indicator;
   }
+  return run;
+}
+
+// Seizures reported to one task reach other tasks' containers through the
+// reference data. Read as of event time behind the gate, the alerts are
+// exactly those of the offline run that knows every seizure, whatever the
+// tasks' relative speed and commit points; without the gate they are not.
+TEST(TaskCore, SeizureFeedbackGivesTheSameAlertsWhateverTheTasksTiming) {
+  const sim::Traffic traffic = sim::GenerateTraffic(FeedbackTraffic(11, false), Profile());
+  const TaskOptions options = TaskOptions::From(WorkerConfig{});
+  const auto [partitions, want, on_seized_parties] = RunOfflineOn(traffic, options, "history.party_seizure");
   ASSERT_GE(on_seized_parties, 10u) << "the input must raise alerts on parties with a recorded seizure";
   bool ungated_differs = false;
   for (uint32_t seed : {1u, 2u, 3u, 4u}) {
@@ -449,6 +483,23 @@ TEST(TaskCore, SeizureFeedbackGivesTheSameAlertsWhateverTheTasksTiming) {
   }
   EXPECT_TRUE(ungated_differs) << "without the gate the timing should show: the test cannot tell";
   std::printf("%zu alerts, %zu on parties with a recorded seizure\n", want.size(), on_seized_parties);
+}
+
+// The field model feeds back across partitions twice: seizures (parties and
+// bills) and the under-filled boxes a split consignment is counted from.
+// Behind the gate the alerts are the offline run's whatever the timing.
+TEST(TaskCore, FieldFeedbackGivesTheSameAlertsWhateverTheTasksTiming) {
+  const sim::Traffic traffic = InputsOnly(sim::GenerateTraffic(FeedbackTraffic(12, true), Profile()));
+  const TaskOptions options = TaskOptions::From(WorkerConfig{});
+  const auto [partitions, want, split] = RunOfflineOn(traffic, options, "manifest.split_consignment");
+  ASSERT_GE(split, 5u) << "the input must raise alerts on split consignments";
+  for (uint32_t seed : {1u, 2u, 3u}) {
+    SCOPED_TRACE("timing seed " + std::to_string(seed));
+    const Canonicals got = RunOnline(partitions, options, seed, true);
+    EXPECT_EQ(got.size(), want.size());
+    EXPECT_TRUE(got == want) << "the alerts depend on the tasks' timing";
+  }
+  std::printf("%zu alerts, %zu on split consignments\n", want.size(), split);
 }
 
 }  // namespace
