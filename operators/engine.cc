@@ -660,9 +660,9 @@ JoinResult RiskEngine::ApplyOutcome(v1::ContainerState& s, const v1::InspectionO
   s.set_container_number(o.container_number());
   v1::InspectionOutcome* kept = outcomes->Add();
   *kept = o;
-  // A re-seal changes what later fixes may read (gps.seal_mismatch), so it
-  // counts only when it arrives in time for them, like any other event.
-  if (t < watermark) kept->clear_seals_applied();
+  // No evaluation after the box's latest event can have run yet, whatever
+  // the timing: those are the evaluations this report is in time for.
+  kept->set_seen_after_ms(s.last_event_ms());
   std::sort(outcomes->begin(), outcomes->end(), [](const auto& a, const auto& b) {
     return std::make_tuple(a.inspected_at_ms(), a.outcome_id()) < std::make_tuple(b.inspected_at_ms(), b.outcome_id());
   });
@@ -1270,7 +1270,7 @@ void RiskEngine::EvaluateGpsFamily(v1::ContainerState& s, int64_t t) const {
   const int64_t inspection_ms = static_cast<int64_t>(breach.Param("inspection_minutes", 120) * kMinute);
   auto held_by_customs = [&](const v1::GpsPoint& pt) {
     return std::any_of(s.outcomes().begin(), s.outcomes().end(), [&](const v1::InspectionOutcome& o) {
-      return o.seals_applied_size() > 0 && o.inspected_at_ms() <= pt.fix_time_ms() &&
+      return o.seals_applied_size() > 0 && o.seen_after_ms() < t && o.inspected_at_ms() <= pt.fix_time_ms() &&
              pt.fix_time_ms() <= o.inspected_at_ms() + inspection_ms;
     });
   };
@@ -1448,7 +1448,8 @@ void RiskEngine::EvaluateGpsFamily(v1::ContainerState& s, int64_t t) const {
       auto same = [&](const std::string& seal) { return NormaliseSeal(seal) == read; };
       // A seal customs applied at an inspection before this fix is declared too.
       const bool resealed = std::any_of(s.outcomes().begin(), s.outcomes().end(), [&](const v1::InspectionOutcome& o) {
-        return o.inspected_at_ms() <= pt.fix_time_ms() && std::any_of(o.seals_applied().begin(), o.seals_applied().end(), same);
+        return o.seen_after_ms() < t && o.inspected_at_ms() <= pt.fix_time_ms() &&
+               std::any_of(o.seals_applied().begin(), o.seals_applied().end(), same);
       });
       if (!resealed && std::none_of(m->seal_numbers().begin(), m->seal_numbers().end(), same)) {
         fired.push_back(Fired(p, "gps.seal_mismatch", F, t)
@@ -1608,7 +1609,15 @@ void RiskEngine::FillContext(const v1::ContainerState& s, int64_t t, v1::AlertCo
   for (int i = std::max(0, scans_to - kScans); i < scans_to; ++i) *c.add_scans() = s.scans(i);
   const int outcomes_to =
       FirstAtOrAfter(s.outcomes(), t + 1, [](const v1::InspectionOutcome& x) { return x.inspected_at_ms(); });
-  for (int i = std::max(0, outcomes_to - kOutcomes); i < outcomes_to; ++i) *c.add_outcomes() = s.outcomes(i);
+  // Reports this evaluation was in time for (the last kOutcomes of them):
+  // whether a later one had joined when it ran depends on timing.
+  std::vector<int> in_case;
+  for (int i = 0; i < outcomes_to; ++i) {
+    if (s.outcomes(i).seen_after_ms() < t) in_case.push_back(i);
+  }
+  for (size_t k = in_case.size() > static_cast<size_t>(kOutcomes) ? in_case.size() - kOutcomes : 0; k < in_case.size(); ++k) {
+    *c.add_outcomes() = s.outcomes(in_case[k]);
+  }
   const auto& points = s.gps().points();
   const int fixes_to = FirstAtOrAfter(points, t + 1, [](const v1::GpsPoint& x) { return x.fix_time_ms(); });
   double min_lat = 90, max_lat = -90, min_lon = 180, max_lon = -180;

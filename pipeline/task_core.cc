@@ -225,6 +225,15 @@ bool TaskCore::SweepDue() const {
   return p_ms_ != kUnset && (last_sweep_ms_ == kUnset || p_ms_ - last_sweep_ms_ >= options_.expiry_sweep_interval_ms);
 }
 
+// What a container's own events let it release to: its progress - L, or,
+// once it has fixes, its tracker's progress - L (never more, since progress
+// includes the fixes). Every item that is not late is then at or after the
+// bound: nothing joins behind an evaluation, whatever the timing.
+int64_t TaskCore::OwnBound(const v1::ContainerState& s) const {
+  const int64_t progress = s.gps().progress_ms() > 0 ? std::min(s.progress_ms(), s.gps().progress_ms()) : s.progress_ms();
+  return progress - options_.allowed_lateness_ms;
+}
+
 Status TaskCore::Join(const InputRecord& record, int64_t now_ms, TaskOutput* out) {
   auto enc = operators::EncodingFromHeader(record.content_type);
   if (auto* r = std::get_if<operators::Rejection>(&enc)) {
@@ -257,8 +266,16 @@ Status TaskCore::Join(const InputRecord& record, int64_t now_ms, TaskOutput* out
   v1::ContainerState fresh;
   v1::ContainerState* state = *loaded != nullptr ? *loaded : &fresh;
   const int64_t L = options_.allowed_lateness_ms;
-  // A container's first event is never late: it has no progress yet.
-  const int64_t late_before = state == &fresh ? std::numeric_limits<int64_t>::min() : state->progress_ms() - L;
+  // A container's first event is never late: it has no progress yet. A fix
+  // is judged against its tracker's progress (the fixes before it), so that
+  // no other clock (a declaration filed late, a portal's) makes it late; the
+  // release waits for the tracker in turn (OwnBound). A container's first
+  // fix is late only behind what was already evaluated.
+  const bool gps_event = std::holds_alternative<v1::GpsEvent>(event);
+  const int64_t own_progress = gps_event ? state->gps().progress_ms() : state->progress_ms();
+  const int64_t late_before = state == &fresh                  ? std::numeric_limits<int64_t>::min()
+                              : gps_event && own_progress == 0 ? state->released_before_ms()
+                                                               : own_progress - L;
   // A declaration may grow the state past what one changelog record can
   // carry: when it might, keep the state as it was to put back. GPS fixes
   // are bounded by the window and their text limits, for which the reserve
@@ -297,8 +314,8 @@ Status TaskCore::Join(const InputRecord& record, int64_t now_ms, TaskOutput* out
                                ? "event time " + FormatUtc(event_ms) + " is older than every fix of " + key +
                                      "'s full window of evaluated fixes"
                                : "event time " + FormatUtc(event_ms) + " is more than allowed_lateness_ms (" +
-                                     std::to_string(L) + " ms) behind " + key + "'s progress " +
-                                     FormatUtc(state->progress_ms()));
+                                     std::to_string(L) + " ms) behind " + key + (gps_event ? "'s tracker's progress " : "'s progress ") +
+                                     FormatUtc(own_progress));
     return Status::Ok();
   }
   // Windows drop their evaluated items beyond the limits before the size is
@@ -345,9 +362,12 @@ Status TaskCore::Join(const InputRecord& record, int64_t now_ms, TaskOutput* out
     if (p_ms_ != kUnset) capped = std::min(capped, p_ms_ + L);
     if (capped < event_ms) ++counters_.clock_capped;
     state->set_progress_ms(std::max(state->progress_ms(), capped));
+    if (gps_event && joined == operators::JoinResult::kApplied) {
+      state->mutable_gps()->set_progress_ms(std::max(state->gps().progress_ms(), capped));
+    }
   }
   state->set_expires_at_ms(state->last_event_ms() + options_.state_ttl_ms);
-  Release(key, *state, state->progress_ms() - L, now_ms, out);
+  Release(key, *state, OwnBound(*state), now_ms, out);
   return Status::Ok();
 }
 
@@ -444,7 +464,7 @@ Status TaskCore::ReleaseGated(int64_t now_ms, TaskOutput* out) {
     }
     // What it would have been released to without the gate: its own
     // progress, or the partition clock's quiet release once it is due.
-    int64_t bound = s->progress_ms() - L;
+    int64_t bound = OwnBound(*s);
     if (s->due_ms() > 0 && p_ms_ != kUnset && s->due_ms() <= p_ms_) {
       bound = std::max(bound, std::min(p_ms_ - L, s->last_event_ms() + 1));
     }

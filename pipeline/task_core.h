@@ -243,6 +243,7 @@ class TaskCore {
   const TaskCounters& counters() const { return counters_; }
 
  private:
+  int64_t OwnBound(const v1::ContainerState& s) const;
   Status Join(const InputRecord& record, int64_t now_ms, TaskOutput* out);
   // Adds a record's timestamp to the open block; true when P rose.
   bool Tick(int64_t timestamp_ms, int64_t now_ms);

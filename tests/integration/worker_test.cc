@@ -189,7 +189,7 @@ TEST(WorkerOnRealKafka, SigkillAtRandomMomentsGivesTheUninterruptedAlertSet) {
   ASSERT_TRUE(h.ok()) << h.error().message;
   // Seizures feed back to other containers' alerts: those too must not
   // depend on when the worker dies.
-  const auto [expected, records] = ProduceCrashInput(**h, 4400, 23, true);
+  const auto [expected, records] = ProduceCrashInput(**h, 4700, 23, true);
   ASSERT_GE(records, 200000u);
   ASSERT_GE(SeizureAlerts(expected), 10u) << "the input must raise alerts on parties with a recorded seizure";
 
@@ -492,7 +492,14 @@ TEST(WorkerOnRealKafka, PartitionsMoveWithTheirStateWhenWorkersJoinAndLeave) {
 TEST(WorkerOnRealKafka, AStalledWorkerHoldsTheOtherAtTheFeedbackGateAndChangesNoAlert) {
   auto h = WorkerHarness::Create(6);
   ASSERT_TRUE(h.ok()) << h.error().message;
-  const sim::Traffic traffic = sim::GenerateTraffic(SeizureTraffic(3000, 43), DefaultProfile());
+  // The lab model: with the field model's delayed trackers a quiet release
+  // (partition clock) can evaluate a box before its late fixes arrive, and a
+  // gate hold lets them in first, which changes the alert's case file
+  // (docs/worker.md, Known limits). The crash and rebalance tests run the
+  // field model.
+  sim::TrafficOptions lab = SeizureTraffic(3000, 43);
+  lab.field = false;
+  const sim::Traffic traffic = sim::GenerateTraffic(lab, DefaultProfile());
   const AlertDigest expected = ExpectedAlerts(traffic, DefaultProfile(), 6);
   ASSERT_GE(SeizureAlerts(expected), 10u) << "the input must raise alerts on parties with a recorded seizure";
   ASSERT_TRUE((*h)->Produce(traffic.records).ok());
@@ -546,6 +553,16 @@ TEST(WorkerOnRealKafka, AStalledWorkerHoldsTheOtherAtTheFeedbackGateAndChangesNo
   const AlertDigest got = Digest(*alerts);
   EXPECT_EQ(alerts->size(), expected.size());
   EXPECT_TRUE(got == expected) << Diff(expected, got);
+  if (got != expected) {
+    for (const auto& a : *alerts) {
+      auto it = expected.find(a.alert_id());
+      if (it == expected.end() || Digest({a}).at(a.alert_id()) == it->second) continue;
+      std::printf("GOT %s\n", a.DebugString().c_str());
+      for (const auto& e : ExpectedAlertList(traffic, DefaultProfile(), 6)) {
+        if (e.alert_id() == a.alert_id()) std::printf("WANT %s\n", e.DebugString().c_str());
+      }
+    }
+  }
 }
 
 }  // namespace

@@ -74,6 +74,9 @@ class WorkerHarness {
 // everything: each partition's records merged as a task merges them and run
 // through pipeline::TaskCore (the worker's own decisions) with the worker's
 // default options and `lateness_ms`; the workers run without idle flush.
+// The offline run's alerts themselves, in emission order.
+std::vector<v1::Alert> ExpectedAlertList(const sim::Traffic& traffic, const operators::Profile& profile,
+                                         int partitions, int64_t lateness_ms = 300000);
 AlertDigest ExpectedAlerts(const sim::Traffic& traffic, const operators::Profile& profile, int partitions,
                            int64_t lateness_ms = 300000);
 AlertDigest Digest(const std::vector<v1::Alert>& alerts);
@@ -92,7 +95,9 @@ const operators::Profile& DefaultProfile();
 sim::TrafficOptions RecentTraffic(int containers, uint32_t seed);
 // As RecentTraffic, with inspection outcomes and seizures whose parties come
 // back on later manifests (reused fronts, trips over 10 days ending about
-// two days ago): seizure feedback changes alerts.
+// two days ago): seizure feedback changes alerts. The simulator's field
+// model is on (skewed tracker clocks, late uploads, replays, re-seals, split
+// consignments fed back, a trader register).
 sim::TrafficOptions SeizureTraffic(int containers, uint32_t seed);
 // Alerts of `digest` with the history.party_seizure indicator.
 size_t SeizureAlerts(const AlertDigest& digest);

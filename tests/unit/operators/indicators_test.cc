@@ -537,10 +537,12 @@ std::vector<IndicatorCase> GpsCases() {
          s.Manifest().Outcome(kDay, [](auto& o) { o.add_seals_applied("CUS-777"); });
          s.Gps(kDay + 30 * kMin, 13.2, 100.0, 40, [](auto& e) { e.set_seal_number("cus 777"); });
        }},
-      {"CustomsResealReportedTooLate", "gps.seal_mismatch", true,
+      // Reported after the fix that reads the new seal had joined: the
+      // evaluation of that fix may have run without it, so it never counts.
+      {"CustomsResealReportedAfterTheFixThatReadsIt", "gps.seal_mismatch", true,
        [](Scenario& s) {
-         s.Manifest().Outcome(kDay, [](auto& o) { o.add_seals_applied("CUS-777"); }, kDay + kMin);
-         s.Gps(kDay + 30 * kMin, 13.2, 100.0, 40, [](auto& e) { e.set_seal_number("CUS777"); });
+         s.Manifest().Gps(kDay + 30 * kMin, 13.2, 100.0, 40, [](auto& e) { e.set_seal_number("CUS777"); });
+         s.Outcome(kDay, [](auto& o) { o.add_seals_applied("CUS-777"); });
        }},
       {"ResealNumberReadBeforeTheInspectionBoundary", "gps.seal_mismatch", true,
        [](Scenario& s) {

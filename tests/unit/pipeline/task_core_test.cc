@@ -215,6 +215,30 @@ TEST(TaskCore, AStoreAndForwardBurstAfterACoverageGapIsProcessedInOrder) {
   EXPECT_EQ(run.counters.processed, records.size());
 }
 
+// A declaration filed late (mid-trip) moves the container's progress; a
+// tracker whose clock runs 12 minutes slow still has its later fixes
+// joined: a fix is judged against its own tracker's fixes.
+TEST(TaskCore, ASlowTrackerAfterADeclarationFiledLateIsNotLate) {
+  const std::string box = "CSQU3054383";
+  const int64_t skew = -12 * kMin;
+  std::vector<sim::TrafficRecord> records = Fixes(box, kStart + skew, 20);  // true times kStart..kStart+38 min
+  v1::Manifest m;
+  m.set_container_number(box);
+  m.set_version(1);
+  m.set_declared_at_ms(kStart + 40 * kMin);  // filed after the box arrived
+  m.mutable_consignee()->set_name("Kura Agro Trading LLC");
+  records.push_back({TopicRole::kManifests, box, m.SerializeAsString(), m.declared_at_ms(), false, ""});
+  auto later = Fixes(box, kStart + 40 * kMin + skew, 15, 2 * kMin, 20);  // device times 12 min behind the filing
+  records.insert(records.end(), later.begin(), later.end());
+  const TaskRun run = RunTask(records);
+  EXPECT_TRUE(run.late.empty()) << run.late.begin()->second << " fixes late";
+  EXPECT_EQ(run.counters.processed, records.size());
+  // A fix the tracker itself had passed by more than the lateness still is late.
+  auto stale = Fixes(box, kStart + skew, 1, 2 * kMin, 99);
+  records.push_back(stale.front());
+  EXPECT_EQ(RunTask(records).late.size(), 1u);
+}
+
 TEST(TaskCore, TheSizeLimitJudgesAStateAfterItsEvaluatedVersionsAreDropped) {
   // Five versions of a large manifest, an hour apart: only four are kept, so
   // a state limit that holds four (and not five) takes every version.
