@@ -37,9 +37,17 @@ CorridorFix LocateInCorridors(const Profile& profile, LatLon p) {
     double best = INFINITY;
     for (size_t i = 1; i < c.points.size(); ++i) {
       const double d = DistanceToSegmentM(p, c.points[i - 1], c.points[i]);
-      if (d <= c.buffer_m) {  // inside: the exact nearest distance is not needed
+      if (d <= c.buffer_m) {
+        // Inside: the distance to this corridor's line is its nearest
+        // segment's (earlier segments were all beyond the buffer, so farther).
+        // gps.corridor_drift reads it; the first segment found would grow
+        // along the next one past a bend.
+        double nearest = d;
+        for (size_t j = i + 1; j < c.points.size(); ++j) {
+          nearest = std::min(nearest, DistanceToSegmentM(p, c.points[j - 1], c.points[j]));
+        }
         fix.inside = true;
-        fix.distance_m = d;
+        fix.distance_m = nearest;
         return fix;
       }
       best = std::min(best, d);

@@ -16,7 +16,8 @@ double DistanceToSegmentM(LatLon p, LatLon a, LatLon b);
 struct CorridorFix {
   bool inside = false;        // within some corridor's buffer
   // Outside: metres to the nearest corridor centre line (-1 when no corridor
-  // is near). Inside: metres to the first segment found within its buffer.
+  // is near). Inside: metres to the centre line of the first corridor found
+  // whose buffer holds the point.
   double distance_m = -1;
 };
 
