@@ -57,7 +57,6 @@ OFC_B_REGIONS = ["caucasus"]
 CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; "
        "object-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'")
 XSS = '<script>window.__xss=1</script><img src=x onerror="window.__xss=2">'
-WATCHLISTED_CONSIGNEE = "VALMORAK GENERAL TRADING LLC"  # profiles/default.yaml watchlisted_parties
 LOAD_CLIENTS = 500
 RSS_LIMIT = 1 << 30
 DAY_MS = 86400000
@@ -619,15 +618,16 @@ def finish_simulate(p, name):
 
 def produce_xss_manifest(env):
     """One manifest of our own through the simulator's input path (JSON mapping with content-type header):
-    a watchlisted consignee (party.watchlisted, HIGH) and the injection in the goods and the notify party."""
+    leaf tobacco at 1,400 kg a package (goods.sensitive_hs + goods.weight_implausible: HIGH, not critical, so
+    the queue has no CRITICAL row before the traffic) and the injection in the goods and the notify party."""
     container = container_number("TSTU", 424242)
     declared = (int(time.time() * 1000) - 2 * DAY_MS) // 1000 * 1000
     manifest = {
         "containerNumber": container, "version": 1, "billOfLading": "BLXSS424242",
         "shipper": {"name": "Control Room Test Exports Co", "country": "VN"},
-        "consignee": {"name": WATCHLISTED_CONSIGNEE, "country": "LA"},
+        "consignee": {"name": "Control Room Test Imports LLC", "country": "LA"},
         "notifyParty": {"name": XSS, "country": "LA"},
-        "goods": [{"hsCode": "520852", "description": XSS, "packages": 200, "packageType": "CT",
+        "goods": [{"hsCode": "240110", "description": XSS, "packages": 10, "packageType": "CT",
                    "grossWeightKg": 14000}],
         "sealNumbers": ["SL424242"], "vesselImo": "9435328", "vesselName": "TEST CARRIER", "voyage": "042W",
         "portOfLoading": "VNSGN", "portOfDischarge": "THLCH", "finalDestination": "LAVTE",
