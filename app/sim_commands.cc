@@ -131,13 +131,18 @@ int RunSimulate(SimulateArgs& a) {
   }
   const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
   std::map<std::string, size_t> by_topic;
-  for (size_t i = 0; i < sent; ++i) ++by_topic[names.Name(traffic.records[i].role)];
+  size_t reference = 0;  // records a worker reads as reference data, not as input events
+  for (size_t i = 0; i < sent; ++i) {
+    ++by_topic[names.Name(traffic.records[i].role)];
+    reference += traffic.records[i].role == pipeline::TopicRole::kReference;
+  }
   std::fprintf(stderr, "boxwatch simulate: %zu records for %d containers in %.1f s (%.0f records/s) to %s\n", sent,
                a.traffic.containers, secs, secs > 0 ? sent / secs : 0.0, a.out.empty() ? a.bootstrap.c_str() : a.out.c_str());
   for (const auto& [t, n] : by_topic) std::fprintf(stderr, "  %-32s %zu\n", t.c_str(), n);
   std::fprintf(stderr, "scenarios (seed %u):\n", a.traffic.seed);
   for (const auto& [s, n] : by_scenario) std::fprintf(stderr, "  %-34s %zu\n", s.c_str(), n);
-  std::printf("{\"event\":\"simulated\",\"records\":%zu,\"containers\":%d,\"complete\":%s}\n", sent, a.traffic.containers,
+  std::printf("{\"event\":\"simulated\",\"records\":%zu,\"input_records\":%zu,\"containers\":%d,\"complete\":%s}\n",
+              sent, sent - reference, a.traffic.containers,
               sent == traffic.records.size() ? "true" : "false");
   std::fflush(stdout);
   return sent == traffic.records.size() ? 0 : 1;

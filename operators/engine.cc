@@ -204,10 +204,6 @@ bool Unusable(const v1::Manifest& m, const std::string& field) {
 
 constexpr size_t kMaxFixText = 128;  // bytes of a fix's seal number, event id and geofence id kept
 
-// Seal numbers as printed and as read differ in case, spaces and hyphens
-// ("ab-123 456" is seal AB123456).
-std::string NormaliseSeal(std::string_view seal) { return AlnumUpper(seal); }
-
 // 64-bit FNV-1a: stable across processes and versions (it is stored).
 uint64_t EventKey(std::string_view id) {
   uint64_t h = 14695981039346656037ULL;
@@ -556,10 +552,11 @@ namespace {
 std::set<std::string> SplitHeadings(const Profile& p, const v1::Manifest& m) {
   std::set<std::string> out;
   const IndicatorConfig& cfg = p.At(IndicatorIndex("manifest.split_consignment"));
-  if (!cfg.enabled || NormaliseName(m.consignee().name()).empty()) return out;
+  if (!cfg.enabled) return out;
   double kg = 0;
   for (const auto& g : m.goods()) kg += g.gross_weight_kg();
   if (kg <= 0 || kg > cfg.Param("max_box_kg", 5000)) return out;
+  if (NormalisesTo(m.consignee().name(), "")) return out;
   for (const auto& g : m.goods()) {
     if (g.hs_code().size() >= 4 && p.MatchSensitiveHs(g.hs_code()) != nullptr) out.insert(g.hs_code().substr(0, 4));
   }
@@ -582,13 +579,15 @@ std::vector<RiskEngine::ReferenceUpdate> RiskEngine::ConsignmentFor(const v1::Ma
 void RiskEngine::EvaluateSplitConsignment(v1::ContainerState& s, int64_t t) const {
   const Profile& p = *profile_;
   const IndicatorConfig& cfg = p.At(IndicatorIndex("manifest.split_consignment"));
-  if (!cfg.enabled) return;
+  if (!cfg.enabled || reference_->consignments.empty()) return;
   const v1::Manifest* m = ManifestAsOf(s, t);
   if (m == nullptr) return;
   const int64_t window = static_cast<int64_t>(cfg.Param("window_days", 14) * 86400000.0);
   const size_t min_boxes = static_cast<size_t>(cfg.Param("min_boxes", 3));
+  const std::set<std::string> headings = SplitHeadings(p, *m);
+  if (headings.empty()) return;
   const std::string consignee = NormaliseName(m->consignee().name());
-  for (const auto& heading : SplitHeadings(p, *m)) {
+  for (const auto& heading : headings) {
     auto it = reference_->consignments.find(consignee + "#" + heading);
     if (it == reference_->consignments.end()) continue;
     // This box and the other under-filled boxes of the heading declared to
@@ -1252,9 +1251,8 @@ void RiskEngine::EvaluateGpsFamily(v1::ContainerState& s, int64_t t) const {
   // there).
   std::vector<const Premises*> premises;
   if (m != nullptr && !p.consignee_premises.empty()) {
-    const std::string consignee = NormaliseName(m->consignee().name());
     for (const auto& site : p.consignee_premises) {
-      if (site.party == consignee) premises.push_back(&site);
+      if (NormalisesTo(m->consignee().name(), site.party)) premises.push_back(&site);
     }
   }
   auto at_premises = [&](const v1::GpsPoint& pt) -> const Premises* {
@@ -1444,8 +1442,10 @@ void RiskEngine::EvaluateGpsFamily(v1::ContainerState& s, int64_t t) const {
     for (int i = 0; i < end; ++i) {
       const auto& pt = pts.Get(i);
       if (pt.seal_number().empty()) continue;
-      const std::string read = NormaliseSeal(pt.seal_number());
-      auto same = [&](const std::string& seal) { return NormaliseSeal(seal) == read; };
+      // Seal numbers as printed and as read differ in case, spaces and
+      // hyphens ("ab-123 456" is seal AB123456).
+      const std::string& read = pt.seal_number();
+      auto same = [&](const std::string& seal) { return seal == read || SameAlnumUpper(seal, read); };
       // A seal customs applied at an inspection before this fix is declared too.
       const bool resealed = std::any_of(s.outcomes().begin(), s.outcomes().end(), [&](const v1::InspectionOutcome& o) {
         return o.seen_after_ms() < t && o.inspected_at_ms() <= pt.fix_time_ms() &&

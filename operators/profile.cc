@@ -590,9 +590,8 @@ const SensitiveHs* Profile::MatchGoodsWeight(std::string_view hs) const {
 }
 
 bool Profile::IsBorderGeofence(std::string_view geofence_id) const {
-  const std::string id = AlnumUpper(geofence_id);
   return std::any_of(border_geofence_prefixes.begin(), border_geofence_prefixes.end(),
-                     [&](const std::string& prefix) { return id.compare(0, prefix.size(), prefix) == 0; });
+                     [&](const std::string& prefix) { return AlnumUpperStartsWith(geofence_id, prefix); });
 }
 
 bool RiskyRouting::Matches(std::string_view loading, std::string_view transhipment) const {
@@ -631,29 +630,79 @@ std::string Profile::RegionOfLocode(std::string_view locode) const {
   return it == regions.end() ? "" : it->second;
 }
 
-std::string NormaliseName(std::string_view name) {
-  std::string out;
-  out.reserve(name.size());
-  bool space = false;
+namespace {
+// The C locale's classes, spelled out: names and seals are compared byte by
+// byte in ASCII whatever the process locale, and without a call per byte.
+constexpr bool AsciiAlnum(unsigned char c) {
+  return (c >= '0' && c <= '9') || ((c | 0x20) >= 'a' && (c | 0x20) <= 'z');
+}
+constexpr char AsciiUpper(unsigned char c) { return static_cast<char>(c >= 'a' && c <= 'z' ? c - 32 : c); }
+constexpr bool NameSeparator(unsigned char c) {
+  return c == ' ' || (c >= '\t' && c <= '\r') || c == '-' || c == '/' || c == '&';
+}
+
+// Calls emit(c) with each byte of NormaliseName(name) in turn, stopping
+// when it returns false; returns whether it went to the end.
+template <typename Emit>
+bool ForEachNameByte(std::string_view name, Emit emit) {
+  bool space = false, any = false;
   for (unsigned char c : name) {
-    if (std::isalnum(c)) {
-      if (space && !out.empty()) out.push_back(' ');
+    if (AsciiAlnum(c)) {
+      if (space && any && !emit(' ')) return false;
       space = false;
-      out.push_back(static_cast<char>(std::toupper(c)));
-    } else if (std::isspace(c) || c == '-' || c == '/' || c == '&') {
+      any = true;
+      if (!emit(AsciiUpper(c))) return false;
+    } else if (NameSeparator(c)) {
       space = true;
     }
   }
+  return true;
+}
+}  // namespace
+
+std::string NormaliseName(std::string_view name) {
+  std::string out;
+  out.reserve(name.size());
+  ForEachNameByte(name, [&](char c) {
+    out.push_back(c);
+    return true;
+  });
   return out;
+}
+
+bool NormalisesTo(std::string_view name, std::string_view normalised) {
+  size_t i = 0;
+  return ForEachNameByte(name, [&](char c) { return i < normalised.size() && normalised[i++] == c; }) &&
+         i == normalised.size();
 }
 
 std::string AlnumUpper(std::string_view text) {
   std::string out;
   out.reserve(text.size());
   for (unsigned char c : text) {
-    if (std::isalnum(c)) out.push_back(static_cast<char>(std::toupper(c)));
+    if (AsciiAlnum(c)) out.push_back(AsciiUpper(c));
   }
   return out;
+}
+
+bool SameAlnumUpper(std::string_view a, std::string_view b) {
+  size_t i = 0, j = 0;
+  for (;;) {
+    while (i < a.size() && !AsciiAlnum(static_cast<unsigned char>(a[i]))) ++i;
+    while (j < b.size() && !AsciiAlnum(static_cast<unsigned char>(b[j]))) ++j;
+    if (i == a.size() || j == b.size()) return i == a.size() && j == b.size();
+    if (AsciiUpper(static_cast<unsigned char>(a[i++])) != AsciiUpper(static_cast<unsigned char>(b[j++]))) return false;
+  }
+}
+
+bool AlnumUpperStartsWith(std::string_view text, std::string_view prefix) {
+  size_t j = 0;
+  for (size_t i = 0; j < prefix.size(); ++i) {
+    if (i == text.size()) return false;
+    const unsigned char c = static_cast<unsigned char>(text[i]);
+    if (AsciiAlnum(c) && AsciiUpper(c) != prefix[j++]) return false;
+  }
+  return true;
 }
 
 Result<Profile> ParseProfile(std::string_view yaml_text, const std::string& source) {

@@ -216,6 +216,12 @@ std::string NormaliseName(std::string_view name);
 // Letters and digits only, upper case: "ab-123 456" -> "AB123456" (seal
 // numbers, geofence ids).
 std::string AlnumUpper(std::string_view text);
+// The same comparisons without building the strings (hot paths):
+// NormaliseName(name) == normalised; AlnumUpper(a) == AlnumUpper(b);
+// AlnumUpper(text) starts with `prefix` (itself in AlnumUpper form).
+bool NormalisesTo(std::string_view name, std::string_view normalised);
+bool SameAlnumUpper(std::string_view a, std::string_view b);
+bool AlnumUpperStartsWith(std::string_view text, std::string_view prefix);
 
 Result<Profile> ParseProfile(std::string_view yaml_text, const std::string& source_name);
 Result<Profile> LoadProfile(const std::string& path);

@@ -2,7 +2,11 @@
 // what the watchlist indicator gives for an equal key and for a near one.
 #include <gtest/gtest.h>
 
+#include <string>
+#include <vector>
+
 #include "operators/names.h"
+#include "operators/profile.h"
 #include "tests/unit/operators/scenario.h"
 
 namespace boxwatch::operators::testing {
@@ -110,6 +114,31 @@ TEST(RadiationAgainstGoods, NormGoodsWeighLessBelowTheNormFactorAndASourceIsCrit
   const Scenario norm = gamma("690721", 400, {"K-40"});
   EXPECT_NE(norm.Get("scan.radiation_gamma")->summary().find("consistent with declared NORM goods"), std::string::npos)
       << norm.Get("scan.radiation_gamma")->summary();
+}
+
+// The comparisons that do not build strings agree with the ones that do,
+// on texts with every byte class they treat differently: letters of both
+// cases, digits, separators, punctuation, control and non-ASCII bytes.
+TEST(NameComparisons, AgreeWithTheNormalisedStrings) {
+  const std::vector<std::string> texts = {
+      "",          " ",           "-",           "Acme Trading, Co.", "ACME TRADING CO", "acme  trading/co",
+      "acme-trading & co", "Acme\tTrading\nCo", "ab-123 456", "AB123456", "ab123457", "AB 1234 56 ",
+      "\xc3\xa9lan Export", "\xc3\x89LAN EXPORT", "ELAN EXPORT", "Border-Gate 7", "BORDERGATE7", "border",
+      "BORD", "x", "X", "x.", "..X..", "a b", "ab", "A  B", "a&b", "a_b", "A B"};
+  for (const std::string& a : texts) {
+    for (const std::string& b : texts) {
+      EXPECT_EQ(NormalisesTo(a, NormaliseName(b)), NormaliseName(a) == NormaliseName(b)) << a << " | " << b;
+      EXPECT_EQ(SameAlnumUpper(a, b), AlnumUpper(a) == AlnumUpper(b)) << a << " | " << b;
+      const std::string prefix = AlnumUpper(b);
+      EXPECT_EQ(AlnumUpperStartsWith(a, prefix), AlnumUpper(a).starts_with(prefix)) << a << " | " << b;
+    }
+  }
+  EXPECT_EQ(NormaliseName(" Acme--Trading,  Co. "), "ACME TRADING CO");
+  EXPECT_EQ(AlnumUpper("ab-123 456"), "AB123456");
+  EXPECT_TRUE(SameAlnumUpper("ab-123 456", "AB123456"));
+  EXPECT_FALSE(SameAlnumUpper("ab-123 456", "AB1234567"));
+  EXPECT_TRUE(AlnumUpperStartsWith("border-gate 7", "BORDERG"));
+  EXPECT_FALSE(AlnumUpperStartsWith("bord", "BORDER"));
 }
 
 }  // namespace
