@@ -317,11 +317,7 @@ void Worker::UpdateGauges() {
   probe_->Gated(gated);
   for (const auto& [p, task] : tasks_) {
     for (int i = 0; i < kInputs; ++i) {
-      int64_t lo = 0, hi = 0;
-      rd_kafka_get_watermark_offsets(consumer_->handle(), names_.Name(kInputTopicRoles[i]).c_str(), p, &lo, &hi);
-      if (hi < 0) continue;  // no fetch response yet
-      const int64_t done = task->next_offset[i] >= 0 ? task->next_offset[i] : task->fetched[i];
-      probe_->Lag(i, p, std::max<int64_t>(0, hi - std::max(done, lo)));
+      if (const int64_t lag = InputLag(*task, i); lag >= 0) probe_->Lag(i, p, lag);
     }
     // Two keys a container (state format 2: movement and declaration parts).
     probe_->State(p, (task->store->ApproximateKeys() + 1) / 2);
@@ -614,11 +610,29 @@ Status Worker::DropUnsentOutput() {
   return NewProducer();
 }
 
-int64_t Worker::BufferedRecords() const {
+int64_t Worker::InputLag(const Task& task, int input) const {
+  int64_t lo = 0, hi = 0;
+  // The watermarks of the last fetch response, cached by the client: no request.
+  rd_kafka_get_watermark_offsets(consumer_->handle(), names_.Name(kInputTopicRoles[input]).c_str(), task.partition,
+                                 &lo, &hi);
+  if (hi < 0) return -1;  // no fetch response yet
+  const int64_t done = task.next_offset[input] >= 0 ? task.next_offset[input] : task.fetched[input];
+  return std::max<int64_t>(0, hi - std::max(done, lo));
+}
+
+int64_t Worker::RecordsWaiting() const {
   int64_t n = 0;
-  for (const auto& [p, task] : tasks_)
-    for (const auto& buffer : task->buffers) n += static_cast<int64_t>(buffer.size());
+  for (const auto& [p, task] : tasks_) {
+    for (int i = 0; i < kInputs; ++i) {
+      const int64_t lag = InputLag(*task, i);
+      n += lag >= 0 ? lag : static_cast<int64_t>(task->buffers[i].size());
+    }
+  }
   return n;
+}
+
+bool Worker::Behind() const {
+  return RecordsWaiting() >= std::max(config_.backlog_threshold_records, records_in_transaction_);
 }
 
 Status Worker::ResumeInput(Task& task, int input) {
@@ -722,11 +736,12 @@ Status Worker::Drain() {
       }
       if (Status s = ProcessRecord(task, b); !s.ok()) return s;
       task.next_offset[best] = b.message.offset() + 1;
-      // Behind, the transaction may grow, but not past its age limit, and a
-      // stop does not wait for it (looked at every 256 records).
+      // Behind, the transaction may grow, but not past its age limit, nor
+      // once fewer records wait than it holds; a stop does not wait for it
+      // (looked at every 256 records).
       const bool backlog_over = backlogged_ && (records_in_transaction_ & 255) == 0 &&
                                 ((stop_ != nullptr && stop_->load()) ||
-                                 NowMs() - transaction_started_ms_ >= config_.backlog_commit_interval_ms);
+                                 NowMs() - transaction_started_ms_ >= config_.backlog_commit_interval_ms || !Behind());
       if (backlog_over || records_in_transaction_ >= (backlogged_ ? config_.backlog_records_per_commit
                                                                     : config_.max_records_per_commit)) {
         drain_next_ = p + 1;
@@ -1184,13 +1199,13 @@ Status Worker::Run(const std::atomic<bool>& stop) {
       if (age < config_.commit_interval_ms && records_in_transaction_ < config_.max_records_per_commit) {
         return Status::Ok();
       }
-      // Due. Behind by at least a backlog transaction's worth of records
-      // already buffered, it holds more (fewer state writes per event); a
-      // worker that keeps up never buffers that much, so its cadence and
-      // latency stay as they are.
+      // Due. Behind (at least backlog_threshold_records waiting, in the
+      // worker and on the broker, and more than the transaction holds), it
+      // holds more: fewer state writes per event. A worker that keeps up
+      // never has that much waiting, so its cadence and latency stay as
+      // they are.
       if (!stop.load() && age < config_.backlog_commit_interval_ms &&
-          records_in_transaction_ < config_.backlog_records_per_commit &&
-          BufferedRecords() >= config_.backlog_records_per_commit) {
+          records_in_transaction_ < config_.backlog_records_per_commit && Behind()) {
         backlogged_ = true;
         return Status::Ok();
       }

@@ -114,7 +114,13 @@ class Worker : public RebalanceListener {
   Status Recover(const Error& error);
   void DropTasks(const std::set<int32_t>& partitions);
   Status ResumeInput(Task& task, int input);  // resumes fetching a paused input
-  int64_t BufferedRecords() const;  // records routed to tasks and not yet processed
+  // Records of `input` the task has yet to process, buffered or on the
+  // broker (from the last fetch's high watermark); -1 before any fetch.
+  int64_t InputLag(const Task& task, int input) const;
+  int64_t RecordsWaiting() const;  // over every task and input
+  // Whether the worker is behind: at least backlog_threshold_records wait,
+  // and more than the open transaction holds (WorkerConfig).
+  bool Behind() const;
   Status DropUnsentOutput();                  // at-least-once: purge and replace the producer
   // Sends `m` to the dead-letter topic with `reason`; a value over
   // max_value_bytes is cut to that size (headers boxwatch-truncated and

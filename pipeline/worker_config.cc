@@ -58,6 +58,7 @@ const std::vector<Option>& Options() {
       StringOption<&WorkerConfig::kafka_config>("kafka_config"),
       IntOption<&WorkerConfig::commit_interval_ms>("commit_interval_ms", 1, 60000),
       IntOption<&WorkerConfig::max_records_per_commit>("max_records_per_commit", 1, 10000000),
+      IntOption<&WorkerConfig::backlog_threshold_records>("backlog_threshold_records", 1, 100000000),
       IntOption<&WorkerConfig::backlog_commit_interval_ms>("backlog_commit_interval_ms", 0, 60000),
       IntOption<&WorkerConfig::backlog_records_per_commit>("backlog_records_per_commit", 0, 10000000),
       IntOption<&WorkerConfig::allowed_lateness_ms>("allowed_lateness_ms", 0, 7LL * 24 * 3600 * 1000),
@@ -151,11 +152,11 @@ Result<WorkerConfig> WorkerConfig::Parse(const std::string& text, const std::str
                                 "partitions across restarts); set it or BOXWATCH_INSTANCE_ID");
   }
   if (c.bootstrap.empty()) problems.push_back(source + ": bootstrap must name at least one broker");
-  // 0 (the default): 1 s and 50,000 records, or the usual cadence when that is larger.
+  // 0 (the default): 5 s and 250,000 records, or the usual cadence when that is larger.
   if (c.backlog_commit_interval_ms == 0) {
-    c.backlog_commit_interval_ms = std::min(std::max<int64_t>(1000, c.commit_interval_ms), c.transaction_timeout_ms / 2);
+    c.backlog_commit_interval_ms = std::min(std::max<int64_t>(5000, c.commit_interval_ms), c.transaction_timeout_ms / 2);
   }
-  if (c.backlog_records_per_commit == 0) c.backlog_records_per_commit = std::max<int64_t>(50000, c.max_records_per_commit);
+  if (c.backlog_records_per_commit == 0) c.backlog_records_per_commit = std::max<int64_t>(250000, c.max_records_per_commit);
   if (c.backlog_commit_interval_ms < c.commit_interval_ms) {
     problems.push_back(source + ": backlog_commit_interval_ms (" + std::to_string(c.backlog_commit_interval_ms) +
                        ") must be at least commit_interval_ms (" + std::to_string(c.commit_interval_ms) + ")");

@@ -40,8 +40,9 @@ TEST(WorkerConfig, ReportsEveryProblemAtOnceWithLines) {
 TEST(WorkerConfig, BacklogCadenceMustNotBeSmallerThanTheUsualOneNorNearTheTransactionTimeout) {
   auto ok = WorkerConfig::Parse("instance_id: w\n", "w.yaml", {});
   ASSERT_TRUE(ok.ok()) << ok.error().message;
-  EXPECT_EQ(ok->backlog_commit_interval_ms, 1000);
-  EXPECT_EQ(ok->backlog_records_per_commit, 50000);
+  EXPECT_EQ(ok->backlog_threshold_records, 50000);
+  EXPECT_EQ(ok->backlog_commit_interval_ms, 5000);
+  EXPECT_EQ(ok->backlog_records_per_commit, 250000);
   auto c = WorkerConfig::Parse(
       "instance_id: w\ncommit_interval_ms: 500\nbacklog_commit_interval_ms: 200\nmax_records_per_commit: 9000\n"
       "backlog_records_per_commit: 8000\n",
@@ -53,11 +54,11 @@ TEST(WorkerConfig, BacklogCadenceMustNotBeSmallerThanTheUsualOneNorNearTheTransa
             std::string::npos)
       << m;
   // Unset, they follow a usual cadence larger than their defaults.
-  auto follows = WorkerConfig::Parse("instance_id: w\ncommit_interval_ms: 2000\nmax_records_per_commit: 80000\n",
+  auto follows = WorkerConfig::Parse("instance_id: w\ncommit_interval_ms: 8000\nmax_records_per_commit: 400000\n",
                                      "w.yaml", {});
   ASSERT_TRUE(follows.ok()) << follows.error().message;
-  EXPECT_EQ(follows->backlog_commit_interval_ms, 2000);
-  EXPECT_EQ(follows->backlog_records_per_commit, 80000);
+  EXPECT_EQ(follows->backlog_commit_interval_ms, 8000);
+  EXPECT_EQ(follows->backlog_records_per_commit, 400000);
   auto t = WorkerConfig::Parse("instance_id: w\nbacklog_commit_interval_ms: 40000\n", "w.yaml", {});
   ASSERT_FALSE(t.ok());
   EXPECT_NE(t.error().message.find("at most half of transaction_timeout_ms (60000)"), std::string::npos)
