@@ -31,9 +31,10 @@ constexpr size_t kMaxEvidenceBytes = 512;  // bytes of quoted input per summary 
 
 class Fired {
  public:
-  Fired(const Profile& p, const char* id, Family family, int64_t t) {
-    const IndicatorConfig& cfg = p.Indicator(id);
-    f_.set_id(id);
+  // `index`: IndicatorIndex("gps.seal_breach"), a constant (no look-up by name).
+  Fired(const Profile& p, size_t index, Family family, int64_t t) {
+    const IndicatorConfig& cfg = p.At(index);
+    f_.set_id(std::string(kIndicatorIds[index]));
     f_.set_family(FamilyName(family));
     f_.set_contribution(cfg.weight);
     f_.set_critical(cfg.critical);
@@ -212,6 +213,15 @@ uint64_t EventKey(std::string_view id) {
     h *= 1099511628211ULL;
   }
   return h == 0 ? 1 : h;  // 0 means "no key"
+}
+
+// The key a fix keeps: the hash folded to 32 bits (4 bytes a fix in the
+// stored window instead of 8). It is compared only with the few fixes
+// around the new one's time in the same container's window, so a false
+// match needs two ids of one box within 16 fixes to collide in 32 bits.
+uint64_t StoredEventKey(uint64_t key) {
+  const uint64_t folded = (key ^ (key >> 32)) & 0xffffffffULL;
+  return folded == 0 ? 1 : folded;
 }
 
 std::string Position(const v1::GpsPoint& p) { return Num(p.lat(), 4) + "," + Num(p.lon(), 4); }
@@ -461,12 +471,15 @@ JoinResult RiskEngine::ApplyGps(v1::ContainerState& s, const v1::GpsEvent& e, in
   int index = points->size();
   while (index > 0 && points->Get(index - 1).fix_time_ms() > t) --index;
   const std::string_view event_id = Utf8Prefix(e.event_id(), kMaxFixText);
-  const uint64_t event_key = event_id.empty() ? 0 : EventKey(event_id);
+  const uint64_t full_key = event_id.empty() ? 0 : EventKey(event_id);
+  const uint64_t event_key = event_id.empty() ? 0 : StoredEventKey(full_key);
   for (int i = std::max(0, index - 8); i < std::min(points->size(), index + 8); ++i) {
     const auto& p = points->Get(i);
+    // A fix stored before the 32-bit key kept the whole hash; one stored
+    // before event_key, the id.
     const bool same = event_id.empty()                 ? p.fix_time_ms() == t
-                      : p.event_key() != 0 ? p.event_key() == event_key
-                                           : p.event_id() == event_id;  // a fix stored before event_key
+                      : p.event_key() != 0 ? p.event_key() == event_key || p.event_key() == full_key
+                                           : p.event_id() == event_id;
     if (same) return JoinResult::kDuplicate;
   }
   // A fix seen before is a duplicate whatever its age (a device resending a
@@ -607,7 +620,7 @@ void RiskEngine::EvaluateSplitConsignment(v1::ContainerState& s, int64_t t) cons
       list += (list.empty() ? "" : ", ") + b;
     }
     MergeFamily(s, FamilyName(Family::kManifest),
-                {Fired(p, "manifest.split_consignment", Family::kManifest, t)
+                {Fired(p, IndicatorIndex("manifest.split_consignment"), Family::kManifest, t)
                      .Summary(std::to_string(boxes.size()) + " under-filled boxes of HS " + heading + " for " +
                               m->consignee().name() + " within " + Num(cfg.Param("window_days", 14), 0) + " days")
                      .Evidence("consignee", m->consignee().name())
@@ -795,15 +808,15 @@ void RiskEngine::EvaluateManifestFamily(v1::ContainerState& s, int64_t t) const 
   std::vector<v1::FiredIndicator> manifest_fired;
   std::vector<v1::FiredIndicator> history_fired;
   if (m != nullptr) {
-    auto on = [&](const char* id) { return p.Indicator(id).enabled; };
+    auto on = [&](size_t index) { return p.At(index).enabled; };
     const Family F = Family::kManifest;
 
-    if (on("route.high_risk_port")) {
+    if (on(IndicatorIndex("route.high_risk_port"))) {
       for (const auto* field : {&m->port_of_loading(), &m->port_of_discharge(), &m->final_destination()}) {
         if (HighRiskPlace(p, *field)) {
           const char* role = field == &m->port_of_loading() ? "port_of_loading"
                              : field == &m->port_of_discharge() ? "port_of_discharge" : "final_destination";
-          manifest_fired.push_back(Fired(p, "route.high_risk_port", F, t)
+          manifest_fired.push_back(Fired(p, IndicatorIndex("route.high_risk_port"), F, t)
                                        .Summary(std::string("Route touches high-risk place ") + *field + " (" + role + ")")
                                        .Evidence(role, *field)
                                        .Take());
@@ -811,10 +824,10 @@ void RiskEngine::EvaluateManifestFamily(v1::ContainerState& s, int64_t t) const 
         }
       }
     }
-    if (on("route.high_risk_transhipment")) {
+    if (on(IndicatorIndex("route.high_risk_transhipment"))) {
       for (const auto& port : m->transhipment_ports()) {
         if (HighRiskPlace(p, port)) {
-          manifest_fired.push_back(Fired(p, "route.high_risk_transhipment", F, t)
+          manifest_fired.push_back(Fired(p, IndicatorIndex("route.high_risk_transhipment"), F, t)
                                        .Summary("Transhipped through high-risk port " + port)
                                        .Evidence("transhipment_port", port)
                                        .Take());
@@ -822,7 +835,7 @@ void RiskEngine::EvaluateManifestFamily(v1::ContainerState& s, int64_t t) const 
         }
       }
     }
-    if (on("route.risky_routing")) {
+    if (on(IndicatorIndex("route.risky_routing"))) {
       const RiskyRouting* hit = nullptr;
       std::string via;
       for (const auto& r : p.risky_routings) {
@@ -836,7 +849,7 @@ void RiskEngine::EvaluateManifestFamily(v1::ContainerState& s, int64_t t) const 
         if (hit) break;
       }
       if (hit) {
-        manifest_fired.push_back(Fired(p, "route.risky_routing", F, t)
+        manifest_fired.push_back(Fired(p, IndicatorIndex("route.risky_routing"), F, t)
                                      .Summary("Routing " + m->port_of_loading() + " via " + via + " (" +
                                               (hit->label.empty() ? hit->origin + " x " + hit->hub : hit->label) + ")")
                                      .Evidence("port_of_loading", m->port_of_loading())
@@ -845,7 +858,7 @@ void RiskEngine::EvaluateManifestFamily(v1::ContainerState& s, int64_t t) const 
                                      .Take());
       }
     }
-    if (on("route.detour") && !m->port_of_loading().empty() && !m->port_of_discharge().empty()) {
+    if (on(IndicatorIndex("route.detour")) && !m->port_of_loading().empty() && !m->port_of_discharge().empty()) {
       std::vector<std::string> chain = {m->port_of_loading()};
       chain.insert(chain.end(), m->transhipment_ports().begin(), m->transhipment_ports().end());
       chain.push_back(m->port_of_discharge());
@@ -863,7 +876,7 @@ void RiskEngine::EvaluateManifestFamily(v1::ContainerState& s, int64_t t) const 
         if (direct > 300000 && length / direct > max_ratio) {
           std::string route;
           for (const auto& c : chain) route += (route.empty() ? "" : " > ") + c;
-          manifest_fired.push_back(Fired(p, "route.detour", F, t)
+          manifest_fired.push_back(Fired(p, IndicatorIndex("route.detour"), F, t)
                                        .Summary("Declared route is " + Num(length / direct, 2) +
                                                 "x the direct distance (" + route + ")")
                                        .Evidence("route", route)
@@ -873,7 +886,7 @@ void RiskEngine::EvaluateManifestFamily(v1::ContainerState& s, int64_t t) const 
         }
       }
     }
-    if (on("party.watchlisted")) {
+    if (on(IndicatorIndex("party.watchlisted"))) {
       // Screening keys fold legal forms, abbreviations and transliterations
       // (operators/names.h): an equal key is the listed party under another
       // spelling, full weight. A near key (a typo, a letter changed) is a
@@ -893,7 +906,7 @@ void RiskEngine::EvaluateManifestFamily(v1::ContainerState& s, int64_t t) const 
                                      : role == "shipper" ? m->shipper().name()
                                                          : m->notify_party().name();
         const bool same = match.similarity >= 1;
-        Fired f(p, "party.watchlisted", F, t);
+        Fired f(p, IndicatorIndex("party.watchlisted"), F, t);
         f.Summary(std::string(same ? "Watchlisted " : "Near a watchlisted name: ") + role + " " + declared +
                   (NormaliseName(declared) == match.entry ? "" : " (list: " + match.entry + ")"))
             .Evidence(role, declared)
@@ -904,15 +917,15 @@ void RiskEngine::EvaluateManifestFamily(v1::ContainerState& s, int64_t t) const 
         manifest_fired.push_back(f.Take());
       }
     }
-    if (on("vessel.watchlisted") && InAnyList(m->vessel_imo(), p.watchlisted_vessels, ref.watchlisted_vessels)) {
-      manifest_fired.push_back(Fired(p, "vessel.watchlisted", F, t)
+    if (on(IndicatorIndex("vessel.watchlisted")) && InAnyList(m->vessel_imo(), p.watchlisted_vessels, ref.watchlisted_vessels)) {
+      manifest_fired.push_back(Fired(p, IndicatorIndex("vessel.watchlisted"), F, t)
                                    .Summary("Watchlisted vessel IMO " + m->vessel_imo() + " " + m->vessel_name())
                                    .Evidence("vessel_imo", m->vessel_imo())
                                    .Take());
     }
     const std::string owner = m->container_number().substr(0, 3);
-    if (on("owner.watchlisted") && InAnyList(owner, p.watchlisted_owner_codes, ref.watchlisted_owner_codes)) {
-      manifest_fired.push_back(Fired(p, "owner.watchlisted", F, t)
+    if (on(IndicatorIndex("owner.watchlisted")) && InAnyList(owner, p.watchlisted_owner_codes, ref.watchlisted_owner_codes)) {
+      manifest_fired.push_back(Fired(p, IndicatorIndex("owner.watchlisted"), F, t)
                                    .Summary("Container owner code " + owner + " is watchlisted")
                                    .Evidence("owner_code", owner)
                                    .Take());
@@ -921,11 +934,11 @@ void RiskEngine::EvaluateManifestFamily(v1::ContainerState& s, int64_t t) const 
     for (int i = 0; i < m->goods_size(); ++i) {
       const auto& g = m->goods(i);
       const std::string line = "goods[" + std::to_string(i) + "]";
-      if (on("goods.vague_description") && !vague_done) {
+      if (on(IndicatorIndex("goods.vague_description")) && !vague_done) {
         const std::string desc = Upper(g.description());
         for (const auto& term : p.vague_terms) {
           if (ContainsTerm(desc, term)) {
-            manifest_fired.push_back(Fired(p, "goods.vague_description", F, t)
+            manifest_fired.push_back(Fired(p, IndicatorIndex("goods.vague_description"), F, t)
                                          .Summary("Vague goods description \"" + g.description() + "\"")
                                          .Evidence(line + ".description", g.description())
                                          .Evidence("term", term)
@@ -936,8 +949,8 @@ void RiskEngine::EvaluateManifestFamily(v1::ContainerState& s, int64_t t) const 
         }
       }
       const SensitiveHs* hs = p.MatchSensitiveHs(g.hs_code());
-      if (hs != nullptr && on("goods.sensitive_hs") && !hs_done) {
-        manifest_fired.push_back(Fired(p, "goods.sensitive_hs", F, t)
+      if (hs != nullptr && on(IndicatorIndex("goods.sensitive_hs")) && !hs_done) {
+        manifest_fired.push_back(Fired(p, IndicatorIndex("goods.sensitive_hs"), F, t)
                                      .Summary("Sensitive goods: HS " + g.hs_code() + " (" + hs->label + ")")
                                      .Evidence(line + ".hs_code", g.hs_code())
                                      .Evidence("category", hs->label)
@@ -946,13 +959,13 @@ void RiskEngine::EvaluateManifestFamily(v1::ContainerState& s, int64_t t) const 
       }
       // Plausible weight: a sensitive entry's range, else goods_weights'.
       const SensitiveHs* w = p.MatchGoodsWeight(g.hs_code());
-      if (w != nullptr && on("goods.weight_implausible") && !weight_done && g.packages() > 0 &&
+      if (w != nullptr && on(IndicatorIndex("goods.weight_implausible")) && !weight_done && g.packages() > 0 &&
           !Unusable(*m, line + ".gross_weight_kg")) {
         const double tol = p.At(IndicatorIndex("goods.weight_implausible")).Param("tolerance_fraction", 0.25);
         const double per = g.gross_weight_kg() / g.packages();
         if (per < w->min_kg_per_package * (1 - tol) || per > w->max_kg_per_package * (1 + tol)) {
           manifest_fired.push_back(
-              Fired(p, "goods.weight_implausible", F, t)
+              Fired(p, IndicatorIndex("goods.weight_implausible"), F, t)
                   .Summary("Declared " + Num(per, 1) + " kg per package for " + w->label + "; plausible " +
                            Num(w->min_kg_per_package, 0) + "-" + Num(w->max_kg_per_package, 0) + " kg")
                   .Evidence(line + ".gross_weight_kg", Num(g.gross_weight_kg(), 0))
@@ -967,7 +980,7 @@ void RiskEngine::EvaluateManifestFamily(v1::ContainerState& s, int64_t t) const 
     // A party the trader register does not know, or registered recently.
     // Without a register (no known_traders entry at all) nothing is new.
     std::optional<std::pair<std::string, std::string>> new_trader;  // role, why
-    if (on("party.new_trader") && !ref.known_traders.empty()) {
+    if (on(IndicatorIndex("party.new_trader")) && !ref.known_traders.empty()) {
       const double days = p.At(IndicatorIndex("party.new_trader")).Param("new_days", 180);
       for (const auto& [role, party] : {std::pair{"consignee", &m->consignee()}, std::pair{"shipper", &m->shipper()}}) {
         const std::string name = NormaliseName(party->name());
@@ -979,7 +992,7 @@ void RiskEngine::EvaluateManifestFamily(v1::ContainerState& s, int64_t t) const 
           new_trader.emplace(role, "registered " + Num((t - it->second) / 86400000.0, 0) + " days before");
         }
         if (new_trader) {
-          manifest_fired.push_back(Fired(p, "party.new_trader", F, t)
+          manifest_fired.push_back(Fired(p, IndicatorIndex("party.new_trader"), F, t)
                                        .Summary("Newly seen " + std::string(role) + " " + party->name() + ": " +
                                                 new_trader->second)
                                        .Evidence(role, party->name())
@@ -989,8 +1002,8 @@ void RiskEngine::EvaluateManifestFamily(v1::ContainerState& s, int64_t t) const 
         }
       }
     }
-    if (on("payment.cash") && m->freight_payment() == v1::Manifest::FREIGHT_PAYMENT_CASH) {
-      Fired f(p, "payment.cash", F, t);
+    if (on(IndicatorIndex("payment.cash")) && m->freight_payment() == v1::Manifest::FREIGHT_PAYMENT_CASH) {
+      Fired f(p, IndicatorIndex("payment.cash"), F, t);
       f.Summary("Freight paid in cash").Evidence("freight_payment", "CASH");
       if (new_trader) {
         // Cash freight by a company nobody knows yet: the pattern of a front.
@@ -1000,7 +1013,7 @@ void RiskEngine::EvaluateManifestFamily(v1::ContainerState& s, int64_t t) const 
       }
       manifest_fired.push_back(f.Take());
     }
-    if (on("manifest.late_amendment") && m->eta_ms() > 0) {
+    if (on(IndicatorIndex("manifest.late_amendment")) && m->eta_ms() > 0) {
       const double cutoff_h = p.At(IndicatorIndex("manifest.late_amendment")).Param("cutoff_hours_before_eta", 48);
       const int64_t cutoff = m->eta_ms() - static_cast<int64_t>(cutoff_h * 3600 * 1000);
       const IndicatorConfig& late = p.At(IndicatorIndex("manifest.late_amendment"));
@@ -1034,7 +1047,7 @@ void RiskEngine::EvaluateManifestFamily(v1::ContainerState& s, int64_t t) const 
           substance = now == nullptr || before == nullptr || headings(*now) != headings(*before);
         }
         const double hours_before = (m->eta_ms() - sum.declared_at_ms()) / 3600000.0;
-        Fired f(p, "manifest.late_amendment", F, t);
+        Fired f(p, IndicatorIndex("manifest.late_amendment"), F, t);
         if (!substance) f.Scale(late.Param("minor_factor", 1));
         manifest_fired.push_back(
             f.Summary("Version " + std::to_string(sum.version()) + " changed " + changed + " " +
@@ -1051,7 +1064,7 @@ void RiskEngine::EvaluateManifestFamily(v1::ContainerState& s, int64_t t) const 
     if (p.At(IndicatorIndex("manifest.incomplete")).enabled && m->unusable_fields_size() > 0) {
       std::string fields;
       for (const auto& f : m->unusable_fields()) fields += (fields.empty() ? "" : ",") + f;
-      manifest_fired.push_back(Fired(p, "manifest.incomplete", F, t)
+      manifest_fired.push_back(Fired(p, IndicatorIndex("manifest.incomplete"), F, t)
                                    .Summary("Declaration with unusable fields: " + fields)
                                    .Evidence("fields", fields)
                                    .Evidence("version", std::to_string(m->version()))
@@ -1062,7 +1075,7 @@ void RiskEngine::EvaluateManifestFamily(v1::ContainerState& s, int64_t t) const 
                                         std::pair{"notify_party", &m->notify_party()}}) {
         // Only a seizure before this event counts: feedback never reaches back in time.
         if (ref.SeizureCovers(NormaliseName(party->name()), t)) {
-          history_fired.push_back(Fired(p, "history.party_seizure", Family::kHistory, t)
+          history_fired.push_back(Fired(p, IndicatorIndex("history.party_seizure"), Family::kHistory, t)
                                       .Summary(std::string("The ") + role + " " + party->name() + " had a recorded seizure")
                                       .Evidence(role, party->name())
                                       .Take());
@@ -1073,7 +1086,7 @@ void RiskEngine::EvaluateManifestFamily(v1::ContainerState& s, int64_t t) const 
     const std::string bill = AlnumUpper(m->bill_of_lading());
     if (p.At(IndicatorIndex("history.sibling_seizure")).enabled && !bill.empty() &&
         ref.SiblingSeizureCovers(bill, t)) {
-      history_fired.push_back(Fired(p, "history.sibling_seizure", Family::kHistory, t)
+      history_fired.push_back(Fired(p, IndicatorIndex("history.sibling_seizure"), Family::kHistory, t)
                                   .Summary("Another box of bill of lading " + m->bill_of_lading() + " was seized")
                                   .Evidence("bill_of_lading", m->bill_of_lading())
                                   .Take());
@@ -1115,7 +1128,7 @@ void RiskEngine::EvaluateScanFamily(v1::ContainerState& s, int64_t t) const {
           if (m->goods(i).hs_code().rfind(prefix, 0) == 0) norm_goods = m->goods(i).hs_code();
       }
       if (!threat.empty() && p.At(IndicatorIndex("scan.threat_nuclide")).enabled) {
-        fired.push_back(Fired(p, "scan.threat_nuclide", F, t)
+        fired.push_back(Fired(p, IndicatorIndex("scan.threat_nuclide"), F, t)
                             .Summary(threat + " identified at " + where +
                                      (norm_goods.empty() ? "" : " in goods declared as HS " + norm_goods))
                             .Evidence("nuclides", identified)
@@ -1128,7 +1141,7 @@ void RiskEngine::EvaluateScanFamily(v1::ContainerState& s, int64_t t) const {
       const double ratio = r.gamma_cps() / std::max(r.gamma_background_cps(), 1.0);
       const bool over = r.gamma_alarm() || ratio > gf;
       if (gcfg.enabled && threat.empty() && over) {
-        Fired f(p, "scan.radiation_gamma", F, t);
+        Fired f(p, IndicatorIndex("scan.radiation_gamma"), F, t);
         const bool norm = !norm_goods.empty() && ratio <= gcfg.Param("norm_factor", 6.0);
         f.Summary("Gamma " + Num(r.gamma_cps(), 0) + " cps against background " + Num(r.gamma_background_cps(), 0) +
                   " cps at " + where +
@@ -1146,7 +1159,7 @@ void RiskEngine::EvaluateScanFamily(v1::ContainerState& s, int64_t t) const {
       const double nf = p.At(IndicatorIndex("scan.radiation_neutron")).Param("factor", 2.0);
       if (p.At(IndicatorIndex("scan.radiation_neutron")).enabled &&
           (r.neutron_alarm() || r.neutron_cps() > std::max(r.neutron_background_cps(), 0.5) * nf)) {
-        fired.push_back(Fired(p, "scan.radiation_neutron", F, t)
+        fired.push_back(Fired(p, IndicatorIndex("scan.radiation_neutron"), F, t)
                             .Summary("Neutron " + Num(r.neutron_cps(), 1) + " cps against background " +
                                      Num(r.neutron_background_cps(), 1) + " cps at " + where)
                             .Evidence("neutron_cps", Num(r.neutron_cps(), 1))
@@ -1160,7 +1173,7 @@ void RiskEngine::EvaluateScanFamily(v1::ContainerState& s, int64_t t) const {
       const double min_score = p.At(IndicatorIndex("scan.xray_anomaly")).Param("min_anomaly_score", 0.75);
       if (p.At(IndicatorIndex("scan.xray_anomaly")).enabled &&
           (n.verdict() == v1::NiiResult::VERDICT_SUSPICIOUS || n.anomaly_score() >= min_score)) {
-        fired.push_back(Fired(p, "scan.xray_anomaly", F, t)
+        fired.push_back(Fired(p, IndicatorIndex("scan.xray_anomaly"), F, t)
                             .Summary("X-ray anomaly score " + Num(n.anomaly_score(), 2) +
                                      (n.verdict() == v1::NiiResult::VERDICT_SUSPICIOUS ? ", analyst: suspicious" : "") +
                                      " at " + where)
@@ -1172,7 +1185,7 @@ void RiskEngine::EvaluateScanFamily(v1::ContainerState& s, int64_t t) const {
       // (a dense or uneven load hides what an image would show).
       else if (p.At(IndicatorIndex("scan.xray_inconclusive")).enabled &&
                n.verdict() == v1::NiiResult::VERDICT_INCONCLUSIVE) {
-        fired.push_back(Fired(p, "scan.xray_inconclusive", F, t)
+        fired.push_back(Fired(p, IndicatorIndex("scan.xray_inconclusive"), F, t)
                             .Summary("X-ray image inconclusive at " + where +
                                      (n.analyst_note().empty() ? "" : ": " + n.analyst_note()))
                             .Evidence("anomaly_score", Num(n.anomaly_score(), 2))
@@ -1199,7 +1212,7 @@ void RiskEngine::EvaluateScanFamily(v1::ContainerState& s, int64_t t) const {
         for (const auto& g : m->goods()) declared += g.gross_weight_kg();
         const double tol = cfg.Param("tolerance_fraction", 0.2);
         if (declared > 0 && std::fabs(n.estimated_weight_kg() - declared) / declared > tol) {
-          fired.push_back(Fired(p, "scan.weight_mismatch", F, t)
+          fired.push_back(Fired(p, IndicatorIndex("scan.weight_mismatch"), F, t)
                               .Summary("Scanner estimates " + Num(n.estimated_weight_kg(), 0) + " kg; manifest declares " +
                                        Num(declared, 0) + " kg")
                               .Evidence("estimated_kg", Num(n.estimated_weight_kg(), 0))
@@ -1222,10 +1235,17 @@ void RiskEngine::EvaluateGpsFamily(v1::ContainerState& s, int64_t t) const {
   std::vector<v1::FiredIndicator> fired;
   const v1::GpsPoint& last = pts.Get(end - 1);
   const v1::Manifest* m = ManifestAsOf(s, t);
+  // An indicator of this family that fired before stays as it fired
+  // (MergeFamily keeps the first evidence): it is not looked at again.
+  auto open = [&](size_t index) {
+    return p.At(index).enabled && std::none_of(s.fired().begin(), s.fired().end(), [&](const v1::FiredIndicator& f) {
+             return f.id() == kIndicatorIds[index];
+           });
+  };
 
   const IndicatorConfig& dev = p.At(IndicatorIndex("gps.route_deviation"));
   const int64_t corridor_since = s.gps().first_corridor_fix_ms();
-  if (dev.enabled && corridor_since != 0 && corridor_since <= t && last.outside_corridors()) {
+  if (open(IndicatorIndex("gps.route_deviation")) && corridor_since != 0 && corridor_since <= t && last.outside_corridors()) {
     int run = 0;
     double max_dist = 0;  // 0 when no corridor is even near (distance unknown)
     while (run < end && pts.Get(end - 1 - run).outside_corridors()) {
@@ -1235,7 +1255,7 @@ void RiskEngine::EvaluateGpsFamily(v1::ContainerState& s, int64_t t) const {
     const v1::GpsPoint& first = pts.Get(end - run);
     const double minutes = (last.fix_time_ms() - first.fix_time_ms()) / double(kMinute);
     if (run >= dev.Param("min_points", 3) || (run >= 2 && minutes >= dev.Param("min_minutes", 10))) {
-      fired.push_back(Fired(p, "gps.route_deviation", F, t)
+      fired.push_back(Fired(p, IndicatorIndex("gps.route_deviation"), F, t)
                           .Summary("Off every approved corridor for " + Num(minutes, 0) + " min (" +
                                    std::to_string(run) + " fixes), up to " +
                                    (max_dist <= 0 ? std::string("more than a buffer") : Num(max_dist / 1000, 1) + " km") + " away")
@@ -1310,7 +1330,7 @@ void RiskEngine::EvaluateGpsFamily(v1::ContainerState& s, int64_t t) const {
     return st;
   };
   const double max_stop_speed = stop.Param("max_speed_kmh", 3);
-  if (stop.enabled && last.speed_kmh() <= max_stop_speed && !authorised(last)) {
+  if (open(IndicatorIndex("gps.unscheduled_stop")) && last.speed_kmh() <= max_stop_speed && !authorised(last)) {
     const Stop st = stop_run(max_stop_speed, false);
     const v1::GpsPoint& first = pts.Get(end - st.run);
     const double minutes = (last.fix_time_ms() - st.start_ms) / double(kMinute);
@@ -1335,7 +1355,7 @@ void RiskEngine::EvaluateGpsFamily(v1::ContainerState& s, int64_t t) const {
       }
       const double near_m = stop.Param("near_zone_m", 0);
       const bool near = nearest != nullptr && near_m > 0 && zone_gap <= near_m;
-      Fired f(p, "gps.unscheduled_stop", F, t);
+      Fired f(p, IndicatorIndex("gps.unscheduled_stop"), F, t);
       if (night) f.Scale(stop.Param("night_factor", 1.5));
       if (near) f.Scale(stop.Param("near_zone_factor", 1));
       f.Summary(std::string(night ? "Night stop" : "Stop") + " of " + Num(minutes, 0) + " min outside authorised zones at " +
@@ -1355,13 +1375,13 @@ void RiskEngine::EvaluateGpsFamily(v1::ContainerState& s, int64_t t) const {
   // goes. Shorter than an unscheduled stop and weighed on its own.
   const IndicatorConfig& off_stop = p.At(IndicatorIndex("gps.off_corridor_stop"));
   const double off_stop_speed = off_stop.Param("max_speed_kmh", 3);
-  if (off_stop.enabled && corridor_since != 0 && corridor_since <= t && last.outside_corridors() &&
+  if (open(IndicatorIndex("gps.off_corridor_stop")) && corridor_since != 0 && corridor_since <= t && last.outside_corridors() &&
       last.speed_kmh() <= off_stop_speed && !authorised(last)) {
     const Stop st = stop_run(off_stop_speed, true);
     const v1::GpsPoint& first = pts.Get(end - st.run);
     const double minutes = (last.fix_time_ms() - st.start_ms) / double(kMinute);
     if (minutes >= off_stop.Param("min_minutes", 15)) {
-      fired.push_back(Fired(p, "gps.off_corridor_stop", F, t)
+      fired.push_back(Fired(p, IndicatorIndex("gps.off_corridor_stop"), F, t)
                           .Summary("Stopped " + Num(minutes, 0) + " min off every approved corridor at " + Position(first) +
                                    (st.max_off_m > 0 ? ", " + Num(st.max_off_m / 1000, 1) + " km from the nearest" : ""))
                           .Evidence("stopped_at", FormatUtc(st.start_ms))
@@ -1375,7 +1395,7 @@ void RiskEngine::EvaluateGpsFamily(v1::ContainerState& s, int64_t t) const {
   // line, fix after fix, rather than leaving it in one jump.
   const IndicatorConfig& drift = p.At(IndicatorIndex("gps.corridor_drift"));
   const int drift_points = static_cast<int>(drift.Param("min_points", 8));
-  if (drift.enabled && drift_points >= 2 && end >= drift_points) {
+  if (open(IndicatorIndex("gps.corridor_drift")) && drift_points >= 2 && end >= drift_points) {
     const double jitter = drift.Param("jitter_m", 200);
     const double min_speed = drift.Param("min_speed_kmh", 10);
     const double max_step = drift.Param("max_step_m", 1000);  // more in one step is a jump (gps.route_deviation)
@@ -1388,7 +1408,7 @@ void RiskEngine::EvaluateGpsFamily(v1::ContainerState& s, int64_t t) const {
     const auto& from = pts.Get(end - drift_points);
     const double rise = last.corridor_distance_m() - from.corridor_distance_m();
     if (steady && rise >= drift.Param("min_rise_m", 2000)) {
-      fired.push_back(Fired(p, "gps.corridor_drift", F, t)
+      fired.push_back(Fired(p, IndicatorIndex("gps.corridor_drift"), F, t)
                           .Summary("Drifting away from the corridor: " + Num(from.corridor_distance_m() / 1000, 1) + " to " +
                                    Num(last.corridor_distance_m() / 1000, 1) + " km off its line over " +
                                    std::to_string(drift_points) + " fixes")
@@ -1408,14 +1428,14 @@ void RiskEngine::EvaluateGpsFamily(v1::ContainerState& s, int64_t t) const {
   int first_new = end;
   while (first_new > 0 && pts.Get(first_new - 1).fix_time_ms() > examined_through) --first_new;
   const IndicatorConfig& gap = p.At(IndicatorIndex("gps.tracking_gap"));
-  if (gap.enabled) {
+  if (open(IndicatorIndex("gps.tracking_gap"))) {
     const double max_gap = gap.Param("max_gap_minutes", 60);
     for (int i = std::max(1, first_new); i < end; ++i) {
       const auto& a = pts.Get(i - 1);
       const auto& b = pts.Get(i);
       const double minutes = (b.fix_time_ms() - a.fix_time_ms()) / double(kMinute);
       if (minutes > max_gap && !a.in_stop_zone()) {
-        fired.push_back(Fired(p, "gps.tracking_gap", F, t)
+        fired.push_back(Fired(p, IndicatorIndex("gps.tracking_gap"), F, t)
                             .Summary("No position for " + Num(minutes, 0) + " min in transit after " + Position(a))
                             .Evidence("from", FormatUtc(a.fix_time_ms()))
                             .Evidence("to", FormatUtc(b.fix_time_ms()))
@@ -1425,12 +1445,12 @@ void RiskEngine::EvaluateGpsFamily(v1::ContainerState& s, int64_t t) const {
     }
   }
 
-  for (int i = first_new; breach.enabled && i < end; ++i) {
+  for (int i = open(IndicatorIndex("gps.seal_breach")) ? first_new : end; i < end; ++i) {
     const auto& pt = pts.Get(i);
     if (!authorised(pt) &&
         (pt.seal_state() == v1::GpsEvent::SEAL_STATE_OPENED || pt.seal_state() == v1::GpsEvent::SEAL_STATE_TAMPERED)) {
       const char* state = pt.seal_state() == v1::GpsEvent::SEAL_STATE_OPENED ? "opened" : "tampered";
-      fired.push_back(Fired(p, "gps.seal_breach", F, t)
+      fired.push_back(Fired(p, IndicatorIndex("gps.seal_breach"), F, t)
                           .Summary(std::string("E-seal ") + state + " outside authorised zones at " + Position(pt))
                           .Evidence("seal_state", state)
                           .Evidence("at", FormatUtc(pt.fix_time_ms()))
@@ -1438,7 +1458,7 @@ void RiskEngine::EvaluateGpsFamily(v1::ContainerState& s, int64_t t) const {
       break;
     }
   }
-  if (p.At(IndicatorIndex("gps.seal_mismatch")).enabled && m != nullptr && m->seal_numbers_size() > 0) {
+  if (open(IndicatorIndex("gps.seal_mismatch")) && m != nullptr && m->seal_numbers_size() > 0) {
     for (int i = 0; i < end; ++i) {
       const auto& pt = pts.Get(i);
       if (pt.seal_number().empty()) continue;
@@ -1452,7 +1472,7 @@ void RiskEngine::EvaluateGpsFamily(v1::ContainerState& s, int64_t t) const {
                std::any_of(o.seals_applied().begin(), o.seals_applied().end(), same);
       });
       if (!resealed && std::none_of(m->seal_numbers().begin(), m->seal_numbers().end(), same)) {
-        fired.push_back(Fired(p, "gps.seal_mismatch", F, t)
+        fired.push_back(Fired(p, IndicatorIndex("gps.seal_mismatch"), F, t)
                             .Summary("Seal " + pt.seal_number() + " read in transit is not on the manifest (" +
                                      m->seal_numbers(0) + ")")
                             .Evidence("seal_read", pt.seal_number())
@@ -1463,14 +1483,14 @@ void RiskEngine::EvaluateGpsFamily(v1::ContainerState& s, int64_t t) const {
     }
   }
   const IndicatorConfig& border = p.At(IndicatorIndex("gps.unapproved_border_crossing"));
-  if (border.enabled) {
+  if (open(IndicatorIndex("gps.unapproved_border_crossing"))) {
     const double min_points = border.Param("min_points", 1);
     int count = 0;
     for (int i = 0; i < end; ++i) {  // counts over the window: min_points may exceed 1
       const auto& pt = pts.Get(i);
       if (pt.border_geofence().empty() || pt.at_approved_crossing()) continue;
       if (++count >= min_points) {
-        fired.push_back(Fired(p, "gps.unapproved_border_crossing", F, t)
+        fired.push_back(Fired(p, IndicatorIndex("gps.unapproved_border_crossing"), F, t)
                             .Summary("Border geofence " + pt.border_geofence() + " crossed away from approved crossings at " +
                                      Position(pt))
                             .Evidence("geofence", pt.border_geofence())
@@ -1490,7 +1510,7 @@ void RiskEngine::EvaluateMissingManifest(v1::ContainerState& s, int64_t t) const
   const double minutes = (t - s.first_event_ms()) / double(kMinute);
   if (minutes < grace) return;
   std::vector<v1::FiredIndicator> fired;
-  fired.push_back(Fired(*profile_, "manifest.missing", Family::kManifest, t)
+  fired.push_back(Fired(*profile_, IndicatorIndex("manifest.missing"), Family::kManifest, t)
                       .Summary("No manifest " + Num(minutes, 0) + " min after the box was first scanned or tracked")
                       .Evidence("first_seen", FormatUtc(s.first_event_ms()))
                       .Take());

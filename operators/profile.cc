@@ -145,7 +145,7 @@ void ParseIndicators(const YAML::Node& n, Profile& prof, Problems& p) {
           double value = 0;
           if (GetDouble(pkv.second, "indicator " + id + ".params." + name, p, &value)) {
             if (value < 0) p.Add(pkv.second, "indicator " + id + ".params." + name + " must be >= 0");
-            cfg.params[name] = value;
+            cfg.SetParam(name, value);
           }
         }
       }

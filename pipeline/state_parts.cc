@@ -39,7 +39,7 @@ void SwapEvaluation(v1::ContainerState& a, v1::ContainerState& b) {
 // relative to the previous fix where that makes them small: time delta
 // (ms), latitude and longitude deltas (1e-7 degree), speed (0.01 km/h),
 // corridor distance (0.1 m), a flag byte, the seal state, then the event key
-// (8 bytes, little-endian) and the seal number, border geofence and event id
+// (4 bytes, little-endian; 8 for a key stored before keys were 32-bit) and the seal number, border geofence and event id
 // (length and bytes) when their flags say so. About 15 bytes a fix where the
 // protobuf takes about 60. Only a window whose numbers all lie on the
 // engine's grid (operators/fix_quantum.h) is packed, so decoding gives back
@@ -53,6 +53,7 @@ enum PointFlag : uint8_t {
   kHasGeofence = 16,
   kHasKey = 32,
   kHasEventId = 64,
+  kHasKey32 = 128,  // an event key below 2^32, in 4 bytes
 };
 
 void PutVarint(std::string* out, uint64_t v) {
@@ -92,11 +93,13 @@ bool PackPoints(const google::protobuf::RepeatedPtrField<v1::GpsPoint>& points, 
     const uint8_t flags = (p.outside_corridors() ? kOutside : 0) | (p.in_stop_zone() ? kInStopZone : 0) |
                           (p.at_approved_crossing() ? kApprovedCrossing : 0) |
                           (p.seal_number().empty() ? 0 : kHasSeal) | (p.border_geofence().empty() ? 0 : kHasGeofence) |
-                          (p.event_key() != 0 ? kHasKey : 0) | (p.event_id().empty() ? 0 : kHasEventId);
+                          (p.event_key() == 0 ? 0 : p.event_key() >> 32 == 0 ? kHasKey32 : kHasKey) |
+                          (p.event_id().empty() ? 0 : kHasEventId);
     out->push_back(static_cast<char>(flags));
     PutVarint(out, static_cast<uint64_t>(p.seal_state()));
-    if (flags & kHasKey) {
-      for (int i = 0; i < 8; ++i) out->push_back(static_cast<char>(p.event_key() >> (8 * i)));
+    if (flags & (kHasKey | kHasKey32)) {
+      const int bytes = flags & kHasKey ? 8 : 4;
+      for (int i = 0; i < bytes; ++i) out->push_back(static_cast<char>(p.event_key() >> (8 * i)));
     }
     if (flags & kHasSeal) PutText(out, p.seal_number());
     if (flags & kHasGeofence) PutText(out, p.border_geofence());
@@ -124,10 +127,10 @@ class Reader {
     }
     return Fail();
   }
-  uint64_t Fixed64() {
-    if (left() < 8) return Fail();
+  uint64_t Fixed(int bytes) {
+    if (left() < static_cast<size_t>(bytes)) return Fail();
     uint64_t v = 0;
-    for (int i = 0; i < 8; ++i) v |= static_cast<uint64_t>(static_cast<uint8_t>(*p_++)) << (8 * i);
+    for (int i = 0; i < bytes; ++i) v |= static_cast<uint64_t>(static_cast<uint8_t>(*p_++)) << (8 * i);
     return v;
   }
   std::string Text() {
@@ -178,7 +181,8 @@ bool UnpackPoints(std::string_view bytes, google::protobuf::RepeatedPtrField<v1:
     p->set_in_stop_zone(flags & kInStopZone);
     p->set_at_approved_crossing(flags & kApprovedCrossing);
     p->set_seal_state(static_cast<v1::GpsEvent::SealState>(seal_state));
-    if (flags & kHasKey) p->set_event_key(r.Fixed64());
+    if (flags & kHasKey) p->set_event_key(r.Fixed(8));
+    if (flags & kHasKey32) p->set_event_key(r.Fixed(4));
     if (flags & kHasSeal) p->set_seal_number(r.Text());
     if (flags & kHasGeofence) p->set_border_geofence(r.Text());
     if (flags & kHasEventId) p->set_event_id(r.Text());

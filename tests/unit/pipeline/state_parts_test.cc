@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include <cmath>
+#include <limits>
 #include <map>
 #include <set>
 
@@ -229,7 +231,8 @@ v1::ContainerState WithWindow(int fixes) {
     p->set_outside_corridors(i % 3 == 0);
     p->set_in_stop_zone(i % 7 == 0);
     p->set_seal_state(i % 11 == 0 ? v1::GpsEvent::SEAL_STATE_OPENED : v1::GpsEvent::SEAL_STATE_CLOSED);
-    p->set_event_key(0x9e3779b97f4a7c15ULL * (i + 1));
+    // Keys of both sizes: 32-bit ones, and whole hashes kept from before.
+    p->set_event_key(i % 2 == 0 ? 0x9e3779b97f4a7c15ULL * (i + 1) : 0x7f4a7c15ULL * (i + 1) % 0xffffffffULL + 1);
     if (i % 13 == 0) p->set_seal_number("SX 0042-17");
     if (i == 20) {
       p->set_border_geofence("BORDER-KZ-UZ");
@@ -294,6 +297,40 @@ TEST(StateParts, AWindowOffTheGridIsStoredAsProtobufPoints) {
   auto loaded = cache.Get(kBox);
   ASSERT_TRUE(loaded.ok() && *loaded != nullptr);
   EXPECT_EQ((*loaded)->SerializeAsString(), whole);
+}
+
+// The grid check packing relies on: every value Quantize makes is on the
+// grid and comes back exactly; anything else is refused, never rounded.
+TEST(StateParts, TheGridCheckAcceptsQuantizedValuesAndRefusesEverythingElse) {
+  using operators::Quantize;
+  using operators::QuantumOf;
+  const double scales[] = {operators::kDegreeScale, operators::kSpeedScale, operators::kDistanceScale};
+  uint64_t seed = 0x2545f4914f6cdd1dULL;
+  for (double scale : scales) {
+    for (int i = 0; i < 20000; ++i) {
+      seed ^= seed << 13, seed ^= seed >> 7, seed ^= seed << 17;
+      const double raw = (static_cast<double>(seed % 4000000001ULL) - 2e9) / 1e7 * (i % 3 == 0 ? 1 : 0.001);
+      const double v = Quantize(raw, scale);
+      int64_t q = 0;
+      ASSERT_TRUE(QuantumOf(v, scale, &q)) << v << " at scale " << scale;
+      EXPECT_EQ(static_cast<double>(q) / scale, v);
+      EXPECT_EQ(q, std::llround(v * scale));
+      // Half a step off the grid is refused.
+      if (v != 0) {
+        EXPECT_FALSE(QuantumOf(v + 0.5 / scale * (v < 0 ? -1 : 1), scale, &q)) << v;
+      }
+    }
+  }
+  int64_t q = 0;
+  EXPECT_TRUE(QuantumOf(-100.8823457, operators::kDegreeScale, &q));
+  EXPECT_EQ(q, -1008823457);
+  EXPECT_TRUE(QuantumOf(0.0, operators::kSpeedScale, &q));
+  EXPECT_EQ(q, 0);
+  EXPECT_FALSE(QuantumOf(-0.0, operators::kSpeedScale, &q));
+  EXPECT_FALSE(QuantumOf(std::nan(""), operators::kSpeedScale, &q));
+  EXPECT_FALSE(QuantumOf(std::numeric_limits<double>::infinity(), operators::kSpeedScale, &q));
+  EXPECT_FALSE(QuantumOf(1e300, operators::kSpeedScale, &q));
+  EXPECT_FALSE(QuantumOf(0.001, operators::kSpeedScale, &q));  // a thousandth of a km/h: off the 0.01 grid
 }
 
 TEST(StateParts, ABrokenPackedWindowIsFatalAndNamesTheKey) {
