@@ -847,8 +847,11 @@ Status Worker::EmitOutput(Task& task, const TaskOutput& out, int64_t ingest_ms, 
       return s;
     }
   }
-  // The pass's clock when there is one.
-  const int64_t now = clock_ms >= 0 ? clock_ms : ingest_ms >= 0 ? ingest_ms : NowMs();
+  // The emit time: now (one clock read for a record that released alerts,
+  // and none for the many that do not), or the pass's clock when there is
+  // one. Not the ingest time: emit -> hub then starts where the worker let
+  // go of the alert, and ingest -> alert covers the worker's part.
+  const int64_t now = out.alerts.empty() ? 0 : clock_ms >= 0 ? clock_ms : NowMs();
   for (const auto& a : out.alerts) {
     // Record time: the event time, but never ahead of the clock (Kafka 4
     // brokers refuse timestamps over an hour ahead; max_future_ms may be more).
@@ -862,7 +865,7 @@ Status Worker::EmitOutput(Task& task, const TaskOutput& out, int64_t ingest_ms, 
       return st;
     }
     ++stats_.alerts;
-    emitted_.push_back({a.priority(), {a.regions().begin(), a.regions().end()}, a.event_time_ms(), ingest_ms});
+    emitted_.push_back({a.priority(), {a.regions().begin(), a.regions().end()}, a.event_time_ms(), ingest_ms, now});
   }
   const TaskCounters& c = task.core->counters();
   stats_.processed += c.processed - task.reported.processed;
@@ -954,7 +957,7 @@ Status Worker::CommitCycle() {
       records_in_transaction_);
   for (const auto& e : emitted_) {
     probe_->Alert(v1::Priority_Name(e.priority).substr(9), e.regions, (committed_ms - e.event_ms) / 1000.0,
-                  e.ingest_ms < 0 ? -1.0 : (committed_ms - e.ingest_ms) / 1000.0);
+                  e.ingest_ms < 0 ? -1.0 : (committed_ms - e.ingest_ms) / 1000.0, (committed_ms - e.emit_ms) / 1000.0);
   }
   emitted_.clear();
   records_in_transaction_ = 0;

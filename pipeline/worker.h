@@ -194,6 +194,7 @@ class Worker : public RebalanceListener {
     std::vector<std::string> regions;
     int64_t event_ms;
     int64_t ingest_ms;
+    int64_t emit_ms;  // the emit-time header
   };
   std::vector<Emitted> emitted_;
   WorkerStats stats_;

@@ -66,6 +66,11 @@ struct WorkerProbe::Impl {
                             .Help("From reading the container's latest input record to the alert's commit")
                             .Register(r)
                             .Add({}, monitoring::LatencyBuckets())),
+        emit_to_commit(BuildHistogram()
+                           .Name("boxwatch_worker_emit_to_commit_seconds")
+                           .Help("From producing an alert (its emit-time header) to the commit that makes it visible")
+                           .Register(r)
+                           .Add({}, monitoring::LatencyBuckets())),
         commit_seconds(BuildHistogram()
                            .Name("boxwatch_worker_transaction_commit_seconds")
                            .Help("Evaluating, producing and committing one transaction")
@@ -177,6 +182,7 @@ struct WorkerProbe::Impl {
   Family<Counter>& alerts;
   Histogram& event_to_alert;
   Histogram& ingest_to_alert;
+  Histogram& emit_to_commit;
   Histogram& commit_seconds;
   Counter& transactions;
   Counter& transaction_records;
@@ -264,11 +270,12 @@ void WorkerProbe::PartitionGone(int32_t partition) {
 }
 
 void WorkerProbe::Alert(const std::string& priority, const std::vector<std::string>& regions, double event_to_alert_s,
-                        double ingest_to_alert_s) {
+                        double ingest_to_alert_s, double emit_to_commit_s) {
   if (regions.empty()) impl_->alerts.Add({{"priority", priority}, {"region", "none"}}).Increment();
   for (const auto& r : regions) impl_->alerts.Add({{"priority", priority}, {"region", r}}).Increment();
   impl_->event_to_alert.Observe(std::max(0.0, event_to_alert_s));
   if (ingest_to_alert_s >= 0) impl_->ingest_to_alert.Observe(ingest_to_alert_s);
+  impl_->emit_to_commit.Observe(std::max(0.0, emit_to_commit_s));
 }
 
 void WorkerProbe::TransactionCommitted(double seconds, int64_t records) {

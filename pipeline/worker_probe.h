@@ -31,9 +31,10 @@ class WorkerProbe {
   void Lag(int input, int32_t partition, int64_t records);
   void PartitionGone(int32_t partition);
   // One emitted alert: its priority name, regions, and latencies (seconds)
-  // from its event time and from ingest, observed once its transaction commits.
+  // from its event time, from ingest and from its emit-time header,
+  // observed once its transaction commits.
   void Alert(const std::string& priority, const std::vector<std::string>& regions, double event_to_alert_s,
-             double ingest_to_alert_s);
+             double ingest_to_alert_s, double emit_to_commit_s);
   void TransactionCommitted(double seconds, int64_t records);
   void TransactionFailed();
   void Rebalance(const char* kind);  // assigned, revoked, lost
