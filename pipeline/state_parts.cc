@@ -70,12 +70,26 @@ void PutText(std::string* out, const std::string& text) {
   out->append(text);
 }
 
+// Writes `v` as a varint at `p`; returns the end.
+char* Varint(char* p, uint64_t v) {
+  while (v >= 0x80) {
+    *p++ = static_cast<char>(v | 0x80);
+    v >>= 7;
+  }
+  *p++ = static_cast<char>(v);
+  return p;
+}
+
 bool PackPoints(const google::protobuf::RepeatedPtrField<v1::GpsPoint>& points, std::string* out) {
   using operators::QuantumOf;
   out->clear();
+  out->reserve(12 + static_cast<size_t>(points.size()) * 24);
   out->push_back(kPackedFormat);
   PutVarint(out, static_cast<uint64_t>(points.size()));
   uint64_t prev_time = 0, prev_lat = 0, prev_lon = 0;  // unsigned: deltas wrap instead of overflowing
+  // A fix's numbers go through a buffer on the stack, appended once: at
+  // most 7 varints of 10 bytes, the flags and an 8-byte key.
+  char buf[7 * 10 + 1 + 8];
   for (const v1::GpsPoint& p : points) {
     int64_t lat, lon, speed, distance;
     if (!QuantumOf(p.lat(), operators::kDegreeScale, &lat) || !QuantumOf(p.lon(), operators::kDegreeScale, &lon) ||
@@ -84,23 +98,25 @@ bool PackPoints(const google::protobuf::RepeatedPtrField<v1::GpsPoint>& points, 
       return false;
     }
     const uint64_t time = static_cast<uint64_t>(p.fix_time_ms());
-    PutVarint(out, Zig(time - prev_time));
-    PutVarint(out, Zig(static_cast<uint64_t>(lat) - prev_lat));
-    PutVarint(out, Zig(static_cast<uint64_t>(lon) - prev_lon));
+    char* w = buf;
+    w = Varint(w, Zig(time - prev_time));
+    w = Varint(w, Zig(static_cast<uint64_t>(lat) - prev_lat));
+    w = Varint(w, Zig(static_cast<uint64_t>(lon) - prev_lon));
     prev_time = time, prev_lat = static_cast<uint64_t>(lat), prev_lon = static_cast<uint64_t>(lon);
-    PutVarint(out, Zig(static_cast<uint64_t>(speed)));
-    PutVarint(out, Zig(static_cast<uint64_t>(distance)));
+    w = Varint(w, Zig(static_cast<uint64_t>(speed)));
+    w = Varint(w, Zig(static_cast<uint64_t>(distance)));
     const uint8_t flags = (p.outside_corridors() ? kOutside : 0) | (p.in_stop_zone() ? kInStopZone : 0) |
                           (p.at_approved_crossing() ? kApprovedCrossing : 0) |
                           (p.seal_number().empty() ? 0 : kHasSeal) | (p.border_geofence().empty() ? 0 : kHasGeofence) |
                           (p.event_key() == 0 ? 0 : p.event_key() >> 32 == 0 ? kHasKey32 : kHasKey) |
                           (p.event_id().empty() ? 0 : kHasEventId);
-    out->push_back(static_cast<char>(flags));
-    PutVarint(out, static_cast<uint64_t>(p.seal_state()));
+    *w++ = static_cast<char>(flags);
+    w = Varint(w, static_cast<uint64_t>(p.seal_state()));
     if (flags & (kHasKey | kHasKey32)) {
       const int bytes = flags & kHasKey ? 8 : 4;
-      for (int i = 0; i < bytes; ++i) out->push_back(static_cast<char>(p.event_key() >> (8 * i)));
+      for (int i = 0; i < bytes; ++i) *w++ = static_cast<char>(p.event_key() >> (8 * i));
     }
+    out->append(buf, static_cast<size_t>(w - buf));
     if (flags & kHasSeal) PutText(out, p.seal_number());
     if (flags & kHasGeofence) PutText(out, p.border_geofence());
     if (flags & kHasEventId) PutText(out, p.event_id());
