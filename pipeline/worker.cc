@@ -611,13 +611,23 @@ Status Worker::DropUnsentOutput() {
 }
 
 int64_t Worker::InputLag(const Task& task, int input) const {
+  const std::string topic = names_.Name(kInputTopicRoles[input]);
   int64_t lo = 0, hi = 0;
   // The watermarks of the last fetch response, cached by the client: no request.
-  rd_kafka_get_watermark_offsets(consumer_->handle(), names_.Name(kInputTopicRoles[input]).c_str(), task.partition,
-                                 &lo, &hi);
+  rd_kafka_get_watermark_offsets(consumer_->handle(), topic.c_str(), task.partition, &lo, &hi);
   if (hi < 0) return -1;  // no fetch response yet
-  const int64_t done = task.next_offset[input] >= 0 ? task.next_offset[input] : task.fetched[input];
-  return std::max<int64_t>(0, hi - std::max(done, lo));
+  // On the broker: from the consumer's position, which moves past
+  // transaction markers and aborted records (never delivered, but counted
+  // by the high watermark), not from the last record processed; plus what
+  // the task holds buffered.
+  int64_t position = task.fetched[input];
+  rd_kafka_topic_partition_list_t* list = rd_kafka_topic_partition_list_new(1);
+  rd_kafka_topic_partition_list_add(list, topic.c_str(), task.partition);
+  if (rd_kafka_position(consumer_->handle(), list) == RD_KAFKA_RESP_ERR_NO_ERROR && list->elems[0].offset >= 0) {
+    position = std::max(position, list->elems[0].offset);
+  }
+  rd_kafka_topic_partition_list_destroy(list);
+  return std::max<int64_t>(0, hi - std::max(position, lo)) + static_cast<int64_t>(task.buffers[input].size());
 }
 
 int64_t Worker::RecordsWaiting() const {
@@ -835,6 +845,13 @@ Status Worker::ProcessRecord(Task& task, const Buffered& b) {
 }
 
 Status Worker::EmitOutput(Task& task, const TaskOutput& out, int64_t ingest_ms, int64_t clock_ms) {
+  // Whatever released them (a record, the gate, an idle flush, a task's
+  // start), alerts and feedback go out inside a transaction: a producer
+  // outside one refuses them (_STATE), which ended a worker whose gate moved
+  // down while it held restored containers.
+  if (!out.alerts.empty() || !out.feedback.empty()) {
+    if (Status s = EnsureTransaction(); !s.ok()) return s;
+  }
   for (const auto& update : out.feedback) {
     // Feedback (e.g. a seizure lists the consignee) rides in this
     // transaction; every worker applies it from the reference topic.
