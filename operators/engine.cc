@@ -1459,7 +1459,21 @@ void RiskEngine::EvaluateGpsFamily(v1::ContainerState& s, int64_t t) const {
     }
   }
   if (open(IndicatorIndex("gps.seal_mismatch")) && m != nullptr && m->seal_numbers_size() > 0) {
-    for (int i = 0; i < end; ++i) {
+    // Fixes read before against this same declaration did not mismatch (or
+    // this would have fired), and outcomes since only excuse more (a fix an
+    // outcome excused stays excused when the outcome is trimmed): only the
+    // newer ones, and a straggler at its own time, are looked at. After an
+    // amendment (or a declaration that came late), the whole window again.
+    const v1::GpsTrack& track = s.gps();
+    int from = 0;
+    if (track.seals_checked_through_ms() != 0 && track.seals_checked_version() == m->version() &&
+        track.seals_checked_declared_ms() == m->declared_at_ms()) {
+      from = end;
+      while (from > 0 && pts.Get(from - 1).fix_time_ms() > track.seals_checked_through_ms()) --from;
+      from = std::min(from, first_new);
+    }
+    bool mismatch = false;
+    for (int i = from; i < end; ++i) {
       const auto& pt = pts.Get(i);
       if (pt.seal_number().empty()) continue;
       // Seal numbers as printed and as read differ in case, spaces and
@@ -1478,15 +1492,28 @@ void RiskEngine::EvaluateGpsFamily(v1::ContainerState& s, int64_t t) const {
                             .Evidence("seal_read", pt.seal_number())
                             .Evidence("seal_declared", m->seal_numbers(0))
                             .Take());
+        mismatch = true;
         break;
       }
+    }
+    if (!mismatch) {
+      v1::GpsTrack* checked = s.mutable_gps();
+      checked->set_seals_checked_through_ms(std::max(track.seals_checked_version() == m->version() &&
+                                                             track.seals_checked_declared_ms() == m->declared_at_ms()
+                                                         ? track.seals_checked_through_ms()
+                                                         : int64_t{0},
+                                                     last.fix_time_ms()));
+      checked->set_seals_checked_version(m->version());
+      checked->set_seals_checked_declared_ms(m->declared_at_ms());
     }
   }
   const IndicatorConfig& border = p.At(IndicatorIndex("gps.unapproved_border_crossing"));
   if (open(IndicatorIndex("gps.unapproved_border_crossing"))) {
     const double min_points = border.Param("min_points", 1);
     int count = 0;
-    for (int i = 0; i < end; ++i) {  // counts over the window: min_points may exceed 1
+    // Counts over the window when min_points exceeds 1; at 1, a fix examined
+    // before would have fired then, so only the new ones are looked at.
+    for (int i = min_points <= 1 ? first_new : 0; i < end; ++i) {
       const auto& pt = pts.Get(i);
       if (pt.border_geofence().empty() || pt.at_approved_crossing()) continue;
       if (++count >= min_points) {

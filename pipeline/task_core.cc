@@ -186,7 +186,7 @@ Status TaskCore::Start(std::string_view meta) {
       SetDue(key, 1);
     }
     // The gate may have held it: the first SetGate looks at it again.
-    if (s.pending) SetGated(key, s.due_ms > 0 ? s.due_ms - options_.allowed_lateness_ms - 1 : kUnset);
+    if (s.pending) SetGated(key, s.due_ms > 0 ? s.due_ms - options_.allowed_lateness_ms - 1 : kUnset, -1);
     examine_gated_ = true;
   });
 }
@@ -376,11 +376,18 @@ void TaskCore::Release(const std::string& key, v1::ContainerState& s, int64_t bo
   const int64_t released = s.released_before_ms();
   // Emit time 0: the worker puts the processing time in a header, so the
   // alert's bytes depend on the input only.
+  const size_t before = out->alerts.size();
+  int64_t ingest_ms = now_ms;
+  if (!gated_of_.empty()) {
+    if (auto it = gated_of_.find(key); it != gated_of_.end()) ingest_ms = it->second.since_ms;
+  }
   engine_->Release(s, bound, 0, &out->alerts, gate_ms_);
+  out->alert_ingest_ms.resize(before, -1);  // alerts added by other means than Release: unattributed
+  out->alert_ingest_ms.resize(out->alerts.size(), ingest_ms);
   if (s.released_before_ms() > std::max(std::min(bound, gate_ms_), released)) ++counters_.capacity_releases;
   const int64_t earliest = operators::EarliestPending(s);
   // Held by the gate: something before `bound` is still unevaluated.
-  SetGated(key, gate_ms_ < bound && earliest < bound ? earliest : operators::kEndOfTime);
+  SetGated(key, gate_ms_ < bound && earliest < bound ? earliest : operators::kEndOfTime, now_ms);
   const int64_t due = earliest == operators::kEndOfTime ? 0 : earliest + options_.allowed_lateness_ms + 1;
   s.set_due_ms(due);
   SetDue(key, due);
@@ -417,20 +424,20 @@ void TaskCore::Settle() {
   }
 }
 
-void TaskCore::SetGated(const std::string& key, int64_t earliest_ms) {
+void TaskCore::SetGated(const std::string& key, int64_t earliest_ms, int64_t now_ms) {
   if (gated_of_.empty() && earliest_ms == operators::kEndOfTime) return;  // the usual case: nothing held
   auto it = gated_of_.find(key);
   if (it != gated_of_.end()) {
-    if (it->second == earliest_ms) return;
-    gated_.erase({it->second, key});
+    if (it->second.earliest_ms == earliest_ms) return;
+    gated_.erase({it->second.earliest_ms, key});
     if (earliest_ms == operators::kEndOfTime) {
       gated_of_.erase(it);
       return;
     }
-    it->second = earliest_ms;
+    it->second.earliest_ms = earliest_ms;
   } else {
     if (earliest_ms == operators::kEndOfTime) return;
-    gated_of_.emplace(key, earliest_ms);
+    gated_of_.emplace(key, Held{earliest_ms, now_ms});
   }
   gated_.insert({earliest_ms, key});
 }
@@ -459,7 +466,7 @@ Status TaskCore::ReleaseGated(int64_t now_ms, TaskOutput* out) {
     if (!loaded.ok()) return loaded.error();
     v1::ContainerState* s = *loaded;
     if (s == nullptr) {
-      SetGated(key, operators::kEndOfTime);
+      SetGated(key, operators::kEndOfTime, now_ms);
       continue;
     }
     // What it would have been released to without the gate: its own

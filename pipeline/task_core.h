@@ -149,11 +149,16 @@ struct InputRecord {
 struct TaskOutput {
   std::optional<operators::Rejection> rejected;  // the record goes to the dead letters
   std::vector<v1::Alert> alerts;                 // in emission order
+  // Per alert: where its ingest -> alert latency starts. The `now_ms` of the
+  // call that released it, or, for a container the gate held, the `now_ms`
+  // of the call that first held it (-1: held since the task started).
+  std::vector<int64_t> alert_ingest_ms;
   std::vector<operators::RiskEngine::ReferenceUpdate> feedback;
   int64_t feedback_timestamp_ms = 0;
   void Clear() {
     rejected.reset();
     alerts.clear();
+    alert_ingest_ms.clear();
     feedback.clear();
   }
 };
@@ -254,7 +259,8 @@ class TaskCore {
   // Releases `s` to `bound`, sets its due time and the index entry.
   void Release(const std::string& key, v1::ContainerState& s, int64_t bound, int64_t now_ms, TaskOutput* out);
   void SetDue(const std::string& key, int64_t due_ms);
-  void SetGated(const std::string& key, int64_t earliest_ms);  // kEndOfTime: not held
+  // kEndOfTime: not held; `now_ms` is kept while it stays held.
+  void SetGated(const std::string& key, int64_t earliest_ms, int64_t now_ms);
 
   TaskOptions options_;
   const operators::RiskEngine* engine_;
@@ -281,7 +287,11 @@ class TaskCore {
   int64_t gate_ms_ = operators::kEndOfTime;
   // Containers the gate holds, by their earliest unevaluated item.
   std::set<std::pair<int64_t, std::string>> gated_;
-  std::unordered_map<std::string, int64_t> gated_of_;
+  struct Held {
+    int64_t earliest_ms;
+    int64_t since_ms;  // now_ms when it was first held; -1: held since Start
+  };
+  std::unordered_map<std::string, Held> gated_of_;
   TaskCounters counters_;
   std::string foreign_owner_;
 };

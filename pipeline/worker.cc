@@ -102,7 +102,6 @@ struct Worker::Task {
   int64_t idle_since_ms = 0;     // wall time since the task is caught up
   int64_t caught_up_since_ms = 0;  // the same, for the feedback horizon
   int64_t published_horizon = TaskCore::kUnset;  // the last horizon on the reference topic
-  int64_t held_ingest_ms = -1;  // ingest time of the record whose processing the gate first held, -1: none
   TaskCounters reported;         // the core's counters already added to stats_
 };
 
@@ -838,9 +837,6 @@ Status Worker::ProcessRecord(Task& task, const Buffered& b) {
       return s;
     }
   }
-  // The gate held a container: its alerts come when the gate moves, and
-  // their ingest -> alert latency counts from this record.
-  if (task.held_ingest_ms < 0 && task.core->gated() > 0) task.held_ingest_ms = b.now_ms;
   return EmitOutput(task, out, b.now_ms);
 }
 
@@ -869,7 +865,11 @@ Status Worker::EmitOutput(Task& task, const TaskOutput& out, int64_t ingest_ms, 
   // one. Not the ingest time: emit -> hub then starts where the worker let
   // go of the alert, and ingest -> alert covers the worker's part.
   const int64_t now = out.alerts.empty() ? 0 : clock_ms >= 0 ? clock_ms : NowMs();
-  for (const auto& a : out.alerts) {
+  for (size_t i = 0; i < out.alerts.size(); ++i) {
+    const v1::Alert& a = out.alerts[i];
+    // Where ingest -> alert starts: the record that released it, or when
+    // the gate first held its container (TaskOutput); -1: not measured.
+    const int64_t ingest = ingest_ms < 0 ? -1 : i < out.alert_ingest_ms.size() ? out.alert_ingest_ms[i] : ingest_ms;
     // Record time: the event time, but never ahead of the clock (Kafka 4
     // brokers refuse timestamps over an hour ahead; max_future_ms may be more).
     if (Status st = producer_->Produce({.topic = names_.Name(TopicRole::kAlerts),
@@ -882,7 +882,7 @@ Status Worker::EmitOutput(Task& task, const TaskOutput& out, int64_t ingest_ms, 
       return st;
     }
     ++stats_.alerts;
-    emitted_.push_back({a.priority(), {a.regions().begin(), a.regions().end()}, a.event_time_ms(), ingest_ms, now});
+    emitted_.push_back({a.priority(), {a.regions().begin(), a.regions().end()}, a.event_time_ms(), ingest, now});
   }
   const TaskCounters& c = task.core->counters();
   stats_.processed += c.processed - task.reported.processed;
@@ -1082,8 +1082,7 @@ Status Worker::UpdateGate(int64_t now) {
     if (Status s = task.core->SetGate(gate, now, &out); !s.ok()) return s;
     // Also without alerts: a deferred expiry sweep may have run, whose
     // counters EmitOutput reports.
-    if (Status s = EmitOutput(task, out, task.held_ingest_ms, now); !s.ok()) return s;
-    if (task.core->gated() == 0) task.held_ingest_ms = -1;
+    if (Status s = EmitOutput(task, out, now, now); !s.ok()) return s;
   }
   return Status::Ok();
 }

@@ -106,8 +106,9 @@ class Worker : public RebalanceListener {
   // Runs a merged record through its task's core and produces what comes out.
   Status ProcessRecord(Task& task, const Buffered& b);
   // Produces a core's alerts and feedback into the open cycle; `ingest_ms`
-  // is when the record that released them was read (-1: none), `clock_ms`
-  // the clock of this pass (-1: ingest_ms, or the wall clock).
+  // is when the record that released them was read (-1: no ingest -> alert
+  // latency; otherwise each alert's own start in `out` comes first),
+  // `clock_ms` the clock of this pass (-1: the wall clock).
   Status EmitOutput(Task& task, const TaskOutput& out, int64_t ingest_ms, int64_t clock_ms = -1);
   Status EnsureTransaction();
   Status CommitCycle();

@@ -413,6 +413,30 @@ std::vector<IndicatorCase> GpsCases() {
        [](Scenario& s) { s.Manifest().Gps(kDay, 13.2, 100.0, 40, [](auto& e) { e.set_seal_number(" seal-00 1"); }); }},
       {"SealNumberNotReportedBoundary", "gps.seal_mismatch", false,
        [](Scenario& s) { s.Manifest().Gps(kDay, 13.2, 100.0, 40); }},
+      // Fixes read against a declaration are not read again under it; a
+      // later fix that mismatches still fires, and an amendment reads the
+      // whole window again.
+      {"SealMismatchAfterMatchingReads", "gps.seal_mismatch", true,
+       [](Scenario& s) {
+         s.Manifest();
+         for (int i = 0; i < 5; ++i) {
+           s.Gps(kDay + 5 * i * kMin, 13.2 + 0.01 * i, 100.0, 40, [](auto& e) { e.set_seal_number("SEAL001"); });
+         }
+         s.Gps(kDay + 30 * kMin, 13.26, 100.0, 40, [](auto& e) { e.set_seal_number("SEAL999"); });
+       }},
+      {"SealReadBeforeAnAmendmentThatReplacedIt", "gps.seal_mismatch", true,
+       [](Scenario& s) {
+         s.Manifest().Gps(kDay, 13.2, 100.0, 40, [](auto& e) { e.set_seal_number("SEAL001"); });
+         s.Manifest([](auto& m) { m.set_seal_numbers(0, "SEAL555"); }, kDay + 10 * kMin, 2);
+         s.Gps(kDay + 20 * kMin, 13.21, 100.0, 40, [](auto& e) { e.set_seal_number("SEAL555"); });
+       }},
+      {"SealReadsMatchingUnderOneDeclarationBoundary", "gps.seal_mismatch", false,
+       [](Scenario& s) {
+         s.Manifest();
+         for (int i = 0; i < 8; ++i) {
+           s.Gps(kDay + 5 * i * kMin, 13.2 + 0.01 * i, 100.0, 40, [](auto& e) { e.set_seal_number("seal-001"); });
+         }
+       }},
       {"BorderCrossedAwayFromBridge", "gps.unapproved_border_crossing", true,
        [](Scenario& s) {
          s.Manifest().Gps(kDay, 15.0, 100.0, 20, [](auto& e) {

@@ -315,28 +315,41 @@ TEST(TaskCore, PartitionClockIgnoresUpToSevenInEightFastRecordsOfABlock) {
   EXPECT_EQ(resumed.partition_clock_ms(), TaskCore::kUnset);
 }
 
-TEST(TaskCore, AQuietContainerIsReleasedByThePartitionClockNotBeforeItsLateness) {
-  // A neutron alarm on a box that then goes quiet: no event of its own moves
-  // its bound, the partition clock must.
+// One task over in-memory states with the default profile, started empty.
+struct OneTask {
   operators::ReferenceData ref;
-  operators::RiskEngine engine(&Profile(), &ref);
+  operators::RiskEngine engine{&Profile(), &ref};
   MemoryStates states;
-  const TaskOptions options = TaskOptions::From(WorkerConfig{});
-  TaskCore core(options, &engine, &states);
-  ASSERT_TRUE(core.Start("").ok());
-  const std::string box = "CSQU3054383";
+  TaskOptions options = TaskOptions::From(WorkerConfig{});
+  TaskCore core{options, &engine, &states};
+  OneTask() { EXPECT_TRUE(core.Start("").ok()); }
+};
+
+// A radiation portal's neutron alarm on `box` at `at_ms`: fires at once.
+v1::ScanResult NeutronAlarm(const std::string& box, int64_t at_ms) {
   v1::ScanResult scan;
   scan.set_container_number(box);
   scan.set_scan_id("RPM-1");
   scan.set_site("THLCH");
   scan.set_device_id("RPM-1");
-  scan.set_scanned_at_ms(kStart);
+  scan.set_scanned_at_ms(at_ms);
   scan.set_kind(v1::ScanResult::SCAN_KIND_RPM);
   scan.mutable_rpm()->set_gamma_cps(100);
   scan.mutable_rpm()->set_gamma_background_cps(100);
   scan.mutable_rpm()->set_neutron_cps(40);
   scan.mutable_rpm()->set_neutron_background_cps(2);
   scan.mutable_rpm()->set_neutron_alarm(true);
+  return scan;
+}
+
+TEST(TaskCore, AQuietContainerIsReleasedByThePartitionClockNotBeforeItsLateness) {
+  // A neutron alarm on a box that then goes quiet: no event of its own moves
+  // its bound, the partition clock must.
+  OneTask task;
+  TaskCore& core = task.core;
+  const TaskOptions& options = task.options;
+  const std::string box = "CSQU3054383";
+  v1::ScanResult scan = NeutronAlarm(box, kStart);
   const std::string value = scan.SerializeAsString();
   TaskOutput out;
   ASSERT_TRUE(core.Process({.input = 1, .key = box, .value = value, .timestamp_ms = kStart}, kNow, &out).ok());
@@ -357,6 +370,51 @@ TEST(TaskCore, AQuietContainerIsReleasedByThePartitionClockNotBeforeItsLateness)
   ASSERT_NE(released_at, 0) << "the quiet box was never released";
   EXPECT_GT(released_at, kStart + options.allowed_lateness_ms);
   EXPECT_EQ(core.counters().quiet_releases, 1u);
+}
+
+TEST(TaskCore, AnAlertTheGateHeldCountsItsLatencyFromWhenItsContainerWasFirstHeld) {
+  OneTask task;
+  TaskCore& core = task.core;
+  const TaskOptions& options = task.options;
+  TaskOutput out;
+  ASSERT_TRUE(core.SetGate(kStart, kNow, &out).ok());  // the other tasks' horizons are behind
+  const std::string box = "CSQU3054383";
+  v1::ScanResult scan = NeutronAlarm(box, kStart);
+  const std::string value = scan.SerializeAsString();
+  ASSERT_TRUE(core.Process({.input = 1, .key = box, .value = value, .timestamp_ms = kStart}, kNow + 1000, &out).ok());
+  EXPECT_EQ(core.gated(), 0u) << "not yet past its lateness: held back, not by the gate";
+  // Its own fixes take it past the lateness: from the first, the gate holds it.
+  int64_t ingest = kNow + 2000;
+  for (const auto& r : Fixes(box, kStart + options.allowed_lateness_ms + kMin, 3, kMin)) {
+    ASSERT_TRUE(
+        core.Process({.input = 2, .key = r.key, .value = r.value, .timestamp_ms = r.timestamp_ms}, ingest, &out).ok());
+    EXPECT_TRUE(out.alerts.empty());
+    ASSERT_EQ(core.gated(), 1u);
+    ingest += 1000;
+  }
+  ASSERT_TRUE(core.SetGate(operators::kEndOfTime, kNow + 9000, &out).ok());
+  ASSERT_FALSE(out.alerts.empty()) << "the gate released nothing";
+  ASSERT_EQ(out.alert_ingest_ms.size(), out.alerts.size());
+  for (int64_t t : out.alert_ingest_ms) EXPECT_EQ(t, kNow + 2000);
+  EXPECT_EQ(core.gated(), 0u);
+  // Another box, never held: its alert counts from the record that released it.
+  const std::string other = "MSCU1234566";
+  scan.set_container_number(other);
+  scan.set_scanned_at_ms(kStart + options.allowed_lateness_ms + 4 * kMin);
+  const std::string second = scan.SerializeAsString();
+  ASSERT_TRUE(core.Process({.input = 1, .key = other, .value = second, .timestamp_ms = scan.scanned_at_ms()},
+                           kNow + 10000, &out)
+                  .ok());
+  std::vector<int64_t> seen;
+  for (const auto& r : Fixes(other, scan.scanned_at_ms() + kMin, 40, kMin)) {
+    ASSERT_TRUE(
+        core.Process({.input = 2, .key = r.key, .value = r.value, .timestamp_ms = r.timestamp_ms}, kNow + 11000, &out)
+            .ok());
+    ASSERT_EQ(out.alert_ingest_ms.size(), out.alerts.size());
+    seen.insert(seen.end(), out.alert_ingest_ms.begin(), out.alert_ingest_ms.end());
+  }
+  ASSERT_FALSE(seen.empty()) << "the second box raised nothing";
+  for (int64_t t : seen) EXPECT_EQ(t, kNow + 11000);
 }
 
 // ------------------------------------------------------------ feedback as of event time
