@@ -13,6 +13,9 @@ struct ExpiryFields {
   int64_t last_event_ms = 0;  // ContainerState.last_event_ms
   bool pending = false;       // ContainerState.pending is not empty
   int64_t due_ms = 0;         // ContainerState.due_ms
+  // What TaskCore::OwnBound starts from: ContainerState.progress_ms, or
+  // GpsTrack.progress_ms when that is set and lower.
+  int64_t own_progress_ms = 0;
 };
 
 // False when `bytes` is not a well-formed protobuf message.

@@ -117,6 +117,8 @@ std::string TaskCore::EncodeMeta() const {
   }
   out += "\nowner " + options_.owner;
   out += "\nhorizon " + (idle_horizon_ms_ == kUnset ? std::string() : std::to_string(idle_horizon_ms_));
+  // A sweep deferred behind the gate is owed by whoever continues the task.
+  out += sweep_deferred_ ? "\nsweep owed" : "\nsweep done";
   return out;
 }
 
@@ -124,6 +126,7 @@ Status TaskCore::Start(std::string_view meta) {
   p_ms_ = kUnset;
   last_sweep_ms_ = kUnset;
   idle_horizon_ms_ = kUnset;
+  bool sweep_owed = true;
   block_.clear();
   std::vector<std::string_view> lines;
   for (size_t at = 0; at <= meta.size();) {
@@ -163,6 +166,7 @@ Status TaskCore::Start(std::string_view meta) {
       if (!ParseInt(lines[5].substr(kHorizon.size()), &v)) return Error{Errc::kFatal, "task metadata: bad horizon"};
       idle_horizon_ms_ = v;
     }
+    if (lines.size() >= 7 && lines[6] == "sweep done") sweep_owed = false;
     std::string_view rest = lines[3];
     while (!rest.empty()) {
       const size_t sp = std::min(rest.find(' '), rest.size());
@@ -175,8 +179,10 @@ Status TaskCore::Start(std::string_view meta) {
   due_of_.clear();
   gated_.clear();
   gated_of_.clear();
-  // Held containers (below) may have missed a sweep: one more once released.
-  sweep_deferred_ = true;
+  // A sweep the last incarnation deferred (its containers held by the gate)
+  // runs once they are released; metadata written before this was recorded
+  // may owe one.
+  sweep_deferred_ = sweep_owed;
   return states_->ForEach([&](const std::string& key, const ContainerStates::Summary& s) {
     // A state written before due times were kept has pending items but no
     // due time: it is due at once, and the first walk sets it.
@@ -185,8 +191,18 @@ Status TaskCore::Start(std::string_view meta) {
     } else if (s.pending) {
       SetDue(key, 1);
     }
-    // The gate may have held it: the first SetGate looks at it again.
-    if (s.pending) SetGated(key, s.due_ms > 0 ? s.due_ms - options_.allowed_lateness_ms - 1 : kUnset, -1);
+    // The gate may have held it: the first SetGate looks at it again. Only
+    // if something of it is before its own bound, or it is due by the
+    // partition clock: the rest wait for their own events, gate or not (and
+    // loading each of them to find that out made a start after a restore of
+    // a million containers a second or two slower).
+    if (s.pending) {
+      const int64_t L = options_.allowed_lateness_ms;
+      const int64_t earliest = s.due_ms > 0 ? s.due_ms - L - 1 : kUnset;
+      if (s.due_ms <= 0 || earliest < s.own_progress_ms - L || (p_ms_ != kUnset && s.due_ms <= p_ms_)) {
+        SetGated(key, earliest, -1);
+      }
+    }
     examine_gated_ = true;
   });
 }
@@ -230,8 +246,7 @@ bool TaskCore::SweepDue() const {
 // includes the fixes). Every item that is not late is then at or after the
 // bound: nothing joins behind an evaluation, whatever the timing.
 int64_t TaskCore::OwnBound(const v1::ContainerState& s) const {
-  const int64_t progress = s.gps().progress_ms() > 0 ? std::min(s.progress_ms(), s.gps().progress_ms()) : s.progress_ms();
-  return progress - options_.allowed_lateness_ms;
+  return OwnProgress(s) - options_.allowed_lateness_ms;
 }
 
 Status TaskCore::Join(const InputRecord& record, int64_t now_ms, TaskOutput* out) {

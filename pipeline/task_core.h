@@ -43,6 +43,7 @@
 //    which know every listing, leave the gate open.
 // Not thread-safe: one TaskCore per task, used from the worker's thread.
 
+#include <algorithm>
 #include <cstdint>
 #include <deque>
 #include <functional>
@@ -65,6 +66,12 @@ namespace boxwatch::pipeline {
 
 struct WorkerConfig;
 
+// What a container's own bound (its progress - L) is counted from: its
+// progress, or its tracker's clock when that is set and behind.
+inline int64_t OwnProgress(const v1::ContainerState& s) {
+  return s.gps().progress_ms() > 0 ? std::min(s.progress_ms(), s.gps().progress_ms()) : s.progress_ms();
+}
+
 // The container states a task works on: the worker's write-behind cache over
 // RocksDB, or a map in tests. Semantics as state::WriteBehindCache.
 class ContainerStates {
@@ -83,6 +90,7 @@ class ContainerStates {
     int64_t last_event_ms = 0;
     int64_t due_ms = 0;    // ContainerState.due_ms
     bool pending = false;  // has unevaluated items
+    int64_t own_progress_ms = 0;  // what its own bound is counted from (OwnBound)
   };
   // Calls `fn` for every container with state, with its latest values
   // (flushed or not), in any order.
@@ -107,7 +115,9 @@ class MemoryStates final : public ContainerStates {
     states_.erase(it);
   }
   Status ForEach(const std::function<void(const std::string&, const Summary&)>& fn) override {
-    for (const auto& [key, s] : states_) fn(key, {s.last_event_ms(), s.due_ms(), s.pending_size() > 0});
+    for (const auto& [key, s] : states_) {
+      fn(key, {s.last_event_ms(), s.due_ms(), s.pending_size() > 0, OwnProgress(s)});
+    }
     return Status::Ok();
   }
   std::map<std::string, v1::ContainerState>& states() { return states_; }

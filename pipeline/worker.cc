@@ -45,19 +45,34 @@ class CachedStates final : public ContainerStates {
     return cache_.MarkDirty(key, movement_only ? kMovementPart : ContainerStateCodec::kAllParts);
   }
   void Erase(const std::string& key) override { cache_.Erase(key); }
+  // The summaries of every stored container, known without a scan (a
+  // restore into an empty store saw them all): the next ForEach reads them
+  // instead of the store, once.
+  void Seed(RestoredSummaries stored) {
+    seeded_ = std::move(stored);
+    has_seed_ = true;
+  }
   Status ForEach(const std::function<void(const std::string&, const Summary&)>& fn) override {
-    // Stored values, unless a newer one waits in the cache; the movement
-    // part's fields read off the wire, as a full parse per stored state is
-    // too slow.
-    Status s = store_->ForEach([&](std::string_view key, std::string_view value) {
-      if (IsDeclarationKey(key) || cache_.IsDirty(key)) return true;
-      ExpiryFields f;
-      if (ReadExpiryFields(value, &f)) fn(std::string(key), {f.last_event_ms, f.due_ms, f.pending});
-      return true;
-    });
-    if (!s.ok()) return s;
+    if (has_seed_) {
+      has_seed_ = false;
+      for (const auto& s : seeded_) {
+        if (!s.deleted && !cache_.IsDirty(s.key)) fn(s.key, s.summary);
+      }
+      seeded_ = {};
+    } else {
+      // Stored values, unless a newer one waits in the cache; the movement
+      // part's fields read off the wire, as a full parse per stored state is
+      // too slow.
+      Status s = store_->ForEach([&](std::string_view key, std::string_view value) {
+        if (IsDeclarationKey(key) || cache_.IsDirty(key)) return true;
+        ExpiryFields f;
+        if (ReadExpiryFields(value, &f)) fn(std::string(key), {f.last_event_ms, f.due_ms, f.pending, f.own_progress_ms});
+        return true;
+      });
+      if (!s.ok()) return s;
+    }
     cache_.ForEachDirty([&](const std::string& key, const v1::ContainerState* v) {
-      if (v != nullptr) fn(key, {v->last_event_ms(), v->due_ms(), v->pending_size() > 0});
+      if (v != nullptr) fn(key, {v->last_event_ms(), v->due_ms(), v->pending_size() > 0, OwnProgress(*v)});
     });
     return Status::Ok();
   }
@@ -66,6 +81,8 @@ class CachedStates final : public ContainerStates {
  private:
   state::PartitionStore* store_;
   state::WriteBehindCache<v1::ContainerState, ContainerStateCodec> cache_;
+  bool has_seed_ = false;
+  RestoredSummaries seeded_;  // one per key, the last write
 };
 
 
@@ -385,6 +402,7 @@ void Worker::OnAssigned(const std::vector<TopicPartition>& partitions) {
     }
     return;
   }
+  const auto starting = std::chrono::steady_clock::now();
   for (size_t i = 0; i < fresh.size(); ++i) {
     Task& task = *fresh[i];
     if (Status s = StartTask(task); !s.ok()) {
@@ -393,7 +411,8 @@ void Worker::OnAssigned(const std::vector<TopicPartition>& partitions) {
     }
     tasks_[task.partition] = std::move(fresh[i]);
   }
-  BW_LOG(kInfo, kLog) << "assigned partitions, " << tasks_.size() << " tasks active";
+  BW_LOG(kInfo, kLog) << "assigned partitions, " << tasks_.size() << " tasks active (started in "
+                      << std::chrono::duration<double>(std::chrono::steady_clock::now() - starting).count() << " s)";
   probe_->Rebalance("assigned");
   probe_->Tasks(tasks_.size());
   SetNotReady("");
@@ -454,8 +473,14 @@ std::vector<Status> Worker::RestoreStores(const std::vector<std::unique_ptr<Task
   std::atomic<size_t> next{0};
   auto work = [&] {
     for (size_t i = next++; i < tasks.size(); i = next++) {
-      Result<std::string> meta = RestoreStore(*tasks[i], &records[i]);
-      out[i] = meta.ok() ? OpenTask(*tasks[i], *meta) : Status(meta.error());
+      RestoredSummaries summaries;
+      bool whole = false;
+      Result<std::string> meta = RestoreStore(*tasks[i], &records[i], &summaries, &whole);
+      const auto opening = std::chrono::steady_clock::now();
+      out[i] = meta.ok() ? OpenTask(*tasks[i], *meta, whole ? &summaries : nullptr) : Status(meta.error());
+      BW_LOG(kInfo, kLog) << "opened partition " << tasks[i]->partition << " in "
+                          << std::chrono::duration<double>(std::chrono::steady_clock::now() - opening).count()
+                          << " s" << (whole ? " (due index from the restored records)" : "");
     }
   };
   if (threads <= 1) {
@@ -470,8 +495,10 @@ std::vector<Status> Worker::RestoreStores(const std::vector<std::unique_ptr<Task
   return out;
 }
 
-Result<std::string> Worker::RestoreStore(Task& task, uint64_t* restored) {
+Result<std::string> Worker::RestoreStore(Task& task, uint64_t* restored, RestoredSummaries* summaries, bool* whole) {
   const int64_t checkpoint = task.store->ChangelogCheckpoint();
+  // Nothing stored: what the changelog holds is the whole state.
+  *whole = checkpoint < 0;
   const std::string changelog = names_.Name(TopicRole::kStateChangelog);
   auto reader = KafkaConsumer::Create({.bootstrap = config_.bootstrap,
                                        .group_id = config_.group_id + "-restore-" + config_.instance_id,
@@ -496,26 +523,53 @@ Result<std::string> Worker::RestoreStore(Task& task, uint64_t* restored) {
   probe_->RestoreStarted(task.partition, wm->second - start);
   if (Status s = (*reader)->Assign({{changelog, task.partition, start}}); !s.ok()) return s.error();
   state::DisableStoreCountersOnThisThread();
-  // The records of a batch are held (not copied) until it is written, and
-  // written in key order with only the last write of each key: the memtable
-  // then inserts each key next to the previous one.
-  std::vector<Message> held;
+  // The records of a run are copied into one buffer (the consumer's fetch
+  // buffers go back at once) and written in key order with only the last
+  // write of each key, as one table file added to the store whole
+  // (BulkCommit), so the restored state is not inserted into memtables,
+  // flushed and compacted again. A run ends at kRestoreRunBytes of keys and
+  // values, which bounds the memory a restoring thread holds.
+  constexpr size_t kRestoreRunBytes = size_t{64} << 20;
+  struct Held {
+    size_t at;  // key at `at`, the value right after it
+    uint32_t key_size;
+    uint32_t value_size;
+  };
+  std::string run;
+  std::vector<Held> held;
   std::vector<state::PartitionStore::WriteView> views;
   std::string meta = task.store->TaskMeta();
   int64_t position = start;
   const auto deadline = std::chrono::steady_clock::now() + 600s;
+  int summary_runs = 0;  // runs after the first that added summaries
   auto flush = [&]() -> Status {
     views.clear();
-    for (const Message& m : held) {
-      views.push_back({m.key(), m.value().empty() ? std::nullopt : std::optional<std::string_view>(m.value())});
+    const std::string_view bytes = run;
+    for (const Held& h : held) {
+      const std::string_view key = bytes.substr(h.at, h.key_size);
+      views.push_back({key, h.value_size == 0 ? std::nullopt
+                                              : std::optional<std::string_view>(bytes.substr(h.at + h.key_size, h.value_size))});
     }
     state::KeepLastWritePerKey(&views);
-    Status s = task.store->CommitViews(views, position, meta);
+    if (*whole) {  // each run's last writes, in key order; runs after runs
+      if (!summaries->empty()) ++summary_runs;
+      for (const auto& v : views) {
+        if (IsDeclarationKey(v.key)) continue;
+        ExpiryFields f;
+        if (!v.value) {
+          summaries->push_back({std::string(v.key), {}, true});
+        } else if (ReadExpiryFields(*v.value, &f)) {
+          summaries->push_back({std::string(v.key), {f.last_event_ms, f.due_ms, f.pending, f.own_progress_ms}});
+        }
+      }
+    }
+    Status s = task.store->BulkCommit(views, position, meta);
     if (!s.ok() && s.code() == Errc::kNoSpace) {  // a full volume: wait for space, as a commit does
-      s = WaitForStateSpace(s, [&] { return task.store->CommitViews(views, position, meta); });
+      s = WaitForStateSpace(s, [&] { return task.store->BulkCommit(views, position, meta); });
       if (s.ok()) SetNotReady("restoring partition " + std::to_string(task.partition));
     }
     held.clear();
+    run.clear();
     return s;
   };
   for (uint64_t polled = 0; position < wm->second; ++polled) {
@@ -535,14 +589,26 @@ Result<std::string> Worker::RestoreStore(Task& task, uint64_t* restored) {
     if ((*m)->key() == kTaskMetaKey) {
       meta = std::string((*m)->value());
     } else {
-      held.push_back(std::move(**m));
+      if (run.capacity() < kRestoreRunBytes) run.reserve(kRestoreRunBytes + (size_t{1} << 20));
+      held.push_back({run.size(), static_cast<uint32_t>((*m)->key().size()), static_cast<uint32_t>((*m)->value().size())});
+      run.append((*m)->key());
+      run.append((*m)->value());
     }
-    if (held.size() >= 10000) {
+    if (run.size() >= kRestoreRunBytes) {
       if (Status s = flush(); !s.ok()) return s.error();
-      probe_->RestoreProgress(task.partition, wm->second - position);
     }
+    if (*restored % 10000 == 0) probe_->RestoreProgress(task.partition, wm->second - position);
   }
   if (Status s = flush(); !s.ok()) return s.error();
+  if (summary_runs > 0) {  // a key in several runs: its last write wins
+    std::stable_sort(summaries->begin(), summaries->end(), [](const auto& a, const auto& b) { return a.key < b.key; });
+    size_t kept = 0;
+    for (size_t i = 0; i < summaries->size(); ++i) {
+      if (i + 1 < summaries->size() && (*summaries)[i + 1].key == (*summaries)[i].key) continue;
+      (*summaries)[kept++] = std::move((*summaries)[i]);
+    }
+    summaries->resize(kept);
+  }
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - restore_started).count();
   BW_LOG(kInfo, kLog) << "restored partition " << task.partition << ": " << *restored << " changelog records in "
                       << seconds << " s";
@@ -550,8 +616,10 @@ Result<std::string> Worker::RestoreStore(Task& task, uint64_t* restored) {
   return meta;
 }
 
-Status Worker::OpenTask(Task& task, const std::string& meta) const {
-  task.states = std::make_unique<CachedStates>(task.store, static_cast<size_t>(config_.cache_max_entries));
+Status Worker::OpenTask(Task& task, const std::string& meta, RestoredSummaries* summaries) const {
+  auto states = std::make_unique<CachedStates>(task.store, static_cast<size_t>(config_.cache_max_entries));
+  if (summaries != nullptr) states->Seed(std::move(*summaries));
+  task.states = std::move(states);
   task.core = std::make_unique<TaskCore>(TaskOptions::From(config_), engine_.get(), task.states.get());
   return task.core->Start(meta);
 }

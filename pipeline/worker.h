@@ -45,6 +45,16 @@ struct WorkerStats {
   std::map<std::string, uint64_t> dead_by_reason;
 };
 
+// What a restore into an empty store has seen of every container's movement
+// part (one per key, its last write), so that opening the task need not scan
+// the store.
+struct RestoredSummary {
+  std::string key;
+  ContainerStates::Summary summary;
+  bool deleted = false;
+};
+using RestoredSummaries = std::vector<RestoredSummary>;
+
 class Worker : public RebalanceListener {
  public:
   // Receives one JSON object per notable event (e.g. tasks assigned and
@@ -92,11 +102,14 @@ class Worker : public RebalanceListener {
   // partitions at a time; returns how each went, in the order of `tasks`.
   std::vector<Status> RestoreStores(const std::vector<std::unique_ptr<Task>>& tasks);
   // One task's restore; safe to run beside others. Counts into `restored`;
-  // returns the task metadata.
-  Result<std::string> RestoreStore(Task& task, uint64_t* restored);
+  // returns the task metadata. When the store held nothing of the partition
+  // (no checkpoint), `summaries` gets the restored containers' summaries and
+  // `*whole` is set.
+  Result<std::string> RestoreStore(Task& task, uint64_t* restored, RestoredSummaries* summaries, bool* whole);
   // Opens the task's state cache and core from its metadata (a scan of its
-  // stored states); safe to run beside others.
-  Status OpenTask(Task& task, const std::string& meta) const;
+  // stored states, or the summaries a whole restore saw); safe to run beside
+  // others.
+  Status OpenTask(Task& task, const std::string& meta, RestoredSummaries* summaries = nullptr) const;
   // Sets an opened task's gate, producing what that releases.
   Status StartTask(Task& task);
   // Buffers a polled record for its task; `now_ms` is the pass's clock.

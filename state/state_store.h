@@ -111,6 +111,18 @@ class PartitionStore {
   [[nodiscard]] virtual Status CommitViews(std::span<const WriteView> writes, int64_t changelog_next_offset,
                                            std::string_view task_meta) = 0;
 
+  // CommitViews for a restore's large runs of writes, sorted by key with one
+  // write per key (as KeepLastWritePerKey leaves them): a store may write
+  // them into a table file of its own format and add that file whole, which
+  // skips the memtable, its flush and the compactions that would rewrite
+  // them. Atomic as CommitViews: on return the writes are visible and the
+  // checkpoint and metadata stored; on error nothing of the run may be
+  // visible but the caller retries from the last checkpoint either way.
+  [[nodiscard]] virtual Status BulkCommit(std::span<const WriteView> sorted_writes, int64_t changelog_next_offset,
+                                          std::string_view task_meta) {
+    return CommitViews(sorted_writes, changelog_next_offset, task_meta);
+  }
+
   // The changelog offset stored by the last Commit; -1 when none was ever
   // committed (a new or dropped partition: restore from the beginning).
   virtual int64_t ChangelogCheckpoint() const = 0;

@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include "boxwatch/v1/state.pb.h"
+#include "pipeline/task_core.h"
 
 namespace boxwatch::pipeline {
 namespace {
@@ -35,6 +36,24 @@ TEST(ExpiryFields, ReadsLastEventTimeAndPendingWithoutDecodingTheRest) {
   ASSERT_TRUE(ReadExpiryFields(s.SerializeAsString(), &f));
   EXPECT_EQ(f.last_event_ms, 1794974580000);
   EXPECT_TRUE(f.pending);
+}
+
+TEST(ExpiryFields, ReadsTheProgressTheOwnBoundCountsFromAsTheStateGivesIt) {
+  v1::ContainerState s = FullState();
+  s.set_due_ms(1794975000000);
+  s.set_progress_ms(1794974580000);
+  ExpiryFields f;
+  ASSERT_TRUE(ReadExpiryFields(s.SerializeAsString(), &f));
+  EXPECT_EQ(f.due_ms, 1794975000000);
+  EXPECT_EQ(f.own_progress_ms, OwnProgress(s));
+  s.mutable_gps()->set_progress_ms(1794974000000);  // the tracker's clock behind: it counts
+  ASSERT_TRUE(ReadExpiryFields(s.SerializeAsString(), &f));
+  EXPECT_EQ(f.own_progress_ms, 1794974000000);
+  EXPECT_EQ(f.own_progress_ms, OwnProgress(s));
+  s.mutable_gps()->set_progress_ms(1794979000000);  // ahead: the container's progress counts
+  ASSERT_TRUE(ReadExpiryFields(s.SerializeAsString(), &f));
+  EXPECT_EQ(f.own_progress_ms, OwnProgress(s));
+  EXPECT_EQ(f.own_progress_ms, 1794974580000);
 }
 
 TEST(ExpiryFields, EmptyStateHasNothingAndBrokenBytesAreRefused) {

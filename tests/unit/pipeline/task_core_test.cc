@@ -425,9 +425,11 @@ using Canonicals = std::map<std::string, std::string>;  // alert id -> canonical
 // random runs, its feedback reaches the shared reference data only at its
 // commits (as listings are read back from the reference topic), and its
 // horizon is published with them. With `gated`, every task's gate is the
-// lowest published horizon + L + 1, as Worker::UpdateGate sets it.
+// lowest published horizon + L + 1, as Worker::UpdateGate sets it. With
+// `restarts`, a task is now and then restarted after a commit from what it
+// stored (its metadata and serialised states), as a worker restarts.
 Canonicals RunOnline(const std::map<int32_t, std::vector<InputRecord>>& partitions, const TaskOptions& options,
-                     uint32_t seed, bool gated) {
+                     uint32_t seed, bool gated, bool restarts = false) {
   operators::ReferenceData ref;
   const operators::RiskEngine engine(&Profile(), &ref);
   struct Task {
@@ -471,6 +473,7 @@ Canonicals RunOnline(const std::map<int32_t, std::vector<InputRecord>>& partitio
   };
   regate();
   std::mt19937 rng(seed);
+  int restarted = 0;
   int idle_rounds = 0;  // picks in a row that processed nothing: a stuck gate
   for (;;) {
     std::vector<Task*> open;
@@ -501,6 +504,19 @@ Canonicals RunOnline(const std::map<int32_t, std::vector<InputRecord>>& partitio
     if (t.next == t.merged.size()) t.core->IdleHorizon(kNow);
     if (rng() % 2 == 0 || t.next == t.merged.size()) {
       commit(t);
+      if (restarts && rng() % 4 == 0) {
+        const std::string meta = t.core->EncodeMeta();
+        MemoryStates stored;
+        for (const auto& [key, st] : t.states.states()) {
+          v1::ContainerState copy;
+          EXPECT_TRUE(copy.ParseFromString(st.SerializeAsString()));
+          stored.Put(key, std::move(copy));
+        }
+        t.states = std::move(stored);
+        t.core = std::make_unique<TaskCore>(options, &engine, &t.states);
+        EXPECT_TRUE(t.core->Start(meta).ok());
+        ++restarted;
+      }
       regate();
     }
   }
@@ -510,6 +526,9 @@ Canonicals RunOnline(const std::map<int32_t, std::vector<InputRecord>>& partitio
     commit(*t);
   }
   regate();
+  if (restarts) {
+    EXPECT_GT(restarted, 10) << "the run must restart its tasks";
+  }
   return got;
 }
 
@@ -562,6 +581,10 @@ TEST(TaskCore, SeizureFeedbackGivesTheSameAlertsWhateverTheTasksTiming) {
     EXPECT_EQ(got.size(), want.size());
     EXPECT_TRUE(got == want) << "the alerts depend on the tasks' timing";
     ungated_differs = ungated_differs || RunOnline(partitions, options, seed, false) != want;
+    if (seed <= 2) {
+      const Canonicals resumed = RunOnline(partitions, options, seed, true, /*restarts=*/true);
+      EXPECT_TRUE(resumed == want) << "restarted tasks behind the gate changed the alerts";
+    }
   }
   EXPECT_TRUE(ungated_differs) << "without the gate the timing should show: the test cannot tell";
   std::printf("%zu alerts, %zu on parties with a recorded seizure\n", want.size(), on_seized_parties);

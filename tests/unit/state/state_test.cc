@@ -14,6 +14,7 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstring>
+#include <deque>
 #include <filesystem>
 #include <map>
 #include <optional>
@@ -187,6 +188,18 @@ TEST(StateStore, LaterWriteToTheSameKeyInOneBatchWins) {
   EXPECT_EQ(MustGet(*p, "j"), std::nullopt);
 }
 
+// Views of `writes` whose bytes live in `bytes` (a deque: they stay put).
+std::vector<PartitionStore::WriteView> ViewsOf(const Writes& writes, std::deque<std::string>* bytes) {
+  std::vector<PartitionStore::WriteView> views;
+  for (const auto& w : writes) {
+    const std::string_view key = bytes->emplace_back(w.key);
+    std::optional<std::string_view> value;
+    if (w.value) value = std::string_view(bytes->emplace_back(*w.value));
+    views.push_back({key, value});
+  }
+  return views;
+}
+
 TEST(StateStore, LastWritePerKeyInKeyOrderStoresWhatTheWritesInOrderStore) {
   // A restore commits each batch of changelog records sorted and reduced to
   // the last write per key; the store must end as with the records in order.
@@ -198,8 +211,7 @@ TEST(StateStore, LastWritePerKeyInKeyOrderStoresWhatTheWritesInOrderStore) {
   ASSERT_NE(in_order, nullptr);
   ASSERT_NE(reduced, nullptr);
   std::mt19937 rng(7);
-  std::vector<std::string> bytes;  // what the views point at, kept alive
-  bytes.reserve(20000);
+  std::deque<std::string> bytes;  // what the views point at, kept alive
   for (int batch = 0; batch < 20; ++batch) {
     Writes writes;
     for (int i = 0; i < 500; ++i) {
@@ -210,17 +222,7 @@ TEST(StateStore, LastWritePerKeyInKeyOrderStoresWhatTheWritesInOrderStore) {
         writes.push_back({key, "v" + std::to_string(batch) + "." + std::to_string(i)});
       }
     }
-    std::vector<PartitionStore::WriteView> views;
-    for (const auto& w : writes) {
-      bytes.push_back(w.key);
-      const std::string_view key = bytes.back();
-      std::optional<std::string_view> value;
-      if (w.value) {
-        bytes.push_back(*w.value);
-        value = bytes.back();
-      }
-      views.push_back({key, value});
-    }
+    std::vector<PartitionStore::WriteView> views = ViewsOf(writes, &bytes);
     KeepLastWritePerKey(&views);
     ASSERT_LE(views.size(), 300u);
     for (size_t i = 1; i < views.size(); ++i) ASSERT_LT(views[i - 1].key, views[i].key);
@@ -229,6 +231,63 @@ TEST(StateStore, LastWritePerKeyInKeyOrderStoresWhatTheWritesInOrderStore) {
     ASSERT_EQ(Contents(*in_order), Contents(*reduced)) << "after batch " << batch;
   }
   EXPECT_FALSE(Contents(*reduced).empty());
+}
+
+TEST(StateStore, BulkCommitStoresWhatTheWritesInOrderStoreAndSurvivesReopen) {
+  // A restore's long runs go in as table files: the store must end as with
+  // the records committed in order, tombstones included, across runs that
+  // overwrite each other's keys.
+  TempDir dir;
+  std::map<std::string, std::string> expected;
+  std::deque<std::string> bytes;  // what the views point at, kept alive
+  {
+    auto store = MustOpen({.path = dir.path()});
+    ASSERT_NE(store, nullptr);
+    PartitionStore* in_order = MustPartition(*store, 0);
+    PartitionStore* bulk = MustPartition(*store, 1);
+    ASSERT_NE(in_order, nullptr);
+    ASSERT_NE(bulk, nullptr);
+    std::mt19937 rng(11);
+    for (int run = 0; run < 4; ++run) {
+      Writes writes;
+      for (int i = 0; i < 30000; ++i) {
+        std::string key = "c" + std::to_string(rng() % 20000);
+        if (run > 0 && rng() % 5 == 0) {
+          writes.push_back({key, std::nullopt});
+        } else {
+          writes.push_back({key, "v" + std::to_string(run) + "." + std::to_string(i)});
+        }
+      }
+      std::vector<PartitionStore::WriteView> views = ViewsOf(writes, &bytes);
+      KeepLastWritePerKey(&views);
+      ASSERT_GT(views.size(), 4096u) << "the run must be long enough to go through a table file";
+      ASSERT_TRUE(IsOk(in_order->Commit(writes, run + 1, "m" + std::to_string(run))));
+      ASSERT_TRUE(IsOk(bulk->BulkCommit(views, run + 1, "m" + std::to_string(run))));
+      ASSERT_EQ(Contents(*in_order), Contents(*bulk)) << "after run " << run;
+      EXPECT_EQ(bulk->ChangelogCheckpoint(), run + 1);
+      EXPECT_EQ(bulk->TaskMeta(), "m" + std::to_string(run));
+    }
+    expected = Contents(*in_order);
+    // A run out of key order is refused, and leaves the store as it was.
+    std::vector<std::string> keys;
+    for (int i = 0; i < 5000; ++i) keys.push_back("z" + std::to_string(100000 - i));  // descending
+    std::vector<PartitionStore::WriteView> unsorted;
+    for (const auto& k : keys) unsorted.push_back({k, "x"});
+    EXPECT_FALSE(IsOk(bulk->BulkCommit(unsorted, 99, "bad")));
+    EXPECT_EQ(Contents(*bulk), expected);
+    EXPECT_EQ(bulk->ChangelogCheckpoint(), 4);
+  }
+  for (const auto& entry : std::filesystem::directory_iterator(dir.path())) {
+    EXPECT_EQ(entry.path().filename().string().rfind("restore-", 0), std::string::npos)
+        << "a table file of a bulk commit was left behind: " << entry.path();
+  }
+  auto store = MustOpen({.path = dir.path()});
+  ASSERT_NE(store, nullptr);
+  PartitionStore* bulk = MustPartition(*store, 1);
+  ASSERT_NE(bulk, nullptr);
+  EXPECT_EQ(Contents(*bulk), expected);
+  EXPECT_EQ(bulk->ChangelogCheckpoint(), 4);
+  EXPECT_FALSE(expected.empty());
 }
 
 TEST(StateStore, PartitionsAreIndependentAndSurviveReopen) {
