@@ -388,6 +388,8 @@ JoinResult RiskEngine::ApplyManifest(v1::ContainerState& s, const v1::Manifest& 
       if (kept.version() == m.version() && kept.unusable_fields_size() > m.unusable_fields_size() &&
           kept.declared_at_ms() == t) {
         kept = m;
+        // Its seals may differ: fixes are read against it again.
+        if (s.has_gps()) s.mutable_gps()->set_seals_checked_through_ms(0);
         for (auto& sum : *s.mutable_manifest_history()) {
           if (sum.version() == m.version()) sum.set_consignee_name(m.consignee().name());
         }
@@ -491,6 +493,12 @@ JoinResult RiskEngine::ApplyGps(v1::ContainerState& s, const v1::GpsEvent& e, in
     return JoinResult::kLate;
   }
   s.set_container_number(e.container_number());
+  // A fix older than the fixes read against the declared seals is read
+  // with the next evaluation under that declaration (at its own time there
+  // may have been no declaration with seals to read it against).
+  if (track->seals_checked_through_ms() != 0 && t <= track->seals_checked_through_ms()) {
+    track->set_seals_checked_through_ms(t - 1);
+  }
   v1::GpsPoint* p = points->Add();
   p->set_fix_time_ms(t);
   // Rounded to the resolutions the state keeps (operators/fix_quantum.h).

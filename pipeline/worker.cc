@@ -556,10 +556,10 @@ Result<std::string> Worker::RestoreStore(Task& task, uint64_t* restored, Restore
       for (const auto& v : views) {
         if (IsDeclarationKey(v.key)) continue;
         ExpiryFields f;
-        if (!v.value) {
-          summaries->push_back({std::string(v.key), {}, true});
-        } else if (ReadExpiryFields(*v.value, &f)) {
+        if (v.value && ReadExpiryFields(*v.value, &f)) {
           summaries->push_back({std::string(v.key), {f.last_event_ms, f.due_ms, f.pending, f.own_progress_ms}});
+        } else {  // deleted, or unreadable (a scan would pass it by too)
+          summaries->push_back({std::string(v.key), {}, true});
         }
       }
     }

@@ -205,6 +205,12 @@ class RocksPartitionStore final : public PartitionStore {
       std::filesystem::remove(file, ec);
       return failure;
     };
+    // The checkpoint and metadata go in the same file (reserved keys sort
+    // first): the run and the checkpoint it reflects arrive together.
+    const std::string encoded = EncodeOffset(changelog_next_offset);
+    s = writer.Put(ToSlice(kCheckpointKey), ToSlice(encoded));
+    if (s.ok()) s = writer.Put(ToSlice(kTaskMetaKey), ToSlice(task_meta));
+    if (!s.ok()) return abandon(ToError(s, context + ": writing the checkpoint"));
     for (const WriteView& w : writes) {
       if (Status v = ValidateKey(w.key, context); !v.ok()) return abandon(v);
       s = w.value ? writer.Put(ToSlice(w.key), ToSlice(*w.value)) : writer.Delete(ToSlice(w.key));
@@ -214,13 +220,14 @@ class RocksPartitionStore final : public PartitionStore {
     if (!s.ok()) return abandon(ToError(s, context + ": finishing " + file));
     rocksdb::IngestExternalFileOptions ingest;
     ingest.move_files = true;
+    std::lock_guard lock(commit_mutex_);
     s = db_->IngestExternalFile(cf_, {file}, ingest);
     if (!s.ok()) return abandon(ToError(s, context + ": adding " + file + " to the store"));
     std::error_code ec;
     std::filesystem::remove(file, ec);  // moved: RocksDB holds its own link
-    // The checkpoint after the data: a crash in between re-applies the same
-    // records from the previous checkpoint, which changes nothing.
-    return CommitViews({}, changelog_next_offset, task_meta);
+    checkpoint_.store(changelog_next_offset);
+    task_meta_.assign(task_meta);
+    return Status::Ok();
   }
 
   int64_t ChangelogCheckpoint() const override { return checkpoint_.load(); }
@@ -299,6 +306,13 @@ class RocksStateStore final : public StateStore {
   Status OpenDb(const rocksdb::DBOptions& db_options) {
     std::vector<std::string> names;
     std::error_code ec;
+    // A bulk commit cut short (a crash) leaves its table file, which RocksDB
+    // does not know: the restore writes it again.
+    for (const auto& entry : std::filesystem::directory_iterator(path_, ec)) {
+      const std::string name = entry.path().filename().string();
+      if (name.starts_with("restore-p") && name.ends_with(".sst")) std::filesystem::remove(entry.path(), ec);
+    }
+    ec.clear();
     if (std::filesystem::exists(std::filesystem::path(path_) / "CURRENT", ec)) {
       rocksdb::Status s = rocksdb::DB::ListColumnFamilies(db_options, path_, &names);
       if (!s.ok()) return ToError(s, "state store \"" + path_ + "\": listing column families");

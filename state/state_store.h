@@ -115,9 +115,8 @@ class PartitionStore {
   // write per key (as KeepLastWritePerKey leaves them): a store may write
   // them into a table file of its own format and add that file whole, which
   // skips the memtable, its flush and the compactions that would rewrite
-  // them. Atomic as CommitViews: on return the writes are visible and the
-  // checkpoint and metadata stored; on error nothing of the run may be
-  // visible but the caller retries from the last checkpoint either way.
+  // them. Atomic as CommitViews: the run, the checkpoint and the metadata
+  // become visible together, or nothing of them does.
   [[nodiscard]] virtual Status BulkCommit(std::span<const WriteView> sorted_writes, int64_t changelog_next_offset,
                                           std::string_view task_meta) {
     return CommitViews(sorted_writes, changelog_next_offset, task_meta);

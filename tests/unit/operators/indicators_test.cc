@@ -722,6 +722,41 @@ Profile EditedTestProfile(const std::string& from, const std::string& to) {
   return std::move(p).value();
 }
 
+// gps.seal_mismatch reads a fix against a declaration once; these are the
+// ways a fix must be read again, as a whole-window read would.
+TEST(SealMismatch, AFixOlderThanTheReadOnesIsReadWithTheNextEvaluation) {
+  // At its own time there was no declaration with seals; the next fix's
+  // evaluation, under the declaration, reads it.
+  Scenario s;
+  s.Manifest({}, kDay + 2 * kMin);
+  for (int i = 0; i <= 2; ++i) s.Gps(kDay + 5 * i * kMin, 13.2, 100.0, 40, [](auto& e) { e.set_seal_number("SEAL001"); });
+  s.Finish();
+  ASSERT_FALSE(s.Fired("gps.seal_mismatch"));
+  s.Gps(kDay - 5 * kMin, 13.19, 100.0, 40, [](auto& e) { e.set_seal_number("SEAL999"); });
+  s.Finish();
+  EXPECT_FALSE(s.Fired("gps.seal_mismatch")) << "no declaration with seals at its own time";
+  s.Gps(kDay + 15 * kMin, 13.23, 100.0, 40, [](auto& e) { e.set_seal_number("SEAL001"); });
+  s.Finish();
+  EXPECT_TRUE(s.Fired("gps.seal_mismatch"));
+}
+
+TEST(SealMismatch, ACorrectedResendOfTheDeclarationIsReadAgainst) {
+  // The declaration kept had a field it could not use; its corrected resend
+  // (same version, same time) replaces it, seals included.
+  Scenario s;
+  s.Manifest([](auto& m) {
+    m.set_seal_numbers(0, "SEAL002");
+    m.add_unusable_fields("gross_weight_kg");
+  });
+  s.Gps(kDay, 13.2, 100.0, 40, [](auto& e) { e.set_seal_number("SEAL002"); });
+  s.Finish();
+  ASSERT_FALSE(s.Fired("gps.seal_mismatch"));
+  s.Manifest();  // SEAL001, nothing unusable
+  s.Gps(kDay + 5 * kMin, 13.21, 100.0, 40, [](auto& e) { e.set_seal_number("SEAL001"); });
+  s.Finish();
+  EXPECT_TRUE(s.Fired("gps.seal_mismatch")) << "the fix read SEAL002, which the resend no longer declares";
+}
+
 TEST(LateAmendment, ACorrectionWeighsMinorFactorAChangeOfConsigneeOrHeadingInFull) {
   static const Profile profile =
       EditedTestProfile("manifest.late_amendment: {weight: 30, params: {cutoff_hours_before_eta: 48}}",
