@@ -42,6 +42,7 @@ RUN apt-get update \
       libxml2 \
       libcpp-httplib0.11 \
       libsodium23 \
+      libjemalloc2 \
       ca-certificates \
  && rm -rf /var/lib/apt/lists/* /tmp/debs
 

@@ -9,6 +9,7 @@
 #include <tuple>
 
 #include "core/types.h"
+#include "operators/fix_prefetch.h"
 #include "operators/fix_quantum.h"
 #include "operators/geo.h"
 #include "operators/names.h"
@@ -469,6 +470,7 @@ JoinResult RiskEngine::ApplyGps(v1::ContainerState& s, const v1::GpsEvent& e, in
   const int64_t t = e.fix_time_ms();
   auto* track = s.mutable_gps();
   auto* points = track->mutable_points();
+  PrefetchFixes(*points);  // the duplicate check, the release and the evaluation read them next
   // Points are ordered by fix time; most fixes arrive in order, so search from the end.
   int index = points->size();
   while (index > 0 && points->Get(index - 1).fix_time_ms() > t) --index;
@@ -508,7 +510,8 @@ JoinResult RiskEngine::ApplyGps(v1::ContainerState& s, const v1::GpsEvent& e, in
   p->set_seal_state(e.seal_state());
   // Kept text is bounded per fix, so the window's 64 evaluated plus up to
   // 256 unevaluated fixes fit the state's GPS reserve whatever the input.
-  p->set_seal_number(std::string(Utf8Prefix(e.seal_number(), kMaxFixText)));
+  // An empty text is left unset: setting it would allocate an empty string.
+  if (!e.seal_number().empty()) p->set_seal_number(std::string(Utf8Prefix(e.seal_number(), kMaxFixText)));
   p->set_event_key(event_key);
   const LatLon at{e.position().lat(), e.position().lon()};
   const CorridorFix fix = LocateInCorridors(*profile_, at);

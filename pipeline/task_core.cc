@@ -392,17 +392,17 @@ void TaskCore::Release(const std::string& key, v1::ContainerState& s, int64_t bo
   // Emit time 0: the worker puts the processing time in a header, so the
   // alert's bytes depend on the input only.
   const size_t before = out->alerts.size();
-  int64_t ingest_ms = now_ms;
-  if (!gated_of_.empty()) {
-    if (auto it = gated_of_.find(key); it != gated_of_.end()) ingest_ms = it->second.since_ms;
-  }
+  // One look-up of the held entry serves the latency attribution and the
+  // gate's bookkeeping below (the engine does not touch gated_of_).
+  const HeldEntry held = gated_of_.empty() ? gated_of_.end() : gated_of_.find(key);
+  const int64_t ingest_ms = held != gated_of_.end() ? held->second.since_ms : now_ms;
   engine_->Release(s, bound, 0, &out->alerts, gate_ms_);
   out->alert_ingest_ms.resize(before, -1);  // alerts added by other means than Release: unattributed
   out->alert_ingest_ms.resize(out->alerts.size(), ingest_ms);
   if (s.released_before_ms() > std::max(std::min(bound, gate_ms_), released)) ++counters_.capacity_releases;
   const int64_t earliest = operators::EarliestPending(s);
   // Held by the gate: something before `bound` is still unevaluated.
-  SetGated(key, gate_ms_ < bound && earliest < bound ? earliest : operators::kEndOfTime, now_ms);
+  SetGated(key, held, gate_ms_ < bound && earliest < bound ? earliest : operators::kEndOfTime, now_ms);
   const int64_t due = earliest == operators::kEndOfTime ? 0 : earliest + options_.allowed_lateness_ms + 1;
   s.set_due_ms(due);
   SetDue(key, due);
@@ -441,7 +441,10 @@ void TaskCore::Settle() {
 
 void TaskCore::SetGated(const std::string& key, int64_t earliest_ms, int64_t now_ms) {
   if (gated_of_.empty() && earliest_ms == operators::kEndOfTime) return;  // the usual case: nothing held
-  auto it = gated_of_.find(key);
+  SetGated(key, gated_of_.find(key), earliest_ms, now_ms);
+}
+
+void TaskCore::SetGated(const std::string& key, HeldEntry it, int64_t earliest_ms, int64_t now_ms) {
   if (it != gated_of_.end()) {
     if (it->second.earliest_ms == earliest_ms) return;
     gated_.erase({it->second.earliest_ms, key});

@@ -271,6 +271,13 @@ class TaskCore {
   void SetDue(const std::string& key, int64_t due_ms);
   // kEndOfTime: not held; `now_ms` is kept while it stays held.
   void SetGated(const std::string& key, int64_t earliest_ms, int64_t now_ms);
+  struct Held {
+    int64_t earliest_ms;
+    int64_t since_ms;  // now_ms when it was first held; -1: held since Start
+  };
+  using HeldEntry = std::unordered_map<std::string, Held>::iterator;
+  // The same, given the key's entry in gated_of_ (end(): none).
+  void SetGated(const std::string& key, HeldEntry it, int64_t earliest_ms, int64_t now_ms);
 
   TaskOptions options_;
   const operators::RiskEngine* engine_;
@@ -297,10 +304,6 @@ class TaskCore {
   int64_t gate_ms_ = operators::kEndOfTime;
   // Containers the gate holds, by their earliest unevaluated item.
   std::set<std::pair<int64_t, std::string>> gated_;
-  struct Held {
-    int64_t earliest_ms;
-    int64_t since_ms;  // now_ms when it was first held; -1: held since Start
-  };
   std::unordered_map<std::string, Held> gated_of_;
   TaskCounters counters_;
   std::string foreign_owner_;

@@ -1,0 +1,21 @@
+#pragma once
+// A container's GPS window is a list of separate heap objects (protobuf
+// messages). With more containers in flight than the caches hold, walking a
+// window of 64 fixes one by one is a chain of cache misses: in a drain of
+// 24,000 containers most of the time of storing a window went to its first
+// load of each fix. Asking for every fix first lets the memory system fetch
+// them side by side; the walk that follows finds them in the cache.
+
+#include "boxwatch/v1/state.pb.h"
+
+namespace boxwatch::operators {
+
+inline void PrefetchFixes(const google::protobuf::RepeatedPtrField<v1::GpsPoint>& points) {
+  for (const v1::GpsPoint& p : points) {
+    const char* at = reinterpret_cast<const char*>(&p);
+    __builtin_prefetch(at);
+    __builtin_prefetch(at + 64);  // a fix spans two cache lines
+  }
+}
+
+}  // namespace boxwatch::operators
