@@ -252,6 +252,36 @@ Result<std::optional<Message>> KafkaConsumer::Poll(std::chrono::milliseconds tim
   return std::optional<Message>(Message(m));
 }
 
+Status KafkaConsumer::PollBatch(std::chrono::milliseconds timeout, size_t max, std::vector<Message>* out) {
+  if (!queue_) {
+    queue_.reset(rd_kafka_queue_get_consumer(rk_.get()));
+    if (!queue_) return Error{Errc::kInvalidArgument, "a batch poll needs a consumer with a group id"};
+  }
+  std::vector<rd_kafka_message_t*> raw(max);
+  const ssize_t n = rd_kafka_consume_batch_queue(queue_.get(), static_cast<int>(timeout.count()), raw.data(), max);
+  if (n < 0) return FromKafkaResp(rd_kafka_last_error(), "consume a batch");
+  std::vector<Message> got;
+  got.reserve(static_cast<size_t>(n));
+  for (ssize_t i = 0; i < n; ++i) got.emplace_back(raw[i]);  // owned from here, whatever happens next
+  if (rebalance_error_) {
+    Error e = std::move(*rebalance_error_);
+    rebalance_error_.reset();
+    return e;
+  }
+  for (const Message& m : got) {
+    if (const rd_kafka_message_t* r = m.raw(); r->err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+      std::string what = "consume";
+      if (r->rkt != nullptr) {
+        what += " from " + std::string(rd_kafka_topic_name(r->rkt)) + "[" + std::to_string(r->partition) + "]";
+      }
+      what += " (" + std::string(rd_kafka_message_errstr(r)) + ")";
+      return FromKafkaResp(rk_.get(), r->err, what);
+    }
+  }
+  for (Message& m : got) out->push_back(std::move(m));
+  return Status::Ok();
+}
+
 std::vector<TopicPartition> KafkaConsumer::Assignment() {
   rd_kafka_topic_partition_list_t* list = nullptr;
   if (rd_kafka_assignment(rk_.get(), &list) != RD_KAFKA_RESP_ERR_NO_ERROR) return {};

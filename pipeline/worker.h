@@ -18,6 +18,7 @@
 #include <mutex>
 #include <set>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "core/result.h"
@@ -106,6 +107,11 @@ class Worker : public RebalanceListener {
   // (no checkpoint), `summaries` gets the restored containers' summaries and
   // `*whole` is set.
   Result<std::string> RestoreStore(Task& task, uint64_t* restored, RestoredSummaries* summaries, bool* whole);
+  // Closes a restore's consumer on a thread of its own: tearing a client
+  // down took up to a second, which the partition's start need not wait
+  // for. JoinRetired waits for those still closing.
+  void RetireConsumer(std::unique_ptr<KafkaConsumer> consumer);
+  void JoinRetired();
   // Opens the task's state cache and core from its metadata (a scan of its
   // stored states, or the summaries a whole restore saw); safe to run beside
   // others.
@@ -195,6 +201,8 @@ class Worker : public RebalanceListener {
   bool in_transaction_ = false;
   bool rebuilding_ = false;  // Recover is tearing down: callbacks must not commit
   bool closing_ = false;
+  std::mutex retired_mu_;
+  std::vector<std::thread> retired_;  // restore consumers being closed
   bool refused_foreign_state_ = false;     // the destructor is closing the clients: callbacks must not commit
   int64_t records_in_transaction_ = 0;
   // The open transaction stays open past the usual cadence: the worker is

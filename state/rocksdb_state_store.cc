@@ -455,15 +455,49 @@ Status ValidateOptions(const StoreOptions& o) {
 
 }  // namespace
 
-void KeepLastWritePerKey(std::vector<PartitionStore::WriteView>* writes) {
-  auto& w = *writes;
-  std::stable_sort(w.begin(), w.end(), [](const auto& a, const auto& b) { return a.key < b.key; });
-  size_t kept = 0;
-  for (size_t i = 0; i < w.size(); ++i) {
-    if (i + 1 < w.size() && w[i + 1].key == w[i].key) continue;  // a later write of the key wins
-    w[kept++] = w[i];
+std::vector<uint32_t> LastOfEachKeyInOrder(std::span<const std::string_view> keys) {
+  // A key's first 16 bytes, big-endian and zero-padded: comparing the two
+  // words as integers orders as comparing those bytes. Where they agree, the
+  // keys are equal or one is a prefix of the other (padding zeros) when both
+  // fit in 16 bytes: the shorter comes first, as in a bytewise comparison.
+  struct Entry {
+    uint64_t hi;
+    uint64_t lo;
+    uint32_t size;
+    uint32_t index;
+  };
+  auto word = [](std::string_view k, size_t from) {
+    uint64_t v = 0;
+    for (size_t i = from; i < from + 8; ++i) v = v << 8 | (i < k.size() ? static_cast<uint8_t>(k[i]) : 0);
+    return v;
+  };
+  std::vector<Entry> e(keys.size());
+  for (size_t i = 0; i < keys.size(); ++i) {
+    e[i] = {word(keys[i], 0), word(keys[i], 8), static_cast<uint32_t>(std::min<size_t>(keys[i].size(), UINT32_MAX)),
+            static_cast<uint32_t>(i)};
   }
-  w.resize(kept);
+  // <0, 0, >0 as the keys compare.
+  auto compare = [&](const Entry& a, const Entry& b) -> int {
+    if (a.hi != b.hi) return a.hi < b.hi ? -1 : 1;
+    if (a.lo != b.lo) return a.lo < b.lo ? -1 : 1;
+    if (a.size <= 16 && b.size <= 16) return a.size == b.size ? 0 : a.size < b.size ? -1 : 1;
+    return keys[a.index].compare(keys[b.index]);
+  };
+  std::sort(e.begin(), e.end(), [&](const Entry& a, const Entry& b) {
+    const int c = compare(a, b);
+    return c != 0 ? c < 0 : a.index < b.index;  // equal keys in the order given
+  });
+  std::vector<uint32_t> out;
+  out.reserve(e.size());
+  for (size_t i = 0; i < e.size(); ++i) {
+    if (i + 1 < e.size() && compare(e[i], e[i + 1]) == 0) continue;  // a later item of the key wins
+    out.push_back(e[i].index);
+  }
+  return out;
+}
+
+void KeepLastWritePerKey(std::vector<PartitionStore::WriteView>* writes) {
+  KeepLastPerKey(writes, [](const PartitionStore::WriteView& w) { return w.key; });
 }
 
 void DisableStoreCountersOnThisThread() { rocksdb::SetPerfLevel(rocksdb::PerfLevel::kDisable); }

@@ -234,6 +234,34 @@ TEST(StateStore, LastWritePerKeyInKeyOrderStoresWhatTheWritesInOrderStore) {
   EXPECT_FALSE(Contents(*reduced).empty());
 }
 
+TEST(StateStore, LastOfEachKeyInOrderAgreesWithAStableSortOfTheWholeKeys) {
+  // The order compares 16-byte prefixes as integers: keys shorter, longer
+  // and exactly that long, sharing prefixes, with zero and 0xff bytes, must
+  // come out as a bytewise comparison of the whole keys orders them, with
+  // the last of equal keys kept.
+  std::mt19937 rng(11);
+  const std::string alphabet("\0\x01A\xff#", 5);
+  for (int round = 0; round < 200; ++round) {
+    std::vector<std::string> owned;
+    const std::string stem = round % 2 ? std::string(16, 'C') : "ABCU123456";  // shared prefixes
+    for (int i = 0; i < 300; ++i) {
+      std::string k = rng() % 3 ? stem.substr(0, rng() % (stem.size() + 1)) : "";
+      for (int n = static_cast<int>(rng() % 8); n > 0; --n) k.push_back(alphabet[rng() % alphabet.size()]);
+      owned.push_back(k);
+    }
+    std::vector<std::string_view> keys(owned.begin(), owned.end());
+    std::vector<uint32_t> expected(keys.size());
+    for (uint32_t i = 0; i < expected.size(); ++i) expected[i] = i;
+    std::stable_sort(expected.begin(), expected.end(), [&](uint32_t a, uint32_t b) { return keys[a] < keys[b]; });
+    std::vector<uint32_t> last;
+    for (size_t i = 0; i < expected.size(); ++i) {
+      if (i + 1 < expected.size() && keys[expected[i + 1]] == keys[expected[i]]) continue;
+      last.push_back(expected[i]);
+    }
+    ASSERT_EQ(LastOfEachKeyInOrder(keys), last) << "round " << round;
+  }
+}
+
 TEST(StateStore, BulkCommitStoresWhatTheWritesInOrderStoreAndSurvivesReopen) {
   // A restore's long runs go in as table files: the store must end as with
   // the records committed in order, tombstones included, across runs that
