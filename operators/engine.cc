@@ -470,7 +470,8 @@ JoinResult RiskEngine::ApplyGps(v1::ContainerState& s, const v1::GpsEvent& e, in
   const int64_t t = e.fix_time_ms();
   auto* track = s.mutable_gps();
   auto* points = track->mutable_points();
-  PrefetchFixes(*points);  // the duplicate check, the release and the evaluation read them next
+  // The duplicate check, the release and the evaluation read them next.
+  PrefetchFixes(*points, limits_.max_gps_points);
   // Points are ordered by fix time; most fixes arrive in order, so search from the end.
   int index = points->size();
   while (index > 0 && points->Get(index - 1).fix_time_ms() > t) --index;

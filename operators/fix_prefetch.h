@@ -10,9 +10,11 @@
 
 namespace boxwatch::operators {
 
-inline void PrefetchFixes(const google::protobuf::RepeatedPtrField<v1::GpsPoint>& points) {
-  for (const v1::GpsPoint& p : points) {
-    const char* at = reinterpret_cast<const char*>(&p);
+// `last`: only the newest so many (a window holding unevaluated fixes can
+// be several times the evaluated window).
+inline void PrefetchFixes(const google::protobuf::RepeatedPtrField<v1::GpsPoint>& points, int last = 1 << 30) {
+  for (int i = points.size() > last ? points.size() - last : 0; i < points.size(); ++i) {
+    const char* at = reinterpret_cast<const char*>(&points.Get(i));
     __builtin_prefetch(at);
     __builtin_prefetch(at + 64);  // a fix spans two cache lines
   }

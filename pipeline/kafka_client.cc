@@ -264,21 +264,22 @@ Status KafkaConsumer::PollBatch(std::chrono::milliseconds timeout, size_t max, s
   got.reserve(static_cast<size_t>(n));
   for (ssize_t i = 0; i < n; ++i) got.emplace_back(raw[i]);  // owned from here, whatever happens next
   if (rebalance_error_) {
+    for (Message& m : got) out->push_back(std::move(m));
     Error e = std::move(*rebalance_error_);
     rebalance_error_.reset();
     return e;
   }
-  for (const Message& m : got) {
+  for (Message& m : got) {
     if (const rd_kafka_message_t* r = m.raw(); r->err != RD_KAFKA_RESP_ERR_NO_ERROR) {
       std::string what = "consume";
       if (r->rkt != nullptr) {
         what += " from " + std::string(rd_kafka_topic_name(r->rkt)) + "[" + std::to_string(r->partition) + "]";
       }
       what += " (" + std::string(rd_kafka_message_errstr(r)) + ")";
-      return FromKafkaResp(rk_.get(), r->err, what);
+      return FromKafkaResp(rk_.get(), r->err, what);  // the records before it are in `out`
     }
+    out->push_back(std::move(m));
   }
-  for (Message& m : got) out->push_back(std::move(m));
   return Status::Ok();
 }
 

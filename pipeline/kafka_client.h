@@ -143,7 +143,9 @@ class KafkaConsumer {
   // Appends up to `max` records to `out`, waiting up to `timeout` for the
   // batch to fill: for readers that take records as fast as they come (a
   // restore), without Poll's per-record clock reads and queue round trips.
-  // Positions move as with Poll. On an error nothing is appended.
+  // Positions move as with Poll, past every record the batch took: on an
+  // error, the records before it are appended and the position is past the
+  // failed one too (a reader that goes on must seek back, or start over).
   Status PollBatch(std::chrono::milliseconds timeout, size_t max, std::vector<Message>* out);
   // Positions (next offset to read) of the current assignment; partitions
   // with no position yet are left out.

@@ -92,10 +92,10 @@ bool PackPoints(const google::protobuf::RepeatedPtrField<v1::GpsPoint>& points, 
   // most 7 varints of 10 bytes, the flags and an 8-byte key.
   char buf[7 * 10 + 1 + 8];
   operators::PrefetchFixes(points);
-  for (int i = 0; i < points.size(); ++i) {
-    const v1::GpsPoint& p = points.Get(i);
+  for (int at = 0; at < points.size(); ++at) {
+    const v1::GpsPoint& p = points.Get(at);
     // The seal number is an object of its own: asked for a few fixes ahead.
-    if (i + 8 < points.size()) __builtin_prefetch(&points.Get(i + 8).seal_number());
+    if (at + 8 < points.size()) __builtin_prefetch(&points.Get(at + 8).seal_number());
     int64_t lat, lon, speed, distance;
     if (!QuantumOf(p.lat(), operators::kDegreeScale, &lat) || !QuantumOf(p.lon(), operators::kDegreeScale, &lon) ||
         !QuantumOf(p.speed_kmh(), operators::kSpeedScale, &speed) ||

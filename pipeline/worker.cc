@@ -140,7 +140,6 @@ Worker::~Worker() {
     }
   }
   in_transaction_ = false;
-  JoinRetired();
   if (consumer_) consumer_->Close().PermitUnchecked();
   // The clients call back into the probes (statistics) until they are gone,
   // so they go first.
@@ -148,6 +147,9 @@ Worker::~Worker() {
   control_.reset();
   consumer_.reset();
   producer_.reset();
+  // Last: closing the consumer may still have served an assignment, whose
+  // restore retires consumers of its own.
+  JoinRetired();
 }
 
 Result<std::unique_ptr<Worker>> Worker::Create(const WorkerConfig& config, EventSink sink,
@@ -467,10 +469,15 @@ void Worker::DropTasks(const std::set<int32_t>& partitions) {
   probe_->Tasks(tasks_.size());
 }
 
-void Worker::RetireConsumer(std::unique_ptr<KafkaConsumer> consumer) {
+void Worker::RetireConsumer(std::unique_ptr<KafkaConsumer> consumer) noexcept {
   if (!consumer) return;
-  std::lock_guard<std::mutex> lock(retired_mu_);
-  retired_.emplace_back([c = std::move(consumer)]() mutable { c.reset(); });
+  KafkaConsumer* c = consumer.release();
+  try {
+    std::lock_guard<std::mutex> lock(retired_mu_);
+    retired_.emplace_back([c] { delete c; });
+  } catch (const std::exception&) {
+    delete c;  // no thread to be had: closed here
+  }
 }
 
 void Worker::JoinRetired() {
@@ -522,6 +529,13 @@ Result<std::string> Worker::RestoreStore(Task& task, uint64_t* restored, Restore
                                        .read_committed = true,
                                        .extra = config_.kafka});
   if (!reader.ok()) return reader.error();
+  // The reader is closed off this thread, however the restore ends. (The
+  // records polled below are declared after this, so they go first.)
+  struct Retire {
+    Worker* worker;
+    std::unique_ptr<KafkaConsumer>* consumer;
+    ~Retire() { worker->RetireConsumer(std::move(*consumer)); }
+  } retire_reader{this, &*reader};
   // Read to the high watermark, asked read_uncommitted: a transaction of the
   // partition's previous owner may still be completing, and its records are
   // part of the state (if it aborts, reading on past it costs nothing).
@@ -533,12 +547,6 @@ Result<std::string> Worker::RestoreStore(Task& task, uint64_t* restored, Restore
   auto wm = (*probe)->Watermarks(changelog, task.partition, 30s);
   RetireConsumer(std::move(*probe));
   if (!wm.ok()) return wm.error();
-  // The reader too is closed off this thread, however the restore ends.
-  struct Retire {
-    Worker* worker;
-    std::unique_ptr<KafkaConsumer>* consumer;
-    ~Retire() { worker->RetireConsumer(std::move(*consumer)); }
-  } retire_reader{this, &*reader};
   const int64_t start = std::max(checkpoint, wm->first);
   if (start >= wm->second) return task.store->TaskMeta();  // nothing beyond the local checkpoint
   BW_LOG(kInfo, kLog) << "restoring partition " << task.partition << " from changelog offset " << start

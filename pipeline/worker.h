@@ -110,7 +110,7 @@ class Worker : public RebalanceListener {
   // Closes a restore's consumer on a thread of its own: tearing a client
   // down took up to a second, which the partition's start need not wait
   // for. JoinRetired waits for those still closing.
-  void RetireConsumer(std::unique_ptr<KafkaConsumer> consumer);
+  void RetireConsumer(std::unique_ptr<KafkaConsumer> consumer) noexcept;
   void JoinRetired();
   // Opens the task's state cache and core from its metadata (a scan of its
   // stored states, or the summaries a whole restore saw); safe to run beside

@@ -240,7 +240,7 @@ TEST(StateStore, LastOfEachKeyInOrderAgreesWithAStableSortOfTheWholeKeys) {
   // come out as a bytewise comparison of the whole keys orders them, with
   // the last of equal keys kept.
   std::mt19937 rng(11);
-  const std::string alphabet("\0\x01A\xff#", 5);
+  const std::string alphabet{'\0', '\x01', 'A', '\xff', '#'};
   for (int round = 0; round < 200; ++round) {
     std::vector<std::string> owned;
     const std::string stem = round % 2 ? std::string(16, 'C') : "ABCU123456";  // shared prefixes
