@@ -168,6 +168,11 @@ Result<std::unique_ptr<Worker>> Worker::Create(const WorkerConfig& config, Event
 }
 
 Status Worker::Init() {
+  // How long each step took, for the start-up line (a restart's time to
+  // processing is start-up plus restore).
+  using Clock = std::chrono::steady_clock;
+  const Clock::time_point init_started = Clock::now();
+  auto since = [](Clock::time_point from) { return std::chrono::duration<double>(Clock::now() - from).count(); };
   // 1. The topic set must exist and be co-partitioned.
   auto admin = KafkaAdmin::Create(config_.bootstrap, config_.kafka);
   if (!admin.ok()) return admin.error();
@@ -191,6 +196,8 @@ Status Worker::Init() {
                                         .write_buffer_bytes = static_cast<size_t>(config_.write_buffer_bytes)});
   if (!store.ok()) return store.error();
   store_ = std::move(store).value();
+  const double through_store_s = since(init_started);
+  const Clock::time_point control_started = Clock::now();
 
   // 4. Control topics, read to their end before processing, then followed.
   const KafkaProperties& extra = config_.kafka;
@@ -200,14 +207,24 @@ Status Worker::Init() {
                                         .extra = extra});
   if (!control.ok()) return control.error();
   control_ = std::move(control).value();
-  if (Status s = control_->Assign({{names_.Name(TopicRole::kProfiles), 0, RD_KAFKA_OFFSET_BEGINNING},
-                                   {names_.Name(TopicRole::kReference), 0, RD_KAFKA_OFFSET_BEGINNING}});
+  // Assigned from the first offset each topic holds, asked first: assigned
+  // at "the beginning" before the client knew the partition's leader, the
+  // client waited half a second to ask where the beginning is.
+  constexpr TopicRole kControlRoles[] = {TopicRole::kProfiles, TopicRole::kReference};
+  std::pair<int64_t, int64_t> control_wm[2];
+  for (int i = 0; i < 2; ++i) {
+    auto wm = control_->Watermarks(names_.Name(kControlRoles[i]), 0, 30s);
+    if (!wm.ok()) return wm.error();
+    control_wm[i] = *wm;
+  }
+  if (Status s = control_->Assign({{names_.Name(TopicRole::kProfiles), 0, control_wm[0].first},
+                                   {names_.Name(TopicRole::kReference), 0, control_wm[1].first}});
       !s.ok()) {
     return s;
   }
-  for (const TopicRole role : {TopicRole::kProfiles, TopicRole::kReference}) {
-    auto wm = control_->Watermarks(names_.Name(role), 0, 30s);
-    if (!wm.ok()) return wm.error();
+  for (int i = 0; i < 2; ++i) {
+    const TopicRole role = kControlRoles[i];
+    const std::pair<int64_t, int64_t>* wm = &control_wm[i];
     const auto deadline = std::chrono::steady_clock::now() + 60s;
     for (;;) {
       auto pos = control_->Positions();
@@ -217,7 +234,7 @@ Status Worker::Init() {
           if (p.topic == names_.Name(role)) at = p.offset;
         }
       }
-      if (wm->second == 0 || at >= wm->second) break;
+      if (wm->first >= wm->second || at >= wm->second) break;  // nothing held, or read to the end
       if (std::chrono::steady_clock::now() > deadline) {
         return Error{Errc::kTimeout, "could not read " + names_.Name(role) + " to its end within 60 s"};
       }
@@ -231,7 +248,9 @@ Status Worker::Init() {
   reference_ = pending_reference_;
   engine_ = std::make_unique<operators::RiskEngine>(&profile_, &reference_);
   BW_LOG(kInfo, kLog) << "profile " << profile_.name << " " << profile_.version << "; " << partitions_
-                      << " partitions; " << (config_.exactly_once ? "exactly-once" : "at-least-once");
+                      << " partitions; " << (config_.exactly_once ? "exactly-once" : "at-least-once")
+                      << "; topics and state opened in " << through_store_s << " s, control topics read in "
+                      << since(control_started) << " s";
   probe_->ProfileVersion(profile_.name, profile_.version);
   {
     std::vector<std::string> reasons;
@@ -244,8 +263,12 @@ Status Worker::Init() {
   }
   SetNotReady("waiting for a partition assignment");
 
+  const Clock::time_point clients_started = Clock::now();
   if (Status s = NewProducer(); !s.ok()) return s;
-  return NewConsumer();
+  Status s = NewConsumer();
+  BW_LOG(kInfo, kLog) << "producer" << (config_.exactly_once ? " (transactions initialised)" : "")
+                      << " and consumer created in " << since(clients_started) << " s";
+  return s;
 }
 
 // The group. The range assignor gives every member the same partition
