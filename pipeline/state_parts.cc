@@ -41,11 +41,15 @@ void SwapEvaluation(v1::ContainerState& a, v1::ContainerState& b) {
 // (ms), latitude and longitude deltas (1e-7 degree), speed (0.01 km/h),
 // corridor distance (0.1 m), a flag byte, the seal state, then the event key
 // (4 bytes, little-endian; 8 for a key stored before keys were 32-bit) and the seal number, border geofence and event id
-// (length and bytes) when their flags say so. About 15 bytes a fix where the
+// (length and bytes) when their flags say so. Format 2 writes a seal number
+// equal to the previous fix's as length 0 (an e-seal reports the same number
+// in almost every fix: 9 of a fix's 27 bytes in format 1); format 1, which
+// wrote every seal number out, is still read. About 19 bytes a fix where the
 // protobuf takes about 60. Only a window whose numbers all lie on the
 // engine's grid (operators/fix_quantum.h) is packed, so decoding gives back
 // exactly what was encoded; any other is stored as protobuf points.
-constexpr char kPackedFormat = 1;
+constexpr char kPackedFormat = 2;
+constexpr char kPackedFormatWholeSeals = 1;  // read, no longer written
 enum PointFlag : uint8_t {
   kOutside = 1,
   kInStopZone = 2,
@@ -91,6 +95,7 @@ bool PackPoints(const google::protobuf::RepeatedPtrField<v1::GpsPoint>& points, 
   // A fix's numbers go through a buffer on the stack, appended once: at
   // most 7 varints of 10 bytes, the flags and an 8-byte key.
   char buf[7 * 10 + 1 + 8];
+  const std::string* previous_seal = nullptr;  // the last fix's seal number written, if any
   operators::PrefetchFixes(points);
   for (int at = 0; at < points.size(); ++at) {
     const v1::GpsPoint& p = points.Get(at);
@@ -122,7 +127,15 @@ bool PackPoints(const google::protobuf::RepeatedPtrField<v1::GpsPoint>& points, 
       for (int i = 0; i < bytes; ++i) *w++ = static_cast<char>(p.event_key() >> (8 * i));
     }
     out->append(buf, static_cast<size_t>(w - buf));
-    if (flags & kHasSeal) PutText(out, p.seal_number());
+    if (flags & kHasSeal) {
+      // Never empty when set (kHasSeal), so length 0 is free to mean "as before".
+      if (previous_seal != nullptr && *previous_seal == p.seal_number()) {
+        out->push_back(0);
+      } else {
+        PutText(out, p.seal_number());
+      }
+      previous_seal = &p.seal_number();
+    }
     if (flags & kHasGeofence) PutText(out, p.border_geofence());
     if (flags & kHasEventId) PutText(out, p.event_id());
   }
@@ -178,7 +191,9 @@ class Reader {
 
 bool UnpackPoints(std::string_view bytes, google::protobuf::RepeatedPtrField<v1::GpsPoint>* points) {
   Reader r(bytes);
-  if (r.Byte() != kPackedFormat) return false;
+  const char format = static_cast<char>(r.Byte());
+  if (format != kPackedFormat && format != kPackedFormatWholeSeals) return false;
+  const std::string* previous_seal = nullptr;
   const uint64_t n = r.Varint();
   if (!r.ok() || n > r.left() / 7) return false;  // a fix takes at least 7 bytes
   points->Reserve(static_cast<int>(points->size() + n));
@@ -204,7 +219,15 @@ bool UnpackPoints(std::string_view bytes, google::protobuf::RepeatedPtrField<v1:
     p->set_seal_state(static_cast<v1::GpsEvent::SealState>(seal_state));
     if (flags & kHasKey) p->set_event_key(r.Fixed(8));
     if (flags & kHasKey32) p->set_event_key(r.Fixed(4));
-    if (flags & kHasSeal) p->set_seal_number(r.Text());
+    if (flags & kHasSeal) {
+      std::string seal = r.Text();
+      if (seal.empty() && format == kPackedFormat) {
+        if (previous_seal == nullptr) return false;  // "as before" with nothing before
+        seal = *previous_seal;
+      }
+      p->set_seal_number(std::move(seal));
+      previous_seal = &p->seal_number();
+    }
     if (flags & kHasGeofence) p->set_border_geofence(r.Text());
     if (flags & kHasEventId) p->set_event_id(r.Text());
   }

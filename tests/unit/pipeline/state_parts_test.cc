@@ -355,6 +355,106 @@ TEST(StateParts, ABrokenPackedWindowIsFatalAndNamesTheKey) {
   }
 }
 
+// Loads `m` (a movement part) beside the declaration of FullState().
+Result<v1::ContainerState> LoadMovement(const std::string& m) {
+  v1::ContainerState s = FullState();
+  std::string d;
+  if (!SerializeDeclaration(s, &d)) return Error{Errc::kFatal, "declaration not serialised"};
+  MapPartition store;
+  store.values[kBox] = m;
+  store.values[std::string(kBox) + "#d"] = d;
+  Cache cache(&store);
+  auto got = cache.Get(kBox);
+  if (!got.ok()) return got.error();
+  if (*got == nullptr) return Error{Errc::kFatal, "nothing loaded"};
+  return **got;
+}
+
+TEST(StateParts, ASealNumberRepeatedFromTheFixBeforeIsStoredInOneByte) {
+  v1::ContainerState s = WithWindow(24);
+  // Seals as e-seals report them: the same number fix after fix, a fix
+  // without one, a new seal after an inspection, the old number once more.
+  for (int i = 0; i < 24; ++i) {
+    auto* p = s.mutable_gps()->mutable_points(i);
+    p->set_seal_number(i < 10 ? "SX 0042-17" : i < 12 ? "" : i < 20 ? "CUS 9981-02" : "SX 0042-17");
+  }
+  const std::string whole = s.SerializeAsString();
+  std::string m;
+  ASSERT_TRUE(SerializeMovement(s, &m));
+  v1::ContainerState stored;
+  ASSERT_TRUE(stored.ParseFromString(m));
+  const std::string& packed = stored.gps().packed_points();
+  // Written out three times (first, new seal, old seal again); the other
+  // nineteen fixes with a seal take one byte for it.
+  size_t written = 0;
+  for (size_t at = packed.find("SX 0042-17"); at != std::string::npos; at = packed.find("SX 0042-17", at + 1)) ++written;
+  EXPECT_EQ(written, 2u) << "a seal number equal to the fix before's is not written again";
+  EXPECT_EQ(packed.find("CUS 9981-02"), packed.rfind("CUS 9981-02"));
+  auto loaded = LoadMovement(m);
+  ASSERT_TRUE(loaded.ok()) << loaded.error().message;
+  EXPECT_EQ(loaded->SerializeAsString(), whole) << "every fix gets its seal number back";
+}
+
+// Varints as the packed encoding writes them.
+void Put(std::string* out, uint64_t v) {
+  for (; v >= 0x80; v >>= 7) out->push_back(static_cast<char>(v | 0x80));
+  out->push_back(static_cast<char>(v));
+}
+uint64_t Zig(int64_t v) { return (static_cast<uint64_t>(v) << 1) ^ static_cast<uint64_t>(v >> 63); }
+
+// A packed window of two fixes in `format`, both with a seal; the second's
+// number is `second_seal` as written (empty: length 0).
+std::string TwoFixWindow(char format, std::string_view second_seal, bool first_has_seal = true) {
+  std::string w(1, format);
+  Put(&w, 2);
+  const int64_t t0 = 1794970800000;
+  for (int i = 0; i < 2; ++i) {
+    Put(&w, Zig(i == 0 ? t0 : 60000));
+    Put(&w, Zig(i == 0 ? 130812346 : 1000));    // 1e-7 degree
+    Put(&w, Zig(i == 0 ? -1008823457 : -2000));
+    Put(&w, Zig(6123));                         // 61.23 km/h
+    Put(&w, Zig(0));
+    const bool seal = i == 1 || first_has_seal;
+    w.push_back(static_cast<char>(seal ? 8 : 0));  // kHasSeal
+    Put(&w, 1);                                     // SEAL_STATE_CLOSED
+    if (!seal) continue;
+    const std::string_view text = i == 0 ? std::string_view("SX 0042-17") : second_seal;
+    Put(&w, text.size());
+    w.append(text);
+  }
+  return w;
+}
+
+std::string MovementWith(const std::string& packed) {
+  v1::ContainerState m;
+  m.mutable_gps()->set_packed_points(packed);
+  m.mutable_gps()->set_points_seen(2);
+  return m.SerializeAsString();
+}
+
+TEST(StateParts, AWindowPackedInFormat1StillLoads) {
+  auto loaded = LoadMovement(MovementWith(TwoFixWindow(1, "SX 0042-17")));
+  ASSERT_TRUE(loaded.ok()) << loaded.error().message;
+  ASSERT_EQ(loaded->gps().points_size(), 2);
+  EXPECT_EQ(loaded->gps().points(0).seal_number(), "SX 0042-17");
+  EXPECT_EQ(loaded->gps().points(1).seal_number(), "SX 0042-17");
+  EXPECT_EQ(loaded->gps().points(1).fix_time_ms(), 1794970860000);
+  EXPECT_DOUBLE_EQ(loaded->gps().points(1).lat(), 13.0813346);
+  // Format 2 reads length 0 as the seal before; format 1 wrote no such thing.
+  auto as_before = LoadMovement(MovementWith(TwoFixWindow(2, "")));
+  ASSERT_TRUE(as_before.ok()) << as_before.error().message;
+  EXPECT_EQ(as_before->gps().points(1).seal_number(), "SX 0042-17");
+}
+
+TEST(StateParts, ASealNumberAsBeforeWithNoneBeforeIsFatal) {
+  auto got = LoadMovement(MovementWith(TwoFixWindow(2, "", /*first_has_seal=*/false)));
+  ASSERT_FALSE(got.ok());
+  EXPECT_EQ(got.error().code, Errc::kFatal);
+  EXPECT_NE(got.error().message.find("GPS window"), std::string::npos) << got.error().message;
+  auto unknown = LoadMovement(MovementWith(TwoFixWindow(3, "SX 0042-17")));
+  ASSERT_FALSE(unknown.ok()) << "a packed format this worker does not know is refused";
+}
+
 TEST(StateParts, DeclarationKeysAreRecognised) {
   EXPECT_TRUE(IsDeclarationKey("CSQU3054383#d"));
   EXPECT_FALSE(IsDeclarationKey("CSQU3054383"));
