@@ -35,22 +35,36 @@ void SwapEvaluation(v1::ContainerState& a, v1::ContainerState& b) {
 }
 
 
-// The compact encoding of a GPS window (GpsTrack.packed_points): format
-// byte 1, the count, then per fix, as varints (signed ones zigzagged) and
-// relative to the previous fix where that makes them small: time delta
-// (ms), latitude and longitude deltas (1e-7 degree), speed (0.01 km/h),
-// corridor distance (0.1 m), a flag byte, the seal state, then the event key
-// (4 bytes, little-endian; 8 for a key stored before keys were 32-bit) and the seal number, border geofence and event id
-// (length and bytes) when their flags say so. Format 2 writes a seal number
-// equal to the previous fix's as length 0 (an e-seal reports the same number
-// in almost every fix: 9 of a fix's 27 bytes in format 1); format 1, which
-// wrote every seal number out, is still read. About 19 bytes a fix where the
-// protobuf takes about 60. Only a window whose numbers all lie on the
-// engine's grid (operators/fix_quantum.h) is packed, so decoding gives back
-// exactly what was encoded; any other is stored as protobuf points.
+// The compact encoding of a GPS window (GpsTrack.packed_points): a format
+// byte, the count, then per fix, as varints (signed ones zigzagged) and
+// relative to the previous fix where that makes them small: the time, the
+// latitude and longitude deltas (1e-7 degree), the speed (0.01 km/h) and the
+// corridor distance (0.1 m); then a flag byte and what its flags announce.
+// Only a window whose numbers all lie on the engine's grid
+// (operators/fix_quantum.h) is packed, so decoding gives back exactly what
+// was encoded; any other is stored as protobuf points.
+//
+// Format 2 (written): the time delta is zigzagged and shifted left one bit;
+// the bit says whole seconds (1: the delta is in seconds; trackers report
+// whole seconds, which saves a byte a fix) or milliseconds (0). The flag
+// byte: bits 0-2 off every corridor, in a stop zone, at an approved
+// crossing; bits 3-4 the seal number (0 none, 1 the same as the last one
+// written in this window, 2 its text follows; an e-seal reports the same
+// number fix after fix, which format 1 wrote out every time); bit 5 a 32-bit
+// event key follows (4 bytes, little-endian); bits 6-7 the seal state 0-2,
+// or 3: a varint follows holding the seal state shifted left three bits and
+// the rare flags: 1 border geofence text, 2 a 64-bit key (kept from before
+// keys were 32-bit, 8 bytes), 4 event id text (kept from before event keys).
+// Then the key, the seal number, the geofence and the event id (texts as
+// length and bytes), each when announced. About 16 bytes a fix where the
+// protobuf takes about 60.
+//
+// Format 1 (still read): time deltas in milliseconds; the flag byte as
+// PointFlag below, then the seal state as a varint, the key (kHasKey32: 4
+// bytes, kHasKey: 8) and the texts the flags announce.
 constexpr char kPackedFormat = 2;
-constexpr char kPackedFormatWholeSeals = 1;  // read, no longer written
-enum PointFlag : uint8_t {
+constexpr char kPackedFormat1 = 1;
+enum PointFlag : uint8_t {  // format 1
   kOutside = 1,
   kInStopZone = 2,
   kApprovedCrossing = 4,
@@ -60,6 +74,14 @@ enum PointFlag : uint8_t {
   kHasEventId = 64,
   kHasKey32 = 128,  // an event key below 2^32, in 4 bytes
 };
+// Format 2's flag byte and rare flags.
+constexpr int kSealShift = 3;
+constexpr uint8_t kSealNone = 0, kSealAsBefore = 1, kSealText = 2;
+constexpr uint8_t kKey32 = 32;
+constexpr int kStateShift = 6;
+constexpr uint8_t kStateEscape = 3;
+constexpr uint64_t kRareGeofence = 1, kRareKey64 = 2, kRareEventId = 4;
+constexpr int kRareShift = 3;
 
 void PutVarint(std::string* out, uint64_t v) {
   while (v >= 0x80) {
@@ -88,14 +110,14 @@ char* Varint(char* p, uint64_t v) {
 bool PackPoints(const google::protobuf::RepeatedPtrField<v1::GpsPoint>& points, std::string* out) {
   using operators::QuantumOf;
   out->clear();
-  out->reserve(12 + static_cast<size_t>(points.size()) * 24);
+  out->reserve(12 + static_cast<size_t>(points.size()) * 20);
   out->push_back(kPackedFormat);
   PutVarint(out, static_cast<uint64_t>(points.size()));
   uint64_t prev_time = 0, prev_lat = 0, prev_lon = 0;  // unsigned: deltas wrap instead of overflowing
   // A fix's numbers go through a buffer on the stack, appended once: at
-  // most 7 varints of 10 bytes, the flags and an 8-byte key.
-  char buf[7 * 10 + 1 + 8];
-  const std::string* previous_seal = nullptr;  // the last fix's seal number written, if any
+  // most 6 varints of 10 bytes, the flags and an 8-byte key.
+  char buf[6 * 10 + 1 + 8];
+  const std::string* previous_seal = nullptr;  // the last seal number written, if any
   operators::PrefetchFixes(points);
   for (int at = 0; at < points.size(); ++at) {
     const v1::GpsPoint& p = points.Get(at);
@@ -108,36 +130,38 @@ bool PackPoints(const google::protobuf::RepeatedPtrField<v1::GpsPoint>& points, 
       return false;
     }
     const uint64_t time = static_cast<uint64_t>(p.fix_time_ms());
+    const uint64_t delta = time - prev_time;
+    const bool whole_seconds = static_cast<int64_t>(delta) % 1000 == 0;
+    const uint64_t zig = Zig(whole_seconds ? static_cast<uint64_t>(static_cast<int64_t>(delta) / 1000) : delta);
+    if (zig >> 63 != 0) return false;  // a delta of more than 2^62 ms: no room for the unit bit
     char* w = buf;
-    w = Varint(w, Zig(time - prev_time));
+    w = Varint(w, zig << 1 | (whole_seconds ? 1 : 0));
     w = Varint(w, Zig(static_cast<uint64_t>(lat) - prev_lat));
     w = Varint(w, Zig(static_cast<uint64_t>(lon) - prev_lon));
     prev_time = time, prev_lat = static_cast<uint64_t>(lat), prev_lon = static_cast<uint64_t>(lon);
     w = Varint(w, Zig(static_cast<uint64_t>(speed)));
     w = Varint(w, Zig(static_cast<uint64_t>(distance)));
-    const uint8_t flags = (p.outside_corridors() ? kOutside : 0) | (p.in_stop_zone() ? kInStopZone : 0) |
-                          (p.at_approved_crossing() ? kApprovedCrossing : 0) |
-                          (p.seal_number().empty() ? 0 : kHasSeal) | (p.border_geofence().empty() ? 0 : kHasGeofence) |
-                          (p.event_key() == 0 ? 0 : p.event_key() >> 32 == 0 ? kHasKey32 : kHasKey) |
-                          (p.event_id().empty() ? 0 : kHasEventId);
-    *w++ = static_cast<char>(flags);
-    w = Varint(w, static_cast<uint64_t>(p.seal_state()));
-    if (flags & (kHasKey | kHasKey32)) {
-      const int bytes = flags & kHasKey ? 8 : 4;
+    const uint8_t seal = p.seal_number().empty()                                       ? kSealNone
+                         : previous_seal != nullptr && *previous_seal == p.seal_number() ? kSealAsBefore
+                                                                                        : kSealText;
+    const bool key32 = p.event_key() != 0 && p.event_key() >> 32 == 0;
+    const uint64_t rare = (p.border_geofence().empty() ? 0 : kRareGeofence) |
+                          (p.event_key() >> 32 != 0 ? kRareKey64 : 0) | (p.event_id().empty() ? 0 : kRareEventId);
+    const auto state = static_cast<uint64_t>(p.seal_state());
+    const bool escape = rare != 0 || state >= kStateEscape;
+    *w++ = static_cast<char>((p.outside_corridors() ? kOutside : 0) | (p.in_stop_zone() ? kInStopZone : 0) |
+                             (p.at_approved_crossing() ? kApprovedCrossing : 0) | seal << kSealShift |
+                             (key32 ? kKey32 : 0) | (escape ? kStateEscape : state) << kStateShift);
+    if (escape) w = Varint(w, state << kRareShift | rare);
+    if (key32 || (rare & kRareKey64)) {
+      const int bytes = key32 ? 4 : 8;
       for (int i = 0; i < bytes; ++i) *w++ = static_cast<char>(p.event_key() >> (8 * i));
     }
     out->append(buf, static_cast<size_t>(w - buf));
-    if (flags & kHasSeal) {
-      // Never empty when set (kHasSeal), so length 0 is free to mean "as before".
-      if (previous_seal != nullptr && *previous_seal == p.seal_number()) {
-        out->push_back(0);
-      } else {
-        PutText(out, p.seal_number());
-      }
-      previous_seal = &p.seal_number();
-    }
-    if (flags & kHasGeofence) PutText(out, p.border_geofence());
-    if (flags & kHasEventId) PutText(out, p.event_id());
+    if (seal != kSealNone) previous_seal = &p.seal_number();
+    if (seal == kSealText) PutText(out, p.seal_number());
+    if (rare & kRareGeofence) PutText(out, p.border_geofence());
+    if (rare & kRareEventId) PutText(out, p.event_id());
   }
   return true;
 }
@@ -192,20 +216,43 @@ class Reader {
 bool UnpackPoints(std::string_view bytes, google::protobuf::RepeatedPtrField<v1::GpsPoint>* points) {
   Reader r(bytes);
   const char format = static_cast<char>(r.Byte());
-  if (format != kPackedFormat && format != kPackedFormatWholeSeals) return false;
-  const std::string* previous_seal = nullptr;
+  if (format != kPackedFormat && format != kPackedFormat1) return false;
   const uint64_t n = r.Varint();
-  if (!r.ok() || n > r.left() / 7) return false;  // a fix takes at least 7 bytes
+  if (!r.ok() || n > r.left() / 6) return false;  // a fix takes at least 6 bytes
   points->Reserve(static_cast<int>(points->size() + n));
   uint64_t time = 0, lat = 0, lon = 0;
+  const std::string* previous_seal = nullptr;
   for (uint64_t i = 0; i < n && r.ok(); ++i) {
-    time += Unzig(r.Varint());
+    const uint64_t t = r.Varint();
+    if (format == kPackedFormat1) {
+      time += Unzig(t);
+    } else {
+      const uint64_t delta = Unzig(t >> 1);
+      time += t & 1 ? static_cast<uint64_t>(static_cast<int64_t>(delta) * 1000) : delta;
+    }
     lat += Unzig(r.Varint());
     lon += Unzig(r.Varint());
     const int64_t speed = static_cast<int64_t>(Unzig(r.Varint()));
     const int64_t distance = static_cast<int64_t>(Unzig(r.Varint()));
     const uint8_t flags = r.Byte();
-    const uint64_t seal_state = r.Varint();
+    uint64_t seal_state, rare = 0, key_bytes = 0;
+    uint8_t seal = kSealNone;
+    if (format == kPackedFormat1) {
+      seal_state = r.Varint();
+      key_bytes = flags & kHasKey ? 8 : flags & kHasKey32 ? 4 : 0;
+      seal = flags & kHasSeal ? kSealText : kSealNone;
+      rare = (flags & kHasGeofence ? kRareGeofence : 0) | (flags & kHasEventId ? kRareEventId : 0);
+    } else {
+      seal_state = flags >> kStateShift;
+      if (seal_state == kStateEscape) {
+        const uint64_t v = r.Varint();
+        seal_state = v >> kRareShift;
+        rare = v & ((1u << kRareShift) - 1);
+      }
+      seal = (flags >> kSealShift) & 3;
+      if (seal > kSealText || ((flags & kKey32) && (rare & kRareKey64))) return false;
+      key_bytes = flags & kKey32 ? 4 : rare & kRareKey64 ? 8 : 0;
+    }
     if (seal_state > 0x7fffffff) return false;
     v1::GpsPoint* p = points->Add();
     p->set_fix_time_ms(static_cast<int64_t>(time));
@@ -217,19 +264,16 @@ bool UnpackPoints(std::string_view bytes, google::protobuf::RepeatedPtrField<v1:
     p->set_in_stop_zone(flags & kInStopZone);
     p->set_at_approved_crossing(flags & kApprovedCrossing);
     p->set_seal_state(static_cast<v1::GpsEvent::SealState>(seal_state));
-    if (flags & kHasKey) p->set_event_key(r.Fixed(8));
-    if (flags & kHasKey32) p->set_event_key(r.Fixed(4));
-    if (flags & kHasSeal) {
-      std::string seal = r.Text();
-      if (seal.empty() && format == kPackedFormat) {
-        if (previous_seal == nullptr) return false;  // "as before" with nothing before
-        seal = *previous_seal;
-      }
-      p->set_seal_number(std::move(seal));
-      previous_seal = &p->seal_number();
+    if (key_bytes != 0) p->set_event_key(r.Fixed(static_cast<int>(key_bytes)));
+    if (seal == kSealAsBefore) {
+      if (previous_seal == nullptr) return false;  // "as before" with nothing before
+      p->set_seal_number(*previous_seal);
+    } else if (seal == kSealText) {
+      p->set_seal_number(r.Text());
     }
-    if (flags & kHasGeofence) p->set_border_geofence(r.Text());
-    if (flags & kHasEventId) p->set_event_id(r.Text());
+    if (seal != kSealNone) previous_seal = &p->seal_number();
+    if (rare & kRareGeofence) p->set_border_geofence(r.Text());
+    if (rare & kRareEventId) p->set_event_id(r.Text());
   }
   return r.ok() && r.done();
 }

@@ -370,13 +370,17 @@ Result<v1::ContainerState> LoadMovement(const std::string& m) {
   return **got;
 }
 
-TEST(StateParts, ASealNumberRepeatedFromTheFixBeforeIsStoredInOneByte) {
+TEST(StateParts, ASealNumberRepeatedFromTheOneBeforeIsNotWrittenAgain) {
   v1::ContainerState s = WithWindow(24);
   // Seals as e-seals report them: the same number fix after fix, a fix
   // without one, a new seal after an inspection, the old number once more.
   for (int i = 0; i < 24; ++i) {
     auto* p = s.mutable_gps()->mutable_points(i);
     p->set_seal_number(i < 10 ? "SX 0042-17" : i < 12 ? "" : i < 20 ? "CUS 9981-02" : "SX 0042-17");
+    // Whole seconds (stored in seconds) from the ninth fix on, milliseconds
+    // before; every seal state, the escaped one (tampered) among them.
+    if (i >= 8) p->set_fix_time_ms(1794970800000 + i * 61000);
+    p->set_seal_state(static_cast<v1::GpsEvent::SealState>(i % 4));
   }
   const std::string whole = s.SerializeAsString();
   std::string m;
@@ -384,8 +388,8 @@ TEST(StateParts, ASealNumberRepeatedFromTheFixBeforeIsStoredInOneByte) {
   v1::ContainerState stored;
   ASSERT_TRUE(stored.ParseFromString(m));
   const std::string& packed = stored.gps().packed_points();
-  // Written out three times (first, new seal, old seal again); the other
-  // nineteen fixes with a seal take one byte for it.
+  // Written out three times (first, new seal, old seal again); for the
+  // other nineteen fixes with a seal the flag byte says "as before".
   size_t written = 0;
   for (size_t at = packed.find("SX 0042-17"); at != std::string::npos; at = packed.find("SX 0042-17", at + 1)) ++written;
   EXPECT_EQ(written, 2u) << "a seal number equal to the fix before's is not written again";
@@ -402,25 +406,32 @@ void Put(std::string* out, uint64_t v) {
 }
 uint64_t Zig(int64_t v) { return (static_cast<uint64_t>(v) << 1) ^ static_cast<uint64_t>(v >> 63); }
 
-// A packed window of two fixes in `format`, both with a seal; the second's
-// number is `second_seal` as written (empty: length 0).
-std::string TwoFixWindow(char format, std::string_view second_seal, bool first_has_seal = true) {
+// A packed window of two fixes in `format` (pipeline/state_parts.cc), one
+// minute apart, both closed and sealed "SX 0042-17" (the first only when
+// `first_has_seal`); format 2 writes the second's number as "as before"
+// when `second_as_before`.
+std::string TwoFixWindow(char format, bool second_as_before, bool first_has_seal = true) {
   std::string w(1, format);
   Put(&w, 2);
   const int64_t t0 = 1794970800000;
   for (int i = 0; i < 2; ++i) {
-    Put(&w, Zig(i == 0 ? t0 : 60000));
+    const int64_t dt = i == 0 ? t0 : 60000;
+    Put(&w, format == 1 ? Zig(dt) : Zig(dt / 1000) << 1 | 1);  // format 2: whole seconds
     Put(&w, Zig(i == 0 ? 130812346 : 1000));    // 1e-7 degree
     Put(&w, Zig(i == 0 ? -1008823457 : -2000));
     Put(&w, Zig(6123));                         // 61.23 km/h
     Put(&w, Zig(0));
     const bool seal = i == 1 || first_has_seal;
-    w.push_back(static_cast<char>(seal ? 8 : 0));  // kHasSeal
-    Put(&w, 1);                                     // SEAL_STATE_CLOSED
-    if (!seal) continue;
-    const std::string_view text = i == 0 ? std::string_view("SX 0042-17") : second_seal;
-    Put(&w, text.size());
-    w.append(text);
+    const bool as_before = i == 1 && second_as_before;
+    if (format == 1) {
+      w.push_back(static_cast<char>(seal ? 8 : 0));  // kHasSeal
+      Put(&w, 1);                                     // SEAL_STATE_CLOSED
+    } else {
+      w.push_back(static_cast<char>((seal ? (as_before ? 1 : 2) : 0) << 3 | 1 << 6));  // seal mode, closed
+    }
+    if (!seal || as_before) continue;
+    Put(&w, 10);
+    w.append("SX 0042-17");
   }
   return w;
 }
@@ -433,25 +444,25 @@ std::string MovementWith(const std::string& packed) {
 }
 
 TEST(StateParts, AWindowPackedInFormat1StillLoads) {
-  auto loaded = LoadMovement(MovementWith(TwoFixWindow(1, "SX 0042-17")));
+  auto loaded = LoadMovement(MovementWith(TwoFixWindow(1, false)));
   ASSERT_TRUE(loaded.ok()) << loaded.error().message;
   ASSERT_EQ(loaded->gps().points_size(), 2);
   EXPECT_EQ(loaded->gps().points(0).seal_number(), "SX 0042-17");
   EXPECT_EQ(loaded->gps().points(1).seal_number(), "SX 0042-17");
   EXPECT_EQ(loaded->gps().points(1).fix_time_ms(), 1794970860000);
   EXPECT_DOUBLE_EQ(loaded->gps().points(1).lat(), 13.0813346);
-  // Format 2 reads length 0 as the seal before; format 1 wrote no such thing.
-  auto as_before = LoadMovement(MovementWith(TwoFixWindow(2, "")));
+  // The same window in format 2, its second seal number "as before".
+  auto as_before = LoadMovement(MovementWith(TwoFixWindow(2, true)));
   ASSERT_TRUE(as_before.ok()) << as_before.error().message;
-  EXPECT_EQ(as_before->gps().points(1).seal_number(), "SX 0042-17");
+  EXPECT_EQ(as_before->SerializeAsString(), loaded->SerializeAsString());
 }
 
 TEST(StateParts, ASealNumberAsBeforeWithNoneBeforeIsFatal) {
-  auto got = LoadMovement(MovementWith(TwoFixWindow(2, "", /*first_has_seal=*/false)));
+  auto got = LoadMovement(MovementWith(TwoFixWindow(2, true, /*first_has_seal=*/false)));
   ASSERT_FALSE(got.ok());
   EXPECT_EQ(got.error().code, Errc::kFatal);
   EXPECT_NE(got.error().message.find("GPS window"), std::string::npos) << got.error().message;
-  auto unknown = LoadMovement(MovementWith(TwoFixWindow(3, "SX 0042-17")));
+  auto unknown = LoadMovement(MovementWith(TwoFixWindow(3, false)));
   ASSERT_FALSE(unknown.ok()) << "a packed format this worker does not know is refused";
 }
 
