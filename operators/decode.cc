@@ -157,6 +157,8 @@ std::optional<Rejection> CheckJsonEnumNames(const google::protobuf::Value& json,
 // Parses the value into `msg`; returns a rejection on failure.
 std::optional<Rejection> Parse(const RecordView& r, const DecodeLimits& limits,
                                google::protobuf::Message* msg) {
+  // A reused message keeps its strings' buffers: clearing empties them.
+  msg->Clear();
   if (r.value.size() > limits.max_value_bytes) {
     return Reject(RejectReason::kOversized, "value is " + std::to_string(r.value.size()) +
                                                 " bytes; the limit is " +
@@ -351,6 +353,13 @@ Decoded<v1::ScanResult> DecodeScan(const RecordView& r, ProcessingTimeMs now,
 
 Decoded<v1::GpsEvent> DecodeGps(const RecordView& r, ProcessingTimeMs now, const DecodeLimits& limits) {
   v1::GpsEvent g;
+  if (auto rej = DecodeGpsInto(r, now, limits, &g)) return *std::move(rej);
+  return g;
+}
+
+std::optional<Rejection> DecodeGpsInto(const RecordView& r, ProcessingTimeMs now, const DecodeLimits& limits,
+                                       v1::GpsEvent* out) {
+  v1::GpsEvent& g = *out;
   BW_RETURN_IF_REJECTED(Parse(r, limits, &g));
   BW_RETURN_IF_REJECTED(CheckContainer(r, g.mutable_container_number()));
   BW_RETURN_IF_REJECTED(CheckTime(g.fix_time_ms(), "fix_time_ms", now, limits));
@@ -364,7 +373,7 @@ Decoded<v1::GpsEvent> DecodeGps(const RecordView& r, ProcessingTimeMs now, const
   if (g.battery_pct() < 0 || g.battery_pct() > 100) {
     return Reject(RejectReason::kInvalidField, "battery_pct must be within 0..100");
   }
-  return g;
+  return std::nullopt;
 }
 
 Decoded<v1::InspectionOutcome> DecodeOutcome(const RecordView& r, ProcessingTimeMs now,

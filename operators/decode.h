@@ -73,6 +73,11 @@ using Decoded = std::variant<T, Rejection>;
 Decoded<v1::Manifest> DecodeManifest(const RecordView& r, ProcessingTimeMs now, const DecodeLimits& limits);
 Decoded<v1::ScanResult> DecodeScan(const RecordView& r, ProcessingTimeMs now, const DecodeLimits& limits);
 Decoded<v1::GpsEvent> DecodeGps(const RecordView& r, ProcessingTimeMs now, const DecodeLimits& limits);
+// The same into `out`, which is cleared first: a message reused record after
+// record keeps its strings' buffers (GPS events are most of the traffic).
+// Nullopt: decoded; else the rejection (`out` then holds no valid event).
+std::optional<Rejection> DecodeGpsInto(const RecordView& r, ProcessingTimeMs now, const DecodeLimits& limits,
+                                       v1::GpsEvent* out);
 Decoded<v1::InspectionOutcome> DecodeOutcome(const RecordView& r, ProcessingTimeMs now,
                                              const DecodeLimits& limits);
 

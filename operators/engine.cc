@@ -771,7 +771,18 @@ void RiskEngine::Trim(v1::ContainerState& s) const {
   auto* pts = s.mutable_gps()->mutable_points();
   int drop = 0;
   while (pts->size() - drop > limits_.max_gps_points && pts->Get(drop).fix_time_ms() < bound) ++drop;
-  if (drop > 0) pts->DeleteSubrange(0, drop);
+  if (drop > 0) {
+    // A full window drops one fix for each it takes: up to kReusedFixes of
+    // the dropped ones stay allocated, cleared, and the next fixes to join
+    // reuse them (RepeatedPtrField::Add takes a cleared element first) with
+    // their seal-number strings, instead of a free and an allocation per
+    // fix. The window never holds more objects than at its largest.
+    constexpr int kReusedFixes = 4;
+    const int reused = std::min(drop, kReusedFixes);
+    if (drop > reused) pts->DeleteSubrange(0, drop - reused);
+    std::rotate(pts->pointer_begin(), pts->pointer_begin() + reused, pts->pointer_end());
+    for (int i = 0; i < reused; ++i) pts->RemoveLast();
+  }
   auto* scans = s.mutable_scans();
   drop = 0;
   while (scans->size() - drop > limits_.max_scans && scans->Get(drop).scanned_at_ms() < bound) ++drop;

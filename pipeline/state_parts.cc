@@ -10,12 +10,14 @@
 namespace boxwatch::pipeline {
 namespace {
 
-std::string DeclarationKey(std::string_view key) {
+std::string PartKey(std::string_view key, std::string_view suffix) {
   std::string k;
-  k.reserve(key.size() + kDeclarationSuffix.size());
-  k.append(key).append(kDeclarationSuffix);
+  k.reserve(key.size() + suffix.size());
+  k.append(key).append(suffix);
   return k;
 }
+std::string DeclarationKey(std::string_view key) { return PartKey(key, kDeclarationSuffix); }
+std::string EvaluationKey(std::string_view key) { return PartKey(key, kEvaluationSuffix); }
 
 void Shape(const v1::ContainerState& s, uint32_t out[4]) {
   out[0] = static_cast<uint32_t>(s.manifest_versions_size());
@@ -292,7 +294,6 @@ bool SerializeMovement(v1::ContainerState& s, std::string* out) {
     m.mutable_gps()->set_packed_points(std::move(packed));
   }
   m.mutable_pending()->Swap(s.mutable_pending());
-  SwapEvaluation(s, m);
   m.set_first_event_ms(s.first_event_ms());
   m.set_last_event_ms(s.last_event_ms());
   m.set_expires_at_ms(s.expires_at_ms());
@@ -308,7 +309,15 @@ bool SerializeMovement(v1::ContainerState& s, std::string* out) {
   }
   if (m.has_gps()) s.set_allocated_gps(m.release_gps());
   s.mutable_pending()->Swap(m.mutable_pending());
-  SwapEvaluation(s, m);
+  return ok;
+}
+
+bool SerializeEvaluation(v1::ContainerState& s, std::string* out) {
+  v1::ContainerState e;
+  SwapEvaluation(s, e);
+  out->clear();
+  const bool ok = e.SerializeToString(out);
+  SwapEvaluation(s, e);
   return ok;
 }
 
@@ -341,16 +350,37 @@ Result<bool> ContainerStateCodec::Load(const state::PartitionStore& store, std::
   // one: a D key beside it is then stale) holds the container number, which
   // an M part never does: it is the state, and the next write stores both
   // parts again.
+  // Unknown (an E may be stored beside a value that is not to be joined
+  // with it): the next save writes E, or deletes it when there is none.
+  meta->evaluation_stored = true;
+  meta->evaluation_size = 0;
+  meta->evaluation_hash = 0;
   if (!value->container_number().empty()) {
     meta->declaration_stored = false;
   } else {
+    // An M that holds what evaluation keeps was written before E had a key
+    // of its own: it is the evaluation (an E beside it would be stale).
+    const bool evaluation_in_m = value->fired_size() > 0 || value->has_alerts();
     Result<std::optional<std::string>> declaration = store.Get(DeclarationKey(key));
     if (!declaration.ok()) return declaration.error();
     meta->declaration_stored = declaration->has_value();
-    // M's fields are disjoint from D's: merging the bytes joins the parts.
+    // The parts' fields are disjoint: merging the bytes joins them.
     if (meta->declaration_stored && !value->MergeFromString(**declaration)) {
       return Error{Errc::kFatal, "the stored declaration part (" + std::to_string((*declaration)->size()) +
                                      " bytes) does not decode"};
+    }
+    if (!evaluation_in_m) {
+      Result<std::optional<std::string>> evaluation = store.Get(EvaluationKey(key));
+      if (!evaluation.ok()) return evaluation.error();
+      meta->evaluation_stored = evaluation->has_value();
+      if (evaluation->has_value()) {
+        if (!value->MergeFromString(**evaluation)) {
+          return Error{Errc::kFatal, "the stored evaluation part (" + std::to_string((*evaluation)->size()) +
+                                         " bytes) does not decode"};
+        }
+        meta->evaluation_size = static_cast<uint32_t>((*evaluation)->size());
+        meta->evaluation_hash = std::hash<std::string_view>{}(**evaluation);
+      }
     }
   }
   if (value->has_gps() && !value->gps().packed_points().empty()) {
@@ -384,15 +414,33 @@ bool ContainerStateCodec::Save(std::string_view key, v1::ContainerState& value, 
     meta->declaration_stored = true;
     std::copy(shape, shape + 4, meta->shape);
   }
+  // E, whatever the caller marked: written when its bytes are not the
+  // stored ones, deleted when nothing is left in it.
+  std::string bytes;
+  if (!SerializeEvaluation(value, &bytes)) return false;
+  if (bytes.empty()) {
+    if (meta->evaluation_stored) out->push_back({EvaluationKey(key), std::nullopt});
+    meta->evaluation_stored = false;
+    return true;
+  }
+  const uint64_t hash = std::hash<std::string_view>{}(bytes);
+  if (!meta->evaluation_stored || meta->evaluation_size != bytes.size() || meta->evaluation_hash != hash) {
+    meta->evaluation_stored = true;
+    meta->evaluation_size = static_cast<uint32_t>(bytes.size());
+    meta->evaluation_hash = hash;
+    out->push_back({EvaluationKey(key), std::move(bytes)});
+  }
   return true;
 }
 
 void ContainerStateCodec::Delete(std::string_view key, Meta* meta, std::vector<state::PartitionStore::Write>* out) {
-  // Both keys, whatever was loaded: a D key left beside a whole value would
-  // never be read or expired.
+  // Every part's key, whatever was loaded: a D or E key left beside a whole
+  // value would never be read or expired.
   out->push_back({std::string(key), std::nullopt});
   out->push_back({DeclarationKey(key), std::nullopt});
+  out->push_back({EvaluationKey(key), std::nullopt});
   meta->declaration_stored = false;
+  meta->evaluation_stored = false;
 }
 
 }  // namespace boxwatch::pipeline

@@ -1,25 +1,34 @@
 #pragma once
-// State format 2: each container's state is kept in two parts, laid out by
-// how often they change (docs/worker.md "State layout"):
+// State format 2: each container's state is kept in up to three parts, laid
+// out by how often they change (docs/worker.md "State layout"):
 //   movement (M), under the container number: the container's clock
 //     (progress, release bound, due time, first and last event), its pending
-//     items, its GPS window, and what evaluation keeps (fired indicators,
-//     alert bookkeeping); every joined event and every release changes it;
+//     items and its GPS window; every joined event and every release
+//     changes it;
 //   declaration (D), under the container number + "#d": the container
 //     number, manifest versions and their summaries, scans and outcomes;
 //     only a manifest, scan or outcome that joins changes it, and a trim that
-//     drops a scan or manifest version.
-// Both parts are ContainerState messages holding disjoint fields, so a
-// container is M's bytes parsed and D's merged in. A GPS fix, and the
-// release of a quiet container, write M only, in RocksDB and on the
-// changelog; the window goes packed (about 15 bytes a fix).
+//     drops a scan or manifest version;
+//   evaluation (E), under the container number + "#e": what evaluation
+//     keeps (fired indicators with their evidence, alert bookkeeping); only
+//     an evaluation that fires something or raises an alert changes it. A
+//     container with nothing fired and no alert has no E.
+// The parts are ContainerState messages holding disjoint fields, so a
+// container is M's bytes parsed and D's and E's merged in. A GPS fix, and
+// the release of a quiet container, write M only, in RocksDB and on the
+// changelog; the window goes packed (about 16 bytes a fix). E is serialised
+// with every save and written when its bytes differ from the stored ones
+// (the codec keeps their hash), so no caller has to say when it changed.
 //
 // A container written by an older worker (format 1) is one whole
-// ContainerState under the container number: it loads as it is (a D key
-// beside it, left by a newer worker before, is ignored: M never holds the
+// ContainerState under the container number: it loads as it is (a D or E
+// key beside it, left by a newer worker before, is ignored: M never holds the
 // container number, a whole value always does), and its first write stores
-// both parts (M replaces the whole value). An older worker cannot read
-// format 2: workers of both formats must never share a consumer group.
+// the parts (M replaces the whole value). An M written before E had a key of
+// its own holds fired indicators and alert bookkeeping itself: it loads with
+// them (an E beside it is ignored) and the next write moves them to E. An
+// older worker cannot read what a newer one wrote: workers of different
+// versions must never share a consumer group.
 // The due index and expiry read M's fields off the wire (expiry_fields.h):
 // they are where they were in format 1.
 
@@ -37,14 +46,22 @@ namespace boxwatch::pipeline {
 inline constexpr uint32_t kMovementPart = 1;
 inline constexpr uint32_t kDeclarationPart = 2;
 inline constexpr std::string_view kDeclarationSuffix = "#d";
+inline constexpr std::string_view kEvaluationSuffix = "#e";
 
 // Whether a state key is a declaration part's (container number + "#d").
 inline bool IsDeclarationKey(std::string_view key) { return key.ends_with(kDeclarationSuffix); }
+// Whether a state key is a movement part's (or a whole format-1 value's):
+// the one key of each container whose value holds its clock, due time and
+// expiry fields.
+inline bool IsMovementKey(std::string_view key) {
+  return !key.ends_with(kDeclarationSuffix) && !key.ends_with(kEvaluationSuffix);
+}
 
 // Serialises one part of `s`. The fields of the other part are moved aside
 // and back (no copies), hence the non-const state; `s` is unchanged after.
 bool SerializeMovement(v1::ContainerState& s, std::string* out);
 bool SerializeDeclaration(v1::ContainerState& s, std::string* out);
+bool SerializeEvaluation(v1::ContainerState& s, std::string* out);
 
 // The WriteBehindCache codec of format 2 (state/write_behind_cache.h).
 struct ContainerStateCodec {
@@ -56,6 +73,10 @@ struct ContainerStateCodec {
     // that was told only M changed still writes D when they differ (a trim
     // dropped a scan or a manifest version).
     uint32_t shape[4] = {0, 0, 0, 0};
+    // The stored E: whether there is one, and its bytes' size and hash.
+    bool evaluation_stored = false;
+    uint32_t evaluation_size = 0;
+    uint64_t evaluation_hash = 0;
   };
   static constexpr uint32_t kAllParts = kMovementPart | kDeclarationPart;
   static Result<bool> Load(const state::PartitionStore& store, std::string_view key, v1::ContainerState* value,

@@ -183,7 +183,9 @@ Status TaskCore::Start(std::string_view meta) {
   // runs once they are released; metadata written before this was recorded
   // may owe one.
   sweep_deferred_ = sweep_owed;
+  containers_ = 0;
   return states_->ForEach([&](const std::string& key, const ContainerStates::Summary& s) {
+    ++containers_;
     // A state written before due times were kept has pending items but no
     // due time: it is due at once, and the first walk sets it.
     if (s.due_ms > 0) {
@@ -259,7 +261,7 @@ Status TaskCore::Join(const InputRecord& record, int64_t now_ms, TaskOutput* out
   const ProcessingTimeMs now(now_ms);
   const operators::DecodeLimits limits{.max_value_bytes = static_cast<size_t>(options_.max_value_bytes),
                                        .max_future_ms = options_.max_future_ms};
-  std::variant<v1::Manifest, v1::ScanResult, v1::GpsEvent, v1::InspectionOutcome> event;
+  auto& event = event_;
   auto take = [&](auto decoded) {
     if (auto* r = std::get_if<operators::Rejection>(&decoded)) {
       out->rejected = *r;
@@ -270,7 +272,13 @@ Status TaskCore::Join(const InputRecord& record, int64_t now_ms, TaskOutput* out
   switch (record.input) {
     case 0: take(operators::DecodeManifest(view, now, limits)); break;
     case 1: take(operators::DecodeScan(view, now, limits)); break;
-    case 2: take(operators::DecodeGps(view, now, limits)); break;
+    case 2: {
+      // Decoded in place: the message of the last GPS record is reused.
+      auto* gps = std::get_if<v1::GpsEvent>(&event);
+      if (gps == nullptr) gps = &event.emplace<v1::GpsEvent>();
+      if (auto rejected = operators::DecodeGpsInto(view, now, limits, gps)) out->rejected = *std::move(rejected);
+      break;
+    }
     default: take(operators::DecodeOutcome(view, now, limits)); break;
   }
   if (out->rejected) return Status::Ok();
@@ -366,6 +374,7 @@ Status TaskCore::Join(const InputRecord& record, int64_t now_ms, TaskOutput* out
   }
   if (state == &fresh) {
     state = states_->Put(key, std::move(fresh));
+    ++containers_;
   } else if (Status d = states_->MarkDirty(key, is_gps); !d.ok()) {
     return d;
   }
@@ -559,10 +568,13 @@ Status TaskCore::Sweep() {
   last_sweep_ms_ = p_ms_;
   const int64_t horizon = p_ms_ - options_.allowed_lateness_ms;
   std::vector<std::string> expired;
+  size_t seen = 0;
   Status s = states_->ForEach([&](const std::string& key, const ContainerStates::Summary& f) {
+    ++seen;
     if (!f.pending && f.due_ms == 0 && f.last_event_ms + options_.state_ttl_ms < horizon) expired.push_back(key);
   });
   if (!s.ok()) return s;
+  containers_ = seen - expired.size();
   for (const auto& key : expired) {
     states_->Erase(key);
     SetDue(key, 0);

@@ -54,6 +54,7 @@
 #include <string>
 #include <string_view>
 #include <unordered_map>
+#include <variant>
 #include <vector>
 
 #include "boxwatch/v1/alert.pb.h"
@@ -255,6 +256,8 @@ class TaskCore {
   [[nodiscard]] Status SetGate(int64_t gate_ms, int64_t now_ms, TaskOutput* out);
   // Containers with items the gate holds back.
   size_t gated() const { return gated_of_.size(); }
+  // Containers with state: counted by Start, kept by joins and expiry.
+  size_t containers() const { return containers_; }
   const TaskCounters& counters() const { return counters_; }
 
  private:
@@ -306,7 +309,11 @@ class TaskCore {
   std::set<std::pair<int64_t, std::string>> gated_;
   std::unordered_map<std::string, Held> gated_of_;
   TaskCounters counters_;
+  size_t containers_ = 0;
   std::string foreign_owner_;
+  // The record being joined, decoded; kept from record to record so that a
+  // GPS event is decoded into the last one's message (its strings' buffers).
+  std::variant<v1::Manifest, v1::ScanResult, v1::GpsEvent, v1::InspectionOutcome> event_;
 };
 
 }  // namespace boxwatch::pipeline

@@ -64,7 +64,7 @@ class CachedStates final : public ContainerStates {
       // part's fields read off the wire, as a full parse per stored state is
       // too slow.
       Status s = store_->ForEach([&](std::string_view key, std::string_view value) {
-        if (IsDeclarationKey(key) || cache_.IsDirty(key)) return true;
+        if (!IsMovementKey(key) || cache_.IsDirty(key)) return true;
         ExpiryFields f;
         if (ReadExpiryFields(value, &f)) fn(std::string(key), {f.last_event_ms, f.due_ms, f.pending, f.own_progress_ms});
         return true;
@@ -361,8 +361,9 @@ void Worker::UpdateGauges() {
     for (int i = 0; i < kInputs; ++i) {
       if (const int64_t lag = InputLag(*task, i); lag >= 0) probe_->Lag(i, p, lag);
     }
-    // Two keys a container (state format 2: movement and declaration parts).
-    probe_->State(p, (task->store->ApproximateKeys() + 1) / 2);
+    // Counted by the task; while it restores, RocksDB's estimate of its
+    // keys over the two (movement, declaration) nearly every container has.
+    probe_->State(p, task->core ? task->core->containers() : (task->store->ApproximateKeys() + 1) / 2);
     if (task->core && task->core->partition_clock_ms() != TaskCore::kUnset) {
       probe_->PartitionClockBehind(p, static_cast<double>(now - task->core->partition_clock_ms()) / 1000.0);
     }
@@ -609,7 +610,7 @@ Result<std::string> Worker::RestoreStore(Task& task, uint64_t* restored, Restore
     if (*whole) {  // each run's last writes, in key order; runs after runs
       if (!summaries->empty()) ++summary_runs;
       for (const auto& v : views) {
-        if (IsDeclarationKey(v.key)) continue;
+        if (!IsMovementKey(v.key)) continue;
         ExpiryFields f;
         if (v.value && ReadExpiryFields(*v.value, &f)) {
           summaries->push_back({std::string(v.key), {f.last_event_ms, f.due_ms, f.pending, f.own_progress_ms}});
@@ -1048,9 +1049,16 @@ Status Worker::CommitCycle() {
   if (!config_.exactly_once) {
     if (Status s = producer_->Flush(60s); !s.ok()) return s;
   }
+  struct PartWrites {
+    uint64_t records = 0, bytes = 0;
+  };
+  PartWrites by_part[3];  // movement, declaration, evaluation
   for (auto& [p, task_writes] : writes) {
     const std::string empty;
     for (const auto& w : task_writes) {
+      PartWrites& part = by_part[IsMovementKey(w.key) ? 0 : IsDeclarationKey(w.key) ? 1 : 2];
+      ++part.records;
+      part.bytes += w.key.size() + (w.value ? w.value->size() : 0);
       if (Status st = producer_->Produce({.topic = changelog, .key = w.key,
                                           .value = w.value ? *w.value : empty, .partition = p});
           !st.ok()) {
@@ -1062,6 +1070,9 @@ Status Worker::CommitCycle() {
       return st;
     }
   }
+  probe_->StateWrites("movement", by_part[0].records, by_part[0].bytes);
+  probe_->StateWrites("declaration", by_part[1].records, by_part[1].bytes);
+  probe_->StateWrites("evaluation", by_part[2].records, by_part[2].bytes);
   // Each task's feedback horizon, after its feedback of this cycle: in one
   // partition and one transaction, so a reader that sees the horizon has
   // seen every listing before it.

@@ -160,6 +160,15 @@ struct WorkerProbe::Impl {
                      .Help("Containers released for evaluation by the partition clock (quiet) or by too many "
                            "unevaluated items (capacity)")
                      .Register(r)),
+        state_writes(BuildCounter()
+                         .Name("boxwatch_worker_state_writes_total")
+                         .Help("State records written to the changelog and RocksDB, by part (movement, declaration, "
+                               "evaluation; deletes included)")
+                         .Register(r)),
+        state_write_bytes(BuildCounter()
+                              .Name("boxwatch_worker_state_write_bytes_total")
+                              .Help("Bytes of the state records written (key and value, before compression), by part")
+                              .Register(r)),
         clock_capped(BuildCounter()
                          .Name("boxwatch_worker_clock_capped_events_total")
                          .Help("Events whose container progress was capped at the wall clock or the partition "
@@ -202,6 +211,8 @@ struct WorkerProbe::Impl {
   Gauge& gated;
   Counter& expired;
   Family<Counter>& releases;
+  Family<Counter>& state_writes;
+  Family<Counter>& state_write_bytes;
   Counter& clock_capped;
   Family<Gauge>& clock_behind;
   Family<Gauge>& profile;
@@ -318,6 +329,11 @@ void WorkerProbe::Gated(size_t containers) { impl_->gated.Set(static_cast<double
 void WorkerProbe::Expired(uint64_t containers) { impl_->expired.Increment(static_cast<double>(containers)); }
 void WorkerProbe::Releases(const char* kind, uint64_t containers) {
   impl_->releases.Add({{"kind", kind}}).Increment(static_cast<double>(containers));
+}
+void WorkerProbe::StateWrites(const char* part, uint64_t records, uint64_t bytes) {
+  if (records == 0) return;
+  impl_->state_writes.Add({{"part", part}}).Increment(static_cast<double>(records));
+  impl_->state_write_bytes.Add({{"part", part}}).Increment(static_cast<double>(bytes));
 }
 void WorkerProbe::ClockCapped(uint64_t events) { impl_->clock_capped.Increment(static_cast<double>(events)); }
 void WorkerProbe::PartitionClockBehind(int32_t partition, double seconds) {

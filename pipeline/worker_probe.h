@@ -58,6 +58,9 @@ class WorkerProbe {
   // of the wall clock or of the partition clock + lateness); and how far a
   // partition's clock is behind the wall clock.
   void Releases(const char* kind, uint64_t containers);
+  // State records of one commit for one part ("movement", "declaration",
+  // "evaluation"): how many, and their keys' and values' bytes.
+  void StateWrites(const char* part, uint64_t records, uint64_t bytes);
   void ClockCapped(uint64_t events);
   void PartitionClockBehind(int32_t partition, double seconds);
   void ProfileVersion(const std::string& name, const std::string& version);

@@ -540,17 +540,20 @@ TEST(DeliveryFeedback, OutcomePostedAtTheHubReachesTheOutcomesTopicAndTheWorkers
     std::optional<v1::ContainerState> latest;
     if (!recs.ok()) return latest;
     // Its latest movement part (the container number) with its latest
-    // declaration part (number + "#d") merged in: the two parts' fields are
-    // disjoint (pipeline/state_parts.h).
+    // declaration and evaluation parts (number + "#d", "#e") merged in: the
+    // parts' fields are disjoint (pipeline/state_parts.h).
     const std::string* movement = nullptr;
     const std::string* declaration = nullptr;
+    const std::string* evaluation = nullptr;
     for (const auto& r : *recs) {
       if (r.key == container) movement = &r.value;
       if (r.key == container + std::string(pipeline::kDeclarationSuffix)) declaration = &r.value;
+      if (r.key == container + std::string(pipeline::kEvaluationSuffix)) evaluation = &r.value;
     }
     v1::ContainerState s;
     if (movement == nullptr || movement->empty() || !s.ParseFromString(*movement)) return latest;
     if (declaration != nullptr && !declaration->empty() && !s.MergeFromString(*declaration)) return latest;
+    if (evaluation != nullptr && !evaluation->empty() && !s.MergeFromString(*evaluation)) return latest;
     latest = s;
     return latest;
   };

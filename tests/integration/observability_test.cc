@@ -245,6 +245,7 @@ TEST(Observability, PrometheusScrapesWorkerDispatcherAndHubAndTheKeySeriesMove) 
         "boxwatch_worker_alerts_total{priority=\"HIGH\"}", "boxwatch_worker_dead_letters_total{reason=\"undecodable\"}",
         "boxwatch_worker_transaction_commit_seconds_count", "boxwatch_worker_ingest_to_alert_seconds_count",
         "boxwatch_worker_containers_tracked", "boxwatch_worker_state_size_bytes", "boxwatch_kafka_tx_bytes_total",
+        "boxwatch_worker_state_writes_total{part=\"movement\"}", "boxwatch_worker_state_write_bytes_total{part=\"declaration\"}",
         "boxwatch_dispatcher_subscribers{hub=\"hub-o\"}", "boxwatch_dispatcher_alerts_acked_total{hub=\"hub-o\"}",
         "boxwatch_hub_connected", "boxwatch_hub_receive_latency_seconds_count", "process_resident_memory_bytes"}) {
     // Alerts of quiet containers come with the idle flush, a scrape or two later.
@@ -255,6 +256,8 @@ TEST(Observability, PrometheusScrapesWorkerDispatcherAndHubAndTheKeySeriesMove) 
   EXPECT_EQ(prometheus->Sum("boxwatch_hub_connected"), 1);
   EXPECT_EQ(prometheus->Sum("boxwatch_dispatcher_subscribers{hub=\"hub-o\"}"), 1);
   EXPECT_GT(prometheus->Sum("sum(boxwatch_worker_transactions_total)"), 0);
+  // Containers are counted by the tasks (the gauges follow once a second).
+  EXPECT_TRUE(prometheus->WaitFor("sum(boxwatch_worker_containers_tracked)", 0, seconds(30))) << why();
   EXPECT_GT(prometheus->Sum("sum(boxwatch_worker_ingest_to_alert_seconds_count)"), 0);
 
   // Health endpoints: alive and ready once running.

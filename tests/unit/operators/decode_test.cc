@@ -74,6 +74,40 @@ TEST(DecodeGps, AcceptsProtobufAndJson) {
   }
 }
 
+TEST(DecodeGps, IntoAReusedMessageLeavesNothingOfTheLastEvent) {
+  // The first event sets every field a later one may leave out; a rejected
+  // one comes between.
+  v1::GpsEvent full = ValidGps();
+  full.set_seal_number("SX 0042-17");
+  full.set_seal_state(v1::GpsEvent::SEAL_STATE_TAMPERED);
+  full.set_geofence_id("BORDER-TH-LA");
+  full.set_geofence_transition(v1::GpsEvent::GEOFENCE_TRANSITION_EXIT);
+  v1::GpsEvent bad = ValidGps();
+  bad.set_speed_kmh(900);
+  v1::GpsEvent plain;
+  plain.set_container_number("csqu 305438-3");  // canonicalised by decoding
+  plain.set_fix_time_ms(kNow - 1000);
+  plain.mutable_position()->set_lat(-33.9);
+  plain.mutable_position()->set_lon(18.4);
+  for (Encoding enc : {Encoding::kProtobuf, Encoding::kJson}) {
+    v1::GpsEvent reused;
+    ASSERT_FALSE(DecodeGpsInto({"CSQU3054383", Encode(full, enc), enc}, now, limits, &reused));
+    EXPECT_EQ(reused.seal_number(), "SX 0042-17");
+    auto rejected = DecodeGpsInto({"CSQU3054383", Encode(bad, enc), enc}, now, limits, &reused);
+    ASSERT_TRUE(rejected);
+    EXPECT_EQ(rejected->reason, RejectReason::kInvalidField);
+    for (const v1::GpsEvent& e : {plain, full, plain}) {
+      const std::string bytes = Encode(e, enc);
+      auto fresh = DecodeGps({"CSQU3054383", bytes, enc}, now, limits);
+      ASSERT_TRUE(std::holds_alternative<v1::GpsEvent>(fresh)) << RejectionOf(fresh).detail;
+      ASSERT_FALSE(DecodeGpsInto({"CSQU3054383", bytes, enc}, now, limits, &reused));
+      EXPECT_EQ(reused.SerializeAsString(), std::get<v1::GpsEvent>(fresh).SerializeAsString());
+    }
+    EXPECT_EQ(reused.container_number(), "CSQU3054383");
+    EXPECT_TRUE(reused.seal_number().empty());
+  }
+}
+
 TEST(DecodeScanAndOutcome, AcceptJson) {
   v1::ScanResult s;
   s.set_container_number("CSQU3054383");

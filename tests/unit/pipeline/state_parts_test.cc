@@ -82,22 +82,26 @@ TEST(StateParts, EveryFieldIsInExactlyOnePartAndThePartsJoinToTheWhole) {
   const std::string whole = s.SerializeAsString();
   ASSERT_EQ(FieldsSet(s).size(), static_cast<size_t>(v1::ContainerState::descriptor()->field_count()))
       << "FullState must set every field, a new one included";
-  std::string m, d;
+  std::string m, d, e;
   ASSERT_TRUE(SerializeMovement(s, &m));
   ASSERT_TRUE(SerializeDeclaration(s, &d));
+  ASSERT_TRUE(SerializeEvaluation(s, &e));
   EXPECT_EQ(s.SerializeAsString(), whole) << "serialising a part leaves the state as it was";
-  v1::ContainerState pm, pd;
+  v1::ContainerState pm, pd, pe;
   ASSERT_TRUE(pm.ParseFromString(m));
   ASSERT_TRUE(pd.ParseFromString(d));
-  const std::set<std::string> in_m = FieldsSet(pm), in_d = FieldsSet(pd);
-  for (const auto& name : in_m) EXPECT_EQ(in_d.count(name), 0u) << name << " is in both parts";
-  EXPECT_EQ(in_m.size() + in_d.size(), static_cast<size_t>(v1::ContainerState::descriptor()->field_count()))
+  ASSERT_TRUE(pe.ParseFromString(e));
+  const std::set<std::string> in_m = FieldsSet(pm), in_d = FieldsSet(pd), in_e = FieldsSet(pe);
+  for (const auto& name : in_m) EXPECT_EQ(in_d.count(name) + in_e.count(name), 0u) << name << " is in two parts";
+  for (const auto& name : in_d) EXPECT_EQ(in_e.count(name), 0u) << name << " is in two parts";
+  EXPECT_EQ(in_m.size() + in_d.size() + in_e.size(), static_cast<size_t>(v1::ContainerState::descriptor()->field_count()))
       << "a field is in no part";
-  EXPECT_TRUE(in_m.count("gps") && in_m.count("pending") && in_m.count("due_ms") && in_m.count("last_event_ms") &&
-              in_m.count("fired") && in_m.count("alerts"));
+  EXPECT_TRUE(in_m.count("gps") && in_m.count("pending") && in_m.count("due_ms") && in_m.count("last_event_ms"));
   EXPECT_TRUE(in_d.count("container_number") && in_d.count("manifest_versions") && in_d.count("scans"));
+  EXPECT_EQ(in_e, (std::set<std::string>{"alerts", "fired"}));
   v1::ContainerState joined = pd;
   ASSERT_TRUE(joined.MergeFromString(m));
+  ASSERT_TRUE(joined.MergeFromString(e));
   EXPECT_EQ(joined.SerializeAsString(), whole);
 }
 
@@ -109,13 +113,13 @@ std::vector<std::string> Keys(const std::vector<state::PartitionStore::Write>& w
 
 TEST(StateParts, AFixRewritesOnlyTheMovementPartUnlessItsReleaseChangedTheDeclaration) {
   MapPartition store;
-  const std::string d_key = std::string(kBox) + "#d";
+  const std::string d_key = std::string(kBox) + "#d", e_key = std::string(kBox) + "#e";
   {
     Cache cache(&store);
     cache.Put(kBox, FullState());
     auto writes = cache.TakeDirty();
     ASSERT_TRUE(writes.ok());
-    EXPECT_EQ(Keys(*writes), (std::vector<std::string>{kBox, d_key}));
+    EXPECT_EQ(Keys(*writes), (std::vector<std::string>{kBox, d_key, e_key}));
     ASSERT_TRUE(store.Commit(*writes, 1, "").ok());
   }
   Cache cache(&store);
@@ -131,14 +135,14 @@ TEST(StateParts, AFixRewritesOnlyTheMovementPartUnlessItsReleaseChangedTheDeclar
   EXPECT_EQ(Keys(*writes), std::vector<std::string>{kBox});
   ASSERT_TRUE(store.Commit(*writes, 2, "").ok());
 
-  // A fix whose evaluation fired an indicator and raised an alert: what
-  // evaluation keeps is in M.
+  // A fix whose evaluation fired an indicator and raised an alert: E too,
+  // though the caller marked the movement only.
   (*s)->add_fired()->set_id("gps.seal_breach");
   (*s)->mutable_alerts()->set_last_score(42);
   ASSERT_TRUE(cache.MarkDirty(kBox, kMovementPart).ok());
   writes = cache.TakeDirty();
   ASSERT_TRUE(writes.ok());
-  EXPECT_EQ(Keys(*writes), std::vector<std::string>{kBox});
+  EXPECT_EQ(Keys(*writes), (std::vector<std::string>{kBox, e_key}));
   ASSERT_TRUE(store.Commit(*writes, 3, "").ok());
 
   // A release whose trim dropped a scan: detected, D is written too.
@@ -159,10 +163,102 @@ TEST(StateParts, AFixRewritesOnlyTheMovementPartUnlessItsReleaseChangedTheDeclar
   cache.Erase(kBox);
   writes = cache.TakeDirty();
   ASSERT_TRUE(writes.ok());
-  EXPECT_EQ(Keys(*writes), (std::vector<std::string>{std::string(kBox) + " (delete)", d_key + " (delete)"}));
+  EXPECT_EQ(Keys(*writes),
+            (std::vector<std::string>{std::string(kBox) + " (delete)", d_key + " (delete)", e_key + " (delete)"}));
 }
 
-TEST(StateParts, AFormat1StateLoadsWholeAndItsFirstWriteStoresBothParts) {
+TEST(StateParts, TheEvaluationPartIsWrittenWhenItChangesAndDeletedWhenEmpty) {
+  MapPartition store;
+  const std::string e_key = std::string(kBox) + "#e";
+  Cache cache(&store);
+  v1::ContainerState s = FullState();
+  s.clear_fired();
+  s.clear_alerts();
+  cache.Put(kBox, s);
+  auto writes = cache.TakeDirty();
+  ASSERT_TRUE(writes.ok());
+  EXPECT_EQ(Keys(*writes), (std::vector<std::string>{kBox, std::string(kBox) + "#d"})) << "nothing fired: no E";
+  ASSERT_TRUE(store.Commit(*writes, 1, "").ok());
+  auto got = cache.Get(kBox);
+  ASSERT_TRUE(got.ok() && *got != nullptr);
+  v1::ContainerState* live = *got;
+  live->add_fired()->set_id("route.high_risk_transhipment");
+  ASSERT_TRUE(cache.MarkDirty(kBox, kMovementPart).ok());
+  writes = cache.TakeDirty();
+  ASSERT_TRUE(writes.ok());
+  EXPECT_EQ(Keys(*writes), (std::vector<std::string>{kBox, e_key}));
+  ASSERT_TRUE(store.Commit(*writes, 2, "").ok());
+  // Same evidence, another fix: E is not written again, also after a reload.
+  for (int round = 0; round < 2; ++round) {
+    Cache fresh(&store);
+    Cache& c = round == 0 ? cache : fresh;
+    auto again = c.Get(kBox);
+    ASSERT_TRUE(again.ok() && *again != nullptr);
+    (*again)->set_progress_ms((*again)->progress_ms() + 1 + round);
+    ASSERT_TRUE(c.MarkDirty(kBox, kMovementPart).ok());
+    writes = c.TakeDirty();
+    ASSERT_TRUE(writes.ok());
+    EXPECT_EQ(Keys(*writes), std::vector<std::string>{kBox}) << "round " << round;
+    ASSERT_TRUE(store.Commit(*writes, 3 + round, "").ok());
+  }
+  // The evidence changes (same size): written.
+  live->mutable_fired(0)->set_id("route.high_risk_transhipmenT");
+  ASSERT_TRUE(cache.MarkDirty(kBox, kMovementPart).ok());
+  writes = cache.TakeDirty();
+  ASSERT_TRUE(writes.ok());
+  EXPECT_EQ(Keys(*writes), (std::vector<std::string>{kBox, e_key}));
+  ASSERT_TRUE(store.Commit(*writes, 5, "").ok());
+  // Nothing left fired: E is deleted, and the state loads without it.
+  live->clear_fired();
+  ASSERT_TRUE(cache.MarkDirty(kBox, kMovementPart).ok());
+  writes = cache.TakeDirty();
+  ASSERT_TRUE(writes.ok());
+  EXPECT_EQ(Keys(*writes), (std::vector<std::string>{kBox, e_key + " (delete)"}));
+  ASSERT_TRUE(store.Commit(*writes, 6, "").ok());
+  EXPECT_EQ(store.values.count(e_key), 0u);
+  Cache reread(&store);
+  auto loaded = reread.Get(kBox);
+  ASSERT_TRUE(loaded.ok() && *loaded != nullptr);
+  EXPECT_EQ((*loaded)->SerializeAsString(), live->SerializeAsString());
+}
+
+TEST(StateParts, AMovementPartHoldingTheEvaluationLoadsWithItAndItsNextWriteMovesItToE) {
+  // As a worker wrote M before E had a key: fired indicators and alert
+  // bookkeeping inside it. A stale E beside it (left by a newer worker
+  // before) is not merged in.
+  v1::ContainerState s = FullState();
+  std::string m_new, d, e;
+  ASSERT_TRUE(SerializeMovement(s, &m_new));
+  ASSERT_TRUE(SerializeDeclaration(s, &d));
+  ASSERT_TRUE(SerializeEvaluation(s, &e));
+  v1::ContainerState old_m;
+  ASSERT_TRUE(old_m.ParseFromString(m_new));
+  ASSERT_TRUE(old_m.MergeFromString(e));
+  v1::ContainerState stale = s;
+  stale.mutable_fired(0)->set_id("scan.stale_from_another_life");
+  std::string stale_e;
+  ASSERT_TRUE(SerializeEvaluation(stale, &stale_e));
+  MapPartition store;
+  store.values[kBox] = old_m.SerializeAsString();
+  store.values[std::string(kBox) + "#d"] = d;
+  store.values[std::string(kBox) + "#e"] = stale_e;
+  Cache cache(&store);
+  auto got = cache.Get(kBox);
+  ASSERT_TRUE(got.ok() && *got != nullptr) << (got.ok() ? "none" : got.error().message);
+  EXPECT_EQ((*got)->SerializeAsString(), s.SerializeAsString());
+  ASSERT_TRUE(cache.MarkDirty(kBox, kMovementPart).ok());
+  auto writes = cache.TakeDirty();
+  ASSERT_TRUE(writes.ok());
+  EXPECT_EQ(Keys(*writes), (std::vector<std::string>{kBox, std::string(kBox) + "#e"}));
+  ASSERT_TRUE(store.Commit(*writes, 1, "").ok());
+  EXPECT_EQ(store.values[kBox], m_new) << "M no longer holds the evaluation";
+  Cache reread(&store);
+  auto again = reread.Get(kBox);
+  ASSERT_TRUE(again.ok() && *again != nullptr);
+  EXPECT_EQ((*again)->SerializeAsString(), s.SerializeAsString());
+}
+
+TEST(StateParts, AFormat1StateLoadsWholeAndItsFirstWriteStoresTheParts) {
   MapPartition store;
   store.values[kBox] = FullState().SerializeAsString();  // an older worker's value
   Cache cache(&store);
@@ -173,7 +269,7 @@ TEST(StateParts, AFormat1StateLoadsWholeAndItsFirstWriteStoresBothParts) {
   ASSERT_TRUE(cache.MarkDirty(kBox, kMovementPart).ok());
   auto writes = cache.TakeDirty();
   ASSERT_TRUE(writes.ok());
-  EXPECT_EQ(Keys(*writes), (std::vector<std::string>{kBox, std::string(kBox) + "#d"}));
+  EXPECT_EQ(Keys(*writes), (std::vector<std::string>{kBox, std::string(kBox) + "#d", std::string(kBox) + "#e"}));
   ASSERT_TRUE(store.Commit(*writes, 1, "").ok());
   Cache reread(&store);
   auto again = reread.Get(kBox);
@@ -197,7 +293,7 @@ TEST(StateParts, AWholeValueBesideAStaleDeclarationPartIsTheStateAndItsNextWrite
   ASSERT_TRUE(cache.MarkDirty(kBox, kMovementPart).ok());
   auto writes = cache.TakeDirty();
   ASSERT_TRUE(writes.ok());
-  EXPECT_EQ(Keys(*writes), (std::vector<std::string>{kBox, std::string(kBox) + "#d"}));
+  EXPECT_EQ(Keys(*writes), (std::vector<std::string>{kBox, std::string(kBox) + "#d", std::string(kBox) + "#e"}));
 }
 
 TEST(StateParts, AnUndecodableDeclarationPartIsFatalAndNamesTheKey) {
@@ -290,9 +386,11 @@ TEST(StateParts, AWindowOffTheGridIsStoredAsProtobufPoints) {
   EXPECT_TRUE(stored.gps().packed_points().empty());
   MapPartition store;
   store.values[kBox] = m;
-  std::string d;
+  std::string d, e;
   ASSERT_TRUE(SerializeDeclaration(s, &d));
+  ASSERT_TRUE(SerializeEvaluation(s, &e));
   store.values[std::string(kBox) + "#d"] = d;
+  store.values[std::string(kBox) + "#e"] = e;
   Cache cache(&store);
   auto loaded = cache.Get(kBox);
   ASSERT_TRUE(loaded.ok() && *loaded != nullptr);
@@ -355,14 +453,16 @@ TEST(StateParts, ABrokenPackedWindowIsFatalAndNamesTheKey) {
   }
 }
 
-// Loads `m` (a movement part) beside the declaration of FullState().
+// Loads `m` (a movement part) beside the declaration and evaluation of
+// FullState().
 Result<v1::ContainerState> LoadMovement(const std::string& m) {
   v1::ContainerState s = FullState();
-  std::string d;
-  if (!SerializeDeclaration(s, &d)) return Error{Errc::kFatal, "declaration not serialised"};
+  std::string d, e;
+  if (!SerializeDeclaration(s, &d) || !SerializeEvaluation(s, &e)) return Error{Errc::kFatal, "parts not serialised"};
   MapPartition store;
   store.values[kBox] = m;
   store.values[std::string(kBox) + "#d"] = d;
+  store.values[std::string(kBox) + "#e"] = e;
   Cache cache(&store);
   auto got = cache.Get(kBox);
   if (!got.ok()) return got.error();
