@@ -230,7 +230,7 @@ bool UnpackPoints(std::string_view bytes, google::protobuf::RepeatedPtrField<v1:
       time += Unzig(t);
     } else {
       const uint64_t delta = Unzig(t >> 1);
-      time += t & 1 ? static_cast<uint64_t>(static_cast<int64_t>(delta) * 1000) : delta;
+      time += t & 1 ? delta * 1000 : delta;  // unsigned: wraps as the encoder's int64 arithmetic did
     }
     lat += Unzig(r.Varint());
     lon += Unzig(r.Varint());
@@ -301,6 +301,7 @@ bool SerializeMovement(v1::ContainerState& s, std::string* out) {
   m.set_progress_ms(s.progress_ms());
   m.set_released_before_ms(s.released_before_ms());
   m.set_due_ms(s.due_ms());
+  m.set_evaluation_part_stored(s.evaluation_part_stored());
   out->clear();
   const bool ok = m.SerializeToString(out);
   if (pack) {
@@ -359,8 +360,13 @@ Result<bool> ContainerStateCodec::Load(const state::PartitionStore& store, std::
     meta->declaration_stored = false;
   } else {
     // An M that holds what evaluation keeps was written before E had a key
-    // of its own: it is the evaluation (an E beside it would be stale).
+    // of its own: it is the evaluation (an E beside it would be stale). Else
+    // M says whether an E is stored: an E key it does not vouch for (left
+    // by a crash part-way through a container's deletes under
+    // at-least-once) is never merged in, and most loads need no third read.
     const bool evaluation_in_m = value->fired_size() > 0 || value->has_alerts();
+    const bool evaluation_listed = value->evaluation_part_stored();
+    value->clear_evaluation_part_stored();
     Result<std::optional<std::string>> declaration = store.Get(DeclarationKey(key));
     if (!declaration.ok()) return declaration.error();
     meta->declaration_stored = declaration->has_value();
@@ -369,7 +375,8 @@ Result<bool> ContainerStateCodec::Load(const state::PartitionStore& store, std::
       return Error{Errc::kFatal, "the stored declaration part (" + std::to_string((*declaration)->size()) +
                                      " bytes) does not decode"};
     }
-    if (!evaluation_in_m) {
+    if (!evaluation_in_m) meta->evaluation_stored = false;
+    if (!evaluation_in_m && evaluation_listed) {
       Result<std::optional<std::string>> evaluation = store.Get(EvaluationKey(key));
       if (!evaluation.ok()) return evaluation.error();
       meta->evaluation_stored = evaluation->has_value();
@@ -402,9 +409,32 @@ bool ContainerStateCodec::Save(std::string_view key, v1::ContainerState& value, 
   if (!meta->declaration_stored || !std::equal(shape, shape + 4, meta->shape)) {
     dirty_parts |= kDeclarationPart;
   }
+  // E, whatever the caller marked: written when its bytes are not the
+  // stored ones, deleted when nothing is left in it. M lists whether it is
+  // stored, so M is written too when that changes.
+  std::string evaluation;
+  if (!SerializeEvaluation(value, &evaluation)) return false;
+  std::optional<state::PartitionStore::Write> evaluation_write;
+  const bool had_evaluation = meta->evaluation_stored;
+  if (evaluation.empty()) {
+    if (meta->evaluation_stored) evaluation_write = {EvaluationKey(key), std::nullopt};
+    meta->evaluation_stored = false;
+  } else {
+    const uint64_t hash = std::hash<std::string_view>{}(evaluation);
+    if (!meta->evaluation_stored || meta->evaluation_size != evaluation.size() || meta->evaluation_hash != hash) {
+      meta->evaluation_stored = true;
+      meta->evaluation_size = static_cast<uint32_t>(evaluation.size());
+      meta->evaluation_hash = hash;
+      evaluation_write = {EvaluationKey(key), std::move(evaluation)};
+    }
+  }
+  if (meta->evaluation_stored != had_evaluation) dirty_parts |= kMovementPart;
   if (dirty_parts & kMovementPart) {
     std::string bytes;
-    if (!SerializeMovement(value, &bytes)) return false;
+    value.set_evaluation_part_stored(meta->evaluation_stored);
+    const bool ok = SerializeMovement(value, &bytes);
+    value.clear_evaluation_part_stored();
+    if (!ok) return false;
     out->push_back({std::string(key), std::move(bytes)});
   }
   if (dirty_parts & kDeclarationPart) {
@@ -414,22 +444,7 @@ bool ContainerStateCodec::Save(std::string_view key, v1::ContainerState& value, 
     meta->declaration_stored = true;
     std::copy(shape, shape + 4, meta->shape);
   }
-  // E, whatever the caller marked: written when its bytes are not the
-  // stored ones, deleted when nothing is left in it.
-  std::string bytes;
-  if (!SerializeEvaluation(value, &bytes)) return false;
-  if (bytes.empty()) {
-    if (meta->evaluation_stored) out->push_back({EvaluationKey(key), std::nullopt});
-    meta->evaluation_stored = false;
-    return true;
-  }
-  const uint64_t hash = std::hash<std::string_view>{}(bytes);
-  if (!meta->evaluation_stored || meta->evaluation_size != bytes.size() || meta->evaluation_hash != hash) {
-    meta->evaluation_stored = true;
-    meta->evaluation_size = static_cast<uint32_t>(bytes.size());
-    meta->evaluation_hash = hash;
-    out->push_back({EvaluationKey(key), std::move(bytes)});
-  }
+  if (evaluation_write) out->push_back(std::move(*evaluation_write));
   return true;
 }
 

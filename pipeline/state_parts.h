@@ -18,7 +18,9 @@
 // the release of a quiet container, write M only, in RocksDB and on the
 // changelog; the window goes packed (about 16 bytes a fix). E is serialised
 // with every save and written when its bytes differ from the stored ones
-// (the codec keeps their hash), so no caller has to say when it changed.
+// (the codec keeps their hash), so no caller has to say when it changed; the
+// stored M says whether an E is stored (evaluation_part_stored), so a load
+// reads E only then, and an E key M does not list is never merged in.
 //
 // A container written by an older worker (format 1) is one whole
 // ContainerState under the container number: it loads as it is (a D or E

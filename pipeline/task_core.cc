@@ -10,6 +10,18 @@
 namespace boxwatch::pipeline {
 namespace {
 
+// The size of `s` serialised, counting its GPS fixes as the reserve kept for
+// them (which bounds them) instead of reading each one: an upper bound when
+// the fixes are within the reserve. The fixes are moved aside and back.
+size_t SizeWithReserveForFixes(v1::ContainerState& s, int64_t gps_reserve_bytes) {
+  if (!s.has_gps() || s.gps().points_size() == 0) return s.ByteSizeLong();
+  google::protobuf::RepeatedPtrField<v1::GpsPoint> fixes;
+  fixes.Swap(s.mutable_gps()->mutable_points());
+  const size_t rest = s.ByteSizeLong();
+  fixes.Swap(s.mutable_gps()->mutable_points());
+  return rest + static_cast<size_t>(gps_reserve_bytes);
+}
+
 using operators::RejectReason;
 using operators::RejectReasonName;
 
@@ -306,7 +318,8 @@ Status TaskCore::Join(const InputRecord& record, int64_t now_ms, TaskOutput* out
   std::optional<v1::ContainerState> before;
   const bool is_gps = std::holds_alternative<v1::GpsEvent>(event);
   if (options_.state_budget_bytes > 0 && !is_gps &&
-      static_cast<int64_t>(state->ByteSizeLong() + record.value.size()) > options_.state_budget_bytes) {
+      static_cast<int64_t>(SizeWithReserveForFixes(*state, options_.gps_reserve_bytes) + record.value.size()) >
+          options_.state_budget_bytes) {
     before = *state;
   }
   int64_t event_ms = 0;

@@ -1070,9 +1070,6 @@ Status Worker::CommitCycle() {
       return st;
     }
   }
-  probe_->StateWrites("movement", by_part[0].records, by_part[0].bytes);
-  probe_->StateWrites("declaration", by_part[1].records, by_part[1].bytes);
-  probe_->StateWrites("evaluation", by_part[2].records, by_part[2].bytes);
   // Each task's feedback horizon, after its feedback of this cycle: in one
   // partition and one transaction, so a reader that sees the horizon has
   // seen every listing before it.
@@ -1105,6 +1102,9 @@ Status Worker::CommitCycle() {
   probe_->TransactionCommitted(
       std::chrono::duration<double>(std::chrono::steady_clock::now() - cycle_started).count(),
       records_in_transaction_);
+  probe_->StateWrites("movement", by_part[0].records, by_part[0].bytes);
+  probe_->StateWrites("declaration", by_part[1].records, by_part[1].bytes);
+  probe_->StateWrites("evaluation", by_part[2].records, by_part[2].bytes);
   for (const auto& e : emitted_) {
     probe_->Alert(v1::Priority_Name(e.priority).substr(9), e.regions, (committed_ms - e.event_ms) / 1000.0,
                   e.ingest_ms < 0 ? -1.0 : (committed_ms - e.ingest_ms) / 1000.0, (committed_ms - e.emit_ms) / 1000.0);

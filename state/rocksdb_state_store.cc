@@ -62,7 +62,9 @@ std::string EncodeOffset(int64_t offset) {
 // dictionary per file would double the restore's CPU.
 rocksdb::Options RestoreWriterOptions(rocksdb::Options options) {
   if (options.bottommost_compression == rocksdb::kZSTD) {
-    options.bottommost_compression = rocksdb::kLZ4Compression;
+    const auto supported = rocksdb::GetSupportedCompressions();
+    const bool lz4 = std::find(supported.begin(), supported.end(), rocksdb::kLZ4Compression) != supported.end();
+    options.bottommost_compression = lz4 ? rocksdb::kLZ4Compression : rocksdb::kSnappyCompression;
     options.bottommost_compression_opts = rocksdb::CompressionOptions();
   }
   return options;

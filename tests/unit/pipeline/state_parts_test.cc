@@ -80,8 +80,10 @@ TEST(StateParts, EveryFieldIsInExactlyOnePartAndThePartsJoinToTheWhole) {
   // join by merging (a packed window is unpacked by the codec: tests below).
   s.mutable_gps()->mutable_points(0)->set_lat(0.123456789);
   const std::string whole = s.SerializeAsString();
-  ASSERT_EQ(FieldsSet(s).size(), static_cast<size_t>(v1::ContainerState::descriptor()->field_count()))
-      << "FullState must set every field, a new one included";
+  // Every field but the one only stored movement parts hold.
+  const size_t fields = static_cast<size_t>(v1::ContainerState::descriptor()->field_count()) - 1;
+  ASSERT_EQ(FieldsSet(s).size(), fields) << "FullState must set every field, a new one included";
+  EXPECT_EQ(FieldsSet(s).count("evaluation_part_stored"), 0u);
   std::string m, d, e;
   ASSERT_TRUE(SerializeMovement(s, &m));
   ASSERT_TRUE(SerializeDeclaration(s, &d));
@@ -94,8 +96,7 @@ TEST(StateParts, EveryFieldIsInExactlyOnePartAndThePartsJoinToTheWhole) {
   const std::set<std::string> in_m = FieldsSet(pm), in_d = FieldsSet(pd), in_e = FieldsSet(pe);
   for (const auto& name : in_m) EXPECT_EQ(in_d.count(name) + in_e.count(name), 0u) << name << " is in two parts";
   for (const auto& name : in_d) EXPECT_EQ(in_e.count(name), 0u) << name << " is in two parts";
-  EXPECT_EQ(in_m.size() + in_d.size() + in_e.size(), static_cast<size_t>(v1::ContainerState::descriptor()->field_count()))
-      << "a field is in no part";
+  EXPECT_EQ(in_m.size() + in_d.size() + in_e.size(), fields) << "a field is in no part";
   EXPECT_TRUE(in_m.count("gps") && in_m.count("pending") && in_m.count("due_ms") && in_m.count("last_event_ms"));
   EXPECT_TRUE(in_d.count("container_number") && in_d.count("manifest_versions") && in_d.count("scans"));
   EXPECT_EQ(in_e, (std::set<std::string>{"alerts", "fired"}));
@@ -109,6 +110,14 @@ std::vector<std::string> Keys(const std::vector<state::PartitionStore::Write>& w
   std::vector<std::string> keys;
   for (const auto& w : writes) keys.push_back(w.key + (w.value ? "" : " (delete)"));
   return keys;
+}
+
+// A movement part's bytes, saying an evaluation part is stored beside it.
+std::string ListingEvaluation(const std::string& m) {
+  v1::ContainerState parsed;
+  EXPECT_TRUE(parsed.ParseFromString(m));
+  parsed.set_evaluation_part_stored(true);
+  return parsed.SerializeAsString();
 }
 
 TEST(StateParts, AFixRewritesOnlyTheMovementPartUnlessItsReleaseChangedTheDeclaration) {
@@ -188,6 +197,12 @@ TEST(StateParts, TheEvaluationPartIsWrittenWhenItChangesAndDeletedWhenEmpty) {
   ASSERT_TRUE(writes.ok());
   EXPECT_EQ(Keys(*writes), (std::vector<std::string>{kBox, e_key}));
   ASSERT_TRUE(store.Commit(*writes, 2, "").ok());
+  {
+    v1::ContainerState m;
+    ASSERT_TRUE(m.ParseFromString(store.values[kBox]));
+    EXPECT_TRUE(m.evaluation_part_stored()) << "the stored M lists its E";
+    EXPECT_FALSE(live->evaluation_part_stored()) << "never in memory";
+  }
   // Same evidence, another fix: E is not written again, also after a reload.
   for (int round = 0; round < 2; ++round) {
     Cache fresh(&store);
@@ -216,6 +231,13 @@ TEST(StateParts, TheEvaluationPartIsWrittenWhenItChangesAndDeletedWhenEmpty) {
   EXPECT_EQ(Keys(*writes), (std::vector<std::string>{kBox, e_key + " (delete)"}));
   ASSERT_TRUE(store.Commit(*writes, 6, "").ok());
   EXPECT_EQ(store.values.count(e_key), 0u);
+  // An E key the stored M does not list (left behind by a crash part-way
+  // through a container's deletes) is not merged in.
+  v1::ContainerState stray = *live;
+  stray.add_fired()->set_id("scan.stray");
+  std::string stray_e;
+  ASSERT_TRUE(SerializeEvaluation(stray, &stray_e));
+  store.values[e_key] = stray_e;
   Cache reread(&store);
   auto loaded = reread.Get(kBox);
   ASSERT_TRUE(loaded.ok() && *loaded != nullptr);
@@ -251,7 +273,7 @@ TEST(StateParts, AMovementPartHoldingTheEvaluationLoadsWithItAndItsNextWriteMove
   ASSERT_TRUE(writes.ok());
   EXPECT_EQ(Keys(*writes), (std::vector<std::string>{kBox, std::string(kBox) + "#e"}));
   ASSERT_TRUE(store.Commit(*writes, 1, "").ok());
-  EXPECT_EQ(store.values[kBox], m_new) << "M no longer holds the evaluation";
+  EXPECT_EQ(store.values[kBox], ListingEvaluation(m_new)) << "M no longer holds the evaluation, and lists E";
   Cache reread(&store);
   auto again = reread.Get(kBox);
   ASSERT_TRUE(again.ok() && *again != nullptr);
@@ -389,6 +411,7 @@ TEST(StateParts, AWindowOffTheGridIsStoredAsProtobufPoints) {
   std::string d, e;
   ASSERT_TRUE(SerializeDeclaration(s, &d));
   ASSERT_TRUE(SerializeEvaluation(s, &e));
+  store.values[kBox] = ListingEvaluation(m);
   store.values[std::string(kBox) + "#d"] = d;
   store.values[std::string(kBox) + "#e"] = e;
   Cache cache(&store);
@@ -460,7 +483,7 @@ Result<v1::ContainerState> LoadMovement(const std::string& m) {
   std::string d, e;
   if (!SerializeDeclaration(s, &d) || !SerializeEvaluation(s, &e)) return Error{Errc::kFatal, "parts not serialised"};
   MapPartition store;
-  store.values[kBox] = m;
+  store.values[kBox] = ListingEvaluation(m);
   store.values[std::string(kBox) + "#d"] = d;
   store.values[std::string(kBox) + "#e"] = e;
   Cache cache(&store);
