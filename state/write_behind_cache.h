@@ -126,6 +126,7 @@ class WriteBehindCache {
     if (auto it = entries_.find(key); it != entries_.end()) {
       ++stats_.hits;
       Touch(it->second);
+      Remember(it->first, it->second);
       return it->second.value ? &*it->second.value : nullptr;
     }
     ++stats_.loads;
@@ -155,12 +156,17 @@ class WriteBehindCache {
   // Records that the value of `key` (obtained from Get or Put) was changed,
   // in `parts` (the codec's part bits; all by default).
   [[nodiscard]] Status MarkDirty(std::string_view key, uint32_t parts = Codec::kAllParts) {
-    auto it = entries_.find(key);
-    if (it == entries_.end() || !it->second.value) {
+    // The key just got or put, usually: no second look-up.
+    Entry* e = last_key_ != nullptr && *last_key_ == key ? last_entry_ : nullptr;
+    if (e == nullptr) {
+      auto it = entries_.find(key);
+      if (it != entries_.end()) e = &it->second;
+    }
+    if (e == nullptr || !e->value) {
       return Error{Errc::kNotFound, Describe(key) + ": MarkDirty of a key with no cached value; "
                                                     "Get or Put it first"};
     }
-    SetDirty(it->second, parts);
+    SetDirty(*e, parts);
     return Status::Ok();
   }
 
@@ -181,8 +187,8 @@ class WriteBehindCache {
     // Metas change only once every value has serialised: a failure takes nothing.
     std::vector<std::pair<Entry*, typename Codec::Meta>> metas;
     metas.reserve(dirty_.size());
-    for (const std::string* key : dirty_) {
-      Entry& e = entries_.find(*key)->second;
+    for (const auto& [key, entry] : dirty_) {
+      Entry& e = *entry;
       typename Codec::Meta meta = e.meta;
       if (e.value) {
         if (!Codec::Save(*key, *e.value, e.dirty, &meta, &writes)) {
@@ -198,6 +204,7 @@ class WriteBehindCache {
               [](const auto& a, const auto& b) { return a.key < b.key; });
 
     // Evict before marking the taken entries clean, so they are protected.
+    Forget();
     for (auto it = lru_.end(); it != lru_.begin() && entries_.size() > max_entries_;) {
       --it;
       auto entry = entries_.find(**it);
@@ -206,7 +213,7 @@ class WriteBehindCache {
       entries_.erase(entry);
       ++stats_.evictions;
     }
-    for (const std::string* key : dirty_) entries_.find(*key)->second.dirty = 0;
+    for (const auto& [key, entry] : dirty_) entry->dirty = 0;
     dirty_.clear();
     return writes;
   }
@@ -214,6 +221,7 @@ class WriteBehindCache {
   // Drops every entry, dirty ones included: after a transaction abort or a
   // failed store Commit, or when the partition is revoked.
   void Clear() {
+    Forget();
     entries_.clear();
     lru_.clear();
     dirty_.clear();
@@ -224,10 +232,7 @@ class WriteBehindCache {
   // value of every key. `fn` must not change the cache.
   template <typename Fn>
   void ForEachDirty(Fn&& fn) const {
-    for (const std::string* key : dirty_) {
-      const Entry& e = entries_.find(*key)->second;
-      fn(*key, e.value ? &*e.value : static_cast<const T*>(nullptr));
-    }
+    for (const auto& [key, entry] : dirty_) fn(*key, entry->value ? &*entry->value : static_cast<const T*>(nullptr));
   }
 
   size_t Size() const { return entries_.size(); }
@@ -259,25 +264,39 @@ class WriteBehindCache {
   void Touch(Entry& e) { lru_.splice(lru_.begin(), lru_, e.lru); }
 
   void SetDirty(Entry& e, uint32_t parts) {
-    if (e.dirty == 0) dirty_.push_back(*e.lru);
+    if (e.dirty == 0) dirty_.push_back({*e.lru, &e});
     e.dirty |= parts == 0 ? Codec::kAllParts : parts;
   }
 
-  // Keys live in the map's nodes, which never move; the LRU list and the
-  // dirty list point at them.
+  // Keys and entries live in the map's nodes, which never move (a rehash
+  // moves only the bucket array); the LRU list, the dirty list and the
+  // remembered entry point at them.
   Entry& Insert(std::string_view key) {
     auto [it, inserted] = entries_.try_emplace(std::string(key));
     lru_.push_front(&it->first);
     it->second.lru = lru_.begin();
+    Remember(it->first, it->second);
     return it->second;
   }
 
   Entry& FindOrInsert(std::string_view key) {
     if (auto it = entries_.find(key); it != entries_.end()) {
       Touch(it->second);
+      Remember(it->first, it->second);
       return it->second;
     }
     return Insert(key);
+  }
+
+  // The entry last got, put or inserted, for the MarkDirty that follows;
+  // forgotten before entries are dropped.
+  void Remember(const std::string& key, Entry& e) {
+    last_key_ = &key;
+    last_entry_ = &e;
+  }
+  void Forget() {
+    last_key_ = nullptr;
+    last_entry_ = nullptr;
   }
 
   std::string Describe(std::string_view key) const {
@@ -289,7 +308,9 @@ class WriteBehindCache {
   size_t max_entries_;
   std::unordered_map<std::string, Entry, KeyHash, std::equal_to<>> entries_;
   LruList lru_;
-  std::vector<const std::string*> dirty_;
+  std::vector<std::pair<const std::string*, Entry*>> dirty_;  // key and entry, in the order they became dirty
+  const std::string* last_key_ = nullptr;
+  Entry* last_entry_ = nullptr;
   Stats stats_;
 };
 

@@ -921,6 +921,36 @@ TEST_F(WriteBehindCacheTest, MarkDirtyOfAKeyWithNoCachedValueIsNotFound) {
   EXPECT_EQ(CodeOf(cache.MarkDirty("gone")), Errc::kNotFound);
 }
 
+TEST_F(WriteBehindCacheTest, MarkDirtyMarksTheKeyItNamesWhicheverWasGotLast) {
+  Seed({{"a", "1"}, {"b", "2"}, {"c", "3"}});
+  Cache cache(partition_, /*max_entries=*/1);
+  auto a = cache.Get("a");
+  ASSERT_TRUE(IsOk(a));
+  (*a)->text = "changed-a";
+  ASSERT_EQ(TextOf(cache.Get("b")), "2");
+  ASSERT_TRUE(IsOk(cache.MarkDirty("a")));  // not the one just got
+  auto taken = cache.TakeDirty();
+  ASSERT_TRUE(IsOk(taken));
+  ASSERT_EQ(Keys(*taken), std::vector<std::string>{"a"});
+  EXPECT_EQ(taken->front().value, "v:changed-a");
+  // "b" was got last and then evicted as clean: MarkDirty must not reach it
+  // through anything remembered from before.
+  EXPECT_FALSE(cache.Contains("b"));
+  EXPECT_EQ(CodeOf(cache.MarkDirty("b")), Errc::kNotFound);
+  // Got again after a Clear: loaded anew, and marked through the new entry.
+  ASSERT_EQ(TextOf(cache.Get("c")), "3");
+  cache.Clear();
+  EXPECT_EQ(CodeOf(cache.MarkDirty("c")), Errc::kNotFound);
+  auto c = cache.Get("c");
+  ASSERT_TRUE(IsOk(c));
+  (*c)->text = "changed-c";
+  ASSERT_TRUE(IsOk(cache.MarkDirty("c")));
+  taken = cache.TakeDirty();
+  ASSERT_TRUE(IsOk(taken));
+  ASSERT_EQ(Keys(*taken), std::vector<std::string>{"c"});
+  EXPECT_EQ(taken->front().value, "v:changed-c");
+}
+
 TEST_F(WriteBehindCacheTest, EvictsLeastRecentlyUsedCleanEntriesBeyondMaxEntries) {
   Seed({{"k1", "1"}, {"k2", "2"}, {"k3", "3"}, {"k4", "4"}, {"k5", "5"}});
   Cache cache(partition_, /*max_entries=*/3);
