@@ -11,8 +11,10 @@ namespace boxwatch::pipeline {
 namespace {
 
 // The size of `s` serialised, counting its GPS fixes as the reserve kept for
-// them (which bounds them) instead of reading each one: an upper bound when
-// the fixes are within the reserve. The fixes are moved aside and back.
+// them instead of reading each one: an upper bound while the window holds no
+// more fixes than the engine keeps (WorkerConfig::kGpsGrowthReserveBytes is
+// sized for those, each with its texts at the engine's limit). The fixes are
+// moved aside and back.
 size_t SizeWithReserveForFixes(v1::ContainerState& s, int64_t gps_reserve_bytes) {
   if (!s.has_gps() || s.gps().points_size() == 0) return s.ByteSizeLong();
   google::protobuf::RepeatedPtrField<v1::GpsPoint> fixes;
@@ -317,10 +319,20 @@ Status TaskCore::Join(const InputRecord& record, int64_t now_ms, TaskOutput* out
   // is kept free.
   std::optional<v1::ContainerState> before;
   const bool is_gps = std::holds_alternative<v1::GpsEvent>(event);
-  if (options_.state_budget_bytes > 0 && !is_gps &&
-      static_cast<int64_t>(SizeWithReserveForFixes(*state, options_.gps_reserve_bytes) + record.value.size()) >
-          options_.state_budget_bytes) {
-    before = *state;
+  if (options_.state_budget_bytes > 0 && !is_gps) {
+    const int64_t room = options_.state_budget_bytes - static_cast<int64_t>(record.value.size());
+    // A bound first that reads no fix (they count as their reserve, which
+    // holds the most fixes the engine keeps, with their texts cut to its
+    // limit); the exact size only when the bound says it may matter, so the
+    // copy is kept in exactly the cases it was kept in before.
+    const operators::EngineLimits& limits = engine_->limits();
+    const bool fixes_within_reserve =
+        !state->has_gps() || state->gps().points_size() <= limits.max_gps_points + limits.max_unevaluated_fixes + 1;
+    if ((!fixes_within_reserve ||
+         static_cast<int64_t>(SizeWithReserveForFixes(*state, options_.gps_reserve_bytes)) > room) &&
+        static_cast<int64_t>(state->ByteSizeLong()) > room) {
+      before = *state;
+    }
   }
   int64_t event_ms = 0;
   bool is_outcome = false;

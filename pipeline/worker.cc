@@ -362,7 +362,8 @@ void Worker::UpdateGauges() {
       if (const int64_t lag = InputLag(*task, i); lag >= 0) probe_->Lag(i, p, lag);
     }
     // Counted by the task; while it restores, RocksDB's estimate of its
-    // keys over the two (movement, declaration) nearly every container has.
+    // keys over the two (movement, declaration) nearly every container has
+    // (a little high: containers with something fired have a third).
     probe_->State(p, task->core ? task->core->containers() : (task->store->ApproximateKeys() + 1) / 2);
     if (task->core && task->core->partition_clock_ms() != TaskCore::kUnset) {
       probe_->PartitionClockBehind(p, static_cast<double>(now - task->core->partition_clock_ms()) / 1000.0);
