@@ -60,11 +60,19 @@ std::string EncodeOffset(int64_t offset) {
 // does). Restore is on the path to processing, and its records are read
 // once more by the compaction that rewrites them with ZSTD; training a
 // dictionary per file would double the restore's CPU.
+bool Supported(rocksdb::CompressionType type) {
+  const auto supported = rocksdb::GetSupportedCompressions();
+  return std::find(supported.begin(), supported.end(), type) != supported.end();
+}
+
+// LZ4, or snappy where this RocksDB lacks LZ4.
+rocksdb::CompressionType FastCompression() {
+  return Supported(rocksdb::kLZ4Compression) ? rocksdb::kLZ4Compression : rocksdb::kSnappyCompression;
+}
+
 rocksdb::Options RestoreWriterOptions(rocksdb::Options options) {
   if (options.bottommost_compression == rocksdb::kZSTD) {
-    const auto supported = rocksdb::GetSupportedCompressions();
-    const bool lz4 = std::find(supported.begin(), supported.end(), rocksdb::kLZ4Compression) != supported.end();
-    options.bottommost_compression = lz4 ? rocksdb::kLZ4Compression : rocksdb::kSnappyCompression;
+    options.bottommost_compression = FastCompression();
     options.bottommost_compression_opts = rocksdb::CompressionOptions();
   }
   return options;
@@ -588,9 +596,7 @@ Result<std::unique_ptr<StateStore>> StateStore::Open(const StoreOptions& options
   // snappy. Restore writes its files with LZ4 (RestoreWriterOptions).
   cf.compression = rocksdb::kNoCompression;
   {
-    const auto supported = rocksdb::GetSupportedCompressions();
-    auto has = [&](rocksdb::CompressionType t) { return std::find(supported.begin(), supported.end(), t) != supported.end(); };
-    if (has(rocksdb::kZSTD)) {
+    if (Supported(rocksdb::kZSTD)) {
       cf.bottommost_compression = rocksdb::kZSTD;
       rocksdb::CompressionOptions& z = cf.bottommost_compression_opts;
       z.enabled = true;
@@ -599,7 +605,7 @@ Result<std::unique_ptr<StateStore>> StateStore::Open(const StoreOptions& options
       z.zstd_max_train_bytes = 100 * z.max_dict_bytes;  // the trainer's rule of thumb: 100 times the dictionary
       z.max_dict_buffer_bytes = 8 << 20;                // bounds what a compaction buffers to sample from
     } else {
-      cf.bottommost_compression = has(rocksdb::kLZ4Compression) ? rocksdb::kLZ4Compression : rocksdb::kSnappyCompression;
+      cf.bottommost_compression = FastCompression();
     }
   }
 
