@@ -489,7 +489,9 @@ JoinResult RiskEngine::ApplyGps(v1::ContainerState& s, const v1::GpsEvent& e, in
   }
   // A fix seen before is a duplicate whatever its age (a device resending a
   // block of reports); only a new one can be late.
-  if (t < watermark) return JoinResult::kLate;
+  // Before the fixes already final (the lateness may have been raised
+  // since they were): late.
+  if (t < watermark || t < track->final_before_ms()) return JoinResult::kLate;
   if (index == 0 && t < s.released_before_ms() && points->size() >= limits_.max_gps_points) {
     // Older than every fix of a full window of evaluated ones: what it would
     // be compared with is gone.

@@ -109,22 +109,23 @@ char* Varint(char* p, uint64_t v) {
   return p;
 }
 
-bool PackPoints(const google::protobuf::RepeatedPtrField<v1::GpsPoint>& points, std::string* out) {
+// Packs fixes [from, to) of `points`.
+bool PackPoints(const google::protobuf::RepeatedPtrField<v1::GpsPoint>& points, int from, int to, std::string* out) {
   using operators::QuantumOf;
   out->clear();
-  out->reserve(12 + static_cast<size_t>(points.size()) * 20);
+  out->reserve(12 + static_cast<size_t>(to - from) * 20);
   out->push_back(kPackedFormat);
-  PutVarint(out, static_cast<uint64_t>(points.size()));
+  PutVarint(out, static_cast<uint64_t>(to - from));
   uint64_t prev_time = 0, prev_lat = 0, prev_lon = 0;  // unsigned: deltas wrap instead of overflowing
   // A fix's numbers go through a buffer on the stack, appended once: at
   // most 6 varints of 10 bytes, the flags and an 8-byte key.
   char buf[6 * 10 + 1 + 8];
   const std::string* previous_seal = nullptr;  // the last seal number written, if any
-  operators::PrefetchFixes(points);
-  for (int at = 0; at < points.size(); ++at) {
+  if (from == 0) operators::PrefetchFixes(points);
+  for (int at = from; at < to; ++at) {
     const v1::GpsPoint& p = points.Get(at);
     // The seal number is an object of its own: asked for a few fixes ahead.
-    if (at + 8 < points.size()) __builtin_prefetch(&points.Get(at + 8).seal_number());
+    if (at + 8 < to) __builtin_prefetch(&points.Get(at + 8).seal_number());
     int64_t lat, lon, speed, distance;
     if (!QuantumOf(p.lat(), operators::kDegreeScale, &lat) || !QuantumOf(p.lon(), operators::kDegreeScale, &lon) ||
         !QuantumOf(p.speed_kmh(), operators::kSpeedScale, &speed) ||
@@ -282,16 +283,35 @@ bool UnpackPoints(std::string_view bytes, google::protobuf::RepeatedPtrField<v1:
 
 }  // namespace
 
-bool SerializeMovement(v1::ContainerState& s, std::string* out) {
+namespace {
+
+// M with the window's fixes from `from` on (those before it are in the
+// chunks `meta` lists; none when meta is null).
+bool SerializeMovementFrom(v1::ContainerState& s, int from, const ContainerStateCodec::Meta* meta,
+                           std::string* out) {
   v1::ContainerState m;
   if (s.has_gps()) m.set_allocated_gps(s.release_gps());
   // The window goes packed; the points are moved aside and back.
   google::protobuf::RepeatedPtrField<v1::GpsPoint> aside;
   std::string packed;
-  const bool pack = m.has_gps() && m.gps().points_size() > 0 && PackPoints(m.gps().points(), &packed);
-  if (pack) {
+  const int n = m.has_gps() ? m.gps().points_size() : 0;
+  const bool pack = n > from && PackPoints(m.gps().points(), from, n, &packed);
+  const bool moved = pack || from > 0;
+  if (moved) {
     aside.Swap(m.mutable_gps()->mutable_points());
-    m.mutable_gps()->set_packed_points(std::move(packed));
+    if (pack) {
+      m.mutable_gps()->set_packed_points(std::move(packed));
+    } else {  // off the grid: the fixes not in chunks as protobuf points
+      for (int i = from; i < n; ++i) *m.mutable_gps()->add_points() = aside.Get(i);
+    }
+  }
+  const bool chunked = meta != nullptr && meta->chunk_next > meta->chunk_first;
+  if (chunked) {
+    v1::GpsTrack* g = m.mutable_gps();
+    g->set_chunk_first(meta->chunk_first);
+    g->set_chunk_next(meta->chunk_next);
+    g->set_chunk_skip(meta->chunk_skip);
+    g->set_chunked_through_ms(meta->chunked_through_ms);
   }
   m.mutable_pending()->Swap(s.mutable_pending());
   m.set_first_event_ms(s.first_event_ms());
@@ -304,13 +324,79 @@ bool SerializeMovement(v1::ContainerState& s, std::string* out) {
   m.set_evaluation_part_stored(s.evaluation_part_stored());
   out->clear();
   const bool ok = m.SerializeToString(out);
-  if (pack) {
+  if (moved) {
     m.mutable_gps()->mutable_points()->Swap(&aside);
     m.mutable_gps()->clear_packed_points();
+  }
+  if (chunked) {
+    v1::GpsTrack* g = m.mutable_gps();
+    g->clear_chunk_first();
+    g->clear_chunk_next();
+    g->clear_chunk_skip();
+    g->clear_chunked_through_ms();
   }
   if (m.has_gps()) s.set_allocated_gps(m.release_gps());
   s.mutable_pending()->Swap(m.mutable_pending());
   return ok;
+}
+
+// Brings the stored chunks up to date with the window before M is written:
+// chunks whose fixes have all left the window are deleted, and the oldest
+// final fixes not yet chunked are chunked while a whole chunk of them is
+// there. Returns the index of the first fix M keeps; false when the window
+// is not what the chunks say (then the caller stores it whole).
+bool UpdateChunks(std::string_view key, const v1::ContainerState& s, ContainerStateCodec::Meta* meta,
+                  std::vector<state::PartitionStore::Write>* out, int* keep_from) {
+  const auto& points = s.gps().points();
+  const int n = points.size();
+  int chunked = 0;  // the window's fixes stored in chunks: its first ones
+  if (meta->chunk_next > meta->chunk_first) {
+    while (chunked < n && points.Get(chunked).fix_time_ms() <= meta->chunked_through_ms) ++chunked;
+    const uint64_t stored = (meta->chunk_next - meta->chunk_first) * kWindowChunkFixes - meta->chunk_skip;
+    if (static_cast<uint64_t>(chunked) > stored) return false;
+    // The window drops fixes from its start only: those dropped since.
+    meta->chunk_skip += static_cast<uint32_t>(stored - static_cast<uint64_t>(chunked));
+    while (meta->chunk_skip >= static_cast<uint32_t>(kWindowChunkFixes) && meta->chunk_first < meta->chunk_next) {
+      out->push_back({WindowChunkKey(key, meta->chunk_first), std::nullopt});
+      ++meta->chunk_first;
+      meta->chunk_skip -= kWindowChunkFixes;
+    }
+    if (meta->chunk_first == meta->chunk_next) meta->chunk_skip = 0;
+  }
+  // New chunks: whole ones, of final fixes, ending between two fix times
+  // (so "at or before chunked_through_ms" says which fixes are chunked).
+  const int64_t final_before = s.gps().final_before_ms();
+  std::string packed;
+  while (n - chunked >= kWindowChunkFixes) {
+    const int last = chunked + kWindowChunkFixes - 1;
+    const int64_t t = points.Get(last).fix_time_ms();
+    if (t >= final_before || (last + 1 < n && points.Get(last + 1).fix_time_ms() == t)) break;
+    if (!PackPoints(points, chunked, last + 1, &packed)) break;  // off the grid: M keeps them
+    if (meta->chunk_next == 0) {
+      // Numbered from the first chunked fix's second: a later container of
+      // this number never lists the chunks of an earlier one.
+      const int64_t first_s = points.Get(chunked).fix_time_ms() / 1000;
+      meta->chunk_first = meta->chunk_next = static_cast<uint64_t>(std::max<int64_t>(1, first_s));
+    }
+    out->push_back({WindowChunkKey(key, meta->chunk_next), std::move(packed)});
+    packed = std::string();
+    ++meta->chunk_next;
+    meta->chunked_through_ms = t;
+    chunked = last + 1;
+  }
+  *keep_from = chunked;
+  return true;
+}
+
+}  // namespace
+
+bool SerializeMovement(v1::ContainerState& s, std::string* out) { return SerializeMovementFrom(s, 0, nullptr, out); }
+
+std::string WindowChunkKey(std::string_view key, uint64_t number) {
+  std::string k;
+  k.reserve(key.size() + 2 + 20);
+  k.append(key).append(kWindowChunkInfix).append(std::to_string(number));
+  return k;
 }
 
 bool SerializeEvaluation(v1::ContainerState& s, std::string* out) {
@@ -390,13 +476,48 @@ Result<bool> ContainerStateCodec::Load(const state::PartitionStore& store, std::
       }
     }
   }
-  if (value->has_gps() && !value->gps().packed_points().empty()) {
+  if (value->has_gps()) {
     v1::GpsTrack* track = value->mutable_gps();
-    if (!UnpackPoints(track->packed_points(), track->mutable_points())) {
+    meta->chunk_first = track->chunk_first();
+    meta->chunk_next = track->chunk_next();
+    meta->chunk_skip = track->chunk_skip();
+    meta->chunked_through_ms = track->chunked_through_ms();
+    track->clear_chunk_first();
+    track->clear_chunk_next();
+    track->clear_chunk_skip();
+    track->clear_chunked_through_ms();
+    google::protobuf::RepeatedPtrField<v1::GpsPoint> window;
+    const bool chunked = meta->chunk_next > meta->chunk_first;
+    if (chunked) {
+      if (meta->chunk_next - meta->chunk_first > kMaxWindowChunks ||
+          meta->chunk_skip >= static_cast<uint32_t>(kWindowChunkFixes)) {
+        return Error{Errc::kFatal, "the stored window lists chunks " + std::to_string(meta->chunk_first) + " to " +
+                                       std::to_string(meta->chunk_next) + " skipping " +
+                                       std::to_string(meta->chunk_skip) + ", more than a window holds"};
+      }
+      for (uint64_t n = meta->chunk_first; n < meta->chunk_next; ++n) {
+        const std::string chunk_key = WindowChunkKey(key, n);
+        Result<std::optional<std::string>> chunk = store.Get(chunk_key);
+        if (!chunk.ok()) return chunk.error();
+        if (!chunk->has_value()) return Error{Errc::kFatal, "the window chunk \"" + chunk_key + "\" is missing"};
+        const int before = window.size();
+        if (!UnpackPoints(**chunk, &window) || window.size() - before != kWindowChunkFixes) {
+          return Error{Errc::kFatal, "the window chunk \"" + chunk_key + "\" (" + std::to_string((*chunk)->size()) +
+                                         " bytes) does not decode"};
+        }
+      }
+      if (meta->chunk_skip > 0) window.DeleteSubrange(0, static_cast<int>(meta->chunk_skip));
+    }
+    if (!track->packed_points().empty() && !UnpackPoints(track->packed_points(), &window)) {
       return Error{Errc::kFatal, "the stored GPS window (" + std::to_string(track->packed_points().size()) +
                                      " bytes) does not decode"};
     }
     track->clear_packed_points();
+    if (chunked || window.size() > 0) {
+      // A window kept as protobuf points (off the grid) follows its chunks.
+      for (auto& p : *track->mutable_points()) *window.Add() = std::move(p);
+      track->mutable_points()->Swap(&window);
+    }
   }
   Shape(*value, meta->shape);
   return true;
@@ -430,9 +551,18 @@ bool ContainerStateCodec::Save(std::string_view key, v1::ContainerState& value, 
   }
   if (meta->evaluation_stored != had_evaluation) dirty_parts |= kMovementPart;
   if (dirty_parts & kMovementPart) {
+    int keep_from = 0;
+    if (!UpdateChunks(key, value, meta, out, &keep_from)) {
+      // The window is not what the chunks say: stored whole in M instead.
+      for (uint64_t n = meta->chunk_first; n < meta->chunk_next; ++n) {
+        out->push_back({WindowChunkKey(key, n), std::nullopt});
+      }
+      meta->chunk_first = meta->chunk_next;
+      meta->chunk_skip = 0;
+    }
     std::string bytes;
     value.set_evaluation_part_stored(meta->evaluation_stored);
-    const bool ok = SerializeMovement(value, &bytes);
+    const bool ok = SerializeMovementFrom(value, keep_from, meta, &bytes);
     value.clear_evaluation_part_stored();
     if (!ok) return false;
     out->push_back({std::string(key), std::move(bytes)});
@@ -454,8 +584,16 @@ void ContainerStateCodec::Delete(std::string_view key, Meta* meta, std::vector<s
   out->push_back({std::string(key), std::nullopt});
   out->push_back({DeclarationKey(key), std::nullopt});
   out->push_back({EvaluationKey(key), std::nullopt});
+  // The window's chunks, as the loaded M listed them (the caller loads a
+  // state before deleting it).
+  for (uint64_t n = meta->chunk_first; n < meta->chunk_next; ++n) {
+    out->push_back({WindowChunkKey(key, n), std::nullopt});
+  }
   meta->declaration_stored = false;
   meta->evaluation_stored = false;
+  meta->chunk_first = meta->chunk_next = 0;
+  meta->chunk_skip = 0;
+  meta->chunked_through_ms = 0;
 }
 
 }  // namespace boxwatch::pipeline

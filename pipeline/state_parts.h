@@ -33,6 +33,18 @@
 // versions must never share a consumer group.
 // The due index and expiry read M's fields off the wire (expiry_fields.h):
 // they are where they were in format 1.
+//
+// Window chunks (W): a fix is final once no fix can join before it
+// (GpsTrack.final_before_ms). The window's oldest final fixes are stored
+// packed, kWindowChunkFixes at a time, under container number + "#w" + a
+// chunk number, each chunk written once and deleted when all its fixes have
+// left the window; M lists the stored chunks and keeps the rest of the
+// window. So a fix rewrites M with the few fixes not yet chunked instead of
+// the whole window (in live traffic a fix's write fell from about 700 bytes
+// to about 200). Chunk numbers start from the first chunked fix's time in
+// seconds and only grow, so a chunk left behind by a crash part-way through
+// a delete (at-least-once) is never one a later container of that number
+// lists.
 
 #include <cstdint>
 #include <string>
@@ -49,15 +61,22 @@ inline constexpr uint32_t kMovementPart = 1;
 inline constexpr uint32_t kDeclarationPart = 2;
 inline constexpr std::string_view kDeclarationSuffix = "#d";
 inline constexpr std::string_view kEvaluationSuffix = "#e";
+inline constexpr std::string_view kWindowChunkInfix = "#w";
+inline constexpr int kWindowChunkFixes = 16;
+// More chunks than a window can hold (the engine keeps at most 64 evaluated
+// and 256 unevaluated fixes): a movement part listing more is corrupt.
+inline constexpr uint64_t kMaxWindowChunks = 64;
 
 // Whether a state key is a declaration part's (container number + "#d").
 inline bool IsDeclarationKey(std::string_view key) { return key.ends_with(kDeclarationSuffix); }
+// Whether a state key is a window chunk's (container number + "#w" + number).
+inline bool IsWindowChunkKey(std::string_view key) { return key.find(kWindowChunkInfix) != std::string_view::npos; }
 // Whether a state key is a movement part's (or a whole format-1 value's):
 // the one key of each container whose value holds its clock, due time and
-// expiry fields.
-inline bool IsMovementKey(std::string_view key) {
-  return !key.ends_with(kDeclarationSuffix) && !key.ends_with(kEvaluationSuffix);
-}
+// expiry fields. A container number never holds '#'.
+inline bool IsMovementKey(std::string_view key) { return key.find('#') == std::string_view::npos; }
+// The key of chunk `number` of a container's window.
+std::string WindowChunkKey(std::string_view key, uint64_t number);
 
 // Serialises one part of `s`. The fields of the other part are moved aside
 // and back (no copies), hence the non-const state; `s` is unchanged after.
@@ -79,6 +98,13 @@ struct ContainerStateCodec {
     bool evaluation_stored = false;
     uint32_t evaluation_size = 0;
     uint64_t evaluation_hash = 0;
+    // The stored window chunks (GpsTrack.chunk_*): chunks
+    // [chunk_first, chunk_next) hold the window's oldest fixes but the first
+    // chunk_skip, all at or before chunked_through_ms.
+    uint64_t chunk_first = 0;
+    uint64_t chunk_next = 0;
+    uint32_t chunk_skip = 0;
+    int64_t chunked_through_ms = 0;
   };
   static constexpr uint32_t kAllParts = kMovementPart | kDeclarationPart;
   static Result<bool> Load(const state::PartitionStore& store, std::string_view key, v1::ContainerState* value,

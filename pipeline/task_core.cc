@@ -412,7 +412,11 @@ Status TaskCore::Join(const InputRecord& record, int64_t now_ms, TaskOutput* out
     if (capped < event_ms) ++counters_.clock_capped;
     state->set_progress_ms(std::max(state->progress_ms(), capped));
     if (gps_event && joined == operators::JoinResult::kApplied) {
-      state->mutable_gps()->set_progress_ms(std::max(state->gps().progress_ms(), capped));
+      v1::GpsTrack* track = state->mutable_gps();
+      track->set_progress_ms(std::max(track->progress_ms(), capped));
+      // What can no longer be joined before: the window's fixes earlier than
+      // this are final, and storage keeps them in chunks written once.
+      track->set_final_before_ms(std::max(track->final_before_ms(), track->progress_ms() - L));
     }
   }
   state->set_expires_at_ms(state->last_event_ms() + options_.state_ttl_ms);
@@ -601,7 +605,7 @@ Status TaskCore::Sweep() {
   if (!s.ok()) return s;
   containers_ = seen - expired.size();
   for (const auto& key : expired) {
-    states_->Erase(key);
+    if (Status e = states_->Erase(key); !e.ok()) return e;
     SetDue(key, 0);
     ++counters_.expired;
   }

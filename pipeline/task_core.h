@@ -86,7 +86,7 @@ class ContainerStates {
   // evaluations and trims the store detects by comparison), so the store may
   // rewrite just that part (pipeline/state_parts.h).
   [[nodiscard]] virtual Status MarkDirty(const std::string& key, bool movement_only = false) = 0;
-  virtual void Erase(const std::string& key) = 0;
+  [[nodiscard]] virtual Status Erase(const std::string& key) = 0;
   struct Summary {
     int64_t last_event_ms = 0;
     int64_t due_ms = 0;    // ContainerState.due_ms
@@ -109,11 +109,12 @@ class MemoryStates final : public ContainerStates {
     return &(states_[key] = std::move(state));
   }
   Status MarkDirty(const std::string&, bool) override { return Status::Ok(); }
-  void Erase(const std::string& key) override {
+  Status Erase(const std::string& key) override {
     auto it = states_.find(key);
-    if (it == states_.end()) return;
+    if (it == states_.end()) return Status::Ok();
     if (on_erase_) on_erase_(it->second);
     states_.erase(it);
+    return Status::Ok();
   }
   Status ForEach(const std::function<void(const std::string&, const Summary&)>& fn) override {
     for (const auto& [key, s] : states_) {

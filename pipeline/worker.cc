@@ -44,7 +44,13 @@ class CachedStates final : public ContainerStates {
   Status MarkDirty(const std::string& key, bool movement_only) override {
     return cache_.MarkDirty(key, movement_only ? kMovementPart : ContainerStateCodec::kAllParts);
   }
-  void Erase(const std::string& key) override { cache_.Erase(key); }
+  // Loaded first: deleting a container deletes the window chunks its
+  // movement part lists.
+  Status Erase(const std::string& key) override {
+    if (auto loaded = cache_.Get(key); !loaded.ok()) return loaded.error();
+    cache_.Erase(key);
+    return Status::Ok();
+  }
   // The summaries of every stored container, known without a scan (a
   // restore into an empty store saw them all): the next ForEach reads them
   // instead of the store, once.
@@ -1053,11 +1059,14 @@ Status Worker::CommitCycle() {
   struct PartWrites {
     uint64_t records = 0, bytes = 0;
   };
-  PartWrites by_part[3];  // movement, declaration, evaluation
+  PartWrites by_part[4];  // movement, declaration, evaluation, window chunks
   for (auto& [p, task_writes] : writes) {
     const std::string empty;
     for (const auto& w : task_writes) {
-      PartWrites& part = by_part[IsMovementKey(w.key) ? 0 : IsDeclarationKey(w.key) ? 1 : 2];
+      PartWrites& part = by_part[IsMovementKey(w.key)      ? 0
+                                 : IsDeclarationKey(w.key) ? 1
+                                 : IsWindowChunkKey(w.key) ? 3
+                                                           : 2];
       ++part.records;
       part.bytes += w.key.size() + (w.value ? w.value->size() : 0);
       if (Status st = producer_->Produce({.topic = changelog, .key = w.key,
@@ -1106,6 +1115,7 @@ Status Worker::CommitCycle() {
   probe_->StateWrites("movement", by_part[0].records, by_part[0].bytes);
   probe_->StateWrites("declaration", by_part[1].records, by_part[1].bytes);
   probe_->StateWrites("evaluation", by_part[2].records, by_part[2].bytes);
+  probe_->StateWrites("window", by_part[3].records, by_part[3].bytes);
   for (const auto& e : emitted_) {
     probe_->Alert(v1::Priority_Name(e.priority).substr(9), e.regions, (committed_ms - e.event_ms) / 1000.0,
                   e.ingest_ms < 0 ? -1.0 : (committed_ms - e.ingest_ms) / 1000.0, (committed_ms - e.emit_ms) / 1000.0);

@@ -160,6 +160,28 @@ TEST(Join, GpsWindowDropsOnlyEvaluatedFixesAndStaysOrdered) {
   EXPECT_EQ(fix(250), JoinResult::kApplied);
 }
 
+TEST(Join, AFixBeforeTheFinalFixesIsLateWhateverTheWatermarkSays) {
+  Scenario s;
+  auto fix = [&](int i, int64_t watermark) { return s.engine.ApplyGps(s.state, StandingFix(i), watermark); };
+  for (int i = 10; i < 20; ++i) EXPECT_EQ(fix(i, 0), JoinResult::kApplied);
+  // Fixes before minute 15 are final (the lateness was larger when they
+  // were stored, or storage keeps them in chunks): a fix between them is
+  // late though the watermark passed in would admit it.
+  s.state.mutable_gps()->set_final_before_ms(kDay + 15 * kMin);
+  EXPECT_EQ(fix(5, 0), JoinResult::kLate);
+  v1::GpsEvent inside = StandingFix(14);
+  inside.set_event_id("inside");
+  inside.set_fix_time_ms(kDay + 14 * kMin + 30000);
+  EXPECT_EQ(s.engine.ApplyGps(s.state, inside, 0), JoinResult::kLate);
+  EXPECT_EQ(s.state.gps().points_size(), 10);
+  // At or after it: joined, in order.
+  v1::GpsEvent between = StandingFix(15);
+  between.set_event_id("between");
+  between.set_fix_time_ms(kDay + 15 * kMin + 30000);
+  EXPECT_EQ(s.engine.ApplyGps(s.state, between, 0), JoinResult::kApplied);
+  EXPECT_EQ(s.state.gps().points(6).fix_time_ms(), kDay + 15 * kMin + 30000);
+}
+
 TEST(Join, AnAnalystVerdictAnHourAfterItsScanIsJoinedAndEvaluated) {
   Scenario s;
   s.Manifest();

@@ -589,10 +589,158 @@ TEST(StateParts, ASealNumberAsBeforeWithNoneBeforeIsFatal) {
   ASSERT_FALSE(unknown.ok()) << "a packed format this worker does not know is refused";
 }
 
+// The chunk keys among `writes`, "(delete)" marking tombstones.
+std::vector<std::string> ChunkKeys(const std::vector<state::PartitionStore::Write>& writes) {
+  std::vector<std::string> keys;
+  for (const auto& k : Keys(writes))
+    if (IsWindowChunkKey(k)) keys.push_back(k);
+  return keys;
+}
+
+// Stores `cache`'s dirty entries; returns the writes.
+std::vector<state::PartitionStore::Write> Flush(Cache& cache, MapPartition& store, int64_t offset) {
+  auto writes = cache.TakeDirty();
+  EXPECT_TRUE(writes.ok());
+  if (!writes.ok()) return {};
+  EXPECT_TRUE(store.Commit(*writes, offset, "").ok());
+  return *writes;
+}
+
+// What a fresh cache loads from `store`, serialised.
+std::string Reloaded(MapPartition& store) {
+  Cache reread(&store);
+  auto loaded = reread.Get(kBox);
+  if (!loaded.ok()) return "error: " + loaded.error().message;
+  return *loaded == nullptr ? "none" : (*loaded)->SerializeAsString();
+}
+
+int64_t FixTime(const v1::ContainerState& s, int i) { return s.gps().points(i).fix_time_ms(); }
+
+TEST(StateParts, TheWindowsFinalFixesAreStoredInChunksWrittenOnceAndDeletedWhenTheyLeave) {
+  MapPartition store;
+  Cache cache(&store);
+  v1::ContainerState s = WithWindow(40);
+  // Fixes 0-34 are final: two whole chunks of them, 35-39 stay in M.
+  s.mutable_gps()->set_final_before_ms(FixTime(s, 35));
+  std::string whole_m;
+  ASSERT_TRUE(SerializeMovement(s, &whole_m));
+  cache.Put(kBox, s);
+  auto writes = Flush(cache, store, 1);
+  const std::string first = std::to_string(FixTime(s, 0) / 1000);
+  const std::string second = std::to_string(FixTime(s, 0) / 1000 + 1);
+  EXPECT_EQ(ChunkKeys(writes), (std::vector<std::string>{std::string(kBox) + "#w" + first,
+                                                         std::string(kBox) + "#w" + second}));
+  ASSERT_TRUE(store.values.count(kBox));
+  EXPECT_LT(store.values[kBox].size() * 2, whole_m.size())
+      << "M " << store.values[kBox].size() << " bytes, M holding the whole window " << whole_m.size();
+  EXPECT_EQ(Reloaded(store), s.SerializeAsString()) << "chunks and M load as the window";
+
+  // A new fix, final_before unchanged: M only, no chunk rewritten.
+  auto state = cache.Get(kBox);
+  ASSERT_TRUE(state.ok() && *state != nullptr);
+  v1::ContainerState* live = *state;
+  *live->mutable_gps()->add_points() = live->gps().points(39);
+  live->mutable_gps()->mutable_points(40)->set_fix_time_ms(FixTime(*live, 39) + 60000);
+  live->mutable_gps()->mutable_points(40)->set_event_key(77);
+  ASSERT_TRUE(cache.MarkDirty(kBox, kMovementPart).ok());
+  writes = Flush(cache, store, 2);
+  EXPECT_EQ(Keys(writes), std::vector<std::string>{kBox});
+  EXPECT_EQ(Reloaded(store), live->SerializeAsString());
+
+  // The window drops its 20 oldest fixes: the first chunk is deleted, the
+  // second stays with its first 4 fixes skipped.
+  live->mutable_gps()->mutable_points()->DeleteSubrange(0, 20);
+  ASSERT_TRUE(cache.MarkDirty(kBox, kMovementPart).ok());
+  writes = Flush(cache, store, 3);
+  EXPECT_EQ(Keys(writes), (std::vector<std::string>{kBox, std::string(kBox) + "#w" + first + " (delete)"}));
+  EXPECT_EQ(Reloaded(store), live->SerializeAsString());
+
+  // 10 more fixes and all final: 16 of the 21 not yet in chunks make one.
+  for (int i = 0; i < 10; ++i) {
+    const int n = live->gps().points_size();
+    *live->mutable_gps()->add_points() = live->gps().points(n - 1);
+    live->mutable_gps()->mutable_points(n)->set_fix_time_ms(FixTime(*live, n - 1) + 30000);
+    live->mutable_gps()->mutable_points(n)->set_event_key(100 + i);
+  }
+  live->mutable_gps()->set_final_before_ms(FixTime(*live, live->gps().points_size() - 1) + 1);
+  ASSERT_TRUE(cache.MarkDirty(kBox, kMovementPart).ok());
+  writes = Flush(cache, store, 4);
+  EXPECT_EQ(ChunkKeys(writes), std::vector<std::string>{std::string(kBox) + "#w" + std::to_string(FixTime(s, 0) / 1000 + 2)});
+  const std::string expected = live->SerializeAsString();
+  EXPECT_EQ(Reloaded(store), expected);
+
+  // Expiry deletes every part and every chunk M lists, in a cache that
+  // loaded the state first (the worker's Erase loads it).
+  Cache other(&store);
+  ASSERT_TRUE(other.Get(kBox).ok());
+  other.Erase(kBox);
+  writes = Flush(other, store, 5);
+  EXPECT_EQ(ChunkKeys(writes),
+            (std::vector<std::string>{std::string(kBox) + "#w" + second + " (delete)",
+                                      std::string(kBox) + "#w" + std::to_string(FixTime(s, 0) / 1000 + 2) + " (delete)"}));
+  EXPECT_TRUE(store.values.empty()) << store.values.size() << " keys left, the first " << store.values.begin()->first;
+}
+
+TEST(StateParts, AChunkEndsBetweenTwoFixTimesAndHoldsOnlyFinalFixes) {
+  MapPartition store;
+  Cache cache(&store);
+  v1::ContainerState s = WithWindow(20);
+  // Fix 16 has fix 15's time: a chunk of 0-15 would not end between two
+  // times, so none is written, though all are final.
+  s.mutable_gps()->mutable_points(16)->set_fix_time_ms(FixTime(s, 15));
+  s.mutable_gps()->set_final_before_ms(FixTime(s, 19) + 1);
+  cache.Put(kBox, s);
+  EXPECT_TRUE(ChunkKeys(Flush(cache, store, 1)).empty());
+  EXPECT_EQ(Reloaded(store), s.SerializeAsString());
+  // Final only before fix 15: not a whole chunk of final fixes.
+  MapPartition store2;
+  Cache cache2(&store2);
+  v1::ContainerState t = WithWindow(20);
+  t.mutable_gps()->set_final_before_ms(FixTime(t, 15));
+  cache2.Put(kBox, t);
+  EXPECT_TRUE(ChunkKeys(Flush(cache2, store2, 1)).empty());
+  t.mutable_gps()->set_final_before_ms(FixTime(t, 16));
+  cache2.Put(kBox, t);
+  EXPECT_EQ(ChunkKeys(Flush(cache2, store2, 2)).size(), 1u);
+  EXPECT_EQ(Reloaded(store2), t.SerializeAsString());
+}
+
+TEST(StateParts, AMissingOrOverlongWindowChunkListIsFatalAndNamesTheKey) {
+  MapPartition store;
+  Cache cache(&store);
+  v1::ContainerState s = WithWindow(20);
+  s.mutable_gps()->set_final_before_ms(FixTime(s, 19) + 1);
+  cache.Put(kBox, s);
+  const auto chunks = ChunkKeys(Flush(cache, store, 1));
+  ASSERT_EQ(chunks.size(), 1u);
+  const std::string chunk = store.values[chunks[0]];
+  store.values.erase(chunks[0]);
+  std::string error = Reloaded(store);
+  EXPECT_NE(error.find(chunks[0]), std::string::npos) << error;
+  EXPECT_NE(error.find("missing"), std::string::npos) << error;
+  store.values[chunks[0]] = chunk.substr(0, chunk.size() / 2);
+  error = Reloaded(store);
+  EXPECT_NE(error.find("does not decode"), std::string::npos) << error;
+  // A movement part listing more chunks than a window holds is refused
+  // before anything is read.
+  v1::ContainerState m;
+  ASSERT_TRUE(m.ParseFromString(store.values[kBox]));
+  m.mutable_gps()->set_chunk_next(m.gps().chunk_first() + 1000000);
+  store.values[kBox] = m.SerializeAsString();
+  error = Reloaded(store);
+  EXPECT_NE(error.find("more than a window holds"), std::string::npos) << error;
+}
+
 TEST(StateParts, DeclarationKeysAreRecognised) {
   EXPECT_TRUE(IsDeclarationKey("CSQU3054383#d"));
   EXPECT_FALSE(IsDeclarationKey("CSQU3054383"));
   EXPECT_FALSE(IsDeclarationKey("__task__"));
+  EXPECT_TRUE(IsWindowChunkKey("CSQU3054383#w1794970800"));
+  EXPECT_FALSE(IsWindowChunkKey("CSQU3054383#d"));
+  EXPECT_TRUE(IsMovementKey("CSQU3054383"));
+  EXPECT_FALSE(IsMovementKey("CSQU3054383#w1794970800"));
+  EXPECT_FALSE(IsMovementKey("CSQU3054383#e"));
+  EXPECT_EQ(WindowChunkKey("CSQU3054383", 42), "CSQU3054383#w42");
 }
 
 }  // namespace
