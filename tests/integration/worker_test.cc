@@ -7,6 +7,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <random>
 #include <sstream>
 #include <thread>
@@ -358,15 +359,35 @@ TEST(WorkerOnRealKafka, ExpiredStateIsDeletedWithChangelogTombstones) {
   ASSERT_TRUE(worker.ok()) << worker.error().message;
   const std::string changelog = pipeline::TopicNames((*h)->prefix()).Name(pipeline::TopicRole::kStateChangelog);
   size_t tombstones = 0;
+  std::map<std::string, bool> live;  // each key's last record: a value (true) or a tombstone
   const auto deadline = std::chrono::steady_clock::now() + 120s;
   while (tombstones == 0 && std::chrono::steady_clock::now() < deadline) {
     auto records = ReadAllCommitted((*h)->bootstrap(), changelog, 4, 60s);
     ASSERT_TRUE(records.ok()) << records.error().message;
     tombstones = 0;
+    live.clear();
     // One per container: its movement part (its other parts' keys go with it).
-    for (const auto& r : *records) tombstones += r.value.empty() && pipeline::IsMovementKey(r.key) ? 1 : 0;
+    for (const auto& r : *records) {
+      tombstones += r.value.empty() && pipeline::IsMovementKey(r.key) ? 1 : 0;
+      live[r.key] = !r.value.empty();
+    }
     if (tombstones == 0) std::this_thread::sleep_for(500ms);  // polling the topic
   }
+  // A deleted container leaves no part behind: its declaration, evaluation
+  // and every window chunk its movement part listed are deleted with it.
+  size_t chunks = 0, left = 0;
+  std::string a_left;
+  for (const auto& [key, is_live] : live) {
+    if (pipeline::IsWindowChunkKey(key)) ++chunks;
+    const std::string container = key.substr(0, key.find('#'));
+    auto m = live.find(container);
+    if (key != container && is_live && m != live.end() && !m->second) {
+      ++left;
+      a_left = key;
+    }
+  }
+  EXPECT_GT(chunks, 0u) << "the input's windows were long enough to be stored in chunks";
+  EXPECT_EQ(left, 0u) << "parts of deleted containers still live on the changelog, e.g. " << a_left;
   (*worker)->Kill(SIGTERM);
   ASSERT_TRUE((*worker)->WaitForLine("{\"event\":\"stopped\"", 10s));
   const int64_t expired = JsonField((*worker)->last_line(), "expired");
