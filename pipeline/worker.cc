@@ -6,6 +6,7 @@
 #include <charconv>
 #include <chrono>
 #include <deque>
+#include <future>
 #include <limits>
 #include <sstream>
 #include <thread>
@@ -32,11 +33,65 @@ constexpr int kInputs = 4;                         // manifests, scans, gps, out
 // How long refused credentials are retried before the worker ends (exit 4).
 constexpr auto kRefusedCredentialsGrace = std::chrono::seconds(120);
 
+}  // namespace
+
+// The RocksDB batches of a committed cycle, written on a thread of their own
+// while the worker goes on processing (exactly-once: the changelog already
+// holds them, and a crash before they land restores them from there). What
+// the batches hold stays in the write-behind cache until the next cycle
+// (TakeDirty keeps the entries it takes), which waits for them first, so a
+// read of the store never misses a write still on its way; a scan of the
+// store (expiry), a revocation and a recovery wait for them too.
+class Worker::AsyncStoreCommit {
+ public:
+  struct Item {
+    state::PartitionStore* store;
+    std::vector<state::PartitionStore::Write> writes;
+    int64_t changelog_next_offset;
+    std::string meta;
+  };
+  ~AsyncStoreCommit() { (void)Wait(); }
+  void Start(std::vector<Item> items) {
+    items_ = std::move(items);
+    result_ = Status::Ok();
+    done_ = std::async(std::launch::async, [this] {
+      state::DisableStoreCountersOnThisThread();
+      for (Item& i : items_) {
+        if (Status s = i.store->Commit(i.writes, i.changelog_next_offset, i.meta); !s.ok()) return s;
+      }
+      return Status::Ok();
+    });
+  }
+  // Waits for the batches started last; their status, again on every call
+  // until Start or Forget.
+  Status Wait() {
+    if (done_.valid()) result_ = done_.get();
+    return result_;
+  }
+  // After Wait failed: the batches, to be written again.
+  std::vector<Item>& items() { return items_; }
+  // Batches started and not yet forgotten.
+  bool started() const { return done_.valid() || !items_.empty(); }
+  void Forget() {
+    (void)Wait();
+    items_.clear();
+    result_ = Status::Ok();
+  }
+
+ private:
+  std::vector<Item> items_;
+  std::future<Status> done_;
+  Status result_ = Status::Ok();
+};
+
+namespace {
+
 // A task's container states: the write-behind cache over its RocksDB column
 // family.
 class CachedStates final : public ContainerStates {
  public:
-  CachedStates(state::PartitionStore* store, size_t max_entries) : store_(store), cache_(store, max_entries) {}
+  CachedStates(state::PartitionStore* store, size_t max_entries, Worker::AsyncStoreCommit* pending = nullptr)
+      : store_(store), cache_(store, max_entries), pending_(pending) {}
   Result<v1::ContainerState*> Get(const std::string& key) override { return cache_.Get(key); }
   v1::ContainerState* Put(const std::string& key, v1::ContainerState state) override {
     return cache_.Put(key, std::move(state));
@@ -68,7 +123,11 @@ class CachedStates final : public ContainerStates {
     } else {
       // Stored values, unless a newer one waits in the cache; the movement
       // part's fields read off the wire, as a full parse per stored state is
-      // too slow.
+      // too slow. The last cycle's batches first: a value still on its way
+      // would be read stale.
+      if (pending_ != nullptr) {
+        if (Status w = pending_->Wait(); !w.ok()) return w;
+      }
       Status s = store_->ForEach([&](std::string_view key, std::string_view value) {
         if (!IsMovementKey(key) || cache_.IsDirty(key)) return true;
         ExpiryFields f;
@@ -87,6 +146,7 @@ class CachedStates final : public ContainerStates {
  private:
   state::PartitionStore* store_;
   state::WriteBehindCache<v1::ContainerState, ContainerStateCodec> cache_;
+  Worker::AsyncStoreCommit* pending_;  // the worker's batches on their way; may be null
   bool has_seed_ = false;
   RestoredSummaries seeded_;  // one per key, the last write
 };
@@ -202,6 +262,7 @@ Status Worker::Init() {
                                         .write_buffer_bytes = static_cast<size_t>(config_.write_buffer_bytes)});
   if (!store.ok()) return store.error();
   store_ = std::move(store).value();
+  async_store_ = std::make_unique<AsyncStoreCommit>();
   const double through_store_s = since(init_started);
   const Clock::time_point control_started = Clock::now();
 
@@ -488,6 +549,9 @@ void Worker::OnLost(const std::vector<TopicPartition>& partitions) {
 }
 
 void Worker::DropTasks(const std::set<int32_t>& partitions) {
+  // Their batches on the way land first (a failure leaves the checkpoint
+  // where it was: the changelog's tail is restored when they come back).
+  if (Status s = SettleStore(); !s.ok()) BW_LOG(kWarn, kLog) << "storing the last cycle's state: " << s.ToString();
   for (int32_t p : partitions) {
     // A paused partition would stay paused if it came back to this member.
     auto it = tasks_.find(p);
@@ -679,7 +743,8 @@ Result<std::string> Worker::RestoreStore(Task& task, uint64_t* restored, Restore
 }
 
 Status Worker::OpenTask(Task& task, const std::string& meta, RestoredSummaries* summaries) const {
-  auto states = std::make_unique<CachedStates>(task.store, static_cast<size_t>(config_.cache_max_entries));
+  auto states = std::make_unique<CachedStates>(task.store, static_cast<size_t>(config_.cache_max_entries),
+                                               async_store_.get());
   if (summaries != nullptr) states->Seed(std::move(*summaries));
   task.states = std::move(states);
   task.core = std::make_unique<TaskCore>(TaskOptions::From(config_), engine_.get(), task.states.get());
@@ -1033,13 +1098,41 @@ Status Worker::EmitOutput(Task& task, const TaskOutput& out, int64_t ingest_ms, 
 
 // Flushes state to the changelog, commits the transaction, then writes the
 // RocksDB batches. Alerts were produced as records released them.
+Status Worker::SettleStore() {
+  if (!async_store_ || !async_store_->started()) return Status::Ok();
+  const auto started = std::chrono::steady_clock::now();
+  Status s = async_store_->Wait();
+  if (!s.ok() && s.code() == Errc::kNoSpace) {
+    // The cycle is committed on Kafka: keep its state writes and wait for space.
+    s = WaitForStateSpace(s, [&] {
+      for (auto& i : async_store_->items()) {
+        if (Status c = i.store->Commit(i.writes, i.changelog_next_offset, i.meta); !c.ok()) return c;
+      }
+      return Status::Ok();
+    });
+  }
+  async_store_->Forget();
+  probe_->CommitPhase("store", std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count());
+  return s;
+}
+
 Status Worker::CommitCycle() {
+  // The last cycle's batches are stored before this one takes its dirty
+  // states (and may evict the last cycle's).
+  if (Status s = SettleStore(); !s.ok()) return s;
   if (!in_transaction_) return Status::Ok();
   const auto cycle_started = std::chrono::steady_clock::now();
   const std::string changelog = names_.Name(TopicRole::kStateChangelog);
   std::map<int32_t, std::vector<state::PartitionStore::Write>> writes;
   std::map<int32_t, std::string> metas;  // what the changelog gets is what RocksDB gets
   std::vector<TopicPartitionOffset> offsets;
+  // Each phase's duration (boxwatch_worker_commit_phase_seconds).
+  auto phase_started = cycle_started;
+  auto phase_done = [&](const char* phase) {
+    const auto now = std::chrono::steady_clock::now();
+    probe_->CommitPhase(phase, std::chrono::duration<double>(now - phase_started).count());
+    phase_started = now;
+  };
   for (auto& [p, task_ptr] : tasks_) {
     Task& task = *task_ptr;
     auto dirty = task.states->cache().TakeDirty();
@@ -1050,6 +1143,7 @@ Status Worker::CommitCycle() {
       if (task.next_offset[i] >= 0) offsets.push_back({names_.Name(kInputTopicRoles[i]), p, task.next_offset[i]});
     }
   }
+  phase_done("serialise");
   // At-least-once: the alerts, dead letters and feedback of this cycle are
   // on the broker before the state that says they were emitted, so a crash
   // between the two repeats outputs and never loses one.
@@ -1098,13 +1192,16 @@ Status Worker::CommitCycle() {
       }
     }
   }
+  phase_done("produce");
   if (config_.exactly_once) {
     GroupMetadata gm = consumer_->GroupMetadataForTransaction();
     if (Status s = producer_->SendOffsetsToTransaction(offsets, gm.get(), 60s); !s.ok()) return s;
+    phase_done("offsets");
     if (Status s = producer_->CommitTransaction(60s); !s.ok()) return s;
   } else if (Status s = producer_->Flush(60s); !s.ok()) {
     return s;
   }
+  phase_done("transaction");
   rd_kafka_poll(producer_->handle(), 0);
   in_transaction_ = false;
   for (const auto& [p, h] : horizons) tasks_.at(p)->published_horizon = h;
@@ -1123,14 +1220,25 @@ Status Worker::CommitCycle() {
   emitted_.clear();
   records_in_transaction_ = 0;
   ++stats_.transactions;
-  for (auto& [p, task_ptr] : tasks_) {
-    const int64_t last = producer_->LastDeliveredOffset(changelog, p);
-    Status s = task_ptr->store->Commit(writes[p], last + 1, metas[p]);
-    if (!s.ok() && s.code() == Errc::kNoSpace) {
-      // The cycle is committed on Kafka: keep its state writes and wait for space.
-      s = WaitForStateSpace(s, [&] { return task_ptr->store->Commit(writes[p], last + 1, metas[p]); });
+  if (config_.exactly_once && async_store_) {
+    // Written while the next cycle is processed (AsyncStoreCommit).
+    std::vector<AsyncStoreCommit::Item> items;
+    for (auto& [p, task_ptr] : tasks_) {
+      items.push_back({task_ptr->store, std::move(writes[p]), producer_->LastDeliveredOffset(changelog, p) + 1,
+                       std::move(metas[p])});
     }
-    if (!s.ok()) return s;
+    async_store_->Start(std::move(items));
+  } else {
+    for (auto& [p, task_ptr] : tasks_) {
+      const int64_t last = producer_->LastDeliveredOffset(changelog, p);
+      Status s = task_ptr->store->Commit(writes[p], last + 1, metas[p]);
+      if (!s.ok() && s.code() == Errc::kNoSpace) {
+        // The cycle is committed on Kafka: keep its state writes and wait for space.
+        s = WaitForStateSpace(s, [&] { return task_ptr->store->Commit(writes[p], last + 1, metas[p]); });
+      }
+      if (!s.ok()) return s;
+    }
+    phase_done("store");
   }
   // At-least-once: the consumed offsets last, once outputs and state are
   // stored (none when no task has processed a record since it was assigned).
@@ -1406,10 +1514,12 @@ Status Worker::Run(const std::atomic<bool>& stop) {
       std::this_thread::sleep_for(std::chrono::milliseconds(200 * consecutive_failures));
     }
   }
-  // SIGTERM: finish the open transaction, then close.
-  if (Status s = CommitCycle(); !s.ok()) {
-    BW_LOG(kError, kLog) << "final commit failed: " << s.ToString();
-    return s;
+  // SIGTERM: finish the open transaction and store it, then close.
+  Status last = CommitCycle();
+  if (last.ok()) last = SettleStore();
+  if (!last.ok()) {
+    BW_LOG(kError, kLog) << "final commit failed: " << last.ToString();
+    return last;
   }
   return consumer_->Close();
 }

@@ -90,6 +90,9 @@ class Worker : public RebalanceListener {
   void OnRevoked(const std::vector<TopicPartition>& partitions) override;
   void OnLost(const std::vector<TopicPartition>& partitions) override;
 
+ public:
+  class AsyncStoreCommit;
+
  private:
   struct Task;
   struct Buffered;
@@ -131,6 +134,9 @@ class Worker : public RebalanceListener {
   Status EmitOutput(Task& task, const TaskOutput& out, int64_t ingest_ms, int64_t clock_ms = -1);
   Status EnsureTransaction();
   Status CommitCycle();
+  // Waits for the last cycle's RocksDB batches (written on their own thread
+  // under exactly-once; AsyncStoreCommit in worker.cc).
+  Status SettleStore();
   Status Recover(const Error& error);
   void DropTasks(const std::set<int32_t>& partitions);
   Status ResumeInput(Task& task, int input);  // resumes fetching a paused input
@@ -177,6 +183,7 @@ class Worker : public RebalanceListener {
   TopicNames names_;
   int32_t partitions_ = 0;
   std::unique_ptr<state::StateStore> store_;
+  std::unique_ptr<AsyncStoreCommit> async_store_;
   std::unique_ptr<KafkaConsumer> consumer_;
   std::unique_ptr<KafkaProducer> producer_;
   std::unique_ptr<KafkaConsumer> control_;  // profiles + reference, read whole

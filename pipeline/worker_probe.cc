@@ -165,6 +165,12 @@ struct WorkerProbe::Impl {
                          .Help("State records written to the changelog and RocksDB, by part (movement, declaration, "
                                "evaluation; deletes included)")
                          .Register(r)),
+        commit_phase(BuildHistogram()
+                         .Name("boxwatch_worker_commit_phase_seconds")
+                         .Help("One phase of a commit cycle: serialise (dirty states), produce (changelog and "
+                               "horizons), offsets (SendOffsetsToTransaction), transaction (CommitTransaction), "
+                               "store (RocksDB batches)")
+                         .Register(r)),
         state_write_bytes(BuildCounter()
                               .Name("boxwatch_worker_state_write_bytes_total")
                               .Help("Bytes of the state records written (key and value, before compression), by part")
@@ -212,6 +218,7 @@ struct WorkerProbe::Impl {
   Counter& expired;
   Family<Counter>& releases;
   Family<Counter>& state_writes;
+  Family<Histogram>& commit_phase;
   Family<Counter>& state_write_bytes;
   Counter& clock_capped;
   Family<Gauge>& clock_behind;
@@ -293,6 +300,9 @@ void WorkerProbe::TransactionCommitted(double seconds, int64_t records) {
   impl_->commit_seconds.Observe(seconds);
   impl_->transactions.Increment();
   impl_->transaction_records.Increment(static_cast<double>(records));
+}
+void WorkerProbe::CommitPhase(const char* phase, double seconds) {
+  impl_->commit_phase.Add({{"phase", phase}}, monitoring::LatencyBuckets()).Observe(seconds);
 }
 void WorkerProbe::TransactionFailed() { impl_->transaction_failures.Increment(); }
 void WorkerProbe::Rebalance(const char* kind) { impl_->rebalances.Add({{"kind", kind}}).Increment(); }
