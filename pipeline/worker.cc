@@ -938,6 +938,7 @@ Status Worker::Drain() {
       if (static_cast<int64_t>(task.buffers[best].size()) <= config_.max_buffered_records / 2) {
         if (Status s = ResumeInput(task, best); !s.ok()) return s;
       }
+      probe_->RecordWait(static_cast<double>(std::max<int64_t>(0, now - b.now_ms)) / 1000.0);
       if (Status s = ProcessRecord(task, b); !s.ok()) return s;
       task.next_offset[best] = b.message.offset() + 1;
       // Behind, the transaction may grow, but not past its age limit, nor

@@ -165,6 +165,12 @@ struct WorkerProbe::Impl {
                          .Help("State records written to the changelog and RocksDB, by part (movement, declaration, "
                                "evaluation; deletes included)")
                          .Register(r)),
+        record_wait(BuildHistogram()
+                        .Name("boxwatch_worker_record_wait_seconds")
+                        .Help("From reading an input record to the processing pass that takes it (the merge's waits "
+                              "and the worker's own backlog)")
+                        .Register(r)
+                        .Add({}, monitoring::LatencyBuckets())),
         commit_phase(BuildHistogram()
                          .Name("boxwatch_worker_commit_phase_seconds")
                          .Help("One phase of a commit cycle: serialise (dirty states), produce (changelog and "
@@ -218,6 +224,7 @@ struct WorkerProbe::Impl {
   Counter& expired;
   Family<Counter>& releases;
   Family<Counter>& state_writes;
+  Histogram& record_wait;
   Family<Histogram>& commit_phase;
   Family<Counter>& state_write_bytes;
   Counter& clock_capped;
@@ -301,6 +308,7 @@ void WorkerProbe::TransactionCommitted(double seconds, int64_t records) {
   impl_->transactions.Increment();
   impl_->transaction_records.Increment(static_cast<double>(records));
 }
+void WorkerProbe::RecordWait(double seconds) { impl_->record_wait.Observe(seconds); }
 void WorkerProbe::CommitPhase(const char* phase, double seconds) {
   impl_->commit_phase.Add({{"phase", phase}}, monitoring::LatencyBuckets()).Observe(seconds);
 }

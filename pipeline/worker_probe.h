@@ -36,6 +36,8 @@ class WorkerProbe {
   void Alert(const std::string& priority, const std::vector<std::string>& regions, double event_to_alert_s,
              double ingest_to_alert_s, double emit_to_commit_s);
   void TransactionCommitted(double seconds, int64_t records);
+  // How long an input record waited in the worker before a pass took it.
+  void RecordWait(double seconds);
   // How long one phase of a commit cycle took (worker.cc CommitCycle).
   void CommitPhase(const char* phase, double seconds);
   void TransactionFailed();
