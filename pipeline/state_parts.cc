@@ -495,14 +495,17 @@ Result<bool> ContainerStateCodec::Load(const state::PartitionStore& store, std::
                                        std::to_string(meta->chunk_next) + " skipping " +
                                        std::to_string(meta->chunk_skip) + ", more than a window holds"};
       }
-      for (uint64_t n = meta->chunk_first; n < meta->chunk_next; ++n) {
-        const std::string chunk_key = WindowChunkKey(key, n);
-        Result<std::optional<std::string>> chunk = store.Get(chunk_key);
-        if (!chunk.ok()) return chunk.error();
-        if (!chunk->has_value()) return Error{Errc::kFatal, "the window chunk \"" + chunk_key + "\" is missing"};
+      // Read together: neighbouring keys.
+      std::vector<std::string> chunk_keys;
+      for (uint64_t n = meta->chunk_first; n < meta->chunk_next; ++n) chunk_keys.push_back(WindowChunkKey(key, n));
+      auto chunks = store.GetMany(chunk_keys);
+      if (!chunks.ok()) return chunks.error();
+      for (size_t i = 0; i < chunk_keys.size(); ++i) {
+        const std::optional<std::string>& chunk = (*chunks)[i];
+        if (!chunk) return Error{Errc::kFatal, "the window chunk \"" + chunk_keys[i] + "\" is missing"};
         const int before = window.size();
-        if (!UnpackPoints(**chunk, &window) || window.size() - before != kWindowChunkFixes) {
-          return Error{Errc::kFatal, "the window chunk \"" + chunk_key + "\" (" + std::to_string((*chunk)->size()) +
+        if (!UnpackPoints(*chunk, &window) || window.size() - before != kWindowChunkFixes) {
+          return Error{Errc::kFatal, "the window chunk \"" + chunk_keys[i] + "\" (" + std::to_string(chunk->size()) +
                                          " bytes) does not decode"};
         }
       }

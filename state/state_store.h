@@ -94,6 +94,20 @@ class PartitionStore {
   // The value stored under `key`, or nullopt when there is none.
   [[nodiscard]] virtual Result<std::optional<std::string>> Get(std::string_view key) const = 0;
 
+  // The values of `keys`, as Get gives them one by one; a store may read
+  // neighbouring keys together (give them in key order where possible).
+  [[nodiscard]] virtual Result<std::vector<std::optional<std::string>>> GetMany(
+      std::span<const std::string> keys) const {
+    std::vector<std::optional<std::string>> values;
+    values.reserve(keys.size());
+    for (const std::string& k : keys) {
+      auto v = Get(k);
+      if (!v.ok()) return v.error();
+      values.push_back(std::move(*v));
+    }
+    return values;
+  }
+
   // Applies `writes` in order (a later write to the same key wins) together
   // with the changelog checkpoint (the next changelog offset these writes
   // reflect, >= 0) and an opaque task-metadata blob, as one atomic batch.
