@@ -40,8 +40,8 @@
 // chunk number, each chunk written once and deleted when all its fixes have
 // left the window; M lists the stored chunks and keeps the rest of the
 // window. So a fix rewrites M with the few fixes not yet chunked instead of
-// the whole window (in live traffic a fix's write fell from about 700 bytes
-// to about 200). Chunk numbers start from the first chunked fix's time in
+// the whole window (on the benchmark's drain an M record fell from 583
+// bytes to 328 on average). Chunk numbers start from the first chunked fix's time in
 // seconds and only grow, so a chunk left behind by a crash part-way through
 // a delete (at-least-once) is never one a later container of that number
 // lists.
