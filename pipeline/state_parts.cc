@@ -1,5 +1,6 @@
 #include "pipeline/state_parts.h"
 
+#include <algorithm>
 #include <functional>
 #include <string_view>
 #include <utility>
@@ -367,7 +368,8 @@ bool UpdateChunks(std::string_view key, const v1::ContainerState& s, ContainerSt
   // (so "at or before chunked_through_ms" says which fixes are chunked).
   const int64_t final_before = s.gps().final_before_ms();
   std::string packed;
-  while (n - chunked >= kWindowChunkFixes) {
+  // No more chunks than a load accepts: past that, M keeps the fixes.
+  while (n - chunked >= kWindowChunkFixes && meta->chunk_next - meta->chunk_first < kMaxWindowChunks) {
     const int last = chunked + kWindowChunkFixes - 1;
     const int64_t t = points.Get(last).fix_time_ms();
     if (t >= final_before || (last + 1 < n && points.Get(last + 1).fix_time_ms() == t)) break;
@@ -391,6 +393,13 @@ bool UpdateChunks(std::string_view key, const v1::ContainerState& s, ContainerSt
 }  // namespace
 
 bool SerializeMovement(v1::ContainerState& s, std::string* out) { return SerializeMovementFrom(s, 0, nullptr, out); }
+
+void OrderForChangelog(std::vector<state::PartitionStore::Write>* writes) {
+  auto rank = [](const state::PartitionStore::Write& w) {
+    return !IsWindowChunkKey(w.key) ? 1 : w.value ? 0 : 2;
+  };
+  std::stable_sort(writes->begin(), writes->end(), [&](const auto& a, const auto& b) { return rank(a) < rank(b); });
+}
 
 std::string WindowChunkKey(std::string_view key, uint64_t number) {
   std::string k;
@@ -488,6 +497,14 @@ Result<bool> ContainerStateCodec::Load(const state::PartitionStore& store, std::
     track->clear_chunked_through_ms();
     google::protobuf::RepeatedPtrField<v1::GpsPoint> window;
     const bool chunked = meta->chunk_next > meta->chunk_first;
+    if (!chunked) {
+      meta->chunk_skip = 0;
+      meta->chunked_through_ms = 0;
+    }
+    if (meta->chunk_next >= (uint64_t{1} << 62)) {
+      return Error{Errc::kFatal, "the stored window's chunk number " + std::to_string(meta->chunk_next) +
+                                     " is out of range"};
+    }
     if (chunked) {
       if (meta->chunk_next - meta->chunk_first > kMaxWindowChunks ||
           meta->chunk_skip >= static_cast<uint32_t>(kWindowChunkFixes)) {
@@ -579,6 +596,17 @@ bool ContainerStateCodec::Save(std::string_view key, v1::ContainerState& value, 
   }
   if (evaluation_write) out->push_back(std::move(*evaluation_write));
   return true;
+}
+
+void ContainerStateCodec::Replace(std::string_view key, Meta* meta, std::vector<state::PartitionStore::Write>* out) {
+  // The chunks of the state erased: deleted, and numbering goes on after
+  // them (a new chunk never shares a key with a delete in the same batch).
+  for (uint64_t n = meta->chunk_first; n < meta->chunk_next; ++n) {
+    out->push_back({WindowChunkKey(key, n), std::nullopt});
+  }
+  meta->chunk_first = meta->chunk_next;
+  meta->chunk_skip = 0;
+  meta->chunked_through_ms = 0;
 }
 
 void ContainerStateCodec::Delete(std::string_view key, Meta* meta, std::vector<state::PartitionStore::Write>* out) {

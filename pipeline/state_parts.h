@@ -112,6 +112,15 @@ struct ContainerStateCodec {
   static bool Save(std::string_view key, v1::ContainerState& value, uint32_t dirty_parts, Meta* meta,
                    std::vector<state::PartitionStore::Write>* out);
   static void Delete(std::string_view key, Meta* meta, std::vector<state::PartitionStore::Write>* out);
+  // A value erased and put again before its writes were taken: what the
+  // erased one stored beside its key and the new one will not overwrite.
+  static void Replace(std::string_view key, Meta* meta, std::vector<state::PartitionStore::Write>* out);
 };
+
+// Orders one commit's writes for the changelog: new window chunks first,
+// then the parts, then deleted chunks, so that any prefix of them (all that
+// an at-least-once crash may leave) never has an M listing a chunk that is
+// not there.
+void OrderForChangelog(std::vector<state::PartitionStore::Write>* writes);
 
 }  // namespace boxwatch::pipeline

@@ -9,6 +9,7 @@
 #include <future>
 #include <limits>
 #include <sstream>
+#include <system_error>
 #include <thread>
 #include <unordered_set>
 
@@ -54,13 +55,18 @@ class Worker::AsyncStoreCommit {
   void Start(std::vector<Item> items) {
     items_ = std::move(items);
     result_ = Status::Ok();
-    done_ = std::async(std::launch::async, [this] {
+    auto write = [this] {
       state::DisableStoreCountersOnThisThread();
       for (Item& i : items_) {
         if (Status s = i.store->Commit(i.writes, i.changelog_next_offset, i.meta); !s.ok()) return s;
       }
       return Status::Ok();
-    });
+    };
+    try {
+      done_ = std::async(std::launch::async, write);
+    } catch (const std::system_error&) {  // no thread to be had: written here
+      result_ = write();
+    }
   }
   // Waits for the batches started last; their status, again on every call
   // until Start or Forget.
@@ -551,7 +557,11 @@ void Worker::OnLost(const std::vector<TopicPartition>& partitions) {
 void Worker::DropTasks(const std::set<int32_t>& partitions) {
   // Their batches on the way land first (a failure leaves the checkpoint
   // where it was: the changelog's tail is restored when they come back).
-  if (Status s = SettleStore(); !s.ok()) BW_LOG(kWarn, kLog) << "storing the last cycle's state: " << s.ToString();
+  if (Status s = SettleStore(); !s.ok()) {
+    BW_LOG(kWarn, kLog) << "storing the last cycle's state: " << s.ToString();
+    // Tasks kept would hold clean entries RocksDB never got: recover.
+    if (!pending_error_) pending_error_ = s.error();
+  }
   for (int32_t p : partitions) {
     // A paused partition would stay paused if it came back to this member.
     auto it = tasks_.find(p);
@@ -1139,6 +1149,7 @@ Status Worker::CommitCycle() {
     auto dirty = task.states->cache().TakeDirty();
     if (!dirty.ok()) return dirty.error();
     writes[p] = std::move(dirty).value();
+    OrderForChangelog(&writes[p]);
     metas[p] = task.core->EncodeMeta();
     for (int i = 0; i < kInputs; ++i) {
       if (task.next_offset[i] >= 0) offsets.push_back({names_.Name(kInputTopicRoles[i]), p, task.next_offset[i]});

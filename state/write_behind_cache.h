@@ -17,7 +17,11 @@
 //     `dirty_parts`, never drop one); false when a value does not serialise;
 //     `T&` because a codec may move fields aside and back while it encodes;
 //   void Delete(std::string_view key, Meta*, std::vector<PartitionStore::Write>*)
-//     appends a delete of every part.
+//     appends a delete of every part;
+//   optionally void Replace(std::string_view key, Meta*, std::vector<PartitionStore::Write>*)
+//     for a value erased and put again before its writes were taken (called
+//     before Save): appends deletes of what the erased value stored that the
+//     new one's Save will not overwrite.
 // WholeValueCodec, the default, keeps the whole serialised value under the key.
 //
 // Use, once per commit interval:
@@ -175,6 +179,7 @@ class WriteBehindCache {
   void Erase(std::string_view key) {
     Entry& e = FindOrInsert(key);
     e.value.reset();
+    e.erased = true;
     SetDirty(e, Codec::kAllParts);
   }
 
@@ -191,6 +196,9 @@ class WriteBehindCache {
       Entry& e = *entry;
       typename Codec::Meta meta = e.meta;
       if (e.value) {
+        if constexpr (requires { Codec::Replace(std::string_view(), &meta, &writes); }) {
+          if (e.erased) Codec::Replace(*key, &meta, &writes);
+        }
         if (!Codec::Save(*key, *e.value, e.dirty, &meta, &writes)) {
           return Error{Errc::kFatal, Describe(*key) + ": the value does not serialise"};
         }
@@ -213,7 +221,10 @@ class WriteBehindCache {
       entries_.erase(entry);
       ++stats_.evictions;
     }
-    for (const auto& [key, entry] : dirty_) entry->dirty = 0;
+    for (const auto& [key, entry] : dirty_) {
+      entry->dirty = 0;
+      entry->erased = false;
+    }
     dirty_.clear();
     return writes;
   }
@@ -252,6 +263,7 @@ class WriteBehindCache {
   struct Entry {
     std::optional<T> value;  // nullopt: deleted (a tombstone)
     uint32_t dirty = 0;      // the codec's parts changed since the last TakeDirty; 0: clean
+    bool erased = false;     // erased since the last TakeDirty (and maybe put again: Codec::Replace)
     typename Codec::Meta meta{};
     typename LruList::iterator lru;
   };

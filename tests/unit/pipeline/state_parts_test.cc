@@ -705,6 +705,46 @@ TEST(StateParts, AChunkEndsBetweenTwoFixTimesAndHoldsOnlyFinalFixes) {
   EXPECT_EQ(Reloaded(store2), t.SerializeAsString());
 }
 
+TEST(StateParts, AContainerErasedAndPutAgainInOneCommitDeletesTheOldChunks) {
+  MapPartition store;
+  Cache cache(&store);
+  v1::ContainerState old = WithWindow(40);
+  old.mutable_gps()->set_final_before_ms(FixTime(old, 39) + 1);
+  cache.Put(kBox, old);
+  const auto first_chunks = ChunkKeys(Flush(cache, store, 1));
+  ASSERT_EQ(first_chunks.size(), 2u);
+  // Expired, and in the same commit a new container of that number with
+  // fixes as old as the erased one's (a replayed archive).
+  ASSERT_TRUE(cache.Get(kBox).ok());
+  cache.Erase(kBox);
+  v1::ContainerState fresh = WithWindow(20);
+  fresh.mutable_gps()->set_final_before_ms(FixTime(fresh, 19) + 1);
+  for (auto& p : *fresh.mutable_gps()->mutable_points()) p.set_event_key(p.event_key() + 1);
+  cache.Put(kBox, fresh);
+  const auto writes = Flush(cache, store, 2);
+  std::vector<std::string> deleted, written;
+  for (const auto& k : ChunkKeys(writes)) (k.ends_with(" (delete)") ? deleted : written).push_back(k);
+  EXPECT_EQ(deleted, (std::vector<std::string>{first_chunks[0] + " (delete)", first_chunks[1] + " (delete)"}));
+  ASSERT_EQ(written.size(), 1u) << "the new window's 16 final fixes";
+  EXPECT_NE(written[0] + " (delete)", deleted[0]);
+  EXPECT_NE(written[0] + " (delete)", deleted[1]);
+  EXPECT_EQ(Reloaded(store), fresh.SerializeAsString()) << "the new container's window alone";
+}
+
+TEST(StateParts, TheChangelogGetsNewChunksBeforeTheMovementPartAndDeletedChunksAfter) {
+  std::vector<state::PartitionStore::Write> writes = {
+      {kBox, "m"},
+      {std::string(kBox) + "#d", "d"},
+      {std::string(kBox) + "#w5", std::nullopt},
+      {std::string(kBox) + "#w9", "new"},
+      {"ZZZU0000001", "m2"},
+      {"ZZZU0000001#w3", "new2"}};
+  OrderForChangelog(&writes);
+  EXPECT_EQ(Keys(writes), (std::vector<std::string>{std::string(kBox) + "#w9", "ZZZU0000001#w3", kBox,
+                                                    std::string(kBox) + "#d", "ZZZU0000001",
+                                                    std::string(kBox) + "#w5 (delete)"}));
+}
+
 TEST(StateParts, AMissingOrOverlongWindowChunkListIsFatalAndNamesTheKey) {
   MapPartition store;
   Cache cache(&store);
