@@ -616,6 +616,13 @@ std::string Reloaded(MapPartition& store) {
 
 int64_t FixTime(const v1::ContainerState& s, int i) { return s.gps().points(i).fix_time_ms(); }
 
+// A window of `fixes` fixes, all final.
+v1::ContainerState FinalWindow(int fixes) {
+  v1::ContainerState s = WithWindow(fixes);
+  s.mutable_gps()->set_final_before_ms(FixTime(s, fixes - 1) + 1);
+  return s;
+}
+
 TEST(StateParts, TheWindowsFinalFixesAreStoredInChunksWrittenOnceAndDeletedWhenTheyLeave) {
   MapPartition store;
   Cache cache(&store);
@@ -708,17 +715,14 @@ TEST(StateParts, AChunkEndsBetweenTwoFixTimesAndHoldsOnlyFinalFixes) {
 TEST(StateParts, AContainerErasedAndPutAgainInOneCommitDeletesTheOldChunks) {
   MapPartition store;
   Cache cache(&store);
-  v1::ContainerState old = WithWindow(40);
-  old.mutable_gps()->set_final_before_ms(FixTime(old, 39) + 1);
-  cache.Put(kBox, old);
+  cache.Put(kBox, FinalWindow(40));
   const auto first_chunks = ChunkKeys(Flush(cache, store, 1));
   ASSERT_EQ(first_chunks.size(), 2u);
   // Expired, and in the same commit a new container of that number with
   // fixes as old as the erased one's (a replayed archive).
   ASSERT_TRUE(cache.Get(kBox).ok());
   cache.Erase(kBox);
-  v1::ContainerState fresh = WithWindow(20);
-  fresh.mutable_gps()->set_final_before_ms(FixTime(fresh, 19) + 1);
+  v1::ContainerState fresh = FinalWindow(20);
   for (auto& p : *fresh.mutable_gps()->mutable_points()) p.set_event_key(p.event_key() + 1);
   cache.Put(kBox, fresh);
   const auto writes = Flush(cache, store, 2);
@@ -748,9 +752,7 @@ TEST(StateParts, TheChangelogGetsNewChunksBeforeTheMovementPartAndDeletedChunksA
 TEST(StateParts, AMissingOrOverlongWindowChunkListIsFatalAndNamesTheKey) {
   MapPartition store;
   Cache cache(&store);
-  v1::ContainerState s = WithWindow(20);
-  s.mutable_gps()->set_final_before_ms(FixTime(s, 19) + 1);
-  cache.Put(kBox, s);
+  cache.Put(kBox, FinalWindow(20));
   const auto chunks = ChunkKeys(Flush(cache, store, 1));
   ASSERT_EQ(chunks.size(), 1u);
   const std::string chunk = store.values[chunks[0]];
