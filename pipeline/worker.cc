@@ -874,6 +874,7 @@ bool Worker::UnreadOnBroker(const std::string& topic, int32_t partition, int64_t
 
 Status Worker::Drain() {
   const int64_t now = NowMs();
+  WorkerProbe::RecordWaits waits(*probe_);
   // Tasks take turns: a cycle that fills up (max_records_per_commit) ends
   // here, and the next starts with the task after the one it ended in, so
   // no task waits behind another's backlog (nor does its feedback horizon).
@@ -948,7 +949,7 @@ Status Worker::Drain() {
       if (static_cast<int64_t>(task.buffers[best].size()) <= config_.max_buffered_records / 2) {
         if (Status s = ResumeInput(task, best); !s.ok()) return s;
       }
-      probe_->RecordWait(static_cast<double>(std::max<int64_t>(0, now - b.now_ms)) / 1000.0);
+      waits.Add(static_cast<double>(std::max<int64_t>(0, now - b.now_ms)) / 1000.0);
       if (Status s = ProcessRecord(task, b); !s.ok()) return s;
       task.next_offset[best] = b.message.offset() + 1;
       // Behind, the transaction may grow, but not past its age limit, nor

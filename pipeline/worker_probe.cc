@@ -1,5 +1,7 @@
 #include "pipeline/worker_probe.h"
 
+#include <algorithm>
+
 #include <google/protobuf/struct.pb.h>
 #include <google/protobuf/util/json_util.h>
 #include <prometheus/counter.h>
@@ -308,7 +310,18 @@ void WorkerProbe::TransactionCommitted(double seconds, int64_t records) {
   impl_->transactions.Increment();
   impl_->transaction_records.Increment(static_cast<double>(records));
 }
-void WorkerProbe::RecordWait(double seconds) { impl_->record_wait.Observe(seconds); }
+WorkerProbe::RecordWaits::RecordWaits(WorkerProbe& probe)
+    : probe_(probe), counts_(monitoring::LatencyBuckets().size() + 1, 0.0) {}
+WorkerProbe::RecordWaits::~RecordWaits() {
+  if (any_) probe_.impl_->record_wait.ObserveMultiple(counts_, sum_);
+}
+void WorkerProbe::RecordWaits::Add(double seconds) {
+  // The bucket Histogram::Observe would pick: the first bound at or above.
+  const auto& bounds = monitoring::LatencyBuckets();
+  counts_[static_cast<size_t>(std::lower_bound(bounds.begin(), bounds.end(), seconds) - bounds.begin())] += 1;
+  sum_ += seconds;
+  any_ = true;
+}
 void WorkerProbe::CommitPhase(const char* phase, double seconds) {
   impl_->commit_phase.Add({{"phase", phase}}, monitoring::LatencyBuckets()).Observe(seconds);
 }

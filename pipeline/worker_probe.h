@@ -36,8 +36,21 @@ class WorkerProbe {
   void Alert(const std::string& priority, const std::vector<std::string>& regions, double event_to_alert_s,
              double ingest_to_alert_s, double emit_to_commit_s);
   void TransactionCommitted(double seconds, int64_t records);
-  // How long an input record waited in the worker before a pass took it.
-  void RecordWait(double seconds);
+  // How long input records waited in the worker before a pass took them:
+  // counted per pass (RecordWaits::Add per record, no atomics), handed over
+  // once when it goes out of scope.
+  class RecordWaits {
+   public:
+    explicit RecordWaits(WorkerProbe& probe);
+    ~RecordWaits();
+    void Add(double seconds);
+
+   private:
+    WorkerProbe& probe_;
+    std::vector<double> counts_;  // per bucket of monitoring::LatencyBuckets, then +Inf
+    double sum_ = 0;
+    bool any_ = false;
+  };
   // How long one phase of a commit cycle took (worker.cc CommitCycle).
   void CommitPhase(const char* phase, double seconds);
   void TransactionFailed();
