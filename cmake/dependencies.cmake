@@ -10,6 +10,9 @@ if(NOT RDKAFKA_FOUND)
                       "which backports Debian 13's librdkafka 2.8.0 (scripts/backport-librdkafka)")
 endif()
 pkg_check_modules(GRPCPP REQUIRED IMPORTED_TARGET grpc++)
+# Abseil (libabsl-dev, which gRPC's development package depends on): its
+# hash maps and B-trees hold the worker's per-container indexes.
+find_package(absl CONFIG REQUIRED)
 # HTTP/1.1 and HTTPS for the control room and the probes (Debian's build has
 # OpenSSL, zlib and brotli on; its pkg-config flags say so to the header).
 pkg_check_modules(HTTPLIB REQUIRED IMPORTED_TARGET cpp-httplib)

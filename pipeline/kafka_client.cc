@@ -151,6 +151,9 @@ Result<std::unique_ptr<KafkaConsumer>> KafkaConsumer::Create(const Options& opti
     props.emplace_back("group.instance.id", options.group_instance_id);
   }
   if (options.on_stats) props.emplace_back("statistics.interval.ms", std::to_string(options.stats_interval_ms));
+  if (options.fetch_queue_backoff_ms >= 0) {
+    props.emplace_back("fetch.queue.backoff.ms", std::to_string(options.fetch_queue_backoff_ms));
+  }
   props.insert(props.end(), options.extra.begin(), options.extra.end());
   c->on_stats_ = options.on_stats;
   auto rk = NewKafkaHandle(RD_KAFKA_CONSUMER, props, c.get(), [](rd_kafka_conf_t* conf) {

@@ -466,14 +466,19 @@ void TaskCore::SetDue(const std::string& key, int64_t due_ms) {
 
 void TaskCore::Settle() {
   while (!due_.empty()) {
-    auto front = due_.begin();
-    auto it = due_of_.find(front->second);
-    if (it != due_of_.end() && it->second.indexed_ms == front->first) {
-      if (it->second.due_ms == front->first) return;
-      due_.insert({it->second.due_ms, front->second});  // later: never at the front's place
+    const auto& [indexed_ms, key] = *due_.begin();
+    auto it = due_of_.find(key);
+    if (it != due_of_.end() && it->second.indexed_ms == indexed_ms) {
+      if (it->second.due_ms == indexed_ms) return;
+      // Moved later: never to the front's place. Erased before the insert,
+      // which would invalidate the B-tree's iterators and the key's reference.
+      std::pair<int64_t, std::string> moved{it->second.due_ms, key};
       it->second.indexed_ms = it->second.due_ms;
+      due_.erase(due_.begin());
+      due_.insert(std::move(moved));
+      continue;
     }
-    due_.erase(front);  // moved, or left behind by a container no longer due
+    due_.erase(due_.begin());  // left behind by a container no longer due, or moved
   }
 }
 

@@ -53,10 +53,11 @@
 #include <set>
 #include <string>
 #include <string_view>
-#include <unordered_map>
 #include <variant>
 #include <vector>
 
+#include "absl/container/btree_set.h"
+#include "absl/container/flat_hash_map.h"
 #include "boxwatch/v1/alert.pb.h"
 #include "boxwatch/v1/state.pb.h"
 #include "core/result.h"
@@ -279,7 +280,7 @@ class TaskCore {
     int64_t earliest_ms;
     int64_t since_ms;  // now_ms when it was first held; -1: held since Start
   };
-  using HeldEntry = std::unordered_map<std::string, Held>::iterator;
+  using HeldEntry = absl::flat_hash_map<std::string, Held>::iterator;
   // The same, given the key's entry in gated_of_ (end(): none).
   void SetGated(const std::string& key, HeldEntry it, int64_t earliest_ms, int64_t now_ms);
 
@@ -299,16 +300,22 @@ class TaskCore {
     int64_t due_ms;
     int64_t indexed_ms;
   };
+  // absl's B-tree and open-addressing map, not std::set and
+  // std::unordered_map: one node per entry made each look-up a chain of
+  // cache misses once the containers outgrew the CPU caches (3.6 % of a
+  // 72,000-container drain for this index). Neither is iterated in hash
+  // order, so nothing depends on absl's per-process hash seed; a B-tree
+  // insert or erase invalidates its iterators (Settle copies the key first).
   void Settle();
-  std::set<std::pair<int64_t, std::string>> due_;
-  std::unordered_map<std::string, DueOf> due_of_;
+  absl::btree_set<std::pair<int64_t, std::string>> due_;
+  absl::flat_hash_map<std::string, DueOf> due_of_;
   int64_t idle_horizon_ms_ = kUnset;  // the horizon's floor: the first record's time, then idle spells
   bool examine_gated_ = false;        // Start listed pending containers: the next SetGate looks at them
   bool sweep_deferred_ = false;       // a sweep skipped held containers: sweep again once they are released
   int64_t gate_ms_ = operators::kEndOfTime;
   // Containers the gate holds, by their earliest unevaluated item.
-  std::set<std::pair<int64_t, std::string>> gated_;
-  std::unordered_map<std::string, Held> gated_of_;
+  absl::btree_set<std::pair<int64_t, std::string>> gated_;
+  absl::flat_hash_map<std::string, Held> gated_of_;
   TaskCounters counters_;
   size_t containers_ = 0;
   std::string foreign_owner_;

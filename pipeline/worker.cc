@@ -33,6 +33,9 @@ constexpr int64_t kMaxHorizonMs = 253402300799999;  // 9999-12-31: a horizon + L
 constexpr int kInputs = 4;                         // manifests, scans, gps, outcomes
 // How long refused credentials are retried before the worker ends (exit 4).
 constexpr auto kRefusedCredentialsGrace = std::chrono::seconds(120);
+// ms the restore reader's consumer waits to fetch again once its queue is full
+// (librdkafka's fetch.queue.backoff.ms, 1000 by default).
+constexpr int kRestoreFetchQueueBackoffMs = 10;
 
 }  // namespace
 
@@ -629,10 +632,14 @@ Result<std::string> Worker::RestoreStore(Task& task, uint64_t* restored, Restore
   // Nothing stored: what the changelog holds is the whole state.
   *whole = checkpoint < 0;
   const std::string changelog = names_.Name(TopicRole::kStateChangelog);
+  // The reader takes records faster than the broker's fetches bring them,
+  // until its queue fills: then it must not sit idle for librdkafka's
+  // default second before the next fetch.
   auto reader = KafkaConsumer::Create({.bootstrap = config_.bootstrap,
                                        .group_id = config_.group_id + "-restore-" + config_.instance_id,
                                        .read_committed = true,
-                                       .extra = config_.kafka});
+                                       .extra = config_.kafka,
+                                       .fetch_queue_backoff_ms = kRestoreFetchQueueBackoffMs});
   if (!reader.ok()) return reader.error();
   // The reader is closed off this thread, however the restore ends. (The
   // records polled below are declared after this, so they go first.)

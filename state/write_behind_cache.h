@@ -40,7 +40,10 @@
 //    the caller's latest writes.
 //  - Eviction happens only inside TakeDirty: entries that were already clean
 //    when it was called are evicted least-recently-used until at most
-//    `max_entries` remain. Dirty entries are never evicted, and neither are the
+//    `max_entries` remain. Recency counts commit intervals (the calls between
+//    two TakeDirty): an entry moves to the front at its first use in an
+//    interval, not at every use (a container with 50 fixes in a backlog
+//    transaction moves once). Dirty entries are never evicted, and neither are the
 //    ones just taken, so a Get between TakeDirty and the store Commit cannot
 //    read a stale value from the store. Between two TakeDirty calls the cache
 //    holds at most max_entries plus the keys touched in the interval.
@@ -64,9 +67,9 @@
 #include <optional>
 #include <string>
 #include <string_view>
-#include <unordered_map>
 #include <vector>
 
+#include "absl/container/node_hash_map.h"
 #include "core/result.h"
 #include "state/state_store.h"
 
@@ -226,6 +229,7 @@ class WriteBehindCache {
       entry->erased = false;
     }
     dirty_.clear();
+    ++interval_;
     return writes;
   }
 
@@ -266,14 +270,14 @@ class WriteBehindCache {
     bool erased = false;     // erased since the last TakeDirty (and maybe put again: Codec::Replace)
     typename Codec::Meta meta{};
     typename LruList::iterator lru;
+    uint64_t used_in = 0;  // the interval in which it last moved to the front
   };
 
-  struct KeyHash {
-    using is_transparent = void;
-    size_t operator()(std::string_view key) const { return std::hash<std::string_view>{}(key); }
-  };
-
-  void Touch(Entry& e) { lru_.splice(lru_.begin(), lru_, e.lru); }
+  void Touch(Entry& e) {
+    if (e.used_in == interval_) return;
+    e.used_in = interval_;
+    lru_.splice(lru_.begin(), lru_, e.lru);
+  }
 
   void SetDirty(Entry& e, uint32_t parts) {
     if (e.dirty == 0) dirty_.push_back({*e.lru, &e});
@@ -281,12 +285,13 @@ class WriteBehindCache {
   }
 
   // Keys and entries live in the map's nodes, which never move (a rehash
-  // moves only the bucket array); the LRU list, the dirty list and the
+  // moves only the slot array); the LRU list, the dirty list and the
   // remembered entry point at them.
   Entry& Insert(std::string_view key) {
     auto [it, inserted] = entries_.try_emplace(std::string(key));
     lru_.push_front(&it->first);
     it->second.lru = lru_.begin();
+    it->second.used_in = interval_;
     Remember(it->first, it->second);
     return it->second;
   }
@@ -318,12 +323,29 @@ class WriteBehindCache {
 
   PartitionStore* store_;
   size_t max_entries_;
-  std::unordered_map<std::string, Entry, KeyHash, std::equal_to<>> entries_;
+  // Transparent: a look-up by string_view copies no key. (Debian's Abseil
+  // has its own string_view type, which its default string hash takes.)
+  struct KeyHash {
+    using is_transparent = void;
+    size_t operator()(std::string_view key) const { return std::hash<std::string_view>{}(key); }
+  };
+  struct KeyEq {
+    using is_transparent = void;
+    bool operator()(std::string_view a, std::string_view b) const { return a == b; }
+  };
+
+  // absl's node map (a look-up is one probe of the control bytes, whose 7-bit
+  // hash fragments spare key comparisons, then the node) rather than
+  // std::unordered_map (bucket, the node before, the node: a cache miss each
+  // once the working set outgrows the CPU caches). String keys look up by
+  // string_view without a copy.
+  absl::node_hash_map<std::string, Entry, KeyHash, KeyEq> entries_;
   LruList lru_;
   std::vector<std::pair<const std::string*, Entry*>> dirty_;  // key and entry, in the order they became dirty
   const std::string* last_key_ = nullptr;
   Entry* last_entry_ = nullptr;
   Stats stats_;
+  uint64_t interval_ = 1;  // TakeDirty calls + 1: the current commit interval
 };
 
 }  // namespace boxwatch::state

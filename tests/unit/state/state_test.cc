@@ -976,21 +976,30 @@ TEST_F(WriteBehindCacheTest, EvictsLeastRecentlyUsedCleanEntriesBeyondMaxEntries
   Seed({{"k1", "1"}, {"k2", "2"}, {"k3", "3"}, {"k4", "4"}, {"k5", "5"}});
   Cache cache(partition_, /*max_entries=*/3);
   for (std::string k : {"k1", "k2", "k3", "k4", "k5"}) ASSERT_EQ(TextOf(cache.Get(k)), k.substr(1));
-  ASSERT_EQ(TextOf(cache.Get("k2")), "2");  // k2 becomes the most recently used
+  // Used again in the same commit interval: ordered by its first use in it.
+  ASSERT_EQ(TextOf(cache.Get("k2")), "2");
   EXPECT_EQ(cache.Size(), 5u) << "nothing is evicted between TakeDirty calls";
 
   ASSERT_TRUE(IsOk(cache.TakeDirty()));
   EXPECT_EQ(cache.Size(), 3u);
   EXPECT_EQ(cache.GetStats().evictions, 2u);
   EXPECT_FALSE(cache.Contains("k1"));
-  EXPECT_FALSE(cache.Contains("k3"));
-  EXPECT_TRUE(cache.Contains("k2"));
+  EXPECT_FALSE(cache.Contains("k2"));
+  EXPECT_TRUE(cache.Contains("k3"));
   EXPECT_TRUE(cache.Contains("k4"));
   EXPECT_TRUE(cache.Contains("k5"));
 
-  // An evicted entry is loaded again on demand.
+  // In a later interval a use moves it to the front: k3, used now, outlives
+  // k4 and k5, used before. An evicted entry is loaded again on demand.
   EXPECT_EQ(TextOf(cache.Get("k1")), "1");
   EXPECT_EQ(cache.GetStats().loads, 6u);
+  ASSERT_EQ(TextOf(cache.Get("k3")), "3");
+  ASSERT_TRUE(IsOk(cache.TakeDirty()));
+  EXPECT_EQ(cache.Size(), 3u);
+  EXPECT_TRUE(cache.Contains("k1"));
+  EXPECT_TRUE(cache.Contains("k3"));
+  EXPECT_TRUE(cache.Contains("k5"));
+  EXPECT_FALSE(cache.Contains("k4"));
 }
 
 TEST_F(WriteBehindCacheTest, NeverEvictsDirtyEntriesNorTheOnesJustTaken) {
