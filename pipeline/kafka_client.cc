@@ -154,6 +154,7 @@ Result<std::unique_ptr<KafkaConsumer>> KafkaConsumer::Create(const Options& opti
   if (options.fetch_queue_backoff_ms >= 0) {
     props.emplace_back("fetch.queue.backoff.ms", std::to_string(options.fetch_queue_backoff_ms));
   }
+  if (options.fetch_wait_max_ms >= 0) props.emplace_back("fetch.wait.max.ms", std::to_string(options.fetch_wait_max_ms));
   props.insert(props.end(), options.extra.begin(), options.extra.end());
   c->on_stats_ = options.on_stats;
   auto rk = NewKafkaHandle(RD_KAFKA_CONSUMER, props, c.get(), [](rd_kafka_conf_t* conf) {

@@ -133,6 +133,12 @@ class KafkaConsumer {
     // leaves a reader that empties its queue quickly idle for most of a
     // second). `extra` may set it again.
     int fetch_queue_backoff_ms = -1;
+    // ms the broker may hold a fetch that finds nothing new; 0 or more sets
+    // fetch.wait.max.ms (-1: librdkafka's 500). A reader that stops at the
+    // high watermark of a transactional topic needs it short: the last
+    // records are a commit marker the client passes only with the next
+    // fetch, which the broker holds this long. `extra` may set it again.
+    int fetch_wait_max_ms = -1;
   };
 
   static Result<std::unique_ptr<KafkaConsumer>> Create(const Options& options);
@@ -227,6 +233,12 @@ class KafkaProducer {
     // leaves a reader that empties its queue quickly idle for most of a
     // second). `extra` may set it again.
     int fetch_queue_backoff_ms = -1;
+    // ms the broker may hold a fetch that finds nothing new; 0 or more sets
+    // fetch.wait.max.ms (-1: librdkafka's 500). A reader that stops at the
+    // high watermark of a transactional topic needs it short: the last
+    // records are a commit marker the client passes only with the next
+    // fetch, which the broker holds this long. `extra` may set it again.
+    int fetch_wait_max_ms = -1;
   };
 
   static Result<std::unique_ptr<KafkaProducer>> Create(const Options& options);

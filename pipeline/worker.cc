@@ -36,6 +36,13 @@ constexpr auto kRefusedCredentialsGrace = std::chrono::seconds(120);
 // ms the restore reader's consumer waits to fetch again once its queue is full
 // (librdkafka's fetch.queue.backoff.ms, 1000 by default).
 constexpr int kRestoreFetchQueueBackoffMs = 10;
+// ms the broker holds an empty fetch of a reader that reads a transactional
+// topic to its end (the changelog on restore, the control topics at start):
+// it passes the last commit marker only with a fetch that finds nothing
+// after it (librdkafka's fetch.wait.max.ms, 500 by default, made each read
+// to the end half a second longer). The control reader keeps it while it
+// follows the topics: 20 empty fetches a second.
+constexpr int kReadToEndFetchWaitMs = 50;
 
 }  // namespace
 
@@ -280,7 +287,8 @@ Status Worker::Init() {
   auto control = KafkaConsumer::Create({.bootstrap = config_.bootstrap,
                                         .group_id = config_.group_id + "-control-" + config_.instance_id,
                                         .read_committed = true,
-                                        .extra = extra});
+                                        .extra = extra,
+                                        .fetch_wait_max_ms = kReadToEndFetchWaitMs});
   if (!control.ok()) return control.error();
   control_ = std::move(control).value();
   // Assigned from the first offset each topic holds, asked first: assigned
@@ -639,7 +647,8 @@ Result<std::string> Worker::RestoreStore(Task& task, uint64_t* restored, Restore
                                        .group_id = config_.group_id + "-restore-" + config_.instance_id,
                                        .read_committed = true,
                                        .extra = config_.kafka,
-                                       .fetch_queue_backoff_ms = kRestoreFetchQueueBackoffMs});
+                                       .fetch_queue_backoff_ms = kRestoreFetchQueueBackoffMs,
+                                       .fetch_wait_max_ms = kReadToEndFetchWaitMs});
   if (!reader.ok()) return reader.error();
   // The reader is closed off this thread, however the restore ends. (The
   // records polled below are declared after this, so they go first.)
