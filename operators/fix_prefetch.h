@@ -10,14 +10,19 @@
 
 namespace boxwatch::operators {
 
-// `last`: only the newest so many (a window holding unevaluated fixes can
-// be several times the evaluated window).
-inline void PrefetchFixes(const google::protobuf::RepeatedPtrField<v1::GpsPoint>& points, int last = 1 << 30) {
-  for (int i = points.size() > last ? points.size() - last : 0; i < points.size(); ++i) {
+// Fixes [from, to) of `points`.
+inline void PrefetchFixRange(const google::protobuf::RepeatedPtrField<v1::GpsPoint>& points, int from, int to) {
+  for (int i = from; i < to; ++i) {
     const char* at = reinterpret_cast<const char*>(&points.Get(i));
     __builtin_prefetch(at);
     __builtin_prefetch(at + 64);  // a fix spans two cache lines
   }
+}
+
+// `last`: only the newest so many (a window holding unevaluated fixes can
+// be several times the evaluated window).
+inline void PrefetchFixes(const google::protobuf::RepeatedPtrField<v1::GpsPoint>& points, int last = 1 << 30) {
+  PrefetchFixRange(points, points.size() > last ? points.size() - last : 0, points.size());
 }
 
 }  // namespace boxwatch::operators
