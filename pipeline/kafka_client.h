@@ -227,18 +227,6 @@ class KafkaProducer {
     // rd_kafka_poll/flush; unset: statistics off.
     std::function<void(std::string_view json)> on_stats;
     int stats_interval_ms = 5000;  // ms
-    // ms librdkafka waits before fetching a partition again once its queue
-    // holds queued.min.messages (100,000) records; 0 or more sets
-    // fetch.queue.backoff.ms (librdkafka's default, -1 here: 1000 ms, which
-    // leaves a reader that empties its queue quickly idle for most of a
-    // second). `extra` may set it again.
-    int fetch_queue_backoff_ms = -1;
-    // ms the broker may hold a fetch that finds nothing new; 0 or more sets
-    // fetch.wait.max.ms (-1: librdkafka's 500). A reader that stops at the
-    // high watermark of a transactional topic needs it short: the last
-    // records are a commit marker the client passes only with the next
-    // fetch, which the broker holds this long. `extra` may set it again.
-    int fetch_wait_max_ms = -1;
   };
 
   static Result<std::unique_ptr<KafkaProducer>> Create(const Options& options);

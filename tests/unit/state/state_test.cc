@@ -996,7 +996,7 @@ TEST_F(WriteBehindCacheTest, EvictsLeastRecentlyUsedCleanEntriesBeyondMaxEntries
   EXPECT_TRUE(cache.Contains("k5"));
 
   // In a later interval a use moves it to the front: k3, used now, outlives
-  // k4 and k5, used before. An evicted entry is loaded again on demand.
+  // k4, the least recently used. An evicted entry is loaded again on demand.
   EXPECT_EQ(TextOf(cache.Get("k1")), "1");
   EXPECT_EQ(cache.GetStats().loads, 6u);
   ASSERT_EQ(TextOf(cache.Get("k3")), "3");
