@@ -73,22 +73,35 @@ bool IsLatched(const std::string& id) {
 }
 
 // Replaces the fired indicators of one family (or, for latched ids, adds
-// only those not fired yet). `fired` stays sorted by id.
-void MergeFamily(v1::ContainerState& s, const char* family, std::vector<v1::FiredIndicator> fresh,
+// only those not fired yet). `fired` stays sorted by id. Returns whether
+// it changed anything (an indicator dropped, added or moved): false means
+// the fired list is exactly as it was, so storage need not look at it.
+bool MergeFamily(v1::ContainerState& s, const char* family, std::vector<v1::FiredIndicator> fresh,
                  bool drop_unlatched) {
+  if (fresh.empty() && s.fired_size() == 0) return false;
   auto* fired = s.mutable_fired();
+  bool changed = false;
   if (drop_unlatched) {
     for (int i = fired->size() - 1; i >= 0; --i) {
       const auto& f = fired->Get(i);
-      if (f.family() == family && !IsLatched(f.id())) fired->DeleteSubrange(i, 1);
+      if (f.family() == family && !IsLatched(f.id())) {
+        fired->DeleteSubrange(i, 1);
+        changed = true;
+      }
     }
   }
   for (auto& f : fresh) {
     auto it = std::find_if(fired->begin(), fired->end(), [&](const auto& e) { return e.id() == f.id(); });
     if (it != fired->end()) continue;  // latched and already fired: keep the first evidence
     *fired->Add() = std::move(f);
+    changed = true;
   }
-  std::sort(fired->begin(), fired->end(), [](const auto& a, const auto& b) { return a.id() < b.id(); });
+  auto by_id = [](const auto& a, const auto& b) { return a.id() < b.id(); };
+  if (!std::is_sorted(fired->begin(), fired->end(), by_id)) {
+    std::sort(fired->begin(), fired->end(), by_id);
+    changed = true;
+  }
+  return changed;
 }
 
 bool InAnyList(const std::string& normalised, const std::unordered_set<std::string>& a,
@@ -603,16 +616,16 @@ std::vector<RiskEngine::ReferenceUpdate> RiskEngine::ConsignmentFor(const v1::Ma
   return out;
 }
 
-void RiskEngine::EvaluateSplitConsignment(v1::ContainerState& s, int64_t t) const {
+bool RiskEngine::EvaluateSplitConsignment(v1::ContainerState& s, int64_t t) const {
   const Profile& p = *profile_;
   const IndicatorConfig& cfg = p.At(IndicatorIndex("manifest.split_consignment"));
-  if (!cfg.enabled || reference_->consignments.empty()) return;
+  if (!cfg.enabled || reference_->consignments.empty()) return false;
   const v1::Manifest* m = ManifestAsOf(s, t);
-  if (m == nullptr) return;
+  if (m == nullptr) return false;
   const int64_t window = static_cast<int64_t>(cfg.Param("window_days", 14) * 86400000.0);
   const size_t min_boxes = static_cast<size_t>(cfg.Param("min_boxes", 3));
   const std::set<std::string> headings = SplitHeadings(p, *m);
-  if (headings.empty()) return;
+  if (headings.empty()) return false;
   const std::string consignee = NormaliseName(m->consignee().name());
   for (const auto& heading : headings) {
     auto it = reference_->consignments.find(consignee + "#" + heading);
@@ -633,7 +646,7 @@ void RiskEngine::EvaluateSplitConsignment(v1::ContainerState& s, int64_t t) cons
       }
       list += (list.empty() ? "" : ", ") + b;
     }
-    MergeFamily(s, FamilyName(Family::kManifest),
+    return MergeFamily(s, FamilyName(Family::kManifest),
                 {Fired(p, IndicatorIndex("manifest.split_consignment"), Family::kManifest, t)
                      .Summary(std::to_string(boxes.size()) + " under-filled boxes of HS " + heading + " for " +
                               m->consignee().name() + " within " + Num(cfg.Param("window_days", 14), 0) + " days")
@@ -642,8 +655,8 @@ void RiskEngine::EvaluateSplitConsignment(v1::ContainerState& s, int64_t t) cons
                      .Evidence("boxes", list)
                      .Take()},
                 false);
-    return;
   }
+  return false;
 }
 
 std::vector<RiskEngine::ReferenceUpdate> RiskEngine::FeedbackFor(const v1::ContainerState& s,
@@ -700,9 +713,10 @@ JoinResult RiskEngine::ApplyOutcome(v1::ContainerState& s, const v1::InspectionO
 
 // ------------------------------------------------------------ evaluation
 
-void RiskEngine::Advance(v1::ContainerState& s, int64_t watermark, int64_t emit_time_ms,
+bool RiskEngine::Advance(v1::ContainerState& s, int64_t watermark, int64_t emit_time_ms,
                          std::vector<v1::Alert>* alerts) const {
-  if (s.pending_size() == 0) return;
+  if (s.pending_size() == 0) return false;
+  bool changed = false;
   auto* pending = s.mutable_pending();
   auto by_time = [](const auto& a, const auto& b) {
     return std::make_tuple(a.time_ms(), a.kind()) < std::make_tuple(b.time_ms(), b.kind());
@@ -712,11 +726,12 @@ void RiskEngine::Advance(v1::ContainerState& s, int64_t watermark, int64_t emit_
   int done = 0;
   for (; done < pending->size() && pending->Get(done).time_ms() < watermark; ++done) {
     const auto& p = pending->Get(done);
-    Evaluate(s, p.time_ms(), p.kind(), emit_time_ms, alerts);
+    changed = Evaluate(s, p.time_ms(), p.kind(), emit_time_ms, alerts) || changed;
     // A straggler (evaluated after later items) does not move it back.
     s.set_evaluated_through_ms(std::max(s.evaluated_through_ms(), p.time_ms()));
   }
   if (done > 0) pending->DeleteSubrange(0, done);
+  return changed;
 }
 
 namespace {
@@ -730,14 +745,14 @@ int FirstAtOrAfter(const Repeated& items, int64_t bound, TimeOf time_of) {
 }
 }  // namespace
 
-void RiskEngine::Release(v1::ContainerState& s, int64_t bound, int64_t emit_time_ms, std::vector<v1::Alert>* alerts,
+bool RiskEngine::Release(v1::ContainerState& s, int64_t bound, int64_t emit_time_ms, std::vector<v1::Alert>* alerts,
                          int64_t gate) const {
   // Held by the gate: the windows are not trimmed either, so that the items
   // evaluated when the gate moves see the window they would have seen.
   const bool held = gate < bound;
   bound = std::min(bound, gate);
   if (bound > s.released_before_ms()) s.set_released_before_ms(bound);
-  Advance(s, s.released_before_ms(), emit_time_ms, alerts);
+  bool changed = Advance(s, s.released_before_ms(), emit_time_ms, alerts);
   // Capacity release: a container may hold only so many unevaluated fixes
   // and scans; past that its bound moves just beyond the oldest of them.
   // Only its own records decide when.
@@ -757,9 +772,10 @@ void RiskEngine::Release(v1::ContainerState& s, int64_t bound, int64_t emit_time
     // items stay bounded however long it is held.
     if (next == kEndOfTime) break;
     s.set_released_before_ms(next);
-    Advance(s, next, emit_time_ms, alerts);
+    changed = Advance(s, next, emit_time_ms, alerts) || changed;
   }
   if (!held || s.released_before_ms() > gate) Trim(s);
+  return changed;
 }
 
 int64_t EarliestPending(const v1::ContainerState& s) {
@@ -800,30 +816,31 @@ void RiskEngine::Trim(v1::ContainerState& s) const {
   }
 }
 
-void RiskEngine::Evaluate(v1::ContainerState& s, int64_t t, int kind, int64_t emit_time_ms,
+bool RiskEngine::Evaluate(v1::ContainerState& s, int64_t t, int kind, int64_t emit_time_ms,
                           std::vector<v1::Alert>* alerts) const {
+  bool changed = false;
   switch (kind) {
     case kManifest:
-      EvaluateManifestFamily(s, t);
+      changed = EvaluateManifestFamily(s, t);
       break;
     case kScan:
-      EvaluateScanFamily(s, t);
-      EvaluateMissingManifest(s, t);
+      changed = EvaluateScanFamily(s, t);
+      changed = EvaluateMissingManifest(s, t) || changed;
       break;
     case kGps:
-      EvaluateGpsFamily(s, t);
-      EvaluateMissingManifest(s, t);
+      changed = EvaluateGpsFamily(s, t);
+      changed = EvaluateMissingManifest(s, t) || changed;
       break;
     default:
-      return;  // outcomes are kept on the state; they fire nothing themselves
+      return false;  // outcomes are kept on the state; they fire nothing themselves
   }
   // Siblings declared elsewhere become visible as time passes: looked at
   // with every evaluation, not only the box's own declarations.
-  EvaluateSplitConsignment(s, t);
-  ApplyAlertPolicy(s, t, emit_time_ms, alerts);
+  changed = EvaluateSplitConsignment(s, t) || changed;
+  return ApplyAlertPolicy(s, t, emit_time_ms, alerts) || changed;
 }
 
-void RiskEngine::EvaluateManifestFamily(v1::ContainerState& s, int64_t t) const {
+bool RiskEngine::EvaluateManifestFamily(v1::ContainerState& s, int64_t t) const {
   const Profile& p = *profile_;
   const ReferenceData& ref = *reference_;
   // A straggler (a version older than what was evaluated already) must not
@@ -1117,11 +1134,11 @@ void RiskEngine::EvaluateManifestFamily(v1::ContainerState& s, int64_t t) const 
                                   .Take());
     }
   }
-  MergeFamily(s, FamilyName(Family::kManifest), std::move(manifest_fired), true);
-  MergeFamily(s, FamilyName(Family::kHistory), std::move(history_fired), true);
+  const bool manifest_changed = MergeFamily(s, FamilyName(Family::kManifest), std::move(manifest_fired), true);
+  return MergeFamily(s, FamilyName(Family::kHistory), std::move(history_fired), true) || manifest_changed;
 }
 
-void RiskEngine::EvaluateScanFamily(v1::ContainerState& s, int64_t t) const {
+bool RiskEngine::EvaluateScanFamily(v1::ContainerState& s, int64_t t) const {
   const Profile& p = *profile_;
   const Family F = Family::kScan;
   std::vector<v1::FiredIndicator> fired;
@@ -1247,16 +1264,16 @@ void RiskEngine::EvaluateScanFamily(v1::ContainerState& s, int64_t t) const {
       }
     }
   }
-  MergeFamily(s, FamilyName(F), std::move(fired), false);
+  return MergeFamily(s, FamilyName(F), std::move(fired), false);
 }
 
-void RiskEngine::EvaluateGpsFamily(v1::ContainerState& s, int64_t t) const {
+bool RiskEngine::EvaluateGpsFamily(v1::ContainerState& s, int64_t t) const {
   const Profile& p = *profile_;
   const Family F = Family::kGps;
   const auto& pts = s.gps().points();
   int end = pts.size();  // points [0, end) are at or before t
   while (end > 0 && pts.Get(end - 1).fix_time_ms() > t) --end;
-  if (end == 0) return;
+  if (end == 0) return false;
   std::vector<v1::FiredIndicator> fired;
   const v1::GpsPoint& last = pts.Get(end - 1);
   const v1::Manifest* m = ManifestAsOf(s, t);
@@ -1552,21 +1569,21 @@ void RiskEngine::EvaluateGpsFamily(v1::ContainerState& s, int64_t t) const {
       }
     }
   }
-  MergeFamily(s, FamilyName(F), std::move(fired), false);
+  return MergeFamily(s, FamilyName(F), std::move(fired), false);
 }
 
-void RiskEngine::EvaluateMissingManifest(v1::ContainerState& s, int64_t t) const {
+bool RiskEngine::EvaluateMissingManifest(v1::ContainerState& s, int64_t t) const {
   const IndicatorConfig& cfg = profile_->At(IndicatorIndex("manifest.missing"));
-  if (!cfg.enabled || ManifestAsOf(s, t) != nullptr) return;
+  if (!cfg.enabled || ManifestAsOf(s, t) != nullptr) return false;
   const double grace = cfg.Param("grace_minutes", 120);
   const double minutes = (t - s.first_event_ms()) / double(kMinute);
-  if (minutes < grace) return;
+  if (minutes < grace) return false;
   std::vector<v1::FiredIndicator> fired;
   fired.push_back(Fired(*profile_, IndicatorIndex("manifest.missing"), Family::kManifest, t)
                       .Summary("No manifest " + Num(minutes, 0) + " min after the box was first scanned or tracked")
                       .Evidence("first_seen", FormatUtc(s.first_event_ms()))
                       .Take());
-  MergeFamily(s, FamilyName(Family::kManifest), std::move(fired), false);
+  return MergeFamily(s, FamilyName(Family::kManifest), std::move(fired), false);
 }
 
 double RiskEngine::Score(const v1::ContainerState& s) const {
@@ -1576,7 +1593,7 @@ double RiskEngine::Score(const v1::ContainerState& s) const {
   return score;
 }
 
-void RiskEngine::ApplyAlertPolicy(v1::ContainerState& s, int64_t t, int64_t emit_time_ms,
+bool RiskEngine::ApplyAlertPolicy(v1::ContainerState& s, int64_t t, int64_t emit_time_ms,
                                   std::vector<v1::Alert>* alerts) const {
   const Profile& p = *profile_;
   const double score = Score(s);
@@ -1594,7 +1611,8 @@ void RiskEngine::ApplyAlertPolicy(v1::ContainerState& s, int64_t t, int64_t emit
     priority = p.random_selection.priority;
     by_selection = true;
   }
-  if (priority == v1::PRIORITY_UNSPECIFIED) return;
+  if (priority == v1::PRIORITY_UNSPECIFIED) return false;
+  const bool had_book = s.has_alerts();
   auto* book = s.mutable_alerts();
   v1::Alert::AlertReason reason;
   if (priority > book->last_priority()) {
@@ -1604,7 +1622,7 @@ void RiskEngine::ApplyAlertPolicy(v1::ContainerState& s, int64_t t, int64_t emit
   } else if (!new_critical.empty()) {
     reason = v1::Alert::ALERT_REASON_NEW_CRITICAL_INDICATOR;
   } else {
-    return;
+    return !had_book;  // only the (empty) bookkeeping is new
   }
   book->set_alert_sequence(book->alert_sequence() + 1);
   book->set_last_priority(std::max(priority, book->last_priority()));
@@ -1612,7 +1630,7 @@ void RiskEngine::ApplyAlertPolicy(v1::ContainerState& s, int64_t t, int64_t emit
   for (auto& id : new_critical) book->add_emitted_critical_indicator_ids(id);
   const std::string id = AlertId(s.container_number(), book->alert_sequence());
   book->set_last_alert_id(id);
-  if (alerts == nullptr) return;
+  if (alerts == nullptr) return true;
 
   v1::Alert a;
   a.set_alert_id(id);
@@ -1670,6 +1688,7 @@ void RiskEngine::ApplyAlertPolicy(v1::ContainerState& s, int64_t t, int64_t emit
   for (const auto& r : regions) a.add_regions(r);
   FillContext(s, t, *a.mutable_context());
   alerts->push_back(std::move(a));
+  return true;
 }
 
 void RiskEngine::FillContext(const v1::ContainerState& s, int64_t t, v1::AlertContext& c) const {

@@ -164,8 +164,11 @@ class RiskEngine {
   bool FeedsBack() const;
 
   // Evaluates every pending event older than `watermark` and appends the
-  // alerts the policy emits (emit_time_ms set to `emit_time_ms`).
-  void Advance(v1::ContainerState& s, int64_t watermark, int64_t emit_time_ms,
+  // alerts the policy emits (emit_time_ms set to `emit_time_ms`). Returns
+  // whether what evaluation keeps (fired indicators, alert bookkeeping) may
+  // have changed: false means those fields are exactly as they were, so
+  // storage need not look at them (pipeline/state_parts.h).
+  bool Advance(v1::ContainerState& s, int64_t watermark, int64_t emit_time_ms,
                std::vector<v1::Alert>* alerts) const;
 
   // Moves the container's release bound (released_before_ms) to at least
@@ -175,8 +178,8 @@ class RiskEngine {
   // runs).
   // Nothing at or after `gate` is evaluated (the reference data is not
   // known to be complete there yet), except by a capacity release; while
-  // held, the windows are not trimmed.
-  void Release(v1::ContainerState& s, int64_t bound, int64_t emit_time_ms, std::vector<v1::Alert>* alerts,
+  // held, the windows are not trimmed. Returns what Advance returns.
+  bool Release(v1::ContainerState& s, int64_t bound, int64_t emit_time_ms, std::vector<v1::Alert>* alerts,
                int64_t gate = kEndOfTime) const;
   // Drops evaluated fixes, scans and manifest versions beyond the limits.
   void Trim(v1::ContainerState& s) const;
@@ -187,14 +190,16 @@ class RiskEngine {
  private:
   enum Kind { kManifest = 0, kScan = 1, kGps = 2, kOutcome = 3 };
   void AddPending(v1::ContainerState& s, int64_t t, Kind kind) const;
-  void Evaluate(v1::ContainerState& s, int64_t t, int kind, int64_t emit_time_ms,
+  // These return whether they changed the fired indicators or the alert
+  // bookkeeping (see Advance).
+  bool Evaluate(v1::ContainerState& s, int64_t t, int kind, int64_t emit_time_ms,
                 std::vector<v1::Alert>* alerts) const;
-  void EvaluateManifestFamily(v1::ContainerState& s, int64_t t) const;
-  void EvaluateScanFamily(v1::ContainerState& s, int64_t t) const;
-  void EvaluateGpsFamily(v1::ContainerState& s, int64_t t) const;
-  void EvaluateMissingManifest(v1::ContainerState& s, int64_t t) const;
-  void EvaluateSplitConsignment(v1::ContainerState& s, int64_t t) const;
-  void ApplyAlertPolicy(v1::ContainerState& s, int64_t t, int64_t emit_time_ms,
+  bool EvaluateManifestFamily(v1::ContainerState& s, int64_t t) const;
+  bool EvaluateScanFamily(v1::ContainerState& s, int64_t t) const;
+  bool EvaluateGpsFamily(v1::ContainerState& s, int64_t t) const;
+  bool EvaluateMissingManifest(v1::ContainerState& s, int64_t t) const;
+  bool EvaluateSplitConsignment(v1::ContainerState& s, int64_t t) const;
+  bool ApplyAlertPolicy(v1::ContainerState& s, int64_t t, int64_t emit_time_ms,
                         std::vector<v1::Alert>* alerts) const;
   // The alert's case file as of t (see v1::AlertContext).
   void FillContext(const v1::ContainerState& s, int64_t t, v1::AlertContext& c) const;

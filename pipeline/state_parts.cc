@@ -455,6 +455,7 @@ Result<bool> ContainerStateCodec::Load(const state::PartitionStore& store, std::
   meta->evaluation_stored = true;
   meta->evaluation_size = 0;
   meta->evaluation_hash = 0;
+  meta->evaluation_unverified = true;
   if (!value->container_number().empty()) {
     meta->declaration_stored = false;
   } else {
@@ -474,7 +475,10 @@ Result<bool> ContainerStateCodec::Load(const state::PartitionStore& store, std::
       return Error{Errc::kFatal, "the stored declaration part (" + std::to_string((*declaration)->size()) +
                                      " bytes) does not decode"};
     }
-    if (!evaluation_in_m) meta->evaluation_stored = false;
+    if (!evaluation_in_m) {
+      meta->evaluation_stored = false;
+      meta->evaluation_unverified = false;
+    }
     if (!evaluation_in_m && evaluation_listed) {
       Result<std::optional<std::string>> evaluation = store.Get(EvaluationKey(key));
       if (!evaluation.ok()) return evaluation.error();
@@ -554,14 +558,17 @@ bool ContainerStateCodec::Save(std::string_view key, v1::ContainerState& value, 
   if (!meta->declaration_stored || !std::equal(shape, shape + 4, meta->shape)) {
     dirty_parts |= kDeclarationPart;
   }
-  // E, whatever the caller marked: written when its bytes are not the
-  // stored ones, deleted when nothing is left in it. M lists whether it is
-  // stored, so M is written too when that changes.
-  std::string evaluation;
-  if (!SerializeEvaluation(value, &evaluation)) return false;
+  // E, when it may have changed: written when its bytes are not the stored
+  // ones, deleted when nothing is left in it. M lists whether it is stored,
+  // so M is written too when that changes.
   std::optional<state::PartitionStore::Write> evaluation_write;
   const bool had_evaluation = meta->evaluation_stored;
-  if (evaluation.empty()) {
+  std::string evaluation;
+  if (!(dirty_parts & kEvaluationPart) && !meta->evaluation_unverified) {
+    // Unchanged since it was loaded or stored.
+  } else if (!SerializeEvaluation(value, &evaluation)) {
+    return false;
+  } else if (evaluation.empty()) {
     if (meta->evaluation_stored) evaluation_write = {EvaluationKey(key), std::nullopt};
     meta->evaluation_stored = false;
   } else {
@@ -573,6 +580,7 @@ bool ContainerStateCodec::Save(std::string_view key, v1::ContainerState& value, 
       evaluation_write = {EvaluationKey(key), std::move(evaluation)};
     }
   }
+  meta->evaluation_unverified = false;
   if (meta->evaluation_stored != had_evaluation) dirty_parts |= kMovementPart;
   if (dirty_parts & kMovementPart) {
     int keep_from = 0;
@@ -626,6 +634,7 @@ void ContainerStateCodec::Delete(std::string_view key, Meta* meta, std::vector<s
   }
   meta->declaration_stored = false;
   meta->evaluation_stored = false;
+  meta->evaluation_unverified = false;
   meta->chunk_first = meta->chunk_next = 0;
   meta->chunk_skip = 0;
   meta->chunked_through_ms = 0;

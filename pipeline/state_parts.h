@@ -13,12 +13,14 @@
 //     keeps (fired indicators with their evidence, alert bookkeeping); only
 //     an evaluation that fires something or raises an alert changes it. A
 //     container with nothing fired and no alert has no E.
+// A save serialises E only when told it may have changed (kEvaluationPart,
+// which the engine reports exactly: RiskEngine::Release) or when the loaded
+// E is not known to be the stored one; it is then written when its bytes
+// differ from the stored ones (the codec keeps their hash).
 // The parts are ContainerState messages holding disjoint fields, so a
 // container is M's bytes parsed and D's and E's merged in. A GPS fix, and
 // the release of a quiet container, write M only, in RocksDB and on the
-// changelog; the window goes packed (about 16 bytes a fix). E is serialised
-// with every save and written when its bytes differ from the stored ones
-// (the codec keeps their hash), so no caller has to say when it changed; the
+// changelog; the window goes packed (about 16 bytes a fix). The
 // stored M says whether an E is stored (evaluation_part_stored), so a load
 // reads E only then, and an E key M does not list is never merged in.
 //
@@ -59,6 +61,10 @@ namespace boxwatch::pipeline {
 
 inline constexpr uint32_t kMovementPart = 1;
 inline constexpr uint32_t kDeclarationPart = 2;
+// E may have changed: the engine's evaluation changed fired indicators or
+// alert bookkeeping (RiskEngine::Release's result). Without it a save does
+// not look at E at all.
+inline constexpr uint32_t kEvaluationPart = 4;
 inline constexpr std::string_view kDeclarationSuffix = "#d";
 inline constexpr std::string_view kEvaluationSuffix = "#e";
 inline constexpr std::string_view kWindowChunkInfix = "#w";
@@ -96,6 +102,10 @@ struct ContainerStateCodec {
     uint32_t shape[4] = {0, 0, 0, 0};
     // The stored E: whether there is one, and its bytes' size and hash.
     bool evaluation_stored = false;
+    // The E in memory is not known to be the stored one (loaded from a
+    // whole value, or from an M holding the evaluation itself): the next
+    // save looks at E whatever it is told.
+    bool evaluation_unverified = false;
     uint32_t evaluation_size = 0;
     uint64_t evaluation_hash = 0;
     // The stored window chunks (GpsTrack.chunk_*): chunks
@@ -106,7 +116,7 @@ struct ContainerStateCodec {
     uint32_t chunk_skip = 0;
     int64_t chunked_through_ms = 0;
   };
-  static constexpr uint32_t kAllParts = kMovementPart | kDeclarationPart;
+  static constexpr uint32_t kAllParts = kMovementPart | kDeclarationPart | kEvaluationPart;
   static Result<bool> Load(const state::PartitionStore& store, std::string_view key, v1::ContainerState* value,
                            Meta* meta);
   static bool Save(std::string_view key, v1::ContainerState& value, uint32_t dirty_parts, Meta* meta,

@@ -400,7 +400,9 @@ Status TaskCore::Join(const InputRecord& record, int64_t now_ms, TaskOutput* out
   if (state == &fresh) {
     state = states_->Put(key, std::move(fresh));
     ++containers_;
-  } else if (Status d = states_->MarkDirty(key, is_gps); !d.ok()) {
+  } else if (Status d = states_->MarkDirty(key, is_gps ? ContainerStates::kMovement
+                                                       : ContainerStates::kMovement | ContainerStates::kDeclaration);
+             !d.ok()) {
     return d;
   }
   if (!is_outcome) {
@@ -420,11 +422,13 @@ Status TaskCore::Join(const InputRecord& record, int64_t now_ms, TaskOutput* out
     }
   }
   state->set_expires_at_ms(state->last_event_ms() + options_.state_ttl_ms);
-  Release(key, *state, OwnBound(*state), now_ms, out);
+  if (Release(key, *state, OwnBound(*state), now_ms, out)) {
+    if (Status d = states_->MarkDirty(key, ContainerStates::kEvaluation); !d.ok()) return d;
+  }
   return Status::Ok();
 }
 
-void TaskCore::Release(const std::string& key, v1::ContainerState& s, int64_t bound, int64_t now_ms,
+bool TaskCore::Release(const std::string& key, v1::ContainerState& s, int64_t bound, int64_t now_ms,
                        TaskOutput* out) {
   const int64_t released = s.released_before_ms();
   // Emit time 0: the worker puts the processing time in a header, so the
@@ -434,7 +438,7 @@ void TaskCore::Release(const std::string& key, v1::ContainerState& s, int64_t bo
   // gate's bookkeeping below (the engine does not touch gated_of_).
   const HeldEntry held = gated_of_.empty() ? gated_of_.end() : gated_of_.find(key);
   const int64_t ingest_ms = held != gated_of_.end() ? held->second.since_ms : now_ms;
-  engine_->Release(s, bound, 0, &out->alerts, gate_ms_);
+  const bool evaluation_changed = engine_->Release(s, bound, 0, &out->alerts, gate_ms_);
   out->alert_ingest_ms.resize(before, -1);  // alerts added by other means than Release: unattributed
   out->alert_ingest_ms.resize(out->alerts.size(), ingest_ms);
   if (s.released_before_ms() > std::max(std::min(bound, gate_ms_), released)) ++counters_.capacity_releases;
@@ -444,6 +448,7 @@ void TaskCore::Release(const std::string& key, v1::ContainerState& s, int64_t bo
   const int64_t due = earliest == operators::kEndOfTime ? 0 : earliest + options_.allowed_lateness_ms + 1;
   s.set_due_ms(due);
   SetDue(key, due);
+  return evaluation_changed;
 }
 
 void TaskCore::SetDue(const std::string& key, int64_t due_ms) {
@@ -538,9 +543,13 @@ Status TaskCore::ReleaseGated(int64_t now_ms, TaskOutput* out) {
     }
     const int64_t released = s->released_before_ms();
     const int pending = s->pending_size();
-    Release(key, *s, bound, now_ms, out);
+    const bool evaluation_changed = Release(key, *s, bound, now_ms, out);
     if (s->released_before_ms() == released && s->pending_size() == pending) continue;  // nothing changed
-    if (Status d = states_->MarkDirty(key, /*movement_only=*/true); !d.ok()) return d;
+    if (Status d = states_->MarkDirty(
+            key, ContainerStates::kMovement | (evaluation_changed ? ContainerStates::kEvaluation : 0));
+        !d.ok()) {
+      return d;
+    }
   }
   return Status::Ok();
 }
@@ -582,8 +591,12 @@ Status TaskCore::Walk(int64_t now_ms, TaskOutput* out) {
     // after a quiet spell then continues in order.
     const int64_t bound = std::min(p_ms_ - L, s->last_event_ms() + 1);
     const int64_t due_before = due_.begin()->first;
-    Release(key, *s, bound, now_ms, out);
-    if (Status d = states_->MarkDirty(key, /*movement_only=*/true); !d.ok()) return d;
+    const bool evaluation_changed = Release(key, *s, bound, now_ms, out);
+    if (Status d = states_->MarkDirty(
+            key, ContainerStates::kMovement | (evaluation_changed ? ContainerStates::kEvaluation : 0));
+        !d.ok()) {
+      return d;
+    }
     ++counters_.quiet_releases;
     auto it = due_of_.find(key);
     if (it != due_of_.end() && it->second.due_ms <= due_before) {

@@ -82,11 +82,15 @@ class ContainerStates {
   // Null when the container has no state.
   [[nodiscard]] virtual Result<v1::ContainerState*> Get(const std::string& key) = 0;
   virtual v1::ContainerState* Put(const std::string& key, v1::ContainerState state) = 0;
-  // The state of `key` changed. `movement_only`: the caller changed only its
-  // clock, pending items and GPS window (a fix joined, or a release, whose
-  // evaluations and trims the store detects by comparison), so the store may
-  // rewrite just that part (pipeline/state_parts.h).
-  [[nodiscard]] virtual Status MarkDirty(const std::string& key, bool movement_only = false) = 0;
+  // What a change touched (the bits of pipeline/state_parts.h's parts), so
+  // that the store may rewrite just those parts: kMovement its clock,
+  // pending items and GPS window (a fix joined, a release; trims of scans
+  // and manifest versions the store detects itself); kDeclaration its
+  // manifests, scans and outcomes; kEvaluation its fired indicators or alert
+  // bookkeeping (an evaluation that changed them: RiskEngine::Release).
+  static constexpr uint32_t kMovement = 1, kDeclaration = 2, kEvaluation = 4, kAll = 7;
+  // The state of `key` changed, in `parts`.
+  [[nodiscard]] virtual Status MarkDirty(const std::string& key, uint32_t parts) = 0;
   [[nodiscard]] virtual Status Erase(const std::string& key) = 0;
   struct Summary {
     int64_t last_event_ms = 0;
@@ -109,7 +113,7 @@ class MemoryStates final : public ContainerStates {
   v1::ContainerState* Put(const std::string& key, v1::ContainerState state) override {
     return &(states_[key] = std::move(state));
   }
-  Status MarkDirty(const std::string&, bool) override { return Status::Ok(); }
+  Status MarkDirty(const std::string&, uint32_t) override { return Status::Ok(); }
   Status Erase(const std::string& key) override {
     auto it = states_.find(key);
     if (it == states_.end()) return Status::Ok();
@@ -272,7 +276,8 @@ class TaskCore {
   bool SweepDue() const;
   Status ReleaseGated(int64_t now_ms, TaskOutput* out);
   // Releases `s` to `bound`, sets its due time and the index entry.
-  void Release(const std::string& key, v1::ContainerState& s, int64_t bound, int64_t now_ms, TaskOutput* out);
+  // Returns whether the evaluation changed what E keeps (RiskEngine::Release).
+  bool Release(const std::string& key, v1::ContainerState& s, int64_t bound, int64_t now_ms, TaskOutput* out);
   void SetDue(const std::string& key, int64_t due_ms);
   // kEndOfTime: not held; `now_ms` is kept while it stays held.
   void SetGated(const std::string& key, int64_t earliest_ms, int64_t now_ms);

@@ -24,6 +24,10 @@
 namespace boxwatch::pipeline {
 namespace {
 
+static_assert(ContainerStates::kMovement == kMovementPart && ContainerStates::kDeclaration == kDeclarationPart &&
+                  ContainerStates::kEvaluation == kEvaluationPart && ContainerStates::kAll == ContainerStateCodec::kAllParts,
+              "the task's change bits are the state codec's part bits");
+
 using namespace std::chrono_literals;
 constexpr const char* kLog = "worker";
 constexpr const char* kTaskMetaKey = "__task__";  // changelog key of a task's metadata
@@ -112,9 +116,7 @@ class CachedStates final : public ContainerStates {
   v1::ContainerState* Put(const std::string& key, v1::ContainerState state) override {
     return cache_.Put(key, std::move(state));
   }
-  Status MarkDirty(const std::string& key, bool movement_only) override {
-    return cache_.MarkDirty(key, movement_only ? kMovementPart : ContainerStateCodec::kAllParts);
-  }
+  Status MarkDirty(const std::string& key, uint32_t parts) override { return cache_.MarkDirty(key, parts); }
   // Loaded first: deleting a container deletes the window chunks its
   // movement part lists.
   Status Erase(const std::string& key) override {

@@ -120,11 +120,11 @@ TEST(StateParts, AFixRewritesOnlyTheMovementPartUnlessItsReleaseChangedTheDeclar
   EXPECT_EQ(Keys(*writes), std::vector<std::string>{kBox});
   ASSERT_TRUE(store.Commit(*writes, 2, "").ok());
 
-  // A fix whose evaluation fired an indicator and raised an alert: E too,
-  // though the caller marked the movement only.
+  // A fix whose evaluation fired an indicator and raised an alert (the
+  // engine says so): E too.
   (*s)->add_fired()->set_id("gps.seal_breach");
   (*s)->mutable_alerts()->set_last_score(42);
-  ASSERT_TRUE(cache.MarkDirty(kBox, kMovementPart).ok());
+  ASSERT_TRUE(cache.MarkDirty(kBox, kMovementPart | kEvaluationPart).ok());
   writes = cache.TakeDirty();
   ASSERT_TRUE(writes.ok());
   EXPECT_EQ(Keys(*writes), (std::vector<std::string>{kBox, e_key}));
@@ -168,7 +168,7 @@ TEST(StateParts, TheEvaluationPartIsWrittenWhenItChangesAndDeletedWhenEmpty) {
   ASSERT_TRUE(got.ok() && *got != nullptr);
   v1::ContainerState* live = *got;
   live->add_fired()->set_id("route.high_risk_transhipment");
-  ASSERT_TRUE(cache.MarkDirty(kBox, kMovementPart).ok());
+  ASSERT_TRUE(cache.MarkDirty(kBox, kMovementPart | kEvaluationPart).ok());
   writes = cache.TakeDirty();
   ASSERT_TRUE(writes.ok());
   EXPECT_EQ(Keys(*writes), (std::vector<std::string>{kBox, e_key}));
@@ -179,14 +179,15 @@ TEST(StateParts, TheEvaluationPartIsWrittenWhenItChangesAndDeletedWhenEmpty) {
     EXPECT_TRUE(m.evaluation_part_stored()) << "the stored M lists its E";
     EXPECT_FALSE(live->evaluation_part_stored()) << "never in memory";
   }
-  // Same evidence, another fix: E is not written again, also after a reload.
+  // Same evidence, another fix: E is not written again, also after a reload
+  // and when the engine says it may have changed (its bytes are compared).
   for (int round = 0; round < 2; ++round) {
     Cache fresh(&store);
     Cache& c = round == 0 ? cache : fresh;
     auto again = c.Get(kBox);
     ASSERT_TRUE(again.ok() && *again != nullptr);
     (*again)->set_progress_ms((*again)->progress_ms() + 1 + round);
-    ASSERT_TRUE(c.MarkDirty(kBox, kMovementPart).ok());
+    ASSERT_TRUE(c.MarkDirty(kBox, round == 0 ? kMovementPart : kMovementPart | kEvaluationPart).ok());
     writes = c.TakeDirty();
     ASSERT_TRUE(writes.ok());
     EXPECT_EQ(Keys(*writes), std::vector<std::string>{kBox}) << "round " << round;
@@ -194,14 +195,14 @@ TEST(StateParts, TheEvaluationPartIsWrittenWhenItChangesAndDeletedWhenEmpty) {
   }
   // The evidence changes (same size): written.
   live->mutable_fired(0)->set_id("route.high_risk_transhipmenT");
-  ASSERT_TRUE(cache.MarkDirty(kBox, kMovementPart).ok());
+  ASSERT_TRUE(cache.MarkDirty(kBox, kMovementPart | kEvaluationPart).ok());
   writes = cache.TakeDirty();
   ASSERT_TRUE(writes.ok());
   EXPECT_EQ(Keys(*writes), (std::vector<std::string>{kBox, e_key}));
   ASSERT_TRUE(store.Commit(*writes, 5, "").ok());
   // Nothing left fired: E is deleted, and the state loads without it.
   live->clear_fired();
-  ASSERT_TRUE(cache.MarkDirty(kBox, kMovementPart).ok());
+  ASSERT_TRUE(cache.MarkDirty(kBox, kMovementPart | kEvaluationPart).ok());
   writes = cache.TakeDirty();
   ASSERT_TRUE(writes.ok());
   EXPECT_EQ(Keys(*writes), (std::vector<std::string>{kBox, e_key + " (delete)"}));
@@ -218,6 +219,33 @@ TEST(StateParts, TheEvaluationPartIsWrittenWhenItChangesAndDeletedWhenEmpty) {
   auto loaded = reread.Get(kBox);
   ASSERT_TRUE(loaded.ok() && *loaded != nullptr);
   EXPECT_EQ((*loaded)->SerializeAsString(), live->SerializeAsString());
+}
+
+TEST(StateParts, ASaveNotToldTheEvaluationMayHaveChangedDoesNotLookAtIt) {
+  // The contract that spares serialising E at every save: only an
+  // evaluation changes E, and the engine reports it (RiskEngine::Release).
+  MapPartition store;
+  Cache cache(&store);
+  cache.Put(kBox, FullState());
+  auto writes = cache.TakeDirty();
+  ASSERT_TRUE(writes.ok());
+  ASSERT_TRUE(store.Commit(*writes, 1, "").ok());
+  const std::string stored_e = store.values[std::string(kBox) + "#e"];
+  ASSERT_FALSE(stored_e.empty());
+  auto s = cache.Get(kBox);
+  ASSERT_TRUE(s.ok() && *s != nullptr);
+  (*s)->add_fired()->set_id("scan.unreported");
+  ASSERT_TRUE(cache.MarkDirty(kBox, kMovementPart).ok());
+  writes = cache.TakeDirty();
+  ASSERT_TRUE(writes.ok());
+  EXPECT_EQ(Keys(*writes), std::vector<std::string>{kBox});
+  // Reported, it is written.
+  ASSERT_TRUE(cache.MarkDirty(kBox, kEvaluationPart).ok());
+  writes = cache.TakeDirty();
+  ASSERT_TRUE(writes.ok());
+  EXPECT_EQ(Keys(*writes), std::vector<std::string>{std::string(kBox) + "#e"});
+  ASSERT_TRUE(store.Commit(*writes, 2, "").ok());
+  EXPECT_NE(store.values[std::string(kBox) + "#e"], stored_e);
 }
 
 TEST(StateParts, AMovementPartHoldingTheEvaluationLoadsWithItAndItsNextWriteMovesItToE) {
