@@ -33,8 +33,8 @@ bool IsCoPartitioned(TopicRole role) {
   }
 }
 
-std::string TopicNames::Name(TopicRole role) const {
-  return prefix_ + "boxwatch." + TopicSuffix(role);
+TopicNames::TopicNames(std::string prefix) : prefix_(std::move(prefix)) {
+  for (TopicRole role : kAllTopicRoles) names_[static_cast<size_t>(role)] = prefix_ + "boxwatch." + TopicSuffix(role);
 }
 
 std::vector<TopicSpec> TopicSetSpecs(const TopicSetOptions& o) {

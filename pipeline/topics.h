@@ -3,6 +3,8 @@
 // a configurable prefix, their partitioning and cleanup policies, and the
 // co-partitioning check that every worker runs at startup.
 
+#include <array>
+#include <iterator>
 #include <map>
 #include <string>
 #include <vector>
@@ -34,6 +36,9 @@ inline constexpr TopicRole kAllTopicRoles[] = {
     TopicRole::kRawCuscar, TopicRole::kRawN42, TopicRole::kIngestFiles,
 };
 
+static_assert(std::size(kAllTopicRoles) == static_cast<size_t>(TopicRole::kIngestFiles) + 1,
+              "kAllTopicRoles lists every role once");
+
 // Header of every alert record: when the worker emitted it (processing time,
 // UTC ms, decimal). The stored value leaves Alert.emit_time_ms at 0, so the
 // value is a function of the input alone (byte-identical across runs); the
@@ -63,12 +68,14 @@ class TopicNames {
  public:
   // `prefix` is prepended verbatim: "" gives "boxwatch.gps", "lab." gives
   // "lab.boxwatch.gps".
-  explicit TopicNames(std::string prefix = "") : prefix_(std::move(prefix)) {}
-  std::string Name(TopicRole role) const;
+  explicit TopicNames(std::string prefix = "");
+  // Built once: the worker asks for input topic names per record.
+  const std::string& Name(TopicRole role) const { return names_[static_cast<size_t>(role)]; }
   const std::string& prefix() const { return prefix_; }
 
  private:
   std::string prefix_;
+  std::array<std::string, std::size(kAllTopicRoles)> names_;
 };
 
 struct TopicSetOptions {

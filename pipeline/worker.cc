@@ -968,7 +968,7 @@ Status Worker::Drain() {
         if (Status s = ResumeInput(task, best); !s.ok()) return s;
       }
       waits.Add(static_cast<double>(std::max<int64_t>(0, now - b.now_ms)) / 1000.0);
-      if (Status s = ProcessRecord(task, b); !s.ok()) return s;
+      if (Status s = ProcessRecord(task, best, b); !s.ok()) return s;
       task.next_offset[best] = b.message.offset() + 1;
       // Behind, the transaction may grow, but not past its age limit, nor
       // once fewer records wait than it holds; a stop does not wait for it
@@ -1035,14 +1035,10 @@ Status Worker::ProduceDeadLetter(Task& task, const Message& m, const char* reaso
                              .headers = std::move(headers)});
 }
 
-Status Worker::ProcessRecord(Task& task, const Buffered& b) {
+Status Worker::ProcessRecord(Task& task, int index, const Buffered& b) {
   if (Status s = EnsureTransaction(); !s.ok()) return s;
   ++records_in_transaction_;
   const Message& m = b.message;
-  int index = 0;
-  for (int i = 0; i < kInputs; ++i) {
-    if (m.topic() == names_.Name(kInputTopicRoles[i])) index = i;
-  }
   const std::optional<std::string_view> content_type = m.header("content-type");
   TaskOutput& out = output_;
   if (Status s = task.core->Process({.input = index,

@@ -126,7 +126,8 @@ class Worker : public RebalanceListener {
   // Processes buffered records in merged timestamp order while allowed.
   Status Drain();
   // Runs a merged record through its task's core and produces what comes out.
-  Status ProcessRecord(Task& task, const Buffered& b);
+  // `index`: the record's input (kInputTopicRoles), as Route found it.
+  Status ProcessRecord(Task& task, int index, const Buffered& b);
   // Produces a core's alerts and feedback into the open cycle; `ingest_ms`
   // is when the record that released them was read (-1: no ingest -> alert
   // latency; otherwise each alert's own start in `out` comes first),
