@@ -604,6 +604,11 @@ Result<std::unique_ptr<StateStore>> StateStore::Open(const StoreOptions& options
   cf.write_buffer_size = options.write_buffer_bytes;
   cf.max_write_buffer_number = options.max_write_buffers;
   cf.level_compaction_dynamic_level_bytes = true;
+  // While a partition is small its L0 files compact straight into the
+  // bottom level, rewriting all of it (with ZSTD) each time: 8 files per
+  // compaction instead of 4 halves that rewriting; a look-up then checks
+  // the filters of up to 8 L0 files instead of 4 (cached, and small).
+  cf.level0_file_num_compaction_trigger = 8;
   // One compression, where it pays: the upper levels are rewritten by every
   // compaction and hold little, the bottom level holds most bytes and is
   // rewritten least. ZSTD there, at its fastest level, with a dictionary
@@ -620,7 +625,13 @@ Result<std::unique_ptr<StateStore>> StateStore::Open(const StoreOptions& options
       z.enabled = true;
       z.level = 1;
       z.max_dict_bytes = 16 << 10;
-      z.zstd_max_train_bytes = 100 * z.max_dict_bytes;  // the trainer's rule of thumb: 100 times the dictionary
+      // Samples for the trainer: 20 times the dictionary (its rule of thumb
+      // is 100). Each output file trains its own dictionary, and in live
+      // traffic small compactions come often: trained on 1.6 MB, the
+      // trainer was 4 % of a worker at 50 % of the max rate; on 320 KB it
+      // costs a fifth, for 1 % more bytes after a full compaction (0.925 →
+      // 0.934 KiB per container on the 48,000-container drain).
+      z.zstd_max_train_bytes = 20 * z.max_dict_bytes;
       z.max_dict_buffer_bytes = 8 << 20;                // bounds what a compaction buffers to sample from
     } else {
       cf.bottommost_compression =
