@@ -14,7 +14,8 @@
 //     an evaluation that fires something or raises an alert changes it. A
 //     container with nothing fired and no alert has no E.
 // A save serialises E only when told it may have changed (kEvaluationPart,
-// which the engine reports exactly: RiskEngine::Release) or when the loaded
+// which the engine reports: RiskEngine::Release says "changed" whenever it
+// changed E, and sometimes when it did not) or when the loaded
 // E is not known to be the stored one; it is then written when its bytes
 // differ from the stored ones (the codec keeps their hash).
 // The parts are ContainerState messages holding disjoint fields, so a

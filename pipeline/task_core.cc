@@ -544,7 +544,9 @@ Status TaskCore::ReleaseGated(int64_t now_ms, TaskOutput* out) {
     const int64_t released = s->released_before_ms();
     const int pending = s->pending_size();
     const bool evaluation_changed = Release(key, *s, bound, now_ms, out);
-    if (s->released_before_ms() == released && s->pending_size() == pending) continue;  // nothing changed
+    if (s->released_before_ms() == released && s->pending_size() == pending && !evaluation_changed) {
+      continue;  // nothing changed
+    }
     if (Status d = states_->MarkDirty(
             key, ContainerStates::kMovement | (evaluation_changed ? ContainerStates::kEvaluation : 0));
         !d.ok()) {

@@ -36,8 +36,17 @@ inline constexpr TopicRole kAllTopicRoles[] = {
     TopicRole::kRawCuscar, TopicRole::kRawN42, TopicRole::kIngestFiles,
 };
 
-static_assert(std::size(kAllTopicRoles) == static_cast<size_t>(TopicRole::kIngestFiles) + 1,
-              "kAllTopicRoles lists every role once");
+// Whether kAllTopicRoles lists each role once (TopicNames indexes its names by role).
+constexpr bool ListsEveryRoleOnce() {
+  bool seen[std::size(kAllTopicRoles)] = {};
+  for (TopicRole role : kAllTopicRoles) {
+    const auto i = static_cast<size_t>(role);
+    if (i >= std::size(kAllTopicRoles) || seen[i]) return false;
+    seen[i] = true;
+  }
+  return true;
+}
+static_assert(ListsEveryRoleOnce(), "kAllTopicRoles lists every role once");
 
 // Header of every alert record: when the worker emitted it (processing time,
 // UTC ms, decimal). The stored value leaves Alert.emit_time_ms at 0, so the

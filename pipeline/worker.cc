@@ -18,6 +18,7 @@
 #include "operators/default_profile.h"
 #include "pipeline/expiry_fields.h"
 #include "pipeline/kafka_error.h"
+#include "pipeline/cache_states.h"
 #include "pipeline/state_parts.h"
 #include "state/write_behind_cache.h"
 
@@ -108,22 +109,10 @@ namespace {
 
 // A task's container states: the write-behind cache over its RocksDB column
 // family.
-class CachedStates final : public ContainerStates {
+class CachedStates final : public CacheStates {
  public:
   CachedStates(state::PartitionStore* store, size_t max_entries, Worker::AsyncStoreCommit* pending = nullptr)
-      : store_(store), cache_(store, max_entries), pending_(pending) {}
-  Result<v1::ContainerState*> Get(const std::string& key) override { return cache_.Get(key); }
-  v1::ContainerState* Put(const std::string& key, v1::ContainerState state) override {
-    return cache_.Put(key, std::move(state));
-  }
-  Status MarkDirty(const std::string& key, uint32_t parts) override { return cache_.MarkDirty(key, parts); }
-  // Loaded first: deleting a container deletes the window chunks its
-  // movement part lists.
-  Status Erase(const std::string& key) override {
-    if (auto loaded = cache_.Get(key); !loaded.ok()) return loaded.error();
-    cache_.Erase(key);
-    return Status::Ok();
-  }
+      : CacheStates(store, max_entries), pending_(pending) {}
   // The summaries of every stored container, known without a scan (a
   // restore into an empty store saw them all): the next ForEach reads them
   // instead of the store, once.
@@ -159,11 +148,8 @@ class CachedStates final : public ContainerStates {
     });
     return Status::Ok();
   }
-  state::WriteBehindCache<v1::ContainerState, ContainerStateCodec>& cache() { return cache_; }
 
  private:
-  state::PartitionStore* store_;
-  state::WriteBehindCache<v1::ContainerState, ContainerStateCodec> cache_;
   Worker::AsyncStoreCommit* pending_;  // the worker's batches on their way; may be null
   bool has_seed_ = false;
   RestoredSummaries seeded_;  // one per key, the last write

@@ -239,12 +239,14 @@ TEST(StateParts, ASaveNotToldTheEvaluationMayHaveChangedDoesNotLookAtIt) {
   writes = cache.TakeDirty();
   ASSERT_TRUE(writes.ok());
   EXPECT_EQ(Keys(*writes), std::vector<std::string>{kBox});
+  ASSERT_TRUE(store.Commit(*writes, 2, "").ok());
+  EXPECT_EQ(store.values[std::string(kBox) + "#e"], stored_e);
   // Reported, it is written.
   ASSERT_TRUE(cache.MarkDirty(kBox, kEvaluationPart).ok());
   writes = cache.TakeDirty();
   ASSERT_TRUE(writes.ok());
   EXPECT_EQ(Keys(*writes), std::vector<std::string>{std::string(kBox) + "#e"});
-  ASSERT_TRUE(store.Commit(*writes, 2, "").ok());
+  ASSERT_TRUE(store.Commit(*writes, 3, "").ok());
   EXPECT_NE(store.values[std::string(kBox) + "#e"], stored_e);
 }
 
