@@ -6,7 +6,10 @@
 // listed (ForEach); tests list them their own way. One per task, used from
 // the task's thread.
 
+#include <functional>
 #include <string>
+#include <string_view>
+#include <vector>
 
 #include "pipeline/state_parts.h"
 #include "pipeline/task_core.h"
@@ -33,6 +36,30 @@ class CacheStates : public ContainerStates {
   state::WriteBehindCache<v1::ContainerState, ContainerStateCodec>& cache() { return cache_; }
 
  protected:
+  // ForEach the slow and simple way, for tests and benchmarks: every stored
+  // container loaded (the worker reads the stored fields off the wire
+  // instead), then those only the cache holds.
+  Status ForEachLoading(const std::function<void(const std::string&, const Summary&)>& fn) {
+    std::vector<std::string> keys;
+    Status listed = store_->ForEach([&](std::string_view key, std::string_view) {
+      if (IsMovementKey(key) && !cache_.IsDirty(key)) keys.emplace_back(key);
+      return true;
+    });
+    if (!listed.ok()) return listed;
+    auto list = [&](const std::string& key, const v1::ContainerState& s) {
+      fn(key, {s.last_event_ms(), s.due_ms(), s.pending_size() > 0, OwnProgress(s)});
+    };
+    for (const auto& key : keys) {
+      auto s = cache_.Get(key);
+      if (!s.ok()) return s.error();
+      if (*s != nullptr) list(key, **s);
+    }
+    cache_.ForEachDirty([&](const std::string& key, const v1::ContainerState* v) {
+      if (v != nullptr) list(key, *v);
+    });
+    return Status::Ok();
+  }
+
   state::PartitionStore* store_;
   state::WriteBehindCache<v1::ContainerState, ContainerStateCodec> cache_;
 };

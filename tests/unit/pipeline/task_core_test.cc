@@ -47,26 +47,8 @@ std::string Canonical(v1::Alert a) {
 class StoredStates final : public CacheStates {
  public:
   explicit StoredStates(testing::MapPartition* store) : CacheStates(store, 1 << 20), map_(store) {}
-  // Stored containers loaded whole (slow, and simple), then the ones only
-  // the cache holds.
   Status ForEach(const std::function<void(const std::string&, const Summary&)>& fn) override {
-    std::vector<std::string> keys;
-    Status listed = map_->ForEach([&](std::string_view key, std::string_view) {
-      if (IsMovementKey(key)) keys.emplace_back(key);
-      return true;
-    });
-    if (!listed.ok()) return listed;
-    for (const auto& key : keys) {
-      auto s = cache_.Get(key);
-      if (!s.ok()) return s.error();
-      if (*s != nullptr) fn(key, {(*s)->last_event_ms(), (*s)->due_ms(), (*s)->pending_size() > 0, OwnProgress(**s)});
-    }
-    cache_.ForEachDirty([&](const std::string& key, const v1::ContainerState* v) {
-      if (v != nullptr && !map_->values.count(key)) {
-        fn(key, {v->last_event_ms(), v->due_ms(), v->pending_size() > 0, OwnProgress(*v)});
-      }
-    });
-    return Status::Ok();
+    return ForEachLoading(fn);
   }
   Status Commit() {
     auto writes = cache_.TakeDirty();
