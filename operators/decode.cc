@@ -24,6 +24,14 @@ struct SchemaPlan {
   std::vector<const FieldDescriptor*> enums;
   std::vector<std::pair<const FieldDescriptor*, size_t>> strings;  // field, max bytes
   std::vector<const FieldDescriptor*> messages;
+  // The same by field number, for the scan of the wire bytes (WireClean).
+  struct ByNumber {
+    const FieldDescriptor* field = nullptr;  // null: nothing to check
+    size_t max_bytes = 0;                    // a text field's
+    uint64_t declared = 0;                   // an enum's: bit v set when value v (0..63) is declared
+    const SchemaPlan* plan = nullptr;        // a sub-message's
+  };
+  std::vector<ByNumber> by_number;
 };
 
 // Bytes a text field of outside input may hold. With the engine's count
@@ -50,17 +58,101 @@ const std::unordered_map<const Descriptor*, SchemaPlan>& Plans() {
       SchemaPlan& plan = out[d];
       for (int i = 0; i < d->field_count(); ++i) {
         const FieldDescriptor* f = d->field(i);
+        const bool text = f->type() == FieldDescriptor::TYPE_STRING;
         if (f->enum_type() != nullptr) plan.enums.push_back(f);
-        if (f->type() == FieldDescriptor::TYPE_STRING) plan.strings.push_back({f, MaxTextBytes(f)});
+        if (text) plan.strings.push_back({f, MaxTextBytes(f)});
         if (f->message_type() != nullptr) {
           plan.messages.push_back(f);
           todo.push_back(f->message_type());
         }
+        if (f->enum_type() != nullptr || text || f->message_type() != nullptr) {
+          const auto n = static_cast<size_t>(f->number());
+          if (plan.by_number.size() <= n) plan.by_number.resize(n + 1);
+          plan.by_number[n] = {f, text ? MaxTextBytes(f) : 0};
+          if (const auto* e = f->enum_type()) {
+            for (int v = 0; v < e->value_count(); ++v) {
+              const int number = e->value(v)->number();
+              if (number >= 0 && number < 64) plan.by_number[n].declared |= uint64_t{1} << number;
+            }
+          }
+        }
+      }
+    }
+    // Sub-message plans by address (a node map's values stay where they are).
+    for (auto& [d, plan] : out) {
+      for (auto& b : plan.by_number) {
+        if (b.field != nullptr && b.field->message_type() != nullptr) b.plan = &out.at(b.field->message_type());
       }
     }
     return out;
   }();
   return plans;
+}
+
+// Whether the wire bytes of a message with `plan` (parsed without error)
+// hold nothing CheckSchema could refuse: no occurrence of a text field over
+// its size, no enum value its type does not declare, likewise in
+// sub-messages. Every value of the parsed message is one of the occurrences
+// seen here (the last of a field written twice; merged sub-messages take
+// theirs from the parts), so true means CheckSchema finds nothing, without
+// the reflection it needs per field; false (or bytes this scan does not
+// follow) sends the message to CheckSchema, which names the problem as before.
+bool WireClean(const char* p, const char* end, const SchemaPlan& plan, int depth) {
+  if (depth > 32) return false;
+  const std::vector<SchemaPlan::ByNumber>& by_number = plan.by_number;
+  auto varint = [&](uint64_t* v) {
+    *v = 0;
+    for (int shift = 0; shift < 64 && p < end; shift += 7) {
+      const auto b = static_cast<uint8_t>(*p++);
+      *v |= static_cast<uint64_t>(b & 0x7f) << shift;
+      if ((b & 0x80) == 0) return true;
+    }
+    return false;
+  };
+  auto declared = [](const SchemaPlan::ByNumber& b, uint64_t v) {
+    if (v < 64) return (b.declared >> v & 1) != 0;
+    return b.field->enum_type()->FindValueByNumber(static_cast<int>(static_cast<int32_t>(v))) != nullptr;
+  };
+  while (p < end) {
+    uint64_t tag = 0, v = 0;
+    if (!varint(&tag)) return false;
+    const uint64_t number = tag >> 3;
+    const FieldDescriptor* f = number < by_number.size() ? by_number[number].field : nullptr;
+    switch (tag & 7) {
+      case 0:  // varint
+        if (!varint(&v)) return false;
+        if (f != nullptr && f->enum_type() != nullptr && !declared(by_number[number], v)) return false;
+        break;
+      case 1:  // 64-bit
+        if (end - p < 8) return false;
+        p += 8;
+        break;
+      case 5:  // 32-bit
+        if (end - p < 4) return false;
+        p += 4;
+        break;
+      case 2: {  // length-delimited: text, sub-message, packed enums
+        if (!varint(&v) || v > static_cast<uint64_t>(end - p)) return false;
+        const char* next = p + v;
+        if (f != nullptr) {
+          if (f->type() == FieldDescriptor::TYPE_STRING) {
+            if (v > by_number[number].max_bytes) return false;
+          } else if (f->message_type() != nullptr) {
+            if (!WireClean(p, next, *by_number[number].plan, depth + 1)) return false;
+          } else if (f->enum_type() != nullptr) {
+            while (p < next) {
+              if (!varint(&v) || p > next || !declared(by_number[number], v)) return false;
+            }
+          }
+        }
+        p = next;
+        break;
+      }
+      default:  // groups: not in this schema
+        return false;
+    }
+  }
+  return true;
 }
 
 // The first schema problem of `msg`; its path is built only on the way out.
@@ -168,6 +260,10 @@ std::optional<Rejection> Parse(const RecordView& r, const DecodeLimits& limits,
     if (!msg->ParseFromArray(r.value.data(), static_cast<int>(r.value.size()))) {
       return Reject(RejectReason::kUndecodable,
                     "value is not a valid protobuf " + msg->GetTypeName());
+    }
+    auto plan = Plans().find(msg->GetDescriptor());
+    if (plan == Plans().end() || WireClean(r.value.data(), r.value.data() + r.value.size(), plan->second, 0)) {
+      return std::nullopt;  // nothing CheckSchema could refuse
     }
     return CheckSchema(*msg);
   }

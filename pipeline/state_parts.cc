@@ -127,10 +127,9 @@ bool PackPoints(const google::protobuf::RepeatedPtrField<v1::GpsPoint>& points, 
   // when the commit stores them (PackPoints was 4.9 % of a live worker's CPU
   // while it prefetched only whole windows).
   operators::PrefetchFixRange(points, from, to);
+  operators::PrefetchSealNumbers(points, from, to);
   for (int at = from; at < to; ++at) {
     const v1::GpsPoint& p = points.Get(at);
-    // The seal number is an object of its own: asked for a few fixes ahead.
-    if (at + 8 < to) __builtin_prefetch(&points.Get(at + 8).seal_number());
     int64_t lat, lon, speed, distance;
     if (!QuantumOf(p.lat(), operators::kDegreeScale, &lat) || !QuantumOf(p.lon(), operators::kDegreeScale, &lon) ||
         !QuantumOf(p.speed_kmh(), operators::kSpeedScale, &speed) ||

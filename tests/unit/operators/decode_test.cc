@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include <random>
+
 namespace boxwatch::operators {
 namespace {
 
@@ -327,6 +329,82 @@ TEST(DecodeEnums, JsonEnumNumbersInStringsPassWhenDeclared) {
   auto bad = DecodeGps({"CSQU3054383", undeclared, Encoding::kJson}, now, limits);
   ASSERT_TRUE(std::holds_alternative<Rejection>(bad));
   EXPECT_EQ(std::get<Rejection>(bad).reason, RejectReason::kInvalidField);
+}
+
+// Random values for a message's text, enum and sub-message fields: text
+// lengths about the limits, enum numbers declared or not, repeated fields of
+// up to two items.
+void Randomise(google::protobuf::Message* msg, std::mt19937& rng, int depth = 0) {
+  const auto* d = msg->GetDescriptor();
+  const auto* r = msg->GetReflection();
+  static const size_t kLengths[] = {0, 12, 1023, 1024, 1025, 4096, 4097, 8192, 8193};
+  for (int i = 0; i < d->field_count(); ++i) {
+    const google::protobuf::FieldDescriptor* f = d->field(i);
+    if (rng() % 3 != 0) continue;
+    const int items = f->is_repeated() ? static_cast<int>(rng() % 3) : 1;
+    for (int k = 0; k < items; ++k) {
+      if (f->type() == google::protobuf::FieldDescriptor::TYPE_STRING) {
+        const std::string text(kLengths[rng() % std::size(kLengths)], 'a');
+        f->is_repeated() ? r->AddString(msg, f, text) : r->SetString(msg, f, text);
+      } else if (f->enum_type() != nullptr) {
+        const int v = static_cast<int>(rng() % 12) - 2;
+        f->is_repeated() ? r->AddEnumValue(msg, f, v) : r->SetEnumValue(msg, f, v);
+      } else if (f->message_type() != nullptr && depth < 3) {
+        Randomise(f->is_repeated() ? r->AddMessage(msg, f) : r->MutableMessage(msg, f), rng, depth + 1);
+      }
+    }
+  }
+}
+
+// A protobuf value is checked against the schema on its wire bytes first
+// (no reflection); whatever the full check would refuse must still be
+// refused, with the same words. Random manifests, scans, GPS events and
+// outcomes (texts about their limits, enum numbers declared or not), some
+// sent as two encodings one after the other, which the parser merges (the
+// last of a field written twice wins, so a bad first one may be overwritten).
+template <typename T, typename Decode>
+void ExpectTheWireScanRefusesWhatTheFullCheckRefuses(T valid, Decode decode, const std::string& key) {
+  const uint32_t seed = 20261205;
+  SCOPED_TRACE("seed " + std::to_string(seed) + ", " + T::descriptor()->name());
+  std::mt19937 rng(seed);
+  int refused = 0, accepted = 0;
+  for (int i = 0; i < 3000; ++i) {
+    T a = valid;
+    Randomise(&a, rng);
+    std::string bytes = Encode(a, Encoding::kProtobuf);
+    if (rng() % 4 == 0) {
+      T b = valid;
+      Randomise(&b, rng);
+      bytes += Encode(b, Encoding::kProtobuf);
+    }
+    T parsed;
+    ASSERT_TRUE(parsed.ParseFromString(bytes)) << "case " << i;
+    const std::optional<std::string> problem = SchemaProblem(parsed);
+    auto d = decode(RecordView{key, bytes, Encoding::kProtobuf}, now, limits);
+    const Rejection* rejected = std::get_if<Rejection>(&d);
+    if (!problem) {
+      // Refused for something else (a time, a number) or accepted: either
+      // way not for a schema problem it does not have.
+      if (rejected == nullptr) ++accepted;
+      continue;
+    }
+    ++refused;
+    ASSERT_NE(rejected, nullptr) << "case " << i << ": accepted although " << *problem;
+    EXPECT_EQ(rejected->reason, RejectReason::kInvalidField) << "case " << i;
+    EXPECT_EQ(rejected->detail, *problem) << "case " << i;
+  }
+  EXPECT_GT(refused, 300) << "the cases must reach the schema check";
+}
+
+TEST(DecodeSchema, TheWireScanLetsNothingThroughThatTheFullCheckRefuses) {
+  ExpectTheWireScanRefusesWhatTheFullCheckRefuses(ValidManifest(), DecodeManifest, "CSQU3054383");
+  ExpectTheWireScanRefusesWhatTheFullCheckRefuses(ValidGps(), DecodeGps, "MSKU1234565");
+  v1::ScanResult scan;
+  scan.set_container_number("MSKU1234565");
+  ExpectTheWireScanRefusesWhatTheFullCheckRefuses(scan, DecodeScan, "MSKU1234565");
+  v1::InspectionOutcome outcome;
+  outcome.set_container_number("MSKU1234565");
+  ExpectTheWireScanRefusesWhatTheFullCheckRefuses(outcome, DecodeOutcome, "MSKU1234565");
 }
 
 }  // namespace
