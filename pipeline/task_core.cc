@@ -451,6 +451,10 @@ bool TaskCore::Release(const std::string& key, v1::ContainerState& s, int64_t bo
   return evaluation_changed;
 }
 
+Status TaskCore::MarkReleased(const std::string& key, bool evaluation_changed) {
+  return states_->MarkDirty(key, ContainerStates::kMovement | (evaluation_changed ? ContainerStates::kEvaluation : 0));
+}
+
 void TaskCore::SetDue(const std::string& key, int64_t due_ms) {
   auto it = due_of_.find(key);
   if (due_ms == 0) {
@@ -547,11 +551,7 @@ Status TaskCore::ReleaseGated(int64_t now_ms, TaskOutput* out) {
     if (s->released_before_ms() == released && s->pending_size() == pending && !evaluation_changed) {
       continue;  // nothing changed
     }
-    if (Status d = states_->MarkDirty(
-            key, ContainerStates::kMovement | (evaluation_changed ? ContainerStates::kEvaluation : 0));
-        !d.ok()) {
-      return d;
-    }
+    if (Status d = MarkReleased(key, evaluation_changed); !d.ok()) return d;
   }
   return Status::Ok();
 }
@@ -594,11 +594,7 @@ Status TaskCore::Walk(int64_t now_ms, TaskOutput* out) {
     const int64_t bound = std::min(p_ms_ - L, s->last_event_ms() + 1);
     const int64_t due_before = due_.begin()->first;
     const bool evaluation_changed = Release(key, *s, bound, now_ms, out);
-    if (Status d = states_->MarkDirty(
-            key, ContainerStates::kMovement | (evaluation_changed ? ContainerStates::kEvaluation : 0));
-        !d.ok()) {
-      return d;
-    }
+    if (Status d = MarkReleased(key, evaluation_changed); !d.ok()) return d;
     ++counters_.quiet_releases;
     auto it = due_of_.find(key);
     if (it != due_of_.end() && it->second.due_ms <= due_before) {

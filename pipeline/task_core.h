@@ -278,6 +278,9 @@ class TaskCore {
   // Releases `s` to `bound`, sets its due time and the index entry.
   // Returns whether the evaluation changed what E keeps (RiskEngine::Release).
   bool Release(const std::string& key, v1::ContainerState& s, int64_t bound, int64_t now_ms, TaskOutput* out);
+  // Marks a released container dirty: its movement part, and its
+  // evaluation part when the release changed it.
+  Status MarkReleased(const std::string& key, bool evaluation_changed);
   void SetDue(const std::string& key, int64_t due_ms);
   // kEndOfTime: not held; `now_ms` is kept while it stays held.
   void SetGated(const std::string& key, int64_t earliest_ms, int64_t now_ms);
