@@ -61,7 +61,7 @@ const std::vector<sim::TrafficRecord>& Records(int containers) {
 // partition.
 class BenchStates final : public pipeline::CacheStates {
  public:
-  explicit BenchStates(state::PartitionStore* store) : CacheStates(store, 100000), store_(store) {}
+  explicit BenchStates(state::PartitionStore* store) : CacheStates(store, 100000) {}
   Status ForEach(const std::function<void(const std::string&, const Summary&)>& fn) override {
     return ForEachLoading(fn);
   }
@@ -76,9 +76,6 @@ class BenchStates final : public pipeline::CacheStates {
     if (Status s = store_->Commit(*writes, offset, meta); !s.ok()) return s.error();
     return bytes;
   }
-
- private:
-  state::PartitionStore* store_;
 };
 
 void BM_TaskCore(benchmark::State& st) {

@@ -46,18 +46,15 @@ std::string Canonical(v1::Alert a) {
 // lost at a restart.
 class StoredStates final : public CacheStates {
  public:
-  explicit StoredStates(testing::MapPartition* store) : CacheStates(store, 1 << 20), map_(store) {}
+  explicit StoredStates(testing::MapPartition* store) : CacheStates(store, 1 << 20) {}
   Status ForEach(const std::function<void(const std::string&, const Summary&)>& fn) override {
     return ForEachLoading(fn);
   }
   Status Commit() {
     auto writes = cache_.TakeDirty();
     if (!writes.ok()) return writes.error();
-    return map_->Commit(*writes, 0, "");
+    return store_->Commit(*writes, 0, "");
   }
-
- private:
-  testing::MapPartition* map_;
 };
 
 struct TaskRun {
