@@ -1,5 +1,6 @@
 #include "core/types.h"
 
+#include <array>
 #include <chrono>
 #include <cmath>
 #include <ctime>
@@ -16,13 +17,32 @@ bool IsUpper(char c) { return c >= 'A' && c <= 'Z'; }
 bool IsDigit(char c) { return c >= '0' && c <= '9'; }
 char ToUpper(char c) { return (c >= 'a' && c <= 'z') ? static_cast<char>(c - 'a' + 'A') : c; }
 
-// ISO 6346 letter values: A=10 onwards, skipping multiples of 11.
-int LetterValue(char c) {
-  int v = 10 + (c - 'A');
-  if (v >= 11) ++v;
-  if (v >= 22) ++v;
-  if (v >= 33) ++v;
-  return v;
+// ISO 6346 values: digits their own value, letters A=10 onwards skipping
+// multiples of 11; -1 for anything else.
+constexpr std::array<int8_t, 256> kIsoValue = [] {
+  std::array<int8_t, 256> t{};
+  t.fill(-1);
+  for (int d = 0; d < 10; ++d) t['0' + d] = static_cast<int8_t>(d);
+  int v = 10;
+  for (char c = 'A'; c <= 'Z'; ++c, ++v) {
+    if (v % 11 == 0) ++v;
+    t[static_cast<unsigned char>(c)] = static_cast<int8_t>(v);
+  }
+  return t;
+}();
+
+// Already in canonical form (what producers send): three capitals, U/J/Z,
+// seven digits.
+bool IsCanonicalForm(std::string_view s) {
+  if (s.size() != 11) return false;
+  for (int i = 0; i < 3; ++i) {
+    if (!IsUpper(s[i])) return false;
+  }
+  if (s[3] != 'U' && s[3] != 'J' && s[3] != 'Z') return false;
+  for (int i = 4; i < 11; ++i) {
+    if (!IsDigit(s[i])) return false;
+  }
+  return true;
 }
 
 // Quotes outside input for an error message, clipped: a 3 MB "container
@@ -35,13 +55,13 @@ int ContainerNumber::CheckDigit(std::string_view first_ten) {
   int sum = 0;
   for (size_t i = 0; i < 10; ++i) {
     const char c = first_ten[i];
-    const int v = IsDigit(c) ? c - '0' : LetterValue(c);
-    sum += v << i;
+    sum += kIsoValue[static_cast<unsigned char>(c)] << i;
   }
   return (sum % 11) % 10;
 }
 
 Result<ContainerNumber> ContainerNumber::Parse(std::string_view text) {
+  if (IsCanonicalForm(text) && text[10] - '0' == CheckDigit(text)) return ContainerNumber(std::string(text));
   std::string s;
   s.reserve(11);
   for (char c : text) {

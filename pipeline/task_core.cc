@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <charconv>
+#include <cstring>
 #include <variant>
 
 #include "core/types.h"
@@ -198,8 +199,15 @@ Status TaskCore::Start(std::string_view meta) {
   // may owe one.
   sweep_deferred_ = sweep_owed;
   containers_ = 0;
-  return states_->ForEach([&](const std::string& key, const ContainerStates::Summary& s) {
+  std::string overlong;
+  Status listed = states_->ForEach([&](const std::string& key, const ContainerStates::Summary& s) {
     ++containers_;
+    if (key.size() > kMaxIndexKey) {
+      // Not a container number: the store holds a state no join could
+      // have made, and the indexes could not tell it from its prefix.
+      if (overlong.empty()) overlong = key;
+      return;
+    }
     // A state written before due times were kept has pending items but no
     // due time: it is due at once, and the first walk sets it.
     if (s.due_ms > 0) {
@@ -221,6 +229,13 @@ Status TaskCore::Start(std::string_view meta) {
     }
     examine_gated_ = true;
   });
+  if (!listed.ok()) return listed;
+  if (!overlong.empty()) {
+    return Error{Errc::kFatal, "state store holds a state under '" + ClipText(overlong, 40) + "' (" +
+                                   std::to_string(overlong.size()) + " bytes), not a container number (at most " +
+                                   std::to_string(kMaxIndexKey) + " bytes): the store is not this pipeline's"};
+  }
+  return Status::Ok();
 }
 
 // ------------------------------------------------------------ processing
@@ -436,7 +451,8 @@ bool TaskCore::Release(const std::string& key, v1::ContainerState& s, int64_t bo
   const size_t before = out->alerts.size();
   // One look-up of the held entry serves the latency attribution and the
   // gate's bookkeeping below (the engine does not touch gated_of_).
-  const HeldEntry held = gated_of_.empty() ? gated_of_.end() : gated_of_.find(key);
+  const IndexKey index_key = IndexKey::Of(key);
+  const HeldEntry held = gated_of_.empty() ? gated_of_.end() : gated_of_.find(index_key);
   const int64_t ingest_ms = held != gated_of_.end() ? held->second.since_ms : now_ms;
   const bool evaluation_changed = engine_->Release(s, bound, 0, &out->alerts, gate_ms_);
   out->alert_ingest_ms.resize(before, -1);  // alerts added by other means than Release: unattributed
@@ -444,10 +460,10 @@ bool TaskCore::Release(const std::string& key, v1::ContainerState& s, int64_t bo
   if (s.released_before_ms() > std::max(std::min(bound, gate_ms_), released)) ++counters_.capacity_releases;
   const int64_t earliest = operators::EarliestPending(s);
   // Held by the gate: something before `bound` is still unevaluated.
-  SetGated(key, held, gate_ms_ < bound && earliest < bound ? earliest : operators::kEndOfTime, now_ms);
+  SetGated(index_key, held, gate_ms_ < bound && earliest < bound ? earliest : operators::kEndOfTime, now_ms);
   const int64_t due = earliest == operators::kEndOfTime ? 0 : earliest + options_.allowed_lateness_ms + 1;
   s.set_due_ms(due);
-  SetDue(key, due);
+  SetDue(index_key, due);
   return evaluation_changed;
 }
 
@@ -455,7 +471,27 @@ Status TaskCore::MarkReleased(const std::string& key, bool evaluation_changed) {
   return states_->MarkDirty(key, ContainerStates::kMovement | (evaluation_changed ? ContainerStates::kEvaluation : 0));
 }
 
-void TaskCore::SetDue(const std::string& key, int64_t due_ms) {
+TaskCore::IndexKey TaskCore::IndexKey::Of(std::string_view key) {
+  unsigned char bytes[kMaxIndexKey] = {};
+  std::memcpy(bytes, key.data(), std::min(key.size(), kMaxIndexKey));
+  IndexKey k;
+  for (size_t i = 0; i < 8; ++i) k.hi = (k.hi << 8) | bytes[i];
+  for (size_t i = 8; i < 16; ++i) k.lo = (k.lo << 8) | bytes[i];
+  return k;
+}
+
+std::string TaskCore::IndexKey::str() const {
+  char bytes[kMaxIndexKey];
+  for (size_t i = 0; i < 8; ++i) bytes[i] = static_cast<char>(hi >> (56 - 8 * i));
+  for (size_t i = 0; i < 8; ++i) bytes[8 + i] = static_cast<char>(lo >> (56 - 8 * i));
+  size_t n = kMaxIndexKey;
+  while (n > 0 && bytes[n - 1] == '\0') --n;
+  return std::string(bytes, n);
+}
+
+void TaskCore::SetDue(const std::string& key, int64_t due_ms) { SetDue(IndexKey::Of(key), due_ms); }
+
+void TaskCore::SetDue(IndexKey key, int64_t due_ms) {
   auto it = due_of_.find(key);
   if (due_ms == 0) {
     if (it != due_of_.end()) due_of_.erase(it);  // its entry goes when it reaches the front
@@ -481,10 +517,10 @@ void TaskCore::Settle() {
       if (it->second.due_ms == indexed_ms) return;
       // Moved later: never to the front's place. Erased before the insert,
       // which would invalidate the B-tree's iterators and the key's reference.
-      std::pair<int64_t, std::string> moved{it->second.due_ms, key};
+      const std::pair<int64_t, IndexKey> moved{it->second.due_ms, key};
       it->second.indexed_ms = it->second.due_ms;
       due_.erase(due_.begin());
-      due_.insert(std::move(moved));
+      due_.insert(moved);
       continue;
     }
     due_.erase(due_.begin());  // left behind by a container no longer due, or moved
@@ -493,10 +529,11 @@ void TaskCore::Settle() {
 
 void TaskCore::SetGated(const std::string& key, int64_t earliest_ms, int64_t now_ms) {
   if (gated_of_.empty() && earliest_ms == operators::kEndOfTime) return;  // the usual case: nothing held
-  SetGated(key, gated_of_.find(key), earliest_ms, now_ms);
+  const IndexKey k = IndexKey::Of(key);
+  SetGated(k, gated_of_.find(k), earliest_ms, now_ms);
 }
 
-void TaskCore::SetGated(const std::string& key, HeldEntry it, int64_t earliest_ms, int64_t now_ms) {
+void TaskCore::SetGated(IndexKey key, HeldEntry it, int64_t earliest_ms, int64_t now_ms) {
   if (it != gated_of_.end()) {
     if (it->second.earliest_ms == earliest_ms) return;
     gated_.erase({it->second.earliest_ms, key});
@@ -530,7 +567,7 @@ Status TaskCore::ReleaseGated(int64_t now_ms, TaskOutput* out) {
   const int64_t L = options_.allowed_lateness_ms;
   // Each container is looked at once: one still held moves behind the others.
   std::vector<std::string> keys;
-  for (auto it = gated_.begin(); it != gated_.end() && it->first < gate_ms_; ++it) keys.push_back(it->second);
+  for (auto it = gated_.begin(); it != gated_.end() && it->first < gate_ms_; ++it) keys.push_back(it->second.str());
   for (const auto& key : keys) {
     auto loaded = states_->Get(key);
     if (!loaded.ok()) return loaded.error();
@@ -581,12 +618,13 @@ Status TaskCore::Idle(int64_t now_ms, TaskOutput* out) {
 Status TaskCore::Walk(int64_t now_ms, TaskOutput* out) {
   const int64_t L = options_.allowed_lateness_ms;
   for (Settle(); !due_.empty() && due_.begin()->first <= p_ms_; Settle()) {
-    const std::string key = due_.begin()->second;
+    const IndexKey index_key = due_.begin()->second;
+    const std::string key = index_key.str();
     auto loaded = states_->Get(key);
     if (!loaded.ok()) return loaded.error();
     v1::ContainerState* s = *loaded;
     if (s == nullptr) {
-      SetDue(key, 0);
+      SetDue(index_key, 0);
       continue;
     }
     // Never past the container's latest event: a store-and-forward upload
@@ -596,11 +634,11 @@ Status TaskCore::Walk(int64_t now_ms, TaskOutput* out) {
     const bool evaluation_changed = Release(key, *s, bound, now_ms, out);
     if (Status d = MarkReleased(key, evaluation_changed); !d.ok()) return d;
     ++counters_.quiet_releases;
-    auto it = due_of_.find(key);
+    auto it = due_of_.find(index_key);
     if (it != due_of_.end() && it->second.due_ms <= due_before) {
       // Nothing was released (cannot happen: due - L - 1 < P - L and the
       // item is at or before the latest event); drop the entry rather than loop.
-      SetDue(key, 0);
+      SetDue(index_key, 0);
     }
   }
   return Status::Ok();

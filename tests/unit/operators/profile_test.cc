@@ -59,6 +59,28 @@ TEST(Profile, CompileTimeIndicatorIdsMatchTheKnownIndicators) {
   EXPECT_TRUE(p.At(IndicatorIndex("scan.radiation_neutron")).critical);
 }
 
+TEST(Profile, NoTwoParamsOfAnIndicatorShareAHash) {
+  for (const IndicatorSpec& spec : KnownIndicators()) {
+    for (size_t i = 0; i < spec.params.size(); ++i) {
+      for (size_t j = i + 1; j < spec.params.size(); ++j) {
+        EXPECT_NE(HashParamName(spec.params[i]), HashParamName(spec.params[j]))
+            << spec.id << ": " << spec.params[i] << " and " << spec.params[j];
+      }
+    }
+  }
+}
+
+TEST(Profile, ParamsAreFoundByNameAndOthersFallBack) {
+  IndicatorConfig cfg;
+  cfg.SetParam("min_minutes", 30);
+  cfg.SetParam("max_speed_kmh", 3);
+  cfg.SetParam("min_minutes", 45);  // set again: replaces
+  EXPECT_EQ(cfg.Param("min_minutes", 1), 45);
+  EXPECT_EQ(cfg.Param("max_speed_kmh", 1), 3);
+  EXPECT_EQ(cfg.Param("min_points", 7), 7);
+  EXPECT_EQ(cfg.params.size(), 2u);
+}
+
 TEST(Profile, DefaultProfileLoads) {
   auto p = LoadProfile(std::string(BOXWATCH_SOURCE_DIR) + "/profiles/default.yaml");
   ASSERT_TRUE(p.ok()) << p.error().message;
