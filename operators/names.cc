@@ -11,87 +11,126 @@ namespace {
 
 // Legal forms and words that say nothing about who the party is. Sources:
 // the ISO 20275 entity legal forms list's common abbreviations (LLC, LLP,
-// JSC, GmbH, SA, ...), plus the filler words of company names.
-const std::set<std::string>& DroppedWords() {
-  static const std::set<std::string> words = {
-      "AND", "THE", "OF", "CO", "COMPANY", "CORP", "CORPORATION", "INC", "INCORPORATED", "LTD", "LIMITED",
-      "LLC", "LLP", "LP", "PLC", "JSC", "OJSC", "CJSC", "PJSC", "OAO", "ZAO", "OOO", "TOO", "AO", "SA", "SAS",
-      "SARL", "SRL", "SPA", "AG", "GMBH", "KG", "BV", "NV", "AS", "AB", "OY", "OU", "FZE", "FZCO", "FZC", "FZ",
-      "DMCC", "PTE", "PVT", "PT", "SDN", "BHD", "TBK", "LIABILITY", "PRIVATE", "PUBLIC", "JOINT", "STOCK",
-      "SOLE", "PARTNERSHIP"};
-  return words;
+// JSC, GmbH, SA, ...), plus the filler words of company names. Sorted: a
+// binary search over views (a std::set of strings made the key of one name
+// cost about 6,000 instructions).
+constexpr std::string_view kDroppedWords[] = {
+    "AB",      "AG",     "AND",     "AO",      "AS",          "BHD",  "BV",    "CJSC",  "CO",       "COMPANY",
+    "CORP",    "CORPORATION", "DMCC", "FZ",    "FZC",         "FZCO", "FZE",   "GMBH",  "INC",      "INCORPORATED",
+    "JOINT",   "JSC",    "KG",      "LIABILITY", "LIMITED",   "LLC",  "LLP",   "LP",    "LTD",      "NV",
+    "OAO",     "OF",     "OJSC",    "OOO",     "OU",          "OY",   "PARTNERSHIP", "PJSC", "PLC",  "PRIVATE",
+    "PT",      "PTE",    "PUBLIC",  "PVT",     "SA",          "SARL", "SAS",   "SDN",   "SOLE",     "SPA",
+    "SRL",     "STOCK",  "TBK",     "THE",     "TOO",         "ZAO"};
+
+// Abbreviations declarants use, to the word they stand for; sorted by the
+// abbreviation.
+constexpr std::pair<std::string_view, std::string_view> kExpansions[] = {
+    {"BROS", "BROTHERS"},     {"CHEM", "CHEMICALS"},      {"CHEMICAL", "CHEMICALS"},   {"DIST", "DISTRIBUTION"},
+    {"ENT", "ENTERPRISES"},   {"ENTERPRISE", "ENTERPRISES"}, {"EXP", "EXPORT"},        {"EXPORTS", "EXPORT"},
+    {"GEN", "GENERAL"},       {"GENL", "GENERAL"},        {"HLDG", "HOLDINGS"},        {"HLDGS", "HOLDINGS"},
+    {"HOLDING", "HOLDINGS"},  {"IMP", "IMPORT"},          {"IMPORTS", "IMPORT"},       {"IND", "INDUSTRIES"},
+    {"INDS", "INDUSTRIES"},   {"INDUSTRY", "INDUSTRIES"}, {"INT", "INTERNATIONAL"},    {"INTL", "INTERNATIONAL"},
+    {"LOG", "LOGISTICS"},     {"LOGS", "LOGISTICS"},      {"MFG", "MANUFACTURING"},    {"MGMT", "MANAGEMENT"},
+    {"SERV", "SERVICES"},     {"SERVICE", "SERVICES"},    {"SHPG", "SHIPPING"},        {"SVC", "SERVICES"},
+    {"SVCS", "SERVICES"},     {"TRAD", "TRADING"},        {"TRANS", "TRANSPORT"},      {"TRDG", "TRADING"}};
+
+constexpr bool SortedWords() {
+  for (size_t i = 1; i < std::size(kDroppedWords); ++i) {
+    if (!(kDroppedWords[i - 1] < kDroppedWords[i])) return false;
+  }
+  for (size_t i = 1; i < std::size(kExpansions); ++i) {
+    if (!(kExpansions[i - 1].first < kExpansions[i].first)) return false;
+  }
+  return true;
+}
+static_assert(SortedWords(), "kDroppedWords and kExpansions must stay sorted for the binary searches");
+
+bool IsDropped(std::string_view w) { return std::binary_search(std::begin(kDroppedWords), std::end(kDroppedWords), w); }
+
+std::string_view Expanded(std::string_view w) {
+  const auto* it = std::lower_bound(std::begin(kExpansions), std::end(kExpansions), w,
+                                    [](const auto& e, std::string_view x) { return e.first < x; });
+  return it != std::end(kExpansions) && it->first == w ? it->second : w;
 }
 
-// Abbreviations declarants use, to the word they stand for.
-const std::map<std::string, std::string>& Expansions() {
-  static const std::map<std::string, std::string> words = {
-      {"GEN", "GENERAL"},      {"GENL", "GENERAL"},     {"TRDG", "TRADING"},     {"TRAD", "TRADING"},
-      {"INTL", "INTERNATIONAL"}, {"INT", "INTERNATIONAL"}, {"LOG", "LOGISTICS"},  {"LOGS", "LOGISTICS"},
-      {"HLDGS", "HOLDINGS"},   {"HLDG", "HOLDINGS"},    {"HOLDING", "HOLDINGS"}, {"SHPG", "SHIPPING"},
-      {"SVCS", "SERVICES"},    {"SERV", "SERVICES"},    {"SVC", "SERVICES"},     {"SERVICE", "SERVICES"},
-      {"EXP", "EXPORT"},       {"EXPORTS", "EXPORT"},   {"IMP", "IMPORT"},       {"IMPORTS", "IMPORT"},
-      {"CHEM", "CHEMICALS"},   {"CHEMICAL", "CHEMICALS"}, {"ENT", "ENTERPRISES"}, {"ENTERPRISE", "ENTERPRISES"},
-      {"DIST", "DISTRIBUTION"}, {"MFG", "MANUFACTURING"}, {"IND", "INDUSTRIES"},  {"INDS", "INDUSTRIES"},
-      {"INDUSTRY", "INDUSTRIES"}, {"TRANS", "TRANSPORT"}, {"MGMT", "MANAGEMENT"}, {"BROS", "BROTHERS"}};
-  return words;
-}
-
-// Folds one word's transliteration variants.
-std::string FoldWord(std::string w) {
-  w.erase(std::unique(w.begin(), w.end()), w.end());  // "Quorvexx" before X becomes KS
-  std::string out;
-  out.reserve(w.size());
-  for (size_t i = 0; i < w.size(); ++i) {
-    const char c = w[i];
-    const char next = i + 1 < w.size() ? w[i + 1] : '\0';
+// Appends one word's transliteration variants, folded, to `key`: doubled
+// letters once ("Quorvexx" before X becomes KS), then KH->H, PH->F, CK->K,
+// CH kept, W->V, C/Q->K, Y/J->I, X->KS, and doubled letters once again.
+void AppendFoldedWord(std::string_view w, std::string* key) {
+  char once[64];
+  std::string long_word;  // rare: a word longer than the buffer
+  char* d = once;
+  if (w.size() > sizeof(once)) {
+    long_word.resize(w.size());
+    d = long_word.data();
+  }
+  size_t n = 0;
+  for (char c : w) {
+    if (n == 0 || d[n - 1] != c) d[n++] = c;
+  }
+  const size_t word_start = key->size();
+  auto push = [&](char c) {
+    if (key->size() == word_start || key->back() != c) key->push_back(c);
+  };
+  for (size_t i = 0; i < n; ++i) {
+    const char c = d[i];
+    const char next = i + 1 < n ? d[i + 1] : '\0';
     if (c == 'K' && next == 'H') {  // Х: KH / H
-      out.push_back('H');
+      push('H');
       ++i;
     } else if (c == 'P' && next == 'H') {
-      out.push_back('F');
+      push('F');
       ++i;
     } else if (c == 'C' && next == 'K') {
-      out.push_back('K');
+      push('K');
       ++i;
     } else if (c == 'C' && next == 'H') {  // Ч stays one sound
-      out += "CH";
+      push('C');
+      push('H');
       ++i;
     } else if (c == 'W') {
-      out.push_back('V');
+      push('V');
     } else if (c == 'C' || c == 'Q') {
-      out.push_back('K');
+      push('K');
     } else if (c == 'Y' || c == 'J') {  // Й, Ы, Я (YA / IA / JA)
-      out.push_back('I');
+      push('I');
     } else if (c == 'X') {
-      out += "KS";
+      push('K');
+      push('S');
     } else {
-      out.push_back(c);
+      push(c);
     }
   }
-  // Doubled letters once ("Narevskk", "Ostrivann").
-  out.erase(std::unique(out.begin(), out.end()), out.end());
-  return out;
 }
+
+bool IsAsciiAlnum(unsigned char c) { return (c >= '0' && c <= '9') || (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z'); }
 
 }  // namespace
 
 std::string PartyKey(std::string_view name) {
-  std::vector<std::string> words(1);
+  std::string key;
+  key.reserve(name.size() + 8);
+  std::string word;
+  word.reserve(32);
+  auto end_word = [&] {
+    if (word.empty() || IsDropped(word)) {
+      word.clear();
+      return;
+    }
+    if (!key.empty()) key.push_back(' ');
+    AppendFoldedWord(Expanded(word), &key);
+    word.clear();
+  };
   for (unsigned char c : name) {
-    if (std::isalnum(c)) {
-      words.back().push_back(static_cast<char>(std::toupper(c)));
+    if (IsAsciiAlnum(c)) {
+      word.push_back(c >= 'a' && c <= 'z' ? static_cast<char>(c - 'a' + 'A') : static_cast<char>(c));
     } else if (c == '.' || c == '\'') {
       // "L.L.C." is one word; "O'Brien" too.
-    } else if (!words.back().empty()) {
-      words.emplace_back();
+    } else {
+      end_word();
     }
   }
-  std::string key;
-  for (auto& w : words) {
-    if (w.empty() || DroppedWords().count(w)) continue;
-    if (auto it = Expansions().find(w); it != Expansions().end()) w = it->second;
-    key += (key.empty() ? "" : " ") + FoldWord(w);
-  }
+  end_word();
   return key;
 }
 
@@ -101,33 +140,47 @@ double NameSimilarity(std::string_view a, std::string_view b, double at_least) {
   // Optimal string alignment distance (Damerau-Levenshtein without
   // repeated edits of one substring), three rows.
   const size_t n = a.size(), m = b.size();
-  // Rows reused across calls: a watchlist scan compares one name with every entry.
-  thread_local std::vector<size_t> prev2, prev, cur;
-  prev2.assign(m + 1, 0);
-  prev.assign(m + 1, 0);
-  cur.assign(m + 1, 0);
-  for (size_t j = 0; j <= m; ++j) prev[j] = j;
-  // Every entry of a row is at least the smallest entry of the two rows
-  // before it (a transposition reaches back two rows), so once two rows in a
-  // row exceed the largest distance `at_least` allows, the result will too.
   const double longest = static_cast<double>(std::max(n, m));
   const size_t max_distance =
       at_least > 0 ? static_cast<size_t>((1.0 - at_least) * longest + 1e-9) : std::max(n, m);
+  // Lengths alone: at least |n - m| edits.
+  if ((n > m ? n - m : m - n) > max_distance) return 0;
+  // Only cells within max_distance of the diagonal can hold max_distance or
+  // less (every step of an alignment adds 0 or more, and cell (i, j) is at
+  // least |i - j|): a band of 2 * max_distance + 1 cells per row instead of
+  // the whole row; cells outside it count as "too far" (kFar).
+  const size_t kFar = max_distance + 1;
+  // Rows reused across calls: a watchlist scan compares one name with every entry.
+  thread_local std::vector<size_t> prev2, prev, cur;
+  prev2.assign(m + 1, kFar);
+  prev.assign(m + 1, kFar);
+  cur.assign(m + 1, kFar);
+  for (size_t j = 0; j <= std::min(m, max_distance); ++j) prev[j] = j;
+  // Every entry of a row is at least the smallest entry of the two rows
+  // before it (a transposition reaches back two rows), so once two rows in a
+  // row exceed the largest distance `at_least` allows, the result will too.
   size_t prev_min = 0;
   for (size_t i = 1; i <= n; ++i) {
-    cur[0] = i;
+    const size_t lo = i > max_distance ? i - max_distance : 1;
+    const size_t hi = std::min(m, i + max_distance);
+    cur[0] = i <= max_distance ? i : kFar;
+    if (lo > 1) cur[lo - 1] = kFar;  // left of the band (held a value two rows back)
     size_t row_min = cur[0];
-    for (size_t j = 1; j <= m; ++j) {
+    for (size_t j = lo; j <= hi; ++j) {
       const size_t cost = a[i - 1] == b[j - 1] ? 0 : 1;
-      cur[j] = std::min({prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + cost});
-      if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1]) cur[j] = std::min(cur[j], prev2[j - 2] + 1);
-      row_min = std::min(row_min, cur[j]);
+      size_t v = std::min({prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + cost});
+      if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1]) v = std::min(v, prev2[j - 2] + 1);
+      v = std::min(v, kFar);
+      cur[j] = v;
+      row_min = std::min(row_min, v);
     }
+    if (hi < m) cur[hi + 1] = kFar;  // right of the band
     if (i > 1 && row_min > max_distance && prev_min > max_distance) return 0;
     prev_min = row_min;
     std::swap(prev2, prev);
     std::swap(prev, cur);
   }
+  if (prev[m] > max_distance) return 0;
   return 1.0 - static_cast<double>(prev[m]) / static_cast<double>(std::max(n, m));
 }
 

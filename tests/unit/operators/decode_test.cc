@@ -331,6 +331,39 @@ TEST(DecodeEnums, JsonEnumNumbersInStringsPassWhenDeclared) {
   EXPECT_EQ(std::get<Rejection>(bad).reason, RejectReason::kInvalidField);
 }
 
+// A JSON record is converted strictly first and leniently when it names a
+// field this build does not know: both ways give the same verdicts on enum
+// spellings and the same message.
+TEST(DecodeEnums, JsonWithAndWithoutUnknownFieldsGetTheSameVerdicts) {
+  const std::string json = Encode(ValidGps(), Encoding::kJson);
+  const std::string base = json.substr(0, json.size() - 1);
+  struct Case {
+    std::string seal_state;  // as it appears in the document
+    bool accepted;
+  };
+  const std::vector<Case> cases = {{"\"SEAL_STATE_OPENED\"", true}, {"\"seal_state_opened\"", false},
+                                   {"\"SEAL_STATE_WELDED\"", false}, {"\"2\"", true},
+                                   {"\"77\"", false},                 {"2", true},
+                                   {"77", false}};
+  for (const Case& c : cases) {
+    for (const bool unknown_field : {false, true}) {
+      SCOPED_TRACE(c.seal_state + (unknown_field ? " with an unknown field" : ""));
+      const std::string doc =
+          base + (unknown_field ? ",\"futureField\":{\"x\":[1,2]}" : "") + ",\"sealState\":" + c.seal_state + "}";
+      auto d = DecodeGps({"CSQU3054383", doc, Encoding::kJson}, now, limits);
+      if (c.accepted) {
+        ASSERT_TRUE(std::holds_alternative<v1::GpsEvent>(d)) << RejectionOf(d).detail;
+        v1::GpsEvent expected = ValidGps();
+        expected.set_seal_state(v1::GpsEvent::SEAL_STATE_OPENED);
+        EXPECT_EQ(std::get<v1::GpsEvent>(d).SerializeAsString(), expected.SerializeAsString());
+      } else {
+        ASSERT_TRUE(std::holds_alternative<Rejection>(d));
+        EXPECT_EQ(std::get<Rejection>(d).reason, RejectReason::kInvalidField) << std::get<Rejection>(d).detail;
+      }
+    }
+  }
+}
+
 // Random values for a message's text, enum and sub-message fields: text
 // lengths about the limits, enum numbers declared or not, repeated fields of
 // up to two items.
