@@ -1279,11 +1279,13 @@ bool RiskEngine::EvaluateGpsFamily(v1::ContainerState& s, int64_t t) const {
   const v1::Manifest* m = ManifestAsOf(s, t);
   // An indicator of this family that fired before stays as it fired
   // (MergeFamily keeps the first evidence): it is not looked at again.
-  auto open = [&](size_t index) {
-    return p.At(index).enabled && std::none_of(s.fired().begin(), s.fired().end(), [&](const v1::FiredIndicator& f) {
-             return f.id() == kIndicatorIds[index];
-           });
-  };
+  // The fired ones as a bit set, found with one pass over the fired list
+  // (comparing ids per indicator was 2 % of a task's instructions).
+  uint64_t fired_before = 0;
+  for (const v1::FiredIndicator& f : s.fired()) {
+    if (const std::optional<size_t> index = FindIndicatorIndex(f.id())) fired_before |= uint64_t{1} << *index;
+  }
+  auto open = [&](size_t index) { return p.At(index).enabled && (fired_before & (uint64_t{1} << index)) == 0; };
 
   const IndicatorConfig& dev = p.At(IndicatorIndex("gps.route_deviation"));
   const int64_t corridor_since = s.gps().first_corridor_fix_ms();

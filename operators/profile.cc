@@ -520,6 +520,17 @@ const char* FamilyName(Family f) {
   return "unknown";
 }
 
+std::optional<size_t> FindIndicatorIndex(std::string_view id) {
+  static const std::unordered_map<std::string_view, size_t> by_id = [] {
+    std::unordered_map<std::string_view, size_t> m;
+    for (size_t i = 0; i < kIndicatorIds.size(); ++i) m.emplace(kIndicatorIds[i], i);
+    return m;
+  }();
+  auto it = by_id.find(id);
+  if (it == by_id.end()) return std::nullopt;
+  return it->second;
+}
+
 const std::vector<IndicatorSpec>& KnownIndicators() {
   static const std::vector<IndicatorSpec> kSpecs = {
       {"route.high_risk_port", Family::kManifest, {}},

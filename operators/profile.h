@@ -10,6 +10,7 @@
 #include <array>
 #include <cstdint>
 #include <map>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -59,6 +60,9 @@ consteval size_t IndicatorIndex(std::string_view id) {
   }
   throw "unknown indicator id";  // a compile error when reached in a constant evaluation
 }
+// The same at run time: the index of `id` in kIndicatorIds, if it is one.
+std::optional<size_t> FindIndicatorIndex(std::string_view id);
+static_assert(kIndicatorIds.size() <= 64, "FindIndicatorIndex's users keep indicator sets in 64-bit masks");
 
 // A param's name, hashed when the engine's code is compiled: the hot path
 // compares one integer per param the profile sets instead of a string.

@@ -54,6 +54,9 @@ TEST(Profile, AnOlderProfileWithoutTheOptionalIndicatorsLoadsWithThemOff) {
 TEST(Profile, CompileTimeIndicatorIdsMatchTheKnownIndicators) {
   ASSERT_EQ(kIndicatorIds.size(), KnownIndicators().size());
   for (size_t i = 0; i < kIndicatorIds.size(); ++i) EXPECT_EQ(kIndicatorIds[i], KnownIndicators()[i].id);
+  for (size_t i = 0; i < kIndicatorIds.size(); ++i) EXPECT_EQ(FindIndicatorIndex(KnownIndicators()[i].id), i);
+  EXPECT_EQ(FindIndicatorIndex("gps.seal_breac"), std::nullopt);
+  EXPECT_EQ(FindIndicatorIndex(""), std::nullopt);
   const Profile& p = TestProfile();
   EXPECT_DOUBLE_EQ(p.At(IndicatorIndex("party.watchlisted")).weight, 50);
   EXPECT_TRUE(p.At(IndicatorIndex("scan.radiation_neutron")).critical);
