@@ -13,6 +13,7 @@
 #include "core/types.h"
 #include "operators/decode.h"
 #include "operators/engine.h"
+#include "operators/names.h"
 
 namespace boxwatch::operators {
 namespace {
@@ -191,6 +192,37 @@ void BM_DecodeGps(benchmark::State& st) {
   st.SetItemsProcessed(st.iterations());
 }
 BENCHMARK(BM_DecodeGps);
+
+// Screening one party name against a watchlist of `range(0)` entries at the
+// default profile's fuzzy bar: synthetic names of two to four words.
+void BM_MatchName(benchmark::State& st) {
+  static const char* kWords[] = {"Valmorak", "General", "Trading", "Khorvana", "Quorvex", "Shipping", "Golden",
+                                 "Crescent", "Mekong",   "Agro",    "Export",   "Ostrivan", "Impex",   "Narevsk",
+                                 "Zandrek",  "Chemicals", "Textiles", "Pravelo", "Logistics", "Holdings"};
+  std::mt19937 rng(7);
+  auto name = [&] {
+    std::string n;
+    const int words = 2 + static_cast<int>(rng() % 3);
+    for (int i = 0; i < words; ++i) {
+      std::string w = kWords[rng() % std::size(kWords)];
+      w[1 + rng() % (w.size() - 1)] = static_cast<char>('a' + rng() % 26);  // a new party, not a respelling
+      n += (n.empty() ? "" : " ") + w;
+    }
+    return n + " LLC";
+  };
+  decltype(Profile::watchlisted_parties) list;  // the engine's list type
+  while (static_cast<int64_t>(list.size()) < st.range(0)) list.insert(NormaliseName(name()));
+  std::vector<std::string> queries(256);
+  for (auto& q : queries) q = name();
+  size_t i = 0, matches = 0;
+  for (auto _ : st) {
+    auto match = MatchName(queries[i++ % queries.size()], {&list}, 0.88);
+    matches += match.has_value();
+    benchmark::DoNotOptimize(match);
+  }
+  st.counters["matched"] = static_cast<double>(matches) / static_cast<double>(st.iterations());
+}
+BENCHMARK(BM_MatchName)->Arg(20)->Arg(1000)->Arg(10000);
 
 }  // namespace
 }  // namespace boxwatch::operators

@@ -256,7 +256,7 @@ Status ApplyReferenceEntry(ReferenceData* ref, std::string_view key, std::string
   const std::string_view list = key.substr(0, colon);
   const std::string entry(key.substr(colon + 1));
   const bool remove = value.empty();
-  auto apply = [remove](std::unordered_set<std::string>& set, std::string v) {
+  auto apply = [remove](auto& set, std::string v) {
     remove ? (void)set.erase(v) : (void)set.insert(std::move(v));
   };
   if (list == "watchlisted_parties") apply(ref->watchlisted_parties, NormaliseName(entry));

@@ -72,7 +72,7 @@ struct ConsignmentListing {
 // Reference data that changes without a profile release: entries from the
 // boxwatch.reference topic and what inspection outcomes feed back.
 struct ReferenceData {
-  std::unordered_set<std::string> watchlisted_parties;  // NormaliseName form
+  NameList watchlisted_parties;  // NormaliseName form
   std::unordered_set<std::string> watchlisted_vessels;  // IMO numbers
   std::unordered_set<std::string> watchlisted_owner_codes;
   // Parties with a recorded seizure (NormaliseName form) -> each listing,

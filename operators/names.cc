@@ -2,6 +2,8 @@
 
 #include <algorithm>
 #include <cctype>
+#include <cmath>
+#include <cstdlib>
 #include <map>
 #include <set>
 #include <unordered_map>
@@ -184,35 +186,72 @@ double NameSimilarity(std::string_view a, std::string_view b, double at_least) {
   return 1.0 - static_cast<double>(prev[m]) / static_cast<double>(std::max(n, m));
 }
 
-namespace {
-// The keys of list entries, computed once per thread (lists change rarely;
-// bounded so a churning reference list cannot grow it without end).
-const std::string& CachedKey(const std::string& entry) {
-  thread_local std::unordered_map<std::string, std::string> cache;
-  if (cache.size() > 100000) cache.clear();
-  auto it = cache.find(entry);
-  if (it == cache.end()) it = cache.emplace(entry, PartyKey(entry)).first;
-  return it->second;
+NameList::NameList(std::initializer_list<std::string> entries) {
+  for (const std::string& e : entries) insert(e);
 }
-}  // namespace
 
-std::optional<NameMatch> MatchName(std::string_view name,
-                                   const std::vector<const std::unordered_set<std::string>*>& lists,
+NameList::Histogram NameList::HistogramOf(std::string_view key) {
+  Histogram h{};
+  for (const char c : key) {
+    const size_t slot = c >= 'A' && c <= 'Z' ? static_cast<size_t>(c - 'A')
+                        : c >= '0' && c <= '9' ? 26 + static_cast<size_t>(c - '0')
+                        : c == ' '             ? 36
+                                               : 37;
+    if (h[slot] < 255) ++h[slot];
+  }
+  return h;
+}
+
+bool NameList::insert(std::string entry) {
+  if (entries_.count(entry) > 0) return false;
+  std::string key = PartyKey(entry);
+  if (by_key_length_.size() <= key.size()) by_key_length_.resize(key.size() + 1);
+  const Histogram histogram = HistogramOf(key);
+  by_key_length_[key.size()].push_back({std::move(key), entry, histogram});
+  entries_.insert(std::move(entry));
+  return true;
+}
+
+size_t NameList::erase(const std::string& entry) {
+  if (entries_.erase(entry) == 0) return 0;
+  auto& bucket = by_key_length_[PartyKey(entry).size()];
+  bucket.erase(std::find_if(bucket.begin(), bucket.end(), [&](const Keyed& k) { return k.entry == entry; }));
+  return 1;
+}
+
+std::optional<NameMatch> MatchName(std::string_view name, const std::vector<const NameList*>& lists,
                                    double min_similarity) {
   const std::string key = PartyKey(name);
   if (key.empty()) return std::nullopt;
   std::optional<NameMatch> best;
-  for (const auto* list : lists) {
-    for (const auto& entry : *list) {
-      const std::string& entry_key = CachedKey(entry);
+  const double bar = std::min(min_similarity, 1.0);
+  const NameList::Histogram histogram = NameList::HistogramOf(key);
+  for (const NameList* list : lists) {
+    // Key lengths near the name's (the exact test follows): from
+    // len * bar up to len / bar, with a margin for rounding.
+    const size_t lengths = list->by_key_length_.size();
+    const double len = static_cast<double>(key.size());
+    const size_t from = bar > 0 ? static_cast<size_t>(std::max(0.0, std::floor(len * bar) - 1)) : 0;
+    const size_t to = bar > 0 ? static_cast<size_t>(std::min(len / bar + 2, static_cast<double>(lengths))) : lengths;
+    for (size_t length = from; length < std::min(to, lengths); ++length) {
       // Lengths alone bound the similarity: skip what cannot reach the bar.
-      const double len_bound = 1.0 - static_cast<double>(std::max(key.size(), entry_key.size()) -
-                                                         std::min(key.size(), entry_key.size())) /
-                                         static_cast<double>(std::max(key.size(), entry_key.size()));
-      if (len_bound < std::min(min_similarity, 1.0)) continue;
-      const double s = NameSimilarity(key, entry_key, std::min(min_similarity, 1.0));
-      if (s < min_similarity && s < 1) continue;
-      if (!best || s > best->similarity || (s == best->similarity && entry < best->entry)) best = NameMatch{entry, s};
+      const size_t longer = std::max(key.size(), length), shorter = std::min(key.size(), length);
+      const double len_bound = 1.0 - static_cast<double>(longer - shorter) / static_cast<double>(longer);
+      if (len_bound < bar) continue;
+      // The most edits the bar allows at this length (as NameSimilarity
+      // computes it); counts may differ by at most twice that.
+      const size_t max_distance =
+          bar > 0 ? static_cast<size_t>((1.0 - bar) * static_cast<double>(longer) + 1e-9) : longer;
+      for (const auto& [entry_key, entry, entry_histogram] : list->by_key_length_[length]) {
+        size_t differ = 0;
+        for (size_t i = 0; i < histogram.size(); ++i) {
+          differ += static_cast<size_t>(std::abs(int{histogram[i]} - int{entry_histogram[i]}));
+        }
+        if (differ > 2 * max_distance) continue;
+        const double s = NameSimilarity(key, entry_key, bar);
+        if (s < min_similarity && s < 1) continue;
+        if (!best || s > best->similarity || (s == best->similarity && entry < best->entry)) best = NameMatch{entry, s};
+      }
     }
   }
   return best;

@@ -7,6 +7,9 @@
 //
 // PartyKey folds those away; NameSimilarity measures what is left.
 
+#include <array>
+#include <cstdint>
+#include <initializer_list>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -32,11 +35,43 @@ struct NameMatch {
   double similarity = 0;    // of the keys; 1 when they are equal
 };
 
+// A list of party names for screening (a watchlist): the entries as
+// written, each with its PartyKey computed once when it is added, indexed
+// by the key's length (a name can only come near keys of about its own
+// length). Iterates the entries as an unordered_set would.
+class NameList {
+ public:
+  NameList() = default;
+  NameList(std::initializer_list<std::string> entries);
+  bool insert(std::string entry);  // false: already listed
+  size_t erase(const std::string& entry);
+  size_t count(const std::string& entry) const { return entries_.count(entry); }
+  size_t size() const { return entries_.size(); }
+  bool empty() const { return entries_.empty(); }
+  auto begin() const { return entries_.begin(); }
+  auto end() const { return entries_.end(); }
+
+ private:
+  friend std::optional<NameMatch> MatchName(std::string_view, const std::vector<const NameList*>&, double);
+  // How often each letter, digit and space occurs in a key (capped at
+  // 255): an edit changes these counts by at most 2 in all, so a key whose
+  // counts differ from the name's by more than twice the allowed distance
+  // is skipped without computing the distance.
+  using Histogram = std::array<uint8_t, 38>;
+  static Histogram HistogramOf(std::string_view key);
+  struct Keyed {
+    std::string key;
+    std::string entry;
+    Histogram histogram;
+  };
+  std::unordered_set<std::string> entries_;
+  std::vector<std::vector<Keyed>> by_key_length_;  // [key length] -> entries
+};
+
 // The closest entry of `lists` to `name` whose key similarity is at least
 // `min_similarity` (ties: the entry first in sort order), or none.
 // `min_similarity` >= 1 admits equal keys only.
-std::optional<NameMatch> MatchName(std::string_view name,
-                                   const std::vector<const std::unordered_set<std::string>*>& lists,
+std::optional<NameMatch> MatchName(std::string_view name, const std::vector<const NameList*>& lists,
                                    double min_similarity);
 
 }  // namespace boxwatch::operators

@@ -20,6 +20,7 @@
 
 #include "boxwatch/v1/common.pb.h"
 #include "core/result.h"
+#include "operators/names.h"
 
 namespace boxwatch::operators {
 
@@ -188,7 +189,7 @@ struct Profile {
   std::vector<SensitiveHs> goods_weights;
   std::vector<RiskyRouting> risky_routings;
   std::vector<std::string> vague_terms;  // upper-cased
-  std::unordered_set<std::string> watchlisted_parties;  // normalised (NormaliseName)
+  NameList watchlisted_parties;  // normalised (NormaliseName)
   std::unordered_set<std::string> watchlisted_vessels;
   std::unordered_set<std::string> watchlisted_owner_codes;
   // Radiation read against the declared goods: HS prefixes of goods that

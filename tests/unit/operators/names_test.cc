@@ -49,7 +49,7 @@ TEST(NameSimilarity, IsOneForEqualKeysAndFallsWithEdits) {
 }
 
 TEST(MatchName, PicksTheClosestEntryAboveTheBar) {
-  const std::unordered_set<std::string> list = {"VALMORAK GENERAL TRADING LLC", "OSTRIVAN IMPEX"};
+  const NameList list = {"VALMORAK GENERAL TRADING LLC", "OSTRIVAN IMPEX"};
   auto exact = MatchName("Walmorak Gen Trading", {&list}, 0.88);
   ASSERT_TRUE(exact);
   EXPECT_EQ(exact->entry, "VALMORAK GENERAL TRADING LLC");
@@ -60,6 +60,25 @@ TEST(MatchName, PicksTheClosestEntryAboveTheBar) {
   EXPECT_GE(near->similarity, 0.88);
   EXPECT_FALSE(MatchName("Valmorac General Tradeing", {&list}, 1.0)) << "a bar of 1 admits equal keys only";
   EXPECT_FALSE(MatchName("Ostrivan Export", {&list}, 0.88));
+}
+
+TEST(NameList, KeepsItsIndexWithTheEntries) {
+  NameList list = {"OSTRIVAN IMPEX"};
+  EXPECT_TRUE(list.insert("VALMORAK GENERAL TRADING LLC"));
+  EXPECT_FALSE(list.insert("VALMORAK GENERAL TRADING LLC")) << "listed once";
+  EXPECT_EQ(list.size(), 2u);
+  EXPECT_EQ(list.count("OSTRIVAN IMPEX"), 1u);
+  ASSERT_TRUE(MatchName("Walmorak Gen Trading", {&list}, 0.88));
+  EXPECT_EQ(list.erase("VALMORAK GENERAL TRADING LLC"), 1u);
+  EXPECT_EQ(list.erase("VALMORAK GENERAL TRADING LLC"), 0u);
+  EXPECT_FALSE(MatchName("Walmorak Gen Trading", {&list}, 0.88)) << "an erased entry is not screened";
+  ASSERT_TRUE(MatchName("Ostrivan Impex Ltd", {&list}, 1.0));
+  // Two lists: the closer entry wins, whichever list holds it.
+  const NameList other = {"OSTRIVAN IMPEKS"};
+  auto m = MatchName("Ostrivan Impeks", {&list, &other}, 0.8);
+  ASSERT_TRUE(m);
+  EXPECT_EQ(m->entry, "OSTRIVAN IMPEKS");
+  EXPECT_DOUBLE_EQ(m->similarity, 1.0);
 }
 
 TEST(WatchlistIndicator, AnEqualKeyWeighsInFullANearOneByTheFuzzyFactor) {
