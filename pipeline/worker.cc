@@ -263,7 +263,9 @@ Status Worker::Init() {
   // 3. Local state.
   auto store = state::StateStore::Open({.path = config_.state_dir,
                                         .block_cache_bytes = static_cast<size_t>(config_.block_cache_bytes),
-                                        .write_buffer_bytes = static_cast<size_t>(config_.write_buffer_bytes)});
+                                        .write_buffer_bytes = static_cast<size_t>(config_.write_buffer_bytes),
+                                        .commit_overlay_bytes = static_cast<size_t>(config_.commit_overlay_bytes),
+                                        .commit_overlay_commits = static_cast<int>(config_.commit_overlay_commits)});
   if (!store.ok()) return store.error();
   store_ = std::move(store).value();
   async_store_ = std::make_unique<AsyncStoreCommit>();

@@ -74,6 +74,8 @@ const std::vector<Option>& Options() {
       IntOption<&WorkerConfig::max_buffered_records>("max_buffered_records", 2, 10000000),
       IntOption<&WorkerConfig::block_cache_bytes>("block_cache_bytes", 1 << 20, 1LL << 40),
       IntOption<&WorkerConfig::write_buffer_bytes>("write_buffer_bytes", 1 << 20, 1LL << 34),
+      IntOption<&WorkerConfig::commit_overlay_bytes>("commit_overlay_bytes", 0, 1LL << 32),
+      IntOption<&WorkerConfig::commit_overlay_commits>("commit_overlay_commits", 0, 100000),
       IntOption<&WorkerConfig::transaction_timeout_ms>("transaction_timeout_ms", 1000, 900000),
       IntOption<&WorkerConfig::restore_threads>("restore_threads", 1, 64),
       {"processing_guarantee",

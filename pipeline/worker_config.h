@@ -71,6 +71,10 @@ struct WorkerConfig {
   int64_t max_buffered_records = 100000;
   int64_t block_cache_bytes = 64LL << 20;  // RocksDB block cache, bytes
   int64_t write_buffer_bytes = 16LL << 20;  // RocksDB memtable per partition, bytes
+  // Commits gathered in memory per partition before they go to RocksDB
+  // (state::StoreOptions::commit_overlay_bytes), bytes; 0 writes through.
+  int64_t commit_overlay_bytes = 8LL << 20;
+  int64_t commit_overlay_commits = 64;  // and at most this many commits
   int64_t transaction_timeout_ms = 60000;   // Kafka transaction timeout, ms
   // Partitions restored from the changelog side by side (a reader thread
   // each) when several are assigned at once.

@@ -24,6 +24,7 @@
 #include <mutex>
 #include <string_view>
 #include <system_error>
+#include <unordered_map>
 #include <utility>
 
 #include "core/log.h"
@@ -120,12 +121,15 @@ Status ValidateKey(std::string_view key, const std::string& context) {
 class RocksPartitionStore final : public PartitionStore {
  public:
   RocksPartitionStore(rocksdb::DB* db, rocksdb::ColumnFamilyHandle* cf, int32_t partition,
-                      std::string describe, const rocksdb::WriteOptions& write_options)
+                      std::string describe, const rocksdb::WriteOptions& write_options, size_t overlay_bytes,
+                      int overlay_commits)
       : db_(db),
         cf_(cf),
         partition_(partition),
         describe_(std::move(describe)),
-        write_options_(write_options) {}
+        write_options_(write_options),
+        overlay_limit_(write_options.disableWAL && overlay_commits > 1 ? overlay_bytes : 0),
+        overlay_max_commits_(overlay_commits) {}
 
   // Reads the checkpoint and task metadata into memory.
   Status Load() {
@@ -157,6 +161,7 @@ class RocksPartitionStore final : public PartitionStore {
 
   Result<std::optional<std::string>> Get(std::string_view key) const override {
     if (Status v = ValidateKey(key, describe_ + ": get"); !v.ok()) return v.error();
+    if (std::optional<std::optional<std::string>> gathered = Gathered(key)) return *std::move(gathered);
     std::string value;
     rocksdb::Status s = db_->Get(rocksdb::ReadOptions(), cf_, ToSlice(key), &value);
     if (s.IsNotFound()) return std::optional<std::string>();
@@ -167,6 +172,7 @@ class RocksPartitionStore final : public PartitionStore {
   // One batched MultiGet: neighbouring keys share their index and filter
   // look-ups and usually their data block.
   Result<std::vector<std::optional<std::string>>> GetMany(std::span<const std::string> keys) const override {
+    if (overlay_limit_ > 0) return PartitionStore::GetMany(keys);  // one by one, through what is gathered
     std::vector<rocksdb::Slice> slices;
     slices.reserve(keys.size());
     for (const std::string& k : keys) {
@@ -196,9 +202,109 @@ class RocksPartitionStore final : public PartitionStore {
       return InvalidArgument(context + ": changelog offset " +
                              std::to_string(changelog_next_offset) + " is negative");
     }
-    rocksdb::WriteBatch batch;
     for (const WriteView& w : writes) {
       if (Status v = ValidateKey(w.key, context); !v.ok()) return v;
+    }
+    if (overlay_limit_ > 0 && !OverflowsEmptyOverlay(writes)) return Gather(writes, changelog_next_offset, task_meta);
+    if (Status w = WriteThrough(writes, changelog_next_offset, task_meta, context); !w.ok()) return w;
+    std::lock_guard meta_lock(overlay_mutex_);
+    checkpoint_.store(changelog_next_offset);
+    task_meta_.assign(task_meta);
+    return Status::Ok();
+  }
+
+  Status WriteGathered() override { return FlushOverlay(); }
+
+  // Writes what is gathered to RocksDB, in key order, with the checkpoint
+  // and metadata of the last commit gathered. On failure it stays gathered
+  // (under anything gathered since) and the error is returned; the next
+  // commit or flush tries again.
+  Status FlushOverlay() const {
+    std::lock_guard flush_lock(flush_mutex_);
+    std::vector<WriteView> views;
+    int64_t offset = 0;
+    std::string meta;
+    {
+      std::lock_guard lock(overlay_mutex_);
+      if (overlay_.empty() && overlay_commits_ == 0) return Status::Ok();
+      flushing_.swap(overlay_);
+      overlay_bytes_ = 0;
+      overlay_commits_ = 0;
+      offset = checkpoint_.load();
+      meta = task_meta_;
+    }
+    views.reserve(flushing_.size());
+    for (const auto& [key, value] : flushing_) {
+      views.push_back({key, value ? std::optional<std::string_view>(*value) : std::nullopt});
+    }
+    std::sort(views.begin(), views.end(), [](const WriteView& a, const WriteView& b) { return a.key < b.key; });
+    Status s = const_cast<RocksPartitionStore*>(this)->WriteThrough(
+        views, offset, meta, describe_ + ": writing " + std::to_string(views.size()) + " gathered writes");
+    std::lock_guard lock(overlay_mutex_);
+    if (!s.ok()) {
+      for (auto& [key, value] : flushing_) {
+        auto [it, inserted] = overlay_.try_emplace(key, std::move(value));
+        if (inserted) overlay_bytes_ += key.size() + (it->second ? it->second->size() : 0);
+      }
+      ++overlay_commits_;
+    }
+    flushing_.clear();
+    return s;
+  }
+
+ private:
+  // The value gathered for `key` (nullopt inside: deleted), or nullopt when
+  // nothing is gathered for it.
+  std::optional<std::optional<std::string>> Gathered(std::string_view key) const {
+    if (overlay_limit_ == 0) return std::nullopt;
+    std::lock_guard lock(overlay_mutex_);
+    for (const auto* map : {&overlay_, &flushing_}) {
+      if (auto it = map->find(key); it != map->end()) return it->second;
+    }
+    return std::nullopt;
+  }
+
+  // A commit that alone fills the overlay, with nothing gathered before it
+  // (a backlog's large transactions): gathering it would only copy it.
+  bool OverflowsEmptyOverlay(std::span<const WriteView> writes) const {
+    {
+      std::lock_guard lock(overlay_mutex_);
+      if (!overlay_.empty() || overlay_commits_ > 0) return false;
+    }
+    size_t bytes = 0;
+    for (const WriteView& w : writes) bytes += w.key.size() + (w.value ? w.value->size() : 0);
+    return bytes >= overlay_limit_;
+  }
+
+  Status Gather(std::span<const WriteView> writes, int64_t changelog_next_offset, std::string_view task_meta) {
+    {
+      std::lock_guard lock(overlay_mutex_);
+      for (const WriteView& w : writes) {
+        auto [it, inserted] = overlay_.try_emplace(std::string(w.key));
+        if (inserted) {
+          overlay_bytes_ += w.key.size();
+        } else if (it->second) {
+          overlay_bytes_ -= it->second->size();
+        }
+        if (w.value) {
+          it->second.emplace(*w.value);
+          overlay_bytes_ += w.value->size();
+        } else {
+          it->second.reset();
+        }
+      }
+      ++overlay_commits_;
+      checkpoint_.store(changelog_next_offset);
+      task_meta_.assign(task_meta);
+      if (overlay_bytes_ < overlay_limit_ && overlay_commits_ < overlay_max_commits_) return Status::Ok();
+    }
+    return FlushOverlay();
+  }
+
+  Status WriteThrough(std::span<const WriteView> writes, int64_t changelog_next_offset, std::string_view task_meta,
+                      const std::string& context) {
+    rocksdb::WriteBatch batch;
+    for (const WriteView& w : writes) {
       rocksdb::Status s = w.value ? batch.Put(cf_, ToSlice(w.key), ToSlice(*w.value))
                                   : batch.Delete(cf_, ToSlice(w.key));
       if (!s.ok()) return ToError(s, context + ": batching key \"" + std::string(w.key) + "\"");
@@ -208,18 +314,16 @@ class RocksPartitionStore final : public PartitionStore {
     if (s.ok()) s = batch.Put(cf_, ToSlice(kTaskMetaKey), ToSlice(task_meta));
     if (!s.ok()) return ToError(s, context + ": batching the checkpoint");
 
-    // Holding the lock across the write keeps the in-memory checkpoint and
-    // metadata equal to what the last applied batch stored.
     std::lock_guard lock(commit_mutex_);
     s = db_->Write(write_options_, &batch);
     if (!s.ok()) {
       return ToError(s, context + " (changelog offset " + std::to_string(changelog_next_offset) +
                             ")");
     }
-    checkpoint_.store(changelog_next_offset);
-    task_meta_.assign(task_meta);
     return Status::Ok();
   }
+
+ public:
 
   // A run this long goes through a table file; shorter ones through a batch.
   static constexpr size_t kBulkMinWrites = 4096;
@@ -227,6 +331,8 @@ class RocksPartitionStore final : public PartitionStore {
   Status BulkCommit(std::span<const WriteView> writes, int64_t changelog_next_offset,
                     std::string_view task_meta) override {
     if (writes.size() < kBulkMinWrites) return CommitViews(writes, changelog_next_offset, task_meta);
+    // The file's keys are newer than anything gathered: that goes first.
+    if (Status f = FlushOverlay(); !f.ok()) return f;
     const std::string context = describe_ + ": bulk commit of " + std::to_string(writes.size()) + " writes";
     if (changelog_next_offset < 0) {
       return InvalidArgument(context + ": changelog offset " + std::to_string(changelog_next_offset) +
@@ -266,6 +372,7 @@ class RocksPartitionStore final : public PartitionStore {
     if (!s.ok()) return abandon(ToError(s, context + ": adding " + file + " to the store"));
     std::error_code ec;
     std::filesystem::remove(file, ec);  // moved: RocksDB holds its own link
+    std::lock_guard meta_lock(overlay_mutex_);
     checkpoint_.store(changelog_next_offset);
     task_meta_.assign(task_meta);
     return Status::Ok();
@@ -274,12 +381,14 @@ class RocksPartitionStore final : public PartitionStore {
   int64_t ChangelogCheckpoint() const override { return checkpoint_.load(); }
 
   std::string TaskMeta() const override {
-    std::lock_guard lock(commit_mutex_);
+    std::lock_guard lock(overlay_mutex_);
     return task_meta_;
   }
 
   Status ForEach(
       const std::function<bool(std::string_view, std::string_view)>& fn) const override {
+    // A scan reads RocksDB alone: what is gathered goes there first.
+    if (Status f = FlushOverlay(); !f.ok()) return f;
     rocksdb::ReadOptions options;
     options.fill_cache = false;  // a full scan must not evict the working set
     std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(options, cf_));
@@ -304,26 +413,51 @@ class RocksPartitionStore final : public PartitionStore {
   const std::string describe_;
   const rocksdb::WriteOptions write_options_;
 
-  mutable std::mutex commit_mutex_;
+  mutable std::mutex commit_mutex_;  // one RocksDB write at a time
+  // The checkpoint and metadata of the last commit, written through or
+  // gathered (the persisted ones may be older: see commit_overlay_bytes).
   std::atomic<int64_t> checkpoint_{-1};
-  std::string task_meta_;  // guarded by commit_mutex_
+  std::string task_meta_;  // guarded by overlay_mutex_
+
+  // Gathered commits (StoreOptions::commit_overlay_bytes): the latest value
+  // per key (nullopt: deleted) since the last flush, and the ones a flush is
+  // writing, which reads still see until RocksDB has them.
+  const size_t overlay_limit_;  // 0: every commit written through
+  const int overlay_max_commits_;
+  mutable std::mutex overlay_mutex_;
+  mutable std::mutex flush_mutex_;  // one flush at a time
+  using Overlay = std::unordered_map<std::string, std::optional<std::string>, StringViewHash, StringViewEq>;
+  mutable Overlay overlay_;
+  mutable Overlay flushing_;
+  mutable size_t overlay_bytes_ = 0;
+  mutable int overlay_commits_ = 0;
 };
 
 class RocksStateStore final : public StateStore {
  public:
   RocksStateStore(std::string path, std::shared_ptr<rocksdb::Cache> cache,
-                  rocksdb::ColumnFamilyOptions cf_options, rocksdb::WriteOptions write_options)
+                  rocksdb::ColumnFamilyOptions cf_options, rocksdb::WriteOptions write_options,
+                  size_t overlay_bytes, int overlay_commits)
       : path_(std::move(path)),
         cache_(std::move(cache)),
         cf_options_(std::move(cf_options)),
-        write_options_(write_options) {}
+        write_options_(write_options),
+        overlay_bytes_(overlay_bytes),
+        overlay_commits_(overlay_commits) {}
 
   ~RocksStateStore() override {
     if (db_ == nullptr) return;
-    // Without a write-ahead log the memtables are the only copy of the
-    // latest batches on this machine: persist them, so a clean restart
-    // restores nothing from the changelog.
+    // Without a write-ahead log the gathered commits and the memtables are
+    // the only copy of the latest batches on this machine: persist them, so
+    // a clean restart restores nothing from the changelog.
     if (write_options_.disableWAL) {
+      for (const auto& [p, store] : stores_) {
+        if (Status g = store->FlushOverlay(); !g.ok()) {
+          BW_LOG(kWarn, kComponent) << "state store \"" << path_ << "\": writing partition " << p
+                                    << "'s gathered commits at close failed: " << g.message()
+                                    << " (the next start restores them from the changelog)";
+        }
+      }
       rocksdb::FlushOptions flush;
       flush.wait = true;
       rocksdb::Status f = db_->Flush(flush, AllHandles());
@@ -403,7 +537,7 @@ class RocksStateStore final : public StateStore {
       partitions_.emplace(partition, handle);
     }
     auto store = std::make_unique<RocksPartitionStore>(db_.get(), handle, partition, describe,
-                                                       write_options_);
+                                                       write_options_, overlay_bytes_, overlay_commits_);
     if (Status s = store->Load(); !s.ok()) return s.error();
     PartitionStore* raw = store.get();
     stores_.emplace(partition, std::move(store));
@@ -432,6 +566,9 @@ class RocksStateStore final : public StateStore {
 
   Status Flush() override {
     std::lock_guard lock(mutex_);
+    for (const auto& [p, store] : stores_) {
+      if (Status f = store->FlushOverlay(); !f.ok()) return f;
+    }
     rocksdb::FlushOptions options;
     options.wait = true;
     rocksdb::Status s = db_->Flush(options, AllHandles());
@@ -472,6 +609,8 @@ class RocksStateStore final : public StateStore {
   std::map<int32_t, rocksdb::ColumnFamilyHandle*> partitions_;
   std::vector<rocksdb::ColumnFamilyHandle*> other_handles_;  // "default" and foreign ones
   std::map<int32_t, std::unique_ptr<RocksPartitionStore>> stores_;
+  const size_t overlay_bytes_;  // StoreOptions::commit_overlay_bytes
+  const int overlay_commits_;   // StoreOptions::commit_overlay_commits
 };
 
 // Every problem with the options at once, so one restart fixes them all.
@@ -480,6 +619,10 @@ Status ValidateOptions(const StoreOptions& o) {
   if (o.path.empty()) problems.push_back("path is empty: set the state directory");
   if (o.block_cache_bytes == 0) problems.push_back("block_cache_bytes is 0: it must be > 0");
   if (o.write_buffer_bytes == 0) problems.push_back("write_buffer_bytes is 0: it must be > 0");
+  if (o.commit_overlay_commits < 0) {
+    problems.push_back("commit_overlay_commits is " + std::to_string(o.commit_overlay_commits) +
+                       ": it must be >= 0 (0 or 1 writes every commit through)");
+  }
   if (o.max_write_buffers < 1) {
     problems.push_back("max_write_buffers is " + std::to_string(o.max_write_buffers) +
                        ": it must be >= 1");
@@ -653,7 +796,7 @@ Result<std::unique_ptr<StateStore>> StateStore::Open(const StoreOptions& options
   write.disableWAL = !options.write_ahead_log;
 
   auto store = std::make_unique<RocksStateStore>(options.path, std::move(cache), std::move(cf),
-                                                 write);
+                                                 write, options.commit_overlay_bytes, options.commit_overlay_commits);
   if (Status s = store->OpenDb(db); !s.ok()) return s.error();
   return std::unique_ptr<StateStore>(std::move(store));
 }

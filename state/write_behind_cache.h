@@ -323,23 +323,13 @@ class WriteBehindCache {
 
   PartitionStore* store_;
   size_t max_entries_;
-  // Transparent: a look-up by string_view copies no key. (Debian's Abseil
-  // has its own string_view type, which its default string hash takes.)
-  struct KeyHash {
-    using is_transparent = void;
-    size_t operator()(std::string_view key) const { return std::hash<std::string_view>{}(key); }
-  };
-  struct KeyEq {
-    using is_transparent = void;
-    bool operator()(std::string_view a, std::string_view b) const { return a == b; }
-  };
 
   // absl's node map (a look-up is one probe of the control bytes, whose 7-bit
   // hash fragments spare key comparisons, then the node) rather than
   // std::unordered_map (bucket, the node before, the node: a cache miss each
   // once the working set outgrows the CPU caches). String keys look up by
   // string_view without a copy.
-  absl::node_hash_map<std::string, Entry, KeyHash, KeyEq> entries_;
+  absl::node_hash_map<std::string, Entry, StringViewHash, StringViewEq> entries_;
   LruList lru_;
   std::vector<std::pair<const std::string*, Entry*>> dirty_;  // key and entry, in the order they became dirty
   const std::string* last_key_ = nullptr;

@@ -136,6 +136,49 @@ TEST(StateStore, CommitThenReopenReadsBackValuesCheckpointAndMeta) {
   EXPECT_EQ(p->TaskMeta(), "meta-1");
 }
 
+// Gathered commits (StoreOptions::commit_overlay_bytes) read as written
+// through: the latest value per key, deletes, the last checkpoint and
+// metadata, in Get, GetMany and ForEach; and a clean close keeps them.
+TEST(StateStore, GatheredCommitsReadAsWrittenAndSurviveACleanClose) {
+  TempDir dir;
+  {
+    auto store = MustOpen({.path = dir.path(), .commit_overlay_bytes = 1 << 20, .commit_overlay_commits = 1000});
+    ASSERT_NE(store, nullptr);
+    PartitionStore* p = MustPartition(*store, 0);
+    ASSERT_NE(p, nullptr);
+    ASSERT_TRUE(IsOk(p->Commit({{"CSQU3054383", "a1"}, {"MSKU9070323", "b1"}, {"TGHU4765314", "c1"}}, 10, "m1")));
+    ASSERT_TRUE(IsOk(store->Flush()));  // c1 and the others reach RocksDB
+    ASSERT_TRUE(IsOk(p->Commit({{"CSQU3054383", "a2"}, {"TGHU4765314", std::nullopt}}, 11, "m2")));
+    ASSERT_TRUE(IsOk(p->Commit({{"CSQU3054383", "a3"}, {"APLU1234560", "d1"}}, 12, "m3")));
+    EXPECT_EQ(MustGet(*p, "CSQU3054383"), "a3");
+    EXPECT_EQ(MustGet(*p, "MSKU9070323"), "b1");
+    EXPECT_EQ(MustGet(*p, "TGHU4765314"), std::nullopt) << "deleted while gathered, over a stored value";
+    EXPECT_EQ(MustGet(*p, "APLU1234560"), "d1");
+    EXPECT_EQ(p->ChangelogCheckpoint(), 12);
+    EXPECT_EQ(p->TaskMeta(), "m3");
+    auto many = p->GetMany(std::vector<std::string>{"TGHU4765314", "CSQU3054383", "MSKU9070323"});
+    ASSERT_TRUE(IsOk(many));
+    EXPECT_EQ(*many, (std::vector<std::optional<std::string>>{std::nullopt, "a3", "b1"}));
+    std::vector<std::string> seen;
+    ASSERT_TRUE(IsOk(p->ForEach([&](std::string_view k, std::string_view v) {
+      seen.push_back(std::string(k) + "=" + std::string(v));
+      return true;
+    })));
+    EXPECT_EQ(seen, (std::vector<std::string>{"APLU1234560=d1", "CSQU3054383=a3", "MSKU9070323=b1"}));
+    ASSERT_TRUE(IsOk(p->Commit({{"MSKU9070323", "b2"}}, 13, "m4")));  // gathered at close
+  }
+  auto store = MustOpen({.path = dir.path()});
+  ASSERT_NE(store, nullptr);
+  PartitionStore* p = MustPartition(*store, 0);
+  ASSERT_NE(p, nullptr);
+  EXPECT_EQ(MustGet(*p, "CSQU3054383"), "a3");
+  EXPECT_EQ(MustGet(*p, "MSKU9070323"), "b2");
+  EXPECT_EQ(MustGet(*p, "TGHU4765314"), std::nullopt);
+  EXPECT_EQ(MustGet(*p, "APLU1234560"), "d1");
+  EXPECT_EQ(p->ChangelogCheckpoint(), 13);
+  EXPECT_EQ(p->TaskMeta(), "m4");
+}
+
 TEST(StateStore, NewPartitionHasNoCheckpointAndNoMeta) {
   TempDir dir;
   auto store = MustOpen({.path = dir.path()});
@@ -546,9 +589,11 @@ TEST(StateStoreCrashHelper, CommitsUntilKilled) {
                     "runs only when that test spawns it";
   }
   const int progress_fd = std::atoi(fd_text);
-  // Small memtables, so that flushes happen while the child is being killed.
+  // Small memtables and a small overlay of gathered commits, so that both
+  // reach RocksDB and disk while the child is being killed.
   const char* wal = std::getenv(kCrashChildWalEnv);
-  auto store = MustOpen({.path = dir, .write_buffer_bytes = 1 << 20,
+  auto store = MustOpen({.path = dir, .write_buffer_bytes = 1 << 20, .commit_overlay_bytes = 400 << 10,
+                         .commit_overlay_commits = 2,
                          .write_ahead_log = wal != nullptr && std::string(wal) == "1"});
   ASSERT_NE(store, nullptr);
   PartitionStore* p = MustPartition(*store, 0);
@@ -636,7 +681,7 @@ void CrashRounds(bool wal) {
   std::mt19937 random(seed);
   TempDir dir;
   constexpr int kRounds = 10;
-  constexpr int64_t kCommitsPerRound = 40;
+  constexpr int64_t kCommitsPerRound = 80;  // gathered 2 at a time: as many memtables as 40 written through
   int64_t checkpoint = 0;
   int64_t lost = 0;
   for (int round = 0; round < kRounds; ++round) {
