@@ -1,6 +1,7 @@
 #include "pipeline/task_core.h"
 
 #include <algorithm>
+#include <bit>
 #include <charconv>
 #include <cstring>
 #include <variant>
@@ -471,19 +472,29 @@ Status TaskCore::MarkReleased(const std::string& key, bool evaluation_changed) {
   return states_->MarkDirty(key, ContainerStates::kMovement | (evaluation_changed ? ContainerStates::kEvaluation : 0));
 }
 
+namespace {
+// A word read from or written to memory in big-endian byte order.
+uint64_t BigEndian(uint64_t word) {
+  if constexpr (std::endian::native == std::endian::little) return __builtin_bswap64(word);
+  return word;
+}
+}  // namespace
+
 TaskCore::IndexKey TaskCore::IndexKey::Of(std::string_view key) {
   unsigned char bytes[kMaxIndexKey] = {};
   std::memcpy(bytes, key.data(), std::min(key.size(), kMaxIndexKey));
   IndexKey k;
-  for (size_t i = 0; i < 8; ++i) k.hi = (k.hi << 8) | bytes[i];
-  for (size_t i = 8; i < 16; ++i) k.lo = (k.lo << 8) | bytes[i];
+  std::memcpy(&k.hi, bytes, 8);
+  std::memcpy(&k.lo, bytes + 8, 8);
+  k.hi = BigEndian(k.hi);
+  k.lo = BigEndian(k.lo);
   return k;
 }
 
 std::string TaskCore::IndexKey::str() const {
   char bytes[kMaxIndexKey];
-  for (size_t i = 0; i < 8; ++i) bytes[i] = static_cast<char>(hi >> (56 - 8 * i));
-  for (size_t i = 0; i < 8; ++i) bytes[8 + i] = static_cast<char>(lo >> (56 - 8 * i));
+  const uint64_t words[2] = {BigEndian(hi), BigEndian(lo)};
+  std::memcpy(bytes, words, kMaxIndexKey);
   size_t n = kMaxIndexKey;
   while (n > 0 && bytes[n - 1] == '\0') --n;
   return std::string(bytes, n);

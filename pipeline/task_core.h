@@ -267,21 +267,6 @@ class TaskCore {
   size_t containers() const { return containers_; }
   const TaskCounters& counters() const { return counters_; }
 
- private:
-  int64_t OwnBound(const v1::ContainerState& s) const;
-  Status Join(const InputRecord& record, int64_t now_ms, TaskOutput* out);
-  // Adds a record's timestamp to the open block; true when P rose.
-  bool Tick(int64_t timestamp_ms, int64_t now_ms);
-  Status Walk(int64_t now_ms, TaskOutput* out);
-  Status Sweep();
-  bool SweepDue() const;
-  Status ReleaseGated(int64_t now_ms, TaskOutput* out);
-  // Releases `s` to `bound`, sets its due time and the index entry.
-  // Returns whether the evaluation changed what E keeps (RiskEngine::Release).
-  bool Release(const std::string& key, v1::ContainerState& s, int64_t bound, int64_t now_ms, TaskOutput* out);
-  // Marks a released container dirty: its movement part, and its
-  // evaluation part when the release changed it.
-  Status MarkReleased(const std::string& key, bool evaluation_changed);
   // A container's key in the due and gate indexes: its bytes (at most
   // kMaxIndexKey: container numbers have 11) zero-padded into two
   // big-endian words, so that comparing the words orders keys as their
@@ -299,6 +284,21 @@ class TaskCore {
       return H::combine(std::move(h), k.hi, k.lo);
     }
   };
+ private:
+  int64_t OwnBound(const v1::ContainerState& s) const;
+  Status Join(const InputRecord& record, int64_t now_ms, TaskOutput* out);
+  // Adds a record's timestamp to the open block; true when P rose.
+  bool Tick(int64_t timestamp_ms, int64_t now_ms);
+  Status Walk(int64_t now_ms, TaskOutput* out);
+  Status Sweep();
+  bool SweepDue() const;
+  Status ReleaseGated(int64_t now_ms, TaskOutput* out);
+  // Releases `s` to `bound`, sets its due time and the index entry.
+  // Returns whether the evaluation changed what E keeps (RiskEngine::Release).
+  bool Release(const std::string& key, v1::ContainerState& s, int64_t bound, int64_t now_ms, TaskOutput* out);
+  // Marks a released container dirty: its movement part, and its
+  // evaluation part when the release changed it.
+  Status MarkReleased(const std::string& key, bool evaluation_changed);
   void SetDue(const std::string& key, int64_t due_ms);
   void SetDue(IndexKey key, int64_t due_ms);
   // kEndOfTime: not held; `now_ms` is kept while it stays held.

@@ -153,6 +153,27 @@ void ExpectTheSameWhateverTheRestarts(const sim::Traffic& traffic) {
   }
 }
 
+// The indexes order containers by key as strings do (ties between equal
+// due times are walked in that order), and give the key back.
+TEST(TaskCoreIndexKey, OrdersAsTheBytesAndGivesTheKeyBack) {
+  std::mt19937 rng(20261205);
+  SCOPED_TRACE("seed 20261205");
+  auto random_key = [&] {
+    std::string k(1 + rng() % TaskCore::kMaxIndexKey, ' ');
+    for (char& c : k) c = static_cast<char>(1 + rng() % 255);  // any byte but NUL
+    if (rng() % 4 == 0) k = "MSKU" + std::to_string(1000000 + rng() % 9000000);  // container-like, shared prefixes
+    return k;
+  };
+  for (int i = 0; i < 20000; ++i) {
+    const std::string a = random_key(), b = random_key();
+    const auto ka = TaskCore::IndexKey::Of(a), kb = TaskCore::IndexKey::Of(b);
+    EXPECT_EQ(ka < kb, a < b) << a << " / " << b;
+    EXPECT_EQ(ka == kb, a == b) << a << " / " << b;
+    EXPECT_EQ(ka.str(), a);
+  }
+  EXPECT_LT(TaskCore::IndexKey::Of("MSKU123"), TaskCore::IndexKey::Of("MSKU1234")) << "a prefix sorts first";
+}
+
 TEST(TaskCore, ResumingFromCommittedStateAtAnyPointGivesTheSameAlerts) { ExpectTheSameWhateverTheRestarts(Traffic(7, 400)); }
 
 // The same through the worker's state codec: only the parts marked dirty
