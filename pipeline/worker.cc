@@ -556,8 +556,10 @@ void Worker::OnLost(const std::vector<TopicPartition>& partitions) {
 }
 
 void Worker::DropTasks(const std::set<int32_t>& partitions) {
-  // Their batches on the way land first (a failure leaves the checkpoint
-  // where it was: the changelog's tail is restored when they come back).
+  // Their batches on the way land first (a failure leaves the stored
+  // checkpoint where it was, or, with gathered commits, keeps the batch in
+  // memory: either way the store and its checkpoint agree, and the
+  // changelog's tail from that checkpoint is restored when they come back).
   if (Status s = SettleStore(); !s.ok()) {
     BW_LOG(kWarn, kLog) << "storing the last cycle's state: " << s.ToString();
     // Tasks kept would hold clean entries RocksDB never got: recover.

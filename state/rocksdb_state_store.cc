@@ -205,7 +205,16 @@ class RocksPartitionStore final : public PartitionStore {
     for (const WriteView& w : writes) {
       if (Status v = ValidateKey(w.key, context); !v.ok()) return v;
     }
-    if (overlay_limit_ > 0 && !OverflowsEmptyOverlay(writes)) return Gather(writes, changelog_next_offset, task_meta);
+    // A write through waits for a flush under way: its older batch must not
+    // land after this one.
+    std::unique_lock flush_lock(flush_mutex_, std::defer_lock);
+    if (overlay_limit_ > 0) {
+      flush_lock.lock();
+      if (!OverflowsEmptyOverlay(writes)) {
+        flush_lock.unlock();
+        return Gather(writes, changelog_next_offset, task_meta);
+      }
+    }
     if (Status w = WriteThrough(writes, changelog_next_offset, task_meta, context); !w.ok()) return w;
     std::lock_guard meta_lock(overlay_mutex_);
     checkpoint_.store(changelog_next_offset);
@@ -221,6 +230,12 @@ class RocksPartitionStore final : public PartitionStore {
   // commit or flush tries again.
   Status FlushOverlay() const {
     std::lock_guard flush_lock(flush_mutex_);
+    return FlushOverlayHeld();
+  }
+
+ private:
+  // FlushOverlay with flush_mutex_ held.
+  Status FlushOverlayHeld() const {
     std::vector<WriteView> views;
     int64_t offset = 0;
     std::string meta;
@@ -246,13 +261,14 @@ class RocksPartitionStore final : public PartitionStore {
         auto [it, inserted] = overlay_.try_emplace(key, std::move(value));
         if (inserted) overlay_bytes_ += key.size() + (it->second ? it->second->size() : 0);
       }
-      ++overlay_commits_;
+      // The next commit tries again at once (and returns the error while it
+      // persists): a full disk must stop the worker, not wait for 64 more.
+      overlay_commits_ = std::max(overlay_commits_ + 1, overlay_max_commits_);
     }
     flushing_.clear();
     return s;
   }
 
- private:
   // The value gathered for `key` (nullopt inside: deleted), or nullopt when
   // nothing is gathered for it.
   std::optional<std::optional<std::string>> Gathered(std::string_view key) const {
@@ -266,10 +282,11 @@ class RocksPartitionStore final : public PartitionStore {
 
   // A commit that alone fills the overlay, with nothing gathered before it
   // (a backlog's large transactions): gathering it would only copy it.
+  // Called with flush_mutex_ held (nothing is being flushed).
   bool OverflowsEmptyOverlay(std::span<const WriteView> writes) const {
     {
       std::lock_guard lock(overlay_mutex_);
-      if (!overlay_.empty() || overlay_commits_ > 0) return false;
+      if (!overlay_.empty() || !flushing_.empty() || overlay_commits_ > 0) return false;
     }
     size_t bytes = 0;
     for (const WriteView& w : writes) bytes += w.key.size() + (w.value ? w.value->size() : 0);
@@ -331,8 +348,10 @@ class RocksPartitionStore final : public PartitionStore {
   Status BulkCommit(std::span<const WriteView> writes, int64_t changelog_next_offset,
                     std::string_view task_meta) override {
     if (writes.size() < kBulkMinWrites) return CommitViews(writes, changelog_next_offset, task_meta);
-    // The file's keys are newer than anything gathered: that goes first.
-    if (Status f = FlushOverlay(); !f.ok()) return f;
+    // The file's keys are newer than anything gathered: that goes first,
+    // and no flush may land after the file.
+    std::lock_guard flush_lock(flush_mutex_);
+    if (Status f = FlushOverlayHeld(); !f.ok()) return f;
     const std::string context = describe_ + ": bulk commit of " + std::to_string(writes.size()) + " writes";
     if (changelog_next_offset < 0) {
       return InvalidArgument(context + ": changelog offset " + std::to_string(changelog_next_offset) +

@@ -137,7 +137,12 @@ class PartitionStore {
   // with the changelog checkpoint (the next changelog offset these writes
   // reflect, >= 0) and an opaque task-metadata blob, as one atomic batch.
   // Nothing is written when a key is invalid. The checkpoint is stored as
-  // given; the caller keeps it moving forward.
+  // given; the caller keeps it moving forward. With gathered commits
+  // (StoreOptions::commit_overlay_bytes) a commit that triggers the write of
+  // the gathered batch returns that write's error, yet is applied in memory
+  // (reads, the checkpoint and the metadata show it) and stays gathered;
+  // the next commit writes the batch again at once, and repeating the
+  // failed commit is harmless.
   [[nodiscard]] Status Commit(const std::vector<Write>& writes, int64_t changelog_next_offset,
                               std::string_view task_meta);
 
