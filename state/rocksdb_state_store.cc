@@ -172,24 +172,34 @@ class RocksPartitionStore final : public PartitionStore {
   // One batched MultiGet: neighbouring keys share their index and filter
   // look-ups and usually their data block.
   Result<std::vector<std::optional<std::string>>> GetMany(std::span<const std::string> keys) const override {
-    if (overlay_limit_ > 0) return PartitionStore::GetMany(keys);  // one by one, through what is gathered
+    std::vector<std::optional<std::string>> out(keys.size());
+    // Keys gathered in memory are answered from there; the rest in one
+    // MultiGet.
+    std::vector<size_t> stored;
+    stored.reserve(keys.size());
     std::vector<rocksdb::Slice> slices;
     slices.reserve(keys.size());
-    for (const std::string& k : keys) {
-      if (Status v = ValidateKey(k, describe_ + ": get"); !v.ok()) return v.error();
-      slices.push_back(ToSlice(k));
+    for (size_t i = 0; i < keys.size(); ++i) {
+      if (Status v = ValidateKey(keys[i], describe_ + ": get"); !v.ok()) return v.error();
+      if (std::optional<std::optional<std::string>> gathered = Gathered(keys[i])) {
+        out[i] = *std::move(gathered);
+        continue;
+      }
+      stored.push_back(i);
+      slices.push_back(ToSlice(keys[i]));
     }
-    std::vector<rocksdb::PinnableSlice> values(keys.size());
-    std::vector<rocksdb::Status> statuses(keys.size());
+    if (slices.empty()) return out;
+    std::vector<rocksdb::PinnableSlice> values(slices.size());
+    std::vector<rocksdb::Status> statuses(slices.size());
     // RocksDB orders the keys itself (sorted_input false): a caller's order
     // is a hint, not a promise.
-    db_->MultiGet(rocksdb::ReadOptions(), cf_, keys.size(), slices.data(), values.data(), statuses.data(),
+    db_->MultiGet(rocksdb::ReadOptions(), cf_, slices.size(), slices.data(), values.data(), statuses.data(),
                   /*sorted_input=*/false);
-    std::vector<std::optional<std::string>> out(keys.size());
-    for (size_t i = 0; i < keys.size(); ++i) {
-      if (statuses[i].IsNotFound()) continue;
-      if (!statuses[i].ok()) return ToError(statuses[i], describe_ + ": get of key \"" + keys[i] + "\"");
-      out[i] = values[i].ToString();
+    for (size_t j = 0; j < stored.size(); ++j) {
+      if (statuses[j].IsNotFound()) continue;
+      const size_t i = stored[j];
+      if (!statuses[j].ok()) return ToError(statuses[j], describe_ + ": get of key \"" + keys[i] + "\"");
+      out[i] = values[j].ToString();
     }
     return out;
   }
