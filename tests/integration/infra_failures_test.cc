@@ -219,8 +219,13 @@ TEST(StateDisk, AFullStateVolumeStopsProcessingUntilSpaceReturnsAndLosesNothing)
   const AlertDigest expected = ExpectedAlerts(traffic, DefaultProfile(), 2);
   ASSERT_TRUE((*h)->Produce(traffic.records).ok());
   const int64_t total = static_cast<int64_t>(traffic.records.size());
+  // Commits reach RocksDB two at a time (commit_overlay_commits), so the
+  // volume fills while the input is processed, in the write of a gathered
+  // batch; by default this small input would stay gathered in memory until
+  // the end.
   auto worker = (*h)->StartWorker("disk-1", {{"state_dir", volume.path + "/state"},
                                              {"write_buffer_bytes", "1048576"},
+                                             {"commit_overlay_commits", "2"},
                                              {"max_records_per_commit", "500"},
                                              {"backlog_records_per_commit", "500"}});
   ASSERT_TRUE(worker.ok()) << worker.error().message;
