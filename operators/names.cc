@@ -105,6 +105,13 @@ void AppendFoldedWord(std::string_view w, std::string* key) {
   }
 }
 
+// The most edits a pair whose longer key has `longest` characters may need
+// and still reach `at_least` (any number when at_least <= 0): what
+// NameSimilarity bounds its table by and MatchName filters with.
+size_t MaxEdits(double at_least, size_t longest) {
+  return at_least > 0 ? static_cast<size_t>((1.0 - at_least) * static_cast<double>(longest) + 1e-9) : longest;
+}
+
 bool IsAsciiAlnum(unsigned char c) { return (c >= '0' && c <= '9') || (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z'); }
 
 }  // namespace
@@ -142,9 +149,7 @@ double NameSimilarity(std::string_view a, std::string_view b, double at_least) {
   // Optimal string alignment distance (Damerau-Levenshtein without
   // repeated edits of one substring), three rows.
   const size_t n = a.size(), m = b.size();
-  const double longest = static_cast<double>(std::max(n, m));
-  const size_t max_distance =
-      at_least > 0 ? static_cast<size_t>((1.0 - at_least) * longest + 1e-9) : std::max(n, m);
+  const size_t max_distance = MaxEdits(at_least, std::max(n, m));
   // Lengths alone: at least |n - m| edits.
   if ((n > m ? n - m : m - n) > max_distance) return 0;
   // Only cells within max_distance of the diagonal can hold max_distance or
@@ -238,10 +243,8 @@ std::optional<NameMatch> MatchName(std::string_view name, const std::vector<cons
       const size_t longer = std::max(key.size(), length), shorter = std::min(key.size(), length);
       const double len_bound = 1.0 - static_cast<double>(longer - shorter) / static_cast<double>(longer);
       if (len_bound < bar) continue;
-      // The most edits the bar allows at this length (as NameSimilarity
-      // computes it); counts may differ by at most twice that.
-      const size_t max_distance =
-          bar > 0 ? static_cast<size_t>((1.0 - bar) * static_cast<double>(longer) + 1e-9) : longer;
+      // Counts may differ by at most twice the edits the bar allows.
+      const size_t max_distance = MaxEdits(bar, longer);
       for (const auto& [entry_key, entry, entry_histogram] : list->by_key_length_[length]) {
         size_t differ = 0;
         for (size_t i = 0; i < histogram.size(); ++i) {

@@ -26,8 +26,9 @@ std::string PartyKey(std::string_view name);
 
 // 1 - (edit distance with transpositions) / (length of the longer key): 1 for
 // equal keys, lower for more distant ones; 0 when either is empty.
-// With `at_least` > 0, a pair that cannot reach it returns 0 as soon as
-// that is certain (a watchlist scan skips most entries after a few rows).
+// With `at_least` > 0, a pair below it returns 0, computed only in the band
+// of the allowed distance and given up as soon as that is certain (a
+// watchlist scan skips most entries after a few rows).
 double NameSimilarity(std::string_view key_a, std::string_view key_b, double at_least = 0);
 
 struct NameMatch {
