@@ -40,6 +40,7 @@ struct SimulateArgs {
   double spread_hours = 6;
   std::string format = "native";
   std::string model = "field";
+  std::string part = "all";
   KafkaCliOptions kafka;
 };
 
@@ -59,6 +60,9 @@ int RunSimulate(SimulateArgs& a) {
     if (v < 0 || v > 1) problems.push_back(std::string(name) + " must be between 0 and 1");
   if (a.model != "field" && a.model != "lab") problems.push_back("--model must be field or lab, not '" + a.model + "'");
   a.traffic.field = a.model == "field";
+  if (a.part != "all" && a.part != "lead-in" && a.part != "rest") {
+    problems.push_back("--part must be all, lead-in or rest, not '" + a.part + "'");
+  }
   if (a.format != "native" && a.format != "cuscar-n42") {
     problems.push_back("--format must be native or cuscar-n42, not '" + a.format + "'");
   }
@@ -84,6 +88,14 @@ int RunSimulate(SimulateArgs& a) {
   }
   sim::Traffic traffic = auto_start ? sim::GenerateTrafficEndingBefore(&a.traffic, *profile, NowMs())
                                     : sim::GenerateTraffic(a.traffic, *profile);
+  if (a.part != "all") {
+    const size_t lead_in = sim::LeadInEnd(traffic.records);
+    if (a.part == "lead-in") {
+      traffic.records.resize(lead_in);
+    } else {
+      traffic.records.erase(traffic.records.begin(), traffic.records.begin() + static_cast<std::ptrdiff_t>(lead_in));
+    }
+  }
   if (a.format == "cuscar-n42") traffic = sim::InUpstreamFormats(traffic);
   std::map<std::string, size_t> by_scenario;
   for (const auto& [c, s] : traffic.labels) ++by_scenario[sim::ScenarioName(s)];
@@ -273,6 +285,11 @@ void RegisterSimCommands(CLI::App& app) {
   sc->add_option("--model", s->model,
                  "field: devices, officers and trade as in the field (clock skew, store-and-forward, power saving, "
                  "re-seals, honest look-alikes, a trader register); lab: the clean model of earlier releases")
+      ->capture_default_str();
+  sc->add_option("--part", s->part,
+                 "all, lead-in (the records before the first scan, GPS fix or outcome: the trips' manifests and the "
+                 "reference data) or rest (the others): one simulation sent in two steps, e.g. to measure latency "
+                 "in steady traffic after the opening burst of manifests")
       ->capture_default_str();
   sc->add_flag("--bad-records", s->traffic.bad_records, "Add malformed records (one of each dead-letter reason per 500 containers)");
   sc->add_option("--profile", s->profile, "Profile YAML whose geography to use (default: the built-in profile)");

@@ -9,7 +9,8 @@
 //   build/release/bench/task_core_bench --benchmark_filter='/2400/5000'
 //
 // Arguments: containers (about 42 records each), records per commit (5,000
-// is the live cadence at 50 % of the benchmark's rate, 250,000 a drain's).
+// is the live cadence at 50 % of the benchmark's rate, 250,000 a drain's),
+// and 1 for the containers' manifests alone.
 #include <benchmark/benchmark.h>
 
 #include <cstdlib>
@@ -43,9 +44,12 @@ const operators::Profile& Profile() {
 
 // The field model's input records for `containers` boxes (its trader register,
 // on the reference topic, left out: the task reads no reference data here).
-const std::vector<sim::TrafficRecord>& Records(int containers) {
-  static std::map<int, std::vector<sim::TrafficRecord>> made;
-  auto it = made.find(containers);
+// With `manifests_only`, their manifests alone: the opening of a phase of
+// bench/pipeline/run's latency runs, where every box's pre-arrival notice
+// comes before its trip.
+const std::vector<sim::TrafficRecord>& Records(int containers, bool manifests_only) {
+  static std::map<std::pair<int, bool>, std::vector<sim::TrafficRecord>> made;
+  auto it = made.find({containers, manifests_only});
   if (it != made.end()) return it->second;
   sim::TrafficOptions o;
   o.seed = 1;
@@ -53,8 +57,10 @@ const std::vector<sim::TrafficRecord>& Records(int containers) {
   o.start_ms = kStart;
   o.field = true;
   sim::Traffic t = sim::GenerateTraffic(o, Profile());
-  std::erase_if(t.records, [](const sim::TrafficRecord& r) { return pipeline::InputIndex(r.role) < 0; });
-  return made.emplace(containers, std::move(t.records)).first->second;
+  std::erase_if(t.records, [&](const sim::TrafficRecord& r) {
+    return pipeline::InputIndex(r.role) < 0 || (manifests_only && r.role != pipeline::TopicRole::kManifests);
+  });
+  return made.emplace(std::pair{containers, manifests_only}, std::move(t.records)).first->second;
 }
 
 // The worker's state path (pipeline/cache_states.h) over one RocksDB
@@ -81,7 +87,7 @@ class BenchStates final : public pipeline::CacheStates {
 void BM_TaskCore(benchmark::State& st) {
   const int containers = static_cast<int>(st.range(0));
   const int64_t per_commit = st.range(1);
-  const auto& records = Records(containers);
+  const auto& records = Records(containers, st.range(2) != 0);
   operators::ReferenceData ref;
   operators::RiskEngine engine(&Profile(), &ref);
   const pipeline::TaskOptions options = pipeline::TaskOptions::From(pipeline::WorkerConfig{});
@@ -151,8 +157,9 @@ void BM_TaskCore(benchmark::State& st) {
 
 }
 BENCHMARK(BM_TaskCore)
-    ->ArgNames({"containers", "per_commit"})
-    ->ArgsProduct({{2400, 24000}, {5000, 250000}})
+    ->ArgNames({"containers", "per_commit", "manifests_only"})
+    ->ArgsProduct({{2400, 24000}, {5000, 250000}, {0}})
+    ->Args({24000, 5000, 1})
     ->Unit(benchmark::kMillisecond)
     ->Iterations(1);
 

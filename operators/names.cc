@@ -4,6 +4,7 @@
 #include <cctype>
 #include <cmath>
 #include <cstdlib>
+#include <cstring>
 #include <map>
 #include <set>
 #include <unordered_map>
@@ -13,9 +14,8 @@ namespace {
 
 // Legal forms and words that say nothing about who the party is. Sources:
 // the ISO 20275 entity legal forms list's common abbreviations (LLC, LLP,
-// JSC, GmbH, SA, ...), plus the filler words of company names. Sorted: a
-// binary search over views (a std::set of strings made the key of one name
-// cost about 6,000 instructions).
+// JSC, GmbH, SA, ...), plus the filler words of company names. Looked up
+// packed (PackedWord below).
 constexpr std::string_view kDroppedWords[] = {
     "AB",      "AG",     "AND",     "AO",      "AS",          "BHD",  "BV",    "CJSC",  "CO",       "COMPANY",
     "CORP",    "CORPORATION", "DMCC", "FZ",    "FZC",         "FZCO", "FZE",   "GMBH",  "INC",      "INCORPORATED",
@@ -24,8 +24,7 @@ constexpr std::string_view kDroppedWords[] = {
     "PT",      "PTE",    "PUBLIC",  "PVT",     "SA",          "SARL", "SAS",   "SDN",   "SOLE",     "SPA",
     "SRL",     "STOCK",  "TBK",     "THE",     "TOO",         "ZAO"};
 
-// Abbreviations declarants use, to the word they stand for; sorted by the
-// abbreviation.
+// Abbreviations declarants use, to the word they stand for.
 constexpr std::pair<std::string_view, std::string_view> kExpansions[] = {
     {"BROS", "BROTHERS"},     {"CHEM", "CHEMICALS"},      {"CHEMICAL", "CHEMICALS"},   {"DIST", "DISTRIBUTION"},
     {"ENT", "ENTERPRISES"},   {"ENTERPRISE", "ENTERPRISES"}, {"EXP", "EXPORT"},        {"EXPORTS", "EXPORT"},
@@ -36,23 +35,67 @@ constexpr std::pair<std::string_view, std::string_view> kExpansions[] = {
     {"SERV", "SERVICES"},     {"SERVICE", "SERVICES"},    {"SHPG", "SHIPPING"},        {"SVC", "SERVICES"},
     {"SVCS", "SERVICES"},     {"TRAD", "TRADING"},        {"TRANS", "TRANSPORT"},      {"TRDG", "TRADING"}};
 
-constexpr bool SortedWords() {
-  for (size_t i = 1; i < std::size(kDroppedWords); ++i) {
-    if (!(kDroppedWords[i - 1] < kDroppedWords[i])) return false;
+// A word of at most 16 characters as two integers (its bytes, zero-padded):
+// the dropped words and the abbreviations are looked up by these, one
+// integer comparison per step instead of a string comparison.
+struct PackedWord {
+  uint64_t lo = 0, hi = 0;
+  friend bool operator<(const PackedWord& a, const PackedWord& b) { return a.lo != b.lo ? a.lo < b.lo : a.hi < b.hi; }
+  friend bool operator==(const PackedWord&, const PackedWord&) = default;
+};
+constexpr size_t kMaxPackedWord = 16;
+
+PackedWord Pack(std::string_view w) {  // w.size() <= kMaxPackedWord
+  char bytes[kMaxPackedWord] = {};
+  std::memcpy(bytes, w.data(), w.size());
+  PackedWord p;
+  std::memcpy(&p.lo, bytes, 8);
+  std::memcpy(&p.hi, bytes + 8, 8);
+  return p;
+}
+
+// Every word of both lists fits in a PackedWord.
+constexpr bool WordsFit() {
+  for (std::string_view w : kDroppedWords) {
+    if (w.size() > kMaxPackedWord) return false;
   }
-  for (size_t i = 1; i < std::size(kExpansions); ++i) {
-    if (!(kExpansions[i - 1].first < kExpansions[i].first)) return false;
+  for (const auto& [w, x] : kExpansions) {
+    if (w.size() > kMaxPackedWord) return false;
   }
   return true;
 }
-static_assert(SortedWords(), "kDroppedWords and kExpansions must stay sorted for the binary searches");
+static_assert(WordsFit(), "a dropped word or abbreviation is longer than kMaxPackedWord");
 
-bool IsDropped(std::string_view w) { return std::binary_search(std::begin(kDroppedWords), std::end(kDroppedWords), w); }
+// The dropped words and the abbreviations (with the index of their
+// expansion), packed and sorted, once.
+struct WordTables {
+  std::vector<PackedWord> dropped;
+  std::vector<std::pair<PackedWord, size_t>> abbreviations;
+};
+const WordTables& Tables() {
+  static const WordTables tables = [] {
+    WordTables t;
+    for (std::string_view w : kDroppedWords) t.dropped.push_back(Pack(w));
+    std::sort(t.dropped.begin(), t.dropped.end());
+    for (size_t i = 0; i < std::size(kExpansions); ++i) t.abbreviations.emplace_back(Pack(kExpansions[i].first), i);
+    std::sort(t.abbreviations.begin(), t.abbreviations.end());
+    return t;
+  }();
+  return tables;
+}
+
+bool IsDropped(std::string_view w) {
+  if (w.size() > kMaxPackedWord) return false;
+  const auto& d = Tables().dropped;
+  return std::binary_search(d.begin(), d.end(), Pack(w));
+}
 
 std::string_view Expanded(std::string_view w) {
-  const auto* it = std::lower_bound(std::begin(kExpansions), std::end(kExpansions), w,
-                                    [](const auto& e, std::string_view x) { return e.first < x; });
-  return it != std::end(kExpansions) && it->first == w ? it->second : w;
+  if (w.size() > kMaxPackedWord) return w;
+  const auto& a = Tables().abbreviations;
+  const PackedWord p = Pack(w);
+  const auto it = std::lower_bound(a.begin(), a.end(), p, [](const auto& e, const PackedWord& x) { return e.first < x; });
+  return it != a.end() && it->first == p ? kExpansions[it->second].second : w;
 }
 
 // Appends one word's transliteration variants, folded, to `key`: doubled
@@ -118,24 +161,35 @@ bool IsAsciiAlnum(unsigned char c) { return (c >= '0' && c <= '9') || (c >= 'A' 
 
 std::string PartyKey(std::string_view name) {
   std::string key;
-  key.reserve(name.size() + 8);
-  std::string word;
-  word.reserve(32);
+  key.reserve(name.size() + 16);
+  // The word being read, upper case, in a buffer (a longer word, rare,
+  // continues in `long_word`).
+  char buffer[64];
+  size_t n = 0;
+  std::string long_word;
   auto end_word = [&] {
-    if (word.empty() || IsDropped(word)) {
-      word.clear();
-      return;
+    const std::string_view word = long_word.empty() ? std::string_view(buffer, n) : std::string_view(long_word);
+    if (!word.empty() && !IsDropped(word)) {
+      if (!key.empty()) key.push_back(' ');
+      AppendFoldedWord(Expanded(word), &key);
     }
-    if (!key.empty()) key.push_back(' ');
-    AppendFoldedWord(Expanded(word), &key);
-    word.clear();
+    n = 0;
+    long_word.clear();
   };
   for (unsigned char c : name) {
     if (IsAsciiAlnum(c)) {
-      word.push_back(c >= 'a' && c <= 'z' ? static_cast<char>(c - 'a' + 'A') : static_cast<char>(c));
+      const char upper = c >= 'a' && c <= 'z' ? static_cast<char>(c - 'a' + 'A') : static_cast<char>(c);
+      if (!long_word.empty()) {
+        long_word.push_back(upper);
+      } else if (n == sizeof(buffer)) {
+        long_word.assign(buffer, n);
+        long_word.push_back(upper);
+      } else {
+        buffer[n++] = upper;
+      }
     } else if (c == '.' || c == '\'') {
       // "L.L.C." is one word; "O'Brien" too.
-    } else {
+    } else if (n > 0 || !long_word.empty()) {
       end_word();
     }
   }

@@ -969,6 +969,13 @@ Traffic GenerateTrafficEndingBefore(TrafficOptions* options, const operators::Pr
   return GenerateTraffic(*options, profile);
 }
 
+size_t LeadInEnd(const std::vector<TrafficRecord>& records) {
+  for (size_t i = 0; i < records.size(); ++i) {
+    if (records[i].role != pipeline::TopicRole::kManifests && records[i].role != pipeline::TopicRole::kReference) return i;
+  }
+  return records.size();
+}
+
 pipeline::InputRecord AsInputRecord(const TrafficRecord& record) {
   return {.input = pipeline::InputIndex(record.role),
           .key = record.key,

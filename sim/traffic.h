@@ -112,6 +112,10 @@ struct Traffic {
 };
 
 Traffic GenerateTraffic(const TrafficOptions& options, const operators::Profile& profile);
+// Where the lead-in of `records` (in delivery order) ends: the index of the
+// first scan, GPS fix or outcome. A window of trips opens with every trip's
+// pre-arrival manifest (filed days ahead) and the reference data, all at once.
+size_t LeadInEnd(const std::vector<TrafficRecord>& records);
 // A record as a worker task's merge takes it (pipeline::InputMerge), for
 // offline runs; it points into `record`. Only for records of input topics.
 pipeline::InputRecord AsInputRecord(const TrafficRecord& record);

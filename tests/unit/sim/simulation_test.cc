@@ -72,6 +72,23 @@ TEST(Simulation, SameSeedSameRecordsAndEveryScenarioAppears) {
   }
 }
 
+TEST(Simulation, LeadInIsTheManifestsAndReferenceDataBeforeTheFirstTrip) {
+  const auto traffic = GenerateTraffic({.seed = 7, .containers = 300, .field = true}, DefaultProfile());
+  const size_t end = LeadInEnd(traffic.records);
+  ASSERT_LT(end, traffic.records.size());
+  size_t manifests = 0;
+  for (size_t i = 0; i < end; ++i) {
+    const auto role = traffic.records[i].role;
+    ASSERT_TRUE(role == pipeline::TopicRole::kManifests || role == pipeline::TopicRole::kReference) << i;
+    manifests += role == pipeline::TopicRole::kManifests;
+  }
+  EXPECT_NE(traffic.records[end].role, pipeline::TopicRole::kManifests);
+  EXPECT_NE(traffic.records[end].role, pipeline::TopicRole::kReference);
+  // Every trip's first declaration comes before any trip starts.
+  EXPECT_GE(manifests, 300u);
+  EXPECT_EQ(LeadInEnd({}), 0u);
+}
+
 TEST(Simulation, DefaultProfileOnTheDefaultSimulationReachesItsDetectionTargets) {
   const auto profile = DefaultProfile();
   const auto traffic = GenerateTraffic({.seed = 1, .containers = 5000}, profile);
