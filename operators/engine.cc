@@ -510,7 +510,8 @@ JoinResult RiskEngine::ApplyGps(v1::ContainerState& s, const v1::GpsEvent& e, in
     // be compared with is gone.
     return JoinResult::kLate;
   }
-  s.set_container_number(e.container_number());
+  // Compared first: a fix of a known box (nearly every one) copies nothing.
+  if (s.container_number() != e.container_number()) s.set_container_number(e.container_number());
   // A fix older than the fixes read against the declared seals is read
   // with the next evaluation under that declaration (at its own time there
   // may have been no declaration with seals to read it against).
@@ -544,7 +545,7 @@ JoinResult RiskEngine::ApplyGps(v1::ContainerState& s, const v1::GpsEvent& e, in
   if (track->first_fix_ms() == 0 || t < track->first_fix_ms()) track->set_first_fix_ms(t);
   if (t >= track->last_fix_ms()) {
     track->set_last_fix_ms(t);
-    track->set_last_tracker_id(e.tracker_id());
+    if (track->last_tracker_id() != e.tracker_id()) track->set_last_tracker_id(e.tracker_id());
   }
   if (fix.inside && (track->first_corridor_fix_ms() == 0 || t < track->first_corridor_fix_ms())) {
     track->set_first_corridor_fix_ms(t);

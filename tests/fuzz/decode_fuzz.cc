@@ -2,10 +2,13 @@
 // (operators/decode.h), each input message kind in protobuf and in JSON.
 // The first byte picks the kind and encoding; the rest is the value.
 // A protobuf value whose parsed message breaks the schema must be refused
-// for exactly that (the decoders look at the wire bytes first).
+// for exactly that (the decoders look at the wire bytes first), and what
+// the GPS fast path (ParseGpsWire) takes must be what the generic parse
+// makes of the bytes.
 #include <cstddef>
 #include <cstdint>
 #include <cstdlib>
+#include <type_traits>
 #include <variant>
 
 #include "operators/decode.h"
@@ -21,7 +24,16 @@ void Check(const operators::RecordView& r, Decode decode) {
   auto d = decode(r, now, limits);
   if (r.encoding != operators::Encoding::kProtobuf || r.value.size() > limits.max_value_bytes) return;
   T parsed;
-  if (!parsed.ParseFromArray(r.value.data(), static_cast<int>(r.value.size()))) return;
+  const bool parses = parsed.ParseFromArray(r.value.data(), static_cast<int>(r.value.size()));
+  if constexpr (std::is_same_v<T, v1::GpsEvent>) {
+    // The fast path takes only what the generic parse takes alike, schema-clean.
+    v1::GpsEvent fast;
+    if (operators::ParseGpsWire(r.value, &fast) &&
+        (!parses || fast.SerializeAsString() != parsed.SerializeAsString() || operators::SchemaProblem(parsed))) {
+      std::abort();
+    }
+  }
+  if (!parses) return;
   const auto problem = operators::SchemaProblem(parsed);
   if (!problem) return;
   const auto* rejected = std::get_if<operators::Rejection>(&d);

@@ -429,6 +429,90 @@ void ExpectTheWireScanRefusesWhatTheFullCheckRefuses(T valid, Decode decode, con
   EXPECT_GT(refused, 300) << "the cases must reach the schema check";
 }
 
+// Bytes of a GpsEvent with every field set (texts ASCII).
+std::string FullGpsBytes() {
+  v1::GpsEvent e = ValidGps();
+  e.set_heading_deg(271.5);
+  e.set_hdop(0.9);
+  e.set_seal_state(v1::GpsEvent::SEAL_STATE_CLOSED);
+  e.set_seal_number("SX 0042-17");
+  e.set_geofence_transition(v1::GpsEvent::GEOFENCE_TRANSITION_ENTER);
+  e.set_geofence_id("BORDER-TH-LA");
+  return e.SerializeAsString();
+}
+
+TEST(ParseGpsWire, TakesWhatTheGenericParseMakesOfTheUsualFix) {
+  for (const std::string& bytes : {ValidGps().SerializeAsString(), FullGpsBytes(), std::string()}) {
+    v1::GpsEvent fast, generic;
+    ASSERT_TRUE(ParseGpsWire(bytes, &fast));
+    ASSERT_TRUE(generic.ParseFromString(bytes));
+    EXPECT_EQ(fast.SerializeAsString(), generic.SerializeAsString());
+    EXPECT_EQ(fast.has_position(), generic.has_position());
+    EXPECT_EQ(fast.has_heading_deg(), generic.has_heading_deg());
+    EXPECT_EQ(fast.has_battery_pct(), generic.has_battery_pct());
+  }
+  // A field written twice: the last scalar wins, positions merge.
+  v1::GpsEvent first = ValidGps(), second;
+  second.set_speed_kmh(10);
+  second.mutable_position()->set_lon(101.5);
+  const std::string twice = first.SerializeAsString() + second.SerializeAsString();
+  v1::GpsEvent fast, generic;
+  ASSERT_TRUE(ParseGpsWire(twice, &fast));
+  ASSERT_TRUE(generic.ParseFromString(twice));
+  EXPECT_EQ(fast.SerializeAsString(), generic.SerializeAsString());
+  EXPECT_EQ(fast.position().lat(), 13.0833);
+  EXPECT_EQ(fast.position().lon(), 101.5);
+}
+
+TEST(ParseGpsWire, LeavesTheUnusualToTheGenericParseWhichDecodesAsBefore) {
+  v1::GpsEvent accented = ValidGps();
+  accented.set_seal_number("SÉAL-7");  // valid UTF-8, not ASCII
+  v1::GpsEvent negative = ValidGps();
+  negative.set_battery_pct(-1);  // a ten-byte varint
+  std::string unknown = ValidGps().SerializeAsString();
+  unknown += std::string("\xa0\x01\x05", 3);  // field 20, varint 5: a newer producer's field
+  v1::GpsEvent scratch;
+  EXPECT_FALSE(ParseGpsWire(accented.SerializeAsString(), &scratch));
+  EXPECT_FALSE(ParseGpsWire(negative.SerializeAsString(), &scratch));
+  EXPECT_FALSE(ParseGpsWire(unknown, &scratch));
+  auto decoded = DecodeGps({"CSQU3054383", accented.SerializeAsString(), Encoding::kProtobuf}, now, limits);
+  ASSERT_TRUE(std::holds_alternative<v1::GpsEvent>(decoded)) << RejectionOf(decoded).detail;
+  EXPECT_EQ(std::get<v1::GpsEvent>(decoded).seal_number(), "SÉAL-7");
+  EXPECT_TRUE(std::holds_alternative<v1::GpsEvent>(
+      DecodeGps({"CSQU3054383", unknown, Encoding::kProtobuf}, now, limits)));
+  EXPECT_EQ(RejectionOf(DecodeGps({"CSQU3054383", negative.SerializeAsString(), Encoding::kProtobuf}, now, limits))
+                .reason,
+            RejectReason::kInvalidField);
+}
+
+TEST(ParseGpsWire, WhatItTakesFromDamagedBytesTheGenericParseTakesAlike) {
+  const uint32_t seed = std::random_device{}();
+  SCOPED_TRACE("seed " + std::to_string(seed));
+  std::mt19937 rng(seed);
+  const std::string base = FullGpsBytes();
+  int taken = 0;
+  for (int i = 0; i < 200000; ++i) {
+    std::string bytes = base;
+    const int edits = 1 + static_cast<int>(rng() % 3);
+    for (int k = 0; k < edits; ++k) {
+      const size_t at = rng() % bytes.size();
+      switch (rng() % 3) {
+        case 0: bytes[at] = static_cast<char>(rng()); break;
+        case 1: bytes.erase(at, 1 + rng() % 4); break;
+        default: bytes.insert(at, 1, static_cast<char>(rng())); break;
+      }
+      if (bytes.empty()) bytes = base;
+    }
+    v1::GpsEvent fast, generic;
+    if (!ParseGpsWire(bytes, &fast)) continue;
+    ++taken;
+    ASSERT_TRUE(generic.ParseFromString(bytes)) << i;
+    ASSERT_EQ(fast.SerializeAsString(), generic.SerializeAsString()) << i;
+    ASSERT_FALSE(SchemaProblem(generic)) << i;
+  }
+  EXPECT_GT(taken, 1000) << "the damaged inputs should often still be plain fixes";
+}
+
 TEST(DecodeSchema, TheWireScanLetsNothingThroughThatTheFullCheckRefuses) {
   ExpectTheWireScanRefusesWhatTheFullCheckRefuses(ValidManifest(), DecodeManifest, "CSQU3054383");
   ExpectTheWireScanRefusesWhatTheFullCheckRefuses(ValidGps(), DecodeGps, "MSKU1234565");
