@@ -546,9 +546,16 @@ bool ParseGpsWire(std::string_view bytes, v1::GpsEvent* out) {
   auto text = [&](const char*& q, uint32_t number, std::string* field) {
     uint64_t n = 0;
     if (!varint(q, end, &n) || n > static_cast<uint64_t>(end - q) || n > plan.by_number[number].max_bytes) return false;
-    for (const char* c = q; c < q + n; ++c) {
-      if (static_cast<uint8_t>(*c) >= 0x80) return false;
+    // Eight bytes at a time: any byte with its top bit set is not ASCII.
+    uint64_t high = 0;
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+      uint64_t word = 0;
+      std::memcpy(&word, q + i, 8);
+      high |= word;
     }
+    for (; i < n; ++i) high |= static_cast<uint8_t>(q[i]);
+    if ((high & 0x8080808080808080ULL) != 0) return false;
     field->assign(q, n);
     q += n;
     return true;
