@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <chrono>
 #include <fstream>
+#include <set>
 #include <thread>
 
 namespace boxwatch::sim {
@@ -34,6 +35,22 @@ std::string Base64(std::string_view in) {
 Result<size_t> ProduceTraffic(pipeline::KafkaProducer& producer, const pipeline::TopicNames& names,
                               const std::vector<TrafficRecord>& records, const ProduceOptions& o) {
   using Clock = std::chrono::steady_clock;
+  if (o.rate > 0) {
+    // Paced sending starts with the producer ready: connected, and with the
+    // metadata of every topic it sends to. Otherwise the records of its
+    // first second wait in its queue and reach the broker all at once, a
+    // burst at twice the rate that no steady upstream sends.
+    std::set<std::string> topics;
+    for (const auto& r : records) topics.insert(names.Name(r.role));
+    for (const auto& topic : topics) {
+      rd_kafka_topic_t* rkt = rd_kafka_topic_new(producer.handle(), topic.c_str(), nullptr);
+      const rd_kafka_metadata_t* md = nullptr;
+      if (rd_kafka_metadata(producer.handle(), 0, rkt, &md, 10000) == RD_KAFKA_RESP_ERR_NO_ERROR) {
+        rd_kafka_metadata_destroy(md);
+      }
+      rd_kafka_topic_destroy(rkt);
+    }
+  }
   const auto started = Clock::now();
   // Paced in steps of about a millisecond's records: a pause per record
   // (every 20 us at 50,000 records/s) costs more in sleeps and wake-ups
