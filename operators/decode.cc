@@ -521,14 +521,26 @@ Decoded<v1::GpsEvent> DecodeGps(const RecordView& r, ProcessingTimeMs now, const
 bool ParseGpsWire(std::string_view bytes, v1::GpsEvent* out) {
   const char* p = bytes.data();
   const char* const end = p + bytes.size();
-  // Varints of up to nine bytes (63 bits): a negative value takes ten, and
-  // those are left to the generic parse and its messages.
+  // Values: varints of up to nine bytes (63 bits); a negative value takes
+  // ten, and those are left to the generic parse and its messages.
   auto varint = [](const char*& q, const char* stop, uint64_t* v) {
     *v = 0;
     for (int shift = 0; shift < 63 && q < stop; shift += 7) {
       const auto b = static_cast<uint8_t>(*q++);
       *v |= static_cast<uint64_t>(b & 0x7f) << shift;
       if ((b & 0x80) == 0) return true;
+    }
+    return false;
+  };
+  // A length prefix: protobuf reads at most five bytes (the fifth under 8);
+  // four bytes (up to 256 MiB, more than any accepted value) are taken here,
+  // longer ones left to the generic parse.
+  auto length = [](const char*& q, const char* stop, uint64_t* n) {
+    *n = 0;
+    for (int shift = 0; shift < 28 && q < stop; shift += 7) {
+      const auto b = static_cast<uint8_t>(*q++);
+      *n |= static_cast<uint64_t>(b & 0x7f) << shift;
+      if ((b & 0x80) == 0) return *n <= static_cast<uint64_t>(stop - q);
     }
     return false;
   };
@@ -545,7 +557,7 @@ bool ParseGpsWire(std::string_view bytes, v1::GpsEvent* out) {
   static const SchemaPlan& plan = Plans().at(v1::GpsEvent::descriptor());
   auto text = [&](const char*& q, uint32_t number, std::string* field) {
     uint64_t n = 0;
-    if (!varint(q, end, &n) || n > static_cast<uint64_t>(end - q) || n > plan.by_number[number].max_bytes) return false;
+    if (!length(q, end, &n) || n > plan.by_number[number].max_bytes) return false;
     // Eight bytes at a time: any byte with its top bit set is not ASCII.
     uint64_t high = 0;
     size_t i = 0;
@@ -579,7 +591,7 @@ bool ParseGpsWire(std::string_view bytes, v1::GpsEvent* out) {
         g.set_fix_time_ms(static_cast<int64_t>(v));
         break;
       case 5: {  // position: lat (1) and lon (2), fixed64 each; a repeat merges
-        if (wire != 2 || !varint(p, end, &v) || v > static_cast<uint64_t>(end - p)) return false;
+        if (wire != 2 || !length(p, end, &v)) return false;
         const char* const stop = p + v;
         v1::GeoPoint* at = g.mutable_position();
         while (p < stop) {

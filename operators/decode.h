@@ -84,8 +84,8 @@ Decoded<v1::InspectionOutcome> DecodeOutcome(const RecordView& r, ProcessingTime
 // DecodeGpsInto's fast path, public for tests and the fuzz target: reads the
 // protobuf bytes of a GpsEvent straight into `out` (cleared first) when they
 // hold only what the schema declares, each field with its own wire type,
-// ASCII texts within their size, declared enum values and varints of at
-// most nine bytes. False (with `out` unspecified) for anything else, which
+// ASCII texts within their size, declared enum values, varints of at most
+// nine bytes and length prefixes of at most four. False (with `out` unspecified) for anything else, which
 // the generic parse and schema check then decide. True means the message
 // equals what ParseFromArray makes of the bytes and passes the schema check.
 bool ParseGpsWire(std::string_view bytes, v1::GpsEvent* out);

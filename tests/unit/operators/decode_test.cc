@@ -471,7 +471,25 @@ TEST(ParseGpsWire, LeavesTheUnusualToTheGenericParseWhichDecodesAsBefore) {
   negative.set_battery_pct(-1);  // a ten-byte varint
   std::string unknown = ValidGps().SerializeAsString();
   unknown += std::string("\xa0\x01\x05", 3);  // field 20, varint 5: a newer producer's field
-  v1::GpsEvent scratch;
+  // Length prefixes written longer than needed: protobuf takes up to five
+  // bytes (the fifth under 8), so four are the same event and six are not
+  // protobuf at all.
+  const std::string rest = ValidGps().SerializeAsString().substr(13);  // after container_number
+  const std::string padded4 = std::string("\x0a\x8b\x80\x80\x00", 5) + "CSQU3054383" + rest;
+  const std::string padded6 = std::string("\x0a\x8b\x80\x80\x80\x80\x00", 7) + "CSQU3054383" + rest;
+  const std::string empty_id6 = std::string("\x1a\x80\x80\x80\x80\x80\x00", 7) + ValidGps().SerializeAsString();
+  const std::string position6 = ValidGps().SerializeAsString() + std::string("\x2a\x80\x80\x80\x80\x80\x00", 7);
+  v1::GpsEvent scratch, generic;
+  ASSERT_EQ(ValidGps().SerializeAsString().substr(0, 13), std::string("\x0a\x0b") + "CSQU3054383");
+  ASSERT_TRUE(ParseGpsWire(padded4, &scratch));
+  ASSERT_TRUE(generic.ParseFromString(padded4));
+  EXPECT_EQ(scratch.SerializeAsString(), generic.SerializeAsString());
+  for (const std::string& bytes : {padded6, empty_id6, position6}) {
+    EXPECT_FALSE(generic.ParseFromString(bytes));
+    EXPECT_FALSE(ParseGpsWire(bytes, &scratch));
+    EXPECT_EQ(RejectionOf(DecodeGps({"CSQU3054383", bytes, Encoding::kProtobuf}, now, limits)).reason,
+              RejectReason::kUndecodable);
+  }
   EXPECT_FALSE(ParseGpsWire(accented.SerializeAsString(), &scratch));
   EXPECT_FALSE(ParseGpsWire(negative.SerializeAsString(), &scratch));
   EXPECT_FALSE(ParseGpsWire(unknown, &scratch));
