@@ -94,6 +94,18 @@ const std::unordered_map<const Descriptor*, SchemaPlan>& Plans() {
   return plans;
 }
 
+// Reads a varint of at most `max_bytes` bytes at `p` (moved past it);
+// false when the bytes end first or it is longer.
+bool ReadVarint(const char*& p, const char* end, int max_bytes, uint64_t* v) {
+  *v = 0;
+  for (int i = 0, shift = 0; i < max_bytes && p < end; ++i, shift += 7) {
+    const auto b = static_cast<uint8_t>(*p++);
+    *v |= static_cast<uint64_t>(b & 0x7f) << shift;
+    if ((b & 0x80) == 0) return true;
+  }
+  return false;
+}
+
 // Whether the wire bytes of a message with `plan` (parsed without error)
 // hold nothing CheckSchema could refuse: no occurrence of a text field over
 // its size, no enum value its type does not declare, likewise in
@@ -105,15 +117,7 @@ const std::unordered_map<const Descriptor*, SchemaPlan>& Plans() {
 bool WireClean(const char* p, const char* end, const SchemaPlan& plan, int depth) {
   if (depth > 32) return false;
   const std::vector<SchemaPlan::ByNumber>& by_number = plan.by_number;
-  auto varint = [&](uint64_t* v) {
-    *v = 0;
-    for (int shift = 0; shift < 64 && p < end; shift += 7) {
-      const auto b = static_cast<uint8_t>(*p++);
-      *v |= static_cast<uint64_t>(b & 0x7f) << shift;
-      if ((b & 0x80) == 0) return true;
-    }
-    return false;
-  };
+  auto varint = [&](uint64_t* v) { return ReadVarint(p, end, 10, v); };
   auto declared = [](const SchemaPlan::ByNumber& b, uint64_t v) {
     if (v < 64) return (b.declared >> v & 1) != 0;
     return b.field->enum_type()->FindValueByNumber(static_cast<int>(static_cast<int32_t>(v))) != nullptr;
@@ -523,26 +527,12 @@ bool ParseGpsWire(std::string_view bytes, v1::GpsEvent* out) {
   const char* const end = p + bytes.size();
   // Values: varints of up to nine bytes (63 bits); a negative value takes
   // ten, and those are left to the generic parse and its messages.
-  auto varint = [](const char*& q, const char* stop, uint64_t* v) {
-    *v = 0;
-    for (int shift = 0; shift < 63 && q < stop; shift += 7) {
-      const auto b = static_cast<uint8_t>(*q++);
-      *v |= static_cast<uint64_t>(b & 0x7f) << shift;
-      if ((b & 0x80) == 0) return true;
-    }
-    return false;
-  };
+  auto varint = [](const char*& q, const char* stop, uint64_t* v) { return ReadVarint(q, stop, 9, v); };
   // A length prefix: protobuf reads at most five bytes (the fifth under 8);
   // four bytes (up to 256 MiB, more than any accepted value) are taken here,
   // longer ones left to the generic parse.
   auto length = [](const char*& q, const char* stop, uint64_t* n) {
-    *n = 0;
-    for (int shift = 0; shift < 28 && q < stop; shift += 7) {
-      const auto b = static_cast<uint8_t>(*q++);
-      *n |= static_cast<uint64_t>(b & 0x7f) << shift;
-      if ((b & 0x80) == 0) return *n <= static_cast<uint64_t>(stop - q);
-    }
-    return false;
+    return ReadVarint(q, stop, 4, n) && *n <= static_cast<uint64_t>(stop - q);
   };
   auto fixed64 = [](const char*& q, const char* stop, double* v) {
     if (stop - q < 8) return false;
