@@ -160,6 +160,7 @@ BENCHMARK(BM_TaskCore)
     ->ArgNames({"containers", "per_commit", "manifests_only"})
     ->ArgsProduct({{2400, 24000}, {5000, 250000}, {0}})
     ->Args({24000, 5000, 1})
+    ->Args({72000, 250000, 0})
     ->Unit(benchmark::kMillisecond)
     ->Iterations(1);
 

@@ -9,7 +9,7 @@
 #include <tuple>
 
 #include "core/types.h"
-#include "operators/fix_prefetch.h"
+#include "operators/fix_window.h"
 #include "operators/fix_quantum.h"
 #include "operators/geo.h"
 #include "operators/names.h"
@@ -238,7 +238,7 @@ uint64_t StoredEventKey(uint64_t key) {
   return folded == 0 ? 1 : folded;
 }
 
-std::string Position(const v1::GpsPoint& p) { return Num(p.lat(), 4) + "," + Num(p.lon(), 4); }
+std::string Position(const FixRef& p) { return Num(p.lat(), 4) + "," + Num(p.lon(), 4); }
 
 }  // namespace
 
@@ -482,17 +482,18 @@ JoinResult RiskEngine::ApplyScan(v1::ContainerState& s, const v1::ScanResult& e,
 JoinResult RiskEngine::ApplyGps(v1::ContainerState& s, const v1::GpsEvent& e, int64_t watermark) const {
   const int64_t t = e.fix_time_ms();
   auto* track = s.mutable_gps();
-  auto* points = track->mutable_points();
+  MutableFixWindow window(track);
+  const FixWindow points = window.View();
   // The duplicate check, the release and the evaluation read them next.
-  PrefetchFixes(*points, limits_.max_gps_points);
+  points.PrefetchLast(limits_.max_gps_points);
   // Points are ordered by fix time; most fixes arrive in order, so search from the end.
-  int index = points->size();
-  while (index > 0 && points->Get(index - 1).fix_time_ms() > t) --index;
+  int index = points.size();
+  while (index > 0 && points.Get(index - 1).fix_time_ms() > t) --index;
   const std::string_view event_id = Utf8Prefix(e.event_id(), kMaxFixText);
   const uint64_t full_key = event_id.empty() ? 0 : EventKey(event_id);
   const uint64_t event_key = event_id.empty() ? 0 : StoredEventKey(full_key);
-  for (int i = std::max(0, index - 8); i < std::min(points->size(), index + 8); ++i) {
-    const auto& p = points->Get(i);
+  for (int i = std::max(0, index - 8); i < std::min(points.size(), index + 8); ++i) {
+    const FixRef p = points.Get(i);
     // A fix stored before the 32-bit key kept the whole hash; one stored
     // before event_key, the id.
     const bool same = event_id.empty()                 ? p.fix_time_ms() == t
@@ -505,7 +506,7 @@ JoinResult RiskEngine::ApplyGps(v1::ContainerState& s, const v1::GpsEvent& e, in
   // Before the fixes already final (the lateness may have been raised
   // since they were): late.
   if (t < watermark || t < track->final_before_ms()) return JoinResult::kLate;
-  if (index == 0 && t < s.released_before_ms() && points->size() >= limits_.max_gps_points) {
+  if (index == 0 && t < s.released_before_ms() && points.size() >= limits_.max_gps_points) {
     // Older than every fix of a full window of evaluated ones: what it would
     // be compared with is gone.
     return JoinResult::kLate;
@@ -518,29 +519,26 @@ JoinResult RiskEngine::ApplyGps(v1::ContainerState& s, const v1::GpsEvent& e, in
   if (track->seals_checked_through_ms() != 0 && t <= track->seals_checked_through_ms()) {
     track->set_seals_checked_through_ms(t - 1);
   }
-  v1::GpsPoint* p = points->Add();
-  p->set_fix_time_ms(t);
-  // Rounded to the resolutions the state keeps (operators/fix_quantum.h).
-  p->set_lat(Quantize(e.position().lat(), kDegreeScale));
-  p->set_lon(Quantize(e.position().lon(), kDegreeScale));
-  p->set_speed_kmh(Quantize(e.speed_kmh(), kSpeedScale));
-  p->set_seal_state(e.seal_state());
-  // Kept text is bounded per fix, so the window's 64 evaluated plus up to
-  // 256 unevaluated fixes fit the state's GPS reserve whatever the input.
-  // An empty text is left unset: setting it would allocate an empty string.
-  if (!e.seal_number().empty()) p->set_seal_number(std::string(Utf8Prefix(e.seal_number(), kMaxFixText)));
-  p->set_event_key(event_key);
   const LatLon at{e.position().lat(), e.position().lon()};
   const CorridorFix fix = LocateInCorridors(*profile_, at);
-  p->set_outside_corridors(!fix.inside);
-  p->set_corridor_distance_m(Quantize(fix.distance_m, kDistanceScale));
-  p->set_in_stop_zone(ZoneContaining(profile_->stop_zones, at) != nullptr);
-  if (e.geofence_transition() != v1::GpsEvent::GEOFENCE_TRANSITION_NONE &&
-      profile_->IsBorderGeofence(e.geofence_id())) {
-    p->set_border_geofence(std::string(Utf8Prefix(e.geofence_id(), kMaxFixText)));
-    p->set_at_approved_crossing(ZoneContaining(profile_->border_crossings, at) != nullptr);
-  }
-  for (int i = points->size() - 1; i > index; --i) points->SwapElements(i, i - 1);
+  const bool border = e.geofence_transition() != v1::GpsEvent::GEOFENCE_TRANSITION_NONE &&
+                      profile_->IsBorderGeofence(e.geofence_id());
+  FixRecord* p = window.Insert(index);
+  p->fix_time_ms = t;
+  // Rounded to the resolutions the state keeps (operators/fix_quantum.h).
+  p->lat = Quantize(e.position().lat(), kDegreeScale);
+  p->lon = Quantize(e.position().lon(), kDegreeScale);
+  p->speed_kmh = Quantize(e.speed_kmh(), kSpeedScale);
+  p->seal_state = e.seal_state();
+  p->event_key = event_key;
+  p->corridor_distance_m = Quantize(fix.distance_m, kDistanceScale);
+  p->flags = (fix.inside ? 0 : kFixOutsideCorridors) |
+             (ZoneContaining(profile_->stop_zones, at) != nullptr ? kFixInStopZone : 0) |
+             (border && ZoneContaining(profile_->border_crossings, at) != nullptr ? kFixAtApprovedCrossing : 0);
+  // Kept text is bounded per fix, so the window's 64 evaluated plus up to
+  // 256 unevaluated fixes fit the state's GPS reserve whatever the input.
+  window.SetSealNumber(index, Utf8Prefix(e.seal_number(), kMaxFixText));
+  if (border) window.SetBorderGeofence(index, Utf8Prefix(e.geofence_id(), kMaxFixText));
 
   if (track->first_fix_ms() == 0 || t < track->first_fix_ms()) track->set_first_fix_ms(t);
   if (t >= track->last_fix_ms()) {
@@ -757,10 +755,10 @@ bool RiskEngine::Release(v1::ContainerState& s, int64_t bound, int64_t emit_time
   // Capacity release: a container may hold only so many unevaluated fixes
   // and scans; past that its bound moves just beyond the oldest of them.
   // Only its own records decide when.
-  auto fix_time = [](const v1::GpsPoint& p) { return p.fix_time_ms(); };
+  auto fix_time = [](const FixRef& p) { return p.fix_time_ms(); };
   auto scan_time = [](const v1::ScanResult& x) { return x.scanned_at_ms(); };
   for (;;) {
-    const auto& pts = s.gps().points();
+    const FixWindow pts(s.gps());
     const auto& scans = s.scans();
     const int first_fix = FirstAtOrAfter(pts, s.released_before_ms(), fix_time);
     const int first_scan = FirstAtOrAfter(scans, s.released_before_ms(), scan_time);
@@ -787,23 +785,15 @@ int64_t EarliestPending(const v1::ContainerState& s) {
 
 void RiskEngine::Trim(v1::ContainerState& s) const {
   const int64_t bound = s.released_before_ms();
-  auto* pts = s.mutable_gps()->mutable_points();
-  int drop = 0;
-  while (pts->size() - drop > limits_.max_gps_points && pts->Get(drop).fix_time_ms() < bound) ++drop;
-  if (drop > 0) {
-    // A full window drops one fix for each it takes: up to kReusedFixes of
-    // the dropped ones stay allocated, cleared, and the next fixes to join
-    // reuse them (RepeatedPtrField::Add takes a cleared element first) with
-    // their seal-number strings, instead of a free and an allocation per
-    // fix. The window never holds more objects than at its largest.
-    constexpr int kReusedFixes = 4;
-    const int reused = std::min(drop, kReusedFixes);
-    if (drop > reused) pts->DeleteSubrange(0, drop - reused);
-    std::rotate(pts->pointer_begin(), pts->pointer_begin() + reused, pts->pointer_end());
-    for (int i = 0; i < reused; ++i) pts->RemoveLast();
+  {
+    MutableFixWindow window(s.mutable_gps());
+    const FixWindow pts = window.View();
+    int drop = 0;
+    while (pts.size() - drop > limits_.max_gps_points && pts.Get(drop).fix_time_ms() < bound) ++drop;
+    window.EraseFront(drop);
   }
+  int drop = 0;
   auto* scans = s.mutable_scans();
-  drop = 0;
   while (scans->size() - drop > limits_.max_scans && scans->Get(drop).scanned_at_ms() < bound) ++drop;
   if (drop > 0) scans->DeleteSubrange(0, drop);
   // The oldest full manifest version can go once a newer version was in
@@ -1271,12 +1261,12 @@ bool RiskEngine::EvaluateScanFamily(v1::ContainerState& s, int64_t t) const {
 bool RiskEngine::EvaluateGpsFamily(v1::ContainerState& s, int64_t t) const {
   const Profile& p = *profile_;
   const Family F = Family::kGps;
-  const auto& pts = s.gps().points();
+  const FixWindow pts(s.gps());
   int end = pts.size();  // points [0, end) are at or before t
   while (end > 0 && pts.Get(end - 1).fix_time_ms() > t) --end;
   if (end == 0) return false;
   std::vector<v1::FiredIndicator> fired;
-  const v1::GpsPoint& last = pts.Get(end - 1);
+  const FixRef last = pts.Get(end - 1);
   const v1::Manifest* m = ManifestAsOf(s, t);
   // An indicator of this family that fired before stays as it fired
   // (MergeFamily keeps the first evidence): it is not looked at again.
@@ -1297,7 +1287,7 @@ bool RiskEngine::EvaluateGpsFamily(v1::ContainerState& s, int64_t t) const {
       max_dist = std::max(max_dist, pts.Get(end - 1 - run).corridor_distance_m());
       ++run;
     }
-    const v1::GpsPoint& first = pts.Get(end - run);
+    const FixRef first = pts.Get(end - run);
     const double minutes = (last.fix_time_ms() - first.fix_time_ms()) / double(kMinute);
     if (run >= dev.Param("min_points", 3) || (run >= 2 && minutes >= dev.Param("min_minutes", 10))) {
       fired.push_back(Fired(p, IndicatorIndex("gps.route_deviation"), F, t)
@@ -1320,7 +1310,7 @@ bool RiskEngine::EvaluateGpsFamily(v1::ContainerState& s, int64_t t) const {
       if (NormalisesTo(m->consignee().name(), site.party)) premises.push_back(&site);
     }
   }
-  auto at_premises = [&](const v1::GpsPoint& pt) -> const Premises* {
+  auto at_premises = [&](const FixRef& pt) -> const Premises* {
     for (const Premises* site : premises) {
       if (HaversineM({pt.lat(), pt.lon()}, site->at) <= site->radius_m) return site;
     }
@@ -1331,13 +1321,13 @@ bool RiskEngine::EvaluateGpsFamily(v1::ContainerState& s, int64_t t) const {
   // it arrived in time), opening and standing are theirs.
   const IndicatorConfig& breach = p.At(IndicatorIndex("gps.seal_breach"));
   const int64_t inspection_ms = static_cast<int64_t>(breach.Param("inspection_minutes", 120) * kMinute);
-  auto held_by_customs = [&](const v1::GpsPoint& pt) {
+  auto held_by_customs = [&](const FixRef& pt) {
     return std::any_of(s.outcomes().begin(), s.outcomes().end(), [&](const v1::InspectionOutcome& o) {
       return o.seals_applied_size() > 0 && o.seen_after_ms() < t && o.inspected_at_ms() <= pt.fix_time_ms() &&
              pt.fix_time_ms() <= o.inspected_at_ms() + inspection_ms;
     });
   };
-  auto authorised = [&](const v1::GpsPoint& pt) {
+  auto authorised = [&](const FixRef& pt) {
     return pt.in_stop_zone() || at_premises(pt) != nullptr || (s.outcomes_size() > 0 && held_by_customs(pt));
   };
   // The run of stationary fixes ending at the latest one, outside
@@ -1355,16 +1345,16 @@ bool RiskEngine::EvaluateGpsFamily(v1::ContainerState& s, int64_t t) const {
   auto stop_run = [&](double max_speed, bool off_corridor) {
     Stop st;
     while (st.run < end) {
-      const auto& pt = pts.Get(end - 1 - st.run);
+      const FixRef pt = pts.Get(end - 1 - st.run);
       if (pt.speed_kmh() > max_speed || authorised(pt) || (off_corridor && !pt.outside_corridors())) break;
       st.max_off_m = std::max(st.max_off_m, pt.corridor_distance_m());
       ++st.run;
     }
     if (st.run == 0) return st;
-    const v1::GpsPoint& first = pts.Get(end - st.run);
+    const FixRef first = pts.Get(end - st.run);
     st.start_ms = first.fix_time_ms();
     if (end - st.run > 0) {
-      const v1::GpsPoint& prev = pts.Get(end - st.run - 1);
+      const FixRef prev = pts.Get(end - st.run - 1);
       const int64_t gap = first.fix_time_ms() - prev.fix_time_ms();
       if (gap > sparse_gap && prev.speed_kmh() > max_speed && !authorised(prev)) {
         const double metres = HaversineM({prev.lat(), prev.lon()}, {first.lat(), first.lon()});
@@ -1377,7 +1367,7 @@ bool RiskEngine::EvaluateGpsFamily(v1::ContainerState& s, int64_t t) const {
   const double max_stop_speed = stop.Param("max_speed_kmh", 3);
   if (open(IndicatorIndex("gps.unscheduled_stop")) && last.speed_kmh() <= max_stop_speed && !authorised(last)) {
     const Stop st = stop_run(max_stop_speed, false);
-    const v1::GpsPoint& first = pts.Get(end - st.run);
+    const FixRef first = pts.Get(end - st.run);
     const double minutes = (last.fix_time_ms() - st.start_ms) / double(kMinute);
     if (minutes >= stop.Param("min_minutes", 30)) {
       const int offset = UtcOffsetHours(p, m, first.lon());
@@ -1423,7 +1413,7 @@ bool RiskEngine::EvaluateGpsFamily(v1::ContainerState& s, int64_t t) const {
   if (open(IndicatorIndex("gps.off_corridor_stop")) && corridor_since != 0 && corridor_since <= t && last.outside_corridors() &&
       last.speed_kmh() <= off_stop_speed && !authorised(last)) {
     const Stop st = stop_run(off_stop_speed, true);
-    const v1::GpsPoint& first = pts.Get(end - st.run);
+    const FixRef first = pts.Get(end - st.run);
     const double minutes = (last.fix_time_ms() - st.start_ms) / double(kMinute);
     if (minutes >= off_stop.Param("min_minutes", 15)) {
       fired.push_back(Fired(p, IndicatorIndex("gps.off_corridor_stop"), F, t)
@@ -1446,11 +1436,11 @@ bool RiskEngine::EvaluateGpsFamily(v1::ContainerState& s, int64_t t) const {
     const double max_step = drift.Param("max_step_m", 1000);  // more in one step is a jump (gps.route_deviation)
     bool steady = true;
     for (int i = end - drift_points; steady && i < end; ++i) {
-      const auto& pt = pts.Get(i);
+      const FixRef pt = pts.Get(i);
       const double step = i == end - drift_points ? 0 : pt.corridor_distance_m() - pts.Get(i - 1).corridor_distance_m();
       steady = pt.speed_kmh() >= min_speed && pt.corridor_distance_m() >= 0 && step >= -jitter && step <= max_step;
     }
-    const auto& from = pts.Get(end - drift_points);
+    const FixRef from = pts.Get(end - drift_points);
     const double rise = last.corridor_distance_m() - from.corridor_distance_m();
     if (steady && rise >= drift.Param("min_rise_m", 2000)) {
       fired.push_back(Fired(p, IndicatorIndex("gps.corridor_drift"), F, t)
@@ -1476,8 +1466,8 @@ bool RiskEngine::EvaluateGpsFamily(v1::ContainerState& s, int64_t t) const {
   if (open(IndicatorIndex("gps.tracking_gap"))) {
     const double max_gap = gap.Param("max_gap_minutes", 60);
     for (int i = std::max(1, first_new); i < end; ++i) {
-      const auto& a = pts.Get(i - 1);
-      const auto& b = pts.Get(i);
+      const FixRef a = pts.Get(i - 1);
+      const FixRef b = pts.Get(i);
       const double minutes = (b.fix_time_ms() - a.fix_time_ms()) / double(kMinute);
       if (minutes > max_gap && !a.in_stop_zone()) {
         fired.push_back(Fired(p, IndicatorIndex("gps.tracking_gap"), F, t)
@@ -1491,7 +1481,7 @@ bool RiskEngine::EvaluateGpsFamily(v1::ContainerState& s, int64_t t) const {
   }
 
   for (int i = open(IndicatorIndex("gps.seal_breach")) ? first_new : end; i < end; ++i) {
-    const auto& pt = pts.Get(i);
+    const FixRef pt = pts.Get(i);
     if (!authorised(pt) &&
         (pt.seal_state() == v1::GpsEvent::SEAL_STATE_OPENED || pt.seal_state() == v1::GpsEvent::SEAL_STATE_TAMPERED)) {
       const char* state = pt.seal_state() == v1::GpsEvent::SEAL_STATE_OPENED ? "opened" : "tampered";
@@ -1519,11 +1509,11 @@ bool RiskEngine::EvaluateGpsFamily(v1::ContainerState& s, int64_t t) const {
     }
     bool mismatch = false;
     for (int i = from; i < end; ++i) {
-      const auto& pt = pts.Get(i);
+      const FixRef pt = pts.Get(i);
       if (pt.seal_number().empty()) continue;
       // Seal numbers as printed and as read differ in case, spaces and
       // hyphens ("ab-123 456" is seal AB123456).
-      const std::string& read = pt.seal_number();
+      const std::string_view read = pt.seal_number();
       auto same = [&](const std::string& seal) { return seal == read || SameAlnumUpper(seal, read); };
       // A seal customs applied at an inspection before this fix is declared too.
       const bool resealed = std::any_of(s.outcomes().begin(), s.outcomes().end(), [&](const v1::InspectionOutcome& o) {
@@ -1532,9 +1522,9 @@ bool RiskEngine::EvaluateGpsFamily(v1::ContainerState& s, int64_t t) const {
       });
       if (!resealed && std::none_of(m->seal_numbers().begin(), m->seal_numbers().end(), same)) {
         fired.push_back(Fired(p, IndicatorIndex("gps.seal_mismatch"), F, t)
-                            .Summary("Seal " + pt.seal_number() + " read in transit is not on the manifest (" +
+                            .Summary("Seal " + std::string(read) + " read in transit is not on the manifest (" +
                                      m->seal_numbers(0) + ")")
-                            .Evidence("seal_read", pt.seal_number())
+                            .Evidence("seal_read", std::string(read))
                             .Evidence("seal_declared", m->seal_numbers(0))
                             .Take());
         mismatch = true;
@@ -1559,13 +1549,13 @@ bool RiskEngine::EvaluateGpsFamily(v1::ContainerState& s, int64_t t) const {
     // Counts over the window when min_points exceeds 1; at 1, a fix examined
     // before would have fired then, so only the new ones are looked at.
     for (int i = min_points <= 1 ? first_new : 0; i < end; ++i) {
-      const auto& pt = pts.Get(i);
+      const FixRef pt = pts.Get(i);
       if (pt.border_geofence().empty() || pt.at_approved_crossing()) continue;
       if (++count >= min_points) {
         fired.push_back(Fired(p, IndicatorIndex("gps.unapproved_border_crossing"), F, t)
-                            .Summary("Border geofence " + pt.border_geofence() + " crossed away from approved crossings at " +
+                            .Summary("Border geofence " + std::string(pt.border_geofence()) + " crossed away from approved crossings at " +
                                      Position(pt))
-                            .Evidence("geofence", pt.border_geofence())
+                            .Evidence("geofence", std::string(pt.border_geofence()))
                             .Evidence("at", FormatUtc(pt.fix_time_ms()))
                             .Take());
         break;
@@ -1712,11 +1702,11 @@ void RiskEngine::FillContext(const v1::ContainerState& s, int64_t t, v1::AlertCo
   for (size_t k = in_case.size() > static_cast<size_t>(kOutcomes) ? in_case.size() - kOutcomes : 0; k < in_case.size(); ++k) {
     *c.add_outcomes() = s.outcomes(in_case[k]);
   }
-  const auto& points = s.gps().points();
-  const int fixes_to = FirstAtOrAfter(points, t + 1, [](const v1::GpsPoint& x) { return x.fix_time_ms(); });
+  const FixWindow points(s.gps());
+  const int fixes_to = FirstAtOrAfter(points, t + 1, [](const FixRef& x) { return x.fix_time_ms(); });
   double min_lat = 90, max_lat = -90, min_lon = 180, max_lon = -180;
   for (int i = std::max(0, fixes_to - kFixes); i < fixes_to; ++i) {
-    const v1::GpsPoint& g = points[i];
+    const FixRef g = points[i];
     auto* out = c.add_track();
     out->set_fix_time_ms(g.fix_time_ms());
     out->set_lat(g.lat());
@@ -1725,7 +1715,7 @@ void RiskEngine::FillContext(const v1::ContainerState& s, int64_t t, v1::AlertCo
     out->set_outside_corridors(g.outside_corridors());
     out->set_in_stop_zone(g.in_stop_zone());
     out->set_seal_state(g.seal_state());
-    out->set_border_geofence(g.border_geofence());
+    if (!g.border_geofence().empty()) out->set_border_geofence(std::string(g.border_geofence()));
     min_lat = std::min(min_lat, g.lat()), max_lat = std::max(max_lat, g.lat());
     min_lon = std::min(min_lon, g.lon()), max_lon = std::max(max_lon, g.lon());
   }

@@ -5,7 +5,7 @@
 #include <string_view>
 #include <utility>
 
-#include "operators/fix_prefetch.h"
+#include "operators/fix_window.h"
 #include "operators/fix_quantum.h"
 
 namespace boxwatch::pipeline {
@@ -95,7 +95,7 @@ void PutVarint(std::string* out, uint64_t v) {
 }
 uint64_t Zig(uint64_t v) { return (v << 1) ^ (0 - (v >> 63)); }
 uint64_t Unzig(uint64_t v) { return (v >> 1) ^ (0 - (v & 1)); }
-void PutText(std::string* out, const std::string& text) {
+void PutText(std::string* out, std::string_view text) {
   PutVarint(out, text.size());
   out->append(text);
 }
@@ -111,7 +111,7 @@ char* Varint(char* p, uint64_t v) {
 }
 
 // Packs fixes [from, to) of `points`.
-bool PackPoints(const google::protobuf::RepeatedPtrField<v1::GpsPoint>& points, int from, int to, std::string* out) {
+bool PackPoints(const operators::FixWindow& points, int from, int to, std::string* out) {
   using operators::QuantumOf;
   out->clear();
   out->reserve(12 + static_cast<size_t>(to - from) * 20);
@@ -121,15 +121,12 @@ bool PackPoints(const google::protobuf::RepeatedPtrField<v1::GpsPoint>& points, 
   // A fix's numbers go through a buffer on the stack, appended once: at
   // most 6 varints of 10 bytes, the flags and an 8-byte key.
   char buf[6 * 10 + 1 + 8];
-  const std::string* previous_seal = nullptr;  // the last seal number written, if any
-  // Whatever the range: the movement part packs the fixes after its chunks,
-  // and with one fix per container per commit (live traffic) they are cold
-  // when the commit stores them (PackPoints was 4.9 % of a live worker's CPU
-  // while it prefetched only whole windows).
-  operators::PrefetchFixRange(points, from, to);
-  operators::PrefetchSealNumbers(points, from, to);
+  std::string_view previous_seal;  // the last seal number written, if any
+  bool has_previous_seal = false;
+  // The fixes after the chunks are cold when the commit stores them.
+  points.Prefetch(from, to);
   for (int at = from; at < to; ++at) {
-    const v1::GpsPoint& p = points.Get(at);
+    const operators::FixRef p = points.Get(at);
     int64_t lat, lon, speed, distance;
     if (!QuantumOf(p.lat(), operators::kDegreeScale, &lat) || !QuantumOf(p.lon(), operators::kDegreeScale, &lon) ||
         !QuantumOf(p.speed_kmh(), operators::kSpeedScale, &speed) ||
@@ -149,7 +146,7 @@ bool PackPoints(const google::protobuf::RepeatedPtrField<v1::GpsPoint>& points, 
     w = Varint(w, Zig(static_cast<uint64_t>(speed)));
     w = Varint(w, Zig(static_cast<uint64_t>(distance)));
     const uint8_t seal = p.seal_number().empty()                                       ? kSealNone
-                         : previous_seal != nullptr && *previous_seal == p.seal_number() ? kSealAsBefore
+                         : has_previous_seal && previous_seal == p.seal_number() ? kSealAsBefore
                                                                                         : kSealText;
     const bool key32 = p.event_key() != 0 && p.event_key() >> 32 == 0;
     const uint64_t rare = (p.border_geofence().empty() ? 0 : kRareGeofence) |
@@ -165,7 +162,7 @@ bool PackPoints(const google::protobuf::RepeatedPtrField<v1::GpsPoint>& points, 
       for (int i = 0; i < bytes; ++i) *w++ = static_cast<char>(p.event_key() >> (8 * i));
     }
     out->append(buf, static_cast<size_t>(w - buf));
-    if (seal != kSealNone) previous_seal = &p.seal_number();
+    if (seal != kSealNone) previous_seal = p.seal_number(), has_previous_seal = true;
     if (seal == kSealText) PutText(out, p.seal_number());
     if (rare & kRareGeofence) PutText(out, p.border_geofence());
     if (rare & kRareEventId) PutText(out, p.event_id());
@@ -220,15 +217,14 @@ class Reader {
   bool ok_ = true;
 };
 
-bool UnpackPoints(std::string_view bytes, google::protobuf::RepeatedPtrField<v1::GpsPoint>* points) {
+bool UnpackPoints(std::string_view bytes, operators::MutableFixWindow* points) {
   Reader r(bytes);
   const char format = static_cast<char>(r.Byte());
   if (format != kPackedFormat && format != kPackedFormat1) return false;
   const uint64_t n = r.Varint();
   if (!r.ok() || n > r.left() / 6) return false;  // a fix takes at least 6 bytes
-  points->Reserve(static_cast<int>(points->size() + n));
   uint64_t time = 0, lat = 0, lon = 0;
-  const std::string* previous_seal = nullptr;
+  int previous_seal = -1;  // the fix whose seal number was the last one read
   for (uint64_t i = 0; i < n && r.ok(); ++i) {
     const uint64_t t = r.Varint();
     if (format == kPackedFormat1) {
@@ -261,26 +257,28 @@ bool UnpackPoints(std::string_view bytes, google::protobuf::RepeatedPtrField<v1:
       key_bytes = flags & kKey32 ? 4 : rare & kRareKey64 ? 8 : 0;
     }
     if (seal_state > 0x7fffffff) return false;
-    v1::GpsPoint* p = points->Add();
-    p->set_fix_time_ms(static_cast<int64_t>(time));
-    p->set_lat(static_cast<double>(static_cast<int64_t>(lat)) / operators::kDegreeScale);
-    p->set_lon(static_cast<double>(static_cast<int64_t>(lon)) / operators::kDegreeScale);
-    p->set_speed_kmh(static_cast<double>(speed) / operators::kSpeedScale);
-    p->set_corridor_distance_m(static_cast<double>(distance) / operators::kDistanceScale);
-    p->set_outside_corridors(flags & kOutside);
-    p->set_in_stop_zone(flags & kInStopZone);
-    p->set_at_approved_crossing(flags & kApprovedCrossing);
-    p->set_seal_state(static_cast<v1::GpsEvent::SealState>(seal_state));
-    if (key_bytes != 0) p->set_event_key(r.Fixed(static_cast<int>(key_bytes)));
+    const int index = points->size();
+    operators::FixRecord* p = points->Insert(index);
+    p->fix_time_ms = static_cast<int64_t>(time);
+    p->lat = static_cast<double>(static_cast<int64_t>(lat)) / operators::kDegreeScale;
+    p->lon = static_cast<double>(static_cast<int64_t>(lon)) / operators::kDegreeScale;
+    p->speed_kmh = static_cast<double>(speed) / operators::kSpeedScale;
+    p->corridor_distance_m = static_cast<double>(distance) / operators::kDistanceScale;
+    p->flags = (flags & kOutside ? operators::kFixOutsideCorridors : 0) |
+               (flags & kInStopZone ? operators::kFixInStopZone : 0) |
+               (flags & kApprovedCrossing ? operators::kFixAtApprovedCrossing : 0);
+    p->seal_state = static_cast<int32_t>(seal_state);
+    if (key_bytes != 0) p->event_key = r.Fixed(static_cast<int>(key_bytes));
     if (seal == kSealAsBefore) {
-      if (previous_seal == nullptr) return false;  // "as before" with nothing before
-      p->set_seal_number(*previous_seal);
+      if (previous_seal < 0) return false;  // "as before" with nothing before
+      const uint32_t offset = points->At(previous_seal)->seal_number;
+      points->At(index)->seal_number = offset;
     } else if (seal == kSealText) {
-      p->set_seal_number(r.Text());
+      points->SetSealNumber(index, r.Text());
     }
-    if (seal != kSealNone) previous_seal = &p->seal_number();
-    if (rare & kRareGeofence) p->set_border_geofence(r.Text());
-    if (rare & kRareEventId) p->set_event_id(r.Text());
+    if (seal != kSealNone) previous_seal = index;
+    if (rare & kRareGeofence) points->SetBorderGeofence(index, r.Text());
+    if (rare & kRareEventId) points->SetEventId(index, r.Text());
   }
   return r.ok() && r.done();
 }
@@ -293,21 +291,25 @@ namespace {
 // chunks `meta` lists; none when meta is null).
 bool SerializeMovementFrom(v1::ContainerState& s, int from, const ContainerStateCodec::Meta* meta,
                            std::string* out) {
+  // A window built as protobuf points (by hand, not by the engine or a
+  // load) is taken into records first.
+  if (s.has_gps() && s.gps().points_size() > 0) operators::MovePointsToWindow(s.mutable_gps());
   v1::ContainerState m;
   if (s.has_gps()) m.set_allocated_gps(s.release_gps());
-  // The window goes packed; the points are moved aside and back.
-  google::protobuf::RepeatedPtrField<v1::GpsPoint> aside;
-  std::string packed;
-  const int n = m.has_gps() ? m.gps().points_size() : 0;
-  const bool pack = n > from && PackPoints(m.gps().points(), from, n, &packed);
-  const bool moved = pack || from > 0;
-  if (moved) {
-    aside.Swap(m.mutable_gps()->mutable_points());
-    if (pack) {
-      m.mutable_gps()->set_packed_points(std::move(packed));
-    } else {  // off the grid: the fixes not in chunks as protobuf points
-      for (int i = from; i < n; ++i) *m.mutable_gps()->add_points() = aside.Get(i);
+  // The window goes packed (or, off the grid, as protobuf points); the
+  // in-memory records are moved aside and back.
+  std::string fixes_aside, texts_aside;
+  const int n = m.has_gps() ? operators::FixWindow(m.gps()).size() : 0;
+  if (m.has_gps()) {
+    v1::GpsTrack* g = m.mutable_gps();
+    std::string packed;
+    if (n > from && PackPoints(operators::FixWindow(*g), from, n, &packed)) {
+      g->set_packed_points(std::move(packed));
+    } else if (n > from) {
+      operators::ToPoints(*g, from, n, g->mutable_points());
     }
+    g->mutable_live_fixes()->swap(fixes_aside);
+    g->mutable_live_texts()->swap(texts_aside);
   }
   const bool chunked = meta != nullptr && meta->chunk_next > meta->chunk_first;
   if (chunked) {
@@ -328,9 +330,12 @@ bool SerializeMovementFrom(v1::ContainerState& s, int from, const ContainerState
   m.set_evaluation_part_stored(s.evaluation_part_stored());
   out->clear();
   const bool ok = m.SerializeToString(out);
-  if (moved) {
-    m.mutable_gps()->mutable_points()->Swap(&aside);
-    m.mutable_gps()->clear_packed_points();
+  if (m.has_gps()) {
+    v1::GpsTrack* g = m.mutable_gps();
+    g->mutable_live_fixes()->swap(fixes_aside);
+    g->mutable_live_texts()->swap(texts_aside);
+    g->clear_points();
+    g->clear_packed_points();
   }
   if (chunked) {
     v1::GpsTrack* g = m.mutable_gps();
@@ -351,7 +356,7 @@ bool SerializeMovementFrom(v1::ContainerState& s, int from, const ContainerState
 // is not what the chunks say (then the caller stores it whole).
 bool UpdateChunks(std::string_view key, const v1::ContainerState& s, ContainerStateCodec::Meta* meta,
                   std::vector<state::PartitionStore::Write>* out, int* keep_from) {
-  const auto& points = s.gps().points();
+  const operators::FixWindow points(s.gps());
   const int n = points.size();
   int chunked = 0;  // the window's fixes stored in chunks: its first ones
   if (meta->chunk_next > meta->chunk_first) {
@@ -502,7 +507,12 @@ Result<bool> ContainerStateCodec::Load(const state::PartitionStore& store, std::
     track->clear_chunk_next();
     track->clear_chunk_skip();
     track->clear_chunked_through_ms();
-    google::protobuf::RepeatedPtrField<v1::GpsPoint> window;
+    // The window as stored: chunks, then the packed fixes or protobuf points.
+    // (A window of protobuf points alone is what states stored before the
+    // compact encoding hold.)
+    track->clear_live_fixes();
+    track->clear_live_texts();
+    operators::MutableFixWindow window(track);
     const bool chunked = meta->chunk_next > meta->chunk_first;
     if (!chunked) {
       meta->chunk_skip = 0;
@@ -533,18 +543,15 @@ Result<bool> ContainerStateCodec::Load(const state::PartitionStore& store, std::
                                          " bytes) does not decode"};
         }
       }
-      if (meta->chunk_skip > 0) window.DeleteSubrange(0, static_cast<int>(meta->chunk_skip));
+      if (meta->chunk_skip > 0) window.EraseFront(static_cast<int>(meta->chunk_skip));
     }
     if (!track->packed_points().empty() && !UnpackPoints(track->packed_points(), &window)) {
       return Error{Errc::kFatal, "the stored GPS window (" + std::to_string(track->packed_points().size()) +
                                      " bytes) does not decode"};
     }
     track->clear_packed_points();
-    if (chunked || window.size() > 0) {
-      // A window kept as protobuf points (off the grid) follows its chunks.
-      for (auto& p : *track->mutable_points()) *window.Add() = std::move(p);
-      track->mutable_points()->Swap(&window);
-    }
+    // A window kept as protobuf points (off the grid) follows its chunks.
+    operators::MovePointsToWindow(track);
   }
   Shape(*value, meta->shape);
   return true;
@@ -552,6 +559,9 @@ Result<bool> ContainerStateCodec::Load(const state::PartitionStore& store, std::
 
 bool ContainerStateCodec::Save(std::string_view key, v1::ContainerState& value, uint32_t dirty_parts, Meta* meta,
                                std::vector<state::PartitionStore::Write>* out) {
+  // A state put with its window as protobuf points (built by hand, not by
+  // the engine or a load) keeps it as records from here on.
+  if (value.has_gps() && value.gps().points_size() > 0) operators::MovePointsToWindow(value.mutable_gps());
   uint32_t shape[4];
   Shape(value, shape);
   if (!meta->declaration_stored || !std::equal(shape, shape + 4, meta->shape)) {

@@ -7,6 +7,7 @@
 #include <variant>
 
 #include "core/types.h"
+#include "operators/fix_window.h"
 #include "pipeline/worker_config.h"
 
 namespace boxwatch::pipeline {
@@ -18,12 +19,37 @@ namespace {
 // sized for those, each with its texts at the engine's limit). The fixes are
 // moved aside and back.
 size_t SizeWithReserveForFixes(v1::ContainerState& s, int64_t gps_reserve_bytes) {
-  if (!s.has_gps() || s.gps().points_size() == 0) return s.ByteSizeLong();
-  google::protobuf::RepeatedPtrField<v1::GpsPoint> fixes;
-  fixes.Swap(s.mutable_gps()->mutable_points());
+  if (!s.has_gps() || s.gps().live_fixes().empty()) return s.ByteSizeLong();
+  std::string fixes, texts;
+  v1::GpsTrack* g = s.mutable_gps();
+  g->mutable_live_fixes()->swap(fixes);
+  g->mutable_live_texts()->swap(texts);
   const size_t rest = s.ByteSizeLong();
-  fixes.Swap(s.mutable_gps()->mutable_points());
+  g->mutable_live_fixes()->swap(fixes);
+  g->mutable_live_texts()->swap(texts);
   return rest + static_cast<size_t>(gps_reserve_bytes);
+}
+
+// The size of `s` serialised whole with its window as protobuf points (the
+// size the state budget is judged by). The window is converted for the
+// count and back: for the rare state near the budget.
+size_t StateByteSize(v1::ContainerState& s) {
+  if (!s.has_gps() || s.gps().live_fixes().empty()) return s.ByteSizeLong();
+  std::string fixes, texts;
+  v1::GpsTrack* g = s.mutable_gps();
+  g->mutable_live_fixes()->swap(fixes);
+  g->mutable_live_texts()->swap(texts);
+  {
+    v1::GpsTrack window;
+    *window.mutable_live_fixes() = fixes;
+    *window.mutable_live_texts() = texts;
+    operators::ToPoints(window, 0, operators::FixWindow(window).size(), g->mutable_points());
+  }
+  const size_t size = s.ByteSizeLong();
+  g->clear_points();
+  g->mutable_live_fixes()->swap(fixes);
+  g->mutable_live_texts()->swap(texts);
+  return size;
 }
 
 using operators::RejectReason;
@@ -343,10 +369,11 @@ Status TaskCore::Join(const InputRecord& record, int64_t now_ms, TaskOutput* out
     // copy is kept in exactly the cases it was kept in before.
     const operators::EngineLimits& limits = engine_->limits();
     const bool fixes_within_reserve =
-        !state->has_gps() || state->gps().points_size() <= limits.max_gps_points + limits.max_unevaluated_fixes + 1;
+        !state->has_gps() ||
+        operators::FixWindow(state->gps()).size() <= limits.max_gps_points + limits.max_unevaluated_fixes + 1;
     if ((!fixes_within_reserve ||
          static_cast<int64_t>(SizeWithReserveForFixes(*state, options_.gps_reserve_bytes)) > room) &&
-        static_cast<int64_t>(state->ByteSizeLong()) > room) {
+        static_cast<int64_t>(StateByteSize(*state)) > room) {
       before = *state;
     }
   }
@@ -386,8 +413,8 @@ Status TaskCore::Join(const InputRecord& record, int64_t now_ms, TaskOutput* out
   // judged, as they will at the release below.
   if (before && joined == operators::JoinResult::kApplied) engine_->Trim(*state);
   if (before && joined == operators::JoinResult::kApplied &&
-      static_cast<int64_t>(state->ByteSizeLong()) > options_.state_budget_bytes) {
-    const size_t grown = state->ByteSizeLong();
+      static_cast<int64_t>(StateByteSize(*state)) > options_.state_budget_bytes) {
+    const size_t grown = StateByteSize(*state);
     *state = std::move(*before);
     out->rejected = Reject(
         RejectReason::kStateTooLarge,

@@ -6,6 +6,7 @@
 #include <map>
 #include <random>
 
+#include "operators/fix_window.h"
 #include "tests/unit/operators/scenario.h"
 
 namespace boxwatch::operators::testing {
@@ -144,11 +145,11 @@ TEST(Join, GpsWindowDropsOnlyEvaluatedFixesAndStaysOrdered) {
   auto fix = [&](int i) { return s.engine.ApplyGps(s.state, StandingFix(i), 0); };
   // 100 fixes, newest first, none evaluated: all kept, in order.
   for (int i = 199; i >= 100; --i) EXPECT_EQ(fix(i), JoinResult::kApplied);
-  EXPECT_EQ(s.state.gps().points_size(), 100);
+  EXPECT_EQ(FixWindow(s.state.gps()).size(), 100);
   // Released up to fix 180: evaluated fixes beyond the 64-fix window go,
   // the 19 unevaluated ones stay whatever the count.
   s.engine.Release(s.state, kDay + 180 * kMin + 1, 0, &s.alerts);
-  const auto& pts = s.state.gps().points();
+  const FixWindow pts(s.state.gps());
   ASSERT_EQ(pts.size(), 64);
   for (int i = 1; i < pts.size(); ++i) EXPECT_LT(pts[i - 1].fix_time_ms(), pts[i].fix_time_ms());
   EXPECT_EQ(pts[0].fix_time_ms(), kDay + 136 * kMin);
@@ -173,13 +174,13 @@ TEST(Join, AFixBeforeTheFinalFixesIsLateWhateverTheWatermarkSays) {
   inside.set_event_id("inside");
   inside.set_fix_time_ms(kDay + 14 * kMin + 30000);
   EXPECT_EQ(s.engine.ApplyGps(s.state, inside, 0), JoinResult::kLate);
-  EXPECT_EQ(s.state.gps().points_size(), 10);
+  EXPECT_EQ(FixWindow(s.state.gps()).size(), 10);
   // At or after it: joined, in order.
   v1::GpsEvent between = StandingFix(15);
   between.set_event_id("between");
   between.set_fix_time_ms(kDay + 15 * kMin + 30000);
   EXPECT_EQ(s.engine.ApplyGps(s.state, between, 0), JoinResult::kApplied);
-  EXPECT_EQ(s.state.gps().points(6).fix_time_ms(), kDay + 15 * kMin + 30000);
+  EXPECT_EQ(FixWindow(s.state.gps()).Get(6).fix_time_ms(), kDay + 15 * kMin + 30000);
 }
 
 TEST(Join, AnAnalystVerdictAnHourAfterItsScanIsJoinedAndEvaluated) {

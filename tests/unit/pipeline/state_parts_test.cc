@@ -9,6 +9,7 @@
 
 #include "boxwatch/v1/state.pb.h"
 #include "operators/fix_quantum.h"
+#include "operators/fix_window.h"
 #include "state/write_behind_cache.h"
 #include "tests/support/map_partition.h"
 
@@ -19,6 +20,22 @@ using testing::MapPartition;
 
 using Cache = state::WriteBehindCache<v1::ContainerState, ContainerStateCodec>;
 constexpr char kBox[] = "CSQU3054383";
+
+// A state's bytes with its window as protobuf points, however it is held
+// (records in memory after a load or a save, points as built here): what
+// two states are compared by.
+std::string Canonical(const v1::ContainerState& state) {
+  if (!state.has_gps() || state.gps().live_fixes().empty()) return state.SerializeAsString();
+  v1::ContainerState s = state;
+  v1::GpsTrack* g = s.mutable_gps();
+  google::protobuf::RepeatedPtrField<v1::GpsPoint> window;
+  operators::ToPoints(*g, 0, operators::FixWindow(*g).size(), &window);
+  g->clear_live_fixes();
+  g->clear_live_texts();
+  for (auto& p : *g->mutable_points()) *window.Add() = std::move(p);
+  g->mutable_points()->Swap(&window);
+  return s.SerializeAsString();
+}
 
 // Every field of ContainerState set.
 v1::ContainerState FullState() {
@@ -55,7 +72,7 @@ TEST(StateParts, EveryFieldIsInExactlyOnePartAndThePartsJoinToTheWhole) {
   // Off the grid: the window is stored as protobuf points, so the raw parts
   // join by merging (a packed window is unpacked by the codec: tests below).
   s.mutable_gps()->mutable_points(0)->set_lat(0.123456789);
-  const std::string whole = s.SerializeAsString();
+  const std::string whole = Canonical(s);
   // Every field but the one only stored movement parts hold.
   const size_t fields = static_cast<size_t>(v1::ContainerState::descriptor()->field_count()) - 1;
   ASSERT_EQ(FieldsSet(s).size(), fields) << "FullState must set every field, a new one included";
@@ -64,7 +81,7 @@ TEST(StateParts, EveryFieldIsInExactlyOnePartAndThePartsJoinToTheWhole) {
   ASSERT_TRUE(SerializeMovement(s, &m));
   ASSERT_TRUE(SerializeDeclaration(s, &d));
   ASSERT_TRUE(SerializeEvaluation(s, &e));
-  EXPECT_EQ(s.SerializeAsString(), whole) << "serialising a part leaves the state as it was";
+  EXPECT_EQ(Canonical(s), whole) << "serialising a part leaves the state as it was";
   v1::ContainerState pm, pd, pe;
   ASSERT_TRUE(pm.ParseFromString(m));
   ASSERT_TRUE(pd.ParseFromString(d));
@@ -79,7 +96,7 @@ TEST(StateParts, EveryFieldIsInExactlyOnePartAndThePartsJoinToTheWhole) {
   v1::ContainerState joined = pd;
   ASSERT_TRUE(joined.MergeFromString(m));
   ASSERT_TRUE(joined.MergeFromString(e));
-  EXPECT_EQ(joined.SerializeAsString(), whole);
+  EXPECT_EQ(Canonical(joined), whole);
 }
 
 std::vector<std::string> Keys(const std::vector<state::PartitionStore::Write>& writes) {
@@ -93,7 +110,7 @@ std::string ListingEvaluation(const std::string& m) {
   v1::ContainerState parsed;
   EXPECT_TRUE(parsed.ParseFromString(m));
   parsed.set_evaluation_part_stored(true);
-  return parsed.SerializeAsString();
+  return Canonical(parsed);
 }
 
 TEST(StateParts, AFixRewritesOnlyTheMovementPartUnlessItsReleaseChangedTheDeclaration) {
@@ -110,7 +127,7 @@ TEST(StateParts, AFixRewritesOnlyTheMovementPartUnlessItsReleaseChangedTheDeclar
   Cache cache(&store);
   auto s = cache.Get(kBox);
   ASSERT_TRUE(s.ok() && *s != nullptr);
-  EXPECT_EQ((*s)->SerializeAsString(), FullState().SerializeAsString()) << "both parts load as one state";
+  EXPECT_EQ(Canonical(**s), Canonical(FullState())) << "both parts load as one state";
 
   // A fix: movement only.
   (*s)->mutable_gps()->add_points()->set_fix_time_ms(1794971000000);
@@ -138,11 +155,11 @@ TEST(StateParts, AFixRewritesOnlyTheMovementPartUnlessItsReleaseChangedTheDeclar
   EXPECT_EQ(Keys(*writes), (std::vector<std::string>{kBox, d_key}));
   ASSERT_TRUE(store.Commit(*writes, 5, "").ok());
 
-  const std::string expected = (*s)->SerializeAsString();
+  const std::string expected = Canonical(**s);
   Cache reread(&store);
   auto again = reread.Get(kBox);
   ASSERT_TRUE(again.ok() && *again != nullptr);
-  EXPECT_EQ((*again)->SerializeAsString(), expected);
+  EXPECT_EQ(Canonical(**again), expected);
 
   // Expiry deletes both parts.
   cache.Erase(kBox);
@@ -218,7 +235,7 @@ TEST(StateParts, TheEvaluationPartIsWrittenWhenItChangesAndDeletedWhenEmpty) {
   Cache reread(&store);
   auto loaded = reread.Get(kBox);
   ASSERT_TRUE(loaded.ok() && *loaded != nullptr);
-  EXPECT_EQ((*loaded)->SerializeAsString(), live->SerializeAsString());
+  EXPECT_EQ(Canonical(**loaded), Canonical(*live));
 }
 
 TEST(StateParts, ASaveNotToldTheEvaluationMayHaveChangedDoesNotLookAtIt) {
@@ -267,13 +284,13 @@ TEST(StateParts, AMovementPartHoldingTheEvaluationLoadsWithItAndItsNextWriteMove
   std::string stale_e;
   ASSERT_TRUE(SerializeEvaluation(stale, &stale_e));
   MapPartition store;
-  store.values[kBox] = old_m.SerializeAsString();
+  store.values[kBox] = Canonical(old_m);
   store.values[std::string(kBox) + "#d"] = d;
   store.values[std::string(kBox) + "#e"] = stale_e;
   Cache cache(&store);
   auto got = cache.Get(kBox);
   ASSERT_TRUE(got.ok() && *got != nullptr) << (got.ok() ? "none" : got.error().message);
-  EXPECT_EQ((*got)->SerializeAsString(), s.SerializeAsString());
+  EXPECT_EQ(Canonical(**got), Canonical(s));
   ASSERT_TRUE(cache.MarkDirty(kBox, kMovementPart).ok());
   auto writes = cache.TakeDirty();
   ASSERT_TRUE(writes.ok());
@@ -283,16 +300,16 @@ TEST(StateParts, AMovementPartHoldingTheEvaluationLoadsWithItAndItsNextWriteMove
   Cache reread(&store);
   auto again = reread.Get(kBox);
   ASSERT_TRUE(again.ok() && *again != nullptr);
-  EXPECT_EQ((*again)->SerializeAsString(), s.SerializeAsString());
+  EXPECT_EQ(Canonical(**again), Canonical(s));
 }
 
 TEST(StateParts, AFormat1StateLoadsWholeAndItsFirstWriteStoresTheParts) {
   MapPartition store;
-  store.values[kBox] = FullState().SerializeAsString();  // an older worker's value
+  store.values[kBox] = Canonical(FullState());  // an older worker's value
   Cache cache(&store);
   auto s = cache.Get(kBox);
   ASSERT_TRUE(s.ok() && *s != nullptr);
-  EXPECT_EQ((*s)->SerializeAsString(), FullState().SerializeAsString());
+  EXPECT_EQ(Canonical(**s), Canonical(FullState()));
   (*s)->set_progress_ms((*s)->progress_ms() + 1);
   ASSERT_TRUE(cache.MarkDirty(kBox, kMovementPart).ok());
   auto writes = cache.TakeDirty();
@@ -302,7 +319,7 @@ TEST(StateParts, AFormat1StateLoadsWholeAndItsFirstWriteStoresTheParts) {
   Cache reread(&store);
   auto again = reread.Get(kBox);
   ASSERT_TRUE(again.ok() && *again != nullptr);
-  EXPECT_EQ((*again)->SerializeAsString(), (*s)->SerializeAsString());
+  EXPECT_EQ(Canonical(**again), Canonical(**s));
   EXPECT_LT(store.values[kBox].size(), FullState().ByteSizeLong()) << "the movement part no longer holds the rest";
 }
 
@@ -313,11 +330,11 @@ TEST(StateParts, AWholeValueBesideAStaleDeclarationPartIsTheStateAndItsNextWrite
   std::string d;
   ASSERT_TRUE(SerializeDeclaration(stale, &d));
   store.values[std::string(kBox) + "#d"] = d;
-  store.values[kBox] = FullState().SerializeAsString();  // written whole after it, by an older worker
+  store.values[kBox] = Canonical(FullState());  // written whole after it, by an older worker
   Cache cache(&store);
   auto s = cache.Get(kBox);
   ASSERT_TRUE(s.ok() && *s != nullptr);
-  EXPECT_EQ((*s)->SerializeAsString(), FullState().SerializeAsString()) << "the stale part is not merged in";
+  EXPECT_EQ(Canonical(**s), Canonical(FullState())) << "the stale part is not merged in";
   ASSERT_TRUE(cache.MarkDirty(kBox, kMovementPart).ok());
   auto writes = cache.TakeDirty();
   ASSERT_TRUE(writes.ok());
@@ -373,10 +390,10 @@ TEST(StateParts, TheGpsWindowIsStoredPackedAndLoadsBackExactly) {
   ASSERT_EQ(v1::GpsPoint::descriptor()->field_count(), 13)
       << "a new GpsPoint field must be added to the packed encoding (pipeline/state_parts.cc)";
   v1::ContainerState s = WithWindow(64);
-  const std::string whole = s.SerializeAsString();
+  const std::string whole = Canonical(s);
   std::string m;
   ASSERT_TRUE(SerializeMovement(s, &m));
-  EXPECT_EQ(s.SerializeAsString(), whole);
+  EXPECT_EQ(Canonical(s), whole);
   v1::ContainerState stored;
   ASSERT_TRUE(stored.ParseFromString(m));
   EXPECT_EQ(stored.gps().points_size(), 0);
@@ -384,8 +401,8 @@ TEST(StateParts, TheGpsWindowIsStoredPackedAndLoadsBackExactly) {
   std::string unpacked_size;
   {
     v1::ContainerState plain;
-    *plain.mutable_gps()->mutable_points() = s.gps().points();
-    unpacked_size = plain.SerializeAsString();
+    operators::ToPoints(s.gps(), 0, operators::FixWindow(s.gps()).size(), plain.mutable_gps()->mutable_points());
+    unpacked_size = Canonical(plain);
   }
   EXPECT_LT(stored.gps().packed_points().size() * 2, unpacked_size.size())
       << "packed " << stored.gps().packed_points().size() << " bytes, protobuf " << unpacked_size.size();
@@ -399,13 +416,13 @@ TEST(StateParts, TheGpsWindowIsStoredPackedAndLoadsBackExactly) {
   Cache reread(&store);
   auto loaded = reread.Get(kBox);
   ASSERT_TRUE(loaded.ok() && *loaded != nullptr) << (loaded.ok() ? "none" : loaded.error().message);
-  EXPECT_EQ((*loaded)->SerializeAsString(), whole) << "every number and text of every fix comes back as it was";
+  EXPECT_EQ(Canonical(**loaded), whole) << "every number and text of every fix comes back as it was";
 }
 
 TEST(StateParts, AWindowOffTheGridIsStoredAsProtobufPoints) {
   v1::ContainerState s = WithWindow(8);
   s.mutable_gps()->mutable_points(3)->set_lat(13.08123456789);  // finer than 1e-7 degree
-  const std::string whole = s.SerializeAsString();
+  const std::string whole = Canonical(s);
   std::string m;
   ASSERT_TRUE(SerializeMovement(s, &m));
   v1::ContainerState stored;
@@ -423,7 +440,7 @@ TEST(StateParts, AWindowOffTheGridIsStoredAsProtobufPoints) {
   Cache cache(&store);
   auto loaded = cache.Get(kBox);
   ASSERT_TRUE(loaded.ok() && *loaded != nullptr);
-  EXPECT_EQ((*loaded)->SerializeAsString(), whole);
+  EXPECT_EQ(Canonical(**loaded), whole);
 }
 
 // The grid check packing relies on: every value Quantize makes is on the
@@ -471,7 +488,7 @@ TEST(StateParts, ABrokenPackedWindowIsFatalAndNamesTheKey) {
     v1::ContainerState broken = stored;
     broken.mutable_gps()->set_packed_points(stored.gps().packed_points().substr(0, cut));
     MapPartition store;
-    store.values[kBox] = broken.SerializeAsString();
+    store.values[kBox] = Canonical(broken);
     store.values[std::string(kBox) + "#d"] = d;
     Cache cache(&store);
     auto got = cache.Get(kBox);
@@ -511,7 +528,7 @@ TEST(StateParts, ASealNumberRepeatedFromTheOneBeforeIsNotWrittenAgain) {
     if (i >= 8) p->set_fix_time_ms(1794970800000 + i * 61000);
     p->set_seal_state(static_cast<v1::GpsEvent::SealState>(i % 4));
   }
-  const std::string whole = s.SerializeAsString();
+  const std::string whole = Canonical(s);
   std::string m;
   ASSERT_TRUE(SerializeMovement(s, &m));
   v1::ContainerState stored;
@@ -525,7 +542,7 @@ TEST(StateParts, ASealNumberRepeatedFromTheOneBeforeIsNotWrittenAgain) {
   EXPECT_EQ(packed.find("CUS 9981-02"), packed.rfind("CUS 9981-02"));
   auto loaded = LoadMovement(m);
   ASSERT_TRUE(loaded.ok()) << loaded.error().message;
-  EXPECT_EQ(loaded->SerializeAsString(), whole) << "every fix gets its seal number back";
+  EXPECT_EQ(Canonical(*loaded), whole) << "every fix gets its seal number back";
 }
 
 // Varints as the packed encoding writes them.
@@ -569,21 +586,22 @@ std::string MovementWith(const std::string& packed) {
   v1::ContainerState m;
   m.mutable_gps()->set_packed_points(packed);
   m.mutable_gps()->set_points_seen(2);
-  return m.SerializeAsString();
+  return Canonical(m);
 }
 
 TEST(StateParts, AWindowPackedInFormat1StillLoads) {
   auto loaded = LoadMovement(MovementWith(TwoFixWindow(1, false)));
   ASSERT_TRUE(loaded.ok()) << loaded.error().message;
-  ASSERT_EQ(loaded->gps().points_size(), 2);
-  EXPECT_EQ(loaded->gps().points(0).seal_number(), "SX 0042-17");
-  EXPECT_EQ(loaded->gps().points(1).seal_number(), "SX 0042-17");
-  EXPECT_EQ(loaded->gps().points(1).fix_time_ms(), 1794970860000);
-  EXPECT_DOUBLE_EQ(loaded->gps().points(1).lat(), 13.0813346);
+  const operators::FixWindow window(loaded->gps());
+  ASSERT_EQ(window.size(), 2);
+  EXPECT_EQ(window.Get(0).seal_number(), "SX 0042-17");
+  EXPECT_EQ(window.Get(1).seal_number(), "SX 0042-17");
+  EXPECT_EQ(window.Get(1).fix_time_ms(), 1794970860000);
+  EXPECT_DOUBLE_EQ(window.Get(1).lat(), 13.0813346);
   // The same window in format 2, its second seal number "as before".
   auto as_before = LoadMovement(MovementWith(TwoFixWindow(2, true)));
   ASSERT_TRUE(as_before.ok()) << as_before.error().message;
-  EXPECT_EQ(as_before->SerializeAsString(), loaded->SerializeAsString());
+  EXPECT_EQ(Canonical(*as_before), Canonical(*loaded));
 }
 
 TEST(StateParts, ASealNumberAsBeforeWithNoneBeforeIsFatal) {
@@ -617,10 +635,27 @@ std::string Reloaded(MapPartition& store) {
   Cache reread(&store);
   auto loaded = reread.Get(kBox);
   if (!loaded.ok()) return "error: " + loaded.error().message;
-  return *loaded == nullptr ? "none" : (*loaded)->SerializeAsString();
+  return *loaded == nullptr ? "none" : Canonical(**loaded);
 }
 
-int64_t FixTime(const v1::ContainerState& s, int i) { return s.gps().points(i).fix_time_ms(); }
+// A state's window, as built here (protobuf points) or as loaded (records).
+int WindowSize(const v1::ContainerState& s) {
+  return s.gps().points_size() > 0 ? s.gps().points_size() : operators::FixWindow(s.gps()).size();
+}
+int64_t FixTime(const v1::ContainerState& s, int i) {
+  return s.gps().points_size() > 0 ? s.gps().points(i).fix_time_ms()
+                                   : operators::FixWindow(s.gps()).Get(i).fix_time_ms();
+}
+// Appends to a loaded state's window a copy of its fix `i` with another
+// time and event key.
+void AppendCopy(v1::ContainerState* s, int i, int64_t time, uint64_t key) {
+  operators::MutableFixWindow w(s->mutable_gps());
+  const operators::FixRecord copy = *w.At(i);
+  operators::FixRecord* r = w.Insert(w.size());
+  *r = copy;
+  r->fix_time_ms = time;
+  r->event_key = key;
+}
 
 // A window of `fixes` fixes, all final.
 v1::ContainerState FinalWindow(int fixes) {
@@ -646,40 +681,36 @@ TEST(StateParts, TheWindowsFinalFixesAreStoredInChunksWrittenOnceAndDeletedWhenT
   ASSERT_TRUE(store.values.count(kBox));
   EXPECT_LT(store.values[kBox].size() * 2, whole_m.size())
       << "M " << store.values[kBox].size() << " bytes, M holding the whole window " << whole_m.size();
-  EXPECT_EQ(Reloaded(store), s.SerializeAsString()) << "chunks and M load as the window";
+  EXPECT_EQ(Reloaded(store), Canonical(s)) << "chunks and M load as the window";
 
   // A new fix, final_before unchanged: M only, no chunk rewritten.
   auto state = cache.Get(kBox);
   ASSERT_TRUE(state.ok() && *state != nullptr);
   v1::ContainerState* live = *state;
-  *live->mutable_gps()->add_points() = live->gps().points(39);
-  live->mutable_gps()->mutable_points(40)->set_fix_time_ms(FixTime(*live, 39) + 60000);
-  live->mutable_gps()->mutable_points(40)->set_event_key(77);
+  AppendCopy(live, 39, FixTime(*live, 39) + 60000, 77);
   ASSERT_TRUE(cache.MarkDirty(kBox, kMovementPart).ok());
   writes = Flush(cache, store, 2);
   EXPECT_EQ(Keys(writes), std::vector<std::string>{kBox});
-  EXPECT_EQ(Reloaded(store), live->SerializeAsString());
+  EXPECT_EQ(Reloaded(store), Canonical(*live));
 
   // The window drops its 20 oldest fixes: the first chunk is deleted, the
   // second stays with its first 4 fixes skipped.
-  live->mutable_gps()->mutable_points()->DeleteSubrange(0, 20);
+  operators::MutableFixWindow(live->mutable_gps()).EraseFront(20);
   ASSERT_TRUE(cache.MarkDirty(kBox, kMovementPart).ok());
   writes = Flush(cache, store, 3);
   EXPECT_EQ(Keys(writes), (std::vector<std::string>{kBox, std::string(kBox) + "#w" + first + " (delete)"}));
-  EXPECT_EQ(Reloaded(store), live->SerializeAsString());
+  EXPECT_EQ(Reloaded(store), Canonical(*live));
 
   // 10 more fixes and all final: 16 of the 21 not yet in chunks make one.
   for (int i = 0; i < 10; ++i) {
-    const int n = live->gps().points_size();
-    *live->mutable_gps()->add_points() = live->gps().points(n - 1);
-    live->mutable_gps()->mutable_points(n)->set_fix_time_ms(FixTime(*live, n - 1) + 30000);
-    live->mutable_gps()->mutable_points(n)->set_event_key(100 + i);
+    const int n = WindowSize(*live);
+    AppendCopy(live, n - 1, FixTime(*live, n - 1) + 30000, 100 + i);
   }
-  live->mutable_gps()->set_final_before_ms(FixTime(*live, live->gps().points_size() - 1) + 1);
+  live->mutable_gps()->set_final_before_ms(FixTime(*live, WindowSize(*live) - 1) + 1);
   ASSERT_TRUE(cache.MarkDirty(kBox, kMovementPart).ok());
   writes = Flush(cache, store, 4);
   EXPECT_EQ(ChunkKeys(writes), std::vector<std::string>{std::string(kBox) + "#w" + std::to_string(FixTime(s, 0) / 1000 + 2)});
-  const std::string expected = live->SerializeAsString();
+  const std::string expected = Canonical(*live);
   EXPECT_EQ(Reloaded(store), expected);
 
   // Expiry deletes every part and every chunk M lists, in a cache that
@@ -704,7 +735,7 @@ TEST(StateParts, AChunkEndsBetweenTwoFixTimesAndHoldsOnlyFinalFixes) {
   s.mutable_gps()->set_final_before_ms(FixTime(s, 19) + 1);
   cache.Put(kBox, s);
   EXPECT_TRUE(ChunkKeys(Flush(cache, store, 1)).empty());
-  EXPECT_EQ(Reloaded(store), s.SerializeAsString());
+  EXPECT_EQ(Reloaded(store), Canonical(s));
   // Final only before fix 15: not a whole chunk of final fixes.
   MapPartition store2;
   Cache cache2(&store2);
@@ -715,7 +746,7 @@ TEST(StateParts, AChunkEndsBetweenTwoFixTimesAndHoldsOnlyFinalFixes) {
   t.mutable_gps()->set_final_before_ms(FixTime(t, 16));
   cache2.Put(kBox, t);
   EXPECT_EQ(ChunkKeys(Flush(cache2, store2, 2)).size(), 1u);
-  EXPECT_EQ(Reloaded(store2), t.SerializeAsString());
+  EXPECT_EQ(Reloaded(store2), Canonical(t));
 }
 
 TEST(StateParts, AContainerErasedAndPutAgainInOneCommitDeletesTheOldChunks) {
@@ -738,7 +769,7 @@ TEST(StateParts, AContainerErasedAndPutAgainInOneCommitDeletesTheOldChunks) {
   ASSERT_EQ(written.size(), 1u) << "the new window's 16 final fixes";
   EXPECT_NE(written[0] + " (delete)", deleted[0]);
   EXPECT_NE(written[0] + " (delete)", deleted[1]);
-  EXPECT_EQ(Reloaded(store), fresh.SerializeAsString()) << "the new container's window alone";
+  EXPECT_EQ(Reloaded(store), Canonical(fresh)) << "the new container's window alone";
 }
 
 TEST(StateParts, TheChangelogGetsNewChunksBeforeTheMovementPartAndDeletedChunksAfter) {
@@ -774,7 +805,7 @@ TEST(StateParts, AMissingOrOverlongWindowChunkListIsFatalAndNamesTheKey) {
   v1::ContainerState m;
   ASSERT_TRUE(m.ParseFromString(store.values[kBox]));
   m.mutable_gps()->set_chunk_next(m.gps().chunk_first() + 1000000);
-  store.values[kBox] = m.SerializeAsString();
+  store.values[kBox] = Canonical(m);
   error = Reloaded(store);
   EXPECT_NE(error.find("more than a window holds"), std::string::npos) << error;
 }

@@ -1,0 +1,174 @@
+#include "operators/fix_window.h"
+
+#include <vector>
+
+#include "google/protobuf/io/coded_stream.h"
+
+namespace boxwatch::operators {
+namespace {
+
+void PutLength(std::string* out, uint64_t v) {
+  while (v >= 0x80) {
+    out->push_back(static_cast<char>(v | 0x80));
+    v >>= 7;
+  }
+  out->push_back(static_cast<char>(v));
+}
+
+}  // namespace
+
+std::string_view FixText(const std::string& texts, uint32_t offset) {
+  if (offset == 0) return {};
+  const char* p = texts.data() + offset;
+  uint64_t n = 0;
+  for (int shift = 0;; shift += 7) {
+    const auto b = static_cast<uint8_t>(*p++);
+    n |= static_cast<uint64_t>(b & 0x7f) << shift;
+    if ((b & 0x80) == 0) break;
+  }
+  return {p, static_cast<size_t>(n)};
+}
+
+FixRecord* MutableFixWindow::Insert(int index) {
+  std::string* bytes = track_->mutable_live_fixes();
+  const size_t at = static_cast<size_t>(index) * sizeof(FixRecord);
+  // Grows by doubling (std::string::insert does too); a full window then
+  // takes no allocation per fix.
+  bytes->insert(at, sizeof(FixRecord), '\0');
+  return At(index);
+}
+
+void MutableFixWindow::SetSealNumber(int index, std::string_view text) {
+  if (text.empty()) {
+    At(index)->seal_number = 0;
+    return;
+  }
+  if (index > 0) {
+    const uint32_t before = At(index - 1)->seal_number;
+    if (before != 0 && FixText(track_->live_texts(), before) == text) {
+      At(index)->seal_number = before;
+      return;
+    }
+  }
+  const uint32_t offset = AddText(text);
+  At(index)->seal_number = offset;
+}
+
+uint32_t MutableFixWindow::AddText(std::string_view text) {
+  if (text.empty()) return 0;
+  if (track_->live_texts().size() > kCompactTextsAt) CompactTexts();
+  std::string* texts = track_->mutable_live_texts();
+  if (texts->empty()) texts->push_back('\0');
+  const auto offset = static_cast<uint32_t>(texts->size());
+  PutLength(texts, text.size());
+  texts->append(text);
+  return offset;
+}
+
+void MutableFixWindow::CompactTexts() {
+  const std::string old = track_->live_texts();
+  std::string texts(1, '\0');
+  // Equal texts kept once (a window's fixes share a few seal numbers).
+  std::vector<std::pair<uint32_t, uint32_t>> moved;  // old offset -> new offset
+  auto keep = [&](uint32_t& offset) {
+    if (offset == 0) return;
+    for (const auto& [from, to] : moved) {
+      if (from == offset) {
+        offset = to;
+        return;
+      }
+    }
+    const std::string_view text = FixText(old, offset);
+    for (const auto& [from, to] : moved) {
+      if (FixText(texts, to) == text) {
+        moved.emplace_back(offset, to);
+        offset = to;
+        return;
+      }
+    }
+    const auto to = static_cast<uint32_t>(texts.size());
+    PutLength(&texts, text.size());
+    texts.append(text);
+    moved.emplace_back(offset, to);
+    offset = to;
+  };
+  for (int i = 0, n = size(); i < n; ++i) {
+    FixRecord* r = At(i);
+    keep(r->seal_number);
+    keep(r->border_geofence);
+    keep(r->event_id);
+  }
+  *track_->mutable_live_texts() = std::move(texts);
+}
+
+void MutableFixWindow::EraseFront(int n) {
+  if (n <= 0) return;
+  track_->mutable_live_fixes()->erase(0, static_cast<size_t>(n) * sizeof(FixRecord));
+  if (track_->live_fixes().empty()) track_->clear_live_texts();
+}
+
+void MutableFixWindow::Append(const v1::GpsPoint& p) {
+  const int index = size();
+  FixRecord* r = Insert(index);
+  r->fix_time_ms = p.fix_time_ms();
+  r->lat = p.lat();
+  r->lon = p.lon();
+  r->speed_kmh = p.speed_kmh();
+  r->corridor_distance_m = p.corridor_distance_m();
+  r->event_key = p.event_key();
+  r->seal_state = p.seal_state();
+  r->flags = (p.outside_corridors() ? kFixOutsideCorridors : 0) | (p.in_stop_zone() ? kFixInStopZone : 0) |
+             (p.at_approved_crossing() ? kFixAtApprovedCrossing : 0);
+  SetSealNumber(index, p.seal_number());
+  SetBorderGeofence(index, p.border_geofence());
+  SetEventId(index, p.event_id());
+}
+
+void MutableFixWindow::Clear() {
+  track_->clear_live_fixes();
+  track_->clear_live_texts();
+}
+
+void ToPoints(const v1::GpsTrack& track, int from, int to, google::protobuf::RepeatedPtrField<v1::GpsPoint>* out) {
+  const FixWindow w(track);
+  out->Reserve(out->size() + (to - from));
+  for (int i = from; i < to; ++i) {
+    const FixRef f = w.Get(i);
+    v1::GpsPoint* p = out->Add();
+    p->set_fix_time_ms(f.fix_time_ms());
+    p->set_lat(f.lat());
+    p->set_lon(f.lon());
+    p->set_speed_kmh(f.speed_kmh());
+    p->set_seal_state(f.seal_state());
+    if (!f.seal_number().empty()) p->set_seal_number(std::string(f.seal_number()));
+    if (!f.event_id().empty()) p->set_event_id(std::string(f.event_id()));
+    p->set_event_key(f.event_key());
+    p->set_outside_corridors(f.outside_corridors());
+    p->set_corridor_distance_m(f.corridor_distance_m());
+    p->set_in_stop_zone(f.in_stop_zone());
+    if (!f.border_geofence().empty()) p->set_border_geofence(std::string(f.border_geofence()));
+    p->set_at_approved_crossing(f.at_approved_crossing());
+  }
+}
+
+void MovePointsToWindow(v1::GpsTrack* track) {
+  if (track->points_size() == 0) return;
+  MutableFixWindow w(track);
+  for (const v1::GpsPoint& p : track->points()) w.Append(p);
+  track->clear_points();
+}
+
+size_t PointsByteSize(const v1::GpsTrack& track) {
+  const FixWindow w(track);
+  size_t total = 0;
+  google::protobuf::RepeatedPtrField<v1::GpsPoint> one;
+  for (int i = 0; i < w.size(); ++i) {
+    one.Clear();
+    ToPoints(track, i, i + 1, &one);
+    const size_t n = one.Get(0).ByteSizeLong();
+    total += 1 + google::protobuf::io::CodedOutputStream::VarintSize64(n) + n;
+  }
+  return total;
+}
+
+}  // namespace boxwatch::operators
