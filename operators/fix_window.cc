@@ -1,5 +1,6 @@
 #include "operators/fix_window.h"
 
+#include <cstring>
 #include <vector>
 
 #include "google/protobuf/io/coded_stream.h"
@@ -54,11 +55,27 @@ void MutableFixWindow::SetSealNumber(int index, std::string_view text) {
   At(index)->seal_number = offset;
 }
 
+namespace {
+// live_texts opens with the size it had after its last compaction (4 bytes,
+// little-endian; offsets 0-3 are then never a text's).
+constexpr size_t kTextsHeader = 4;
+uint32_t CompactedSize(const std::string& texts) {
+  uint32_t v = 0;
+  std::memcpy(&v, texts.data(), sizeof v);
+  return v;
+}
+void SetCompactedSize(std::string* texts, uint32_t v) { std::memcpy(texts->data(), &v, sizeof v); }
+}  // namespace
+
 uint32_t MutableFixWindow::AddText(std::string_view text) {
   if (text.empty()) return 0;
-  if (track_->live_texts().size() > kCompactTextsAt) CompactTexts();
+  // Compacted when it has doubled since the last time (and is past
+  // kCompactTextsAt): a window of fixes each with a text of its own costs
+  // amortised constant work per fix, not a pass over the window each.
+  const std::string& now = track_->live_texts();
+  if (now.size() > kCompactTextsAt && now.size() >= 2 * static_cast<size_t>(CompactedSize(now))) CompactTexts();
   std::string* texts = track_->mutable_live_texts();
-  if (texts->empty()) texts->push_back('\0');
+  if (texts->empty()) texts->append(kTextsHeader, '\0');
   const auto offset = static_cast<uint32_t>(texts->size());
   PutLength(texts, text.size());
   texts->append(text);
@@ -67,7 +84,7 @@ uint32_t MutableFixWindow::AddText(std::string_view text) {
 
 void MutableFixWindow::CompactTexts() {
   const std::string old = track_->live_texts();
-  std::string texts(1, '\0');
+  std::string texts(kTextsHeader, '\0');
   // Equal texts kept once (a window's fixes share a few seal numbers).
   std::vector<std::pair<uint32_t, uint32_t>> moved;  // old offset -> new offset
   auto keep = [&](uint32_t& offset) {
@@ -98,6 +115,7 @@ void MutableFixWindow::CompactTexts() {
     keep(r->border_geofence);
     keep(r->event_id);
   }
+  SetCompactedSize(&texts, static_cast<uint32_t>(texts.size()));
   *track_->mutable_live_texts() = std::move(texts);
 }
 

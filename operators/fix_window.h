@@ -15,10 +15,11 @@
 // anything: they hold the track's pointer and stay valid while it does (a
 // FixRef until the window changes). Not thread-safe, like the message.
 //
-// Texts: live_texts starts with one zero byte (offset 0 means "no text");
-// each text is a varint length and its bytes. A fix whose seal number is the
-// one of the fix before it shares that text. Texts no fix refers to any more
-// are dropped when the buffer grows past kCompactTextsAt.
+// Texts: live_texts starts with a 4-byte header (so offset 0 means "no
+// text"); each text is a varint length and its bytes. A fix whose seal
+// number is the one of the fix before it shares that text. Texts no fix
+// refers to any more are dropped when the buffer has grown past
+// kCompactTextsAt and to twice its size after the last such pass.
 
 #include <cstdint>
 #include <cstring>
