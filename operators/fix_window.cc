@@ -1,6 +1,7 @@
 #include "operators/fix_window.h"
 
 #include <cstring>
+#include <unordered_map>
 #include <vector>
 
 #include "google/protobuf/io/coded_stream.h"
@@ -86,28 +87,22 @@ void MutableFixWindow::CompactTexts() {
   const std::string old = track_->live_texts();
   std::string texts(kTextsHeader, '\0');
   // Equal texts kept once (a window's fixes share a few seal numbers).
-  std::vector<std::pair<uint32_t, uint32_t>> moved;  // old offset -> new offset
+  std::unordered_map<uint32_t, uint32_t> moved;          // old offset -> new offset
+  std::unordered_map<std::string_view, uint32_t> kept;  // text (in `old`) -> new offset
   auto keep = [&](uint32_t& offset) {
     if (offset == 0) return;
-    for (const auto& [from, to] : moved) {
-      if (from == offset) {
-        offset = to;
-        return;
-      }
+    if (auto it = moved.find(offset); it != moved.end()) {
+      offset = it->second;
+      return;
     }
     const std::string_view text = FixText(old, offset);
-    for (const auto& [from, to] : moved) {
-      if (FixText(texts, to) == text) {
-        moved.emplace_back(offset, to);
-        offset = to;
-        return;
-      }
+    auto [at, added] = kept.try_emplace(text, static_cast<uint32_t>(texts.size()));
+    if (added) {
+      PutLength(&texts, text.size());
+      texts.append(text);
     }
-    const auto to = static_cast<uint32_t>(texts.size());
-    PutLength(&texts, text.size());
-    texts.append(text);
-    moved.emplace_back(offset, to);
-    offset = to;
+    moved.emplace(offset, at->second);
+    offset = at->second;
   };
   for (int i = 0, n = size(); i < n; ++i) {
     FixRecord* r = At(i);

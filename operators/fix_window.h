@@ -11,9 +11,12 @@
 // read as a stream. Every number is kept exactly as the protobuf fix holds
 // it, so the window converts both ways without loss (ToPoints, Append).
 //
-// FixWindow reads a track; MutableFixWindow changes it. Neither owns
-// anything: they hold the track's pointer and stay valid while it does (a
-// FixRef until the window changes). Not thread-safe, like the message.
+// FixWindow reads a track: a snapshot of where its records and texts are,
+// valid (with every FixRef it gives) until the window changes. A
+// MutableFixWindow changes it and stays valid while the track does. Neither
+// owns anything. Not thread-safe, like the message. A record's text offsets
+// refer to its own window's texts: copied into another window, its texts
+// must be set again.
 //
 // Texts: live_texts starts with a 4-byte header (so offset 0 means "no
 // text"); each text is a varint length and its bytes. A fix whose seal

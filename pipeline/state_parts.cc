@@ -299,6 +299,8 @@ bool SerializeMovementFrom(v1::ContainerState& s, int from, const ContainerState
   // The window goes packed (or, off the grid, as protobuf points); the
   // in-memory records are moved aside and back.
   std::string fixes_aside, texts_aside;
+  // Off the grid: protobuf points made for the write and dropped after it.
+  google::protobuf::RepeatedPtrField<v1::GpsPoint> off_grid;
   const int n = m.has_gps() ? operators::FixWindow(m.gps()).size() : 0;
   if (m.has_gps()) {
     v1::GpsTrack* g = m.mutable_gps();
@@ -306,7 +308,8 @@ bool SerializeMovementFrom(v1::ContainerState& s, int from, const ContainerState
     if (n > from && PackPoints(operators::FixWindow(*g), from, n, &packed)) {
       g->set_packed_points(std::move(packed));
     } else if (n > from) {
-      operators::ToPoints(*g, from, n, g->mutable_points());
+      operators::ToPoints(*g, from, n, &off_grid);
+      g->mutable_points()->Swap(&off_grid);
     }
     g->mutable_live_fixes()->swap(fixes_aside);
     g->mutable_live_texts()->swap(texts_aside);
@@ -334,7 +337,7 @@ bool SerializeMovementFrom(v1::ContainerState& s, int from, const ContainerState
     v1::GpsTrack* g = m.mutable_gps();
     g->mutable_live_fixes()->swap(fixes_aside);
     g->mutable_live_texts()->swap(texts_aside);
-    g->clear_points();
+    g->mutable_points()->Swap(&off_grid);
     g->clear_packed_points();
   }
   if (chunked) {

@@ -35,20 +35,17 @@ size_t SizeWithReserveForFixes(v1::ContainerState& s, int64_t gps_reserve_bytes)
 // count and back: for the rare state near the budget.
 size_t StateByteSize(v1::ContainerState& s) {
   if (!s.has_gps() || s.gps().live_fixes().empty()) return s.ByteSizeLong();
-  std::string fixes, texts;
   v1::GpsTrack* g = s.mutable_gps();
-  g->mutable_live_fixes()->swap(fixes);
-  g->mutable_live_texts()->swap(texts);
-  {
-    v1::GpsTrack window;
-    *window.mutable_live_fixes() = fixes;
-    *window.mutable_live_texts() = texts;
-    operators::ToPoints(window, 0, operators::FixWindow(window).size(), g->mutable_points());
-  }
+  google::protobuf::RepeatedPtrField<v1::GpsPoint> points;
+  operators::ToPoints(*g, 0, operators::FixWindow(*g).size(), &points);
+  v1::GpsTrack window;  // the records, aside while the points are counted
+  window.mutable_live_fixes()->swap(*g->mutable_live_fixes());
+  window.mutable_live_texts()->swap(*g->mutable_live_texts());
+  g->mutable_points()->Swap(&points);
   const size_t size = s.ByteSizeLong();
-  g->clear_points();
-  g->mutable_live_fixes()->swap(fixes);
-  g->mutable_live_texts()->swap(texts);
+  g->mutable_points()->Swap(&points);
+  g->mutable_live_fixes()->swap(*window.mutable_live_fixes());
+  g->mutable_live_texts()->swap(*window.mutable_live_texts());
   return size;
 }
 

@@ -388,7 +388,8 @@ v1::ContainerState WithWindow(int fixes) {
 
 TEST(StateParts, TheGpsWindowIsStoredPackedAndLoadsBackExactly) {
   ASSERT_EQ(v1::GpsPoint::descriptor()->field_count(), 13)
-      << "a new GpsPoint field must be added to the packed encoding (pipeline/state_parts.cc)";
+      << "a new GpsPoint field must be added to the packed encoding (pipeline/state_parts.cc) and to the "
+         "in-memory records (operators/fix_window.h: FixRecord, Append, ToPoints)";
   v1::ContainerState s = WithWindow(64);
   const std::string whole = Canonical(s);
   std::string m;
@@ -398,6 +399,8 @@ TEST(StateParts, TheGpsWindowIsStoredPackedAndLoadsBackExactly) {
   ASSERT_TRUE(stored.ParseFromString(m));
   EXPECT_EQ(stored.gps().points_size(), 0);
   EXPECT_FALSE(stored.gps().packed_points().empty());
+  EXPECT_TRUE(stored.gps().live_fixes().empty() && stored.gps().live_texts().empty())
+      << "the in-memory records are never stored";
   std::string unpacked_size;
   {
     v1::ContainerState plain;
@@ -417,6 +420,18 @@ TEST(StateParts, TheGpsWindowIsStoredPackedAndLoadsBackExactly) {
   auto loaded = reread.Get(kBox);
   ASSERT_TRUE(loaded.ok() && *loaded != nullptr) << (loaded.ok() ? "none" : loaded.error().message);
   EXPECT_EQ(Canonical(**loaded), whole) << "every number and text of every fix comes back as it was";
+
+  // A movement part that holds in-memory records (never written so: foreign
+  // or damaged bytes) loads as the window it stores, the records ignored.
+  v1::ContainerState damaged_m;
+  ASSERT_TRUE(damaged_m.ParseFromString(store.values[kBox]));
+  damaged_m.mutable_gps()->set_live_fixes(std::string(100, '\xff'));
+  damaged_m.mutable_gps()->set_live_texts(std::string(3, '\x7f'));
+  store.values[kBox] = damaged_m.SerializeAsString();
+  Cache damaged(&store);
+  loaded = damaged.Get(kBox);
+  ASSERT_TRUE(loaded.ok() && *loaded != nullptr) << (loaded.ok() ? "none" : loaded.error().message);
+  EXPECT_EQ(Canonical(**loaded), whole);
 }
 
 TEST(StateParts, AWindowOffTheGridIsStoredAsProtobufPoints) {
