@@ -533,8 +533,10 @@ JoinResult RiskEngine::ApplyGps(v1::ContainerState& s, const v1::GpsEvent& e, in
   p->event_key = event_key;
   p->corridor_distance_m = Quantize(fix.distance_m, kDistanceScale);
   p->flags = (fix.inside ? 0 : kFixOutsideCorridors) |
-             (ZoneContaining(profile_->stop_zones, at) != nullptr ? kFixInStopZone : 0) |
-             (border && ZoneContaining(profile_->border_crossings, at) != nullptr ? kFixAtApprovedCrossing : 0);
+             (ZoneContaining(profile_->stop_zones, at, &profile_->stop_zone_index) != nullptr ? kFixInStopZone : 0) |
+             (border && ZoneContaining(profile_->border_crossings, at, &profile_->border_crossing_index) != nullptr
+                  ? kFixAtApprovedCrossing
+                  : 0);
   // Kept text is bounded per fix, so the window's 64 evaluated plus up to
   // 256 unevaluated fixes fit the state's GPS reserve whatever the input.
   window.SetSealNumber(index, Utf8Prefix(e.seal_number(), kMaxFixText));

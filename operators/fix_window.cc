@@ -32,11 +32,16 @@ std::string_view FixText(const std::string& texts, uint32_t offset) {
 }
 
 FixRecord* MutableFixWindow::Insert(int index) {
-  std::string* bytes = track_->mutable_live_fixes();
-  const size_t at = static_cast<size_t>(index) * sizeof(FixRecord);
-  // Grows by doubling (std::string::insert does too); a full window then
-  // takes no allocation per fix.
-  bytes->insert(at, sizeof(FixRecord), '\0');
+  std::string* bytes = Fixes();
+  if (bytes->empty()) bytes->assign(kFixesHeader, '\0');
+  const size_t at = kFixesHeader + (DepartedFixes(*bytes) + static_cast<size_t>(index)) * sizeof(FixRecord);
+  // Grows by doubling; a full window then takes no allocation per fix.
+  // Most fixes arrive in order: appended, nothing moved.
+  if (at == bytes->size()) {
+    bytes->append(sizeof(FixRecord), '\0');
+  } else {
+    bytes->insert(at, sizeof(FixRecord), '\0');
+  }
   return At(index);
 }
 
@@ -116,8 +121,18 @@ void MutableFixWindow::CompactTexts() {
 
 void MutableFixWindow::EraseFront(int n) {
   if (n <= 0) return;
-  track_->mutable_live_fixes()->erase(0, static_cast<size_t>(n) * sizeof(FixRecord));
-  if (track_->live_fixes().empty()) track_->clear_live_texts();
+  if (n >= size()) {
+    Clear();
+    return;
+  }
+  std::string* bytes = Fixes();
+  const uint32_t departed = DepartedFixes(*bytes) + static_cast<uint32_t>(n);
+  if (departed >= kLazyErase) {
+    bytes->erase(kFixesHeader, departed * sizeof(FixRecord));
+    std::memset(bytes->data(), 0, sizeof departed);
+  } else {
+    std::memcpy(bytes->data(), &departed, sizeof departed);
+  }
 }
 
 void MutableFixWindow::Append(const v1::GpsPoint& p) {

@@ -74,12 +74,27 @@ class FixRef {
   const std::string* texts_;
 };
 
+// live_fixes: empty when the window is; else an 8-byte header (the count of
+// records at the front that have left the window and are not yet erased:
+// erasing moves the whole window, so it is done once every kLazyErase
+// departures, not at each) and the records.
+inline constexpr size_t kFixesHeader = 8;
+inline constexpr uint32_t kLazyErase = 8;
+inline uint32_t DepartedFixes(const std::string& fixes) {
+  uint32_t n = 0;
+  if (!fixes.empty()) std::memcpy(&n, fixes.data(), sizeof n);
+  return n;
+}
+
 class FixWindow {
  public:
-  explicit FixWindow(const v1::GpsTrack& track)
-      : records_(reinterpret_cast<const FixRecord*>(track.live_fixes().data())),
-        size_(static_cast<int>(track.live_fixes().size() / sizeof(FixRecord))),
-        texts_(&track.live_texts()) {}
+  explicit FixWindow(const v1::GpsTrack& track) : texts_(&track.live_texts()) {
+    const std::string& fixes = track.live_fixes();
+    if (fixes.empty()) return;
+    const uint32_t departed = DepartedFixes(fixes);
+    records_ = reinterpret_cast<const FixRecord*>(fixes.data() + kFixesHeader) + departed;
+    size_ = static_cast<int>((fixes.size() - kFixesHeader) / sizeof(FixRecord) - departed);
+  }
   int size() const { return size_; }
   bool empty() const { return size_ == 0; }
   FixRef Get(int i) const { return FixRef(records_ + i, texts_); }
@@ -95,8 +110,8 @@ class FixWindow {
   void PrefetchLast(int last) const { Prefetch(size_ > last ? size_ - last : 0, size_); }
 
  private:
-  const FixRecord* records_;
-  int size_;
+  const FixRecord* records_ = nullptr;
+  int size_ = 0;
   const std::string* texts_;
 };
 
@@ -105,12 +120,15 @@ class MutableFixWindow {
   static constexpr size_t kCompactTextsAt = 4096;  // bytes of live_texts
 
   explicit MutableFixWindow(v1::GpsTrack* track) : track_(track) {}
-  int size() const { return static_cast<int>(track_->live_fixes().size() / sizeof(FixRecord)); }
+  int size() const { return View().size(); }
   FixWindow View() const { return FixWindow(*track_); }
   // A zeroed record at `index` (0..size()), the later ones moved up one.
   FixRecord* Insert(int index);
   // The fix at `index`: valid until the window changes.
-  FixRecord* At(int index) { return reinterpret_cast<FixRecord*>(track_->mutable_live_fixes()->data()) + index; }
+  FixRecord* At(int index) {
+    std::string* fixes = Fixes();
+    return reinterpret_cast<FixRecord*>(fixes->data() + kFixesHeader) + DepartedFixes(*fixes) + index;
+  }
   // Sets a text of the fix at `index` (empty: none). The seal number is
   // shared with the fix before it when they read the same.
   void SetSealNumber(int index, std::string_view text);
@@ -123,9 +141,16 @@ class MutableFixWindow {
   void Clear();
 
  private:
+  // The records' string, asked of the message once (the field's mutable
+  // accessor is a call into protobuf; the string stays the same object).
+  std::string* Fixes() {
+    if (fixes_ == nullptr) fixes_ = track_->mutable_live_fixes();
+    return fixes_;
+  }
   uint32_t AddText(std::string_view text);
   void CompactTexts();
   v1::GpsTrack* track_;
+  std::string* fixes_ = nullptr;
 };
 
 // Fixes [from, to) of the window as protobuf fixes, appended to `out`.

@@ -25,7 +25,9 @@ struct CorridorFix {
 // excludes `p` are skipped without computing distances.
 CorridorFix LocateInCorridors(const Profile& profile, LatLon p);
 
-// Name of the zone whose radius contains `p`, or null.
-const Zone* ZoneContaining(const std::vector<Zone>& zones, LatLon p);
+// The first zone of `zones` (in their order) whose radius contains `p`, or
+// null. With `index` built for `zones`, only the zones near p's latitude
+// are measured (same answer).
+const Zone* ZoneContaining(const std::vector<Zone>& zones, LatLon p, const ZoneIndex* index = nullptr);
 
 }  // namespace boxwatch::operators

@@ -336,6 +336,12 @@ void FinishCorridor(Corridor& c) {
   c.max_lat += dlat;
   c.min_lon -= dlon;
   c.max_lon += dlon;
+  c.segment_boxes.clear();
+  for (size_t i = 1; i < c.points.size(); ++i) {
+    const LatLon a = c.points[i - 1], b = c.points[i];
+    c.segment_boxes.push_back({std::min(a.lat, b.lat), std::max(a.lat, b.lat), std::min(a.lon, b.lon),
+                               std::max(a.lon, b.lon)});
+  }
 }
 
 void ParseGeography(const YAML::Node& root, Profile& prof, Problems& p) {
@@ -462,6 +468,8 @@ void ParseGeography(const YAML::Node& root, Profile& prof, Problems& p) {
   };
   parse_zones("stop_zones", false, &prof.stop_zones);
   parse_zones("border_crossings", true, &prof.border_crossings);
+  prof.stop_zone_index = BuildZoneIndex(prof.stop_zones);
+  prof.border_crossing_index = BuildZoneIndex(prof.border_crossings);
 
   const YAML::Node& premises = root["consignee_premises"];
   if (premises.IsDefined()) {

@@ -147,6 +147,14 @@ struct Corridor {
   std::vector<LatLon> points;
   // Bounding box grown by the buffer, for a cheap first test.
   double min_lat = 0, max_lat = 0, min_lon = 0, max_lon = 0;
+  // Each segment's bounding box (segment i joins points i and i+1): a lower
+  // bound of a point's distance to it, so that segments that cannot be the
+  // nearest or within the buffer are passed over (operators/geo.cc).
+  // Filled with the bounding box; empty: every segment is measured.
+  struct Box {
+    double min_lat, max_lat, min_lon, max_lon;
+  };
+  std::vector<Box> segment_boxes;
 };
 
 struct Zone {
@@ -155,6 +163,20 @@ struct Zone {
   double radius_m = 0;
   std::vector<std::string> countries;  // border crossings only
 };
+
+// Zones by latitude, for ZoneContaining (operators/geo.h): only the zones
+// whose latitude is within the largest radius of a point's are looked at.
+// Built for a list of zones (BuildZoneIndex); an index of another list
+// (another size) is not used.
+struct ZoneIndex {
+  struct Entry {
+    double lat;
+    uint32_t zone;  // index in the list
+  };
+  std::vector<Entry> by_lat;  // ascending latitude
+  double reach_deg = 0;       // the largest radius, in degrees of latitude, with a margin
+};
+ZoneIndex BuildZoneIndex(const std::vector<Zone>& zones);
 
 // Premises of an authorised consignee: the box may stand and be opened there
 // when that party is the declared consignee (gps.unscheduled_stop,
@@ -205,6 +227,8 @@ struct Profile {
   std::vector<Corridor> corridors;
   std::vector<Zone> stop_zones;
   std::vector<Zone> border_crossings;
+  ZoneIndex stop_zone_index;        // of stop_zones
+  ZoneIndex border_crossing_index;  // of border_crossings
   std::vector<Premises> consignee_premises;
   // How tracker vendors name border geofences: an id starting with one of
   // these (compared case-blind, on letters and digits) is a border
