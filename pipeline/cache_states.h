@@ -22,6 +22,7 @@ class CacheStates : public ContainerStates {
   // `store` must outlive this.
   CacheStates(state::PartitionStore* store, size_t max_entries) : store_(store), cache_(store, max_entries) {}
   Result<v1::ContainerState*> Get(const std::string& key) override { return cache_.Get(key); }
+  void Prefetch(std::string_view key) override { cache_.Prefetch(key); }
   v1::ContainerState* Put(const std::string& key, v1::ContainerState state) override {
     return cache_.Put(key, std::move(state));
   }

@@ -305,6 +305,9 @@ int64_t TaskCore::OwnBound(const v1::ContainerState& s) const {
 }
 
 Status TaskCore::Join(const InputRecord& record, int64_t now_ms, TaskOutput* out) {
+  // The record's key names its container: the state's look-up starts
+  // fetching while the value is decoded.
+  states_->Prefetch(record.key);
   auto enc = operators::EncodingFromHeader(record.content_type);
   if (auto* r = std::get_if<operators::Rejection>(&enc)) {
     out->rejected = *r;

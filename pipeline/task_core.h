@@ -82,6 +82,8 @@ class ContainerStates {
   virtual ~ContainerStates() = default;
   // Null when the container has no state.
   [[nodiscard]] virtual Result<v1::ContainerState*> Get(const std::string& key) = 0;
+  // A hint that Get(key) follows soon (a store may start fetching).
+  virtual void Prefetch(std::string_view /*key*/) {}
   virtual v1::ContainerState* Put(const std::string& key, v1::ContainerState state) = 0;
   // What a change touched (the bits of pipeline/state_parts.h's parts), so
   // that the store may rewrite just those parts: kMovement its clock,

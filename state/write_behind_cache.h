@@ -250,6 +250,10 @@ class WriteBehindCache {
     for (const auto& [key, entry] : dirty_) fn(*key, entry->value ? &*entry->value : static_cast<const T*>(nullptr));
   }
 
+  // A hint that `key` is about to be looked up: asks the memory system for
+  // where its entry is listed, so that work done in between (decoding the
+  // record that names it) overlaps the wait.
+  void Prefetch(std::string_view key) const { entries_.prefetch(key); }
   size_t Size() const { return entries_.size(); }
   size_t DirtyCount() const { return dirty_.size(); }
   // Whether `key` is cached (with a value, or as a tombstone); for tests.
