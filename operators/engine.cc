@@ -731,7 +731,13 @@ bool RiskEngine::Advance(v1::ContainerState& s, int64_t watermark, int64_t emit_
     // A straggler (evaluated after later items) does not move it back.
     s.set_evaluated_through_ms(std::max(s.evaluated_through_ms(), p.time_ms()));
   }
-  if (done > 0) pending->DeleteSubrange(0, done);
+  if (done > 0) {
+    // The evaluated items leave from the front. Their messages go to the
+    // end and are cleared there, kept for the next AddPending (a GPS fix
+    // adds one and its evaluation takes it): no allocation per fix.
+    std::rotate(pending->pointer_begin(), pending->pointer_begin() + done, pending->pointer_end());
+    for (int i = 0; i < done; ++i) pending->RemoveLast();
+  }
   return changed;
 }
 

@@ -23,6 +23,8 @@ class CacheStates : public ContainerStates {
   CacheStates(state::PartitionStore* store, size_t max_entries) : store_(store), cache_(store, max_entries) {}
   Result<v1::ContainerState*> Get(const std::string& key) override { return cache_.Get(key); }
   void Prefetch(std::string_view key) override { cache_.Prefetch(key); }
+  void PrefetchEntry(std::string_view key) override { cache_.PrefetchEntry(key); }
+  const v1::ContainerState* Peek(std::string_view key) override { return cache_.Peek(key); }
   v1::ContainerState* Put(const std::string& key, v1::ContainerState state) override {
     return cache_.Put(key, std::move(state));
   }

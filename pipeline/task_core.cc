@@ -304,9 +304,42 @@ int64_t TaskCore::OwnBound(const v1::ContainerState& s) const {
   return OwnProgress(s) - options_.allowed_lateness_ms;
 }
 
+void TaskCore::FetchAhead(std::string_view key, int step) const {
+  if (step == 0) {
+    states_->Prefetch(key);
+    const IndexKey k = IndexKey::Of(key);
+    due_of_.prefetch(k);
+    if (!gated_of_.empty()) gated_of_.prefetch(k);
+    return;
+  }
+  if (step == 1) {
+    states_->PrefetchEntry(key);
+    return;
+  }
+  const v1::ContainerState* s = states_->Peek(key);
+  if (s == nullptr) return;
+  const auto* pending = s->pending().data();  // the element array's address: nothing read yet
+  if (step == 2) {
+    if (s->has_gps()) {
+      const char* track = reinterpret_cast<const char*>(&s->gps());
+      for (size_t line = 0; line < sizeof(v1::GpsTrack); line += 64) __builtin_prefetch(track + line);
+    }
+    if (pending != nullptr) __builtin_prefetch(pending);
+    return;
+  }
+  // The window's buffers' headers (the records follow once the join or
+  // release reads them) and the first unevaluated item.
+  if (s->has_gps()) {
+    __builtin_prefetch(&s->gps().live_fixes());
+    __builtin_prefetch(&s->gps().live_texts());
+  }
+  if (s->pending_size() > 0) __builtin_prefetch(pending[0]);
+}
+
 Status TaskCore::Join(const InputRecord& record, int64_t now_ms, TaskOutput* out) {
   // The record's key names its container: the state's look-up starts
-  // fetching while the value is decoded.
+  // fetching while the value is decoded (already on its way when the
+  // caller fetched ahead).
   states_->Prefetch(record.key);
   auto enc = operators::EncodingFromHeader(record.content_type);
   if (auto* r = std::get_if<operators::Rejection>(&enc)) {
@@ -518,13 +551,17 @@ TaskCore::IndexKey TaskCore::IndexKey::Of(std::string_view key) {
   return k;
 }
 
+std::string_view TaskCore::IndexKey::View(char (&buf)[kMaxIndexKey]) const {
+  const uint64_t words[2] = {BigEndian(hi), BigEndian(lo)};
+  std::memcpy(buf, words, kMaxIndexKey);
+  size_t n = kMaxIndexKey;
+  while (n > 0 && buf[n - 1] == '\0') --n;
+  return std::string_view(buf, n);
+}
+
 std::string TaskCore::IndexKey::str() const {
   char bytes[kMaxIndexKey];
-  const uint64_t words[2] = {BigEndian(hi), BigEndian(lo)};
-  std::memcpy(bytes, words, kMaxIndexKey);
-  size_t n = kMaxIndexKey;
-  while (n > 0 && bytes[n - 1] == '\0') --n;
-  return std::string(bytes, n);
+  return std::string(View(bytes));
 }
 
 void TaskCore::SetDue(const std::string& key, int64_t due_ms) { SetDue(IndexKey::Of(key), due_ms); }
@@ -606,7 +643,11 @@ Status TaskCore::ReleaseGated(int64_t now_ms, TaskOutput* out) {
   // Each container is looked at once: one still held moves behind the others.
   std::vector<std::string> keys;
   for (auto it = gated_.begin(); it != gated_.end() && it->first < gate_ms_; ++it) keys.push_back(it->second.str());
-  for (const auto& key : keys) {
+  for (size_t i = 0; i < keys.size(); ++i) {
+    for (int step = 0; step < kFetchSteps; ++step) {
+      if (const size_t ahead = i + kFetchSteps - step; ahead < keys.size()) FetchAhead(keys[ahead], step);
+    }
+    const std::string& key = keys[i];
     auto loaded = states_->Get(key);
     if (!loaded.ok()) return loaded.error();
     v1::ContainerState* s = *loaded;
@@ -656,6 +697,13 @@ Status TaskCore::Idle(int64_t now_ms, TaskOutput* out) {
 Status TaskCore::Walk(int64_t now_ms, TaskOutput* out) {
   const int64_t L = options_.allowed_lateness_ms;
   for (Settle(); !due_.empty() && due_.begin()->first <= p_ms_; Settle()) {
+    // The containers after this one in due order (some may have moved on,
+    // which costs a useless fetch): one step each, as in ReleaseGated.
+    auto ahead = std::next(due_.begin());
+    for (int step = kFetchSteps - 1; step >= 0 && ahead != due_.end() && ahead->first <= p_ms_; --step, ++ahead) {
+      char bytes[kMaxIndexKey];
+      FetchAhead(ahead->second.View(bytes), step);
+    }
     const IndexKey index_key = due_.begin()->second;
     const std::string key = index_key.str();
     auto loaded = states_->Get(key);

@@ -82,8 +82,14 @@ class ContainerStates {
   virtual ~ContainerStates() = default;
   // Null when the container has no state.
   [[nodiscard]] virtual Result<v1::ContainerState*> Get(const std::string& key) = 0;
-  // A hint that Get(key) follows soon (a store may start fetching).
+  // Hints that Get(key) follows soon, in steps a few records apart (as
+  // state::WriteBehindCache's): Prefetch asks for where the key is listed,
+  // PrefetchEntry (once that has arrived) for the entry, and Peek returns
+  // the cached state, or nullptr, without loading, counting or reordering
+  // anything. A store need not implement them.
   virtual void Prefetch(std::string_view /*key*/) {}
+  virtual void PrefetchEntry(std::string_view /*key*/) {}
+  virtual const v1::ContainerState* Peek(std::string_view /*key*/) { return nullptr; }
   virtual v1::ContainerState* Put(const std::string& key, v1::ContainerState state) = 0;
   // What a change touched (the bits of pipeline/state_parts.h's parts), so
   // that the store may rewrite just those parts: kMovement its clock,
@@ -243,6 +249,17 @@ class TaskCore {
   // Processes one record; `now_ms` is the wall clock of the poll pass that
   // read it. `out` is cleared first.
   [[nodiscard]] Status Process(const InputRecord& record, int64_t now_ms, TaskOutput* out);
+  // Fetching ahead: what a container's join or release reads first lies at
+  // the end of a chain of pointers (its slot in the cache, the entry, the
+  // GPS track and pending items, the window's buffers), each a wait for
+  // memory once the working set outgrows the CPU caches. A caller that knows
+  // the next keys asks for one link of each at a time: step 0 for the key
+  // kFetchSteps places ahead, up to step kFetchSteps - 1 for the next one,
+  // so that every link has arrived by the time the next step (or the work)
+  // reads it. Steps 1 to 3 look the key up again (a hash and a probe of
+  // what step 0 fetched). Only hints: nothing is loaded, counted or changed.
+  static constexpr int kFetchSteps = 4;
+  void FetchAhead(std::string_view key, int step) const;
   // The task is caught up and has been idle long enough: when that releases
   // some container (HasDueBy(now_ms)), P moves to the wall clock and the
   // quiet containers are released; else nothing changes. `out` gets their
@@ -280,6 +297,8 @@ class TaskCore {
     uint64_t hi = 0, lo = 0;
     static IndexKey Of(std::string_view key);  // key.size() <= kMaxIndexKey
     std::string str() const;
+    // The key's bytes in `buf`, without a string.
+    std::string_view View(char (&buf)[kMaxIndexKey]) const;
     friend auto operator<=>(const IndexKey&, const IndexKey&) = default;
     template <typename H>
     friend H AbslHashValue(H h, const IndexKey& k) {

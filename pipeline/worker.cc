@@ -351,6 +351,7 @@ Status Worker::Init() {
 // partitions topic by topic and would split partition p of the inputs
 // between members. Static membership keeps restarts free of rebalances.
 Status Worker::NewConsumer() {
+  input_topic_handles_.fill(nullptr);  // the old consumer's handles go with it
   const KafkaProperties& extra = config_.kafka;
   auto consumer = KafkaConsumer::Create({.bootstrap = config_.bootstrap,
                                          .group_id = config_.group_id,
@@ -784,9 +785,20 @@ Status Worker::StartTask(Task& task) {
 // ------------------------------------------------------------ processing
 
 void Worker::Route(Message message, int64_t now_ms) {
+  // The input is known by the record's topic handle, which the consumer
+  // keeps for the topic's life: the names are compared once per topic.
+  const void* handle = message.raw()->rkt;
   int index = -1;
   for (int i = 0; i < kInputs; ++i) {
-    if (message.topic() == names_.Name(kInputTopicRoles[i])) index = i;
+    if (input_topic_handles_[i] == handle) index = i;
+  }
+  if (index < 0) {
+    for (int i = 0; i < kInputs; ++i) {
+      if (message.topic() == names_.Name(kInputTopicRoles[i])) {
+        index = i;
+        input_topic_handles_[i] = handle;
+      }
+    }
   }
   auto it = tasks_.find(message.partition());
   if (index < 0 || it == tasks_.end()) {
@@ -954,6 +966,14 @@ Status Worker::Drain() {
       task.blocked_since_ms = 0;
       Buffered b = std::move(task.buffers[best].front());
       task.buffers[best].pop_front();
+      // This input's next records are likely next: their containers are
+      // fetched ahead, a step each (TaskCore::FetchAhead), the last step for
+      // this record.
+      const auto& next = task.buffers[best];
+      for (int k = 0; k + 1 < TaskCore::kFetchSteps && k < static_cast<int>(next.size()); ++k) {
+        task.core->FetchAhead(next[k].message.key(), TaskCore::kFetchSteps - 2 - k);
+      }
+      task.core->FetchAhead(b.message.key(), TaskCore::kFetchSteps - 1);
       if (static_cast<int64_t>(task.buffers[best].size()) <= config_.max_buffered_records / 2) {
         if (Status s = ResumeInput(task, best); !s.ok()) return s;
       }

@@ -11,6 +11,7 @@
 // Run() processes until `stop` becomes true, then commits the open
 // transaction and closes. Not thread-safe: one thread runs the worker.
 
+#include <array>
 #include <atomic>
 #include <functional>
 #include <map>
@@ -186,6 +187,8 @@ class Worker : public RebalanceListener {
   std::unique_ptr<state::StateStore> store_;
   std::unique_ptr<AsyncStoreCommit> async_store_;
   std::unique_ptr<KafkaConsumer> consumer_;
+  // The consumer's topic handle of each input, once a record showed it (Route).
+  std::array<const void*, 4> input_topic_handles_{};  // manifests, scans, gps, outcomes
   std::unique_ptr<KafkaProducer> producer_;
   std::unique_ptr<KafkaConsumer> control_;  // profiles + reference, read whole
   std::map<int32_t, std::unique_ptr<Task>> tasks_;

@@ -64,12 +64,13 @@
 #include <cstdint>
 #include <functional>
 #include <list>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
 
-#include "absl/container/node_hash_map.h"
+#include "absl/container/flat_hash_map.h"
 #include "core/result.h"
 #include "state/state_store.h"
 
@@ -132,9 +133,10 @@ class WriteBehindCache {
   [[nodiscard]] Result<T*> Get(std::string_view key) {
     if (auto it = entries_.find(key); it != entries_.end()) {
       ++stats_.hits;
-      Touch(it->second);
-      Remember(it->first, it->second);
-      return it->second.value ? &*it->second.value : nullptr;
+      Entry& e = *it->second;
+      Touch(e);
+      Remember(e);
+      return e.value ? &*e.value : nullptr;
     }
     ++stats_.loads;
     T value;
@@ -164,10 +166,10 @@ class WriteBehindCache {
   // in `parts` (the codec's part bits; all by default).
   [[nodiscard]] Status MarkDirty(std::string_view key, uint32_t parts = Codec::kAllParts) {
     // The key just got or put, usually: no second look-up.
-    Entry* e = last_key_ != nullptr && *last_key_ == key ? last_entry_ : nullptr;
+    Entry* e = last_entry_ != nullptr && last_entry_->key == key ? last_entry_ : nullptr;
     if (e == nullptr) {
       auto it = entries_.find(key);
-      if (it != entries_.end()) e = &it->second;
+      if (it != entries_.end()) e = it->second.get();
     }
     if (e == nullptr || !e->value) {
       return Error{Errc::kNotFound, Describe(key) + ": MarkDirty of a key with no cached value; "
@@ -195,18 +197,18 @@ class WriteBehindCache {
     // Metas change only once every value has serialised: a failure takes nothing.
     std::vector<std::pair<Entry*, typename Codec::Meta>> metas;
     metas.reserve(dirty_.size());
-    for (const auto& [key, entry] : dirty_) {
+    for (Entry* entry : dirty_) {
       Entry& e = *entry;
       typename Codec::Meta meta = e.meta;
       if (e.value) {
         if constexpr (requires { Codec::Replace(std::string_view(), &meta, &writes); }) {
-          if (e.erased) Codec::Replace(*key, &meta, &writes);
+          if (e.erased) Codec::Replace(e.key, &meta, &writes);
         }
-        if (!Codec::Save(*key, *e.value, e.dirty, &meta, &writes)) {
-          return Error{Errc::kFatal, Describe(*key) + ": the value does not serialise"};
+        if (!Codec::Save(e.key, *e.value, e.dirty, &meta, &writes)) {
+          return Error{Errc::kFatal, Describe(e.key) + ": the value does not serialise"};
         }
       } else {
-        Codec::Delete(*key, &meta, &writes);
+        Codec::Delete(e.key, &meta, &writes);
       }
       metas.emplace_back(&e, std::move(meta));
     }
@@ -218,13 +220,13 @@ class WriteBehindCache {
     Forget();
     for (auto it = lru_.end(); it != lru_.begin() && entries_.size() > max_entries_;) {
       --it;
-      auto entry = entries_.find(**it);
-      if (entry->second.dirty) continue;
+      if ((*it)->dirty) continue;
+      const std::string key = std::move((*it)->key);  // the entry goes with the map's slot
       it = lru_.erase(it);
-      entries_.erase(entry);
+      entries_.erase(key);
       ++stats_.evictions;
     }
-    for (const auto& [key, entry] : dirty_) {
+    for (Entry* entry : dirty_) {
       entry->dirty = 0;
       entry->erased = false;
     }
@@ -247,28 +249,50 @@ class WriteBehindCache {
   // value of every key. `fn` must not change the cache.
   template <typename Fn>
   void ForEachDirty(Fn&& fn) const {
-    for (const auto& [key, entry] : dirty_) fn(*key, entry->value ? &*entry->value : static_cast<const T*>(nullptr));
+    for (const Entry* entry : dirty_) fn(entry->key, entry->value ? &*entry->value : static_cast<const T*>(nullptr));
   }
 
-  // A hint that `key` is about to be looked up: asks the memory system for
-  // where its entry is listed, so that work done in between (decoding the
-  // record that names it) overlaps the wait.
+  // Hints that `key` is about to be looked up, in three steps a few look-ups
+  // apart, so that what each waits for arrives while other keys are worked
+  // on (TaskCore fetches ahead this way over the records, and over the
+  // containers a release visits):
+  //  - Prefetch asks the memory system for where the key is listed;
+  //  - PrefetchEntry, once that has arrived, for the entry itself;
+  //  - Peek, once the entry has arrived, returns its value (nullptr: none,
+  //    or not cached), for the caller to fetch what the value points to.
+  // None of them loads from the store, counts or changes recency.
   void Prefetch(std::string_view key) const { entries_.prefetch(key); }
+  void PrefetchEntry(std::string_view key) const {
+    if (auto it = entries_.find(key); it != entries_.end()) {
+      const char* at = reinterpret_cast<const char*>(it->second.get());
+      for (size_t line = 0; line < sizeof(Entry); line += 64) __builtin_prefetch(at + line);
+    }
+  }
+  const T* Peek(std::string_view key) const {
+    auto it = entries_.find(key);
+    return it != entries_.end() && it->second->value ? &*it->second->value : nullptr;
+  }
   size_t Size() const { return entries_.size(); }
   size_t DirtyCount() const { return dirty_.size(); }
   // Whether `key` is cached (with a value, or as a tombstone); for tests.
   bool Contains(std::string_view key) const { return entries_.find(key) != entries_.end(); }
   bool IsDirty(std::string_view key) const {
     auto it = entries_.find(key);
-    return it != entries_.end() && it->second.dirty != 0;
+    return it != entries_.end() && it->second->dirty != 0;
   }
   const Stats& GetStats() const { return stats_; }
   size_t MaxEntries() const { return max_entries_; }
 
  private:
-  using LruList = std::list<const std::string*>;  // front = most recently used
+  struct Entry;
+  using LruList = std::list<Entry*>;  // front = most recently used
 
+  // Entries are allocated one by one and never move (a rehash moves only the
+  // map's slots); the LRU list, the dirty list and the remembered entry point
+  // at them. The key is kept in the slot too, where a look-up compares it
+  // without reading the entry.
   struct Entry {
+    std::string key;
     std::optional<T> value;  // nullopt: deleted (a tombstone)
     uint32_t dirty = 0;      // the codec's parts changed since the last TakeDirty; 0: clean
     bool erased = false;     // erased since the last TakeDirty (and maybe put again: Codec::Replace)
@@ -284,41 +308,35 @@ class WriteBehindCache {
   }
 
   void SetDirty(Entry& e, uint32_t parts) {
-    if (e.dirty == 0) dirty_.push_back({*e.lru, &e});
+    if (e.dirty == 0) dirty_.push_back(&e);
     e.dirty |= parts == 0 ? Codec::kAllParts : parts;
   }
 
-  // Keys and entries live in the map's nodes, which never move (a rehash
-  // moves only the slot array); the LRU list, the dirty list and the
-  // remembered entry point at them.
   Entry& Insert(std::string_view key) {
-    auto [it, inserted] = entries_.try_emplace(std::string(key));
-    lru_.push_front(&it->first);
-    it->second.lru = lru_.begin();
-    it->second.used_in = interval_;
-    Remember(it->first, it->second);
-    return it->second;
+    auto [it, inserted] = entries_.try_emplace(std::string(key), std::make_unique<Entry>());
+    Entry& e = *it->second;
+    e.key = key;
+    lru_.push_front(&e);
+    e.lru = lru_.begin();
+    e.used_in = interval_;
+    Remember(e);
+    return e;
   }
 
   Entry& FindOrInsert(std::string_view key) {
     if (auto it = entries_.find(key); it != entries_.end()) {
-      Touch(it->second);
-      Remember(it->first, it->second);
-      return it->second;
+      Entry& e = *it->second;
+      Touch(e);
+      Remember(e);
+      return e;
     }
     return Insert(key);
   }
 
   // The entry last got, put or inserted, for the MarkDirty that follows;
   // forgotten before entries are dropped.
-  void Remember(const std::string& key, Entry& e) {
-    last_key_ = &key;
-    last_entry_ = &e;
-  }
-  void Forget() {
-    last_key_ = nullptr;
-    last_entry_ = nullptr;
-  }
+  void Remember(Entry& e) { last_entry_ = &e; }
+  void Forget() { last_entry_ = nullptr; }
 
   std::string Describe(std::string_view key) const {
     return "state cache partition " + std::to_string(store_->PartitionId()) + " key \"" +
@@ -328,15 +346,16 @@ class WriteBehindCache {
   PartitionStore* store_;
   size_t max_entries_;
 
-  // absl's node map (a look-up is one probe of the control bytes, whose 7-bit
-  // hash fragments spare key comparisons, then the node) rather than
-  // std::unordered_map (bucket, the node before, the node: a cache miss each
-  // once the working set outgrows the CPU caches). String keys look up by
-  // string_view without a copy.
-  absl::node_hash_map<std::string, Entry, StringViewHash, StringViewEq> entries_;
+  // absl's flat map: a look-up probes the control bytes (whose 7-bit hash
+  // fragments spare key comparisons), compares the key in its slot (a short
+  // key is held inline) and takes the entry's address from there, so the
+  // entry is read only once found, and can be fetched ahead (PrefetchEntry).
+  // std::unordered_map would cost a cache miss for the bucket, the node
+  // before and the node once the working set outgrows the CPU caches. String
+  // keys look up by string_view without a copy.
+  absl::flat_hash_map<std::string, std::unique_ptr<Entry>, StringViewHash, StringViewEq> entries_;
   LruList lru_;
-  std::vector<std::pair<const std::string*, Entry*>> dirty_;  // key and entry, in the order they became dirty
-  const std::string* last_key_ = nullptr;
+  std::vector<Entry*> dirty_;  // in the order they became dirty
   Entry* last_entry_ = nullptr;
   Stats stats_;
   uint64_t interval_ = 1;  // TakeDirty calls + 1: the current commit interval

@@ -46,7 +46,8 @@ std::string Canonical(v1::Alert a) {
 // lost at a restart.
 class StoredStates final : public CacheStates {
  public:
-  explicit StoredStates(testing::MapPartition* store) : CacheStates(store, 1 << 20) {}
+  explicit StoredStates(testing::MapPartition* store, size_t max_entries = 1 << 20)
+      : CacheStates(store, max_entries) {}
   Status ForEach(const std::function<void(const std::string&, const Summary&)>& fn) override {
     return ForEachLoading(fn);
   }
@@ -293,6 +294,62 @@ TEST(TaskCore, AStoreAndForwardBurstAfterACoverageGapIsProcessedInOrder) {
 // A declaration filed late (mid-trip) moves the container's progress; a
 // tracker whose clock runs 12 minutes slow still has its later fixes
 // joined: a fix is judged against its own tracker's fixes.
+// Fetching ahead (TaskCore::FetchAhead, as the worker does over the next
+// records) is a hint only: the same alerts, the same stored bytes and the
+// same cache look-ups as without it, including for keys with no state.
+TEST(TaskCore, FetchingAheadChangesNoAlertNoStoredByteAndNoCacheCount) {
+  operators::ReferenceData ref;
+  operators::RiskEngine engine(&Profile(), &ref);
+  const TaskOptions options = TaskOptions::From(WorkerConfig{});
+  const sim::Traffic traffic = Traffic(11, 300);
+  InputMerge merge(kNow, options.max_future_ms);
+  for (const auto& r : traffic.records) merge.Add(sim::AsInputRecord(r));
+  std::vector<InputRecord> records;
+  while (auto r = merge.Next()) records.push_back(*r);
+  ASSERT_GT(records.size(), 5000u);
+
+  struct Result {
+    std::vector<std::string> alerts;
+    std::map<std::string, std::string> stored;
+    uint64_t hits = 0, loads = 0;
+  };
+  auto run = [&](bool ahead) {
+    Result result;
+    testing::MapPartition store;
+    StoredStates states(&store, /*max_entries=*/64);
+    TaskCore core(options, &engine, &states);
+    EXPECT_TRUE(core.Start("").ok());
+    TaskOutput out;
+    for (size_t i = 0; i < records.size(); ++i) {
+      if (ahead) {
+        for (int step = 0; step < TaskCore::kFetchSteps; ++step) {
+          const size_t at = i + TaskCore::kFetchSteps - step;
+          if (at < records.size()) core.FetchAhead(records[at].key, step);
+          core.FetchAhead("NOSTATE0001", step);
+        }
+      }
+      EXPECT_TRUE(core.Process(records[i], kNow, &out).ok());
+      for (const auto& a : out.alerts) result.alerts.push_back(Canonical(a));
+      // Commits, so that entries are evicted and loaded again.
+      if (i % 997 == 996) {
+        EXPECT_TRUE(states.Commit().ok());
+      }
+    }
+    EXPECT_TRUE(states.Commit().ok());
+    result.stored = store.values;
+    result.hits = states.cache().GetStats().hits;
+    result.loads = states.cache().GetStats().loads;
+    return result;
+  };
+  const Result plain = run(false), ahead = run(true);
+  EXPECT_FALSE(plain.alerts.empty());
+  EXPECT_EQ(ahead.alerts, plain.alerts);
+  EXPECT_TRUE(ahead.stored == plain.stored);
+  EXPECT_EQ(ahead.hits, plain.hits);
+  EXPECT_EQ(ahead.loads, plain.loads);
+  EXPECT_GT(plain.loads, 0u) << "the cache is small enough to load evicted states again";
+}
+
 TEST(TaskCore, ASlowTrackerAfterADeclarationFiledLateIsNotLate) {
   const std::string box = "CSQU3054383";
   const int64_t skew = -12 * kMin;

@@ -20,6 +20,7 @@
 #include <map>
 #include <optional>
 #include <random>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -1051,6 +1052,71 @@ TEST_F(WriteBehindCacheTest, EvictsLeastRecentlyUsedCleanEntriesBeyondMaxEntries
   EXPECT_TRUE(cache.Contains("k3"));
   EXPECT_TRUE(cache.Contains("k5"));
   EXPECT_FALSE(cache.Contains("k4"));
+}
+
+TEST_F(WriteBehindCacheTest, FetchAheadHintsNeitherLoadNorCountNorReorder) {
+  Seed({{"k1", "1"}, {"k2", "2"}, {"k3", "3"}});
+  Cache cache(partition_, /*max_entries=*/2);
+  ASSERT_EQ(TextOf(cache.Get("k1")), "1");
+  ASSERT_EQ(TextOf(cache.Get("k2")), "2");
+  ASSERT_TRUE(IsOk(cache.TakeDirty()));  // interval 2: k2 is the most recently used
+  const auto stats = cache.GetStats();
+  // Hints for cached, stored-only and unknown keys.
+  for (std::string k : {"k1", "k2", "k3", "nope"}) {
+    cache.Prefetch(k);
+    cache.PrefetchEntry(k);
+  }
+  ASSERT_NE(cache.Peek("k1"), nullptr);
+  EXPECT_EQ(cache.Peek("k1")->text, "1");
+  EXPECT_EQ(cache.Peek("k3"), nullptr) << "Peek does not load from the store";
+  EXPECT_EQ(cache.Peek("nope"), nullptr);
+  EXPECT_FALSE(cache.Contains("k3"));
+  EXPECT_EQ(cache.GetStats().hits, stats.hits);
+  EXPECT_EQ(cache.GetStats().loads, stats.loads);
+  // Peeking k1 did not make it recent: loading k3 and taking evicts k1.
+  ASSERT_EQ(TextOf(cache.Get("k3")), "3");
+  ASSERT_TRUE(IsOk(cache.TakeDirty()));
+  EXPECT_FALSE(cache.Contains("k1"));
+  EXPECT_TRUE(cache.Contains("k2"));
+  // A tombstone peeks as no value.
+  cache.Erase("k2");
+  EXPECT_EQ(cache.Peek("k2"), nullptr);
+  EXPECT_TRUE(cache.Contains("k2"));
+}
+
+TEST(StringViewHashAndEq, ShortKeysCompareByEveryByteAndHashEqualWhenEqual) {
+  // The fast paths load 4 or 8 bytes from both ends: a difference anywhere,
+  // at every length, must show.
+  std::mt19937_64 rng(20261206);
+  const StringViewHash hash;
+  const StringViewEq eq;
+  for (size_t n = 0; n <= 24; ++n) {
+    for (int round = 0; round < 50; ++round) {
+      std::string a(n, '\0');
+      for (auto& c : a) c = static_cast<char>('A' + rng() % 26);
+      std::string b = a;
+      EXPECT_TRUE(eq(a, b));
+      EXPECT_EQ(hash(a), hash(b));
+      for (size_t i = 0; i < n; ++i) {
+        std::string c = a;
+        c[i] = static_cast<char>(c[i] == 'Z' ? 'A' : c[i] + 1);
+        EXPECT_FALSE(eq(a, c)) << "length " << n << ", byte " << i;
+      }
+      EXPECT_FALSE(eq(a, a + "X"));
+    }
+  }
+  // Container numbers that differ in their serial spread over the table:
+  // absl reads the hash's low 7 bits and its high bits.
+  std::set<size_t> low, high;
+  for (int serial = 0; serial < 4096; ++serial) {
+    char number[12];
+    std::snprintf(number, sizeof number, "MSCU%06d%d", serial, serial % 10);
+    const size_t h = hash(std::string_view(number, 11));
+    low.insert(h & 0x7F);
+    high.insert(h >> 52);
+  }
+  EXPECT_EQ(low.size(), 128u);
+  EXPECT_GT(high.size(), 2400u);  // 2,589 expected of a uniform hash
 }
 
 TEST_F(WriteBehindCacheTest, NeverEvictsDirtyEntriesNorTheOnesJustTaken) {
