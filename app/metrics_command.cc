@@ -35,7 +35,7 @@ int ListMetrics() {
   delivery::HubProbe hub(registry);
   ingest::IngestProbe ingest(registry);
   // Labelled families appear once they have a member: give each one.
-  worker.RecordIn(0, 0);
+  worker.RecordsIn(0, 0, 0);
   worker.KnownReasons({"late"});
   worker.KnownRegions({"region"});
   worker.Lag(0, 0, 0);

@@ -521,7 +521,8 @@ bool TaskCore::Release(const std::string& key, v1::ContainerState& s, int64_t bo
   if (s.released_before_ms() > std::max(std::min(bound, gate_ms_), released)) ++counters_.capacity_releases;
   const int64_t earliest = operators::EarliestPending(s);
   // Held by the gate: something before `bound` is still unevaluated.
-  SetGated(index_key, held, gate_ms_ < bound && earliest < bound ? earliest : operators::kEndOfTime, now_ms);
+  SetGated(index_key, held, gate_ms_ < bound && earliest < bound ? earliest : operators::kEndOfTime, now_ms,
+           s.released_before_ms());
   const int64_t due = earliest == operators::kEndOfTime ? 0 : earliest + options_.allowed_lateness_ms + 1;
   s.set_due_ms(due);
   SetDue(index_key, due);
@@ -605,11 +606,13 @@ void TaskCore::Settle() {
 void TaskCore::SetGated(const std::string& key, int64_t earliest_ms, int64_t now_ms) {
   if (gated_of_.empty() && earliest_ms == operators::kEndOfTime) return;  // the usual case: nothing held
   const IndexKey k = IndexKey::Of(key);
-  SetGated(k, gated_of_.find(k), earliest_ms, now_ms);
+  SetGated(k, gated_of_.find(k), earliest_ms, now_ms, kUnset);
 }
 
-void TaskCore::SetGated(IndexKey key, HeldEntry it, int64_t earliest_ms, int64_t now_ms) {
+void TaskCore::SetGated(IndexKey key, HeldEntry it, int64_t earliest_ms, int64_t now_ms,
+                        int64_t released_before_ms) {
   if (it != gated_of_.end()) {
+    it->second.released_before_ms = released_before_ms;
     if (it->second.earliest_ms == earliest_ms) return;
     gated_.erase({it->second.earliest_ms, key});
     if (earliest_ms == operators::kEndOfTime) {
@@ -619,7 +622,7 @@ void TaskCore::SetGated(IndexKey key, HeldEntry it, int64_t earliest_ms, int64_t
     it->second.earliest_ms = earliest_ms;
   } else {
     if (earliest_ms == operators::kEndOfTime) return;
-    gated_of_.emplace(key, Held{earliest_ms, now_ms});
+    gated_of_.emplace(key, Held{earliest_ms, now_ms, released_before_ms});
   }
   gated_.insert({earliest_ms, key});
 }
@@ -694,17 +697,31 @@ Status TaskCore::Idle(int64_t now_ms, TaskOutput* out) {
   return Walk(now_ms, out);
 }
 
+bool TaskCore::WalkWouldChangeNothing(IndexKey key) const {
+  if (gated_of_.empty()) return false;
+  auto it = gated_of_.find(key);
+  return it != gated_of_.end() && it->second.earliest_ms >= gate_ms_ && it->second.released_before_ms != kUnset &&
+         it->second.released_before_ms >= gate_ms_;
+}
+
 Status TaskCore::Walk(int64_t now_ms, TaskOutput* out) {
   const int64_t L = options_.allowed_lateness_ms;
   for (Settle(); !due_.empty() && due_.begin()->first <= p_ms_; Settle()) {
     // The containers after this one in due order (some may have moved on,
     // which costs a useless fetch): one step each, as in ReleaseGated.
     auto ahead = std::next(due_.begin());
-    for (int step = kFetchSteps - 1; step >= 0 && ahead != due_.end() && ahead->first <= p_ms_; --step, ++ahead) {
+    for (int step = kFetchSteps - 1, looked = 0; step >= 0 && looked < 4 * kFetchSteps && ahead != due_.end() &&
+                                                 ahead->first <= p_ms_;
+         ++looked, ++ahead) {
+      if (WalkWouldChangeNothing(ahead->second)) continue;  // not read: nothing to fetch
       char bytes[kMaxIndexKey];
-      FetchAhead(ahead->second.View(bytes), step);
+      FetchAhead(ahead->second.View(bytes), step--);
     }
     const IndexKey index_key = due_.begin()->second;
+    if (WalkWouldChangeNothing(index_key)) {
+      SetDue(index_key, 0);
+      continue;
+    }
     const std::string key = index_key.str();
     auto loaded = states_->Get(key);
     if (!loaded.ok()) return loaded.error();

@@ -169,6 +169,10 @@ struct Worker::Buffered {
   int64_t merge_ms;
   bool future_timestamp;
   int64_t now_ms;  // wall clock of the poll pass that read it
+  // Its content-type header (empty: none), read when it was routed, while
+  // librdkafka's record was still in the CPU's caches; the value lives in
+  // the record's parsed headers.
+  std::string_view content_type;
 };
 constexpr int64_t kMergeFirst = std::numeric_limits<int64_t>::min();
 
@@ -185,6 +189,7 @@ struct Worker::Task {
   bool gave_up[kInputs] = {false, false, false, false};
   // Fetching paused because the buffer reached max_buffered_records.
   bool paused[kInputs] = {false, false, false, false};
+  int64_t routed[kInputs] = {0, 0, 0, 0};  // records routed since the probe last counted them
   int64_t blocked_since_ms = 0;  // wall time since the merge waits for a partition
   int64_t idle_since_ms = 0;     // wall time since the task is caught up
   int64_t caught_up_since_ms = 0;  // the same, for the feedback horizon
@@ -557,6 +562,7 @@ void Worker::OnLost(const std::vector<TopicPartition>& partitions) {
 }
 
 void Worker::DropTasks(const std::set<int32_t>& partitions) {
+  CountRouted();  // what they read counts before they go
   // Their batches on the way land first (a failure leaves the stored
   // checkpoint where it was, or, with gathered commits, keeps the batch in
   // memory: either way the store and its checkpoint agree, and the
@@ -784,6 +790,16 @@ Status Worker::StartTask(Task& task) {
 
 // ------------------------------------------------------------ processing
 
+void Worker::CountRouted() {
+  for (auto& [p, task] : tasks_) {
+    for (int i = 0; i < kInputs; ++i) {
+      if (task->routed[i] == 0) continue;
+      probe_->RecordsIn(i, p, task->routed[i]);
+      task->routed[i] = 0;
+    }
+  }
+}
+
 void Worker::Route(Message message, int64_t now_ms) {
   // The input is known by the record's topic handle, which the consumer
   // keeps for the topic's life: the names are compared once per topic.
@@ -807,13 +823,14 @@ void Worker::Route(Message message, int64_t now_ms) {
                                                  std::to_string(message.partition()) + "] has no task"};
     return;
   }
-  probe_->RecordIn(index, message.partition());
   Task& task = *it->second;
+  ++task.routed[index];  // counted in the probe once per pass (CountRouted)
   task.fetched[index] = message.offset() + 1;
   task.gave_up[index] = false;
   const int64_t ts = message.timestamp_ms();
   const bool future = ts > now_ms + config_.max_future_ms;
-  task.buffers[index].push_back({std::move(message), future ? kMergeFirst : ts, future, now_ms});
+  const std::string_view content_type = message.header("content-type").value_or("");
+  task.buffers[index].push_back({std::move(message), future ? kMergeFirst : ts, future, now_ms, content_type});
   if (!task.paused[index] && static_cast<int64_t>(task.buffers[index].size()) >= config_.max_buffered_records) {
     // Enough of this input: let the consumer's queue carry the others.
     if (Status s = consumer_->Pause({{names_.Name(kInputTopicRoles[index]), task.partition}}); !s.ok()) {
@@ -973,6 +990,11 @@ Status Worker::Drain() {
       for (int k = 0; k + 1 < TaskCore::kFetchSteps && k < static_cast<int>(next.size()); ++k) {
         task.core->FetchAhead(next[k].message.key(), TaskCore::kFetchSteps - 2 - k);
       }
+      if (!next.empty()) {
+        // The next record's value, which its decoding reads first.
+        const std::string_view value = next.front().message.value();
+        for (size_t at = 0; at < std::min<size_t>(value.size(), 128); at += 64) __builtin_prefetch(value.data() + at);
+      }
       task.core->FetchAhead(b.message.key(), TaskCore::kFetchSteps - 1);
       if (static_cast<int64_t>(task.buffers[best].size()) <= config_.max_buffered_records / 2) {
         if (Status s = ResumeInput(task, best); !s.ok()) return s;
@@ -1049,12 +1071,11 @@ Status Worker::ProcessRecord(Task& task, int index, const Buffered& b) {
   if (Status s = EnsureTransaction(); !s.ok()) return s;
   ++records_in_transaction_;
   const Message& m = b.message;
-  const std::optional<std::string_view> content_type = m.header("content-type");
   TaskOutput& out = output_;
   if (Status s = task.core->Process({.input = index,
                                      .key = m.key(),
                                      .value = m.value(),
-                                     .content_type = content_type.value_or(""),
+                                     .content_type = b.content_type,
                                      .timestamp_ms = m.timestamp_ms(),
                                      .future_timestamp = b.future_timestamp},
                                     b.now_ms, &out);
@@ -1489,6 +1510,7 @@ Status Worker::Run(const std::atomic<bool>& stop) {
         if (!more->has_value()) break;
         Route(std::move(**more), now);
       }
+      CountRouted();
       if (pending_error_) {  // a callback failed while polling: recover before processing
         Error e = std::move(*pending_error_);
         pending_error_.reset();

@@ -129,6 +129,8 @@ class Worker : public RebalanceListener {
   // Runs a merged record through its task's core and produces what comes out.
   // `index`: the record's input (kInputTopicRoles), as Route found it.
   Status ProcessRecord(Task& task, int index, const Buffered& b);
+  // Adds the records Route took since the last call to the probe's counts.
+  void CountRouted();
   // Produces a core's alerts and feedback into the open cycle; `ingest_ms`
   // is when the record that released them was read (-1: no ingest -> alert
   // latency; otherwise each alert's own start in `out` comes first),

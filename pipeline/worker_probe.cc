@@ -262,12 +262,12 @@ void WorkerProbe::KnownRegions(const std::vector<std::string>& regions) {
 }
 WorkerProbe::~WorkerProbe() = default;
 
-void WorkerProbe::RecordIn(int input, int32_t partition) {
+void WorkerProbe::RecordsIn(int input, int32_t partition, int64_t records) {
   auto& v = impl_->records_by_partition[input];
   if (partition >= static_cast<int32_t>(v.size())) v.resize(partition + 1, nullptr);
   Counter*& c = v[partition];
   if (c == nullptr) c = &impl_->records_in.Add({{"topic", impl_->inputs[input]}, {"partition", std::to_string(partition)}});
-  c->Increment();
+  c->Increment(static_cast<double>(records));
 }
 
 void WorkerProbe::DecodeFailure(int input) { impl_->decode_failures.Add({{"topic", impl_->inputs[input]}}).Increment(); }

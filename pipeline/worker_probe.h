@@ -25,7 +25,8 @@ class WorkerProbe {
   WorkerProbe(prometheus::Registry& registry, std::array<std::string, kInputs> inputs);
   ~WorkerProbe();
 
-  void RecordIn(int input, int32_t partition);
+  // Records read from an input partition (counted per poll pass).
+  void RecordsIn(int input, int32_t partition, int64_t records);
   void DecodeFailure(int input);
   void DeadLetter(const std::string& reason);
   void Lag(int input, int32_t partition, int64_t records);
