@@ -328,10 +328,13 @@ void TaskCore::FetchAhead(std::string_view key, int step) const {
     return;
   }
   // The window's buffers' headers (the records follow once the join or
-  // release reads them) and the first unevaluated item.
+  // release reads them), the texts a fix is compared with, and the first
+  // unevaluated item.
+  __builtin_prefetch(&s->container_number());
   if (s->has_gps()) {
     __builtin_prefetch(&s->gps().live_fixes());
     __builtin_prefetch(&s->gps().live_texts());
+    __builtin_prefetch(&s->gps().last_tracker_id());
   }
   if (s->pending_size() > 0) __builtin_prefetch(pending[0]);
 }
@@ -709,13 +712,20 @@ Status TaskCore::Walk(int64_t now_ms, TaskOutput* out) {
   for (Settle(); !due_.empty() && due_.begin()->first <= p_ms_; Settle()) {
     // The containers after this one in due order (some may have moved on,
     // which costs a useless fetch): one step each, as in ReleaseGated.
+    // The next kFetchSteps positions get a step each, unless Walk will not
+    // read them; the two after that, their entries in the gate and due
+    // indexes, which that test reads.
     auto ahead = std::next(due_.begin());
-    for (int step = kFetchSteps - 1, looked = 0; step >= 0 && looked < 4 * kFetchSteps && ahead != due_.end() &&
-                                                 ahead->first <= p_ms_;
-         ++looked, ++ahead) {
-      if (WalkWouldChangeNothing(ahead->second)) continue;  // not read: nothing to fetch
-      char bytes[kMaxIndexKey];
-      FetchAhead(ahead->second.View(bytes), step--);
+    for (int position = 1; position <= kFetchSteps + 2 && ahead != due_.end() && ahead->first <= p_ms_;
+         ++position, ++ahead) {
+      const IndexKey k = ahead->second;
+      if (position > kFetchSteps) {
+        if (!gated_of_.empty()) gated_of_.prefetch(k);
+        due_of_.prefetch(k);
+      } else if (!WalkWouldChangeNothing(k)) {
+        char bytes[kMaxIndexKey];
+        FetchAhead(k.View(bytes), kFetchSteps - position);
+      }
     }
     const IndexKey index_key = due_.begin()->second;
     if (WalkWouldChangeNothing(index_key)) {

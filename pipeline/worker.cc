@@ -169,10 +169,11 @@ struct Worker::Buffered {
   int64_t merge_ms;
   bool future_timestamp;
   int64_t now_ms;  // wall clock of the poll pass that read it
-  // Its content-type header (empty: none), read when it was routed, while
-  // librdkafka's record was still in the CPU's caches; the value lives in
-  // the record's parsed headers.
+  // Its content-type header (empty: none) and Kafka timestamp, read when it
+  // was routed, while librdkafka's record was still in the CPU's caches; the
+  // header's value lives in the record's parsed headers.
   std::string_view content_type;
+  int64_t timestamp_ms;
 };
 constexpr int64_t kMergeFirst = std::numeric_limits<int64_t>::min();
 
@@ -830,7 +831,7 @@ void Worker::Route(Message message, int64_t now_ms) {
   const int64_t ts = message.timestamp_ms();
   const bool future = ts > now_ms + config_.max_future_ms;
   const std::string_view content_type = message.header("content-type").value_or("");
-  task.buffers[index].push_back({std::move(message), future ? kMergeFirst : ts, future, now_ms, content_type});
+  task.buffers[index].push_back({std::move(message), future ? kMergeFirst : ts, future, now_ms, content_type, ts});
   if (!task.paused[index] && static_cast<int64_t>(task.buffers[index].size()) >= config_.max_buffered_records) {
     // Enough of this input: let the consumer's queue carry the others.
     if (Status s = consumer_->Pause({{names_.Name(kInputTopicRoles[index]), task.partition}}); !s.ok()) {
@@ -987,6 +988,15 @@ Status Worker::Drain() {
       // fetched ahead, a step each (TaskCore::FetchAhead), the last step for
       // this record.
       const auto& next = task.buffers[best];
+      // Further ahead, librdkafka's records themselves, then their keys
+      // (which the first step hashes) and values.
+      constexpr int kRecord = TaskCore::kFetchSteps + 1, kKey = TaskCore::kFetchSteps;
+      if (static_cast<int>(next.size()) > kRecord) __builtin_prefetch(next[kRecord].message.raw());
+      if (static_cast<int>(next.size()) > kKey) {
+        const rd_kafka_message_t* r = next[kKey].message.raw();
+        __builtin_prefetch(r->key);
+        __builtin_prefetch(r->payload);
+      }
       for (int k = 0; k + 1 < TaskCore::kFetchSteps && k < static_cast<int>(next.size()); ++k) {
         task.core->FetchAhead(next[k].message.key(), TaskCore::kFetchSteps - 2 - k);
       }
@@ -1076,7 +1086,7 @@ Status Worker::ProcessRecord(Task& task, int index, const Buffered& b) {
                                      .key = m.key(),
                                      .value = m.value(),
                                      .content_type = b.content_type,
-                                     .timestamp_ms = m.timestamp_ms(),
+                                     .timestamp_ms = b.timestamp_ms,
                                      .future_timestamp = b.future_timestamp},
                                     b.now_ms, &out);
       !s.ok()) {
