@@ -616,6 +616,7 @@ void TaskCore::SetGated(IndexKey key, HeldEntry it, int64_t earliest_ms, int64_t
                         int64_t released_before_ms) {
   if (it != gated_of_.end()) {
     it->second.released_before_ms = released_before_ms;
+    it->second.gate_ms = gate_ms_;
     if (it->second.earliest_ms == earliest_ms) return;
     gated_.erase({it->second.earliest_ms, key});
     if (earliest_ms == operators::kEndOfTime) {
@@ -625,7 +626,7 @@ void TaskCore::SetGated(IndexKey key, HeldEntry it, int64_t earliest_ms, int64_t
     it->second.earliest_ms = earliest_ms;
   } else {
     if (earliest_ms == operators::kEndOfTime) return;
-    gated_of_.emplace(key, Held{earliest_ms, now_ms, released_before_ms});
+    gated_of_.emplace(key, Held{earliest_ms, now_ms, released_before_ms, gate_ms_});
   }
   gated_.insert({earliest_ms, key});
 }
@@ -704,7 +705,7 @@ bool TaskCore::WalkWouldChangeNothing(IndexKey key) const {
   if (gated_of_.empty()) return false;
   auto it = gated_of_.find(key);
   return it != gated_of_.end() && it->second.earliest_ms >= gate_ms_ && it->second.released_before_ms != kUnset &&
-         it->second.released_before_ms >= gate_ms_;
+         it->second.released_before_ms >= gate_ms_ && it->second.gate_ms != kUnset && gate_ms_ >= it->second.gate_ms;
 }
 
 Status TaskCore::Walk(int64_t now_ms, TaskOutput* out) {

@@ -327,17 +327,21 @@ class TaskCore {
   struct Held {
     int64_t earliest_ms;
     int64_t since_ms;  // now_ms when it was first held; -1: held since Start
-    // Its released_before_ms after its latest release (kUnset: not known):
-    // what Walk needs to tell that visiting it would change nothing.
+    // Its released_before_ms after its latest release (kUnset: not known),
+    // and the gate then: what Walk needs to tell that visiting it would
+    // change nothing.
     int64_t released_before_ms = kUnset;
+    int64_t gate_ms = kUnset;
   };
   using HeldEntry = absl::flat_hash_map<IndexKey, Held>::iterator;
   // The same, given the key's entry in gated_of_ (end(): none), and the
   // container's released_before_ms after the release that calls this.
   void SetGated(IndexKey key, HeldEntry it, int64_t earliest_ms, int64_t now_ms, int64_t released_before_ms);
   // Whether releasing the due container `key` now would change nothing:
-  // the gate holds it, everything it holds is at or after the gate, and it
-  // was released up to the gate already. Then, for a quiet release's bound
+  // the gate holds it, everything it holds is at or after the gate, it was
+  // released up to the gate already, and the gate has not moved down since
+  // (a lower gate than at its last release may trim what that one kept).
+  // Then, for a quiet release's bound
   // (at most its latest event + 1, after its earliest pending item): the
   // engine's bound stays, nothing is evaluated, the windows were trimmed as
   // far as they will be, and its earliest item, gate entry and due time

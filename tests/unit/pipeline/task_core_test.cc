@@ -291,9 +291,6 @@ TEST(TaskCore, AStoreAndForwardBurstAfterACoverageGapIsProcessedInOrder) {
   EXPECT_EQ(run.counters.processed, records.size());
 }
 
-// A declaration filed late (mid-trip) moves the container's progress; a
-// tracker whose clock runs 12 minutes slow still has its later fixes
-// joined: a fix is judged against its own tracker's fixes.
 // Fetching ahead (TaskCore::FetchAhead, as the worker does over the next
 // records) is a hint only: the same alerts, the same stored bytes and the
 // same cache look-ups as without it, including for keys with no state.
@@ -350,6 +347,9 @@ TEST(TaskCore, FetchingAheadChangesNoAlertNoStoredByteAndNoCacheCount) {
   EXPECT_GT(plain.loads, 0u) << "the cache is small enough to load evicted states again";
 }
 
+// A declaration filed late (mid-trip) moves the container's progress; a
+// tracker whose clock runs 12 minutes slow still has its later fixes
+// joined: a fix is judged against its own tracker's fixes.
 TEST(TaskCore, ASlowTrackerAfterADeclarationFiledLateIsNotLate) {
   const std::string box = "CSQU3054383";
   const int64_t skew = -12 * kMin;
