@@ -712,10 +712,9 @@ Status TaskCore::Walk(int64_t now_ms, TaskOutput* out) {
   const int64_t L = options_.allowed_lateness_ms;
   for (Settle(); !due_.empty() && due_.begin()->first <= p_ms_; Settle()) {
     // The containers after this one in due order (some may have moved on,
-    // which costs a useless fetch): one step each, as in ReleaseGated.
-    // The next kFetchSteps positions get a step each, unless Walk will not
-    // read them; the two after that, their entries in the gate and due
-    // indexes, which that test reads.
+    // which costs a useless fetch): the next kFetchSteps get a step each, as
+    // in ReleaseGated, unless Walk will not read them; the two after that,
+    // their entries in the gate and due indexes, which that test reads.
     auto ahead = std::next(due_.begin());
     for (int position = 1; position <= kFetchSteps + 2 && ahead != due_.end() && ahead->first <= p_ms_;
          ++position, ++ahead) {
