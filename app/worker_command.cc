@@ -83,13 +83,13 @@ int RunWorker(const std::string& config_path) {
   const auto& st = (*worker)->stats();
   std::printf(
       "{\"event\":\"stopped\",\"ok\":%s,\"processed\":%llu,\"alerts\":%llu,\"dead_letters\":%llu,"
-      "\"late\":%llu,\"transactions\":%llu,\"restored_records\":%llu,\"rebuilds\":%llu,\"expired\":%llu,\"feedback\":%llu,\"pauses\":%llu,\"uptime_ms\":%lld}\n",
+      "\"late\":%llu,\"transactions\":%llu,\"restored_records\":%llu,\"rebuilds\":%llu,\"expired\":%llu,\"feedback\":%llu,\"uptime_ms\":%lld}\n",
       s.ok() ? "true" : "false", static_cast<unsigned long long>(st.processed),
       static_cast<unsigned long long>(st.alerts), static_cast<unsigned long long>(st.dead_letters),
       static_cast<unsigned long long>(st.late), static_cast<unsigned long long>(st.transactions),
       static_cast<unsigned long long>(st.restored_records), static_cast<unsigned long long>(st.rebuilds),
       static_cast<unsigned long long>(st.expired), static_cast<unsigned long long>(st.feedback),
-      static_cast<unsigned long long>(st.pauses), static_cast<long long>(uptime_ms));
+      static_cast<long long>(uptime_ms));
   std::fflush(stdout);
   if (endpoint) endpoint->Stop();
   {

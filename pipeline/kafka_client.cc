@@ -1,6 +1,11 @@
 #include "pipeline/kafka_client.h"
 
+#include <fcntl.h>
+#include <poll.h>
+#include <unistd.h>
+
 #include <algorithm>
+#include <cerrno>
 #include <cstring>
 #include <set>
 #include <thread>
@@ -131,6 +136,36 @@ std::optional<std::string_view> OwnedRecord::header(std::string_view name) const
   return std::nullopt;
 }
 
+namespace {
+
+// The error a consumed slot carries, named by its partition.
+Error ConsumeError(rd_kafka_t* rk, const rd_kafka_message_t* m) {
+  std::string what = "consume";
+  if (m->rkt != nullptr) {
+    what += " from " + std::string(rd_kafka_topic_name(m->rkt)) + "[" + std::to_string(m->partition) + "]";
+  }
+  what += " (" + std::string(rd_kafka_message_errstr(m)) + ")";
+  return FromKafkaResp(rk, m->err, what);
+}
+
+// Appends up to `max` records of `q` to `out`, waiting up to `timeout_ms`
+// for the batch to fill; `raw` is scratch. Stops at an error slot: the
+// records before it are appended, the rest dropped, the error returned.
+Status TakeBatch(rd_kafka_t* rk, rd_kafka_queue_t* q, int timeout_ms, size_t max,
+                 std::vector<rd_kafka_message_t*>* raw, std::vector<Message>* out) {
+  if (raw->size() < max) raw->resize(max);
+  const ssize_t n = rd_kafka_consume_batch_queue(q, timeout_ms, raw->data(), max);
+  if (n < 0) return FromKafkaResp(rd_kafka_last_error(), "consume a batch");
+  ssize_t i = 0;
+  for (; i < n && (*raw)[i]->err == RD_KAFKA_RESP_ERR_NO_ERROR; ++i) out->emplace_back((*raw)[i]);
+  if (i == n) return Status::Ok();
+  Error e = ConsumeError(rk, (*raw)[i]);
+  for (; i < n; ++i) rd_kafka_message_destroy((*raw)[i]);
+  return e;
+}
+
+}  // namespace
+
 // ---------------------------------------------------------------- consumer
 
 Result<std::unique_ptr<KafkaConsumer>> KafkaConsumer::Create(const Options& options) {
@@ -243,15 +278,9 @@ Result<std::optional<Message>> KafkaConsumer::Poll(std::chrono::milliseconds tim
   }
   if (m == nullptr) return std::optional<Message>();
   if (m->err != RD_KAFKA_RESP_ERR_NO_ERROR) {
-    const rd_kafka_resp_err_t err = m->err;
-    std::string what = "consume";
-    if (m->rkt != nullptr) {
-      what += " from " + std::string(rd_kafka_topic_name(m->rkt)) + "[" +
-              std::to_string(m->partition) + "]";
-    }
-    what += " (" + std::string(rd_kafka_message_errstr(m)) + ")";
+    Error e = ConsumeError(rk_.get(), m);
     rd_kafka_message_destroy(m);
-    return FromKafkaResp(rk_.get(), err, what);
+    return e;
   }
   return std::optional<Message>(Message(m));
 }
@@ -261,30 +290,66 @@ Status KafkaConsumer::PollBatch(std::chrono::milliseconds timeout, size_t max, s
     queue_.reset(rd_kafka_queue_get_consumer(rk_.get()));
     if (!queue_) return Error{Errc::kInvalidArgument, "a batch poll needs a consumer with a group id"};
   }
-  std::vector<rd_kafka_message_t*> raw(max);
-  const ssize_t n = rd_kafka_consume_batch_queue(queue_.get(), static_cast<int>(timeout.count()), raw.data(), max);
-  if (n < 0) return FromKafkaResp(rd_kafka_last_error(), "consume a batch");
-  std::vector<Message> got;
-  got.reserve(static_cast<size_t>(n));
-  for (ssize_t i = 0; i < n; ++i) got.emplace_back(raw[i]);  // owned from here, whatever happens next
+  std::vector<rd_kafka_message_t*> raw;
+  Status s = TakeBatch(rk_.get(), queue_.get(), static_cast<int>(timeout.count()), max, &raw, out);
   if (rebalance_error_) {
-    for (Message& m : got) out->push_back(std::move(m));
     Error e = std::move(*rebalance_error_);
     rebalance_error_.reset();
     return e;
   }
-  for (Message& m : got) {
-    if (const rd_kafka_message_t* r = m.raw(); r->err != RD_KAFKA_RESP_ERR_NO_ERROR) {
-      std::string what = "consume";
-      if (r->rkt != nullptr) {
-        what += " from " + std::string(rd_kafka_topic_name(r->rkt)) + "[" + std::to_string(r->partition) + "]";
-      }
-      what += " (" + std::string(rd_kafka_message_errstr(r)) + ")";
-      return FromKafkaResp(rk_.get(), r->err, what);  // the records before it are in `out`
+  return s;
+}
+
+Result<std::unique_ptr<PartitionQueue>> KafkaConsumer::DetachPartition(const std::string& topic, int32_t partition) {
+  if (wake_.read_fd < 0) {
+    int fds[2];
+    if (pipe2(fds, O_NONBLOCK | O_CLOEXEC) != 0) {
+      return Error{Errc::kIo, std::string("a pipe for consumer wake-ups: ") + std::strerror(errno)};
     }
-    out->push_back(std::move(m));
+    wake_.read_fd = fds[0];
+    wake_.write_fd = fds[1];
+    // The consumer's own queue wakes a waiting reader too: rebalances and
+    // errors, which Poll serves.
+    if (!queue_) queue_.reset(rd_kafka_queue_get_consumer(rk_.get()));
+    if (queue_) rd_kafka_queue_io_event_enable(queue_.get(), wake_.write_fd, "w", 1);
   }
-  return Status::Ok();
+  rd_kafka_queue_t* q = rd_kafka_queue_get_partition(rk_.get(), topic.c_str(), partition);
+  if (q == nullptr) {
+    return Error{Errc::kInvalidArgument, "no queue for " + topic + "[" + std::to_string(partition) + "]"};
+  }
+  // Forwarded nowhere, by the application: librdkafka keeps it so through
+  // every later assignment of the partition.
+  rd_kafka_queue_forward(q, nullptr);
+  rd_kafka_queue_io_event_enable(q, wake_.write_fd, "w", 1);
+  return std::unique_ptr<PartitionQueue>(new PartitionQueue(rk_.get(), q));
+}
+
+void KafkaConsumer::WaitForRecords(std::chrono::milliseconds timeout) {
+  if (wake_.read_fd < 0) {
+    std::this_thread::sleep_for(timeout);  // nothing detached: nothing to wake for
+    return;
+  }
+  pollfd fd{.fd = wake_.read_fd, .events = POLLIN, .revents = 0};
+  if (poll(&fd, 1, static_cast<int>(timeout.count())) <= 0) return;
+  char sink[256];
+  while (read(wake_.read_fd, sink, sizeof(sink)) > 0) {
+  }
+}
+
+KafkaConsumer::WakePipe::~WakePipe() {
+  if (read_fd >= 0) close(read_fd);
+  if (write_fd >= 0) close(write_fd);
+}
+
+PartitionQueue::~PartitionQueue() {
+  // The partition's queue outlives this handle (librdkafka owns it): it
+  // must not write to the consumer's pipe for a reader that is gone.
+  rd_kafka_queue_io_event_enable(q_, -1, nullptr, 0);
+  rd_kafka_queue_destroy(q_);
+}
+
+Status PartitionQueue::Take(size_t max, std::vector<Message>* out) {
+  return TakeBatch(rk_, q_, 0, max, &raw_, out);
 }
 
 std::vector<TopicPartition> KafkaConsumer::Assignment() {

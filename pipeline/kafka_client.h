@@ -109,6 +109,38 @@ class RebalanceListener {
   virtual void OnLost(const std::vector<TopicPartition>& partitions) { OnRevoked(partitions); }
 };
 
+class KafkaConsumer;
+
+// One partition's own record queue, taken off the consumer's shared queue
+// (KafkaConsumer::DetachPartition): its records come only through Take, so
+// a reader pulls exactly the partition it needs, in batches, and librdkafka
+// bounds what it fetches ahead per partition (queued.min.messages) instead
+// of for all of them together. A take never serves a rebalance callback
+// (those come only through KafkaConsumer::Poll), so every record a take
+// returns belongs to the assignment the reader knows.
+// Destroy it before its consumer closes. Not thread-safe.
+class PartitionQueue {
+ public:
+  ~PartitionQueue();
+  PartitionQueue(const PartitionQueue&) = delete;
+  PartitionQueue& operator=(const PartitionQueue&) = delete;
+
+  // Appends up to `max` records already fetched, without waiting; the
+  // consumer's position moves past them. A consume error (e.g. topic
+  // authorisation) comes back as Error, after the records before it.
+  Status Take(size_t max, std::vector<Message>* out);
+  // Whether librdkafka holds nothing for it: no records, nor the markers
+  // and errors a Take passes over. One lock, no clock read.
+  bool Empty() const { return rd_kafka_queue_length(q_) == 0; }
+
+ private:
+  friend class KafkaConsumer;
+  PartitionQueue(rd_kafka_t* rk, rd_kafka_queue_t* q) : rk_(rk), q_(q) {}
+  rd_kafka_t* rk_;
+  rd_kafka_queue_t* q_;
+  std::vector<rd_kafka_message_t*> raw_;  // reused per take
+};
+
 class KafkaConsumer {
  public:
   struct Options {
@@ -159,6 +191,17 @@ class KafkaConsumer {
   // error, the records before it are appended and the position is past the
   // failed one too (a reader that goes on must seek back, or start over).
   Status PollBatch(std::chrono::milliseconds timeout, size_t max, std::vector<Message>* out);
+  // Gives topic[partition] a queue of its own (PartitionQueue). Call it
+  // before the partition is assigned (RebalanceListener::OnAssigned): from
+  // then on, through later assignments too, none of its records reach Poll
+  // or PollBatch. A record reaching an empty detached queue, and anything
+  // for Poll, ends WaitForRecords.
+  Result<std::unique_ptr<PartitionQueue>> DetachPartition(const std::string& topic, int32_t partition);
+  // Waits up to `timeout` for a record to reach a detached partition's
+  // queue that a take had emptied, or for something to poll. May return
+  // early, spuriously; returns at once when that happened since the last
+  // wait.
+  void WaitForRecords(std::chrono::milliseconds timeout);
   // Positions (next offset to read) of the current assignment; partitions
   // with no position yet are left out.
   Result<std::vector<TopicPartitionOffset>> Positions();
@@ -190,6 +233,13 @@ class KafkaConsumer {
                                 rd_kafka_topic_partition_list_t* parts, void* opaque);
   void OnRebalance(rd_kafka_resp_err_t err, rd_kafka_topic_partition_list_t* parts);
 
+  // Written by librdkafka when a detached (or the consumer's) queue gets
+  // something while nobody takes from it (rd_kafka_queue_io_event_enable);
+  // read by WaitForRecords. Closed after rk_ is gone (declared before it).
+  struct WakePipe {
+    int read_fd = -1, write_fd = -1;
+    ~WakePipe();
+  } wake_;
   KafkaHandle rk_;
   // The consumer queue, for PollBatch; released before rk_ (declared after it).
   std::unique_ptr<rd_kafka_queue_t, void (*)(rd_kafka_queue_t*)> queue_{nullptr, &rd_kafka_queue_destroy};

@@ -41,6 +41,15 @@ constexpr auto kRefusedCredentialsGrace = std::chrono::seconds(120);
 // ms the restore reader's consumer waits to fetch again once its queue is full
 // (librdkafka's fetch.queue.backoff.ms, 1000 by default).
 constexpr int kRestoreFetchQueueBackoffMs = 10;
+// The same for an input partition whose queue holds max_buffered_records:
+// a small limit must not leave the merge waiting for most of a second.
+constexpr int kInputFetchQueueBackoffMs = 20;
+// An input's buffer is refilled from its partition's queue when it holds
+// this few records (more than the merge's fetching ahead looks at), with
+// up to kTakeBatch: enough to make a take's own cost (a lock and two clock
+// reads in librdkafka) small per record, few enough to stay in the caches.
+constexpr size_t kRefillAt = 8;
+constexpr size_t kTakeBatch = 128;
 // ms the broker holds an empty fetch of a reader that reads a transactional
 // topic to its end (the changelog on restore, the control topics at start):
 // it passes the last commit marker only with a fetch that finds nothing
@@ -182,15 +191,16 @@ struct Worker::Task {
   state::PartitionStore* store = nullptr;
   std::unique_ptr<CachedStates> states;
   std::unique_ptr<TaskCore> core;  // what is decided per record (pipeline/task_core.h)
+  // Each input partition's own queue in the consumer (PartitionQueue),
+  // and the records taken from it for the merge.
+  std::unique_ptr<PartitionQueue> queues[kInputs];
   std::deque<Buffered> buffers[kInputs];
   int64_t next_offset[kInputs] = {-1, -1, -1, -1};  // last processed + 1
   int64_t fetched[kInputs] = {0, 0, 0, 0};  // next offset the consumer will deliver per input
   // Set when the merge stopped waiting for an input whose unread records did
   // not come within idle_wait_ms; cleared when a record of it arrives.
   bool gave_up[kInputs] = {false, false, false, false};
-  // Fetching paused because the buffer reached max_buffered_records.
-  bool paused[kInputs] = {false, false, false, false};
-  int64_t routed[kInputs] = {0, 0, 0, 0};  // records routed since the probe last counted them
+  int64_t routed[kInputs] = {0, 0, 0, 0};  // records taken since the probe last counted them
   int64_t blocked_since_ms = 0;  // wall time since the merge waits for a partition
   int64_t idle_since_ms = 0;     // wall time since the task is caught up
   int64_t caught_up_since_ms = 0;  // the same, for the feedback horizon
@@ -216,6 +226,7 @@ Worker::~Worker() {
     }
   }
   in_transaction_ = false;
+  ReleaseQueues();
   if (consumer_) consumer_->Close().PermitUnchecked();
   // The clients call back into the probes (statistics) until they are gone,
   // so they go first.
@@ -356,9 +367,21 @@ Status Worker::Init() {
 // what a task needs; librdkafka's cooperative-sticky assignor balances
 // partitions topic by topic and would split partition p of the inputs
 // between members. Static membership keeps restarts free of rebalances.
+void Worker::ReleaseQueues() {
+  for (auto& [p, task] : tasks_) {
+    for (auto& q : task->queues) q.reset();
+  }
+}
+
 Status Worker::NewConsumer() {
-  input_topic_handles_.fill(nullptr);  // the old consumer's handles go with it
-  const KafkaProperties& extra = config_.kafka;
+  // Each input partition has a queue of its own (Worker::Refill), so
+  // librdkafka's bound on what it fetches ahead, queued.min.messages, is
+  // per input partition: max_buffered_records. Unless set in the Kafka
+  // properties.
+  KafkaProperties extra = config_.kafka;
+  if (std::none_of(extra.begin(), extra.end(), [](const auto& kv) { return kv.first == "queued.min.messages"; })) {
+    extra.insert(extra.begin(), {"queued.min.messages", std::to_string(config_.max_buffered_records)});
+  }
   auto consumer = KafkaConsumer::Create({.bootstrap = config_.bootstrap,
                                          .group_id = config_.group_id,
                                          .group_instance_id = config_.instance_id,
@@ -366,7 +389,8 @@ Status Worker::NewConsumer() {
                                          .assignment_strategy = "range",
                                          .extra = extra,
                                          .listener = this,
-                                         .on_stats = [this](std::string_view j) { consumer_stats_->Update(j); }});
+                                         .on_stats = [this](std::string_view j) { consumer_stats_->Update(j); },
+                                         .fetch_queue_backoff_ms = kInputFetchQueueBackoffMs});
   if (!consumer.ok()) return consumer.error();
   consumer_ = std::move(consumer).value();
   std::vector<std::string> inputs;
@@ -492,6 +516,16 @@ void Worker::OnAssigned(const std::vector<TopicPartition>& partitions) {
       return;
     }
     for (int i = 0; i < kInputs; ++i) task->fetched[i] = std::max<int64_t>(0, (*committed)[i].offset);
+    // Before the assignment takes effect (it does when this returns), so
+    // that none of the partition's records goes to the consumer's queue.
+    for (int i = 0; i < kInputs; ++i) {
+      auto queue = consumer_->DetachPartition(inputs[i].topic, p);
+      if (!queue.ok()) {
+        pending_error_ = queue.error();
+        return;
+      }
+      task->queues[i] = std::move(queue).value();
+    }
     probe_->RestoreProgress(p, 0);
     fresh.push_back(std::move(task));
   }
@@ -574,11 +608,6 @@ void Worker::DropTasks(const std::set<int32_t>& partitions) {
     if (!pending_error_) pending_error_ = s.error();
   }
   for (int32_t p : partitions) {
-    // A paused partition would stay paused if it came back to this member.
-    auto it = tasks_.find(p);
-    if (it != tasks_.end() && consumer_) {
-      for (int i = 0; i < kInputs; ++i) ResumeInput(*it->second, i).PermitUnchecked();
-    }
     tasks_.erase(p);
     probe_->PartitionGone(p);
   }
@@ -801,46 +830,29 @@ void Worker::CountRouted() {
   }
 }
 
-void Worker::Route(Message message, int64_t now_ms) {
-  // The input is known by the record's topic handle, which the consumer
-  // keeps for the topic's life: the names are compared once per topic.
-  const void* handle = message.raw()->rkt;
-  int index = -1;
-  for (int i = 0; i < kInputs; ++i) {
-    if (input_topic_handles_[i] == handle) index = i;
+Status Worker::Refill(Task& task, int input) {
+  PartitionQueue* queue = task.queues[input].get();
+  if (queue == nullptr || queue->Empty()) return Status::Ok();
+  std::deque<Buffered>& buffer = task.buffers[input];
+  if (buffer.size() >= kTakeBatch) return Status::Ok();
+  taken_.clear();
+  Status s = queue->Take(kTakeBatch - buffer.size(), &taken_);
+  // The clock once per take: when these records were read, for the waits
+  // and the ingest -> alert latency, and what "too far in the future" is
+  // measured from.
+  const int64_t now_ms = NowMs();
+  for (Message& message : taken_) {
+    const int64_t ts = message.timestamp_ms();
+    const bool future = ts > now_ms + config_.max_future_ms;
+    const std::string_view content_type = message.header("content-type").value_or("");
+    task.fetched[input] = message.offset() + 1;
+    buffer.push_back({std::move(message), future ? kMergeFirst : ts, future, now_ms, content_type, ts});
   }
-  if (index < 0) {
-    for (int i = 0; i < kInputs; ++i) {
-      if (message.topic() == names_.Name(kInputTopicRoles[i])) {
-        index = i;
-        input_topic_handles_[i] = handle;
-      }
-    }
+  if (!taken_.empty()) {
+    task.routed[input] += static_cast<int64_t>(taken_.size());  // counted in the probe once per pass
+    task.gave_up[input] = false;
   }
-  auto it = tasks_.find(message.partition());
-  if (index < 0 || it == tasks_.end()) {
-    // Never expected: dropping it would lose it, so rebuild from the committed offsets.
-    pending_error_ = Error{Errc::kAbortable, "record from " + std::string(message.topic()) + "[" +
-                                                 std::to_string(message.partition()) + "] has no task"};
-    return;
-  }
-  Task& task = *it->second;
-  ++task.routed[index];  // counted in the probe once per pass (CountRouted)
-  task.fetched[index] = message.offset() + 1;
-  task.gave_up[index] = false;
-  const int64_t ts = message.timestamp_ms();
-  const bool future = ts > now_ms + config_.max_future_ms;
-  const std::string_view content_type = message.header("content-type").value_or("");
-  task.buffers[index].push_back({std::move(message), future ? kMergeFirst : ts, future, now_ms, content_type, ts});
-  if (!task.paused[index] && static_cast<int64_t>(task.buffers[index].size()) >= config_.max_buffered_records) {
-    // Enough of this input: let the consumer's queue carry the others.
-    if (Status s = consumer_->Pause({{names_.Name(kInputTopicRoles[index]), task.partition}}); !s.ok()) {
-      pending_error_ = s.error();
-      return;
-    }
-    task.paused[index] = true;
-    ++stats_.pauses;
-  }
+  return s;
 }
 
 // At-least-once: output of a cycle that will not commit its offsets is
@@ -887,12 +899,6 @@ bool Worker::Behind() const {
   return RecordsWaiting() >= std::max(config_.backlog_threshold_records, records_in_transaction_);
 }
 
-Status Worker::ResumeInput(Task& task, int input) {
-  if (!task.paused[input]) return Status::Ok();
-  task.paused[input] = false;
-  return consumer_->Resume({{names_.Name(kInputTopicRoles[input]), task.partition}});
-}
-
 bool Worker::UnreadOnBroker(const std::string& topic, int32_t partition, int64_t fetched) const {
   int64_t lo = 0, hi = 0;
   rd_kafka_get_watermark_offsets(consumer_->handle(), topic.c_str(), partition, &lo, &hi);
@@ -923,6 +929,12 @@ Status Worker::Drain() {
     Task& task = *task_ptr;
     const int32_t p = task.partition;
     for (;;) {
+      // Inputs running low take what their queues hold: the merge pulls
+      // exactly the inputs it is about to need.
+      for (int i = 0; i < kInputs; ++i) {
+        if (task.buffers[i].size() > kRefillAt) continue;
+        if (Status s = Refill(task, i); !s.ok()) return s;
+      }
       int best = -1;
       for (int i = 0; i < kInputs; ++i) {
         if (task.buffers[i].empty()) continue;
@@ -1006,9 +1018,7 @@ Status Worker::Drain() {
         for (size_t at = 0; at < std::min<size_t>(value.size(), 128); at += 64) __builtin_prefetch(value.data() + at);
       }
       task.core->FetchAhead(b.message.key(), TaskCore::kFetchSteps - 1);
-      if (static_cast<int64_t>(task.buffers[best].size()) <= config_.max_buffered_records / 2) {
-        if (Status s = ResumeInput(task, best); !s.ok()) return s;
-      }
+      ++records_merged_;
       waits.Add(static_cast<double>(std::max<int64_t>(0, now - b.now_ms)) / 1000.0);
       if (Status s = ProcessRecord(task, best, b); !s.ok()) return s;
       task.next_offset[best] = b.message.offset() + 1;
@@ -1496,36 +1506,27 @@ Status Worker::Run(const std::atomic<bool>& stop) {
   std::chrono::steady_clock::time_point refused_since{}, last_refused{};
   while (!stop.load()) {
     Status step = [&]() -> Status {
-      auto m = consumer_->Poll(5ms);
+      // A pass that merged nothing waits for records (or a rebalance), up
+      // to 5 ms: the passes also time the commits and idle releases.
+      if (records_merged_ == merged_at_last_pass_) consumer_->WaitForRecords(5ms);
+      merged_at_last_pass_ = records_merged_;
+      // Rebalances and consumer errors. Records never come this way: each
+      // input partition has its own queue, which Drain takes from.
+      auto m = consumer_->Poll(0ms);
       if (pending_error_) {
         Error e = std::move(*pending_error_);
         pending_error_.reset();
         return e;
       }
       if (!m.ok()) return m.error();
+      if (m->has_value()) {
+        // Never expected: processing it out of its partition's order could
+        // change the output, so start again from the committed offsets.
+        const Message& r = **m;
+        return Error{Errc::kAbortable, "record from " + std::string(r.topic()) + "[" + std::to_string(r.partition()) +
+                                           "] came through the consumer's queue, not its partition's"};
+      }
       const int64_t now = NowMs();  // one clock read per pass, not per record
-      if (m->has_value()) Route(std::move(**m), now);
-      // Take what is already fetched without waiting. Once a task has
-      // waited a quarter of idle_wait_ms for an input, take everything: the
-      // record it waits for may sit in the consumer's queue behind many
-      // records of other partitions. Buffers that fill up pause their
-      // partition, which frees the queue.
-      bool waiting = false;
-      for (const auto& [p, t] : tasks_)
-        waiting |= t->blocked_since_ms != 0 && now - t->blocked_since_ms >= config_.idle_wait_ms / 4;
-      const int take = waiting ? 1000000 : 2000;
-      for (int i = 0; i < take; ++i) {
-        auto more = consumer_->Poll(0ms);
-        if (!more.ok()) return more.error();
-        if (!more->has_value()) break;
-        Route(std::move(**more), now);
-      }
-      CountRouted();
-      if (pending_error_) {  // a callback failed while polling: recover before processing
-        Error e = std::move(*pending_error_);
-        pending_error_.reset();
-        return e;
-      }
       if (Status c = PollControlTopics(); !c.ok()) return c;
       // A new profile applies at a commit: an idle worker opens a cycle for it.
       if (pending_profile_ && !in_transaction_) {
@@ -1533,7 +1534,9 @@ Status Worker::Run(const std::atomic<bool>& stop) {
       }
       if (Status g = UpdateGate(now); !g.ok()) return g;
       UpdateGauges();
-      if (Status s = Drain(); !s.ok()) return s;
+      Status drained = Drain();
+      CountRouted();
+      if (!drained.ok()) return drained;
       if (!in_transaction_) return Status::Ok();
       const int64_t age = NowMs() - transaction_started_ms_;
       if (age < config_.commit_interval_ms && records_in_transaction_ < config_.max_records_per_commit) {
@@ -1590,6 +1593,7 @@ Status Worker::Run(const std::atomic<bool>& stop) {
     BW_LOG(kError, kLog) << "final commit failed: " << last.ToString();
     return last;
   }
+  ReleaseQueues();
   return consumer_->Close();
 }
 

@@ -41,7 +41,6 @@ struct WorkerStats {
   uint64_t transactions = 0;   // committed transactions
   uint64_t restored_records = 0;  // changelog records applied during restores
   uint64_t rebuilds = 0;       // producer rebuilds after fencing or fatal errors
-  uint64_t pauses = 0;         // input partitions paused because their buffer was full
   uint64_t expired = 0;        // container states deleted after state_ttl_ms
   uint64_t feedback = 0;       // reference entries written from inspection outcomes
   std::map<std::string, uint64_t> dead_by_reason;
@@ -122,14 +121,17 @@ class Worker : public RebalanceListener {
   Status OpenTask(Task& task, const std::string& meta, RestoredSummaries* summaries = nullptr) const;
   // Sets an opened task's gate, producing what that releases.
   Status StartTask(Task& task);
-  // Buffers a polled record for its task; `now_ms` is the pass's clock.
-  void Route(Message message, int64_t now_ms);
+  // Takes what the input's partition queue holds into its buffer, up to
+  // kTakeBatch records buffered (worker.cc).
+  Status Refill(Task& task, int input);
+  // Destroys the tasks' partition queues: before the consumer closes.
+  void ReleaseQueues();
   // Processes buffered records in merged timestamp order while allowed.
   Status Drain();
   // Runs a merged record through its task's core and produces what comes out.
-  // `index`: the record's input (kInputTopicRoles), as Route found it.
+  // `index`: the record's input (kInputTopicRoles).
   Status ProcessRecord(Task& task, int index, const Buffered& b);
-  // Adds the records Route took since the last call to the probe's counts.
+  // Adds the records Refill took since the last call to the probe's counts.
   void CountRouted();
   // Produces a core's alerts and feedback into the open cycle; `ingest_ms`
   // is when the record that released them was read (-1: no ingest -> alert
@@ -143,7 +145,6 @@ class Worker : public RebalanceListener {
   Status SettleStore();
   Status Recover(const Error& error);
   void DropTasks(const std::set<int32_t>& partitions);
-  Status ResumeInput(Task& task, int input);  // resumes fetching a paused input
   // Records of `input` the task has yet to process, buffered or on the
   // broker (from the last fetch's high watermark); -1 before any fetch.
   int64_t InputLag(const Task& task, int input) const;
@@ -189,8 +190,11 @@ class Worker : public RebalanceListener {
   std::unique_ptr<state::StateStore> store_;
   std::unique_ptr<AsyncStoreCommit> async_store_;
   std::unique_ptr<KafkaConsumer> consumer_;
-  // The consumer's topic handle of each input, once a record showed it (Route).
-  std::array<const void*, 4> input_topic_handles_{};  // manifests, scans, gps, outcomes
+  std::vector<Message> taken_;  // reused by Refill
+  // Records merged, and as many at the start of the last pass: a pass that
+  // merged nothing waits for records before the next.
+  uint64_t records_merged_ = 0;
+  uint64_t merged_at_last_pass_ = 0;
   std::unique_ptr<KafkaProducer> producer_;
   std::unique_ptr<KafkaConsumer> control_;  // profiles + reference, read whole
   std::map<int32_t, std::unique_ptr<Task>> tasks_;

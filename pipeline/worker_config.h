@@ -65,9 +65,9 @@ struct WorkerConfig {
   // state_ttl_ms (30 days). Default: 24 h.
   int64_t expiry_sweep_interval_ms = 24LL * 3600 * 1000;
   int64_t cache_max_entries = 100000;     // container states kept decoded in memory per task
-  // Records a task buffers per input partition before it pauses fetching
-  // that partition (resumed at half); bounds memory and keeps one busy
-  // partition from filling the consumer's queue ahead of the others.
+  // Records librdkafka fetches ahead per input partition, each in a queue
+  // of its own (librdkafka's queued.min.messages, unless the Kafka
+  // properties set it); bounds the memory for input fetched ahead.
   int64_t max_buffered_records = 100000;
   int64_t block_cache_bytes = 64LL << 20;  // RocksDB block cache, bytes
   int64_t write_buffer_bytes = 16LL << 20;  // RocksDB memtable per partition, bytes

@@ -90,12 +90,14 @@ TEST(WorkerOnRealKafka, GoldenInputGivesExactlyTheExpectedAlerts) { GoldenRun("e
 // Without failures, at-least-once gives the same output, without transactions.
 TEST(WorkerOnRealKafka, AtLeastOnceGivesTheSameAlertsWhenNothingFails) { GoldenRun("at_least_once"); }
 
-// Tiny input buffers: partitions pause and resume all the time (librdkafka
-// drops and fetches again what it had prefetched), and the output is the same.
-TEST(WorkerOnRealKafka, PausingFullInputBuffersChangesNoAlert) {
+// A tiny prefetch per input partition (librdkafka's queue of each holds
+// about 200 records, so its fetches stop and start all the time and the
+// merge often finds an input's queue empty while the broker holds more):
+// the same alerts, nothing late.
+TEST(WorkerOnRealKafka, TinyPrefetchPerInputPartitionChangesNoAlert) {
   std::string stopped;
   GoldenRun("exactly_once", {{"max_buffered_records", "200"}}, &stopped);
-  EXPECT_GT(JsonField(stopped, "pauses"), 0) << "no input was ever paused: " << stopped;
+  EXPECT_GT(JsonField(stopped, "processed"), 0) << stopped;
   EXPECT_EQ(JsonField(stopped, "late"), 0) << stopped;
 }
 
