@@ -10,6 +10,7 @@
 
 #include "core/types.h"
 #include "operators/fix_window.h"
+#include "operators/pending_items.h"
 #include "operators/fix_quantum.h"
 #include "operators/geo.h"
 #include "operators/names.h"
@@ -371,20 +372,9 @@ std::string AlertId(const std::string& container, uint32_t sequence) {
 RiskEngine::RiskEngine(const Profile* profile, const ReferenceData* reference, EngineLimits limits)
     : profile_(profile), reference_(reference), limits_(limits) {}
 
-// Pending items are kept in (time, kind) order; most come in order, so the
-// place is searched from the end.
+// Pending items are kept in (time, kind) order (operators/pending_items.h).
 void RiskEngine::AddPending(v1::ContainerState& s, int64_t t, Kind kind) const {
-  auto* pending = s.mutable_pending();
-  int at = pending->size();
-  const auto key = std::make_pair(t, static_cast<int32_t>(kind));
-  while (at > 0 && std::make_pair(pending->Get(at - 1).time_ms(), pending->Get(at - 1).kind()) >= key) {
-    if (std::make_pair(pending->Get(at - 1).time_ms(), pending->Get(at - 1).kind()) == key) return;
-    --at;
-  }
-  auto* p = pending->Add();
-  p->set_time_ms(t);
-  p->set_kind(kind);
-  for (int i = pending->size() - 1; i > at; --i) pending->SwapElements(i, i - 1);
+  MutablePendingItems(s.mutable_pending_items()).Insert({t, static_cast<int32_t>(kind)});
 }
 
 // ------------------------------------------------------------------ joins
@@ -716,28 +706,20 @@ JoinResult RiskEngine::ApplyOutcome(v1::ContainerState& s, const v1::InspectionO
 
 bool RiskEngine::Advance(v1::ContainerState& s, int64_t watermark, int64_t emit_time_ms,
                          std::vector<v1::Alert>* alerts) const {
-  if (s.pending_size() == 0) return false;
+  if (s.pending_items().empty()) return false;
   bool changed = false;
-  auto* pending = s.mutable_pending();
-  auto by_time = [](const auto& a, const auto& b) {
-    return std::make_tuple(a.time_ms(), a.kind()) < std::make_tuple(b.time_ms(), b.kind());
-  };
-  // AddPending keeps them in order; a state from before that may not be.
-  if (!std::is_sorted(pending->begin(), pending->end(), by_time)) std::sort(pending->begin(), pending->end(), by_time);
   int done = 0;
-  for (; done < pending->size() && pending->Get(done).time_ms() < watermark; ++done) {
-    const auto& p = pending->Get(done);
-    changed = Evaluate(s, p.time_ms(), p.kind(), emit_time_ms, alerts) || changed;
+  // Evaluation changes no pending item: the view stays valid.
+  const PendingItems pending(s.pending_items());
+  for (; done < pending.size(); ++done) {
+    const PendingItem p = pending.Get(done);
+    if (p.time_ms >= watermark) break;
+    changed = Evaluate(s, p.time_ms, p.kind, emit_time_ms, alerts) || changed;
     // A straggler (evaluated after later items) does not move it back.
-    s.set_evaluated_through_ms(std::max(s.evaluated_through_ms(), p.time_ms()));
+    s.set_evaluated_through_ms(std::max(s.evaluated_through_ms(), p.time_ms));
   }
-  if (done > 0) {
-    // The evaluated items leave from the front. Their messages go to the
-    // end and are cleared there, kept for the next AddPending (a GPS fix
-    // adds one and its evaluation takes it): no allocation per fix.
-    std::rotate(pending->pointer_begin(), pending->pointer_begin() + done, pending->pointer_end());
-    for (int i = 0; i < done; ++i) pending->RemoveLast();
-  }
+  // The evaluated items leave from the front; the buffer keeps its room.
+  if (done > 0) MutablePendingItems(s.mutable_pending_items()).EraseFront(done);
   return changed;
 }
 
@@ -786,9 +768,8 @@ bool RiskEngine::Release(v1::ContainerState& s, int64_t bound, int64_t emit_time
 }
 
 int64_t EarliestPending(const v1::ContainerState& s) {
-  int64_t earliest = kEndOfTime;
-  for (const auto& p : s.pending()) earliest = std::min(earliest, p.time_ms());
-  return earliest;
+  const PendingItems pending(s.pending_items());
+  return pending.empty() ? kEndOfTime : pending.Get(0).time_ms;  // in order
 }
 
 void RiskEngine::Trim(v1::ContainerState& s) const {

@@ -50,7 +50,7 @@ class CacheStates : public ContainerStates {
     });
     if (!listed.ok()) return listed;
     auto list = [&](const std::string& key, const v1::ContainerState& s) {
-      fn(key, {s.last_event_ms(), s.due_ms(), s.pending_size() > 0, OwnProgress(s)});
+      fn(key, {s.last_event_ms(), s.due_ms(), !s.pending_items().empty(), OwnProgress(s)});
     };
     for (const auto& key : keys) {
       auto s = cache_.Get(key);

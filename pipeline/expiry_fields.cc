@@ -63,7 +63,9 @@ bool ReadExpiryFields(std::string_view bytes, ExpiryFields* out) {
         if (field == v1::ContainerState::kProgressMsFieldNumber) progress = static_cast<int64_t>(v);
       },
       [&](uint32_t field, std::string_view sub) {
+        // Items listed the way states stored before pending_items list them, or the new way.
         if (field == v1::ContainerState::kPendingFieldNumber) out->pending = true;
+        if (field == v1::ContainerState::kPendingItemsFieldNumber && !sub.empty()) out->pending = true;
         if (field != v1::ContainerState::kGpsFieldNumber) return true;
         return ReadFields(
             sub,

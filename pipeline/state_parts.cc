@@ -7,6 +7,7 @@
 
 #include "operators/fix_window.h"
 #include "operators/fix_quantum.h"
+#include "operators/pending_items.h"
 
 namespace boxwatch::pipeline {
 namespace {
@@ -322,7 +323,8 @@ bool SerializeMovementFrom(v1::ContainerState& s, int from, const ContainerState
     g->set_chunk_skip(meta->chunk_skip);
     g->set_chunked_through_ms(meta->chunked_through_ms);
   }
-  m.mutable_pending()->Swap(s.mutable_pending());
+  m.mutable_pending_items()->swap(*s.mutable_pending_items());
+  m.mutable_pending()->Swap(s.mutable_pending());  // empty but in a state built by hand
   m.set_first_event_ms(s.first_event_ms());
   m.set_last_event_ms(s.last_event_ms());
   m.set_expires_at_ms(s.expires_at_ms());
@@ -348,6 +350,7 @@ bool SerializeMovementFrom(v1::ContainerState& s, int from, const ContainerState
     g->clear_chunked_through_ms();
   }
   if (m.has_gps()) s.set_allocated_gps(m.release_gps());
+  s.mutable_pending_items()->swap(*m.mutable_pending_items());
   s.mutable_pending()->Swap(m.mutable_pending());
   return ok;
 }
@@ -404,6 +407,41 @@ bool UpdateChunks(std::string_view key, const v1::ContainerState& s, ContainerSt
 }  // namespace
 
 bool SerializeMovement(v1::ContainerState& s, std::string* out) { return SerializeMovementFrom(s, 0, nullptr, out); }
+
+void PrefetchState(const v1::ContainerState& s, int step) {
+  if (step == 0) {
+    if (s.has_gps()) {
+      const char* track = reinterpret_cast<const char*>(&s.gps());
+      for (size_t line = 0; line < sizeof(v1::GpsTrack); line += 64) __builtin_prefetch(track + line);
+    }
+    __builtin_prefetch(&s.pending_items());
+    return;
+  }
+  if (step == 1) {
+    __builtin_prefetch(&s.container_number());
+    if (s.has_gps()) {
+      __builtin_prefetch(&s.gps().live_fixes());
+      __builtin_prefetch(&s.gps().live_texts());
+      __builtin_prefetch(&s.gps().last_tracker_id());
+    }
+    // The pending items are read from the front (evaluation) and the back
+    // (a join): both ends.
+    const std::string& pending = s.pending_items();
+    if (!pending.empty()) {
+      __builtin_prefetch(pending.data());
+      __builtin_prefetch(pending.data() + pending.size() - 1);
+    }
+    return;
+  }
+  if (!s.has_gps()) return;
+  // The newest fixes are read first (evaluation) and a save packs them
+  // all: the first kb.
+  for (const std::string* buffer : {&s.gps().live_fixes(), &s.gps().live_texts()}) {
+    for (size_t at = 0; at < std::min<size_t>(buffer->size(), 1024); at += 64) __builtin_prefetch(buffer->data() + at);
+  }
+}
+
+void ContainerStateCodec::PrefetchForSave(const v1::ContainerState& value, int step) { PrefetchState(value, step); }
 
 void OrderForChangelog(std::vector<state::PartitionStore::Write>* writes) {
   auto rank = [](const state::PartitionStore::Write& w) {
@@ -556,6 +594,9 @@ Result<bool> ContainerStateCodec::Load(const state::PartitionStore& store, std::
     // A window kept as protobuf points (off the grid) follows its chunks.
     operators::MovePointsToWindow(track);
   }
+  // Stored before pending_items: its items move there (and are stored so
+  // with the next write of M).
+  operators::MovePendingToItems(value);
   Shape(*value, meta->shape);
   return true;
 }

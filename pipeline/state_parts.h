@@ -123,10 +123,21 @@ struct ContainerStateCodec {
   static bool Save(std::string_view key, v1::ContainerState& value, uint32_t dirty_parts, Meta* meta,
                    std::vector<state::PartitionStore::Write>* out);
   static void Delete(std::string_view key, Meta* meta, std::vector<state::PartitionStore::Write>* out);
+  // Fetching ahead what a Save reads (WriteBehindCache::TakeDirty calls it
+  // a few entries ahead): PrefetchState's steps.
+  static constexpr int kPrefetchSteps = 3;
+  static void PrefetchForSave(const v1::ContainerState& value, int step);
   // A value erased and put again before its writes were taken: what the
   // erased one stored beside its key and the new one will not overwrite.
   static void Replace(std::string_view key, Meta* meta, std::vector<state::PartitionStore::Write>* out);
 };
+
+// Asks the memory system for what reading `s` will wait for, in steps a
+// few containers apart, each once the one before has arrived: 0, the GPS
+// track and the pending items' array; 1, the window's buffers' and texts'
+// headers and the first pending items; 2, the window's fixes and texts
+// themselves. Reads nothing that has not arrived, changes nothing.
+void PrefetchState(const v1::ContainerState& s, int step);
 
 // Orders one commit's writes for the changelog: new window chunks first,
 // then the parts, then deleted chunks, so that any prefix of them (all that

@@ -8,6 +8,7 @@
 
 #include "core/types.h"
 #include "operators/fix_window.h"
+#include "pipeline/state_parts.h"
 #include "pipeline/worker_config.h"
 
 namespace boxwatch::pipeline {
@@ -317,26 +318,7 @@ void TaskCore::FetchAhead(std::string_view key, int step) const {
     return;
   }
   const v1::ContainerState* s = states_->Peek(key);
-  if (s == nullptr) return;
-  const auto* pending = s->pending().data();  // the element array's address: nothing read yet
-  if (step == 2) {
-    if (s->has_gps()) {
-      const char* track = reinterpret_cast<const char*>(&s->gps());
-      for (size_t line = 0; line < sizeof(v1::GpsTrack); line += 64) __builtin_prefetch(track + line);
-    }
-    if (pending != nullptr) __builtin_prefetch(pending);
-    return;
-  }
-  // The window's buffers' headers (the records follow once the join or
-  // release reads them), the texts a fix is compared with, and the first
-  // unevaluated item.
-  __builtin_prefetch(&s->container_number());
-  if (s->has_gps()) {
-    __builtin_prefetch(&s->gps().live_fixes());
-    __builtin_prefetch(&s->gps().live_texts());
-    __builtin_prefetch(&s->gps().last_tracker_id());
-  }
-  if (s->pending_size() > 0) __builtin_prefetch(pending[0]);
+  if (s != nullptr) PrefetchState(*s, step - 2);
 }
 
 Status TaskCore::Join(const InputRecord& record, int64_t now_ms, TaskOutput* out) {
@@ -669,9 +651,9 @@ Status TaskCore::ReleaseGated(int64_t now_ms, TaskOutput* out) {
       bound = std::max(bound, std::min(p_ms_ - L, s->last_event_ms() + 1));
     }
     const int64_t released = s->released_before_ms();
-    const int pending = s->pending_size();
+    const size_t pending = s->pending_items().size();
     const bool evaluation_changed = Release(key, *s, bound, now_ms, out);
-    if (s->released_before_ms() == released && s->pending_size() == pending && !evaluation_changed) {
+    if (s->released_before_ms() == released && s->pending_items().size() == pending && !evaluation_changed) {
       continue;  // nothing changed
     }
     if (Status d = MarkReleased(key, evaluation_changed); !d.ok()) return d;

@@ -132,7 +132,7 @@ class MemoryStates final : public ContainerStates {
   }
   Status ForEach(const std::function<void(const std::string&, const Summary&)>& fn) override {
     for (const auto& [key, s] : states_) {
-      fn(key, {s.last_event_ms(), s.due_ms(), s.pending_size() > 0, OwnProgress(s)});
+      fn(key, {s.last_event_ms(), s.due_ms(), !s.pending_items().empty(), OwnProgress(s)});
     }
     return Status::Ok();
   }

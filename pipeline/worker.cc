@@ -153,7 +153,7 @@ class CachedStates final : public CacheStates {
       if (!s.ok()) return s;
     }
     cache_.ForEachDirty([&](const std::string& key, const v1::ContainerState* v) {
-      if (v != nullptr) fn(key, {v->last_event_ms(), v->due_ms(), v->pending_size() > 0, OwnProgress(*v)});
+      if (v != nullptr) fn(key, {v->last_event_ms(), v->due_ms(), !v->pending_items().empty(), OwnProgress(*v)});
     });
     return Status::Ok();
   }

@@ -68,6 +68,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
@@ -197,8 +198,23 @@ class WriteBehindCache {
     // Metas change only once every value has serialised: a failure takes nothing.
     std::vector<std::pair<Entry*, typename Codec::Meta>> metas;
     metas.reserve(dirty_.size());
-    for (Entry* entry : dirty_) {
-      Entry& e = *entry;
+    const size_t n = dirty_.size();
+    for (size_t i = 0; i < n; ++i) {
+      if constexpr (requires { Codec::PrefetchForSave(std::declval<const T&>(), 0); }) {
+        // A commit's dirty entries were last touched long ago (as caches
+        // go): each is fetched ahead, an entry kPrefetchSteps + 1 places
+        // ahead, then what its value points to, a step per place.
+        constexpr size_t kSteps = Codec::kPrefetchSteps;
+        if (i + kSteps + 1 < n) {
+          const char* at = reinterpret_cast<const char*>(dirty_[i + kSteps + 1]);
+          for (size_t line = 0; line < sizeof(Entry); line += 64) __builtin_prefetch(at + line);
+        }
+        for (size_t step = 0; step < kSteps; ++step) {
+          const size_t j = i + kSteps - step;
+          if (j < n && dirty_[j]->value) Codec::PrefetchForSave(*dirty_[j]->value, static_cast<int>(step));
+        }
+      }
+      Entry& e = *dirty_[i];
       typename Codec::Meta meta = e.meta;
       if (e.value) {
         if constexpr (requires { Codec::Replace(std::string_view(), &meta, &writes); }) {

@@ -5,14 +5,46 @@
 #include <algorithm>
 #include <map>
 #include <random>
+#include <string>
+#include <vector>
 
 #include "operators/fix_window.h"
+#include "operators/pending_items.h"
 #include "tests/unit/operators/scenario.h"
 
 namespace boxwatch::operators::testing {
 namespace {
 
 constexpr int64_t kDay = kT0 + 3 * kHour;
+
+// Items arrive mostly in order, sometimes not, sometimes twice: they are
+// kept in (time, kind) order, once each, and leave from the front.
+TEST(PendingItems, KeptInTimeThenKindOrderOnceEachAndTakenFromTheFront) {
+  std::string bytes;
+  MutablePendingItems items(&bytes);
+  EXPECT_TRUE(items.Insert({1000, 2}));
+  EXPECT_TRUE(items.Insert({3000, 2}));
+  EXPECT_TRUE(items.Insert({2000, 2}));  // late: in the middle
+  EXPECT_TRUE(items.Insert({2000, 0}));  // same time, earlier kind: before it
+  EXPECT_TRUE(items.Insert({500, 3}));   // before everything
+  EXPECT_FALSE(items.Insert({2000, 2})) << "twice";
+  EXPECT_FALSE(items.Insert({500, 3})) << "twice, at the front";
+  const std::vector<PendingItem> want = {{500, 3}, {1000, 2}, {2000, 0}, {2000, 2}, {3000, 2}};
+  std::vector<PendingItem> got;
+  for (int i = 0; i < items.View().size(); ++i) got.push_back(items.View().Get(i));
+  EXPECT_EQ(got, want);
+  EXPECT_EQ(bytes.size(), want.size() * PendingItems::kRecordBytes);
+  items.EraseFront(2);
+  ASSERT_EQ(items.View().size(), 3);
+  EXPECT_EQ(items.View().Get(0), (PendingItem{2000, 0}));
+  EXPECT_EQ(items.View().Get(2), (PendingItem{3000, 2}));
+  items.EraseFront(3);
+  EXPECT_TRUE(items.View().empty());
+  // A negative time (before 1970) orders as a number, not as its bytes.
+  EXPECT_TRUE(items.Insert({5, 2}));
+  EXPECT_TRUE(items.Insert({-5, 2}));
+  EXPECT_EQ(items.View().Get(0), (PendingItem{-5, 2}));
+}
 
 TEST(AlertPolicy, FirstAlertWhenTheContainerReachesAPriority) {
   Scenario s;
@@ -154,7 +186,7 @@ TEST(Join, GpsWindowDropsOnlyEvaluatedFixesAndStaysOrdered) {
   for (int i = 1; i < pts.size(); ++i) EXPECT_LT(pts[i - 1].fix_time_ms(), pts[i].fix_time_ms());
   EXPECT_EQ(pts[0].fix_time_ms(), kDay + 136 * kMin);
   EXPECT_EQ(pts[63].fix_time_ms(), kDay + 199 * kMin);
-  EXPECT_EQ(s.state.pending_size(), 19);
+  EXPECT_EQ(PendingItems(s.state.pending_items()).size(), 19);
   // Older than every fix of a full window of evaluated ones: late.
   EXPECT_EQ(fix(120), JoinResult::kLate);
   // Newer than the bound: joined.
@@ -233,7 +265,7 @@ TEST(Release, AStragglerOlderVersionLeavesTheNewerVersionsIndicators) {
   ASSERT_TRUE(s.Fired("payment.cash"));
   s.Manifest({}, kT0 - kHour, 1);
   s.engine.Release(s.state, kT0 + 1, 0, &s.alerts);
-  EXPECT_EQ(s.state.pending_size(), 0);
+  EXPECT_EQ(PendingItems(s.state.pending_items()).size(), 0);
   EXPECT_TRUE(s.Fired("payment.cash")) << "the straggler replaced version 2's indicators";
 }
 
@@ -247,7 +279,7 @@ TEST(Release, AStragglerFixIsExaminedByThePerFixIndicators) {
   ASSERT_FALSE(s.Fired("gps.seal_breach"));
   s.Gps(kDay + 15 * kMin, 13.35, 100.0, 40, [](auto& e) { e.set_seal_state(v1::GpsEvent::SEAL_STATE_OPENED); });
   s.engine.Release(s.state, kDay + 21 * kMin, 0, &s.alerts);
-  EXPECT_EQ(s.state.pending_size(), 0);
+  EXPECT_EQ(PendingItems(s.state.pending_items()).size(), 0);
   EXPECT_TRUE(s.Fired("gps.seal_breach")) << "the straggler's opened seal went unexamined";
 }
 
@@ -258,7 +290,7 @@ TEST(Release, TooManyUnevaluatedFixesReleaseTheOldestWhateverTheBound) {
     ASSERT_EQ(s.engine.ApplyGps(s.state, StandingFix(i), 0), JoinResult::kApplied);
   }
   s.engine.Release(s.state, 0, 0, &s.alerts);
-  EXPECT_EQ(s.state.pending_size(), limits.max_unevaluated_fixes);
+  EXPECT_EQ(PendingItems(s.state.pending_items()).size(), limits.max_unevaluated_fixes);
   EXPECT_EQ(s.state.released_before_ms(), kDay + 9 * kMin + 1);
 }
 

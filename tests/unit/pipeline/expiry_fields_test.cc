@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include "boxwatch/v1/state.pb.h"
+#include "operators/pending_items.h"
 #include "pipeline/task_core.h"
 
 namespace boxwatch::pipeline {
@@ -32,9 +33,14 @@ TEST(ExpiryFields, ReadsLastEventTimeAndPendingWithoutDecodingTheRest) {
   EXPECT_EQ(f.last_event_ms, 1794974580000);
   EXPECT_FALSE(f.pending);
 
-  s.add_pending()->set_time_ms(1794974580000);
+  s.add_pending()->set_time_ms(1794974580000);  // listed as states stored before pending_items list them
   ASSERT_TRUE(ReadExpiryFields(s.SerializeAsString(), &f));
   EXPECT_EQ(f.last_event_ms, 1794974580000);
+  EXPECT_TRUE(f.pending);
+
+  s.clear_pending();
+  operators::MutablePendingItems(s.mutable_pending_items()).Insert({1794974580000, 2});
+  ASSERT_TRUE(ReadExpiryFields(s.SerializeAsString(), &f));
   EXPECT_TRUE(f.pending);
 }
 

@@ -10,6 +10,7 @@
 #include "boxwatch/v1/state.pb.h"
 #include "operators/fix_quantum.h"
 #include "operators/fix_window.h"
+#include "operators/pending_items.h"
 #include "state/write_behind_cache.h"
 #include "tests/support/map_partition.h"
 
@@ -24,9 +25,12 @@ constexpr char kBox[] = "CSQU3054383";
 // A state's bytes with its window as protobuf points, however it is held
 // (records in memory after a load or a save, points as built here): what
 // two states are compared by.
+// Pending items listed the old way (PendingEvaluation messages) count as
+// the items they are.
 std::string Canonical(const v1::ContainerState& state) {
-  if (!state.has_gps() || state.gps().live_fixes().empty()) return state.SerializeAsString();
   v1::ContainerState s = state;
+  operators::MovePendingToItems(&s);
+  if (!s.has_gps() || s.gps().live_fixes().empty()) return s.SerializeAsString();
   v1::GpsTrack* g = s.mutable_gps();
   google::protobuf::RepeatedPtrField<v1::GpsPoint> window;
   operators::ToPoints(*g, 0, operators::FixWindow(*g).size(), &window);
@@ -51,7 +55,8 @@ v1::ContainerState FullState() {
   s.set_expires_at_ms(1797562920000);
   s.mutable_alerts()->set_alert_sequence(2);
   s.add_fired()->set_id("gps.route_deviation");
-  s.add_pending()->set_time_ms(1794970920000);
+  s.add_pending()->set_time_ms(1794970920000);  // as states stored before pending_items list them
+  operators::MutablePendingItems(s.mutable_pending_items()).Insert({1794970900000, 2});
   s.set_evaluated_through_ms(1794970860000);
   s.set_progress_ms(1794970920000);
   s.set_released_before_ms(1794970860001);
@@ -90,7 +95,8 @@ TEST(StateParts, EveryFieldIsInExactlyOnePartAndThePartsJoinToTheWhole) {
   for (const auto& name : in_m) EXPECT_EQ(in_d.count(name) + in_e.count(name), 0u) << name << " is in two parts";
   for (const auto& name : in_d) EXPECT_EQ(in_e.count(name), 0u) << name << " is in two parts";
   EXPECT_EQ(in_m.size() + in_d.size() + in_e.size(), fields) << "a field is in no part";
-  EXPECT_TRUE(in_m.count("gps") && in_m.count("pending") && in_m.count("due_ms") && in_m.count("last_event_ms"));
+  EXPECT_TRUE(in_m.count("gps") && in_m.count("pending") && in_m.count("pending_items") && in_m.count("due_ms") &&
+              in_m.count("last_event_ms"));
   EXPECT_TRUE(in_d.count("container_number") && in_d.count("manifest_versions") && in_d.count("scans"));
   EXPECT_EQ(in_e, (std::set<std::string>{"alerts", "fired"}));
   v1::ContainerState joined = pd;
@@ -321,6 +327,39 @@ TEST(StateParts, AFormat1StateLoadsWholeAndItsFirstWriteStoresTheParts) {
   ASSERT_TRUE(again.ok() && *again != nullptr);
   EXPECT_EQ(Canonical(**again), Canonical(**s));
   EXPECT_LT(store.values[kBox].size(), FullState().ByteSizeLong()) << "the movement part no longer holds the rest";
+}
+
+// A state stored before pending_items lists its pending items as messages,
+// in any order: they load as items in (time, kind) order, and its next
+// movement write stores them so.
+TEST(StateParts, PendingItemsStoredAsMessagesLoadAsOrderedItemsAndAreWrittenSo) {
+  MapPartition store;
+  v1::ContainerState old;
+  old.set_last_event_ms(1794970980000);
+  for (auto [t, kind] : {std::pair<int64_t, int>{1794970980000, 2}, {1794970920000, 1}, {1794970920000, 0},
+                         {1794970920000, 1}}) {
+    v1::PendingEvaluation* p = old.add_pending();
+    p->set_time_ms(t);
+    p->set_kind(kind);
+  }
+  store.values[kBox] = old.SerializeAsString();  // an M part with no declaration beside it
+  Cache cache(&store);
+  auto s = cache.Get(kBox);
+  ASSERT_TRUE(s.ok() && *s != nullptr);
+  EXPECT_EQ((*s)->pending_size(), 0);
+  const operators::PendingItems items((*s)->pending_items());
+  ASSERT_EQ(items.size(), 3) << "the repeated item is one item";
+  EXPECT_EQ(items.Get(0), (operators::PendingItem{1794970920000, 0}));
+  EXPECT_EQ(items.Get(1), (operators::PendingItem{1794970920000, 1}));
+  EXPECT_EQ(items.Get(2), (operators::PendingItem{1794970980000, 2}));
+  ASSERT_TRUE(cache.MarkDirty(kBox, kMovementPart).ok());
+  auto writes = cache.TakeDirty();
+  ASSERT_TRUE(writes.ok());
+  ASSERT_TRUE(store.Commit(*writes, 1, "").ok());
+  v1::ContainerState stored;
+  ASSERT_TRUE(stored.ParseFromString(store.values[kBox]));
+  EXPECT_EQ(stored.pending_size(), 0);
+  EXPECT_EQ(stored.pending_items(), (*s)->pending_items());
 }
 
 TEST(StateParts, AWholeValueBesideAStaleDeclarationPartIsTheStateAndItsNextWriteReplacesBoth) {
