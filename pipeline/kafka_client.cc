@@ -10,6 +10,7 @@
 #include <set>
 #include <thread>
 
+#include "absl/strings/string_view.h"
 #include "pipeline/kafka_error.h"
 
 namespace boxwatch::pipeline {
@@ -503,8 +504,16 @@ void KafkaProducer::DeliveryCallback(rd_kafka_t* rk, const rd_kafka_message_t* m
   auto* self = static_cast<KafkaProducer*>(opaque);
   if (m->err == RD_KAFKA_RESP_ERR_NO_ERROR) {
     ++self->delivered_;
-    int64_t& last = self->last_offsets_[{rd_kafka_topic_name(m->rkt), m->partition}];
-    last = std::max(last, static_cast<int64_t>(m->offset));
+    const absl::string_view topic = rd_kafka_topic_name(m->rkt);  // the map's heterogeneous look-up takes it
+    auto it = self->last_offsets_.find(topic);
+    if (it == self->last_offsets_.end()) {
+      it = self->last_offsets_.emplace(std::string(topic.data(), topic.size()), std::vector<int64_t>()).first;
+    }
+    std::vector<int64_t>& last = it->second;
+    if (m->partition >= 0) {
+      if (static_cast<size_t>(m->partition) >= last.size()) last.resize(static_cast<size_t>(m->partition) + 1, -1);
+      last[static_cast<size_t>(m->partition)] = std::max(last[static_cast<size_t>(m->partition)], m->offset);
+    }
   } else if (m->err == RD_KAFKA_RESP_ERR__PURGE_QUEUE || m->err == RD_KAFKA_RESP_ERR__PURGE_INFLIGHT) {
     // Records of an aborted transaction: discarded on purpose.
   } else if (!self->delivery_error_) {
@@ -530,8 +539,9 @@ void KafkaProducer::DeliveryCallback(rd_kafka_t* rk, const rd_kafka_message_t* m
 }
 
 int64_t KafkaProducer::LastDeliveredOffset(const std::string& topic, int32_t partition) const {
-  auto it = last_offsets_.find({topic, partition});
-  return it == last_offsets_.end() ? -1 : it->second;
+  auto it = last_offsets_.find(topic);
+  if (it == last_offsets_.end() || partition < 0 || static_cast<size_t>(partition) >= it->second.size()) return -1;
+  return it->second[static_cast<size_t>(partition)];
 }
 
 Status KafkaProducer::InitTransactions(std::chrono::milliseconds timeout) {

@@ -22,6 +22,7 @@
 #include <utility>
 #include <vector>
 
+#include "absl/container/flat_hash_map.h"
 #include "core/result.h"
 #include "pipeline/kafka_config.h"
 
@@ -307,7 +308,10 @@ class KafkaProducer {
 
  private:
   KafkaProducer() = default;
-  std::map<std::pair<std::string, int32_t>, int64_t> last_offsets_;
+  // The last offset delivered per topic, indexed by partition (-1: none).
+  // Looked up by the topic's name as librdkafka gives it, with no copy: once
+  // per delivered record.
+  absl::flat_hash_map<std::string, std::vector<int64_t>> last_offsets_;
   static void DeliveryCallback(rd_kafka_t* rk, const rd_kafka_message_t* m, void* opaque);
 
   KafkaHandle rk_;
