@@ -286,14 +286,11 @@ bool UnpackPoints(std::string_view bytes, operators::MutableFixWindow* points) {
 
 }  // namespace
 
-namespace {
-
-// M with the window's fixes from `from` on (those before it are in the
-// chunks `meta` lists; none when meta is null).
-bool SerializeMovementFrom(v1::ContainerState& s, int from, const ContainerStateCodec::Meta* meta,
-                           std::string* out) {
-  // A window built as protobuf points (by hand, not by the engine or a
-  // load) is taken into records first.
+// M by protobuf's own encoder: the fields moved into a message of their own
+// and back. The reference the hand encoding is checked against, and the way
+// for what it does not cover.
+bool SerializeMovementByProtobuf(v1::ContainerState& s, int from, const ContainerStateCodec::Meta* meta,
+                                 std::string* out) {
   if (s.has_gps() && s.gps().points_size() > 0) operators::MovePointsToWindow(s.mutable_gps());
   v1::ContainerState m;
   if (s.has_gps()) m.set_allocated_gps(s.release_gps());
@@ -354,6 +351,86 @@ bool SerializeMovementFrom(v1::ContainerState& s, int from, const ContainerState
   s.mutable_pending()->Swap(m.mutable_pending());
   return ok;
 }
+
+namespace {
+
+// Protobuf's wire format, for the hand encoding of M: a varint field is
+// left out when 0 and a bytes field when empty, as proto3 does.
+void PutTag(std::string* out, uint32_t field, uint32_t wire_type) { PutVarint(out, field << 3 | wire_type); }
+void PutVarintField(std::string* out, uint32_t field, uint64_t v) {
+  if (v == 0) return;
+  PutTag(out, field, 0);
+  PutVarint(out, v);
+}
+void PutBytesField(std::string* out, uint32_t field, std::string_view bytes) {
+  if (bytes.empty()) return;
+  PutTag(out, field, 2);
+  PutVarint(out, bytes.size());
+  out->append(bytes);
+}
+uint64_t Wire(int64_t v) { return static_cast<uint64_t>(v); }  // int64: two's complement, 10 bytes when negative
+
+}  // namespace
+
+// M with the window's fixes from `from` on (those before it are in the
+// chunks `meta` lists; none when meta is null), encoded by hand: the same
+// bytes as protobuf's encoder gives (fields in number order, defaults left
+// out; checked in state_parts_test), without moving the fields into a
+// message of their own, sizing it first, and moving them back. What it does
+// not cover goes through SerializeMovementByProtobuf: a window off the grid
+// (protobuf points), pending items listed as messages, unknown fields.
+bool SerializeMovementFrom(v1::ContainerState& s, int from, const ContainerStateCodec::Meta* meta,
+                           std::string* out) {
+  // A window built as protobuf points (by hand, not by the engine or a
+  // load) is taken into records first.
+  if (s.has_gps() && s.gps().points_size() > 0) operators::MovePointsToWindow(s.mutable_gps());
+  if (s.pending_size() > 0 || (s.has_gps() && !s.gps().GetReflection()->GetUnknownFields(s.gps()).empty())) {
+    return SerializeMovementByProtobuf(s, from, meta, out);
+  }
+  out->clear();
+  const bool chunked = meta != nullptr && meta->chunk_next > meta->chunk_first;
+  if (s.has_gps() || chunked) {  // the chunks are listed in the track
+    const v1::GpsTrack& g = s.gps();
+    const operators::FixWindow window(g);
+    const int n = window.size();
+    std::string packed;
+    if (n > from && !PackPoints(window, from, n, &packed)) return SerializeMovementByProtobuf(s, from, meta, out);
+    thread_local std::string track;  // the track's bytes, which M holds after their length
+    track.clear();
+    PutVarintField(&track, v1::GpsTrack::kFirstFixMsFieldNumber, Wire(g.first_fix_ms()));
+    PutVarintField(&track, v1::GpsTrack::kLastFixMsFieldNumber, Wire(g.last_fix_ms()));
+    PutVarintField(&track, v1::GpsTrack::kPointsSeenFieldNumber, g.points_seen());
+    PutBytesField(&track, v1::GpsTrack::kLastTrackerIdFieldNumber, g.last_tracker_id());
+    PutVarintField(&track, v1::GpsTrack::kFirstCorridorFixMsFieldNumber, Wire(g.first_corridor_fix_ms()));
+    PutBytesField(&track, v1::GpsTrack::kPackedPointsFieldNumber, n > from ? std::string_view(packed) : g.packed_points());
+    PutVarintField(&track, v1::GpsTrack::kProgressMsFieldNumber, Wire(g.progress_ms()));
+    PutVarintField(&track, v1::GpsTrack::kSealsCheckedThroughMsFieldNumber, Wire(g.seals_checked_through_ms()));
+    PutVarintField(&track, v1::GpsTrack::kSealsCheckedVersionFieldNumber, g.seals_checked_version());
+    PutVarintField(&track, v1::GpsTrack::kSealsCheckedDeclaredMsFieldNumber, Wire(g.seals_checked_declared_ms()));
+    PutVarintField(&track, v1::GpsTrack::kFinalBeforeMsFieldNumber, Wire(g.final_before_ms()));
+    PutVarintField(&track, v1::GpsTrack::kChunkFirstFieldNumber, chunked ? meta->chunk_first : g.chunk_first());
+    PutVarintField(&track, v1::GpsTrack::kChunkNextFieldNumber, chunked ? meta->chunk_next : g.chunk_next());
+    PutVarintField(&track, v1::GpsTrack::kChunkSkipFieldNumber, chunked ? meta->chunk_skip : g.chunk_skip());
+    PutVarintField(&track, v1::GpsTrack::kChunkedThroughMsFieldNumber,
+                   Wire(chunked ? meta->chunked_through_ms : g.chunked_through_ms()));
+    // A track that is there is written even when empty, as protobuf does.
+    PutTag(out, v1::ContainerState::kGpsFieldNumber, 2);
+    PutVarint(out, track.size());
+    out->append(track);
+  }
+  PutVarintField(out, v1::ContainerState::kFirstEventMsFieldNumber, Wire(s.first_event_ms()));
+  PutVarintField(out, v1::ContainerState::kLastEventMsFieldNumber, Wire(s.last_event_ms()));
+  PutVarintField(out, v1::ContainerState::kExpiresAtMsFieldNumber, Wire(s.expires_at_ms()));
+  PutVarintField(out, v1::ContainerState::kEvaluatedThroughMsFieldNumber, Wire(s.evaluated_through_ms()));
+  PutVarintField(out, v1::ContainerState::kProgressMsFieldNumber, Wire(s.progress_ms()));
+  PutVarintField(out, v1::ContainerState::kReleasedBeforeMsFieldNumber, Wire(s.released_before_ms()));
+  PutVarintField(out, v1::ContainerState::kDueMsFieldNumber, Wire(s.due_ms()));
+  PutVarintField(out, v1::ContainerState::kEvaluationPartStoredFieldNumber, s.evaluation_part_stored() ? 1 : 0);
+  PutBytesField(out, v1::ContainerState::kPendingItemsFieldNumber, s.pending_items());
+  return true;
+}
+
+namespace {
 
 // Brings the stored chunks up to date with the window before M is written:
 // chunks whose fixes have all left the window are deleted, and the oldest

@@ -139,6 +139,15 @@ struct ContainerStateCodec {
 // themselves. Reads nothing that has not arrived, changes nothing.
 void PrefetchState(const v1::ContainerState& s, int step);
 
+// M with the window's fixes from `from` on (those before it in the chunks
+// `meta` lists; none when meta is null), as a save writes it: encoded by
+// hand, the same bytes as protobuf's encoder gives (...ByProtobuf, which
+// it falls back on for a window off the grid, pending items listed as
+// messages, or unknown fields in the track).
+bool SerializeMovementFrom(v1::ContainerState& s, int from, const ContainerStateCodec::Meta* meta, std::string* out);
+bool SerializeMovementByProtobuf(v1::ContainerState& s, int from, const ContainerStateCodec::Meta* meta,
+                                 std::string* out);
+
 // Orders one commit's writes for the changelog: new window chunks first,
 // then the parts, then deleted chunks, so that any prefix of them (all that
 // an at-least-once crash may leave) never has an M listing a chunk that is

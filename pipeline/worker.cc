@@ -44,6 +44,10 @@ constexpr int kRestoreFetchQueueBackoffMs = 10;
 // The same for an input partition whose queue holds max_buffered_records:
 // a small limit must not leave the merge waiting for most of a second.
 constexpr int kInputFetchQueueBackoffMs = 20;
+// KiB librdkafka fetches ahead per input partition at most (its
+// queued.max.messages.kbytes, unless the Kafka properties set it): seconds
+// of input at the drain's rate, and 16 of them are 128 MiB.
+constexpr int kInputQueueKiB = 8192;
 // An input's buffer is refilled from its partition's queue when it holds
 // this few records (more than the merge's fetching ahead looks at), with
 // up to kTakeBatch: enough to make a take's own cost (a lock and two clock
@@ -378,9 +382,17 @@ Status Worker::NewConsumer() {
   // librdkafka's bound on what it fetches ahead, queued.min.messages, is
   // per input partition: max_buffered_records. Unless set in the Kafka
   // properties.
+  // librdkafka's bound in bytes applies per input partition too: by default
+  // kInputQueueKiB, not its 64 MiB (which had been for all of them).
   KafkaProperties extra = config_.kafka;
-  if (std::none_of(extra.begin(), extra.end(), [](const auto& kv) { return kv.first == "queued.min.messages"; })) {
+  auto unset = [&](const char* name) {
+    return std::none_of(extra.begin(), extra.end(), [&](const auto& kv) { return kv.first == name; });
+  };
+  if (unset("queued.min.messages")) {
     extra.insert(extra.begin(), {"queued.min.messages", std::to_string(config_.max_buffered_records)});
+  }
+  if (unset("queued.max.messages.kbytes")) {
+    extra.insert(extra.begin(), {"queued.max.messages.kbytes", std::to_string(kInputQueueKiB)});
   }
   auto consumer = KafkaConsumer::Create({.bootstrap = config_.bootstrap,
                                          .group_id = config_.group_id,
