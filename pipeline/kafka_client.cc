@@ -343,9 +343,9 @@ KafkaConsumer::WakePipe::~WakePipe() {
 }
 
 PartitionQueue::~PartitionQueue() {
-  // The partition's queue outlives this handle (librdkafka owns it): it
-  // must not write to the consumer's pipe for a reader that is gone.
-  rd_kafka_queue_io_event_enable(q_, -1, nullptr, 0);
+  // Its wake-ups stay on: the partition's queue outlives this handle
+  // (librdkafka owns it, and a later handle of it shares them), and they
+  // write to the consumer's pipe, which closes only after the client.
   rd_kafka_queue_destroy(q_);
 }
 

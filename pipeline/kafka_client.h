@@ -128,7 +128,9 @@ class PartitionQueue {
 
   // Appends up to `max` records already fetched, without waiting; the
   // consumer's position moves past them. A consume error (e.g. topic
-  // authorisation) comes back as Error, after the records before it.
+  // authorisation) comes back as Error, after the records before it; the
+  // position is then past the records after it too, which are dropped: a
+  // reader that goes on must start again from its committed offsets.
   Status Take(size_t max, std::vector<Message>* out);
   // Whether librdkafka holds nothing for it: no records, nor the markers
   // and errors a Take passes over. One lock, no clock read.

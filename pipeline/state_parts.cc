@@ -671,6 +671,10 @@ Result<bool> ContainerStateCodec::Load(const state::PartitionStore& store, std::
     // A window kept as protobuf points (off the grid) follows its chunks.
     operators::MovePointsToWindow(track);
   }
+  if (value->pending_items().size() % operators::PendingItems::kRecordBytes != 0) {
+    return Error{Errc::kFatal, "the stored pending items (" + std::to_string(value->pending_items().size()) +
+                                   " bytes) are not whole records"};
+  }
   // Stored before pending_items: its items move there (and are stored so
   // with the next write of M).
   operators::MovePendingToItems(value);

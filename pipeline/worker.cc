@@ -498,6 +498,10 @@ std::vector<int32_t> Worker::ActiveTasks() const {
 // ------------------------------------------------------------ rebalancing
 
 void Worker::OnAssigned(const std::vector<TopicPartition>& partitions) {
+  // An assignment served while the consumer closes (Recover, the
+  // destructor) is not taken: its tasks would hold the closing consumer's
+  // queues. The next consumer is assigned afresh.
+  if (rebuilding_ || closing_) return;
   std::map<int32_t, int> inputs_of;
   for (const auto& tp : partitions) ++inputs_of[tp.partition];
   std::set<int32_t> added;
@@ -512,6 +516,9 @@ void Worker::OnAssigned(const std::vector<TopicPartition>& partitions) {
   }
   std::vector<std::unique_ptr<Task>> fresh;
   for (int32_t p : added) {
+    // Never expected with eager rebalancing (a revocation drops every task
+    // first): a task still there goes before its partition is detached again.
+    if (tasks_.count(p) != 0) DropTasks({p});
     auto task = std::make_unique<Task>();
     task->partition = p;
     auto store = store_->Partition(p);
@@ -1503,7 +1510,7 @@ Status Worker::Recover(const Error& error) {
   std::set<int32_t> all;
   for (const auto& [p, t] : tasks_) all.insert(p);
   DropTasks(all);
-  if (consumer_) consumer_->Close().PermitUnchecked();
+  if (consumer_) consumer_->Close().PermitUnchecked();  // an assignment it serves is not taken (OnAssigned)
   consumer_.reset();
   rebuilding_ = false;
   pending_error_.reset();
@@ -1518,6 +1525,8 @@ Status Worker::Run(const std::atomic<bool>& stop) {
   std::chrono::steady_clock::time_point refused_since{}, last_refused{};
   while (!stop.load()) {
     Status step = [&]() -> Status {
+      // A recovery that could not make its consumer tries again.
+      if (!consumer_) return NewConsumer();
       // A pass that merged nothing waits for records (or a rebalance), up
       // to 5 ms: the passes also time the commits and idle releases.
       if (records_merged_ == merged_at_last_pass_) consumer_->WaitForRecords(5ms);

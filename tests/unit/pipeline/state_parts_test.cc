@@ -363,6 +363,19 @@ TEST(StateParts, PendingItemsStoredAsMessagesLoadAsOrderedItemsAndAreWrittenSo) 
   EXPECT_EQ(stored.pending_items(), (*s)->pending_items());
 }
 
+TEST(StateParts, PendingItemsThatAreNotWholeRecordsAreFatalAndSaySo) {
+  MapPartition store;
+  v1::ContainerState broken;
+  broken.set_last_event_ms(1794970980000);
+  broken.set_pending_items(std::string(17, '\0'));
+  store.values[kBox] = broken.SerializeAsString();
+  Cache cache(&store);
+  auto s = cache.Get(kBox);
+  ASSERT_FALSE(s.ok());
+  EXPECT_EQ(s.error().code, Errc::kFatal);
+  EXPECT_NE(s.error().message.find("not whole records"), std::string::npos) << s.error().message;
+}
+
 TEST(StateParts, AWholeValueBesideAStaleDeclarationPartIsTheStateAndItsNextWriteReplacesBoth) {
   MapPartition store;
   v1::ContainerState stale = FullState();
@@ -478,6 +491,10 @@ TEST(StateParts, TheGpsWindowIsStoredPackedAndLoadsBackExactly) {
 // encoder gives, for every field M holds at zero, positive and negative
 // values, with and without a track, window, chunks and pending items.
 TEST(StateParts, TheMovementPartEncodedByHandIsProtobufsEncodingByteForByte) {
+  ASSERT_EQ(v1::ContainerState::descriptor()->field_count(), 18)
+      << "a new ContainerState field M holds must be added to SerializeMovementFrom (pipeline/state_parts.cc)";
+  ASSERT_EQ(v1::GpsTrack::descriptor()->field_count(), 18)
+      << "a new GpsTrack field must be added to SerializeMovementFrom (pipeline/state_parts.cc)";
   const uint32_t seed = 20261206;
   SCOPED_TRACE(seed);
   std::mt19937_64 rng(seed);
