@@ -32,12 +32,6 @@ PartitionList ToList(const std::vector<TopicPartitionOffset>& offsets) {
   return list;
 }
 
-PartitionList ToList(const std::vector<TopicPartition>& partitions) {
-  PartitionList list = NewList(partitions.size());
-  for (const auto& tp : partitions) rd_kafka_topic_partition_list_add(list.get(), tp.topic.c_str(), tp.partition);
-  return list;
-}
-
 std::vector<TopicPartition> FromList(const rd_kafka_topic_partition_list_t* list) {
   std::vector<TopicPartition> out;
   if (list == nullptr) return out;
@@ -386,22 +380,6 @@ Status KafkaConsumer::Seek(const TopicPartitionOffset& to, std::chrono::millisec
     return FromKafkaError(e, "seek");
   }
   return FirstPartitionError(list.get(), "seek");
-}
-
-Status KafkaConsumer::Pause(const std::vector<TopicPartition>& partitions) {
-  PartitionList list = ToList(partitions);
-  if (rd_kafka_resp_err_t err = rd_kafka_pause_partitions(rk_.get(), list.get())) {
-    return FromKafkaResp(rk_.get(), err, "pause partitions");
-  }
-  return FirstPartitionError(list.get(), "pause partitions");
-}
-
-Status KafkaConsumer::Resume(const std::vector<TopicPartition>& partitions) {
-  PartitionList list = ToList(partitions);
-  if (rd_kafka_resp_err_t err = rd_kafka_resume_partitions(rk_.get(), list.get())) {
-    return FromKafkaResp(rk_.get(), err, "resume partitions");
-  }
-  return FirstPartitionError(list.get(), "resume partitions");
 }
 
 Status KafkaConsumer::CommitSync(const std::vector<TopicPartitionOffset>& offsets) {

@@ -210,11 +210,6 @@ class KafkaConsumer {
   Result<std::vector<TopicPartitionOffset>> Positions();
   std::vector<TopicPartition> Assignment();
   Status Seek(const TopicPartitionOffset& to, std::chrono::milliseconds timeout);
-  // Stops fetching `partitions` and drops what is prefetched for them;
-  // Resume fetches again from the position after the last record Poll
-  // returned. Pausing outlives rebalances: resume before giving a partition up.
-  Status Pause(const std::vector<TopicPartition>& partitions);
-  Status Resume(const std::vector<TopicPartition>& partitions);
   Status CommitSync(const std::vector<TopicPartitionOffset>& offsets);
   // Committed offsets of the group for `partitions` (-1001 when none).
   Result<std::vector<TopicPartitionOffset>> Committed(const std::vector<TopicPartition>& partitions,
