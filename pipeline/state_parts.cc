@@ -87,20 +87,6 @@ constexpr uint8_t kStateEscape = 3;
 constexpr uint64_t kRareGeofence = 1, kRareKey64 = 2, kRareEventId = 4;
 constexpr int kRareShift = 3;
 
-void PutVarint(std::string* out, uint64_t v) {
-  while (v >= 0x80) {
-    out->push_back(static_cast<char>(v | 0x80));
-    v >>= 7;
-  }
-  out->push_back(static_cast<char>(v));
-}
-uint64_t Zig(uint64_t v) { return (v << 1) ^ (0 - (v >> 63)); }
-uint64_t Unzig(uint64_t v) { return (v >> 1) ^ (0 - (v & 1)); }
-void PutText(std::string* out, std::string_view text) {
-  PutVarint(out, text.size());
-  out->append(text);
-}
-
 // Writes `v` as a varint at `p`; returns the end.
 char* Varint(char* p, uint64_t v) {
   while (v >= 0x80) {
@@ -109,6 +95,17 @@ char* Varint(char* p, uint64_t v) {
   }
   *p++ = static_cast<char>(v);
   return p;
+}
+// Appends through a buffer on the stack: one append, not a push_back per byte.
+void PutVarint(std::string* out, uint64_t v) {
+  char buf[10];
+  out->append(buf, static_cast<size_t>(Varint(buf, v) - buf));
+}
+uint64_t Zig(uint64_t v) { return (v << 1) ^ (0 - (v >> 63)); }
+uint64_t Unzig(uint64_t v) { return (v >> 1) ^ (0 - (v & 1)); }
+void PutText(std::string* out, std::string_view text) {
+  PutVarint(out, text.size());
+  out->append(text);
 }
 
 // Packs fixes [from, to) of `points`.
@@ -356,16 +353,18 @@ namespace {
 
 // Protobuf's wire format, for the hand encoding of M: a varint field is
 // left out when 0 and a bytes field when empty, as proto3 does.
-void PutTag(std::string* out, uint32_t field, uint32_t wire_type) { PutVarint(out, field << 3 | wire_type); }
+// A tag and a varint go through one buffer on the stack.
+void PutTagged(std::string* out, uint32_t field, uint32_t wire_type, uint64_t v) {
+  char buf[20];
+  char* w = Varint(buf, field << 3 | wire_type);
+  out->append(buf, static_cast<size_t>(Varint(w, v) - buf));
+}
 void PutVarintField(std::string* out, uint32_t field, uint64_t v) {
-  if (v == 0) return;
-  PutTag(out, field, 0);
-  PutVarint(out, v);
+  if (v != 0) PutTagged(out, field, 0, v);
 }
 void PutBytesField(std::string* out, uint32_t field, std::string_view bytes) {
   if (bytes.empty()) return;
-  PutTag(out, field, 2);
-  PutVarint(out, bytes.size());
+  PutTagged(out, field, 2, bytes.size());
   out->append(bytes);
 }
 uint64_t Wire(int64_t v) { return static_cast<uint64_t>(v); }  // int64: two's complement, 10 bytes when negative
@@ -393,7 +392,7 @@ bool SerializeMovementFrom(v1::ContainerState& s, int from, const ContainerState
     const v1::GpsTrack& g = s.gps();
     const operators::FixWindow window(g);
     const int n = window.size();
-    std::string packed;
+    thread_local std::string packed;  // buffers kept from one call to the next
     if (n > from && !PackPoints(window, from, n, &packed)) return SerializeMovementByProtobuf(s, from, meta, out);
     thread_local std::string track;  // the track's bytes, which M holds after their length
     track.clear();
@@ -414,8 +413,8 @@ bool SerializeMovementFrom(v1::ContainerState& s, int from, const ContainerState
     PutVarintField(&track, v1::GpsTrack::kChunkedThroughMsFieldNumber,
                    Wire(chunked ? meta->chunked_through_ms : g.chunked_through_ms()));
     // A track that is there is written even when empty, as protobuf does.
-    PutTag(out, v1::ContainerState::kGpsFieldNumber, 2);
-    PutVarint(out, track.size());
+    out->reserve(track.size() + 96 + s.pending_items().size());
+    PutTagged(out, v1::ContainerState::kGpsFieldNumber, 2, track.size());
     out->append(track);
   }
   PutVarintField(out, v1::ContainerState::kFirstEventMsFieldNumber, Wire(s.first_event_ms()));
@@ -443,8 +442,19 @@ bool UpdateChunks(std::string_view key, const v1::ContainerState& s, ContainerSt
   const int n = points.size();
   int chunked = 0;  // the window's fixes stored in chunks: its first ones
   if (meta->chunk_next > meta->chunk_first) {
-    while (chunked < n && points.Get(chunked).fix_time_ms() <= meta->chunked_through_ms) ++chunked;
     const uint64_t stored = (meta->chunk_next - meta->chunk_first) * kWindowChunkFixes - meta->chunk_skip;
+    // Those at or before chunked_through_ms, found by halving the window's
+    // first stored + 1 (it is in time order): a scan from the start read
+    // every chunked fix, cold at the commit, at every save.
+    int hi = static_cast<int>(std::min<uint64_t>(static_cast<uint64_t>(n), stored + 1));
+    while (chunked < hi) {
+      const int mid = chunked + (hi - chunked) / 2;
+      if (points.Get(mid).fix_time_ms() <= meta->chunked_through_ms) {
+        chunked = mid + 1;
+      } else {
+        hi = mid;
+      }
+    }
     if (static_cast<uint64_t>(chunked) > stored) return false;
     // The window drops fixes from its start only: those dropped since.
     meta->chunk_skip += static_cast<uint32_t>(stored - static_cast<uint64_t>(chunked));

@@ -19,11 +19,15 @@
 #include <algorithm>
 #include <atomic>
 #include <charconv>
+#include <condition_variable>
+#include <deque>
 #include <filesystem>
+#include <functional>
 #include <map>
 #include <mutex>
 #include <string_view>
 #include <system_error>
+#include <thread>
 #include <utility>
 
 #include "absl/container/flat_hash_map.h"
@@ -118,18 +122,86 @@ Status ValidateKey(std::string_view key, const std::string& context) {
   return Status::Ok();
 }
 
+// Writes the partitions' gathered commits to RocksDB on a thread of its own,
+// one at a time, in the order handed over: a commit that fills its
+// partition's overlay gives the write to this thread instead of holding the
+// committer (the worker's store thread, which the next commit cycle waits
+// for) through a batch of 64 commits' worth of containers.
+class BackgroundFlusher {
+ public:
+  BackgroundFlusher() = default;
+  BackgroundFlusher(const BackgroundFlusher&) = delete;
+  BackgroundFlusher& operator=(const BackgroundFlusher&) = delete;
+  ~BackgroundFlusher() { Stop(); }
+
+  // Queues `flush`; false when there is no thread to run it (the caller
+  // then writes itself).
+  bool Schedule(std::function<void()> flush) {
+    std::lock_guard lock(mutex_);
+    if (stopping_) return false;
+    if (!thread_.joinable()) {
+      try {
+        thread_ = std::thread([this] { Run(); });
+      } catch (const std::system_error&) {
+        return false;
+      }
+    }
+    queue_.push_back(std::move(flush));
+    wake_.notify_one();
+    return true;
+  }
+
+  // Runs what is queued, then ends the thread; later Schedules return false.
+  void Stop() {
+    {
+      std::lock_guard lock(mutex_);
+      stopping_ = true;
+      wake_.notify_one();
+    }
+    if (thread_.joinable()) thread_.join();
+  }
+
+ private:
+  void Run() {
+    DisableStoreCountersOnThisThread();
+    std::unique_lock lock(mutex_);
+    for (;;) {
+      wake_.wait(lock, [&] { return stopping_ || !queue_.empty(); });
+      if (queue_.empty()) return;  // stopping, and nothing left
+      std::function<void()> flush = std::move(queue_.front());
+      queue_.pop_front();
+      lock.unlock();
+      flush();
+      lock.lock();
+    }
+  }
+
+  std::mutex mutex_;
+  std::condition_variable wake_;
+  std::deque<std::function<void()>> queue_;
+  bool stopping_ = false;
+  std::thread thread_;
+};
+
 class RocksPartitionStore final : public PartitionStore {
  public:
   RocksPartitionStore(rocksdb::DB* db, rocksdb::ColumnFamilyHandle* cf, int32_t partition,
                       std::string describe, const rocksdb::WriteOptions& write_options, size_t overlay_bytes,
-                      int overlay_commits)
+                      int overlay_commits, BackgroundFlusher* flusher)
       : db_(db),
         cf_(cf),
         partition_(partition),
         describe_(std::move(describe)),
         write_options_(write_options),
         overlay_limit_(write_options.disableWAL && overlay_commits > 1 ? overlay_bytes : 0),
-        overlay_max_commits_(overlay_commits) {}
+        overlay_max_commits_(overlay_commits),
+        flusher_(flusher) {}
+
+  // A write of the gathered commits handed to the flusher finishes first.
+  ~RocksPartitionStore() override {
+    std::unique_lock lock(overlay_mutex_);
+    flush_done_.wait(lock, [&] { return !flush_scheduled_; });
+  }
 
   // Reads the checkpoint and task metadata into memory.
   Status Load() {
@@ -217,13 +289,12 @@ class RocksPartitionStore final : public PartitionStore {
     }
     // A write through waits for a flush under way: its older batch must not
     // land after this one.
+    // (Only a commit writes into the overlay: once it is found empty with
+    // no write of it under way or to come, it stays so.)
     std::unique_lock flush_lock(flush_mutex_, std::defer_lock);
     if (overlay_limit_ > 0) {
+      if (!OverflowsEmptyOverlay(writes)) return Gather(writes, changelog_next_offset, task_meta);
       flush_lock.lock();
-      if (!OverflowsEmptyOverlay(writes)) {
-        flush_lock.unlock();
-        return Gather(writes, changelog_next_offset, task_meta);
-      }
     }
     if (Status w = WriteThrough(writes, changelog_next_offset, task_meta, context); !w.ok()) return w;
     std::lock_guard meta_lock(overlay_mutex_);
@@ -271,12 +342,23 @@ class RocksPartitionStore final : public PartitionStore {
         auto [it, inserted] = overlay_.try_emplace(key, std::move(value));
         if (inserted) overlay_bytes_ += key.size() + (it->second ? it->second->size() : 0);
       }
-      // The next commit tries again at once (and returns the error while it
-      // persists): a full disk must stop the worker, not wait for 64 more.
-      overlay_commits_ = std::max(overlay_commits_ + 1, overlay_max_commits_);
+      ++overlay_commits_;
     }
+    // After a failure the next commit writes again itself, at once, and
+    // returns the error while it persists: a full disk must stop the
+    // worker, not wait for 64 more commits or a write in the background.
+    flush_failed_ = !s.ok();
     flushing_.clear();
     return s;
+  }
+
+  // The flusher's task: the gathered commits to RocksDB. A failure is
+  // kept (flush_failed_) for the next commit to meet.
+  void BackgroundFlush() const {
+    (void)FlushOverlay();
+    std::lock_guard lock(overlay_mutex_);
+    flush_scheduled_ = false;
+    flush_done_.notify_all();
   }
 
   // The value gathered for `key` (nullopt inside: deleted), or nullopt when
@@ -291,19 +373,25 @@ class RocksPartitionStore final : public PartitionStore {
   }
 
   // A commit that alone fills the overlay, with nothing gathered before it
-  // (a backlog's large transactions): gathering it would only copy it.
-  // Called with flush_mutex_ held (nothing is being flushed).
+  // and no write of it under way or to come (a backlog's large
+  // transactions): gathering it would only copy it.
   bool OverflowsEmptyOverlay(std::span<const WriteView> writes) const {
     {
       std::lock_guard lock(overlay_mutex_);
-      if (!overlay_.empty() || !flushing_.empty() || overlay_commits_ > 0) return false;
+      if (!overlay_.empty() || !flushing_.empty() || overlay_commits_ > 0 || flush_scheduled_ || flush_failed_) {
+        return false;
+      }
     }
     size_t bytes = 0;
     for (const WriteView& w : writes) bytes += w.key.size() + (w.value ? w.value->size() : 0);
     return bytes >= overlay_limit_;
   }
 
+  // Applies a commit to the overlay. One that fills it hands the write of
+  // the whole to the flusher (none: writes it here); after a failed write
+  // the commit writes again itself and returns that write's status.
   Status Gather(std::span<const WriteView> writes, int64_t changelog_next_offset, std::string_view task_meta) {
+    bool schedule = false;
     {
       std::lock_guard lock(overlay_mutex_);
       for (const WriteView& w : writes) {
@@ -323,7 +411,26 @@ class RocksPartitionStore final : public PartitionStore {
       ++overlay_commits_;
       checkpoint_.store(changelog_next_offset);
       task_meta_.assign(task_meta);
-      if (overlay_bytes_ < overlay_limit_ && overlay_commits_ < overlay_max_commits_) return Status::Ok();
+      if (!flush_failed_) {
+        if (overlay_bytes_ < overlay_limit_ && overlay_commits_ < overlay_max_commits_) return Status::Ok();
+        if (flush_scheduled_) {
+          // The flusher has not caught up: it takes what is gathered when
+          // it starts, or the next commit hands it over again. Only twice
+          // the limit waits for it (and then writes here).
+          if (overlay_bytes_ < 2 * overlay_limit_ && overlay_commits_ < 2 * overlay_max_commits_) {
+            return Status::Ok();
+          }
+          schedule = false;
+        } else {
+          flush_scheduled_ = schedule = flusher_ != nullptr;
+        }
+      }
+    }
+    if (schedule) {
+      if (flusher_->Schedule([this] { BackgroundFlush(); })) return Status::Ok();
+      std::lock_guard lock(overlay_mutex_);
+      flush_scheduled_ = false;
+      flush_done_.notify_all();
     }
     return FlushOverlay();
   }
@@ -466,6 +573,14 @@ class RocksPartitionStore final : public PartitionStore {
   mutable Overlay flushing_;
   mutable size_t overlay_bytes_ = 0;
   mutable int overlay_commits_ = 0;
+  // Writing the overlay on the flusher's thread (null: always here).
+  BackgroundFlusher* const flusher_;
+  // Guarded by overlay_mutex_: a write handed to the flusher and not
+  // finished (the destructor waits on flush_done_ for it), and whether the
+  // last write failed.
+  mutable bool flush_scheduled_ = false;
+  mutable bool flush_failed_ = false;
+  mutable std::condition_variable flush_done_;
 };
 
 class RocksStateStore final : public StateStore {
@@ -501,7 +616,8 @@ class RocksStateStore final : public StateStore {
                                   << " (the next start restores the lost batches from the changelog)";
       }
     }
-    stores_.clear();
+    stores_.clear();  // each waits for its write on the flusher
+    flusher_.Stop();
     for (rocksdb::ColumnFamilyHandle* h : AllHandles()) {
       db_->DestroyColumnFamilyHandle(h).PermitUncheckedError();
     }
@@ -572,7 +688,7 @@ class RocksStateStore final : public StateStore {
       partitions_.emplace(partition, handle);
     }
     auto store = std::make_unique<RocksPartitionStore>(db_.get(), handle, partition, describe,
-                                                       write_options_, overlay_bytes_, overlay_commits_);
+                                                       write_options_, overlay_bytes_, overlay_commits_, &flusher_);
     if (Status s = store->Load(); !s.ok()) return s.error();
     PartitionStore* raw = store.get();
     stores_.emplace(partition, std::move(store));
@@ -583,9 +699,9 @@ class RocksStateStore final : public StateStore {
     std::lock_guard lock(mutex_);
     auto it = partitions_.find(partition);
     if (it == partitions_.end()) return Status::Ok();
+    stores_.erase(partition);  // after its write on the flusher, if one is under way
     rocksdb::Status s = db_->DropColumnFamily(it->second);
     if (!s.ok()) return ToError(s, Describe(path_, partition) + ": dropping column family");
-    stores_.erase(partition);
     db_->DestroyColumnFamilyHandle(it->second).PermitUncheckedError();
     partitions_.erase(it);
     return Status::Ok();
@@ -646,6 +762,7 @@ class RocksStateStore final : public StateStore {
   std::map<int32_t, std::unique_ptr<RocksPartitionStore>> stores_;
   const size_t overlay_bytes_;  // StoreOptions::commit_overlay_bytes
   const int overlay_commits_;   // StoreOptions::commit_overlay_commits
+  BackgroundFlusher flusher_;   // the partitions' gathered commits, written in the background
 };
 
 // Every problem with the options at once, so one restart fixes them all.

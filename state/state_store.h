@@ -74,9 +74,11 @@ struct StoreOptions {
   // is as volatile, but inserts a container's new version into a skip list
   // at every commit (a fifth of a task's instructions at the live commit
   // cadence); here a version replaces the last one in a hash map and only
-  // the latest reaches RocksDB. Reads, scans, Flush and a clean close see
-  // and keep what is gathered; a crash loses it as it loses the memtable,
-  // and the changelog tail beyond the stored checkpoint restores it.
+  // the latest reaches RocksDB, written on a thread of the store's own so
+  // that the commit that fills the overlay does not wait for it. Reads,
+  // scans, Flush and a clean close see and keep what is gathered; a crash
+  // loses it as it loses the memtable, and the changelog tail beyond the
+  // stored checkpoint restores it.
   // 0 (either) writes every commit through (always so with write_ahead_log).
   size_t commit_overlay_bytes = 8 << 20;
   int commit_overlay_commits = 64;  // count (6.4 s at the default 100 ms commit interval)
@@ -180,11 +182,13 @@ class PartitionStore {
   // reflect, >= 0) and an opaque task-metadata blob, as one atomic batch.
   // Nothing is written when a key is invalid. The checkpoint is stored as
   // given; the caller keeps it moving forward. With gathered commits
-  // (StoreOptions::commit_overlay_bytes) a commit that triggers the write of
-  // the gathered batch returns that write's error, yet is applied in memory
-  // (reads, the checkpoint and the metadata show it) and stays gathered;
-  // the next commit writes the batch again at once, and repeating the
-  // failed commit is harmless.
+  // (StoreOptions::commit_overlay_bytes) a commit that fills the overlay
+  // hands the write of the gathered batch to the store's flusher thread and
+  // returns; reads see the batch all along. When that write fails, the
+  // batch stays gathered and the next commit writes it again itself and
+  // returns that write's error, yet is applied in memory (reads, the
+  // checkpoint and the metadata show it); repeating the failed commit is
+  // harmless.
   [[nodiscard]] Status Commit(const std::vector<Write>& writes, int64_t changelog_next_offset,
                               std::string_view task_meta);
 
