@@ -476,6 +476,18 @@ Result<std::unique_ptr<KafkaProducer>> KafkaProducer::Create(const Options& opti
 
 KafkaProducer::~KafkaProducer() {
   if (rk_) rd_kafka_flush(rk_.get(), 5000);
+  for (auto& [name, handle] : topics_) rd_kafka_topic_destroy(handle);  // before the client goes
+}
+
+rd_kafka_topic_t* KafkaProducer::TopicHandle(std::string_view topic) {
+  std::lock_guard lock(topics_mutex_);
+  for (const auto& [name, handle] : topics_) {
+    if (name == topic) return handle;
+  }
+  std::string name(topic);
+  rd_kafka_topic_t* handle = rd_kafka_topic_new(rk_.get(), name.c_str(), nullptr);
+  if (handle != nullptr) topics_.emplace_back(std::move(name), handle);
+  return handle;
 }
 
 void KafkaProducer::DeliveryCallback(rd_kafka_t* rk, const rd_kafka_message_t* m, void* opaque) {
@@ -540,22 +552,30 @@ Status KafkaProducer::Produce(const OutRecord& r) {
                           static_cast<ssize_t>(h.value.size()));
     }
   }
-  const std::string topic(r.topic);
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  rd_kafka_topic_t* topic = TopicHandle(r.topic);
+  if (topic == nullptr) {
+    if (headers != nullptr) rd_kafka_headers_destroy(headers);
+    return FromKafkaResp(rk_.get(), rd_kafka_last_error(), "produce to " + std::string(r.topic));
+  }
+  std::optional<std::chrono::steady_clock::time_point> deadline;  // read at the first full queue
   for (;;) {
     rd_kafka_resp_err_t err = rd_kafka_producev(
-        rk_.get(), RD_KAFKA_V_TOPIC(topic.c_str()), RD_KAFKA_V_PARTITION(r.partition),
+        rk_.get(), RD_KAFKA_V_RKT(topic), RD_KAFKA_V_PARTITION(r.partition),
         RD_KAFKA_V_KEY(r.key.data(), r.key.size()),
         RD_KAFKA_V_VALUE(const_cast<char*>(r.value.data()), r.value.size()),
         RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_TIMESTAMP(r.timestamp_ms),
         RD_KAFKA_V_HEADERS(headers), RD_KAFKA_V_END);
     if (err == RD_KAFKA_RESP_ERR_NO_ERROR) return Status::Ok();  // headers now owned by librdkafka
-    if (err == RD_KAFKA_RESP_ERR__QUEUE_FULL && std::chrono::steady_clock::now() < deadline) {
-      rd_kafka_poll(rk_.get(), 50);
-      continue;
+    if (err == RD_KAFKA_RESP_ERR__QUEUE_FULL) {
+      const auto now = std::chrono::steady_clock::now();
+      if (!deadline) deadline = now + std::chrono::seconds(30);
+      if (now < *deadline) {
+        rd_kafka_poll(rk_.get(), 50);
+        continue;
+      }
     }
     if (headers != nullptr) rd_kafka_headers_destroy(headers);
-    return FromKafkaResp(rk_.get(), err, "produce to " + topic);
+    return FromKafkaResp(rk_.get(), err, "produce to " + std::string(r.topic));
   }
 }
 

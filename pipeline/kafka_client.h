@@ -310,8 +310,14 @@ class KafkaProducer {
   // per delivered record.
   absl::flat_hash_map<std::string, std::vector<int64_t>> last_offsets_;
   static void DeliveryCallback(rd_kafka_t* rk, const rd_kafka_message_t* m, void* opaque);
+  // The topic's handle, created at its first record. Naming the topic in
+  // each rd_kafka_producev had librdkafka find it by name under its lock
+  // (and Produce copy the name) once per record.
+  rd_kafka_topic_t* TopicHandle(std::string_view topic);
 
   KafkaHandle rk_;
+  std::mutex topics_mutex_;  // Produce may be called from several threads
+  std::vector<std::pair<std::string, rd_kafka_topic_t*>> topics_;  // a few: found by comparing names
   std::function<void(std::string_view)> on_stats_;
   uint64_t delivered_ = 0;
   std::optional<Error> delivery_error_;
