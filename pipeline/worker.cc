@@ -286,7 +286,8 @@ Status Worker::Init() {
                                         .block_cache_bytes = static_cast<size_t>(config_.block_cache_bytes),
                                         .write_buffer_bytes = static_cast<size_t>(config_.write_buffer_bytes),
                                         .commit_overlay_bytes = static_cast<size_t>(config_.commit_overlay_bytes),
-                                        .commit_overlay_commits = static_cast<int>(config_.commit_overlay_commits)});
+                                        .commit_overlay_commits = static_cast<int>(config_.commit_overlay_commits),
+                                        .low_priority_compactions = config_.low_priority_compactions});
   if (!store.ok()) return store.error();
   store_ = std::move(store).value();
   async_store_ = std::make_unique<AsyncStoreCommit>();

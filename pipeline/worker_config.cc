@@ -46,6 +46,18 @@ Option StringOption(const char* key) {
   return {key, [](WorkerConfig& c, const std::string& v) { c.*Field = v; return true; }, "a string"};
 }
 
+// An option of two words: `yes` sets the flag, `no` clears it.
+template <bool WorkerConfig::*Field>
+Option ChoiceOption(const char* key, const char* yes, const char* no, const char* expected) {
+  return {key,
+          [yes, no](WorkerConfig& c, const std::string& v) {
+            if (v != yes && v != no) return false;
+            c.*Field = v == yes;
+            return true;
+          },
+          expected};
+}
+
 const std::vector<Option>& Options() {
   static const std::vector<Option> kOptions = {
       StringOption<&WorkerConfig::bootstrap>("bootstrap"),
@@ -78,20 +90,11 @@ const std::vector<Option>& Options() {
       IntOption<&WorkerConfig::commit_overlay_commits>("commit_overlay_commits", 0, 100000),
       IntOption<&WorkerConfig::transaction_timeout_ms>("transaction_timeout_ms", 1000, 900000),
       IntOption<&WorkerConfig::restore_threads>("restore_threads", 1, 64),
-      {"processing_guarantee",
-       [](WorkerConfig& c, const std::string& v) {
-         if (v != "exactly_once" && v != "at_least_once") return false;
-         c.exactly_once = v == "exactly_once";
-         return true;
-       },
-       "exactly_once or at_least_once"},
-      {"state_owner",
-       [](WorkerConfig& c, const std::string& v) {
-         if (v != "refuse" && v != "adopt") return false;
-         c.adopt_foreign_state = v == "adopt";
-         return true;
-       },
-       "refuse or adopt"},
+      ChoiceOption<&WorkerConfig::exactly_once>("processing_guarantee", "exactly_once", "at_least_once",
+                                                "exactly_once or at_least_once"),
+      ChoiceOption<&WorkerConfig::low_priority_compactions>("compaction_cpu_priority", "low", "normal",
+                                                            "low or normal"),
+      ChoiceOption<&WorkerConfig::adopt_foreign_state>("state_owner", "adopt", "refuse", "refuse or adopt"),
   };
   return kOptions;
 }

@@ -943,6 +943,14 @@ Result<std::unique_ptr<StateStore>> StateStore::Open(const StoreOptions& options
         std::make_shared<rocksdb::WriteBufferManager>(options.total_write_buffer_bytes);
   }
 
+  if (options.low_priority_compactions) {
+    rocksdb::Status lowered = db.env->LowerThreadPoolCPUPriority(rocksdb::Env::LOW, rocksdb::CpuPriority::kLow);
+    if (!lowered.ok()) {
+      BW_LOG(kWarn, kComponent) << "state store \"" << options.path
+                                << "\": compactions keep their CPU priority: " << lowered.ToString();
+    }
+  }
+
   rocksdb::WriteOptions write;
   write.sync = options.sync_writes;
   write.disableWAL = !options.write_ahead_log;

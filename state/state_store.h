@@ -82,6 +82,13 @@ struct StoreOptions {
   // 0 (either) writes every commit through (always so with write_ahead_log).
   size_t commit_overlay_bytes = 8 << 20;
   int commit_overlay_commits = 64;  // count (6.4 s at the default 100 ms commit interval)
+  // Run RocksDB's compactions at the lowest CPU priority (nice 19; the
+  // process's compaction threads, shared by every store in it). A
+  // compaction that rewrites a partition's bottom level takes seconds of a
+  // core (ZSTD); at nice 19 it takes what the processing thread and the
+  // Kafka clients leave. If that is too little, L0 files pile up until
+  // RocksDB slows the writes down. Memtable flushes keep normal priority.
+  bool low_priority_compactions = true;
   // Keep RocksDB's write-ahead log. Off by default (see "Durability"
   // above); on, for comparison in benchmarks.
   bool write_ahead_log = false;

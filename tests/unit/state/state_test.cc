@@ -21,6 +21,8 @@
 #include <optional>
 #include <random>
 #include <set>
+#include <sstream>
+#include <thread>
 #include <string>
 #include <vector>
 
@@ -229,6 +231,51 @@ TEST(StateStore, OverlayWrittenInTheBackgroundReadsAsWrittenThroughoutAndSurvive
     EXPECT_EQ(part->TaskMeta(), "m" + std::to_string(kCommits - 1));
     for (const auto& [k, v] : latest[p]) EXPECT_EQ(MustGet(*part, k), v) << "partition " << p << " key " << k;
   }
+}
+
+// The nice value of this process's threads named `name` (-100: none).
+int NiceOfThreadsNamed(const std::string& name, int* count) {
+  int nice = -100;
+  *count = 0;
+  for (const auto& task : std::filesystem::directory_iterator("/proc/self/task")) {
+    std::ifstream comm(task.path() / "comm");
+    std::string n;
+    std::getline(comm, n);
+    if (n != name) continue;
+    std::ifstream stat(task.path() / "stat");
+    std::string line;
+    std::getline(stat, line);
+    // Fields after the name in parentheses: state is field 3, nice field 19.
+    std::istringstream rest(line.substr(line.rfind(')') + 2));
+    std::string field;
+    for (int i = 3; i <= 19 && rest >> field; ++i) {
+      if (i == 19) nice = std::stoi(field);
+    }
+    ++*count;
+  }
+  return nice;
+}
+
+// StoreOptions::low_priority_compactions (the default): the thread that runs
+// compactions has nice 19. Nine flushed memtables make RocksDB compact (the
+// L0 trigger is 8), which starts that thread.
+TEST(StateStore, CompactionsRunAtTheLowestCpuPriority) {
+  TempDir dir;
+  auto store = MustOpen({.path = dir.path(), .commit_overlay_bytes = 0});
+  ASSERT_NE(store, nullptr);
+  PartitionStore* p = MustPartition(*store, 0);
+  ASSERT_NE(p, nullptr);
+  for (int i = 0; i < 9; ++i) {
+    ASSERT_TRUE(IsOk(p->Commit({{"KEY" + std::to_string(i), std::string(1000, 'x')}}, i + 1, "m")));
+    ASSERT_TRUE(IsOk(store->Flush()));
+  }
+  int threads = 0, nice = -100;
+  for (int tries = 0; tries < 200 && threads == 0; ++tries) {  // the compaction is scheduled in the background
+    nice = NiceOfThreadsNamed("rocksdb:low", &threads);
+    if (threads == 0) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  ASSERT_GT(threads, 0) << "no compaction thread (rocksdb:low) started after 9 flushed memtables";
+  EXPECT_EQ(nice, 19) << "compactions run at nice " << nice;
 }
 
 TEST(StateStore, NewPartitionHasNoCheckpointAndNoMeta) {
