@@ -91,11 +91,11 @@ struct WorkerConfig {
   // would make this group's input late or its alert ids repeat. adopt takes
   // it over: the state then belongs to this group.
   bool adopt_foreign_state = false;
-  // compaction_cpu_priority: low (default) or normal. RocksDB's compactions
-  // run at the lowest CPU priority (nice 19), so that rewriting a partition's
-  // bottom level (seconds of ZSTD) takes the CPU the processing thread
-  // leaves (state::StoreOptions::low_priority_compactions).
-  bool low_priority_compactions = true;
+  // compaction_cpu_priority: normal (default) or low. low runs RocksDB's
+  // compactions at nice 19, so that rewriting a partition's bottom level
+  // (seconds of ZSTD) takes only the CPU the processing thread leaves
+  // (state::StoreOptions::low_priority_compactions).
+  bool low_priority_compactions = false;
   // librdkafka properties file (kafka_config.h); empty: none. Its entries
   // come first, then the `kafka:` mapping, then BOXWATCH_RDKAFKA_* variables.
   std::string kafka_config;

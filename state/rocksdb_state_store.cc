@@ -289,12 +289,19 @@ class RocksPartitionStore final : public PartitionStore {
     }
     // A write through waits for a flush under way: its older batch must not
     // land after this one.
-    // (Only a commit writes into the overlay: once it is found empty with
-    // no write of it under way or to come, it stays so.)
     std::unique_lock flush_lock(flush_mutex_, std::defer_lock);
     if (overlay_limit_ > 0) {
-      if (!OverflowsEmptyOverlay(writes)) return Gather(writes, changelog_next_offset, task_meta);
+      if (!FillsOverlay(writes)) return Gather(writes, changelog_next_offset, task_meta);
+      // A commit that alone fills the overlay (a backlog's large
+      // transactions): gathering it would only copy it. What is gathered
+      // is older: written first (after a write of it under way), then this
+      // commit through. When that write fails, the commit is gathered on
+      // top, and Gather writes again and returns the error.
       flush_lock.lock();
+      if (Status f = FlushOverlayHeld(); !f.ok()) {
+        flush_lock.unlock();
+        return Gather(writes, changelog_next_offset, task_meta);
+      }
     }
     if (Status w = WriteThrough(writes, changelog_next_offset, task_meta, context); !w.ok()) return w;
     std::lock_guard meta_lock(overlay_mutex_);
@@ -372,16 +379,8 @@ class RocksPartitionStore final : public PartitionStore {
     return std::nullopt;
   }
 
-  // A commit that alone fills the overlay, with nothing gathered before it
-  // and no write of it under way or to come (a backlog's large
-  // transactions): gathering it would only copy it.
-  bool OverflowsEmptyOverlay(std::span<const WriteView> writes) const {
-    {
-      std::lock_guard lock(overlay_mutex_);
-      if (!overlay_.empty() || !flushing_.empty() || overlay_commits_ > 0 || flush_scheduled_ || flush_failed_) {
-        return false;
-      }
-    }
+  // Whether a commit alone holds the overlay's worth of bytes.
+  bool FillsOverlay(std::span<const WriteView> writes) const {
     size_t bytes = 0;
     for (const WriteView& w : writes) bytes += w.key.size() + (w.value ? w.value->size() : 0);
     return bytes >= overlay_limit_;

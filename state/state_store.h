@@ -88,7 +88,7 @@ struct StoreOptions {
   // core (ZSTD); at nice 19 it takes what the processing thread and the
   // Kafka clients leave. If that is too little, L0 files pile up until
   // RocksDB slows the writes down. Memtable flushes keep normal priority.
-  bool low_priority_compactions = true;
+  bool low_priority_compactions = false;
   // Keep RocksDB's write-ahead log. Off by default (see "Durability"
   // above); on, for comparison in benchmarks.
   bool write_ahead_log = false;
