@@ -226,15 +226,18 @@ TEST(WorkerOnRealKafka, AtLeastOnceUnderSigkillLosesNoAlert) {
   std::mt19937 rng(PrintedSeed());
   auto h = WorkerHarness::Create(4);
   ASSERT_TRUE(h.ok()) << h.error().message;
-  // More records than one backlog cycle holds (250,000), so that a kill
-  // before a cycle's end leaves work for the next start: with 2,000
-  // containers a faster worker finished the input before the last kill.
-  const auto [expected, records] = ProduceCrashInput(**h, 6000, 29);
-  ASSERT_GE(records, 250000u);
+  const auto [expected, records] = ProduceCrashInput(**h, 3000, 29);
+  ASSERT_GE(records, 130000u);
 
-  const std::map<std::string, std::string> options = {{"max_records_per_commit", "500"},
+  // Small cycles, also while the worker is behind (the backlog cadence
+  // off): each ends with a flush and a synchronous offset commit, so the
+  // kills leave input for the last start. With the backlog cadence on, a
+  // faster worker finished even 6,000 containers' input before the last
+  // kill (seed 3485455368).
+  const std::map<std::string, std::string> options = {{"max_records_per_commit", "200"},
+                                                      {"backlog_records_per_commit", "200"},
                                                       {"processing_guarantee", "at_least_once"}};
-  // Kills timed from start, not from a first commit: they land in the large
+  // Kills timed from start, not from a first commit: they land in the
   // first cycles, between flushed alerts and their offsets.
   KillAtRandomMoments(**h, "alo-0", options, 4, 1500ms, rng, /*after_first_commit=*/false);
   auto worker = (*h)->StartWorker("alo-0", options);
