@@ -945,115 +945,147 @@ Status Worker::Drain() {
   std::vector<Task*> order;
   for (auto it = tasks_.lower_bound(drain_next_); it != tasks_.end(); ++it) order.push_back(it->second.get());
   for (auto it = tasks_.begin(); it != tasks_.end() && it->first < drain_next_; ++it) order.push_back(it->second.get());
-  for (Task* task_ptr : order) {
-    Task& task = *task_ptr;
-    const int32_t p = task.partition;
-    for (;;) {
-      // Inputs running low take what their queues hold: the merge pulls
-      // exactly the inputs it is about to need.
+  // Rounds keep the tasks within allowed_lateness_ms of each other in event
+  // time: a task whose next record is further ahead of the earliest task's
+  // ends its turn. The feedback gate holds every evaluation more than 2 x L
+  // ahead of the slowest task's horizon, so a task that runs hours ahead (a
+  // partition its fetches favour, through a long backlog) holds its
+  // containers until the others catch up, past the state cache, and their
+  // release reads them back from RocksDB. Tasks with nothing in their
+  // queues do not count: nothing waits for a partition that has nothing to
+  // give.
+  for (bool progressed = true; progressed;) {
+    progressed = false;
+    bool held_back = false;
+    int64_t earliest = std::numeric_limits<int64_t>::max();
+    for (Task* t : order) {
       for (int i = 0; i < kInputs; ++i) {
-        if (task.buffers[i].size() > kRefillAt) continue;
-        if (Status s = Refill(task, i); !s.ok()) return s;
-      }
-      int best = -1;
-      for (int i = 0; i < kInputs; ++i) {
-        if (task.buffers[i].empty()) continue;
-        if (best < 0 || task.buffers[i].front().merge_ms < task.buffers[best].front().merge_ms) best = i;
-      }
-      // A partition with nothing buffered but unread records on the broker
-      // may hold something earlier: wait for it, up to idle_wait_ms.
-      std::vector<int> waiting_for;
-      bool caught_up = true;
-      for (int i = 0; i < kInputs; ++i) {
-        if (!task.buffers[i].empty()) {
-          caught_up = false;
-        } else if (UnreadOnBroker(names_.Name(kInputTopicRoles[i]), p, task.fetched[i])) {
-          caught_up = false;
-          if (!task.gave_up[i]) waiting_for.push_back(i);
+        if (t->buffers[i].size() <= kRefillAt) {
+          if (Status s = Refill(*t, i); !s.ok()) return s;
         }
-      }
-      const bool blocked = !waiting_for.empty();
-      if (best < 0 && caught_up && FeedbackGated()) {
-        // Caught up a while: nothing this task has not processed can be a
-        // seizure before now, so its horizon moves to now (and is
-        // published, so that the other tasks' evaluations need not wait).
-        if (task.caught_up_since_ms == 0) task.caught_up_since_ms = now;
-        if (now - task.caught_up_since_ms >= config_.idle_wait_ms) {
-          task.core->IdleHorizon(now);
-          if (task.published_horizon == TaskCore::kUnset ||
-              task.core->feedback_horizon_ms() - task.published_horizon >= 1000) {
-            if (Status s = EnsureTransaction(); !s.ok()) return s;
-          }
-        }
-      } else {
-        task.caught_up_since_ms = 0;
-      }
-      if (best < 0) {
-        // Nothing buffered. When caught up for a while, the partition clock
-        // moves to the wall clock and releases the quiet containers.
-        if (caught_up && task.core->HasDueBy(now) && config_.idle_flush_ms > 0) {
-          if (task.idle_since_ms == 0) task.idle_since_ms = now;
-          if (now - task.idle_since_ms >= config_.idle_flush_ms) {
-            task.idle_since_ms = 0;
-            if (Status s = EnsureTransaction(); !s.ok()) return s;
-            TaskOutput out;
-            if (Status s = task.core->Idle(now, &out); !s.ok()) return s;
-            if (Status s = EmitOutput(task, out, -1); !s.ok()) return s;
-          }
-        }
-        break;
-      }
-      task.idle_since_ms = 0;
-      // A far-future record goes straight to the dead letters: it waits for nothing.
-      if (blocked && task.buffers[best].front().merge_ms != kMergeFirst) {
-        if (task.blocked_since_ms == 0) task.blocked_since_ms = now;
-        if (now - task.blocked_since_ms < config_.idle_wait_ms) break;
-        // Waited long enough: go on without those inputs until they deliver again.
-        for (int i : waiting_for) task.gave_up[i] = true;
-        BW_LOG(kWarn, kLog) << "partition " << p << ": input records announced by the broker did not arrive within "
-                            << config_.idle_wait_ms << " ms; merging without them";
-      }
-      task.blocked_since_ms = 0;
-      Buffered b = std::move(task.buffers[best].front());
-      task.buffers[best].pop_front();
-      // This input's next records are likely next: their containers are
-      // fetched ahead, a step each (TaskCore::FetchAhead), the last step for
-      // this record.
-      const auto& next = task.buffers[best];
-      // Further ahead, librdkafka's records themselves, then their keys
-      // (which the first step hashes) and values.
-      constexpr int kRecord = TaskCore::kFetchSteps + 1, kKey = TaskCore::kFetchSteps;
-      if (static_cast<int>(next.size()) > kRecord) __builtin_prefetch(next[kRecord].message.raw());
-      if (static_cast<int>(next.size()) > kKey) {
-        const rd_kafka_message_t* r = next[kKey].message.raw();
-        __builtin_prefetch(r->key);
-        __builtin_prefetch(r->payload);
-      }
-      for (int k = 0; k + 1 < TaskCore::kFetchSteps && k < static_cast<int>(next.size()); ++k) {
-        task.core->FetchAhead(next[k].message.key(), TaskCore::kFetchSteps - 2 - k);
-      }
-      if (!next.empty()) {
-        // The next record's value, which its decoding reads first.
-        const std::string_view value = next.front().message.value();
-        for (size_t at = 0; at < std::min<size_t>(value.size(), 128); at += 64) __builtin_prefetch(value.data() + at);
-      }
-      task.core->FetchAhead(b.message.key(), TaskCore::kFetchSteps - 1);
-      ++records_merged_;
-      waits.Add(static_cast<double>(std::max<int64_t>(0, now - b.now_ms)) / 1000.0);
-      if (Status s = ProcessRecord(task, best, b); !s.ok()) return s;
-      task.next_offset[best] = b.message.offset() + 1;
-      // Behind, the transaction may grow, but not past its age limit, nor
-      // once fewer records wait than it holds; a stop does not wait for it
-      // (looked at every 256 records).
-      const bool backlog_over = backlogged_ && (records_in_transaction_ & 255) == 0 &&
-                                ((stop_ != nullptr && stop_->load()) ||
-                                 NowMs() - transaction_started_ms_ >= config_.backlog_commit_interval_ms || !Behind());
-      if (backlog_over || records_in_transaction_ >= (backlogged_ ? config_.backlog_records_per_commit
-                                                                    : config_.max_records_per_commit)) {
-        drain_next_ = p + 1;
-        return Status::Ok();
+        if (!t->buffers[i].empty()) earliest = std::min(earliest, t->buffers[i].front().merge_ms);
       }
     }
+    const int64_t limit = earliest > std::numeric_limits<int64_t>::max() - config_.allowed_lateness_ms
+                              ? std::numeric_limits<int64_t>::max()
+                              : earliest + config_.allowed_lateness_ms;
+    for (Task* task_ptr : order) {
+      Task& task = *task_ptr;
+      const int32_t p = task.partition;
+      for (;;) {
+        // Inputs running low take what their queues hold: the merge pulls
+        // exactly the inputs it is about to need.
+        for (int i = 0; i < kInputs; ++i) {
+          if (task.buffers[i].size() > kRefillAt) continue;
+          if (Status s = Refill(task, i); !s.ok()) return s;
+        }
+        int best = -1;
+        for (int i = 0; i < kInputs; ++i) {
+          if (task.buffers[i].empty()) continue;
+          if (best < 0 || task.buffers[i].front().merge_ms < task.buffers[best].front().merge_ms) best = i;
+        }
+        // A partition with nothing buffered but unread records on the broker
+        // may hold something earlier: wait for it, up to idle_wait_ms.
+        std::vector<int> waiting_for;
+        bool caught_up = true;
+        for (int i = 0; i < kInputs; ++i) {
+          if (!task.buffers[i].empty()) {
+            caught_up = false;
+          } else if (UnreadOnBroker(names_.Name(kInputTopicRoles[i]), p, task.fetched[i])) {
+            caught_up = false;
+            if (!task.gave_up[i]) waiting_for.push_back(i);
+          }
+        }
+        const bool blocked = !waiting_for.empty();
+        if (best < 0 && caught_up && FeedbackGated()) {
+          // Caught up a while: nothing this task has not processed can be a
+          // seizure before now, so its horizon moves to now (and is
+          // published, so that the other tasks' evaluations need not wait).
+          if (task.caught_up_since_ms == 0) task.caught_up_since_ms = now;
+          if (now - task.caught_up_since_ms >= config_.idle_wait_ms) {
+            task.core->IdleHorizon(now);
+            if (task.published_horizon == TaskCore::kUnset ||
+                task.core->feedback_horizon_ms() - task.published_horizon >= 1000) {
+              if (Status s = EnsureTransaction(); !s.ok()) return s;
+            }
+          }
+        } else {
+          task.caught_up_since_ms = 0;
+        }
+        if (best < 0) {
+          // Nothing buffered. When caught up for a while, the partition clock
+          // moves to the wall clock and releases the quiet containers.
+          if (caught_up && task.core->HasDueBy(now) && config_.idle_flush_ms > 0) {
+            if (task.idle_since_ms == 0) task.idle_since_ms = now;
+            if (now - task.idle_since_ms >= config_.idle_flush_ms) {
+              task.idle_since_ms = 0;
+              if (Status s = EnsureTransaction(); !s.ok()) return s;
+              TaskOutput out;
+              if (Status s = task.core->Idle(now, &out); !s.ok()) return s;
+              if (Status s = EmitOutput(task, out, -1); !s.ok()) return s;
+            }
+          }
+          break;
+        }
+        task.idle_since_ms = 0;
+        if (task.buffers[best].front().merge_ms > limit) {
+          held_back = true;
+          break;
+        }
+        // A far-future record goes straight to the dead letters: it waits for nothing.
+        if (blocked && task.buffers[best].front().merge_ms != kMergeFirst) {
+          if (task.blocked_since_ms == 0) task.blocked_since_ms = now;
+          if (now - task.blocked_since_ms < config_.idle_wait_ms) break;
+          // Waited long enough: go on without those inputs until they deliver again.
+          for (int i : waiting_for) task.gave_up[i] = true;
+          BW_LOG(kWarn, kLog) << "partition " << p << ": input records announced by the broker did not arrive within "
+                              << config_.idle_wait_ms << " ms; merging without them";
+        }
+        task.blocked_since_ms = 0;
+        Buffered b = std::move(task.buffers[best].front());
+        task.buffers[best].pop_front();
+        // This input's next records are likely next: their containers are
+        // fetched ahead, a step each (TaskCore::FetchAhead), the last step for
+        // this record.
+        const auto& next = task.buffers[best];
+        // Further ahead, librdkafka's records themselves, then their keys
+        // (which the first step hashes) and values.
+        constexpr int kRecord = TaskCore::kFetchSteps + 1, kKey = TaskCore::kFetchSteps;
+        if (static_cast<int>(next.size()) > kRecord) __builtin_prefetch(next[kRecord].message.raw());
+        if (static_cast<int>(next.size()) > kKey) {
+          const rd_kafka_message_t* r = next[kKey].message.raw();
+          __builtin_prefetch(r->key);
+          __builtin_prefetch(r->payload);
+        }
+        for (int k = 0; k + 1 < TaskCore::kFetchSteps && k < static_cast<int>(next.size()); ++k) {
+          task.core->FetchAhead(next[k].message.key(), TaskCore::kFetchSteps - 2 - k);
+        }
+        if (!next.empty()) {
+          // The next record's value, which its decoding reads first.
+          const std::string_view value = next.front().message.value();
+          for (size_t at = 0; at < std::min<size_t>(value.size(), 128); at += 64) __builtin_prefetch(value.data() + at);
+        }
+        task.core->FetchAhead(b.message.key(), TaskCore::kFetchSteps - 1);
+        ++records_merged_;
+        progressed = true;
+        waits.Add(static_cast<double>(std::max<int64_t>(0, now - b.now_ms)) / 1000.0);
+        if (Status s = ProcessRecord(task, best, b); !s.ok()) return s;
+        task.next_offset[best] = b.message.offset() + 1;
+        // Behind, the transaction may grow, but not past its age limit, nor
+        // once fewer records wait than it holds; a stop does not wait for it
+        // (looked at every 256 records).
+        const bool backlog_over = backlogged_ && (records_in_transaction_ & 255) == 0 &&
+                                  ((stop_ != nullptr && stop_->load()) ||
+                                   NowMs() - transaction_started_ms_ >= config_.backlog_commit_interval_ms ||
+                                   !Behind());
+        if (backlog_over || records_in_transaction_ >= (backlogged_ ? config_.backlog_records_per_commit
+                                                                      : config_.max_records_per_commit)) {
+          drain_next_ = p + 1;
+          return Status::Ok();
+        }
+      }
+    }
+    progressed = progressed && held_back;
   }
   return Status::Ok();
 }

@@ -14,6 +14,7 @@
 
 #include "core/http.h"
 #include "operators/default_profile.h"
+#include "pipeline/partitioner.h"
 #include "pipeline/state_parts.h"
 #include "tests/support/worker_harness.h"
 
@@ -595,6 +596,94 @@ TEST(WorkerOnRealKafka, AStalledWorkerHoldsTheOtherAtTheFeedbackGateAndChangesNo
       }
     }
   }
+}
+
+// Through a backlog, one worker's tasks stay within the allowed lateness of
+// each other in event time, even when one partition holds four times the
+// records per hour of the others: each task's published feedback horizon
+// (its partition clock, from which the gate is set) is never more than L
+// ahead of another's. Taking turns by record counts alone, the three sparse
+// partitions ran hours ahead of the dense one, and the gate held everything
+// they processed meanwhile.
+TEST(WorkerOnRealKafka, TasksKeepWithinTheAllowedLatenessOfEachOtherThroughABacklog) {
+  constexpr int kPartitions = 4;
+  constexpr int64_t kLatenessMs = 300000;  // the worker's default allowed_lateness_ms
+  auto h = WorkerHarness::Create(kPartitions);
+  ASSERT_TRUE(h.ok()) << h.error().message;
+  sim::TrafficOptions o = RecentTraffic(24000, 17);
+  o.gps_per_container = 0;
+  o.scans = false;
+  o.scenario_rate = 0;
+  o.lookalike_rate = 0;
+  const sim::Traffic traffic = sim::GenerateTraffic(o, DefaultProfile());
+  // Partition 0 keeps every manifest, the others one container in four; the
+  // filing times (about 13 h of them) are brought ten times closer, so that
+  // L holds a few hundred records.
+  int64_t first_ms = INT64_MAX;
+  for (const auto& r : traffic.records) first_ms = std::min(first_ms, r.timestamp_ms);
+  std::vector<sim::TrafficRecord> skewed;
+  std::map<int32_t, int64_t> per_partition;
+  int64_t latest_ms = 0;
+  for (const auto& r : traffic.records) {
+    if (r.role != pipeline::TopicRole::kManifests) continue;
+    const int32_t p = pipeline::JavaPartition(r.key, kPartitions);
+    if (p != 0 && pipeline::Murmur2(r.key + "#") % 4 != 0) continue;
+    skewed.push_back(r);
+    skewed.back().timestamp_ms = first_ms + (r.timestamp_ms - first_ms) / 10;
+    ++per_partition[p];
+    latest_ms = std::max(latest_ms, skewed.back().timestamp_ms);
+  }
+  ASSERT_GT(per_partition[0], 3 * per_partition[1]) << "partition 0 must hold the most records per hour";
+  ASSERT_GT(latest_ms - first_ms, 8 * kLatenessMs) << "the input must span much more than L";
+  ASSERT_TRUE((*h)->Produce(skewed).ok());
+
+  // Small cycles, so that the horizons are published often.
+  auto worker = (*h)->StartWorker("align-0", {{"max_records_per_commit", "50"},
+                                              {"backlog_records_per_commit", "50"}});
+  ASSERT_TRUE(worker.ok()) << worker.error().message;
+  ASSERT_TRUE(WaitForCommittedRecords(**worker, static_cast<int64_t>(skewed.size()), 240s))
+      << "the worker did not commit every input record within 240 s";
+  StopWorker(**worker);
+
+  auto reference = ReadAllCommitted((*h)->bootstrap(), (*h)->prefix() + "boxwatch.reference", 1, 30s);
+  ASSERT_TRUE(reference.ok()) << reference.error().message;
+  // The horizons after each commit: one transaction's records have
+  // consecutive offsets, its commit marker takes the next. A caught-up
+  // task's horizon moves to the wall clock, past the input, and leaves the
+  // comparison.
+  std::map<int32_t, int64_t> horizon;
+  int64_t widest = 0;
+  size_t commits = 0;
+  auto compare = [&] {
+    if (horizon.size() < 2) return;
+    int64_t lo = INT64_MAX, hi = INT64_MIN;
+    for (const auto& [q, v] : horizon) lo = std::min(lo, v), hi = std::max(hi, v);
+    widest = std::max(widest, hi - lo);
+  };
+  int64_t next_offset = -1;
+  for (const auto& r : *reference) {
+    if (r.key.rfind("__horizon__:", 0) != 0) continue;
+    if (r.offset != next_offset) {
+      compare();
+      ++commits;
+    }
+    next_offset = r.offset + 1;
+    const int32_t p = std::stoi(r.key.substr(12));
+    const int64_t ms = std::stoll(r.value);
+    if (ms > latest_ms) {
+      horizon.erase(p);
+    } else {
+      horizon[p] = ms;
+    }
+  }
+  compare();
+  std::printf("%zu records (partition 0: %lld, 1: %lld) over %.0f s, %zu commits with horizons, widest spread %.0f s\n",
+              skewed.size(), static_cast<long long>(per_partition[0]), static_cast<long long>(per_partition[1]),
+              static_cast<double>(latest_ms - first_ms) / 1000, commits, static_cast<double>(widest) / 1000);
+  ASSERT_GT(commits, 40u) << "too few commits to judge";
+  // L, plus a partition clock block's span (60 s: the clock moves in
+  // blocks) and a cycle's records.
+  EXPECT_LE(widest, kLatenessMs + 120000) << "a task ran more than the allowed lateness ahead of another";
 }
 
 }  // namespace
