@@ -224,9 +224,11 @@ Status TaskCore::Start(std::string_view meta) {
   // may owe one.
   sweep_deferred_ = sweep_owed;
   containers_ = 0;
+  oldest_event_ms_ = operators::kEndOfTime;
   std::string overlong;
   Status listed = states_->ForEach([&](const std::string& key, const ContainerStates::Summary& s) {
     ++containers_;
+    oldest_event_ms_ = std::min(oldest_event_ms_, s.last_event_ms);
     if (key.size() > kMaxIndexKey) {
       // Not a container number: the store holds a state no join could
       // have made, and the indexes could not tell it from its prefix.
@@ -483,6 +485,7 @@ Status TaskCore::Join(const InputRecord& record, int64_t now_ms, TaskOutput* out
     }
   }
   state->set_expires_at_ms(state->last_event_ms() + options_.state_ttl_ms);
+  oldest_event_ms_ = std::min(oldest_event_ms_, state->last_event_ms());
   if (Release(key, *state, OwnBound(*state), now_ms, out)) {
     if (Status d = states_->MarkDirty(key, ContainerStates::kEvaluation); !d.ok()) return d;
   }
@@ -744,14 +747,24 @@ Status TaskCore::Walk(int64_t now_ms, TaskOutput* out) {
 // reach the changelog as tombstones at the next commit.
 Status TaskCore::Sweep() {
   last_sweep_ms_ = p_ms_;
+  // No partition clock yet, or no stored state old enough to expire: the
+  // sweep would erase nothing.
+  if (p_ms_ == kUnset) return Status::Ok();
   const int64_t horizon = p_ms_ - options_.allowed_lateness_ms;
+  if (oldest_event_ms_ >= horizon - options_.state_ttl_ms) return Status::Ok();
   std::vector<std::string> expired;
   size_t seen = 0;
+  int64_t oldest = operators::kEndOfTime;
   Status s = states_->ForEach([&](const std::string& key, const ContainerStates::Summary& f) {
     ++seen;
-    if (!f.pending && f.due_ms == 0 && f.last_event_ms + options_.state_ttl_ms < horizon) expired.push_back(key);
+    if (!f.pending && f.due_ms == 0 && f.last_event_ms + options_.state_ttl_ms < horizon) {
+      expired.push_back(key);
+    } else {
+      oldest = std::min(oldest, f.last_event_ms);
+    }
   });
   if (!s.ok()) return s;
+  oldest_event_ms_ = oldest;
   containers_ = seen - expired.size();
   for (const auto& key : expired) {
     if (Status e = states_->Erase(key); !e.ok()) return e;

@@ -383,6 +383,12 @@ class TaskCore {
   absl::btree_set<std::pair<int64_t, IndexKey>> gated_;
   absl::flat_hash_map<IndexKey, Held> gated_of_;
   TaskCounters counters_;
+  // At most the last event time of every stored state (kEndOfTime: none
+  // stored): a sweep reads the states only once this is older than the
+  // TTL, so a replay of days or a partition of millions of young states is
+  // not read whole once per sweep interval. Lowered by every join, set by
+  // Start and by each sweep that reads.
+  int64_t oldest_event_ms_ = operators::kEndOfTime;
   size_t containers_ = 0;
   std::string foreign_owner_;
   // The record being joined, decoded; kept from record to record so that a

@@ -504,6 +504,64 @@ TEST(TaskCore, AQuietContainerIsReleasedByThePartitionClockNotBeforeItsLateness)
   EXPECT_EQ(core.counters().quiet_releases, 1u);
 }
 
+// States in memory, counting the full reads (ForEach) an expiry sweep makes.
+class CountingStates final : public ContainerStates {
+ public:
+  Result<v1::ContainerState*> Get(const std::string& key) override { return inner.Get(key); }
+  v1::ContainerState* Put(const std::string& key, v1::ContainerState state) override {
+    return inner.Put(key, std::move(state));
+  }
+  Status MarkDirty(const std::string& key, uint32_t parts) override { return inner.MarkDirty(key, parts); }
+  Status Erase(const std::string& key) override { return inner.Erase(key); }
+  Status ForEach(const std::function<void(const std::string&, const Summary&)>& fn) override {
+    ++reads;
+    return inner.ForEach(fn);
+  }
+  MemoryStates inner;
+  int reads = 0;
+};
+
+// The expiry sweep (every 24 h of partition clock) reads every state only
+// once one can have expired (its last event more than state_ttl_ms, 30
+// days, before the clock less L): a replay of weeks does not read a
+// partition's states whole every simulated day. The box that went quiet
+// still expires at the first sweep after its TTL, and the others do not.
+TEST(TaskCore, AnExpirySweepReadsTheStatesOnlyWhenOneCanHaveExpired) {
+  operators::ReferenceData ref;
+  operators::RiskEngine engine(&Profile(), &ref);
+  CountingStates states;
+  const TaskOptions options = TaskOptions::From(WorkerConfig{});
+  TaskCore core(options, &engine, &states);
+  ASSERT_TRUE(core.Start("").ok());
+  ASSERT_EQ(states.reads, 1) << "Start lists the stored states";
+  const int64_t kDay = 24 * 3600 * 1000LL;
+  const std::string quiet = "CSQU3054383";
+  TaskOutput out;
+  const std::string first = NeutronAlarm(quiet, kStart).SerializeAsString();
+  ASSERT_TRUE(core.Process({.input = 1, .key = quiet, .value = first, .timestamp_ms = kStart}, kNow, &out).ok());
+  // A scan a day on another box, 40 days: the partition clock moves a day at
+  // a time (each record closes the block before it).
+  const std::string busy = "MSCU1234566";
+  int reads_before_ttl = 0;
+  for (int day = 1; day <= 40; ++day) {
+    const int64_t t = kStart + day * kDay;
+    v1::ScanResult scan = NeutronAlarm(busy, t);
+    scan.set_scan_id("RPM-1-" + std::to_string(day));  // a new scan, not a repeat of the first
+    const std::string v = scan.SerializeAsString();
+    ASSERT_TRUE(core.Process({.input = 1, .key = busy, .value = v, .timestamp_ms = t}, kNow, &out).ok());
+    if (core.partition_clock_ms() - options.allowed_lateness_ms <= kStart + options.state_ttl_ms) {
+      reads_before_ttl = states.reads;
+    }
+  }
+  EXPECT_EQ(reads_before_ttl, 1) << "a sweep read the states while none could have expired";
+  EXPECT_EQ(states.inner.states().count(quiet), 0u) << "the quiet box outlived its TTL";
+  EXPECT_EQ(states.inner.states().count(busy), 1u);
+  EXPECT_EQ(core.counters().expired, 1u);
+  // One read found the quiet box expired; the busy one is young again, so the
+  // sweeps after it read nothing.
+  EXPECT_EQ(states.reads, 2);
+}
+
 TEST(TaskCore, AnAlertTheGateHeldCountsItsLatencyFromWhenItsContainerWasFirstHeld) {
   OneTask task;
   TaskCore& core = task.core;
