@@ -749,7 +749,12 @@ Status TaskCore::Sweep() {
   last_sweep_ms_ = p_ms_;
   // No partition clock yet, or no stored state old enough to expire: the
   // sweep would erase nothing.
-  if (p_ms_ == kUnset) return Status::Ok();
+  // (A clock within L + TTL of the earliest time representable is the
+  // same: nothing can be older than that.)
+  if (p_ms_ == kUnset || p_ms_ < std::numeric_limits<int64_t>::min() + options_.allowed_lateness_ms +
+                                     options_.state_ttl_ms) {
+    return Status::Ok();
+  }
   const int64_t horizon = p_ms_ - options_.allowed_lateness_ms;
   if (oldest_event_ms_ >= horizon - options_.state_ttl_ms) return Status::Ok();
   std::vector<std::string> expired;

@@ -562,6 +562,66 @@ TEST(TaskCore, AnExpirySweepReadsTheStatesOnlyWhenOneCanHaveExpired) {
   EXPECT_EQ(states.reads, 2);
 }
 
+// The bound also covers states a task finds stored when it starts (a
+// restart or a restore): an old quiet box there still expires once its TTL
+// has passed. And a sweep owed from metadata without a partition clock (an
+// older format, or none) erases nothing: its horizon used to be computed
+// from the unset clock, which wrapped around and made every quiet state
+// look expired.
+TEST(TaskCore, StatesFoundAtStartExpireOnTimeAndASweepWithoutAClockErasesNothing) {
+  operators::ReferenceData ref;
+  operators::RiskEngine engine(&Profile(), &ref);
+  const TaskOptions options = TaskOptions::From(WorkerConfig{});
+  const int64_t kDay = 24 * 3600 * 1000LL;
+  const std::string quiet = "CSQU3054383", busy = "MSCU1234566";
+  auto scan = [&](const std::string& box, int day) {
+    v1::ScanResult r = NeutronAlarm(box, kStart + day * kDay);
+    r.set_scan_id("RPM-1-" + std::to_string(day));
+    return r.SerializeAsString();
+  };
+  TaskOutput out;
+  MemoryStates first;
+  TaskCore before(options, &engine, &first);
+  ASSERT_TRUE(before.Start("").ok());
+  ASSERT_TRUE(before.Process({.input = 1, .key = quiet, .value = scan(quiet, 0), .timestamp_ms = kStart}, kNow, &out).ok());
+  for (int day = 1; day <= 5; ++day) {
+    ASSERT_TRUE(before.Process({.input = 1, .key = busy, .value = scan(busy, day), .timestamp_ms = kStart + day * kDay},
+                               kNow, &out)
+                    .ok());
+  }
+  ASSERT_EQ(first.states().count(quiet), 1u);
+
+  // A restart on the same states: the quiet box is known only from the listing.
+  CountingStates again;
+  again.inner.states() = first.states();
+  TaskCore after(options, &engine, &again);
+  ASSERT_TRUE(after.Start(before.EncodeMeta()).ok());
+  for (int day = 6; day <= 40; ++day) {
+    ASSERT_TRUE(after.Process({.input = 1, .key = busy, .value = scan(busy, day), .timestamp_ms = kStart + day * kDay},
+                              kNow, &out)
+                    .ok());
+    const int64_t horizon = after.partition_clock_ms() - options.allowed_lateness_ms;
+    if (horizon <= kStart + options.state_ttl_ms) {
+      EXPECT_EQ(again.inner.states().count(quiet), 1u) << "expired before its TTL, day " << day;
+    } else if (horizon > kStart + options.state_ttl_ms + options.expiry_sweep_interval_ms) {
+      EXPECT_EQ(again.inner.states().count(quiet), 0u) << "not expired by the first sweep after its TTL, day " << day;
+    }
+  }
+  EXPECT_EQ(again.inner.states().count(quiet), 0u) << "the quiet box found at start outlived its TTL";
+  EXPECT_EQ(again.inner.states().count(busy), 1u);
+  EXPECT_EQ(again.reads, 2) << "Start's listing, then the one sweep that could expire something";
+
+  // Metadata without a clock owes a sweep; the gate's first opening runs it.
+  MemoryStates legacy;
+  legacy.states() = first.states();
+  TaskCore old(options, &engine, &legacy);
+  ASSERT_TRUE(old.Start("1794960000000\n0\n" + quiet).ok());
+  ASSERT_EQ(old.partition_clock_ms(), TaskCore::kUnset);
+  ASSERT_TRUE(old.SetGate(kStart + 6 * kDay, kNow, &out).ok());
+  EXPECT_EQ(legacy.states().size(), first.states().size()) << "a sweep without a partition clock erased states";
+  EXPECT_EQ(old.counters().expired, 0u);
+}
+
 TEST(TaskCore, AnAlertTheGateHeldCountsItsLatencyFromWhenItsContainerWasFirstHeld) {
   OneTask task;
   TaskCore& core = task.core;
