@@ -952,8 +952,10 @@ Status Worker::Drain() {
   // partition its fetches favour, through a long backlog) holds its
   // containers until the others catch up, past the state cache, and their
   // release reads them back from RocksDB. Tasks with nothing in their
-  // queues do not count: nothing waits for a partition that has nothing to
-  // give.
+  // queues do not count (one whose fetch is still on its way does not hold
+  // the others either: it might never come), and a task blocked on one of
+  // its own inputs holds the others only while it is the earliest, up to
+  // idle_wait_ms.
   for (bool progressed = true; progressed;) {
     progressed = false;
     bool held_back = false;
@@ -983,6 +985,15 @@ Status Worker::Drain() {
         for (int i = 0; i < kInputs; ++i) {
           if (task.buffers[i].empty()) continue;
           if (best < 0 || task.buffers[i].front().merge_ms < task.buffers[best].front().merge_ms) best = i;
+        }
+        // Too far ahead of the earliest task: this turn ends here (before the
+        // look at the broker's watermarks below, which a held task need not
+        // pay). It has records, so it is neither caught up nor idle.
+        if (best >= 0 && task.buffers[best].front().merge_ms > limit) {
+          task.caught_up_since_ms = 0;
+          task.idle_since_ms = 0;
+          held_back = true;
+          break;
         }
         // A partition with nothing buffered but unread records on the broker
         // may hold something earlier: wait for it, up to idle_wait_ms.
@@ -1028,10 +1039,6 @@ Status Worker::Drain() {
           break;
         }
         task.idle_since_ms = 0;
-        if (task.buffers[best].front().merge_ms > limit) {
-          held_back = true;
-          break;
-        }
         // A far-future record goes straight to the dead letters: it waits for nothing.
         if (blocked && task.buffers[best].front().merge_ms != kMergeFirst) {
           if (task.blocked_since_ms == 0) task.blocked_since_ms = now;
