@@ -124,8 +124,10 @@ namespace {
 // family.
 class CachedStates final : public CacheStates {
  public:
-  CachedStates(state::PartitionStore* store, size_t max_entries, Worker::AsyncStoreCommit* pending = nullptr)
-      : CacheStates(store, max_entries), pending_(pending) {}
+  // `before_scan`: called before the store is read whole (the worker's
+  // batches on their way land first); may be empty.
+  CachedStates(state::PartitionStore* store, size_t max_entries, std::function<Status()> before_scan = {})
+      : CacheStates(store, max_entries), before_scan_(std::move(before_scan)) {}
   // The summaries of every stored container, known without a scan (a
   // restore into an empty store saw them all): the next ForEach reads them
   // instead of the store, once.
@@ -143,10 +145,10 @@ class CachedStates final : public CacheStates {
     } else {
       // Stored values, unless a newer one waits in the cache; the movement
       // part's fields read off the wire, as a full parse per stored state is
-      // too slow. The last cycle's batches first: a value still on its way
+      // too slow. The last cycles' batches first: a value still on its way
       // would be read stale.
-      if (pending_ != nullptr) {
-        if (Status w = pending_->Wait(); !w.ok()) return w;
+      if (before_scan_) {
+        if (Status w = before_scan_(); !w.ok()) return w;
       }
       Status s = store_->ForEach([&](std::string_view key, std::string_view value) {
         if (!IsMovementKey(key) || cache_.IsDirty(key)) return true;
@@ -163,7 +165,7 @@ class CachedStates final : public CacheStates {
   }
 
  private:
-  Worker::AsyncStoreCommit* pending_;  // the worker's batches on their way; may be null
+  std::function<Status()> before_scan_;
   bool has_seed_ = false;
   RestoredSummaries seeded_;  // one per key, the last write
 };
@@ -221,15 +223,18 @@ Worker::~Worker() {
   // is closed while consumer_ still points at it (reset() clears the
   // pointer before the consumer's destructor calls back).
   closing_ = true;
-  if (in_transaction_ && producer_) {
+  ResolveCommit();
+  if (producer_) {
     // The open cycle failed (or never committed): none of its output may go out.
-    if (config_.exactly_once) {
+    if (config_.exactly_once && kafka_txn_open_) {
       producer_->AbortTransaction(5s).PermitUnchecked();
-    } else {
+    } else if (!config_.exactly_once && in_transaction_) {
       producer_->Purge();
     }
   }
   in_transaction_ = false;
+  kafka_txn_open_ = false;
+  deferred_.clear();
   ReleaseQueues();
   if (consumer_) consumer_->Close().PermitUnchecked();
   // The clients call back into the probes (statistics) until they are gone,
@@ -412,6 +417,7 @@ Status Worker::NewConsumer() {
 }
 
 Status Worker::NewProducer() {
+  ResolveCommit();  // the producer committing on its own thread is not pulled away
   producer_.reset();
   const KafkaProperties& extra = config_.kafka;
   auto producer = KafkaProducer::Create({.bootstrap = config_.bootstrap,
@@ -424,6 +430,9 @@ Status Worker::NewProducer() {
   if (!producer.ok()) return producer.error();
   producer_ = std::move(producer).value();
   in_transaction_ = false;
+  kafka_txn_open_ = false;
+  deferred_.clear();
+  emitted_.clear();
   if (!config_.exactly_once) return Status::Ok();  // idempotent producer, no transactions
   return producer_->InitTransactions(60s);
 }
@@ -503,6 +512,11 @@ void Worker::OnAssigned(const std::vector<TopicPartition>& partitions) {
   // destructor) is not taken: its tasks would hold the closing consumer's
   // queues. The next consumer is assigned afresh.
   if (rebuilding_ || closing_) return;
+  // Restore threads open the tasks: nothing may be committing meanwhile.
+  if (Status s = FinishCommit(); !s.ok()) {
+    pending_error_ = s.error();
+    return;
+  }
   std::map<int32_t, int> inputs_of;
   for (const auto& tp : partitions) ++inputs_of[tp.partition];
   std::set<int32_t> added;
@@ -604,10 +618,12 @@ void Worker::OnLost(const std::vector<TopicPartition>& partitions) {
     return;
   }
   // Someone else may own these now: the open work must not be committed.
-  if (in_transaction_) {
-    if (config_.exactly_once) producer_->AbortTransaction(30s).PermitUnchecked();
-    in_transaction_ = false;
-  }
+  ResolveCommit();
+  if (config_.exactly_once && kafka_txn_open_) producer_->AbortTransaction(30s).PermitUnchecked();
+  kafka_txn_open_ = false;
+  in_transaction_ = false;
+  deferred_.clear();
+  emitted_.clear();
   if (Status s = DropUnsentOutput(); !s.ok()) pending_error_ = s.error();
   std::set<int32_t> all;
   for (const auto& [p, t] : tasks_) all.insert(p);
@@ -618,6 +634,7 @@ void Worker::OnLost(const std::vector<TopicPartition>& partitions) {
 
 void Worker::DropTasks(const std::set<int32_t>& partitions) {
   CountRouted();  // what they read counts before they go
+  ResolveCommit();  // its batches name these tasks' stores
   // Their batches on the way land first (a failure leaves the stored
   // checkpoint where it was, or, with gathered commits, keeps the batch in
   // memory: either way the store and its checkpoint agree, and the
@@ -817,9 +834,9 @@ Result<std::string> Worker::RestoreStore(Task& task, uint64_t* restored, Restore
   return meta;
 }
 
-Status Worker::OpenTask(Task& task, const std::string& meta, RestoredSummaries* summaries) const {
+Status Worker::OpenTask(Task& task, const std::string& meta, RestoredSummaries* summaries) {
   auto states = std::make_unique<CachedStates>(task.store, static_cast<size_t>(config_.cache_max_entries),
-                                               async_store_.get());
+                                               [this] { return BeforeStoreScan(); });
   if (summaries != nullptr) states->Seed(std::move(*summaries));
   task.states = std::move(states);
   task.core = std::make_unique<TaskCore>(TaskOptions::From(config_), engine_.get(), task.states.get());
@@ -1078,6 +1095,10 @@ Status Worker::Drain() {
         waits.Add(static_cast<double>(std::max<int64_t>(0, now - b.now_ms)) / 1000.0);
         if (Status s = ProcessRecord(task, best, b); !s.ok()) return s;
         task.next_offset[best] = b.message.offset() + 1;
+        // The last cycle's commit, done meanwhile: what this one deferred goes out.
+        if ((records_in_transaction_ & 255) == 0 && commit_done_.load(std::memory_order_acquire)) {
+          if (Status s = FinishCommit(); !s.ok()) return s;
+        }
         // Behind, the transaction may grow, but not past its age limit, nor
         // once fewer records wait than it holds; a stop does not wait for it
         // (looked at every 256 records).
@@ -1101,8 +1122,11 @@ Status Worker::Drain() {
 // the cycle's bookkeeping.
 Status Worker::EnsureTransaction() {
   if (in_transaction_) return Status::Ok();
-  if (config_.exactly_once) {
+  // While the last cycle commits, this one's transaction begins once that
+  // is done (FinishCommit).
+  if (config_.exactly_once && !committing_) {
     if (Status s = producer_->BeginTransaction(); !s.ok()) return s;
+    kafka_txn_open_ = true;
   }
   in_transaction_ = true;
   records_in_transaction_ = 0;
@@ -1135,7 +1159,7 @@ Status Worker::ProduceDeadLetter(Task& task, const Message& m, const char* reaso
     headers.push_back({"boxwatch-truncated", "true"});
     headers.push_back({"boxwatch-original-bytes", std::to_string(value.size())});
   }
-  return producer_->Produce({.topic = names_.Name(TopicRole::kDeadLetter),
+  return Output({.topic = names_.Name(TopicRole::kDeadLetter),
                              .key = m.key().substr(0, 1024),
                              .value = value.substr(0, keep),
                              // A timestamp from the far future keeps its record
@@ -1183,7 +1207,7 @@ Status Worker::EmitOutput(Task& task, const TaskOutput& out, int64_t ingest_ms, 
     // Feedback (e.g. a seizure lists the consignee) rides in this
     // transaction; every worker applies it from the reference topic.
     probe_->Feedback(1);
-    if (Status s = producer_->Produce({.topic = names_.Name(TopicRole::kReference),
+    if (Status s = Output({.topic = names_.Name(TopicRole::kReference),
                                        .key = update.key,
                                        .value = update.value,
                                        .timestamp_ms = out.feedback_timestamp_ms});
@@ -1203,7 +1227,7 @@ Status Worker::EmitOutput(Task& task, const TaskOutput& out, int64_t ingest_ms, 
     const int64_t ingest = ingest_ms < 0 ? -1 : i < out.alert_ingest_ms.size() ? out.alert_ingest_ms[i] : ingest_ms;
     // Record time: the event time, but never ahead of the clock (Kafka 4
     // brokers refuse timestamps over an hour ahead; max_future_ms may be more).
-    if (Status st = producer_->Produce({.topic = names_.Name(TopicRole::kAlerts),
+    if (Status st = Output({.topic = names_.Name(TopicRole::kAlerts),
                                         .key = a.container_number(),
                                         .value = a.SerializeAsString(),
                                         .timestamp_ms = std::min(a.event_time_ms(), now),
@@ -1252,18 +1276,62 @@ Status Worker::SettleStore() {
   return s;
 }
 
-Status Worker::CommitCycle() {
+struct Worker::Cycle {
+  std::map<int32_t, std::vector<state::PartitionStore::Write>> writes;
+  std::map<int32_t, std::string> metas;  // what the changelog gets is what RocksDB gets
+  std::vector<TopicPartitionOffset> offsets;
+  std::map<int32_t, int64_t> horizons;  // published in this cycle
+  std::vector<Emitted> emitted;
+  int64_t records = 0;
+  struct PartWrites {
+    uint64_t records = 0, bytes = 0;
+  };
+  PartWrites by_part[4];  // movement, declaration, evaluation, window chunks
+  std::chrono::steady_clock::time_point started;
+  // Set by whoever commits it on Kafka (the committing thread, or the worker's).
+  double offsets_seconds = -1;
+  double transaction_seconds = -1;
+  std::chrono::steady_clock::time_point committed;
+  int64_t committed_ms = 0;
+};
+
+struct Worker::CommitInFlight {
+  std::unique_ptr<Cycle> cycle;
+  std::future<Status> done;
+};
+
+// The Kafka commit of `c` under exactly-once: its offsets, then EndTxn.
+Status Worker::CommitOnKafka(KafkaProducer& producer, Cycle& c, const rd_kafka_consumer_group_metadata_t* group) {
+  using Clock = std::chrono::steady_clock;
+  const auto start = Clock::now();
+  Status s = producer.SendOffsetsToTransaction(c.offsets, group, 60s);
+  const auto sent = Clock::now();
+  c.offsets_seconds = std::chrono::duration<double>(sent - start).count();
+  if (!s.ok()) return s;
+  s = producer.CommitTransaction(60s);
+  c.committed = Clock::now();
+  c.committed_ms = NowMs();
+  c.transaction_seconds = std::chrono::duration<double>(c.committed - sent).count();
+  return s;
+}
+
+Status Worker::CommitCycle(bool overlap) {
+  // One Kafka transaction at a time: the cycle committing on its own thread first.
+  if (committing_) {
+    const auto waiting = std::chrono::steady_clock::now();
+    if (Status s = FinishCommit(); !s.ok()) return s;
+    probe_->CommitPhase("wait", std::chrono::duration<double>(std::chrono::steady_clock::now() - waiting).count());
+  }
   // The last cycle's batches are stored before this one takes its dirty
   // states (and may evict the last cycle's).
   if (Status s = SettleStore(); !s.ok()) return s;
   if (!in_transaction_) return Status::Ok();
-  const auto cycle_started = std::chrono::steady_clock::now();
+  auto cycle = std::make_unique<Cycle>();
+  Cycle& c = *cycle;
+  c.started = std::chrono::steady_clock::now();
   const std::string changelog = names_.Name(TopicRole::kStateChangelog);
-  std::map<int32_t, std::vector<state::PartitionStore::Write>> writes;
-  std::map<int32_t, std::string> metas;  // what the changelog gets is what RocksDB gets
-  std::vector<TopicPartitionOffset> offsets;
   // Each phase's duration (boxwatch_worker_commit_phase_seconds).
-  auto phase_started = cycle_started;
+  auto phase_started = c.started;
   auto phase_done = [&](const char* phase) {
     const auto now = std::chrono::steady_clock::now();
     probe_->CommitPhase(phase, std::chrono::duration<double>(now - phase_started).count());
@@ -1273,11 +1341,11 @@ Status Worker::CommitCycle() {
     Task& task = *task_ptr;
     auto dirty = task.states->cache().TakeDirty();
     if (!dirty.ok()) return dirty.error();
-    writes[p] = std::move(dirty).value();
-    OrderForChangelog(&writes[p]);
-    metas[p] = task.core->EncodeMeta();
+    c.writes[p] = std::move(dirty).value();
+    OrderForChangelog(&c.writes[p]);
+    c.metas[p] = task.core->EncodeMeta();
     for (int i = 0; i < kInputs; ++i) {
-      if (task.next_offset[i] >= 0) offsets.push_back({names_.Name(kInputTopicRoles[i]), p, task.next_offset[i]});
+      if (task.next_offset[i] >= 0) c.offsets.push_back({names_.Name(kInputTopicRoles[i]), p, task.next_offset[i]});
     }
   }
   phase_done("serialise");
@@ -1287,17 +1355,13 @@ Status Worker::CommitCycle() {
   if (!config_.exactly_once) {
     if (Status s = producer_->Flush(60s); !s.ok()) return s;
   }
-  struct PartWrites {
-    uint64_t records = 0, bytes = 0;
-  };
-  PartWrites by_part[4];  // movement, declaration, evaluation, window chunks
-  for (auto& [p, task_writes] : writes) {
+  for (auto& [p, task_writes] : c.writes) {
     const std::string empty;
     for (const auto& w : task_writes) {
-      PartWrites& part = by_part[IsMovementKey(w.key)      ? 0
-                                 : IsDeclarationKey(w.key) ? 1
-                                 : IsWindowChunkKey(w.key) ? 3
-                                                           : 2];
+      Cycle::PartWrites& part = c.by_part[IsMovementKey(w.key)      ? 0
+                                          : IsDeclarationKey(w.key) ? 1
+                                          : IsWindowChunkKey(w.key) ? 3
+                                                                    : 2];
       ++part.records;
       part.bytes += w.key.size() + (w.value ? w.value->size() : 0);
       if (Status st = producer_->Produce({.topic = changelog, .key = w.key,
@@ -1306,7 +1370,7 @@ Status Worker::CommitCycle() {
         return st;
       }
     }
-    if (Status st = producer_->Produce({.topic = changelog, .key = kTaskMetaKey, .value = metas[p], .partition = p});
+    if (Status st = producer_->Produce({.topic = changelog, .key = kTaskMetaKey, .value = c.metas[p], .partition = p});
         !st.ok()) {
       return st;
     }
@@ -1314,12 +1378,11 @@ Status Worker::CommitCycle() {
   // Each task's feedback horizon, after its feedback of this cycle: in one
   // partition and one transaction, so a reader that sees the horizon has
   // seen every listing before it.
-  std::map<int32_t, int64_t> horizons;
   if (FeedbackGated()) {
     for (auto& [p, task_ptr] : tasks_) {
       const int64_t h = task_ptr->core->feedback_horizon_ms();
       if (h == TaskCore::kUnset || h == task_ptr->published_horizon) continue;
-      horizons[p] = h;
+      c.horizons[p] = h;
       const std::string key = std::string(kHorizonKeyPrefix) + std::to_string(p);
       const std::string value = std::to_string(h);
       if (Status st = producer_->Produce({.topic = names_.Name(TopicRole::kReference), .key = key, .value = value,
@@ -1330,58 +1393,103 @@ Status Worker::CommitCycle() {
     }
   }
   phase_done("produce");
-  if (config_.exactly_once) {
-    GroupMetadata gm = consumer_->GroupMetadataForTransaction();
-    if (Status s = producer_->SendOffsetsToTransaction(offsets, gm.get(), 60s); !s.ok()) return s;
-    phase_done("offsets");
-    if (Status s = producer_->CommitTransaction(60s); !s.ok()) return s;
-  } else if (Status s = producer_->Flush(60s); !s.ok()) {
-    return s;
-  }
-  phase_done("transaction");
-  rd_kafka_poll(producer_->handle(), 0);
-  in_transaction_ = false;
-  for (const auto& [p, h] : horizons) tasks_.at(p)->published_horizon = h;
-  const int64_t committed_ms = NowMs();
-  probe_->TransactionCommitted(
-      std::chrono::duration<double>(std::chrono::steady_clock::now() - cycle_started).count(),
-      records_in_transaction_);
-  probe_->StateWrites("movement", by_part[0].records, by_part[0].bytes);
-  probe_->StateWrites("declaration", by_part[1].records, by_part[1].bytes);
-  probe_->StateWrites("evaluation", by_part[2].records, by_part[2].bytes);
-  probe_->StateWrites("window", by_part[3].records, by_part[3].bytes);
-  for (const auto& e : emitted_) {
-    probe_->Alert(v1::Priority_Name(e.priority).substr(9), e.regions, (committed_ms - e.event_ms) / 1000.0,
-                  e.ingest_ms < 0 ? -1.0 : (committed_ms - e.ingest_ms) / 1000.0, (committed_ms - e.emit_ms) / 1000.0);
-  }
+  // The cycle is closed: what is processed from here on is the next one's.
+  c.records = records_in_transaction_;
+  c.emitted = std::move(emitted_);
   emitted_.clear();
+  in_transaction_ = false;
   records_in_transaction_ = 0;
-  ++stats_.transactions;
-  if (config_.exactly_once && async_store_) {
-    // Written while the next cycle is processed (AsyncStoreCommit).
-    std::vector<AsyncStoreCommit::Item> items;
-    for (auto& [p, task_ptr] : tasks_) {
-      items.push_back({task_ptr->store, std::move(writes[p]), producer_->LastDeliveredOffset(changelog, p) + 1,
-                       std::move(metas[p])});
-    }
-    async_store_->Start(std::move(items));
-  } else {
-    for (auto& [p, task_ptr] : tasks_) {
-      const int64_t last = producer_->LastDeliveredOffset(changelog, p);
-      Status s = task_ptr->store->Commit(writes[p], last + 1, metas[p]);
-      if (!s.ok() && s.code() == Errc::kNoSpace) {
-        // The cycle is committed on Kafka: keep its state writes and wait for space.
-        s = WaitForStateSpace(s, [&] { return task_ptr->store->Commit(writes[p], last + 1, metas[p]); });
+  if (config_.exactly_once) {
+    GroupMetadata group = consumer_->GroupMetadataForTransaction();
+    if (overlap) {
+      committing_ = std::make_unique<CommitInFlight>();
+      Cycle* raw = cycle.get();
+      committing_->cycle = std::move(cycle);
+      KafkaProducer* producer = producer_.get();
+      auto commit = [this, producer, raw, group = std::move(group)] {
+        Status s = CommitOnKafka(*producer, *raw, group.get());
+        commit_done_.store(true, std::memory_order_release);
+        return s;
+      };
+      commit_done_.store(false, std::memory_order_relaxed);
+      try {
+        committing_->done = std::async(std::launch::async, std::move(commit));
+      } catch (const std::system_error&) {  // no thread to be had: committed here
+        std::promise<Status> now;
+        now.set_value(CommitOnKafka(*producer, *raw, consumer_->GroupMetadataForTransaction().get()));
+        committing_->done = now.get_future();
+        commit_done_.store(true, std::memory_order_release);
       }
-      if (!s.ok()) return s;
+      ApplyPendingControl();  // the commit boundary: the next cycle's records see it
+      return Status::Ok();
     }
-    phase_done("store");
+    // Failed, the transaction stays open for Recover to abort.
+    if (Status s = CommitOnKafka(*producer_, c, group.get()); !s.ok()) return s;
+    kafka_txn_open_ = false;
+  } else {
+    const auto start = std::chrono::steady_clock::now();
+    if (Status s = producer_->Flush(60s); !s.ok()) return s;
+    c.committed = std::chrono::steady_clock::now();
+    c.committed_ms = NowMs();
+    c.transaction_seconds = std::chrono::duration<double>(c.committed - start).count();
   }
-  // At-least-once: the consumed offsets last, once outputs and state are
-  // stored (none when no task has processed a record since it was assigned).
-  if (!config_.exactly_once && !offsets.empty()) {
-    if (Status s = consumer_->CommitSync(offsets); !s.ok()) return s;
+  if (Status s = CommittedCycle(c); !s.ok()) return s;
+  ApplyPendingControl();
+  return Status::Ok();
+}
+
+Status Worker::FinishCommit() {
+  if (!committing_) return Status::Ok();
+  Status s = committing_->done.get();
+  std::unique_ptr<CommitInFlight> done = std::move(committing_);
+  commit_done_.store(false, std::memory_order_relaxed);
+  if (!s.ok()) return s;  // the transaction stays open: Recover aborts it
+  kafka_txn_open_ = false;
+  if (Status st = CommittedCycle(*done->cycle); !st.ok()) return st;
+  // The cycle opened meanwhile gets its transaction, then what it deferred, in order.
+  if (!in_transaction_ || !config_.exactly_once) return Status::Ok();
+  if (Status b = producer_->BeginTransaction(); !b.ok()) return b;
+  kafka_txn_open_ = true;
+  for (DeferredRecord& d : deferred_) {
+    if (Status p = producer_->Produce({.topic = d.topic, .key = d.key, .value = d.value,
+                                       .timestamp_ms = d.timestamp_ms, .partition = d.partition,
+                                       .headers = std::move(d.headers)});
+        !p.ok()) {
+      return p;
+    }
   }
+  deferred_.clear();
+  return Status::Ok();
+}
+
+void Worker::ResolveCommit() {
+  if (!committing_) return;
+  Status s = committing_->done.get();
+  std::unique_ptr<CommitInFlight> done = std::move(committing_);
+  commit_done_.store(false, std::memory_order_relaxed);
+  if (!s.ok()) {  // the transaction stays open for the caller to abort
+    BW_LOG(kWarn, kLog) << "the last cycle's commit failed: " << s.ToString();
+    return;
+  }
+  kafka_txn_open_ = false;
+  if (Status st = CommittedCycle(*done->cycle); !st.ok()) {
+    BW_LOG(kWarn, kLog) << "storing the last committed cycle: " << st.ToString();
+  }
+}
+
+Status Worker::Output(const OutRecord& record) {
+  if (!committing_) return producer_->Produce(record);
+  deferred_.push_back({std::string(record.topic), std::string(record.key), std::string(record.value),
+                       record.timestamp_ms, record.partition, record.headers});
+  return Status::Ok();
+}
+
+Status Worker::BeforeStoreScan() {
+  if (Status s = FinishCommit(); !s.ok()) return s;
+  return async_store_ ? async_store_->Wait() : Status::Ok();
+}
+
+void Worker::ApplyPendingControl() {
   if (pending_profile_) {  // a new profile applies at a commit boundary
     profile_ = std::move(*pending_profile_);
     pending_profile_.reset();
@@ -1391,6 +1499,58 @@ Status Worker::CommitCycle() {
   if (reference_dirty_) {
     reference_ = pending_reference_;
     reference_dirty_ = false;
+  }
+}
+
+Status Worker::CommittedCycle(Cycle& c) {
+  if (c.offsets_seconds >= 0) probe_->CommitPhase("offsets", c.offsets_seconds);
+  if (c.transaction_seconds >= 0) probe_->CommitPhase("transaction", c.transaction_seconds);
+  rd_kafka_poll(producer_->handle(), 0);
+  for (const auto& [p, h] : c.horizons) {
+    if (auto it = tasks_.find(p); it != tasks_.end()) it->second->published_horizon = h;
+  }
+  probe_->TransactionCommitted(std::chrono::duration<double>(c.committed - c.started).count(), c.records);
+  probe_->StateWrites("movement", c.by_part[0].records, c.by_part[0].bytes);
+  probe_->StateWrites("declaration", c.by_part[1].records, c.by_part[1].bytes);
+  probe_->StateWrites("evaluation", c.by_part[2].records, c.by_part[2].bytes);
+  probe_->StateWrites("window", c.by_part[3].records, c.by_part[3].bytes);
+  for (const auto& e : c.emitted) {
+    probe_->Alert(v1::Priority_Name(e.priority).substr(9), e.regions, (c.committed_ms - e.event_ms) / 1000.0,
+                  e.ingest_ms < 0 ? -1.0 : (c.committed_ms - e.ingest_ms) / 1000.0,
+                  (c.committed_ms - e.emit_ms) / 1000.0);
+  }
+  ++stats_.transactions;
+  const std::string changelog = names_.Name(TopicRole::kStateChangelog);
+  if (config_.exactly_once && async_store_) {
+    // Written while the next cycle is processed (AsyncStoreCommit).
+    std::vector<AsyncStoreCommit::Item> items;
+    for (auto& [p, writes] : c.writes) {
+      auto it = tasks_.find(p);
+      if (it == tasks_.end()) continue;  // dropped: its changelog holds the cycle
+      items.push_back({it->second->store, std::move(writes), producer_->LastDeliveredOffset(changelog, p) + 1,
+                       std::move(c.metas[p])});
+    }
+    async_store_->Start(std::move(items));
+  } else {
+    const auto started = std::chrono::steady_clock::now();
+    for (auto& [p, writes] : c.writes) {
+      auto it = tasks_.find(p);
+      if (it == tasks_.end()) continue;
+      state::PartitionStore* store = it->second->store;
+      const int64_t last = producer_->LastDeliveredOffset(changelog, p);
+      Status s = store->Commit(writes, last + 1, c.metas[p]);
+      if (!s.ok() && s.code() == Errc::kNoSpace) {
+        // The cycle is committed on Kafka: keep its state writes and wait for space.
+        s = WaitForStateSpace(s, [&] { return store->Commit(writes, last + 1, c.metas[p]); });
+      }
+      if (!s.ok()) return s;
+    }
+    probe_->CommitPhase("store", std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count());
+  }
+  // At-least-once: the consumed offsets last, once outputs and state are
+  // stored (none when no task has processed a record since it was assigned).
+  if (!config_.exactly_once && !c.offsets.empty()) {
+    if (Status s = consumer_->CommitSync(c.offsets); !s.ok()) return s;
   }
   return Status::Ok();
 }
@@ -1530,10 +1690,11 @@ Status Worker::PollControlTopics(std::chrono::milliseconds wait) {
 
 Status Worker::Recover(const Error& error) {
   BW_LOG(kWarn, kLog) << "recovering from " << ErrcName(error.code) << ": " << error.message;
+  ResolveCommit();
   if (error.code == Errc::kFenced || error.code == Errc::kFatal) {
     ++stats_.rebuilds;
     if (Status s = NewProducer(); !s.ok()) return s;
-  } else if (in_transaction_ && config_.exactly_once) {
+  } else if (kafka_txn_open_ && config_.exactly_once) {
     if (Status s = producer_->AbortTransaction(60s); !s.ok()) {
       ++stats_.rebuilds;
       if (Status n = NewProducer(); !n.ok()) return n;
@@ -1542,6 +1703,8 @@ Status Worker::Recover(const Error& error) {
     return s;
   }
   in_transaction_ = false;
+  kafka_txn_open_ = false;
+  deferred_.clear();
   emitted_.clear();
   // Start over from what is committed: drop every task and its buffers, and
   // rejoin with a new consumer (the same static member id, so the group
@@ -1587,6 +1750,10 @@ Status Worker::Run(const std::atomic<bool>& stop) {
         return Error{Errc::kAbortable, "record from " + std::string(r.topic()) + "[" + std::to_string(r.partition()) +
                                            "] came through the consumer's queue, not its partition's"};
       }
+      // The last cycle's commit, done on its own thread: this cycle's transaction begins.
+      if (commit_done_.load(std::memory_order_acquire)) {
+        if (Status c = FinishCommit(); !c.ok()) return c;
+      }
       const int64_t now = NowMs();  // one clock read per pass, not per record
       if (Status c = PollControlTopics(); !c.ok()) return c;
       // A new profile applies at a commit: an idle worker opens a cycle for it.
@@ -1613,7 +1780,7 @@ Status Worker::Run(const std::atomic<bool>& stop) {
         backlogged_ = true;
         return Status::Ok();
       }
-      return CommitCycle();
+      return CommitCycle(/*overlap=*/true);
       return Status::Ok();
     }();
     if (step.ok()) {

@@ -118,7 +118,7 @@ class Worker : public RebalanceListener {
   // Opens the task's state cache and core from its metadata (a scan of its
   // stored states, or the summaries a whole restore saw); safe to run beside
   // others.
-  Status OpenTask(Task& task, const std::string& meta, RestoredSummaries* summaries = nullptr) const;
+  Status OpenTask(Task& task, const std::string& meta, RestoredSummaries* summaries = nullptr);
   // Sets an opened task's gate, producing what that releases.
   Status StartTask(Task& task);
   // Takes what the input's partition queue holds into its buffer, up to
@@ -139,7 +139,39 @@ class Worker : public RebalanceListener {
   // `clock_ms` the clock of this pass (-1: the wall clock).
   Status EmitOutput(Task& task, const TaskOutput& out, int64_t ingest_ms, int64_t clock_ms = -1);
   Status EnsureTransaction();
-  Status CommitCycle();
+  // Commits the open cycle. Under exactly-once with `overlap`, the Kafka
+  // commit (the offsets and EndTxn: round trips to the broker) runs on a
+  // thread of its own while the next cycle is processed; that cycle's
+  // outputs wait in deferred_ until the commit is done and the cycle's own
+  // transaction begins (FinishCommit). A revocation and a stop commit
+  // without overlap. One Kafka transaction at a time: a cycle due while the
+  // last one still commits waits for it.
+  Status CommitCycle(bool overlap = false);
+  struct Cycle;           // a cycle's state writes, offsets and figures, from serialising to stored
+  struct CommitInFlight;  // a cycle committing on its own thread
+  // The cycle committing on its own thread, if any: waits for it, then on
+  // success stores it (CommittedCycle), begins the open cycle's
+  // transaction and produces what that cycle deferred. On failure, the
+  // error; the transaction is left for Recover to abort.
+  Status FinishCommit();
+  // As FinishCommit, for paths that abandon the open cycle (recovery, a
+  // lost assignment, the destructor, dropping tasks): a failure is logged,
+  // and no transaction is begun.
+  void ResolveCommit();
+  // After the cycle's Kafka commit: metrics, the RocksDB batches, and
+  // under at-least-once the input offsets.
+  Status CommittedCycle(Cycle& cycle);
+  // A cycle's Kafka commit under exactly-once (offsets, then EndTxn), timed
+  // into `cycle`; runs on the committing thread.
+  static Status CommitOnKafka(KafkaProducer& producer, Cycle& cycle, const rd_kafka_consumer_group_metadata_t* group);
+  // A profile or reference update waiting for a commit boundary takes effect.
+  void ApplyPendingControl();
+  // Produces `record` into the open cycle's transaction, or keeps a copy
+  // while the last cycle still commits (see CommitCycle).
+  Status Output(const OutRecord& record);
+  // Before a task scans its store: the cycle committing and its batches
+  // land first, so no stored value read is older than the cache's.
+  Status BeforeStoreScan();
   // Waits for the last cycle's RocksDB batches (written on their own thread
   // under exactly-once; AsyncStoreCommit in worker.cc).
   Status SettleStore();
@@ -236,6 +268,18 @@ class Worker : public RebalanceListener {
     int64_t emit_ms;  // the emit-time header
   };
   std::vector<Emitted> emitted_;
+  // The Kafka transaction begun and not yet committed or aborted: the open
+  // cycle's, or the one committing on its own thread.
+  bool kafka_txn_open_ = false;
+  std::unique_ptr<CommitInFlight> committing_;
+  std::atomic<bool> commit_done_{false};  // set by the committing thread when it is done
+  struct DeferredRecord {                 // an output of the open cycle while the last one commits
+    std::string topic, key, value;
+    int64_t timestamp_ms;
+    int32_t partition;
+    std::vector<Header> headers;
+  };
+  std::vector<DeferredRecord> deferred_;
   WorkerStats stats_;
   std::shared_ptr<prometheus::Registry> registry_;
   std::unique_ptr<WorkerProbe> probe_;

@@ -220,6 +220,53 @@ TEST(WorkerOnRealKafka, SigkillAtRandomMomentsGivesTheUninterruptedAlertSet) {
   EXPECT_TRUE(got == expected) << Diff(expected, got);
 }
 
+// The worker's Kafka commit of a cycle runs on its own thread while the
+// next cycle is processed, that cycle's outputs held back until the commit
+// is done. A producer that takes over the worker's transactional id fences
+// it (as a successor fences a zombie), at random moments while it commits
+// every 200 records: a commit on its way fails, or the cycle after it. Each
+// time the worker starts over from what is committed, and the alerts are
+// the uninterrupted set, none twice, none lost.
+TEST(WorkerOnRealKafka, FencedCommitsWhileTheNextCycleIsProcessedRepeatNothingAndLoseNothing) {
+  std::mt19937 rng(PrintedSeed());
+  auto h = WorkerHarness::Create(4);
+  ASSERT_TRUE(h.ok()) << h.error().message;
+  const auto [expected, records] = ProduceCrashInput(**h, 3000, 37, true);
+  ASSERT_GE(records, 100000u);
+  ASSERT_GE(SeizureAlerts(expected), 10u) << "the input must raise alerts on parties with a recorded seizure";
+  const std::map<std::string, std::string> options = {{"max_records_per_commit", "200"},
+                                                      {"backlog_records_per_commit", "200"}};
+  auto worker = (*h)->StartWorker("fenced-0", options);
+  ASSERT_TRUE(worker.ok()) << worker.error().message;
+  ASSERT_TRUE(WaitForCommittedRecords(**worker, 1, 90s)) << "the worker committed nothing within 90 s";
+  auto properties = TestClientProperties();
+  ASSERT_TRUE(properties.ok()) << properties.error().message;
+  const int fences = 4;
+  for (int i = 0; i < fences; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(150 + rng() % 600));  // a random moment
+    auto successor = pipeline::KafkaProducer::Create({.bootstrap = (*h)->bootstrap(),
+                                                      .transactional_id = (*h)->prefix() + "workers-fenced-0",
+                                                      .extra = *properties});
+    ASSERT_TRUE(successor.ok()) << successor.error().message;
+    Status init = (*successor)->InitTransactions(60s);
+    ASSERT_TRUE(init.ok()) << init.ToString();
+  }
+  auto alerts = (*h)->WaitForAlerts(expected.size(), 400s);
+  ASSERT_TRUE(alerts.ok()) << alerts.error().message;
+  StopWorker(**worker);
+  ASSERT_TRUE((*worker)->WaitForLine("{\"event\":\"stopped\"", 5s));
+  std::printf("%s\n", (*worker)->last_line().c_str());
+  // Each fence made a new producer (a fence the worker met while it was
+  // already starting over may count once for two).
+  EXPECT_GE(JsonField((*worker)->last_line(), "rebuilds"), 1) << "the worker was never fenced";
+  EXPECT_EQ(JsonField((*worker)->last_line(), "late"), 0);
+  auto final_alerts = (*h)->Alerts();
+  ASSERT_TRUE(final_alerts.ok());
+  const AlertDigest got = Digest(*final_alerts);
+  EXPECT_EQ(final_alerts->size(), expected.size()) << "duplicates or losses";
+  EXPECT_TRUE(got == expected) << Diff(expected, got);
+}
+
 // At-least-once under SIGKILL: every expected alert arrives, each copy of a
 // repeated alert is identical, and nothing unexpected appears. Repeats are
 // allowed (and counted); loss is not.
