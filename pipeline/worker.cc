@@ -1106,8 +1106,13 @@ Status Worker::Drain() {
                                   ((stop_ != nullptr && stop_->load()) ||
                                    NowMs() - transaction_started_ms_ >= config_.backlog_commit_interval_ms ||
                                    !Behind());
-        if (backlog_over || records_in_transaction_ >= (backlogged_ ? config_.backlog_records_per_commit
-                                                                      : config_.max_records_per_commit)) {
+        // While the last cycle still commits, this one may not commit
+        // anyway: it goes on taking records, up to twice its usual size (a
+        // cycle much longer would hold the feedback horizon it publishes).
+        const int64_t limit = backlogged_   ? config_.backlog_records_per_commit
+                              : committing_ ? 2 * config_.max_records_per_commit
+                                            : config_.max_records_per_commit;
+        if (backlog_over || records_in_transaction_ >= limit) {
           drain_next_ = p + 1;
           return Status::Ok();
         }
@@ -1770,6 +1775,10 @@ Status Worker::Run(const std::atomic<bool>& stop) {
       if (age < config_.commit_interval_ms && records_in_transaction_ < config_.max_records_per_commit) {
         return Status::Ok();
       }
+      // Due while the last cycle still commits: the records go on being
+      // processed instead of waiting for it, and the cycle commits once it
+      // is done (FinishCommit, within a pass or the next).
+      if (committing_ && !commit_done_.load(std::memory_order_acquire) && !stop.load()) return Status::Ok();
       // Due. Behind (at least backlog_threshold_records waiting, in the
       // worker and on the broker, and more than the transaction holds), it
       // holds more: fewer state writes per event. A worker that keeps up
