@@ -1106,13 +1106,7 @@ Status Worker::Drain() {
                                   ((stop_ != nullptr && stop_->load()) ||
                                    NowMs() - transaction_started_ms_ >= config_.backlog_commit_interval_ms ||
                                    !Behind());
-        // While the last cycle still commits, this one may not commit
-        // anyway: it goes on taking records, up to twice its usual size (a
-        // cycle much longer would hold the feedback horizon it publishes).
-        const int64_t limit = backlogged_   ? config_.backlog_records_per_commit
-                              : committing_ ? 2 * config_.max_records_per_commit
-                                            : config_.max_records_per_commit;
-        if (backlog_over || records_in_transaction_ >= limit) {
+        if (backlog_over || records_in_transaction_ >= CycleLimit()) {
           drain_next_ = p + 1;
           return Status::Ok();
         }
@@ -1121,6 +1115,15 @@ Status Worker::Drain() {
     progressed = progressed && held_back;
   }
   return Status::Ok();
+}
+
+int64_t Worker::CycleLimit() const {
+  // While the last cycle still commits, this one may not commit anyway: it
+  // goes on taking records, up to twice its usual size (a much longer cycle
+  // would hold back the feedback horizon each publishes).
+  return backlogged_   ? config_.backlog_records_per_commit
+         : committing_ ? 2 * config_.max_records_per_commit
+                       : config_.max_records_per_commit;
 }
 
 // Opens the commit cycle: a Kafka transaction, or with at-least-once only
@@ -1777,8 +1780,12 @@ Status Worker::Run(const std::atomic<bool>& stop) {
       }
       // Due while the last cycle still commits: the records go on being
       // processed instead of waiting for it, and the cycle commits once it
-      // is done (FinishCommit, within a pass or the next).
-      if (committing_ && !commit_done_.load(std::memory_order_acquire) && !stop.load()) return Status::Ok();
+      // is done (FinishCommit, within a pass or the next), or waits for it
+      // once it holds its bound.
+      if (committing_ && !commit_done_.load(std::memory_order_acquire) && !stop.load() &&
+          records_in_transaction_ < CycleLimit()) {
+        return Status::Ok();
+      }
       // Due. Behind (at least backlog_threshold_records waiting, in the
       // worker and on the broker, and more than the transaction holds), it
       // holds more: fewer state writes per event. A worker that keeps up

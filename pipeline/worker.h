@@ -139,6 +139,8 @@ class Worker : public RebalanceListener {
   // `clock_ms` the clock of this pass (-1: the wall clock).
   Status EmitOutput(Task& task, const TaskOutput& out, int64_t ingest_ms, int64_t clock_ms = -1);
   Status EnsureTransaction();
+  // The records the open cycle may hold before it is due.
+  int64_t CycleLimit() const;
   // Commits the open cycle. Under exactly-once with `overlap`, the Kafka
   // commit (the offsets and EndTxn: round trips to the broker) runs on a
   // thread of its own while the next cycle is processed; that cycle's
