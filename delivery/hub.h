@@ -42,7 +42,11 @@ struct HubOptions {
   std::string tls_key;                       // this hub's private key (PEM)
   std::string tls_server_name;               // expected name in the dispatcher's certificate; empty: its host
   bool insecure = false;                     // plaintext: local demos only
-  uint32_t ack_window = 256;                 // alerts the dispatcher may send ahead of acknowledgements
+  // Alerts the dispatcher may send ahead of acknowledgements. Each synced
+  // batch acknowledges what arrived while the last was written, so the
+  // window bounds the batches: at 256, a burst of 2,400 alerts in a quarter
+  // second queued 1,100 at the dispatcher for 0.75 s on the benchmark.
+  uint32_t ack_window = 1024;
   int64_t max_batch = 1000;                  // alerts stored per synced write at most
   int64_t reconnect_min_ms = 200;            // first backoff after a broken stream, ms
   int64_t reconnect_max_ms = 10000;          // backoff ceiling, ms

@@ -921,6 +921,21 @@ int64_t Worker::InputLag(const Task& task, int input) const {
   return std::max<int64_t>(0, hi - std::max(position, lo)) + static_cast<int64_t>(task.buffers[input].size());
 }
 
+int64_t Worker::HighWatermarkSum(int64_t* known) const {
+  int64_t sum = 0;
+  *known = 0;
+  for (const auto& [p, task] : tasks_) {
+    for (int i = 0; i < kInputs; ++i) {
+      int64_t lo = 0, hi = -1;
+      rd_kafka_get_watermark_offsets(consumer_->handle(), names_.Name(kInputTopicRoles[i]).c_str(), p, &lo, &hi);
+      if (hi < 0) continue;
+      sum += hi;
+      *known += 1000 * p + i + 1;  // which ones, not only how many
+    }
+  }
+  return sum;
+}
+
 int64_t Worker::RecordsWaiting() const {
   int64_t n = 0;
   for (const auto& [p, task] : tasks_) {
@@ -933,7 +948,13 @@ int64_t Worker::RecordsWaiting() const {
 }
 
 bool Worker::Behind() const {
-  return RecordsWaiting() >= std::max(config_.backlog_threshold_records, records_in_transaction_);
+  // Records alone misjudge by the rate: 50,000 waiting is seconds of a
+  // small region's traffic, but at 100,000 events/s half a second, what a
+  // worker that keeps up can hold in its fetch queues at any moment. A
+  // replay of stored input arrives at no rate: records alone then.
+  const auto by_rate =
+      static_cast<int64_t>(arrival_rate_ * static_cast<double>(config_.backlog_threshold_ms) / 1000.0);
+  return RecordsWaiting() >= std::max({config_.backlog_threshold_records, records_in_transaction_, by_rate});
 }
 
 bool Worker::UnreadOnBroker(const std::string& topic, int32_t partition, int64_t fetched) const {
@@ -1763,6 +1784,19 @@ Status Worker::Run(const std::atomic<bool>& stop) {
         if (Status c = FinishCommit(); !c.ok()) return c;
       }
       const int64_t now = NowMs();  // one clock read per pass, not per record
+      if (now - rate_since_ms_ >= 1000) {
+        int64_t known = 0;
+        const int64_t high = HighWatermarkSum(&known);
+        // Growth of the same watermarks only: one heard for the first time,
+        // or a task gained or lost, says nothing of arrivals.
+        arrival_rate_ = rate_since_ms_ > 0 && known == watermarks_known_at_rate_since_
+                            ? static_cast<double>(std::max<int64_t>(0, high - high_watermarks_at_rate_since_)) *
+                                  1000.0 / static_cast<double>(now - rate_since_ms_)
+                            : 0;
+        rate_since_ms_ = now;
+        high_watermarks_at_rate_since_ = high;
+        watermarks_known_at_rate_since_ = known;
+      }
       if (Status c = PollControlTopics(); !c.ok()) return c;
       // A new profile applies at a commit: an idle worker opens a cycle for it.
       if (pending_profile_ && !in_transaction_) {

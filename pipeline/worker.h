@@ -184,6 +184,7 @@ class Worker : public RebalanceListener {
   int64_t InputLag(const Task& task, int input) const;
   int64_t RecordsWaiting() const;  // over every task and input
   // Whether the worker is behind: at least backlog_threshold_records wait,
+  // and at least backlog_threshold_ms of input at its recent arrival rate,
   // and more than the open transaction holds (WorkerConfig).
   bool Behind() const;
   Status DropUnsentOutput();                  // at-least-once: purge and replace the producer
@@ -229,6 +230,17 @@ class Worker : public RebalanceListener {
   // merged nothing waits for records before the next.
   uint64_t records_merged_ = 0;
   uint64_t merged_at_last_pass_ = 0;
+  // Input records arriving per second over the last second or so (the
+  // growth of the inputs' high watermarks, by the pass clock), and where
+  // the current measurement began.
+  double arrival_rate_ = 0;
+  int64_t rate_since_ms_ = 0;
+  int64_t high_watermarks_at_rate_since_ = 0;
+  int64_t watermarks_known_at_rate_since_ = -1;
+  // The high watermarks of every task's inputs as the client last heard
+  // them, summed, and how many of them it has heard (one not yet fetched is
+  // unknown: its first value is the whole partition, not arrivals).
+  int64_t HighWatermarkSum(int64_t* known) const;
   std::unique_ptr<KafkaProducer> producer_;
   std::unique_ptr<KafkaConsumer> control_;  // profiles + reference, read whole
   std::map<int32_t, std::unique_ptr<Task>> tasks_;

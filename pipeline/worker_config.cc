@@ -71,6 +71,7 @@ const std::vector<Option>& Options() {
       IntOption<&WorkerConfig::commit_interval_ms>("commit_interval_ms", 1, 60000),
       IntOption<&WorkerConfig::max_records_per_commit>("max_records_per_commit", 1, 10000000),
       IntOption<&WorkerConfig::backlog_threshold_records>("backlog_threshold_records", 1, 100000000),
+      IntOption<&WorkerConfig::backlog_threshold_ms>("backlog_threshold_ms", 0, 600000),
       IntOption<&WorkerConfig::backlog_commit_interval_ms>("backlog_commit_interval_ms", 0, 60000),
       IntOption<&WorkerConfig::backlog_records_per_commit>("backlog_records_per_commit", 0, 10000000),
       IntOption<&WorkerConfig::allowed_lateness_ms>("allowed_lateness_ms", 0, 7LL * 24 * 3600 * 1000),

@@ -26,13 +26,15 @@ struct WorkerConfig {
   int64_t max_records_per_commit = 5000;  // records; a transaction commits early when reached
   // Under backlog (when a transaction is due, at least
   // backlog_threshold_records input records wait, in the worker and on the
-  // broker, and more than the transaction holds), the transaction stays
+  // broker, as many as arrive in backlog_threshold_ms at the input's
+  // recent rate, and more than the transaction holds), the transaction stays
   // open up to these instead, as long as that holds: fewer state writes per
   // event while catching up, the usual cadence once caught up
   // (docs/worker.md "Commit cadence"). 0: 5000 ms and 250,000 records, or
   // commit_interval_ms and max_records_per_commit when those are larger (the
   // interval at most half of transaction_timeout_ms); Parse fills them in.
   int64_t backlog_threshold_records = 50000;
+  int64_t backlog_threshold_ms = 1000;  // ms of input at its recent arrival rate; 0: records alone
   int64_t backlog_commit_interval_ms = 0;
   int64_t backlog_records_per_commit = 0;
   int64_t allowed_lateness_ms = 300000;   // ms; older events are dead-lettered as late (5 min)

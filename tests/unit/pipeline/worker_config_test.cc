@@ -41,6 +41,7 @@ TEST(WorkerConfig, BacklogCadenceMustNotBeSmallerThanTheUsualOneNorNearTheTransa
   auto ok = WorkerConfig::Parse("instance_id: w\n", "w.yaml", {});
   ASSERT_TRUE(ok.ok()) << ok.error().message;
   EXPECT_EQ(ok->backlog_threshold_records, 50000);
+  EXPECT_EQ(ok->backlog_threshold_ms, 1000);
   EXPECT_EQ(ok->backlog_commit_interval_ms, 5000);
   EXPECT_EQ(ok->backlog_records_per_commit, 250000);
   auto c = WorkerConfig::Parse(
