@@ -215,7 +215,10 @@ TEST(StateDisk, AFullStateVolumeStopsProcessingUntilSpaceReturnsAndLosesNothing)
     }
   }
 
-  const sim::Traffic traffic = sim::GenerateTraffic(RecentTraffic(1000, 77), DefaultProfile());
+  // 2,500 boxes: the volume fills at about a quarter of the input. With
+  // 1,000 it filled at 97 %, and a worker fast enough to commit the rest
+  // before the last gathered batch was written passed the volume by.
+  const sim::Traffic traffic = sim::GenerateTraffic(RecentTraffic(2500, 77), DefaultProfile());
   const AlertDigest expected = ExpectedAlerts(traffic, DefaultProfile(), 2);
   ASSERT_TRUE((*h)->Produce(traffic.records).ok());
   const int64_t total = static_cast<int64_t>(traffic.records.size());
