@@ -461,6 +461,7 @@ Result<std::unique_ptr<KafkaProducer>> KafkaProducer::Create(const Options& opti
   if (options.on_stats) props.emplace_back("statistics.interval.ms", std::to_string(options.stats_interval_ms));
   props.insert(props.end(), options.extra.begin(), options.extra.end());
   p->on_stats_ = options.on_stats;
+  p->topic_properties_ = options.topic_properties;
   auto rk = NewKafkaHandle(RD_KAFKA_PRODUCER, props, p.get(), [](rd_kafka_conf_t* conf) {
     rd_kafka_conf_set_dr_msg_cb(conf, &KafkaProducer::DeliveryCallback);
     rd_kafka_conf_set_stats_cb(conf, [](rd_kafka_t*, char* json, size_t len, void* opaque) {
@@ -485,7 +486,24 @@ rd_kafka_topic_t* KafkaProducer::TopicHandle(std::string_view topic) {
     if (name == topic) return handle;
   }
   std::string name(topic);
-  rd_kafka_topic_t* handle = rd_kafka_topic_new(rk_.get(), name.c_str(), nullptr);
+  rd_kafka_topic_conf_t* conf = nullptr;
+  for (const auto& [t, props] : topic_properties_) {
+    if (t != topic) continue;
+    // The client's own topic-level settings (acks, compression) with these
+    // on top.
+    rd_kafka_topic_conf_t* base =
+        rd_kafka_conf_get_default_topic_conf(const_cast<rd_kafka_conf_t*>(rd_kafka_conf(rk_.get())));
+    conf = base != nullptr ? rd_kafka_topic_conf_dup(base) : rd_kafka_topic_conf_new();
+    char err[512];
+    for (const auto& [k, v] : props) {
+      if (rd_kafka_topic_conf_set(conf, k.c_str(), v.c_str(), err, sizeof err) != RD_KAFKA_CONF_OK) {
+        rd_kafka_topic_conf_destroy(conf);
+        topic_error_ = "topic " + name + ": " + err;
+        return nullptr;
+      }
+    }
+  }
+  rd_kafka_topic_t* handle = rd_kafka_topic_new(rk_.get(), name.c_str(), conf);  // takes conf
   if (handle != nullptr) topics_.emplace_back(std::move(name), handle);
   return handle;
 }
@@ -555,6 +573,7 @@ Status KafkaProducer::Produce(const OutRecord& r) {
   rd_kafka_topic_t* topic = TopicHandle(r.topic);
   if (topic == nullptr) {
     if (headers != nullptr) rd_kafka_headers_destroy(headers);
+    if (!topic_error_.empty()) return InvalidArgument("produce to " + std::string(r.topic) + ": " + topic_error_);
     return FromKafkaResp(rk_.get(), rd_kafka_last_error(), "produce to " + std::string(r.topic));
   }
   std::optional<std::chrono::steady_clock::time_point> deadline;  // read at the first full queue

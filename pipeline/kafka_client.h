@@ -271,6 +271,10 @@ class KafkaProducer {
     std::string transactional_id;
     int transaction_timeout_ms = 60000;  // ms; broker caps at transaction.max.timeout.ms
     KafkaProperties extra;
+    // librdkafka topic-level properties of some topics (e.g. the changelog's
+    // compression.type), applied when the topic is first produced to; a bad
+    // one fails that Produce with librdkafka's message.
+    std::vector<std::pair<std::string, KafkaProperties>> topic_properties;
     // librdkafka statistics (JSON), every stats_interval_ms, delivered from
     // rd_kafka_poll/flush; unset: statistics off.
     std::function<void(std::string_view json)> on_stats;
@@ -318,6 +322,8 @@ class KafkaProducer {
   KafkaHandle rk_;
   std::mutex topics_mutex_;  // Produce may be called from several threads
   std::vector<std::pair<std::string, rd_kafka_topic_t*>> topics_;  // a few: found by comparing names
+  std::vector<std::pair<std::string, KafkaProperties>> topic_properties_;
+  std::string topic_error_;  // why the last topic handle could not be made
   std::function<void(std::string_view)> on_stats_;
   uint64_t delivered_ = 0;
   std::optional<Error> delivery_error_;

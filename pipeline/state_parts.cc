@@ -521,10 +521,22 @@ void PrefetchState(const v1::ContainerState& s, int step) {
     return;
   }
   if (!s.has_gps()) return;
-  // The newest fixes are read first (evaluation) and a save packs them
-  // all: the first kb.
-  for (const std::string* buffer : {&s.gps().live_fixes(), &s.gps().live_texts()}) {
-    for (size_t at = 0; at < std::min<size_t>(buffer->size(), 1024); at += 64) __builtin_prefetch(buffer->data() + at);
+  // Everyone reads the window's newest fixes: a join's duplicate check and
+  // insert, the evaluation's runs backwards from the latest fix, a save's
+  // binary search and packing of the fixes not yet chunked. So the header
+  // (the count of departed records) and the last kb, where those are; the
+  // texts of the newest fixes are at the end of theirs too.
+  const std::string& fixes = s.gps().live_fixes();
+  if (!fixes.empty()) {
+    __builtin_prefetch(fixes.data());
+    const size_t from = fixes.size() > 1024 ? fixes.size() - 1024 : 64;
+    for (size_t at = from; at < fixes.size(); at += 64) __builtin_prefetch(fixes.data() + at);
+    __builtin_prefetch(fixes.data() + fixes.size() - 1);
+  }
+  const std::string& texts = s.gps().live_texts();
+  if (!texts.empty()) {
+    __builtin_prefetch(texts.data());
+    if (texts.size() > 64) __builtin_prefetch(texts.data() + texts.size() - 1);
   }
 }
 

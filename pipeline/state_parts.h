@@ -135,8 +135,8 @@ struct ContainerStateCodec {
 // Asks the memory system for what reading `s` will wait for, in steps a
 // few containers apart, each once the one before has arrived: 0, the GPS
 // track and the pending items' array; 1, the window's buffers' and texts'
-// headers and the first pending items; 2, the window's fixes and texts
-// themselves. Reads nothing that has not arrived, changes nothing.
+// headers and both ends of the pending items; 2, the window's header and
+// newest fixes (its last kb) and the ends of its texts. Reads nothing that has not arrived, changes nothing.
 void PrefetchState(const v1::ContainerState& s, int step);
 
 // M with the window's fixes from `from` on (those before it in the chunks

@@ -426,6 +426,8 @@ Status Worker::NewProducer() {
                                                                  : std::string(),
                                          .transaction_timeout_ms = static_cast<int>(config_.transaction_timeout_ms),
                                          .extra = extra,
+                                         .topic_properties = {{names_.Name(TopicRole::kStateChangelog),
+                                                               {{"compression.type", config_.changelog_compression}}}},
                                          .on_stats = [this](std::string_view j) { producer_stats_->Update(j); }});
   if (!producer.ok()) return producer.error();
   producer_ = std::move(producer).value();
@@ -1317,7 +1319,9 @@ struct Worker::Cycle {
   };
   PartWrites by_part[4];  // movement, declaration, evaluation, window chunks
   std::chrono::steady_clock::time_point started;
+  std::string changelog_topic, reference_topic;
   // Set by whoever commits it on Kafka (the committing thread, or the worker's).
+  double produce_seconds = -1;
   double offsets_seconds = -1;
   double transaction_seconds = -1;
   std::chrono::steady_clock::time_point committed;
@@ -1344,6 +1348,94 @@ Status Worker::CommitOnKafka(KafkaProducer& producer, Cycle& c, const rd_kafka_c
   return s;
 }
 
+// The changelog records of `c` (its state writes, each task's metadata,
+// then the feedback horizons it publishes), timed into `c`; on the
+// committing thread under exactly-once with the commit overlapping.
+Status Worker::ProduceChangelog(KafkaProducer& producer, Cycle& c) {
+  const auto start = std::chrono::steady_clock::now();
+  const std::string empty;
+  for (auto& [p, task_writes] : c.writes) {
+    for (const auto& w : task_writes) {
+      Cycle::PartWrites& part = c.by_part[IsMovementKey(w.key)      ? 0
+                                          : IsDeclarationKey(w.key) ? 1
+                                          : IsWindowChunkKey(w.key) ? 3
+                                                                    : 2];
+      ++part.records;
+      part.bytes += w.key.size() + (w.value ? w.value->size() : 0);
+      if (Status st = producer.Produce({.topic = c.changelog_topic, .key = w.key,
+                                        .value = w.value ? *w.value : empty, .partition = p});
+          !st.ok()) {
+        return st;
+      }
+    }
+    if (Status st = producer.Produce({.topic = c.changelog_topic, .key = kTaskMetaKey, .value = c.metas[p],
+                                      .partition = p});
+        !st.ok()) {
+      return st;
+    }
+  }
+  for (const auto& [p, h] : c.horizons) {
+    const std::string key = std::string(kHorizonKeyPrefix) + std::to_string(p);
+    const std::string value = std::to_string(h);
+    if (Status st = producer.Produce({.topic = c.reference_topic, .key = key, .value = value, .partition = 0});
+        !st.ok()) {
+      return st;
+    }
+  }
+  c.produce_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  return Status::Ok();
+}
+
+Status Worker::TakeDirtyStates(Cycle& c) {
+  // Serialising the dirty states is the largest piece of a cycle's work on
+  // the processing thread, and each task's cache is its own: with two tasks
+  // or more and enough to serialise, another thread takes about half of the
+  // states (whole tasks, the largest first to whichever side has less)
+  // while this one does the rest. Nothing else touches the caches meanwhile.
+  constexpr size_t kParallelFrom = 512;  // dirty states; below, a thread costs more than it saves
+  std::vector<std::pair<int32_t, Task*>> here, there;
+  std::vector<std::pair<size_t, std::pair<int32_t, Task*>>> by_size;
+  size_t total = 0;
+  for (auto& [p, task_ptr] : tasks_) {
+    const size_t n = task_ptr->states->cache().DirtyCount();
+    total += n;
+    by_size.push_back({n, {p, task_ptr.get()}});
+    c.writes[p];  // every task's entry exists before either thread fills its own
+  }
+  std::sort(by_size.begin(), by_size.end(), [](const auto& a, const auto& b) { return a.first > b.first; });
+  size_t here_n = 0, there_n = 0;
+  for (const auto& [n, task] : by_size) {
+    if (total >= kParallelFrom && there_n < here_n) {
+      there.push_back(task);
+      there_n += n;
+    } else {
+      here.push_back(task);
+      here_n += n;
+    }
+  }
+  auto take = [&c](const std::vector<std::pair<int32_t, Task*>>& tasks) -> Status {
+    for (const auto& [p, task] : tasks) {
+      auto dirty = task->states->cache().TakeDirty();
+      if (!dirty.ok()) return dirty.error();
+      std::vector<state::PartitionStore::Write>& writes = c.writes.at(p);
+      writes = std::move(dirty).value();
+      OrderForChangelog(&writes);
+    }
+    return Status::Ok();
+  };
+  std::future<Status> other;
+  if (!there.empty()) {
+    try {
+      other = std::async(std::launch::async, take, std::cref(there));
+    } catch (const std::system_error&) {  // no thread to be had: all here
+      here.insert(here.end(), there.begin(), there.end());
+    }
+  }
+  Status mine = take(here);
+  Status theirs = other.valid() ? other.get() : Status::Ok();
+  return !mine.ok() ? mine : theirs;
+}
+
 Status Worker::CommitCycle(bool overlap) {
   // One Kafka transaction at a time: the cycle committing on its own thread first.
   if (committing_) {
@@ -1366,12 +1458,9 @@ Status Worker::CommitCycle(bool overlap) {
     probe_->CommitPhase(phase, std::chrono::duration<double>(now - phase_started).count());
     phase_started = now;
   };
+  if (Status s = TakeDirtyStates(c); !s.ok()) return s;
   for (auto& [p, task_ptr] : tasks_) {
     Task& task = *task_ptr;
-    auto dirty = task.states->cache().TakeDirty();
-    if (!dirty.ok()) return dirty.error();
-    c.writes[p] = std::move(dirty).value();
-    OrderForChangelog(&c.writes[p]);
     c.metas[p] = task.core->EncodeMeta();
     for (int i = 0; i < kInputs; ++i) {
       if (task.next_offset[i] >= 0) c.offsets.push_back({names_.Name(kInputTopicRoles[i]), p, task.next_offset[i]});
@@ -1384,26 +1473,6 @@ Status Worker::CommitCycle(bool overlap) {
   if (!config_.exactly_once) {
     if (Status s = producer_->Flush(60s); !s.ok()) return s;
   }
-  for (auto& [p, task_writes] : c.writes) {
-    const std::string empty;
-    for (const auto& w : task_writes) {
-      Cycle::PartWrites& part = c.by_part[IsMovementKey(w.key)      ? 0
-                                          : IsDeclarationKey(w.key) ? 1
-                                          : IsWindowChunkKey(w.key) ? 3
-                                                                    : 2];
-      ++part.records;
-      part.bytes += w.key.size() + (w.value ? w.value->size() : 0);
-      if (Status st = producer_->Produce({.topic = changelog, .key = w.key,
-                                          .value = w.value ? *w.value : empty, .partition = p});
-          !st.ok()) {
-        return st;
-      }
-    }
-    if (Status st = producer_->Produce({.topic = changelog, .key = kTaskMetaKey, .value = c.metas[p], .partition = p});
-        !st.ok()) {
-      return st;
-    }
-  }
   // Each task's feedback horizon, after its feedback of this cycle: in one
   // partition and one transaction, so a reader that sees the horizon has
   // seen every listing before it.
@@ -1412,16 +1481,10 @@ Status Worker::CommitCycle(bool overlap) {
       const int64_t h = task_ptr->core->feedback_horizon_ms();
       if (h == TaskCore::kUnset || h == task_ptr->published_horizon) continue;
       c.horizons[p] = h;
-      const std::string key = std::string(kHorizonKeyPrefix) + std::to_string(p);
-      const std::string value = std::to_string(h);
-      if (Status st = producer_->Produce({.topic = names_.Name(TopicRole::kReference), .key = key, .value = value,
-                                          .partition = 0});
-          !st.ok()) {
-        return st;
-      }
     }
   }
-  phase_done("produce");
+  c.changelog_topic = changelog;
+  c.reference_topic = names_.Name(TopicRole::kReference);
   // The cycle is closed: what is processed from here on is the next one's.
   c.records = records_in_transaction_;
   c.emitted = std::move(emitted_);
@@ -1435,8 +1498,12 @@ Status Worker::CommitCycle(bool overlap) {
       Cycle* raw = cycle.get();
       committing_->cycle = std::move(cycle);
       KafkaProducer* producer = producer_.get();
+      // The changelog is produced on the committing thread too: the next
+      // cycle's outputs wait for this commit anyway (Output), and the
+      // processing thread goes on meanwhile.
       auto commit = [this, producer, raw, group = std::move(group)] {
-        Status s = CommitOnKafka(*producer, *raw, group.get());
+        Status s = ProduceChangelog(*producer, *raw);
+        if (s.ok()) s = CommitOnKafka(*producer, *raw, group.get());
         commit_done_.store(true, std::memory_order_release);
         return s;
       };
@@ -1445,7 +1512,9 @@ Status Worker::CommitCycle(bool overlap) {
         committing_->done = std::async(std::launch::async, std::move(commit));
       } catch (const std::system_error&) {  // no thread to be had: committed here
         std::promise<Status> now;
-        now.set_value(CommitOnKafka(*producer, *raw, consumer_->GroupMetadataForTransaction().get()));
+        Status s = ProduceChangelog(*producer, *raw);
+        if (s.ok()) s = CommitOnKafka(*producer, *raw, consumer_->GroupMetadataForTransaction().get());
+        now.set_value(std::move(s));
         committing_->done = now.get_future();
         commit_done_.store(true, std::memory_order_release);
       }
@@ -1453,9 +1522,11 @@ Status Worker::CommitCycle(bool overlap) {
       return Status::Ok();
     }
     // Failed, the transaction stays open for Recover to abort.
+    if (Status s = ProduceChangelog(*producer_, c); !s.ok()) return s;
     if (Status s = CommitOnKafka(*producer_, c, group.get()); !s.ok()) return s;
     kafka_txn_open_ = false;
   } else {
+    if (Status s = ProduceChangelog(*producer_, c); !s.ok()) return s;
     const auto start = std::chrono::steady_clock::now();
     if (Status s = producer_->Flush(60s); !s.ok()) return s;
     c.committed = std::chrono::steady_clock::now();
@@ -1532,6 +1603,7 @@ void Worker::ApplyPendingControl() {
 }
 
 Status Worker::CommittedCycle(Cycle& c) {
+  if (c.produce_seconds >= 0) probe_->CommitPhase("produce", c.produce_seconds);
   if (c.offsets_seconds >= 0) probe_->CommitPhase("offsets", c.offsets_seconds);
   if (c.transaction_seconds >= 0) probe_->CommitPhase("transaction", c.transaction_seconds);
   rd_kafka_poll(producer_->handle(), 0);

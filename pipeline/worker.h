@@ -166,6 +166,12 @@ class Worker : public RebalanceListener {
   // A cycle's Kafka commit under exactly-once (offsets, then EndTxn), timed
   // into `cycle`; runs on the committing thread.
   static Status CommitOnKafka(KafkaProducer& producer, Cycle& cycle, const rd_kafka_consumer_group_metadata_t* group);
+  // Takes every task's dirty states into `cycle`'s writes, ordered for the
+  // changelog; two threads share the work when there is enough of it.
+  Status TakeDirtyStates(Cycle& cycle);
+  // A cycle's changelog records and published horizons, timed into `cycle`;
+  // on the committing thread when the commit overlaps the next cycle.
+  static Status ProduceChangelog(KafkaProducer& producer, Cycle& cycle);
   // A profile or reference update waiting for a commit boundary takes effect.
   void ApplyPendingControl();
   // Produces `record` into the open cycle's transaction, or keeps a copy

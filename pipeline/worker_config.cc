@@ -46,6 +46,18 @@ Option StringOption(const char* key) {
   return {key, [](WorkerConfig& c, const std::string& v) { c.*Field = v; return true; }, "a string"};
 }
 
+// A string option that takes one of `choices` (`expected` lists them).
+template <std::string WorkerConfig::*Field>
+Option OneOfOption(const char* key, std::vector<std::string> choices, const char* expected) {
+  return {key,
+          [choices = std::move(choices)](WorkerConfig& c, const std::string& v) {
+            if (std::find(choices.begin(), choices.end(), v) == choices.end()) return false;
+            c.*Field = v;
+            return true;
+          },
+          expected};
+}
+
 // An option of two words: `yes` sets the flag, `no` clears it.
 template <bool WorkerConfig::*Field>
 Option ChoiceOption(const char* key, const char* yes, const char* no, const char* expected) {
@@ -96,6 +108,9 @@ const std::vector<Option>& Options() {
       ChoiceOption<&WorkerConfig::low_priority_compactions>("compaction_cpu_priority", "low", "normal",
                                                             "low or normal"),
       ChoiceOption<&WorkerConfig::adopt_foreign_state>("state_owner", "adopt", "refuse", "refuse or adopt"),
+      OneOfOption<&WorkerConfig::changelog_compression>("changelog_compression",
+                                                        {"none", "lz4", "zstd", "snappy", "gzip"},
+                                                        "none, lz4, zstd, snappy or gzip"),
   };
   return kOptions;
 }

@@ -213,6 +213,35 @@ TEST_P(KafkaLayer, InvalidPropertiesAreAllReported) {
   EXPECT_EQ(p.error().message.find("sometimes"), std::string::npos) << p.error().message;
 }
 
+TEST_P(KafkaLayer, TopicPropertiesApplyToTheirTopicAlone) {
+  const std::string plain = NewTopic("plain", 1);
+  const std::string other = NewTopic("other", 1);
+  const std::string broken = NewTopic("broken", 1);
+  auto p = KafkaProducer::Create({.bootstrap = broker_->bootstrap(),
+                                  .topic_properties = {{plain, {{"compression.type", "none"}}},
+                                                       {broken, {{"compression.type", "brotli"}}}}});
+  ASSERT_TRUE(p.ok()) << p.error().message;
+  // A bad topic property fails the produce to that topic, saying which.
+  const Status refused = (*p)->Produce({.topic = broken, .key = "k", .value = "v"});
+  ASSERT_FALSE(refused.ok());
+  EXPECT_NE(refused.ToString().find("topic " + broken + ": "), std::string::npos) << refused.ToString();
+  EXPECT_NE(refused.ToString().find("compression"), std::string::npos) << refused.ToString();
+  // The others are produced: one with its own compression, one with the client's.
+  for (const auto& topic : {plain, other}) {
+    for (int i = 0; i < 50; ++i) {
+      ASSERT_TRUE((*p)->Produce({.topic = topic, .key = "K" + std::to_string(i), .value = std::string(300, 'a' + i % 26)})
+                      .ok());
+    }
+  }
+  ASSERT_TRUE((*p)->Flush(10s).ok());
+  for (const auto& topic : {plain, other}) {
+    auto records = ReadAllCommitted(broker_->bootstrap(), topic, 1, 30s);
+    ASSERT_TRUE(records.ok()) << records.error().message;
+    ASSERT_EQ(records->size(), 50u) << topic;
+    EXPECT_EQ(records->back().value, std::string(300, 'a' + 49 % 26));
+  }
+}
+
 INSTANTIATE_TEST_SUITE_P(Embedded, KafkaLayer, ::testing::Values(BrokerKind::kEmbedded));
 INSTANTIATE_TEST_SUITE_P(Real, KafkaLayer, ::testing::Values(BrokerKind::kReal));
 

@@ -81,6 +81,24 @@ TEST(WorkerConfig, ProcessingGuaranteeIsExactlyOnceUnlessToldOtherwise) {
       << c.error().message;
 }
 
+TEST(WorkerConfig, ChangelogCompressionIsNoneUnlessToldOtherwise) {
+  auto c = WorkerConfig::Parse("instance_id: w\n", "w.yaml", {});
+  ASSERT_TRUE(c.ok()) << c.error().message;
+  EXPECT_EQ(c->changelog_compression, "none");
+  c = WorkerConfig::Parse("instance_id: w\nchangelog_compression: zstd\n", "w.yaml", {});
+  ASSERT_TRUE(c.ok()) << c.error().message;
+  EXPECT_EQ(c->changelog_compression, "zstd");
+  c = WorkerConfig::Parse("instance_id: w\n", "w.yaml", {{"BOXWATCH_CHANGELOG_COMPRESSION", "lz4"}});
+  ASSERT_TRUE(c.ok()) << c.error().message;
+  EXPECT_EQ(c->changelog_compression, "lz4");
+  c = WorkerConfig::Parse("instance_id: w\nchangelog_compression: brotli\n", "w.yaml", {});
+  ASSERT_FALSE(c.ok());
+  EXPECT_NE(c.error().message.find(
+                "w.yaml:2: changelog_compression must be none, lz4, zstd, snappy or gzip, got 'brotli'"),
+            std::string::npos)
+      << c.error().message;
+}
+
 TEST(WorkerConfig, RejectsBrokenYaml) {
   auto c = WorkerConfig::Parse("instance_id: [a\n", "bad.yaml", {});
   ASSERT_FALSE(c.ok());
