@@ -502,9 +502,20 @@ void PrefetchState(const v1::ContainerState& s, int step) {
       for (size_t line = 0; line < sizeof(v1::GpsTrack); line += 64) __builtin_prefetch(track + line);
     }
     __builtin_prefetch(&s.pending_items());
+    // What an evaluation reads of D and E: the manifest versions' and the
+    // fired indicators' arrays of pointers.
+    if (!s.manifest_versions().empty()) __builtin_prefetch(s.manifest_versions().data());
+    if (!s.fired().empty()) __builtin_prefetch(s.fired().data());
     return;
   }
   if (step == 1) {
+    // The newest manifest version (whose declared time and parties every
+    // evaluation reads) and the fired indicators themselves.
+    if (!s.manifest_versions().empty()) {
+      const char* m = reinterpret_cast<const char*>(&s.manifest_versions(s.manifest_versions_size() - 1));
+      for (size_t line = 0; line < sizeof(v1::Manifest); line += 64) __builtin_prefetch(m + line);
+    }
+    for (const v1::FiredIndicator& f : s.fired()) __builtin_prefetch(&f);
     __builtin_prefetch(&s.container_number());
     if (s.has_gps()) {
       __builtin_prefetch(&s.gps().live_fixes());
@@ -519,6 +530,21 @@ void PrefetchState(const v1::ContainerState& s, int step) {
       __builtin_prefetch(pending.data() + pending.size() - 1);
     }
     return;
+  }
+  if (step == 3) {
+    // The ids' bytes, and the consignee's name.
+    for (const v1::FiredIndicator& f : s.fired()) __builtin_prefetch(f.id().data());
+    if (!s.manifest_versions().empty()) {
+      const v1::Manifest& m = s.manifest_versions(s.manifest_versions_size() - 1);
+      if (m.has_consignee()) __builtin_prefetch(&m.consignee().name());
+    }
+    return;
+  }
+  // The fired indicators' ids and the newest version's consignee.
+  for (const v1::FiredIndicator& f : s.fired()) __builtin_prefetch(&f.id());
+  if (!s.manifest_versions().empty()) {
+    const v1::Manifest& m = s.manifest_versions(s.manifest_versions_size() - 1);
+    if (m.has_consignee()) __builtin_prefetch(&m.consignee());
   }
   if (!s.has_gps()) return;
   // Everyone reads the window's newest fixes: a join's duplicate check and

@@ -134,9 +134,13 @@ struct ContainerStateCodec {
 
 // Asks the memory system for what reading `s` will wait for, in steps a
 // few containers apart, each once the one before has arrived: 0, the GPS
-// track and the pending items' array; 1, the window's buffers' and texts'
-// headers and both ends of the pending items; 2, the window's header and
-// newest fixes (its last kb) and the ends of its texts. Reads nothing that has not arrived, changes nothing.
+// track, the pending items' array and the arrays of manifest versions and
+// fired indicators; 1, the window's buffers' and texts' headers, both ends
+// of the pending items, the newest manifest version and the fired
+// indicators; 2, the window's header and newest fixes (its last kb), the
+// ends of its texts, the indicators' ids and the version's consignee; 3,
+// the ids' bytes and the consignee's name (what an evaluation reads, not a
+// save). Reads nothing that has not arrived, changes nothing.
 void PrefetchState(const v1::ContainerState& s, int step);
 
 // M with the window's fixes from `from` on (those before it in the chunks

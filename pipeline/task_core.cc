@@ -700,16 +700,19 @@ Status TaskCore::Walk(int64_t now_ms, TaskOutput* out) {
     // which costs a useless fetch): the next kFetchSteps get a step each, as
     // in ReleaseGated, unless Walk will not read them; the two after that,
     // their entries in the gate and due indexes, which that test reads.
+    // A release evaluates, so it reads the parts PrefetchState's last step
+    // fetches too: Walk, which knows its next containers, looks further
+    // ahead than a join (kWalkFetchSteps).
     auto ahead = std::next(due_.begin());
-    for (int position = 1; position <= kFetchSteps + 2 && ahead != due_.end() && ahead->first <= p_ms_;
+    for (int position = 1; position <= kWalkFetchSteps + 2 && ahead != due_.end() && ahead->first <= p_ms_;
          ++position, ++ahead) {
       const IndexKey k = ahead->second;
-      if (position > kFetchSteps) {
+      if (position > kWalkFetchSteps) {
         if (!gated_of_.empty()) gated_of_.prefetch(k);
         due_of_.prefetch(k);
       } else if (!WalkWouldChangeNothing(k)) {
         char bytes[kMaxIndexKey];
-        FetchAhead(k.View(bytes), kFetchSteps - position);
+        FetchAhead(k.View(bytes), kWalkFetchSteps - position);
       }
     }
     const IndexKey index_key = due_.begin()->second;

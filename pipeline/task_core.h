@@ -259,6 +259,8 @@ class TaskCore {
   // reads it. Steps 1 to 3 look the key up again (a hash and a probe of
   // what step 0 fetched). Only hints: nothing is loaded, counted or changed.
   static constexpr int kFetchSteps = 4;
+  // Walk's, down to PrefetchState's step 3 (what an evaluation reads).
+  static constexpr int kWalkFetchSteps = 6;
   void FetchAhead(std::string_view key, int step) const;
   // The task is caught up and has been idle long enough: when that releases
   // some container (HasDueBy(now_ms)), P moves to the wall clock and the
