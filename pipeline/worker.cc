@@ -1538,14 +1538,19 @@ Status Worker::CommitCycle(bool overlap) {
   return Status::Ok();
 }
 
-Status Worker::FinishCommit() {
+Status Worker::AwaitCommit() {
   if (!committing_) return Status::Ok();
   Status s = committing_->done.get();
   std::unique_ptr<CommitInFlight> done = std::move(committing_);
   commit_done_.store(false, std::memory_order_relaxed);
   if (!s.ok()) return s;  // the transaction stays open: Recover aborts it
   kafka_txn_open_ = false;
-  if (Status st = CommittedCycle(*done->cycle); !st.ok()) return st;
+  return CommittedCycle(*done->cycle);
+}
+
+Status Worker::FinishCommit() {
+  const bool was_committing = committing_ != nullptr;
+  if (Status s = AwaitCommit(); !s.ok() || !was_committing) return s;
   // The cycle opened meanwhile gets its transaction, then what it deferred, in order.
   if (!in_transaction_ || !config_.exactly_once) return Status::Ok();
   if (Status b = producer_->BeginTransaction(); !b.ok()) return b;
@@ -1563,18 +1568,9 @@ Status Worker::FinishCommit() {
 }
 
 void Worker::ResolveCommit() {
-  if (!committing_) return;
-  Status s = committing_->done.get();
-  std::unique_ptr<CommitInFlight> done = std::move(committing_);
-  commit_done_.store(false, std::memory_order_relaxed);
-  if (!s.ok()) {  // the transaction stays open for the caller to abort
-    BW_LOG(kWarn, kLog) << "the last cycle's commit failed: " << s.ToString();
-    return;
-  }
-  kafka_txn_open_ = false;
-  if (Status st = CommittedCycle(*done->cycle); !st.ok()) {
-    BW_LOG(kWarn, kLog) << "storing the last committed cycle: " << st.ToString();
-  }
+  // The caller abandons the open cycle: a failure is only logged, and the
+  // transaction stays open for it to abort.
+  if (Status s = AwaitCommit(); !s.ok()) BW_LOG(kWarn, kLog) << "the last cycle's commit: " << s.ToString();
 }
 
 Status Worker::Output(const OutRecord& record) {

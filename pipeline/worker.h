@@ -156,6 +156,9 @@ class Worker : public RebalanceListener {
   // transaction and produces what that cycle deferred. On failure, the
   // error; the transaction is left for Recover to abort.
   Status FinishCommit();
+  // What FinishCommit and ResolveCommit share: waits for the cycle
+  // committing, if any, and on success stores it (CommittedCycle).
+  Status AwaitCommit();
   // As FinishCommit, for paths that abandon the open cycle (recovery, a
   // lost assignment, the destructor, dropping tasks): a failure is logged,
   // and no transaction is begun.
