@@ -480,7 +480,7 @@ KafkaProducer::~KafkaProducer() {
   for (auto& [name, handle] : topics_) rd_kafka_topic_destroy(handle);  // before the client goes
 }
 
-rd_kafka_topic_t* KafkaProducer::TopicHandle(std::string_view topic) {
+Result<rd_kafka_topic_t*> KafkaProducer::TopicHandle(std::string_view topic) {
   std::lock_guard lock(topics_mutex_);
   for (const auto& [name, handle] : topics_) {
     if (name == topic) return handle;
@@ -498,13 +498,13 @@ rd_kafka_topic_t* KafkaProducer::TopicHandle(std::string_view topic) {
     for (const auto& [k, v] : props) {
       if (rd_kafka_topic_conf_set(conf, k.c_str(), v.c_str(), err, sizeof err) != RD_KAFKA_CONF_OK) {
         rd_kafka_topic_conf_destroy(conf);
-        topic_error_ = "topic " + name + ": " + err;
-        return nullptr;
+        return InvalidArgument("produce to " + name + ": topic " + name + ": " + err);
       }
     }
   }
   rd_kafka_topic_t* handle = rd_kafka_topic_new(rk_.get(), name.c_str(), conf);  // takes conf
-  if (handle != nullptr) topics_.emplace_back(std::move(name), handle);
+  if (handle == nullptr) return FromKafkaResp(rk_.get(), rd_kafka_last_error(), "produce to " + name);
+  topics_.emplace_back(std::move(name), handle);
   return handle;
 }
 
@@ -570,12 +570,12 @@ Status KafkaProducer::Produce(const OutRecord& r) {
                           static_cast<ssize_t>(h.value.size()));
     }
   }
-  rd_kafka_topic_t* topic = TopicHandle(r.topic);
-  if (topic == nullptr) {
+  Result<rd_kafka_topic_t*> handle = TopicHandle(r.topic);
+  if (!handle.ok()) {
     if (headers != nullptr) rd_kafka_headers_destroy(headers);
-    if (!topic_error_.empty()) return InvalidArgument("produce to " + std::string(r.topic) + ": " + topic_error_);
-    return FromKafkaResp(rk_.get(), rd_kafka_last_error(), "produce to " + std::string(r.topic));
+    return handle.status();
   }
+  rd_kafka_topic_t* topic = *handle;
   std::optional<std::chrono::steady_clock::time_point> deadline;  // read at the first full queue
   for (;;) {
     rd_kafka_resp_err_t err = rd_kafka_producev(

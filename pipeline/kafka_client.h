@@ -316,14 +316,15 @@ class KafkaProducer {
   static void DeliveryCallback(rd_kafka_t* rk, const rd_kafka_message_t* m, void* opaque);
   // The topic's handle, created at its first record. Naming the topic in
   // each rd_kafka_producev had librdkafka find it by name under its lock
-  // (and Produce copy the name) once per record.
-  rd_kafka_topic_t* TopicHandle(std::string_view topic);
+  // (and Produce copy the name) once per record. An error names the topic
+  // and says why (a bad topic-level property, or librdkafka's own error);
+  // it is returned, not kept, as Produce runs on more than one thread.
+  Result<rd_kafka_topic_t*> TopicHandle(std::string_view topic);
 
   KafkaHandle rk_;
   std::mutex topics_mutex_;  // Produce may be called from several threads
   std::vector<std::pair<std::string, rd_kafka_topic_t*>> topics_;  // a few: found by comparing names
   std::vector<std::pair<std::string, KafkaProperties>> topic_properties_;
-  std::string topic_error_;  // why the last topic handle could not be made
   std::function<void(std::string_view)> on_stats_;
   uint64_t delivered_ = 0;
   std::optional<Error> delivery_error_;
