@@ -204,10 +204,21 @@ std::string LocalTime(int64_t t, int offset_hours) {
 
 // Uncapped contribution of the fired indicators, per family.
 std::array<double, kFamilyCount> FamilySums(const v1::ContainerState& s) {
+  // The names once, as views: comparing with FamilyName's C strings took a
+  // strlen and a call per family and indicator, at every evaluation.
+  static const std::array<std::string_view, kFamilyCount> kNames = [] {
+    std::array<std::string_view, kFamilyCount> names;
+    for (int i = 0; i < kFamilyCount; ++i) names[i] = FamilyName(static_cast<Family>(i));
+    return names;
+  }();
   std::array<double, kFamilyCount> sum{};
   for (const auto& f : s.fired()) {
+    const std::string_view family = f.family();
     for (int i = 0; i < kFamilyCount; ++i) {
-      if (f.family() == FamilyName(static_cast<Family>(i))) sum[i] += f.contribution();
+      if (family == kNames[i]) {
+        sum[i] += f.contribution();
+        break;
+      }
     }
   }
   return sum;
@@ -1292,14 +1303,18 @@ bool RiskEngine::EvaluateGpsFamily(v1::ContainerState& s, int64_t t) const {
 
   // Authorised places: the profile's stop zones, and the premises of the
   // declared consignee (an authorised consignee may keep and open the box
-  // there).
+  // there). The consignee's premises are looked up at the first stationary
+  // fix that needs them: most evaluations have none, and the name is the
+  // one part of the manifest they would read.
   std::vector<const Premises*> premises;
-  if (m != nullptr && !p.consignee_premises.empty()) {
-    for (const auto& site : p.consignee_premises) {
-      if (NormalisesTo(m->consignee().name(), site.party)) premises.push_back(&site);
-    }
-  }
+  bool premises_found = m == nullptr || p.consignee_premises.empty();
   auto at_premises = [&](const FixRef& pt) -> const Premises* {
+    if (!premises_found) {
+      premises_found = true;
+      for (const auto& site : p.consignee_premises) {
+        if (NormalisesTo(m->consignee().name(), site.party)) premises.push_back(&site);
+      }
+    }
     for (const Premises* site : premises) {
       if (HaversineM({pt.lat(), pt.lon()}, site->at) <= site->radius_m) return site;
     }
