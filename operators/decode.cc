@@ -15,6 +15,8 @@
 #include <unordered_map>
 #include <vector>
 
+#include "core/varint.h"
+
 namespace boxwatch::operators {
 namespace {
 
@@ -92,18 +94,6 @@ const std::unordered_map<const Descriptor*, SchemaPlan>& Plans() {
     return out;
   }();
   return plans;
-}
-
-// Reads a varint of at most `max_bytes` bytes at `p` (moved past it);
-// false when the bytes end first or it is longer.
-bool ReadVarint(const char*& p, const char* end, int max_bytes, uint64_t* v) {
-  *v = 0;
-  for (int i = 0, shift = 0; i < max_bytes && p < end; ++i, shift += 7) {
-    const auto b = static_cast<uint8_t>(*p++);
-    *v |= static_cast<uint64_t>(b & 0x7f) << shift;
-    if ((b & 0x80) == 0) return true;
-  }
-  return false;
 }
 
 // Whether the wire bytes of a message with `plan` (parsed without error)
@@ -698,3 +688,4 @@ std::string Encode(const google::protobuf::Message& message, Encoding encoding) 
 }
 
 }  // namespace boxwatch::operators
+

@@ -4,30 +4,17 @@
 #include <unordered_map>
 #include <vector>
 
+#include "core/varint.h"
 #include "google/protobuf/io/coded_stream.h"
 
 namespace boxwatch::operators {
-namespace {
-
-void PutLength(std::string* out, uint64_t v) {
-  while (v >= 0x80) {
-    out->push_back(static_cast<char>(v | 0x80));
-    v >>= 7;
-  }
-  out->push_back(static_cast<char>(v));
-}
-
-}  // namespace
 
 std::string_view FixText(const std::string& texts, uint32_t offset) {
-  if (offset == 0) return {};
+  if (offset == 0 || offset >= texts.size()) return {};
   const char* p = texts.data() + offset;
+  const char* end = texts.data() + texts.size();
   uint64_t n = 0;
-  for (int shift = 0;; shift += 7) {
-    const auto b = static_cast<uint8_t>(*p++);
-    n |= static_cast<uint64_t>(b & 0x7f) << shift;
-    if ((b & 0x80) == 0) break;
-  }
+  if (!ReadVarint(p, end, kMaxVarintBytes, &n) || n > static_cast<uint64_t>(end - p)) return {};
   return {p, static_cast<size_t>(n)};
 }
 
@@ -83,7 +70,7 @@ uint32_t MutableFixWindow::AddText(std::string_view text) {
   std::string* texts = track_->mutable_live_texts();
   if (texts->empty()) texts->append(kTextsHeader, '\0');
   const auto offset = static_cast<uint32_t>(texts->size());
-  PutLength(texts, text.size());
+  AppendVarint(texts, text.size());
   texts->append(text);
   return offset;
 }
@@ -103,7 +90,7 @@ void MutableFixWindow::CompactTexts() {
     const std::string_view text = FixText(old, offset);
     auto [at, added] = kept.try_emplace(text, static_cast<uint32_t>(texts.size()));
     if (added) {
-      PutLength(&texts, text.size());
+      AppendVarint(&texts, text.size());
       texts.append(text);
     }
     moved.emplace(offset, at->second);

@@ -5,6 +5,7 @@
 #include <string_view>
 #include <utility>
 
+#include "core/varint.h"
 #include "operators/fix_window.h"
 #include "operators/fix_quantum.h"
 #include "operators/pending_items.h"
@@ -87,24 +88,10 @@ constexpr uint8_t kStateEscape = 3;
 constexpr uint64_t kRareGeofence = 1, kRareKey64 = 2, kRareEventId = 4;
 constexpr int kRareShift = 3;
 
-// Writes `v` as a varint at `p`; returns the end.
-char* Varint(char* p, uint64_t v) {
-  while (v >= 0x80) {
-    *p++ = static_cast<char>(v | 0x80);
-    v >>= 7;
-  }
-  *p++ = static_cast<char>(v);
-  return p;
-}
-// Appends through a buffer on the stack: one append, not a push_back per byte.
-void PutVarint(std::string* out, uint64_t v) {
-  char buf[10];
-  out->append(buf, static_cast<size_t>(Varint(buf, v) - buf));
-}
 uint64_t Zig(uint64_t v) { return (v << 1) ^ (0 - (v >> 63)); }
 uint64_t Unzig(uint64_t v) { return (v >> 1) ^ (0 - (v & 1)); }
 void PutText(std::string* out, std::string_view text) {
-  PutVarint(out, text.size());
+  AppendVarint(out, text.size());
   out->append(text);
 }
 
@@ -114,7 +101,7 @@ bool PackPoints(const operators::FixWindow& points, int from, int to, std::strin
   out->clear();
   out->reserve(12 + static_cast<size_t>(to - from) * 20);
   out->push_back(kPackedFormat);
-  PutVarint(out, static_cast<uint64_t>(to - from));
+  AppendVarint(out, static_cast<uint64_t>(to - from));
   uint64_t prev_time = 0, prev_lat = 0, prev_lon = 0;  // unsigned: deltas wrap instead of overflowing
   // A fix's numbers go through a buffer on the stack, appended once: at
   // most 6 varints of 10 bytes, the flags and an 8-byte key.
@@ -137,12 +124,12 @@ bool PackPoints(const operators::FixWindow& points, int from, int to, std::strin
     const uint64_t zig = Zig(whole_seconds ? static_cast<uint64_t>(static_cast<int64_t>(delta) / 1000) : delta);
     if (zig >> 63 != 0) return false;  // a delta of more than 2^62 ms: no room for the unit bit
     char* w = buf;
-    w = Varint(w, zig << 1 | (whole_seconds ? 1 : 0));
-    w = Varint(w, Zig(static_cast<uint64_t>(lat) - prev_lat));
-    w = Varint(w, Zig(static_cast<uint64_t>(lon) - prev_lon));
+    w = WriteVarint(w, zig << 1 | (whole_seconds ? 1 : 0));
+    w = WriteVarint(w, Zig(static_cast<uint64_t>(lat) - prev_lat));
+    w = WriteVarint(w, Zig(static_cast<uint64_t>(lon) - prev_lon));
     prev_time = time, prev_lat = static_cast<uint64_t>(lat), prev_lon = static_cast<uint64_t>(lon);
-    w = Varint(w, Zig(static_cast<uint64_t>(speed)));
-    w = Varint(w, Zig(static_cast<uint64_t>(distance)));
+    w = WriteVarint(w, Zig(static_cast<uint64_t>(speed)));
+    w = WriteVarint(w, Zig(static_cast<uint64_t>(distance)));
     const uint8_t seal = p.seal_number().empty()                                       ? kSealNone
                          : has_previous_seal && previous_seal == p.seal_number() ? kSealAsBefore
                                                                                         : kSealText;
@@ -154,7 +141,7 @@ bool PackPoints(const operators::FixWindow& points, int from, int to, std::strin
     *w++ = static_cast<char>((p.outside_corridors() ? kOutside : 0) | (p.in_stop_zone() ? kInStopZone : 0) |
                              (p.at_approved_crossing() ? kApprovedCrossing : 0) | seal << kSealShift |
                              (key32 ? kKey32 : 0) | (escape ? kStateEscape : state) << kStateShift);
-    if (escape) w = Varint(w, state << kRareShift | rare);
+    if (escape) w = WriteVarint(w, state << kRareShift | rare);
     if (key32 || (rare & kRareKey64)) {
       const int bytes = key32 ? 4 : 8;
       for (int i = 0; i < bytes; ++i) *w++ = static_cast<char>(p.event_key() >> (8 * i));
@@ -180,12 +167,7 @@ class Reader {
   }
   uint64_t Varint() {
     uint64_t v = 0;
-    for (int shift = 0; shift < 64 && p_ != end_; shift += 7) {
-      const uint8_t b = static_cast<uint8_t>(*p_++);
-      v |= static_cast<uint64_t>(b & 0x7f) << shift;
-      if ((b & 0x80) == 0) return v;
-    }
-    return Fail();
+    return ReadVarint(p_, end_, kMaxVarintBytes, &v) ? v : Fail();
   }
   uint64_t Fixed(int bytes) {
     if (left() < static_cast<size_t>(bytes)) return Fail();
@@ -356,8 +338,8 @@ namespace {
 // A tag and a varint go through one buffer on the stack.
 void PutTagged(std::string* out, uint32_t field, uint32_t wire_type, uint64_t v) {
   char buf[20];
-  char* w = Varint(buf, field << 3 | wire_type);
-  out->append(buf, static_cast<size_t>(Varint(w, v) - buf));
+  char* w = WriteVarint(buf, field << 3 | wire_type);
+  out->append(buf, static_cast<size_t>(WriteVarint(w, v) - buf));
 }
 void PutVarintField(std::string* out, uint32_t field, uint64_t v) {
   if (v != 0) PutTagged(out, field, 0, v);
