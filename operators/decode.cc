@@ -688,4 +688,3 @@ std::string Encode(const google::protobuf::Message& message, Encoding encoding) 
 }
 
 }  // namespace boxwatch::operators
-
