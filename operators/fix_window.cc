@@ -12,12 +12,13 @@ namespace boxwatch::operators {
 
 std::string_view FixText(const std::string& texts, uint32_t offset) {
   if (offset == 0) return {};
-  const char* p = texts.data() + offset;
-  const char* end = texts.data() + texts.size();
-  uint64_t n = 0;
   // Offsets come from AddText on this very buffer (the texts are never
   // stored): one that does not lead to a text is a bug here, not bad input.
-  if (offset >= texts.size() || !ReadVarint(p, end, kMaxVarintBytes, &n) || n > static_cast<uint64_t>(end - p)) {
+  const bool inside = offset < texts.size();
+  const char* p = inside ? texts.data() + offset : nullptr;
+  const char* end = texts.data() + texts.size();
+  uint64_t n = 0;
+  if (!inside || !ReadVarint(p, end, kMaxVarintBytes, &n) || n > static_cast<uint64_t>(end - p)) {
     assert(false && "FixText: an offset that leads to no text");
     return {};
   }
