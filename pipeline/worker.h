@@ -122,7 +122,7 @@ class Worker : public RebalanceListener {
   // Sets an opened task's gate, producing what that releases.
   Status StartTask(Task& task);
   // Takes what the input's partition queue holds into its buffer, up to
-  // kTakeBatch records buffered (worker.cc).
+  // kTakeBatch records buffered (worker_process.cc).
   Status Refill(Task& task, int input);
   // Destroys the tasks' partition queues: before the consumer closes.
   void ReleaseQueues();
@@ -184,7 +184,7 @@ class Worker : public RebalanceListener {
   // land first, so no stored value read is older than the cache's.
   Status BeforeStoreScan();
   // Waits for the last cycle's RocksDB batches (written on their own thread
-  // under exactly-once; AsyncStoreCommit in worker.cc).
+  // under exactly-once; AsyncStoreCommit in worker_internal.h).
   Status SettleStore();
   Status Recover(const Error& error);
   void DropTasks(const std::set<int32_t>& partitions);

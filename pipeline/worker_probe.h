@@ -52,7 +52,7 @@ class WorkerProbe {
     double sum_ = 0;
     bool any_ = false;
   };
-  // How long one phase of a commit cycle took (worker.cc CommitCycle).
+  // How long one phase of a commit cycle took (worker_commit.cc CommitCycle).
   void CommitPhase(const char* phase, double seconds);
   void TransactionFailed();
   void Rebalance(const char* kind);  // assigned, revoked, lost
