@@ -113,6 +113,24 @@ class Child {
     }
     return Kill(SIGKILL);
   }
+  // How the child ended, in words, waiting up to `timeout` for it; one still
+  // running then is SIGKILLed and said to be.
+  std::string EndedHow(std::chrono::milliseconds timeout) {
+    if (pid_ <= 0) return "already reaped";
+    const auto deadline = std::chrono::steady_clock::now() + timeout;
+    int status = 0;
+    while (::waitpid(pid_, &status, WNOHANG) != pid_) {
+      if (std::chrono::steady_clock::now() >= deadline) {
+        Kill(SIGKILL);
+        return "still running (now killed)";
+      }
+      ::poll(nullptr, 0, 20);  // waitpid has no timeout of its own
+    }
+    pid_ = -1;
+    if (WIFEXITED(status)) return "exited with code " + std::to_string(WEXITSTATUS(status));
+    if (WIFSIGNALED(status)) return "killed by signal " + std::to_string(WTERMSIG(status));
+    return "ended with wait status " + std::to_string(status);
+  }
   bool started() const { return pid_ > 0; }
   bool running() const { return pid_ > 0; }
   const std::string& last_line() const { return last_line_; }

@@ -71,7 +71,12 @@ Result<std::unique_ptr<Child>> WorkerHarness::StartWorker(const std::string& ins
                                        StderrFile(instance));
   if (!child->started()) return Error{Errc::kIo, "cannot start " + std::string(BOXWATCH_BINARY)};
   if (!child->WaitForLine("{\"event\":\"started\"", std::chrono::seconds(60))) {
-    return Error{Errc::kTimeout, "worker " + instance + " did not start within 60 s (see its stderr above)"};
+    // It ended (its stdout closed) or the deadline passed: which.
+    const std::string how = child->EndedHow(std::chrono::seconds(2));
+    const bool ran_on = how.rfind("still running", 0) == 0;
+    return Error{Errc::kTimeout, "worker " + instance +
+                                     (ran_on ? " did not start within 60 s (" + how + ")" : " did not start: it " + how) +
+                                     "; see its stderr above"};
   }
   return child;
 }
