@@ -9,11 +9,13 @@
 #include <sys/wait.h>
 
 #include <fstream>
+#include <set>
 #include <sstream>
 #include <thread>
 
 #include "core/http.h"
 #include "tests/support/delivery_harness.h"
+#include "tests/support/worker_harness.h"
 
 namespace boxwatch::testing {
 namespace {
@@ -74,18 +76,30 @@ TEST(SimulationEndToEnd, SimulatorWorkerDispatcherAndHubReachTheDetectionTargets
   auto hub = (*h)->StartHub("hub-e2e", regions, port, &http_port);
   ASSERT_TRUE(hub.ok()) << hub.error().message;
 
-  // The hub's count settles once everything is scored and delivered.
+  // Every input record committed; then what the idle flush releases
+  // (idle_flush_ms after the worker is caught up) is committed and
+  // delivered: the hub holds exactly what the alerts topic holds, and both
+  // stay so for 5 s, well past the flush.
+  const int64_t input_records = JsonField(simulate.last_line(), "input_records");
+  ASSERT_GT(input_records, 0) << simulate.last_line();
+  ASSERT_TRUE(WaitForCommittedRecords(**worker, input_records, seconds(240)))
+      << "the worker did not commit the " << input_records << " input records within 240 s";
   const auto deadline = std::chrono::steady_clock::now() + seconds(240);
-  size_t last = 0;
+  std::set<std::string> topic_ids, hub_ids, last;
   int steady = 0;
   while (std::chrono::steady_clock::now() < deadline && steady < 10) {
+    auto alerts = w.Alerts();
+    ASSERT_TRUE(alerts.ok()) << alerts.error().message;
+    topic_ids.clear();
+    for (const auto& a : *alerts) topic_ids.insert(a.alert_id());
     auto ids = (*h)->HubAlertIds(http_port);
-    const size_t n = ids.ok() ? ids->size() : 0;
-    steady = n > 0 && n == last ? steady + 1 : 0;
-    last = n;
-    std::this_thread::sleep_for(std::chrono::milliseconds(500));  // polling the hub's API
+    hub_ids = ids.ok() ? *ids : std::set<std::string>{};
+    steady = !topic_ids.empty() && hub_ids == topic_ids && topic_ids == last ? steady + 1 : 0;
+    last = topic_ids;
+    std::this_thread::sleep_for(std::chrono::milliseconds(500));  // polling the hub's API and the topic
   }
-  ASSERT_GT(last, 100u) << "the hub received too few alerts";
+  ASSERT_GT(topic_ids.size(), 100u) << "the worker committed too few alerts";
+  ASSERT_EQ(hub_ids, topic_ids) << "the hub's alerts differ from the committed ones after 240 s";
 
   ::setenv("BOXWATCH_HUB_TOKEN", (*h)->hub_token().c_str(), 1);  // read by `evaluate --hub`
   const Figures at_hub = Evaluate(w.dir(), labels, {"--hub", "127.0.0.1:" + std::to_string(http_port)});

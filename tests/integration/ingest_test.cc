@@ -140,6 +140,8 @@ TEST(IngestOnRealKafka, BadRawMessagesAreDeadLetteredWithReasonAndPositionAndThe
   }
   EXPECT_TRUE(WaitForCount(**h, pipeline::TopicRole::kManifests, 3, 30s));
   EXPECT_EQ(Count(**h, pipeline::TopicRole::kManifests), 3u);
+  // The scan is produced last, maybe in a transaction after the dead letters'.
+  EXPECT_TRUE(WaitForCount(**h, pipeline::TopicRole::kScans, 1, 30s));
   EXPECT_EQ(Count(**h, pipeline::TopicRole::kScans), 1u);
   ingest->Kill(SIGTERM);
 }

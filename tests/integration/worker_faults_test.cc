@@ -120,6 +120,10 @@ TEST(WorkerFaults, OversizedRecordsAndFarFutureTimestampsAreDeadLetteredWhileEve
 
   auto worker = (*h)->StartWorker("faults-0", {{"max_value_bytes", std::to_string(kMaxValue)}});
   ASSERT_TRUE(worker.ok()) << worker.error().message;
+  // Every record committed (the alerts may be complete before the last
+  // records, which raise none and may be dead letters), then the alerts.
+  EXPECT_TRUE(WaitForCommittedRecords(**worker, static_cast<int64_t>(traffic.records.size()), 240s))
+      << "the worker did not commit every input record within 240 s";
   auto alerts = (*h)->WaitForAlerts(expected.size(), 240s);
   ASSERT_TRUE(alerts.ok()) << alerts.error().message;
   const int status = (*worker)->Kill(SIGTERM);
