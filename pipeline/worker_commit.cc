@@ -1,4 +1,6 @@
-// The worker's commit cycle (worker_internal.h).
+// The worker's commit cycle (worker_internal.h): the dirty states go to the
+// changelog, the Kafka transaction commits with the input offsets, then the
+// RocksDB batches are written. Alerts were produced as records released them.
 
 #include <algorithm>
 #include <chrono>
@@ -12,38 +14,11 @@
 namespace boxwatch::pipeline {
 using namespace worker_internal;
 using namespace std::chrono_literals;
+
 static_assert(ContainerStates::kMovement == kMovementPart && ContainerStates::kDeclaration == kDeclarationPart &&
                   ContainerStates::kEvaluation == kEvaluationPart && ContainerStates::kAll == ContainerStateCodec::kAllParts,
               "the task's change bits are the state codec's part bits");
 
-int64_t Worker::CycleLimit() const {
-  // While the last cycle still commits, this one may not commit anyway: it
-  // goes on taking records, up to twice its usual size (a much longer cycle
-  // would hold back the feedback horizon each publishes).
-  return backlogged_   ? config_.backlog_records_per_commit
-         : committing_ ? 2 * config_.max_records_per_commit
-                       : config_.max_records_per_commit;
-}
-
-// Opens the commit cycle: a Kafka transaction, or with at-least-once only
-// the cycle's bookkeeping.
-Status Worker::EnsureTransaction() {
-  if (in_transaction_) return Status::Ok();
-  // While the last cycle commits, this one's transaction begins once that
-  // is done (FinishCommit).
-  if (config_.exactly_once && !committing_) {
-    if (Status s = producer_->BeginTransaction(); !s.ok()) return s;
-    kafka_txn_open_ = true;
-  }
-  in_transaction_ = true;
-  records_in_transaction_ = 0;
-  backlogged_ = false;
-  transaction_started_ms_ = NowMs();
-  return Status::Ok();
-}
-
-// Flushes state to the changelog, commits the transaction, then writes the
-// RocksDB batches. Alerts were produced as records released them.
 Status Worker::SettleStore() {
   if (!async_store_ || !async_store_->started()) return Status::Ok();
   const auto started = std::chrono::steady_clock::now();

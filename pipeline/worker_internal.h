@@ -5,7 +5,8 @@
 //                      topics, the feedback gate, recovery and the run loop;
 //   worker_restore.cc  assignment, revocation, restore from the changelog;
 //   worker_process.cc  the tasks' input buffers, the merge, each record and
-//                      what it releases;
+//                      what it releases, when a cycle opens and how many
+//                      records it may hold;
 //   worker_commit.cc   the commit cycle: dirty states, the changelog, the
 //                      Kafka transaction, the RocksDB batches.
 // Not an API: only those files include it.

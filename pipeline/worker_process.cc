@@ -305,6 +305,32 @@ Status Worker::Drain() {
   return Status::Ok();
 }
 
+int64_t Worker::CycleLimit() const {
+  // While the last cycle still commits, this one may not commit anyway: it
+  // goes on taking records, up to twice its usual size (a much longer cycle
+  // would hold back the feedback horizon each publishes).
+  return backlogged_   ? config_.backlog_records_per_commit
+         : committing_ ? 2 * config_.max_records_per_commit
+                       : config_.max_records_per_commit;
+}
+
+// Opens the commit cycle: a Kafka transaction, or with at-least-once only
+// the cycle's bookkeeping.
+Status Worker::EnsureTransaction() {
+  if (in_transaction_) return Status::Ok();
+  // While the last cycle commits, this one's transaction begins once that
+  // is done (FinishCommit).
+  if (config_.exactly_once && !committing_) {
+    if (Status s = producer_->BeginTransaction(); !s.ok()) return s;
+    kafka_txn_open_ = true;
+  }
+  in_transaction_ = true;
+  records_in_transaction_ = 0;
+  backlogged_ = false;
+  transaction_started_ms_ = NowMs();
+  return Status::Ok();
+}
+
 Status Worker::ProduceDeadLetter(Task& task, const Message& m, const char* reason, const std::string& detail,
                                  bool future_timestamp) {
   ++stats_.dead_letters;
