@@ -634,6 +634,7 @@ TEST(WorkerOnRealKafka, AStalledWorkerHoldsTheOtherAtTheFeedbackGateAndChangesNo
   const double expired_before = MetricSum(port0, "boxwatch_worker_reference_wait_expired_total");
   ASSERT_GE(expired_before, 0) << "st-0's metrics are unreadable";
   const double rebalances_before = MetricSum(port0, "boxwatch_worker_rebalances_total");
+  ASSERT_GE(rebalances_before, 0) << "st-0's metrics are unreadable";
   (*w1)->Signal(SIGSTOP);
   const int64_t committed_at_stop = CommittedRecords(port0);
   double most_held = 0;

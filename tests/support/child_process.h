@@ -9,7 +9,9 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <chrono>
+#include <cstring>
 #include <string>
 #include <vector>
 
@@ -93,6 +95,7 @@ class Child {
   }
   // Sends `sig` and reaps the child; returns its wait status.
   int Kill(int sig) {
+    if (pid_ <= 0) return -1;  // reaped already: never kill(-1, …), which signals every process
     ::kill(pid_, sig);
     int status = 0;
     ::waitpid(pid_, &status, 0);
@@ -102,6 +105,7 @@ class Child {
   // Waits up to `timeout` for the child to exit by itself (then SIGKILLs it);
   // returns its wait status.
   int Wait(std::chrono::milliseconds timeout) {
+    if (pid_ <= 0) return -1;  // reaped already
     const auto deadline = std::chrono::steady_clock::now() + timeout;
     int status = 0;
     while (std::chrono::steady_clock::now() < deadline) {
@@ -119,7 +123,14 @@ class Child {
     if (pid_ <= 0) return "already reaped";
     const auto deadline = std::chrono::steady_clock::now() + timeout;
     int status = 0;
-    while (::waitpid(pid_, &status, WNOHANG) != pid_) {
+    for (;;) {
+      const pid_t r = ::waitpid(pid_, &status, WNOHANG);
+      if (r == pid_) break;
+      if (r < 0 && errno != EINTR) {
+        const int e = errno;
+        pid_ = -1;
+        return std::string("cannot be waited for: ") + std::strerror(e);
+      }
       if (std::chrono::steady_clock::now() >= deadline) {
         Kill(SIGKILL);
         return "still running (now killed)";
